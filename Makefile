@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is installed by these targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+
+.PHONY: run test clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[sklearn]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+examples/iris/model.joblib: examples/iris/train.py | $(VENV)/.installed-run
+	$(BIN)/python examples/iris/train.py examples/iris/model.joblib
+
+run: $(VENV)/.installed-run examples/iris/model.joblib
+	@echo "Serving the iris model on http://127.0.0.1:$(PORT). Try, from another shell:"
+	@echo "  curl -s -H 'content-type: application/json' http://127.0.0.1:$(PORT)/v2/models/iris/infer \\"
+	@echo "    -d '{\"inputs\":[{\"name\":\"input-0\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[5.1,3.5,1.4,0.2]}]}'"
+	$(BIN)/wharf serve examples/iris/model.joblib --name iris --http-port $(PORT)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-test
+	bash bench/rest_iris.sh
+
+clean:
+	rm -rf $(VENV) examples/iris/model.joblib

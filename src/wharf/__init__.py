@@ -1,0 +1,19 @@
+"""Wharf: serve trained models in production."""
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from wharf.model.base import Model  # noqa: E402
+from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, TensorSpec  # noqa: E402
+
+__all__ = ["Model", "ModelServer", "InferRequest", "InferResponse", "Tensor", "TensorSpec", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # The server (and its web stack) is imported only by those who serve.
+    if name == "ModelServer":
+        from wharf.server.app import ModelServer
+
+        return ModelServer
+    raise AttributeError(name)

@@ -1,0 +1,71 @@
+"""The `wharf` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from wharf.errors import WharfError
+
+app = typer.Typer(help="Wharf: serve trained models in production.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def main() -> None:
+    """Wharf: serve trained models in production."""
+
+
+@app.command()
+def serve(
+    model_uri: Annotated[str, typer.Argument(help="model file or directory, a repository of models, or module:Class")],
+    name: Annotated[Optional[str], typer.Option(help="model name (default: from the file or directory name)")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help="model format, e.g. sklearn (default: from the artifact)")] = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option(help="REST port (0: any free port)")] = 8080,
+    grpc_port: Annotated[int, typer.Option(help="gRPC port (0: any free port)")] = 8081,
+    workers: Annotated[int, typer.Option(min=1, help="processes serving the same ports")] = 1,
+) -> None:
+    """Serve a model (or a directory of models) over the Open Inference Protocol and KServe V1."""
+    from wharf import storage
+    from wharf.model.repository import ModelRepository, source_factory
+    from wharf.model.runtimes import is_model_dir
+    from wharf.model.runtimes.custom import is_class_path
+    from wharf.server.app import ModelServer
+    from wharf.server.settings import ServerSettings
+    from wharf.server.workers import REUSE_PORT_ENV, supervise
+
+    if workers > 1:
+        if http_port == 0 or grpc_port == 0:
+            raise typer.BadParameter("several workers share fixed ports; give --http-port and --grpc-port")
+        argv = [a for a in sys.argv[1:]]
+        raise typer.Exit(supervise(_one_worker(argv), workers))
+    try:
+        settings = ServerSettings(host=host, http_port=http_port, grpc_port=grpc_port)
+        repository = ModelRepository()
+        path = Path(model_uri)
+        if path.is_dir() and not is_model_dir(path) and name is None and runtime is None:
+            repository.root = storage.resolve(model_uri)
+        else:
+            model_name = name or (model_uri.rpartition(":")[2].lower() if is_class_path(model_uri) and not path.exists() else path.stem)
+            repository.add_factory(model_name, None, source_factory(model_uri, model_name, runtime, storage.resolve))
+        ModelServer(settings, repository, reuse_port=os.environ.get(REUSE_PORT_ENV) == "1").start()
+    except WharfError as e:
+        typer.echo(f"wharf serve: {e.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _one_worker(argv: list[str]) -> list[str]:
+    """The same command line, asking for a single worker."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return [*out, "--workers", "1"]

@@ -1,0 +1,88 @@
+"""Wharf's one exception hierarchy.
+
+Each error carries the HTTP status and the gRPC status code (by name, so that this module imports no transport)
+that the transports answer with. Transports map errors in exactly one place each.
+"""
+
+from __future__ import annotations
+
+
+class WharfError(Exception):
+    """Base of every error Wharf raises on purpose."""
+
+    http_status: int = 500
+    grpc_code: str = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(WharfError):
+    """The request is malformed or does not fit the model."""
+
+    http_status = 400
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class PayloadTooLarge(WharfError):
+    """The request body exceeds the configured limit."""
+
+    http_status = 413
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class ModelNotFound(WharfError):
+    """No model (or no such version of it) is known."""
+
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+
+
+class NotFound(WharfError):
+    """No such endpoint or resource."""
+
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+
+
+class MethodNotAllowed(WharfError):
+    """The endpoint exists but not for this HTTP method."""
+
+    http_status = 405
+    grpc_code = "UNIMPLEMENTED"
+
+
+class ModelNotReady(WharfError):
+    """The model is known but not loaded (yet, or any more)."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+
+
+class ServerBusy(WharfError):
+    """A bounded queue is full; the client should retry later."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+
+
+class RequestTimeout(WharfError):
+    """The request did not complete within its deadline."""
+
+    http_status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
+
+
+class ModelLoadError(WharfError):
+    """A model's artifact could not be fetched or loaded."""
+
+    http_status = 500
+    grpc_code = "INTERNAL"
+
+
+class ConfigurationError(WharfError):
+    """Settings or a model specification are invalid (raised at start-up, not per request)."""
+
+    http_status = 400
+    grpc_code = "INVALID_ARGUMENT"

@@ -1,0 +1,110 @@
+"""The Model API: what a user subclasses to serve anything.
+
+A model has a name, `load()`, `predict()` and optional `preprocess()`/`postprocess()`; each may be a plain or
+an `async` method. Plain methods run in a worker thread, so they never block the server's event loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from wharf.errors import InvalidInput
+from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, TensorSpec
+
+
+class Model:
+    """Base class of every served model.
+
+    Subclasses override `load` and `predict`. `predict` receives what `preprocess` returned (by default the
+    `InferRequest`) and may return an `InferResponse`, a mapping of output name to array, or one array.
+    """
+
+    #: Framework name reported as the model's `platform` in metadata.
+    platform: str = "custom"
+    #: When True, request inputs must match the names `inputs()` declares.
+    strict_inputs: bool = True
+
+    def __init__(self, name: str, version: str | None = None) -> None:
+        self.name = name
+        self.version = version
+        self.ready = False
+
+    def load(self) -> Any:
+        """Load weights or other state; called once before the model serves."""
+
+    def unload(self) -> Any:
+        """Release what `load` acquired."""
+
+    def preprocess(self, request: InferRequest) -> Any:
+        return request
+
+    def predict(self, payload: Any) -> Any:
+        raise NotImplementedError(f"model {self.name!r} does not implement predict()")
+
+    def postprocess(self, result: Any) -> Any:
+        return result
+
+    def inputs(self) -> list[TensorSpec]:
+        """Declared input tensors (empty: undeclared, anything is accepted)."""
+        return []
+
+    def outputs(self) -> list[TensorSpec]:
+        """Declared output tensors."""
+        return []
+
+
+def overrides(model: Model, method: str) -> bool:
+    """Whether `model`'s class replaces `Model.method`."""
+    return getattr(type(model), method) is not getattr(Model, method)
+
+
+def is_async(model: Model, method: str) -> bool:
+    return inspect.iscoroutinefunction(getattr(model, method))
+
+
+def check_inputs(model: Model, request: InferRequest) -> None:
+    """Reject missing or unexpected inputs when the model declares its inputs strictly."""
+    declared = model.inputs()
+    if not (model.strict_inputs and declared):
+        return
+    expected = {spec.name for spec in declared}
+    given = {t.name for t in request.inputs}
+    if given - expected:
+        raise InvalidInput(
+            f"unexpected input(s) {sorted(given - expected)} for model '{model.name}'; it takes {sorted(expected)}"
+        )
+    if expected - given:
+        raise InvalidInput(f"missing input(s) {sorted(expected - given)} for model '{model.name}'")
+
+
+def to_response(model: Model, result: Any, request: InferRequest) -> InferResponse:
+    """Normalise what a model returned into an `InferResponse` answering `request`."""
+    if isinstance(result, InferResponse):
+        response = result
+    else:
+        if isinstance(result, Mapping):
+            items = list(result.items())
+        else:
+            declared = model.outputs()
+            items = [(declared[0].name if declared else "output-0", result)]
+        response = InferResponse(
+            model_name=model.name, outputs=[Tensor(name, np.asarray(value)) for name, value in items]
+        )
+    response.model_name = model.name
+    response.model_version = model.version
+    response.id = request.id
+    if request.outputs is not None:
+        response.outputs = _select(response.outputs, [o.name for o in request.outputs], model.name)
+    return response
+
+
+def _select(outputs: list[Tensor], names: list[str], model: str) -> list[Tensor]:
+    by_name = {t.name: t for t in outputs}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise InvalidInput(f"model '{model}' has no output(s) {missing}; it produces {sorted(by_name)}")
+    return [by_name[n] for n in names]

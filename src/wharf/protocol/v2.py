@@ -1,0 +1,222 @@
+"""Open Inference Protocol (V2) messages, their JSON form and the binary tensor data extension.
+
+Requests are decoded with orjson straight into numpy arrays; responses are encoded without copying numeric
+arrays. Metadata messages are plain dictionaries built by `TensorSpec.as_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from wharf.errors import InvalidInput
+from wharf.protocol import tensors
+
+BINARY_HEADER = "inference-header-content-length"
+_REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
+_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass(slots=True)
+class TensorSpec:
+    """Metadata of a model input or output: -1 marks a variable dimension."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": self.shape}
+
+
+@dataclass(slots=True)
+class Tensor:
+    """A named tensor; `datatype` defaults to the one that matches the array's dtype."""
+
+    name: str
+    data: np.ndarray
+    datatype: str = ""
+    parameters: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, np.ndarray):
+            self.data = np.asarray(self.data)
+        if not self.datatype:
+            self.datatype = tensors.datatype_of(self.data)
+
+    @property
+    def shape(self) -> list[int]:
+        return list(self.data.shape)
+
+
+@dataclass(slots=True)
+class RequestedOutput:
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class InferRequest:
+    inputs: list[Tensor]
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    outputs: list[RequestedOutput] | None = None
+
+    def named(self) -> dict[str, np.ndarray]:
+        """The inputs as a name -> array mapping."""
+        return {t.name: t.data for t in self.inputs}
+
+
+@dataclass(slots=True)
+class InferResponse:
+    model_name: str
+    outputs: list[Tensor]
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+def _parameters(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}: 'parameters' must be a JSON object")
+    return value
+
+
+def decode_request(body: bytes, header_length: int | None = None) -> InferRequest:
+    """Decode an inference request; with `header_length`, binary tensor data follows the JSON header."""
+    binary: memoryview | None = None
+    if header_length is not None:
+        if not 0 < header_length <= len(body):
+            raise InvalidInput(
+                f"Inference-Header-Content-Length {header_length} does not fit a body of {len(body)} bytes"
+            )
+        binary = memoryview(body)[header_length:]
+        body = body[:header_length]
+    doc = loads_object(body)
+    unknown = doc.keys() - _REQUEST_KEYS
+    if unknown:
+        raise InvalidInput(f"unknown request field(s): {', '.join(sorted(unknown))}")
+    items = doc.get("inputs")
+    if not isinstance(items, list) or not items:
+        raise InvalidInput("'inputs' must be a non-empty list")
+    inputs, offset = [], 0
+    for index, item in enumerate(items):
+        tensor, offset = _decode_input(item, index, binary, offset)
+        inputs.append(tensor)
+    if binary is not None and offset != len(binary):
+        raise InvalidInput(f"{len(binary) - offset} bytes of binary data follow the last input")
+    if len({t.name for t in inputs}) != len(inputs):
+        raise InvalidInput("input names must be unique")
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput("'id' must be a string")
+    return InferRequest(
+        inputs=inputs,
+        id=request_id,
+        parameters=_parameters(doc.get("parameters"), "request"),
+        outputs=_decode_outputs(doc.get("outputs")),
+    )
+
+
+def _decode_input(item: Any, index: int, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
+    if not isinstance(item, dict):
+        raise InvalidInput(f"inputs[{index}] must be a JSON object")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"inputs[{index}]: 'name' must be a non-empty string")
+    unknown = item.keys() - _TENSOR_KEYS
+    if unknown:
+        raise InvalidInput(f"input '{name}': unknown field(s): {', '.join(sorted(unknown))}")
+    datatype = item.get("datatype")
+    shape = item.get("shape")
+    parameters = _parameters(item.get("parameters"), f"input '{name}'")
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if binary is None:
+            raise InvalidInput(f"input '{name}' has binary_data_size but the request has no binary data")
+        if type(size) is not int or size < 0 or offset + size > len(binary):
+            raise InvalidInput(f"input '{name}': binary_data_size {size!r} runs past the binary data")
+        data = tensors.from_bytes(binary[offset : offset + size], shape, datatype, name)
+        offset += size
+    elif "data" in item:
+        data = tensors.from_json(item["data"], shape, datatype, name)
+    else:
+        raise InvalidInput(f"input '{name}' has neither 'data' nor binary_data_size")
+    return Tensor(name, data, datatype, parameters or None), offset
+
+
+def _decode_outputs(items: Any) -> list[RequestedOutput] | None:
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        raise InvalidInput("'outputs' must be a list")
+    outputs = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InvalidInput(f"outputs[{index}] must be an object with a string 'name'")
+        outputs.append(RequestedOutput(item["name"], _parameters(item.get("parameters"), f"output '{item['name']}'") or None))
+    return outputs
+
+
+def _wants_binary(name: str, request: InferRequest | None) -> bool:
+    if request is None:
+        return False
+    default = bool(request.parameters.get("binary_data_output", False))
+    for wanted in request.outputs or ():
+        if wanted.name == name and wanted.parameters and "binary_data" in wanted.parameters:
+            return bool(wanted.parameters["binary_data"])
+    return default
+
+
+def encode_response(response: InferResponse, request: InferRequest | None = None) -> tuple[bytes, int | None]:
+    """Encode a response as JSON, or as JSON header plus raw bytes where the request asked for binary outputs.
+
+    Returns the body and, for a binary body, the header length for `Inference-Header-Content-Length`.
+    """
+    outputs, chunks = [], []
+    for tensor in response.outputs:
+        out: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
+        parameters = dict(tensor.parameters or ())
+        if _wants_binary(tensor.name, request):
+            raw = tensors.to_bytes(tensor.data, tensor.datatype)
+            parameters["binary_data_size"] = len(raw)
+            chunks.append(raw)
+        else:
+            out["data"] = tensors.to_json(tensor.data, tensor.name)
+        if parameters:
+            out["parameters"] = parameters
+        outputs.append(out)
+    doc: dict[str, Any] = {"model_name": response.model_name}
+    if response.model_version is not None:
+        doc["model_version"] = response.model_version
+    if response.id is not None:
+        doc["id"] = response.id
+    if response.parameters:
+        doc["parameters"] = response.parameters
+    doc["outputs"] = outputs
+    header = orjson.dumps(doc, option=_DUMPS_OPTIONS)
+    if not chunks:
+        return header, None
+    return b"".join([header, *chunks]), len(header)
+
+
+def loads_object(body: bytes) -> dict[str, Any]:
+    """Parse a request body that must be a JSON object."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"malformed JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return doc
+
+
+def dumps(doc: Any) -> bytes:
+    """JSON-encode a protocol document (numpy arrays allowed)."""
+    return orjson.dumps(doc, option=_DUMPS_OPTIONS)

@@ -1,0 +1,122 @@
+"""The model-server process: wires the repository, data plane, transports and metrics, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import uvicorn
+
+from wharf.model.base import Model
+from wharf.model.repository import ModelRepository
+from wharf.server import logs
+from wharf.server.dataplane import DataPlane
+from wharf.server.metrics import ServerMetrics
+from wharf.server.rest import RestApp
+from wharf.server.settings import ServerSettings
+
+log = logging.getLogger("wharf.server")
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the model server decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class ModelServer:
+    """Serves one or many models in one process over REST until SIGTERM or SIGINT.
+
+    >>> ModelServer().start([MyModel("my-model")])
+    """
+
+    def __init__(
+        self, settings: ServerSettings | None = None, repository: ModelRepository | None = None, reuse_port: bool = False
+    ) -> None:
+        self.settings = settings or ServerSettings()
+        self.metrics = ServerMetrics()
+        self.repository = repository or ModelRepository()
+        self.repository.on_loaded = lambda model, seconds: self.metrics.model_loaded(model.name, model.version, seconds)
+        self.reuse_port = reuse_port
+        self._stop: asyncio.Event | None = None
+
+    def start(self, models: list[Model] | None = None) -> None:
+        """Register `models`, load everything and serve; returns once the server has drained and stopped."""
+        logs.configure(self.settings.log_level)
+        for model in models or ():
+            self.repository.add(model)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(self.serve())
+
+    def stop(self) -> None:
+        """Begin a graceful stop (what SIGTERM does)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    async def serve(self) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        executor = ThreadPoolExecutor(settings.predict_threads, thread_name_prefix="wharf-predict")
+        dataplane = DataPlane(self.repository, executor, settings.request_timeout_s)
+        try:
+            self.repository.discover()
+            await self.repository.load_all()
+            http_socket = bind(settings.host, settings.http_port, self.reuse_port)
+            http = _HttpServer(
+                uvicorn.Config(
+                    RestApp(dataplane, self.metrics, settings.max_request_bytes, settings.body_timeout_s),
+                    http="httptools",
+                    lifespan="off",
+                    access_log=False,
+                    log_config=None,
+                    timeout_keep_alive=int(settings.keepalive_timeout_s),
+                    timeout_graceful_shutdown=int(settings.drain_timeout_s),
+                )
+            )
+            http_task = asyncio.create_task(http.serve(sockets=[http_socket]))
+            while not http.started and not http_task.done():
+                await asyncio.sleep(0.01)
+            dataplane.started = True
+            log.info(
+                "serving",
+                extra={"http_port": http_socket.getsockname()[1], "host": settings.host, "models": self.repository.names()},
+            )
+            await asyncio.wait([http_task, asyncio.create_task(self._stop.wait())], return_when="FIRST_COMPLETED")
+            log.info("draining", extra={"timeout_s": settings.drain_timeout_s})
+            dataplane.started = False
+            http.should_exit = True
+            await http_task
+        finally:
+            await self.repository.unload_all()
+            executor.shutdown(wait=False, cancel_futures=True)
+            log.info("stopped")
+
+
+def _loop_factory():  # type: ignore[no-untyped-def]
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional; asyncio's loop is slower but correct
+        return None
+    return uvloop.new_event_loop

@@ -1,0 +1,230 @@
+"""REST transport: Open Inference Protocol V2 and KServe V1 over HTTP, as a bare ASGI application.
+
+It only routes, decodes, calls the data plane and encodes; errors become `{"error": ...}` bodies here and
+nowhere else. No web framework sits on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from wharf.errors import InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge, WharfError
+from wharf.model.base import Model
+from wharf.protocol import v1, v2
+from wharf.server.dataplane import DataPlane
+from wharf.server.metrics import ServerMetrics
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+JSON = [(b"content-type", b"application/json")]
+_OK = b'{"live":true}', b'{"ready":true}'
+
+
+class _Request:
+    """What the handlers need of one HTTP request."""
+
+    __slots__ = ("method", "parts", "headers", "receive", "limit", "body_timeout")
+
+    def __init__(self, scope: dict[str, Any], receive: Receive, limit: int, body_timeout: float) -> None:
+        self.method: str = scope["method"]
+        self.parts: list[str] = scope["path"].strip("/").split("/")
+        self.headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self.receive = receive
+        self.limit = limit
+        self.body_timeout = body_timeout
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def int_header(self, name: bytes) -> int | None:
+        value = self.header(name)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise InvalidInput(f"header {name.decode()} must be an integer") from None
+
+    async def body(self) -> bytes:
+        length = self.int_header(b"content-length")
+        if length is not None and length > self.limit:
+            raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {self.limit}")
+        message = await self.receive()
+        if not message.get("more_body"):
+            return message.get("body", b"")
+        chunks, size = [message.get("body", b"")], len(message.get("body", b""))
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while message.get("more_body"):
+                    message = await self.receive()
+                    if message["type"] == "http.disconnect":
+                        raise InvalidInput("client disconnected before sending the whole body")
+                    chunks.append(message.get("body", b""))
+                    size += len(chunks[-1])
+                    if size > self.limit:
+                        raise PayloadTooLarge(f"request body exceeds the limit of {self.limit} bytes")
+        except TimeoutError:
+            raise InvalidInput(f"request body not received within {self.body_timeout} s") from None
+        return b"".join(chunks)
+
+
+class _Reply:
+    __slots__ = ("status", "body", "headers")
+
+    def __init__(self, body: bytes, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or JSON
+
+
+class RestApp:
+    """ASGI application serving the V2 and V1 REST protocols, repository extension and /metrics."""
+
+    def __init__(
+        self, dataplane: DataPlane, metrics: ServerMetrics, max_request_bytes: int, body_timeout_s: float
+    ) -> None:
+        self.dataplane = dataplane
+        self.metrics = metrics
+        self.max_request_bytes = max_request_bytes
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = _Request(scope, receive, self.max_request_bytes, self.body_timeout_s)
+        try:
+            reply = await self._route(request)
+        except WharfError as e:
+            reply = _error(e)
+        except Exception as e:  # a fault of the server itself, not of the request
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            reply = _Reply(v2.dumps({"error": f"internal error: {type(e).__name__}: {e}"}), 500)
+        await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _route(self, request: _Request) -> _Reply:
+        parts = request.parts
+        head = parts[0]
+        if head == "v2":
+            return await self._v2(request, parts[1:])
+        if head == "v1" and len(parts) == 3 and parts[1] == "models":
+            return await self._v1(request, parts[2])
+        if head == "metrics" and len(parts) == 1:
+            _expect(request, "GET")
+            return _Reply(self.metrics.render(), headers=[(b"content-type", self.metrics.content_type.encode())])
+        raise NotFound(f"no endpoint {'/'.join(parts)!r}")
+
+    async def _v2(self, request: _Request, parts: list[str]) -> _Reply:
+        dp = self.dataplane
+        n = len(parts)
+        if n == 0:
+            _expect(request, "GET")
+            return _Reply(v2.dumps(dp.server_metadata()))
+        if parts[0] == "health" and n == 2 and parts[1] in ("live", "ready"):
+            _expect(request, "GET")
+            ok = dp.live() if parts[1] == "live" else dp.ready()
+            return _Reply(_OK[parts[1] == "ready"] if ok else v2.dumps({parts[1]: False}), 200 if ok else 503)
+        if parts[0] == "models" and n >= 2:
+            return await self._v2_model(request, parts[1], parts[2:])
+        if parts[0] == "repository":
+            return await self._repository(request, parts[1:])
+        raise NotFound(f"no endpoint 'v2/{'/'.join(parts)}'")
+
+    async def _v2_model(self, request: _Request, name: str, rest: list[str]) -> _Reply:
+        version = None
+        if len(rest) >= 2 and rest[0] == "versions":
+            version, rest = rest[1], rest[2:]
+        if not rest:
+            _expect(request, "GET")
+            return _Reply(v2.dumps(self.dataplane.model_metadata(name, version)))
+        if rest == ["ready"]:
+            _expect(request, "GET")
+            ready = self.dataplane.model_ready(name, version)
+            return _Reply(v2.dumps({"name": name, "ready": ready}), 200 if ready else 503)
+        if rest == ["infer"]:
+            _expect(request, "POST")
+            return await self._infer(request, name, version)
+        raise NotFound(f"no endpoint for model '{name}': {'/'.join(rest)!r}")
+
+    async def _infer(self, request: _Request, name: str, version: str | None) -> _Reply:
+        model = self.dataplane.model(name, version)
+        return await self._measured("v2-rest", self._infer_v2, request, model)
+
+    async def _infer_v2(self, request: _Request, model: Model) -> _Reply:
+        body = await request.body()
+        infer_request = v2.decode_request(body, request.int_header(v2.BINARY_HEADER.encode()))
+        response = await self.dataplane.infer(model, infer_request)
+        payload, header_length = v2.encode_response(response, infer_request)
+        if header_length is None:
+            return _Reply(payload)
+        return _Reply(
+            payload,
+            headers=[
+                (b"content-type", b"application/octet-stream"),
+                (v2.BINARY_HEADER.encode(), str(header_length).encode()),
+            ],
+        )
+
+    async def _v1(self, request: _Request, target: str) -> _Reply:
+        name, _, verb = target.partition(":")
+        if not verb:
+            _expect(request, "GET")
+            ready = self.dataplane.model_ready(name)
+            return _Reply(v1.model_status(name, ready), 200 if ready else 503)
+        if verb == "predict":
+            _expect(request, "POST")
+            return await self._measured("v1-rest", self._predict_v1, request, self.dataplane.model(name))
+        raise NotFound(f"no V1 verb {verb!r}; this server offers ':predict'")
+
+    async def _predict_v1(self, request: _Request, model: Model) -> _Reply:
+        declared = model.inputs()
+        infer_request = v1.decode_request(await request.body(), declared[0].name if declared else "input-0")
+        return _Reply(v1.encode_response(await self.dataplane.infer(model, infer_request)))
+
+    async def _measured(
+        self, protocol: str, handler: Callable[[_Request, Model], Awaitable[_Reply]], request: _Request, model: Model
+    ) -> _Reply:
+        """Run an inference handler, counting it in the model's request metrics."""
+        started = time.perf_counter()
+        self.metrics.started(model.name)
+        status = 500
+        try:
+            reply = await handler(request, model)
+            status = reply.status
+            return reply
+        except WharfError as e:
+            status = e.http_status
+            raise
+        finally:
+            self.metrics.finished(model.name, protocol, status, time.perf_counter() - started)
+
+    async def _repository(self, request: _Request, parts: list[str]) -> _Reply:
+        _expect(request, "POST")
+        if parts == ["index"]:
+            body = await request.body()
+            ready_only = bool(v2.loads_object(body).get("ready", False)) if body.strip() else False
+            return _Reply(v2.dumps(self.dataplane.repository_index(ready_only)))
+        if len(parts) == 3 and parts[0] == "models" and parts[2] in ("load", "unload"):
+            await request.body()
+            if parts[2] == "load":
+                await self.dataplane.load(parts[1])
+            else:
+                await self.dataplane.unload(parts[1])
+            return _Reply(b"{}")
+        raise NotFound(f"no endpoint 'v2/repository/{'/'.join(parts)}'")
+
+
+def _expect(request: _Request, method: str) -> None:
+    if request.method != method:
+        raise MethodNotAllowed(f"{request.method} is not allowed here; use {method}")
+
+
+def _error(error: WharfError) -> _Reply:
+    return _Reply(v2.dumps({"error": error.message}), error.http_status)
