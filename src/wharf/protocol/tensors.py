@@ -94,15 +94,27 @@ def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, tensor: str) 
         if kind != "b":
             raise InvalidInput(f"tensor '{tensor}': BOOL data must be true or false")
         return array
+    if dtype.kind in "iu":
+        return _integers(data, array, dtype, datatype, tensor)
     if kind not in "iuf":
         raise InvalidInput(f"tensor '{tensor}': {datatype} data must be numbers")
-    if dtype.kind in "iu":
-        if kind == "f":
-            raise InvalidInput(f"tensor '{tensor}': {datatype} data must be integers")
+    return array.astype(dtype, copy=False)
+
+
+def _integers(data: list, array: np.ndarray, dtype: np.dtype, datatype: str, tensor: str) -> np.ndarray:
+    out_of_range = InvalidInput(f"tensor '{tensor}': a value is out of range for {datatype}")
+    if array.dtype.kind in "iu":
         limits = np.iinfo(dtype)
         if array.min() < limits.min or array.max() > limits.max:
-            raise InvalidInput(f"tensor '{tensor}': a value is out of range for {datatype}")
-    return array.astype(dtype, copy=False)
+            raise out_of_range
+        return array.astype(dtype, copy=False)
+    # numpy infers floats (or objects) for integers beyond int64; only whole Python ints are accepted
+    if array.dtype.kind not in "fO" or not all(type(v) is int for v in _flatten(data, [])):
+        raise InvalidInput(f"tensor '{tensor}': {datatype} data must be integers")
+    try:
+        return np.asarray(data, dtype=dtype)
+    except OverflowError:
+        raise out_of_range from None
 
 
 def _flatten(data: list, out: list) -> list:

@@ -1,0 +1,111 @@
+"""Fixtures that run `wharf serve` as a real process on ephemeral 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPERS = Path(__file__).resolve().parent / "models"
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen
+    http_port: int
+    grpc_port: int | None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def _drain(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
+    for line in stream:
+        sink.append(line)
+
+
+def launch(*args: str, env: dict[str, str] | None = None, timeout: float = START_TIMEOUT_S) -> RunningServer:
+    """Start `wharf serve ARGS` on free ports and wait for its "serving" log line."""
+    command = [sys.executable, "-m", "wharf.cli", "serve", *args]
+    if "--http-port" not in args:
+        command += ["--http-port", "0"]
+    if "--grpc-port" not in args:
+        command += ["--grpc-port", "0"]
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")])}
+    full_env.update(env or {})
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=full_env, cwd=ROOT)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"wharf serve exited with {proc.returncode}:\n{''.join(lines)}")
+            continue
+        lines.append(line)
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "serving":
+            threading.Thread(target=_drain, args=(proc.stderr, lines), daemon=True).start()
+            return RunningServer(proc, event["http_port"], event.get("grpc_port"), lines)
+    proc.kill()
+    proc.wait(5)
+    raise RuntimeError(f"wharf serve did not start within {timeout} s:\n{''.join(lines)}")
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., RunningServer]]:
+    """Start servers with `serve(*args)`; each is stopped when the test ends."""
+    started: list[RunningServer] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> RunningServer:
+        server = launch(*args, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The iris LogisticRegression, trained by the bundled example script."""
+    path = tmp_path_factory.mktemp("iris") / "model.joblib"
+    subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(path)], check=True, timeout=120)
+    return path
+
+
+@pytest.fixture(scope="module")
+def iris_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One iris server shared by a test module."""
+    path = tmp_path_factory.mktemp("iris-shared") / "model.joblib"
+    subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(path)], check=True, timeout=120)
+    server = launch(str(path), "--name", "iris")
+    yield server
+    server.stop()

@@ -1,0 +1,61 @@
+"""Custom models served by the integration tests (`wharf serve wharf_test_models:Echo`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+from wharf import InferRequest, InferResponse, Model, Tensor, TensorSpec
+
+
+class Echo(Model):
+    """Returns every input unchanged, as an output of the same name."""
+
+    strict_inputs = False
+
+    def predict(self, payload: InferRequest) -> InferResponse:
+        return InferResponse(
+            model_name=self.name,
+            outputs=[Tensor(t.name, t.data, t.datatype, t.parameters) for t in payload.inputs],
+            parameters=payload.parameters or None,
+        )
+
+
+class Slow(Model):
+    """Sleeps for the number of seconds in input `seconds`, then returns it (a blocking, synchronous model)."""
+
+    def predict(self, payload: InferRequest) -> dict[str, np.ndarray]:
+        seconds = payload.named()["seconds"]
+        time.sleep(float(seconds.reshape(-1)[0]))
+        return {"slept": seconds}
+
+
+class AsyncDoubler(Model):
+    """An async model with pre- and post-processing: doubles `x`, then adds one in postprocess."""
+
+    def preprocess(self, request: InferRequest) -> np.ndarray:
+        return request.named()["x"].astype(np.float64)
+
+    async def predict(self, payload: np.ndarray) -> np.ndarray:
+        await asyncio.sleep(0)
+        return payload * 2
+
+    def postprocess(self, result: np.ndarray) -> dict[str, np.ndarray]:
+        return {"y": result + 1}
+
+    def inputs(self) -> list[TensorSpec]:
+        return [TensorSpec("x", "FP64", [-1])]
+
+
+class Broken(Model):
+    """Fails every prediction with an unexpected error."""
+
+    def predict(self, payload: InferRequest) -> None:
+        raise RuntimeError("boom")
+
+
+class FailsToLoad(Model):
+    def load(self) -> None:
+        raise OSError("weights missing")

@@ -1,0 +1,49 @@
+import numpy as np
+import orjson
+import pytest
+
+from wharf.errors import InvalidInput
+from wharf.protocol import v1
+from wharf.protocol.v2 import InferResponse, Tensor
+
+
+def test_instances_become_one_input() -> None:
+    request = v1.decode_request(b'{"instances": [[1, 2], [3, 4]]}', "input-0")
+    assert request.inputs[0].name == "input-0"
+    assert request.inputs[0].data.tolist() == [[1, 2], [3, 4]]
+
+
+def test_strings_become_bytes() -> None:
+    request = v1.decode_request(b'{"inputs": ["a", "b"]}', "text")
+    assert request.inputs[0].datatype == "BYTES"
+    assert list(request.inputs[0].data) == [b"a", b"b"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"nope", "malformed JSON"),
+        (b'{"instances": []}', "non-empty list"),
+        (b'{"instances": [[1], [2, 3]]}', "ragged"),
+        (b'{"instances": [{"a": 1}]}', "numbers, booleans or strings"),
+        (b'{"instances": [1], "inputs": [1]}', "exactly one"),
+        (b"{}", "exactly one"),
+    ],
+)
+def test_bad_v1_requests(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        v1.decode_request(body, "x")
+
+
+def test_predictions_keep_the_output_shape() -> None:
+    response = InferResponse("m", [Tensor("y", np.array([[0.1, 0.9], [0.8, 0.2]]))])
+    assert orjson.loads(v1.encode_response(response)) == {"predictions": [[0.1, 0.9], [0.8, 0.2]]}
+
+
+def test_several_outputs_become_rows() -> None:
+    response = InferResponse(
+        "m", [Tensor("label", np.array([1, 0])), Tensor("text", np.array([b"a", b"b"], dtype=object))]
+    )
+    assert orjson.loads(v1.encode_response(response)) == {
+        "predictions": [{"label": 1, "text": "a"}, {"label": 0, "text": "b"}]
+    }
