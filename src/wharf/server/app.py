@@ -8,7 +8,6 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
@@ -16,6 +15,7 @@ from wharf.model.base import Model
 from wharf.model.repository import ModelRepository
 from wharf.server import logs
 from wharf.server.dataplane import DataPlane
+from wharf.server.grpc import start_grpc_server
 from wharf.server.metrics import ServerMetrics
 from wharf.server.rest import RestApp
 from wharf.server.settings import ServerSettings
@@ -44,7 +44,7 @@ def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 
 class ModelServer:
-    """Serves one or many models in one process over REST until SIGTERM or SIGINT.
+    """Serves one or many models in one process over REST and gRPC until SIGTERM or SIGINT.
 
     >>> ModelServer().start([MyModel("my-model")])
     """
@@ -78,18 +78,21 @@ class ModelServer:
         self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        executor = ThreadPoolExecutor(settings.predict_threads, thread_name_prefix="wharf-predict")
-        dataplane = DataPlane(self.repository, executor, settings.request_timeout_s)
+        dataplane = DataPlane(self.repository, settings)
+        grpc_server = None
         try:
             self.repository.discover()
             await self.repository.load_all()
             http_socket = bind(settings.host, settings.http_port, self.reuse_port)
+            grpc_server, grpc_port = await start_grpc_server(dataplane, self.metrics, settings, self.reuse_port)
             http = _HttpServer(
                 uvicorn.Config(
                     RestApp(dataplane, self.metrics, settings.max_request_bytes, settings.body_timeout_s),
                     http="httptools",
                     lifespan="off",
                     access_log=False,
+                    proxy_headers=False,
+                    server_header=False,
                     log_config=None,
                     timeout_keep_alive=int(settings.keepalive_timeout_s),
                     timeout_graceful_shutdown=int(settings.drain_timeout_s),
@@ -101,16 +104,23 @@ class ModelServer:
             dataplane.started = True
             log.info(
                 "serving",
-                extra={"http_port": http_socket.getsockname()[1], "host": settings.host, "models": self.repository.names()},
+                extra={
+                    "http_port": http_socket.getsockname()[1],
+                    "grpc_port": grpc_port,
+                    "host": settings.host,
+                    "models": self.repository.names(),
+                },
             )
             await asyncio.wait([http_task, asyncio.create_task(self._stop.wait())], return_when="FIRST_COMPLETED")
             log.info("draining", extra={"timeout_s": settings.drain_timeout_s})
             dataplane.started = False
             http.should_exit = True
-            await http_task
+            await asyncio.gather(http_task, grpc_server.stop(settings.drain_timeout_s))
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(None)  # at once, if the drain above did not run
             await self.repository.unload_all()
-            executor.shutdown(wait=False, cancel_futures=True)
+            dataplane.close()
             log.info("stopped")
 
 

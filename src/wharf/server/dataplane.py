@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from wharf import __version__
 from wharf.errors import InvalidInput, RequestTimeout, WharfError
-from wharf.model.base import Model, check_inputs, overrides, to_response
+from wharf.model.base import Model, check_inputs, to_response
 from wharf.model.repository import ModelRepository
 from wharf.protocol.v2 import InferRequest, InferResponse
+from wharf.server.runner import ModelPipeline
+from wharf.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ["model_repository", "binary_tensor_data"]
-Runner = Callable[[Any], Awaitable[Any]]
 
 
 class DataPlane:
-    def __init__(self, repository: ModelRepository, executor: ThreadPoolExecutor, request_timeout_s: float) -> None:
+    def __init__(self, repository: ModelRepository, settings: ServerSettings) -> None:
         self.repository = repository
-        self.executor = executor
-        self.request_timeout_s = request_timeout_s
+        self.request_timeout_s = settings.request_timeout_s
+        self.threads = settings.predict_threads
+        self.max_queue = settings.max_queued_requests
         self.started = False
-        self._runners: dict[tuple[str, str | None], tuple[Model, Runner]] = {}
+        self._pipelines: dict[tuple[str, str | None], ModelPipeline] = {}
 
     # -- health and metadata ----------------------------------------------------------------------------------
     def live(self) -> bool:
@@ -60,10 +59,10 @@ class DataPlane:
     async def infer(self, model: Model, request: InferRequest) -> InferResponse:
         """Run `request` through `model` (preprocess, predict, postprocess) within the request deadline."""
         check_inputs(model, request)
-        runner = self._runner(model)
+        run = self._pipeline(model).run
         try:
             async with asyncio.timeout(self.request_timeout_s):
-                result = await runner(request)
+                result = await run(request)
         except WharfError:
             raise
         except TimeoutError:
@@ -72,37 +71,19 @@ class DataPlane:
             raise InvalidInput(f"model '{model.name}' rejected the input: {e}") from e
         return to_response(model, result, request)
 
-    def _runner(self, model: Model) -> Runner:
+    def _pipeline(self, model: Model) -> ModelPipeline:
         key = (model.name, model.version)
-        cached = self._runners.get(key)
-        if cached is None or cached[0] is not model:
-            cached = self._runners[key] = (model, self._make_runner(model))
-        return cached[1]
+        pipeline = self._pipelines.get(key)
+        if pipeline is None or pipeline.model is not model:
+            if pipeline is not None:
+                pipeline.close()
+            pipeline = self._pipelines[key] = ModelPipeline(model, self.threads, self.max_queue)
+        return pipeline
 
-    def _make_runner(self, model: Model) -> Runner:
-        """One coroutine running the model's steps; plain steps together in a single worker-thread hop."""
-        steps = [
-            getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)
-        ]
-        loop = asyncio.get_running_loop()
-        if not any(inspect.iscoroutinefunction(s) for s in steps):
-
-            def chain(payload: Any) -> Any:
-                for step in steps:
-                    payload = step(payload)
-                return payload
-
-            return lambda payload: loop.run_in_executor(self.executor, chain, payload)
-
-        async def run(payload: Any) -> Any:
-            for step in steps:
-                if inspect.iscoroutinefunction(step):
-                    payload = await step(payload)
-                else:
-                    payload = await loop.run_in_executor(self.executor, step, payload)
-            return payload
-
-        return run
+    def close(self) -> None:
+        for pipeline in self._pipelines.values():
+            pipeline.close()
+        self._pipelines.clear()
 
     # -- model repository -------------------------------------------------------------------------------------
     def repository_index(self, ready_only: bool = False) -> list[dict[str, str]]:
@@ -114,5 +95,5 @@ class DataPlane:
 
     async def unload(self, name: str) -> None:
         await self.repository.unload(name)
-        for key in [k for k in self._runners if k[0] == name]:
-            del self._runners[key]
+        for key in [k for k in self._pipelines if k[0] == name]:
+            self._pipelines.pop(key).close()

@@ -106,7 +106,8 @@ class RestApp:
         except Exception as e:  # a fault of the server itself, not of the request
             log.exception("unhandled error", extra={"path": scope["path"]})
             reply = _Reply(v2.dumps({"error": f"internal error: {type(e).__name__}: {e}"}), 500)
-        await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+        headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode())]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
 
     async def _route(self, request: _Request) -> _Reply:

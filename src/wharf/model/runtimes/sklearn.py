@@ -15,6 +15,7 @@ import numpy as np
 
 from wharf.errors import InvalidInput, ModelLoadError
 from wharf.model.base import Model
+from wharf.protocol.tensors import datatype_of
 from wharf.protocol.v2 import InferRequest, TensorSpec
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
@@ -49,7 +50,9 @@ class SKLearnModel(Model):
         return [TensorSpec("input-0", "FP64", [-1, self.n_features or -1])]
 
     def outputs(self) -> list[TensorSpec]:
-        return [TensorSpec("predict", "FP64", [-1])]
+        classes = getattr(self.estimator, "classes_", None)
+        datatype = datatype_of(np.asarray(classes)) if classes is not None else "FP64"
+        return [TensorSpec("predict", datatype, [-1])]
 
     def _method(self, request: InferRequest) -> str:
         wanted = request.parameters.get("method")

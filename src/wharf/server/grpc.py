@@ -1,0 +1,174 @@
+"""gRPC transport: the Open Inference Protocol's `GRPCInferenceService` over the data plane, with grpc.aio.
+
+Each method decodes its message, calls the same data-plane method REST calls and encodes the answer. Errors
+become gRPC status codes in `_status` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from wharf.errors import WharfError
+from wharf.protocol.grpc import codec
+from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
+from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from wharf.server.dataplane import DataPlane
+from wharf.server.metrics import ServerMetrics
+from wharf.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "grpc"
+Reply = TypeVar("Reply")
+Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Reply]]
+
+
+def _status(error: Exception) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status code and message that answer `error`."""
+    if isinstance(error, WharfError):
+        return grpc.StatusCode[error.grpc_code], error.message
+    log.error("unhandled error", exc_info=error)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}"
+
+
+def _answering(method: Handler[Reply]) -> Handler[Reply]:
+    """Wrap a unary method so that an exception ends the call with its status."""
+
+    @functools.wraps(method)
+    async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Reply:
+        try:
+            return await method(self, request, context)
+        except Exception as e:
+            await context.abort(*_status(e))
+
+    return handler
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """`GRPCInferenceService` answered by the data plane."""
+
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics) -> None:
+        self.dataplane = dataplane
+        self.metrics = metrics
+
+    # -- health and metadata ----------------------------------------------------------------------------------
+    @_answering
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=self.dataplane.live())
+
+    @_answering
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.dataplane.ready())
+
+    @_answering
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=self.dataplane.model_ready(request.name, request.version or None))
+
+    @_answering
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
+        return codec.encode_server_metadata(self.dataplane.server_metadata())
+
+    @_answering
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
+        return codec.encode_model_metadata(self.dataplane.model_metadata(request.name, request.version or None))
+
+    @_answering
+    async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
+        return codec.encode_model_config(self.dataplane.model_metadata(request.name, request.version or None))
+
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "Wharf reports model statistics as Prometheus metrics at /metrics on its HTTP port",
+        )
+
+    # -- inference --------------------------------------------------------------------------------------------
+    @_answering
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+        return await self._infer(request)
+
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[pb.ModelInferRequest], context: Any
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        """Answer each request of the stream in order; a failed request is reported in-band and the stream goes on."""
+        async for request in requests:
+            try:
+                yield pb.ModelStreamInferResponse(infer_response=await self._infer(request))
+            except Exception as e:
+                yield pb.ModelStreamInferResponse(error_message=_status(e)[1])
+
+    async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        dataplane, metrics = self.dataplane, self.metrics
+        model = dataplane.model(request.model_name, request.model_version or None)
+        started = time.perf_counter()
+        metrics.started(model.name)
+        status = 500
+        try:
+            response = await dataplane.infer(model, codec.decode_request(request))
+            reply = codec.encode_response(response, raw=len(request.raw_input_contents) > 0)
+            status = 200
+            return reply
+        except WharfError as e:
+            status = e.http_status
+            raise
+        finally:
+            metrics.finished(model.name, PROTOCOL, status, time.perf_counter() - started)
+
+    # -- model repository -------------------------------------------------------------------------------------
+    @_answering
+    async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Any) -> pb.RepositoryIndexResponse:
+        return codec.encode_repository_index(self.dataplane.repository_index(request.ready))
+
+    @_answering
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Any
+    ) -> pb.RepositoryModelLoadResponse:
+        name = codec.repository_model_name(request)
+        await self.dataplane.load(name)
+        return pb.RepositoryModelLoadResponse(model_name=name, isLoaded=True)
+
+    @_answering
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Any
+    ) -> pb.RepositoryModelUnloadResponse:
+        name = codec.repository_model_name(request)
+        await self.dataplane.unload(name)
+        return pb.RepositoryModelUnloadResponse(model_name=name, isUnloaded=True)
+
+
+def _options(settings: ServerSettings, reuse_port: bool) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+        ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
+        # gRPC shares ports by default; share only when several workers serve the same port on purpose.
+        ("grpc.so_reuseport", int(reuse_port)),
+        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", int(settings.grpc_keepalive_permit_without_calls)),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", int(settings.grpc_min_ping_interval_s * 1000)),
+    ]
+
+
+async def start_grpc_server(
+    dataplane: DataPlane, metrics: ServerMetrics, settings: ServerSettings, reuse_port: bool = False
+) -> tuple[grpc.aio.Server, int]:
+    """Bind and start the gRPC server on `settings.host`/`grpc_port` (0: any free port); returns it and its port.
+
+    Stop it with `await server.stop(grace)`: new calls are refused at once, calls in flight get `grace` seconds.
+    """
+    server = grpc.aio.server(options=_options(settings, reuse_port))
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane, metrics), server)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    address = f"{host}:{settings.grpc_port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as e:
+        raise OSError(f"cannot listen for gRPC on {address}: {e}") from None
+    await server.start()
+    return server, port
