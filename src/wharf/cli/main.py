@@ -28,6 +28,12 @@ def serve(
     http_port: Annotated[int, typer.Option(help="REST port (0: any free port)")] = 8080,
     grpc_port: Annotated[int, typer.Option(help="gRPC port (0: any free port)")] = 8081,
     workers: Annotated[int, typer.Option(min=1, help="processes serving the same ports")] = 1,
+    max_batch_size: Annotated[
+        Optional[int], typer.Option(min=1, help="merge concurrent requests into predict calls of up to N rows")
+    ] = None,
+    max_latency_ms: Annotated[
+        Optional[float], typer.Option(min=0, help="while requests arrive together, wait up to this to fill a batch")
+    ] = None,
 ) -> None:
     """Serve a model (or a directory of models) over the Open Inference Protocol and KServe V1."""
     from wharf import storage
@@ -44,7 +50,10 @@ def serve(
         argv = [a for a in sys.argv[1:]]
         raise typer.Exit(supervise(_one_worker(argv), workers))
     try:
-        settings = ServerSettings(host=host, http_port=http_port, grpc_port=grpc_port)
+        given = {"max_batch_size": max_batch_size, "max_batch_latency_ms": max_latency_ms}
+        settings = ServerSettings(
+            host=host, http_port=http_port, grpc_port=grpc_port, **{k: v for k, v in given.items() if v is not None}
+        )
         repository = ModelRepository()
         path = Path(model_uri)
         if path.is_dir() and not is_model_dir(path) and name is None and runtime is None:

@@ -27,6 +27,8 @@ class Model:
     platform: str = "custom"
     #: When True, request inputs must match the names `inputs()` declares.
     strict_inputs: bool = True
+    #: Whether requests may be merged along their first axis into one `predict` call (when batching is on).
+    supports_batching: bool = True
 
     def __init__(self, name: str, version: str | None = None) -> None:
         self.name = name

@@ -78,7 +78,7 @@ class ModelServer:
         self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        dataplane = DataPlane(self.repository, settings)
+        dataplane = DataPlane(self.repository, settings, self.metrics)
         grpc_server = None
         try:
             self.repository.discover()

@@ -11,7 +11,8 @@ from wharf.errors import InvalidInput, RequestTimeout, WharfError
 from wharf.model.base import Model, check_inputs, to_response
 from wharf.model.repository import ModelRepository
 from wharf.protocol.v2 import InferRequest, InferResponse
-from wharf.server.runner import ModelPipeline
+from wharf.server.metrics import ServerMetrics
+from wharf.server.pipeline import BatchPolicy, ModelPipeline
 from wharf.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -20,11 +21,13 @@ EXTENSIONS = ["model_repository", "binary_tensor_data"]
 
 
 class DataPlane:
-    def __init__(self, repository: ModelRepository, settings: ServerSettings) -> None:
+    def __init__(self, repository: ModelRepository, settings: ServerSettings, metrics: ServerMetrics) -> None:
         self.repository = repository
+        self.metrics = metrics
         self.request_timeout_s = settings.request_timeout_s
         self.threads = settings.predict_threads
         self.max_queue = settings.max_queued_requests
+        self.batch_policy = BatchPolicy(settings.max_batch_size, settings.max_batch_latency_ms / 1000)
         self.started = False
         self._pipelines: dict[tuple[str, str | None], ModelPipeline] = {}
 
@@ -77,7 +80,9 @@ class DataPlane:
         if pipeline is None or pipeline.model is not model:
             if pipeline is not None:
                 pipeline.close()
-            pipeline = self._pipelines[key] = ModelPipeline(model, self.threads, self.max_queue)
+            pipeline = self._pipelines[key] = ModelPipeline(
+                model, self.threads, self.max_queue, self.batch_policy, self.metrics.queue_observer(model.name)
+            )
         return pipeline
 
     def close(self) -> None:

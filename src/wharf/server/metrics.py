@@ -18,6 +18,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from wharf.server.runner import GroupObserver, Job
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -52,6 +54,27 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.batch_size = Histogram(
+            "wharf_batch_size",
+            "Rows per predict call.",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "wharf_queue_wait_seconds",
+            "Time a request waited for its model's worker.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "wharf_queue_depth",
+            "Requests waiting for the model's worker when it last took work.",
+            ["model"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._in_flight: dict[str, Gauge] = {}
 
@@ -73,6 +96,18 @@ class ServerMetrics:
         children[0].inc()
         children[1].observe(seconds)
         self._in_flight[model].dec()
+
+    def queue_observer(self, model: str) -> GroupObserver:
+        """A callback for a model's worker threads: records each group's size, waits and the queue left behind."""
+        size, wait, depth = self.batch_size.labels(model), self.queue_wait.labels(model), self.queue_depth.labels(model)
+
+        def observe(jobs: list[Job], now: float, waiting: int) -> None:
+            size.observe(sum(job.size for job in jobs))
+            for job in jobs:
+                wait.observe(now - job.queued_at)
+            depth.set(waiting)
+
+        return observe
 
     def render(self) -> bytes:
         if not self.multiprocess:

@@ -1,50 +1,88 @@
 """Runs a model's blocking code in dedicated worker threads, so that the event loop never blocks.
 
-Requests queue in arrival order (bounded: a full queue is refused at once with `ServerBusy`); each worker thread
-takes the next request, runs it and hands the result back to the event loop. Compared with a general thread pool
-this avoids a second future per request and keeps one model's threads from competing with other models'.
+Requests queue in arrival order (bounded: a full queue is refused at once with `ServerBusy`). A worker thread
+that is free takes every request waiting, up to a size limit, and hands the group to a dispatch function: one
+call per request, or one merged call for a batch (see `batching.py`). A lone request is dispatched at once; only
+while requests keep arriving together may a worker wait (at most `max_wait_s`) for more to fill a group.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from wharf.errors import ServerBusy
-from wharf.model.base import Model, overrides
 
 _STOP = object()
 
+Outcome = tuple[Any, BaseException | None]
+
+
+@dataclass(slots=True)
+class Job:
+    payload: Any
+    future: asyncio.Future[Any]
+    size: int
+    queued_at: float
+
+
+Dispatch = Callable[[list[Job]], list[Outcome]]
+GroupObserver = Callable[[list[Job], float, int], None]  # a group about to run, the time, how many still wait
+
+
+def one_by_one(fn: Callable[[Any], Any]) -> Dispatch:
+    """A dispatch that calls `fn` once per job; one job's failure is its own."""
+
+    def dispatch(jobs: list[Job]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for job in jobs:
+            try:
+                outcomes.append((fn(job.payload), None))
+            except Exception as error:  # handed to the job's caller, who maps it
+                outcomes.append((None, error))
+        return outcomes
+
+    return dispatch
+
 
 class ThreadRunner:
-    def __init__(self, fn: Callable[[Any], Any], threads: int, max_queue: int, name: str) -> None:
-        self._fn = fn
-        self._max_queue = max_queue
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        *,
+        name: str,
+        threads: int = 1,
+        max_queue: int = 1024,
+        max_group_size: int = 1,
+        max_wait_s: float = 0.0,
+        observe: GroupObserver | None = None,
+    ) -> None:
+        self._dispatch = dispatch
         self._name = name
+        self._max_queue = max_queue
+        self._max_group_size = max_group_size
+        self._max_wait_s = max_wait_s
+        self._observe = observe
         self._loop = asyncio.get_running_loop()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._waiting = 0  # submitted and not yet answered; touched on the event loop only
+        self.depth = 0  # submitted and not yet answered; touched on the event loop only
         self._threads = [
             threading.Thread(target=self._work, name=f"wharf-{name}-{i}", daemon=True) for i in range(threads)
         ]
         for thread in self._threads:
             thread.start()
 
-    @property
-    def depth(self) -> int:
-        """Requests submitted and not yet answered."""
-        return self._waiting
-
-    def submit(self, payload: Any) -> asyncio.Future[Any]:
-        if self._waiting >= self._max_queue:
-            raise ServerBusy(f"model '{self._name}' has {self._waiting} requests queued; retry later")
+    def submit(self, payload: Any, size: int = 1) -> asyncio.Future[Any]:
+        if self.depth >= self._max_queue:
+            raise ServerBusy(f"model '{self._name}' has {self.depth} requests queued; retry later")
         future = self._loop.create_future()
-        self._waiting += 1
-        self._queue.put((payload, future))
+        self.depth += 1
+        self._queue.put(Job(payload, future, size, time.perf_counter()))
         return future
 
     def close(self) -> None:
@@ -53,62 +91,55 @@ class ThreadRunner:
             self._queue.put(_STOP)
 
     def _work(self) -> None:
-        fn, loop, take = self._fn, self._loop, self._queue.get
-        while (item := take()) is not _STOP:
-            payload, future = item
-            if future.cancelled():  # its caller gave up (deadline) while it was queued
-                loop.call_soon_threadsafe(self._answer, future, None, None)
-                continue
+        carry: Job | None = None  # taken from the queue but too big for the group it was taken for
+        crowded = False  # the last group had company: requests are arriving together
+        while True:
+            first = carry if carry is not None else self._queue.get()
+            if first is _STOP:
+                return
+            group, carry, stop = self._fill(first, crowded)
+            crowded = len(group) > 1
+            self._run(group)
+            if stop:
+                return
+
+    def _fill(self, first: Job, crowded: bool) -> tuple[list[Job], Job | None, bool]:
+        """Add waiting jobs to `first`'s group up to the size limit (waiting a little only when crowded)."""
+        group, size = [first], first.size
+        deadline = first.queued_at + self._max_wait_s if crowded else 0.0
+        while size < self._max_group_size:
             try:
-                loop.call_soon_threadsafe(self._answer, future, fn(payload), None)
-            except BaseException as error:  # handed to the caller, who maps it
-                loop.call_soon_threadsafe(self._answer, future, None, error)
+                remaining = deadline - time.perf_counter()
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is _STOP:
+                return group, None, True
+            if size + job.size > self._max_group_size:
+                return group, job, False
+            group.append(job)
+            size += job.size
+        return group, None, False
+
+    def _run(self, group: list[Job]) -> None:
+        live: list[Job] = []
+        gone: list[Job] = []  # their callers gave up (deadline) while they were queued
+        for job in group:
+            (gone if job.future.cancelled() else live).append(job)
+        if self._observe is not None and live:
+            self._observe(live, time.perf_counter(), self._queue.qsize())
+        outcomes = self._dispatch(live) if live else []
+        answer = self._loop.call_soon_threadsafe
+        for job, (result, error) in zip(live, outcomes):
+            answer(self._answer, job.future, result, error)
+        for job in gone:
+            answer(self._answer, job.future, None, None)
 
     def _answer(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-        self._waiting -= 1
+        self.depth -= 1
         if future.done():
             return
         if error is None:
             future.set_result(result)
         else:
             future.set_exception(error)
-
-
-def _apply(job: tuple[Callable[[Any], Any], Any]) -> Any:
-    step, payload = job
-    return step(payload)
-
-
-class ModelPipeline:
-    """A loaded model's steps (preprocess, predict, postprocess) bound to its worker threads.
-
-    Plain steps run in the model's threads, all of them in a single hop when none is async; async steps run on
-    the event loop.
-    """
-
-    def __init__(self, model: Model, threads: int, max_queue: int) -> None:
-        self.model = model
-        steps = [getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)]
-        self._steps = [(step, inspect.iscoroutinefunction(step)) for step in steps]
-        self._threads = ThreadRunner(_apply, threads, max_queue, model.name)
-        if not any(is_async for _, is_async in self._steps):
-            self._chain = steps
-            self.run: Callable[[Any], Awaitable[Any]] = self._run_chain
-        else:
-            self.run = self._run_steps
-
-    def _call_chain(self, payload: Any) -> Any:
-        for step in self._chain:
-            payload = step(payload)
-        return payload
-
-    def _run_chain(self, payload: Any) -> Awaitable[Any]:
-        return self._threads.submit((self._call_chain, payload))
-
-    async def _run_steps(self, payload: Any) -> Any:
-        for step, is_async in self._steps:
-            payload = await (step(payload) if is_async else self._threads.submit((step, payload)))
-        return payload
-
-    def close(self) -> None:
-        self._threads.close()

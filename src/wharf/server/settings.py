@@ -15,6 +15,10 @@ class ServerSettings(BaseSettings):
     workers: int = Field(1, ge=1, description="processes serving the same ports")
     predict_threads: int = Field(1, ge=1, description="worker threads per model running its synchronous code")
     max_queued_requests: int = Field(1024, ge=1, description="requests a model may have waiting; more get 503")
+    max_batch_size: int = Field(1, ge=1, description="rows merged into one predict call; 1 turns batching off")
+    max_batch_latency_ms: float = Field(
+        2.0, ge=0, description="while requests arrive together, how long a batch may wait to fill up"
+    )
     max_request_bytes: int = Field(64 * 2**20, ge=1024)
     request_timeout_s: float = Field(60.0, gt=0, description="deadline of one inference request")
     body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a request body")

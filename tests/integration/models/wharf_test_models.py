@@ -59,3 +59,14 @@ class Broken(Model):
 class FailsToLoad(Model):
     def load(self) -> None:
         raise OSError("weights missing")
+
+
+class BatchProbe(Model):
+    """Row sums of `x` after a short pause, with the number of rows each call saw; refuses negative numbers."""
+
+    def predict(self, payload: InferRequest) -> dict[str, np.ndarray]:
+        x = payload.named()["x"]
+        if (x < 0).any():
+            raise ValueError("negative numbers are not allowed")
+        time.sleep(0.02)
+        return {"sum": x.sum(axis=1), "rows_in_call": np.full(len(x), len(x))}

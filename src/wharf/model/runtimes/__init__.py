@@ -1,13 +1,15 @@
-"""Registry of framework runtimes, keyed by model format name and recognised by artifact file name.
+"""Registry of framework runtimes, keyed by model format name and recognised by artifact.
 
 Each runtime is one module exposing `create(name, artifact, version) -> Model`; modules are imported only when
-a model of their format is served, so that no framework is imported needlessly.
+a model of their format is served, so that no framework is imported needlessly. An artifact is a file matching
+one of the runtime's `files` patterns, or a directory holding one of its `markers` (e.g. `saved_model.pb`).
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 from wharf.errors import ConfigurationError
@@ -18,16 +20,28 @@ from wharf.model.base import Model
 class Runtime:
     name: str
     module: str
-    suffixes: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    markers: tuple[str, ...] = ()
 
     def create(self, name: str, artifact: Path, version: str | None = None) -> Model:
         return importlib.import_module(self.module).create(name, artifact, version)
+
+    def matches(self, path: Path) -> bool:
+        if path.is_dir():
+            return any((path / marker).exists() for marker in self.markers)
+        return any(fnmatch(path.name.lower(), pattern) for pattern in self.files)
 
 
 RUNTIMES: dict[str, Runtime] = {
     r.name: r
     for r in (
-        Runtime("sklearn", "wharf.model.runtimes.sklearn", (".joblib", ".pkl", ".pickle")),
+        Runtime("sklearn", "wharf.model.runtimes.sklearn", files=("*.joblib", "*.pkl", "*.pickle")),
+        Runtime("xgboost", "wharf.model.runtimes.xgboost", files=("*.ubj", "*.bst", "*.xgb", "xgboost*.json")),
+        Runtime("lightgbm", "wharf.model.runtimes.lightgbm", files=("*.lgb", "*.lgbm", "lightgbm*.txt")),
+        Runtime("onnx", "wharf.model.runtimes.onnx", files=("*.onnx",)),
+        Runtime("pytorch", "wharf.model.runtimes.pytorch", files=("*.pt", "*.pt2", "*.torchscript")),
+        Runtime("tensorflow", "wharf.model.runtimes.tensorflow", files=("*.keras",), markers=("saved_model.pb",)),
+        Runtime("huggingface", "wharf.model.runtimes.huggingface", markers=("config.json",)),
     )
 }
 
@@ -41,22 +55,23 @@ def by_format(name: str) -> Runtime:
 
 
 def find_artifact(path: Path, runtime: Runtime | None = None) -> tuple[Runtime, Path]:
-    """The runtime and artifact for a file, or for the one recognisable file in a directory."""
-    candidates = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    """The runtime and artifact for `path`: the path itself, or the one recognisable entry in a directory."""
     runtimes = [runtime] if runtime else list(RUNTIMES.values())
-    found = [(r, p) for p in candidates for r in runtimes if p.name.lower().endswith(r.suffixes)]
-    if len(found) != 1:
-        what = "no" if not found else "more than one"
-        raise ConfigurationError(f"{path}: {what} model artifact found (looked for {_suffixes(runtimes)})")
-    return found[0]
+    for candidates in ([path], sorted(path.iterdir()) if path.is_dir() else []):
+        found = [(r, p) for p in candidates for r in runtimes if r.matches(p)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(sorted(f"{p.name} ({r.name})" for r, p in found))
+            raise ConfigurationError(f"{path}: more than one model artifact found: {names}; name one, or pass --runtime")
+    raise ConfigurationError(f"{path}: no model artifact found (looked for {_patterns(runtimes)})")
 
 
 def is_model_dir(path: Path) -> bool:
-    """Whether `path` directly holds a recognisable artifact (as opposed to a repository of models)."""
-    return any(
-        p.is_file() and p.name.lower().endswith(r.suffixes) for p in path.iterdir() for r in RUNTIMES.values()
-    )
+    """Whether `path` is itself a model (as opposed to a repository of model directories)."""
+    entries = [path, *(p for p in path.iterdir() if p.is_file())]
+    return any(r.matches(p) for r in RUNTIMES.values() for p in entries)
 
 
-def _suffixes(runtimes: list[Runtime]) -> str:
-    return ", ".join(s for r in runtimes for s in r.suffixes)
+def _patterns(runtimes: list[Runtime]) -> str:
+    return ", ".join([*(f for r in runtimes for f in r.files), *(f"a directory with {m}" for r in runtimes for m in r.markers)])

@@ -1,0 +1,83 @@
+"""A loaded model's steps (preprocess, predict, postprocess) bound to its worker threads and batching policy."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from wharf.model.base import Model, overrides
+from wharf.protocol.v2 import InferRequest
+from wharf.server.batching import batched, rows
+from wharf.server.runner import GroupObserver, ThreadRunner, one_by_one
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """`max_batch_size` rows per call (1: no batching); a worker waits at most `max_latency_s` to fill a batch."""
+
+    max_batch_size: int = 1
+    max_latency_s: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_batch_size > 1
+
+
+def _apply(job: tuple[Callable[[Any], Any], Any]) -> Any:
+    step, payload = job
+    return step(payload)
+
+
+class ModelPipeline:
+    """Plain steps run in the model's threads, all in a single hop when none is async; async steps run on the
+    event loop. With batching on, concurrent requests share one call of the steps."""
+
+    def __init__(
+        self, model: Model, threads: int, max_queue: int, policy: BatchPolicy, observe: GroupObserver | None = None
+    ) -> None:
+        self.model = model
+        steps = [getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)]
+        self._steps = [(step, inspect.iscoroutinefunction(step)) for step in steps]
+        self._chain = steps
+        all_plain = not any(is_async for _, is_async in self._steps)
+        self.batching = policy.enabled and model.supports_batching and all_plain
+        if policy.enabled and not self.batching:
+            reason = "declares it does not support batching" if all_plain else "has async steps"
+            log.warning("batching is off for this model", extra={"model": model.name, "reason": reason})
+        dispatch = batched(model, self._call_chain) if self.batching else one_by_one(self._call_chain if all_plain else _apply)
+        self._threads = ThreadRunner(
+            dispatch,
+            name=model.name,
+            threads=threads,
+            max_queue=max_queue,
+            max_group_size=policy.max_batch_size if self.batching else 1,
+            max_wait_s=policy.max_latency_s,
+            observe=observe,
+        )
+        self.run: Callable[[InferRequest], Awaitable[Any]] = self._run_chain if all_plain else self._run_steps
+
+    @property
+    def depth(self) -> int:
+        return self._threads.depth
+
+    def _call_chain(self, payload: Any) -> Any:
+        for step in self._chain:
+            payload = step(payload)
+        return payload
+
+    def _run_chain(self, request: InferRequest) -> Awaitable[Any]:
+        size = (rows(request) or 1) if self.batching else 1
+        return self._threads.submit(request, size)
+
+    async def _run_steps(self, payload: Any) -> Any:
+        for step, is_async in self._steps:
+            payload = await (step(payload) if is_async else self._threads.submit((step, payload)))
+        return payload
+
+    def close(self) -> None:
+        self._threads.close()
