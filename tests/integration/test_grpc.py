@@ -43,6 +43,11 @@ def _array(datatype: str, shape: tuple[int, ...] = (2, 2)) -> np.ndarray:
     return np.array(VALUES[datatype], dtype=dtype).reshape(shape)
 
 
+def _collect(answers: queue.Queue) -> Callable[..., None]:
+    """A tritonclient callback that puts each (result, error) it is given on `answers`."""
+    return lambda result, error: answers.put((result, error))
+
+
 def _status(error: InferenceServerException) -> str:
     return error.status().removeprefix("StatusCode.")
 
@@ -135,7 +140,7 @@ def test_large_messages_pass_the_default_grpc_limit(echo: triton.InferenceServer
 
 def test_stream_answers_each_request_in_order(echo: triton.InferenceServerClient) -> None:
     answers: queue.Queue = queue.Queue()
-    echo.start_stream(callback=lambda *answer: answers.put(answer))
+    echo.start_stream(callback=_collect(answers))
     try:
         for model, request_id in (("echo", "1"), ("missing", "2"), ("echo", "3")):
             echo.async_stream_infer(model, [_triton_input("x", _array("FP32"), "FP32")], request_id=request_id)
@@ -260,14 +265,23 @@ def test_message_size_limit_is_a_setting(serve) -> None:  # type: ignore[no-unty
         client.close()
 
 
+def _wait_until_in_flight(server: RunningServer, model: str) -> None:
+    """Return once the server's metrics show a request of `model` in flight."""
+    sample = f'wharf_requests_in_flight{{model="{model}"}} 1.0'
+    deadline = time.monotonic() + TIMEOUT_S
+    while sample not in httpx.get(f"{server.url}/metrics", timeout=TIMEOUT_S).text:
+        assert time.monotonic() < deadline, f"no request of '{model}' in flight"
+        time.sleep(0.02)
+
+
 def test_sigterm_drains_requests_in_flight(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve("wharf_test_models:Slow", "--name", "slow")
     client = triton.InferenceServerClient(_address(server))
     answers: queue.Queue = queue.Queue()
     try:
         seconds = _triton_input("seconds", np.array([1.0]), "FP64")
-        client.async_infer("slow", [seconds], lambda *answer: answers.put(answer), client_timeout=TIMEOUT_S)
-        time.sleep(0.3)
+        client.async_infer("slow", [seconds], _collect(answers), client_timeout=TIMEOUT_S)
+        _wait_until_in_flight(server, "slow")
         server.proc.send_signal(signal.SIGTERM)
         result, error = answers.get(timeout=TIMEOUT_S)
         assert error is None and result.as_numpy("slept").tolist() == [1.0]

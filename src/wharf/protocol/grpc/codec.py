@@ -54,7 +54,7 @@ def decode_request(message: pb.ModelInferRequest) -> InferRequest:
             raise InvalidInput(
                 f"raw_input_contents has {len(raw)} entries for {len(items)} inputs; send one per input, in order"
             )
-        inputs = [_raw_input(item, data) for item, data in zip(items, raw)]
+        inputs = [_raw_input(item, data) for item, data in zip(items, raw, strict=True)]
     else:
         inputs = [_typed_input(item) for item in items]
     if len({t.name for t in inputs}) != len(inputs):
