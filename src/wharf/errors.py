@@ -53,6 +53,13 @@ class MethodNotAllowed(WharfError):
     grpc_code = "UNIMPLEMENTED"
 
 
+class Unimplemented(WharfError):
+    """The protocol operation exists but Wharf does not offer it."""
+
+    http_status = 501
+    grpc_code = "UNIMPLEMENTED"
+
+
 class ModelNotReady(WharfError):
     """The model is known but not loaded (yet, or any more)."""
 

@@ -180,3 +180,14 @@ def test_several_workers_share_the_port_and_metrics(iris_model) -> None:  # type
         assert 'wharf_requests_total{model="iris",protocol="v2-rest",status="200"} 20.0' in text
     finally:
         assert server.stop() == 0
+
+
+def test_a_port_in_use_is_a_clear_error(iris_model) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = subprocess.run(
+            [sys.executable, "-m", "wharf.cli", "serve", str(iris_model), "--http-port", str(taken.getsockname()[1])],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )
+    assert proc.returncode == 2 and "Address already in use" in proc.stderr and "Traceback" not in proc.stderr

@@ -65,6 +65,9 @@ def serve(
     except WharfError as e:
         typer.echo(f"wharf serve: {e.message}", err=True)
         raise typer.Exit(2) from None
+    except OSError as e:  # typically a port already in use
+        typer.echo(f"wharf serve: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _one_worker(argv: list[str]) -> list[str]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
-from wharf.errors import WharfError
+from wharf.errors import Unimplemented, WharfError
+from wharf.model.base import Model
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -82,11 +82,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
         return codec.encode_model_config(self.dataplane.model_metadata(request.name, request.version or None))
 
+    @_answering
     async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "Wharf reports model statistics as Prometheus metrics at /metrics on its HTTP port",
-        )
+        raise Unimplemented("Wharf reports model statistics as Prometheus metrics at /metrics on its HTTP port")
 
     # -- inference --------------------------------------------------------------------------------------------
     @_answering
@@ -104,21 +102,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 yield pb.ModelStreamInferResponse(error_message=_status(e)[1])
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        dataplane, metrics = self.dataplane, self.metrics
-        model = dataplane.model(request.model_name, request.model_version or None)
-        started = time.perf_counter()
-        metrics.started(model.name)
-        status = 500
-        try:
-            response = await dataplane.infer(model, codec.decode_request(request))
-            reply = codec.encode_response(response, raw=len(request.raw_input_contents) > 0)
-            status = 200
-            return reply
-        except WharfError as e:
-            status = e.http_status
-            raise
-        finally:
-            metrics.finished(model.name, PROTOCOL, status, time.perf_counter() - started)
+        model = self.dataplane.model(request.model_name, request.model_version or None)
+        return await self.metrics.measured(model.name, PROTOCOL, self._infer_model(model, request))
+
+    async def _infer_model(self, model: Model, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        response = await self.dataplane.infer(model, codec.decode_request(request))
+        return codec.encode_response(response, raw=len(request.raw_input_contents) > 0)
 
     # -- model repository -------------------------------------------------------------------------------------
     @_answering

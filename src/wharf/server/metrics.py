@@ -7,6 +7,9 @@ to that directory and any of them renders the aggregate.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,7 +21,10 @@ from prometheus_client import (
     multiprocess,
 )
 
+from wharf.errors import WharfError
 from wharf.server.runner import GroupObserver, Job
+
+T = TypeVar("T")
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -86,6 +92,21 @@ class ServerMetrics:
         if gauge is None:
             gauge = self._in_flight[model] = self.in_flight.labels(model)
         gauge.inc()
+
+    async def measured(self, model: str, protocol: str, call: Awaitable[T]) -> T:
+        """Await an inference `call`, counting it in the model's request metrics under `protocol`."""
+        started = time.perf_counter()
+        self.started(model)
+        status = 500
+        try:
+            result = await call
+            status = 200
+            return result
+        except WharfError as e:
+            status = e.http_status
+            raise
+        finally:
+            self.finished(model, protocol, status, time.perf_counter() - started)
 
     def finished(self, model: str, protocol: str, status: int, seconds: float) -> None:
         key = (model, protocol, status)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -156,7 +155,7 @@ class RestApp:
 
     async def _infer(self, request: _Request, name: str, version: str | None) -> _Reply:
         model = self.dataplane.model(name, version)
-        return await self._measured("v2-rest", self._infer_v2, request, model)
+        return await self.metrics.measured(model.name, "v2-rest", self._infer_v2(request, model))
 
     async def _infer_v2(self, request: _Request, model: Model) -> _Reply:
         body = await request.body()
@@ -181,30 +180,14 @@ class RestApp:
             return _Reply(v1.model_status(name, ready), 200 if ready else 503)
         if verb == "predict":
             _expect(request, "POST")
-            return await self._measured("v1-rest", self._predict_v1, request, self.dataplane.model(name))
+            model = self.dataplane.model(name)
+            return await self.metrics.measured(model.name, "v1-rest", self._predict_v1(request, model))
         raise NotFound(f"no V1 verb {verb!r}; this server offers ':predict'")
 
     async def _predict_v1(self, request: _Request, model: Model) -> _Reply:
         declared = model.inputs()
         infer_request = v1.decode_request(await request.body(), declared[0].name if declared else "input-0")
         return _Reply(v1.encode_response(await self.dataplane.infer(model, infer_request)))
-
-    async def _measured(
-        self, protocol: str, handler: Callable[[_Request, Model], Awaitable[_Reply]], request: _Request, model: Model
-    ) -> _Reply:
-        """Run an inference handler, counting it in the model's request metrics."""
-        started = time.perf_counter()
-        self.metrics.started(model.name)
-        status = 500
-        try:
-            reply = await handler(request, model)
-            status = reply.status
-            return reply
-        except WharfError as e:
-            status = e.http_status
-            raise
-        finally:
-            self.metrics.finished(model.name, protocol, status, time.perf_counter() - started)
 
     async def _repository(self, request: _Request, parts: list[str]) -> _Reply:
         _expect(request, "POST")
