@@ -1,25 +1,59 @@
 """Fetching model artifacts by URI.
 
-Local paths and `file://` URIs resolve in place.
+A plain path, `file://` or `pvc://NAME/PATH` (under `WHARF_PVC_ROOT`) resolves in place. `http(s)://`, `s3://`,
+`gs://` and `az://` are fetched through fsspec and its plugins into the cache (`WHARF_STORAGE_CACHE_DIR`), keyed
+by URI and by the version the store reports, so that an unchanged artifact is downloaded once. A `.zip`,
+`.tar.gz` or `.tgz` file, local or remote, is unpacked into the cache.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from urllib.parse import urlparse
 
-from wharf.errors import ConfigurationError
+from wharf.errors import ConfigurationError, ModelLoadError, WharfError
+from wharf.storage.archive import is_archive
+from wharf.storage.artifact import Artifact
+from wharf.storage.cache import ArtifactCache
+from wharf.storage.settings import StorageSettings
+from wharf.storage.stores import connect
+from wharf.storage.uri import LOCAL_SCHEMES, local_path, redact, scheme
+
+__all__ = ["StorageSettings", "resolve"]
+
+log = logging.getLogger(__name__)
 
 
-def resolve(uri: str) -> Path:
-    """A local path holding the artifact(s) at `uri`."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        path = Path(parsed.path)
-    elif parsed.scheme in ("", ) or len(parsed.scheme) == 1:  # a plain path (or a Windows drive letter)
-        path = Path(uri)
-    else:
-        raise ConfigurationError(f"storage scheme {parsed.scheme!r} of {uri!r} is not supported yet")
-    if not path.exists():
-        raise ConfigurationError(f"model path {path} does not exist")
-    return path.resolve()
+def resolve(uri: str, settings: StorageSettings | None = None) -> Path:
+    """A local path holding the artifact(s) at `uri`: a file, or a directory."""
+    settings = settings or StorageSettings()
+    if scheme(uri) in LOCAL_SCHEMES:
+        path = local_path(uri, settings)
+        if not (path.is_file() and is_archive(path.name)):
+            return path
+        uri = f"file://{path}"  # one cache entry per archive, however it was named (fsspec reads it unquoted)
+    try:
+        return _fetch(uri, settings)
+    except ConfigurationError:
+        raise
+    except Exception as e:
+        raise ModelLoadError(f"could not fetch {redact(uri)}: {_reason(e)}") from None
+
+
+def _fetch(uri: str, settings: StorageSettings) -> Path:
+    artifact = Artifact.find(*connect(uri, settings))
+    cache = ArtifactCache(settings.storage_cache_dir)
+    entry = cache.entry(uri, artifact.version)
+    if not entry.is_dir():
+        log.info("fetching model artifact", extra={"uri": redact(uri), "files": len(artifact.files)})
+    return artifact.local(cache.fill(entry, artifact.download))
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong, on one line, from the store's own error that fsspec may wrap, with any URL in it redacted."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    if isinstance(error, WharfError):
+        return redact(error.message)
+    text = " ".join(redact(str(error)).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
