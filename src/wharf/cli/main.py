@@ -59,7 +59,11 @@ def serve(
         if path.is_dir() and not is_model_dir(path) and name is None and runtime is None:
             repository.root = storage.resolve(model_uri)
         else:
-            model_name = name or (model_uri.rpartition(":")[2].lower() if is_class_path(model_uri) and not path.exists() else path.stem)
+            model_name = name or (
+                model_uri.rpartition(":")[2].lower()
+                if is_class_path(model_uri) and not path.exists()
+                else storage.model_name(model_uri)
+            )
             repository.add_factory(model_name, None, source_factory(model_uri, model_name, runtime, storage.resolve))
         ModelServer(settings, repository, reuse_port=os.environ.get(REUSE_PORT_ENV) == "1").start()
     except WharfError as e:

@@ -114,7 +114,7 @@ class ModelRepository:
             entry.state, entry.reason = ModelState.LOADING, ""
             started = time.perf_counter()
             try:
-                model = entry.factory()
+                model = await asyncio.to_thread(entry.factory)  # may fetch the artifact over the network
                 await _call(model, "load")
             except Exception as e:
                 entry.state = ModelState.UNAVAILABLE

@@ -17,9 +17,9 @@ from wharf.storage.artifact import Artifact
 from wharf.storage.cache import ArtifactCache
 from wharf.storage.settings import StorageSettings
 from wharf.storage.stores import connect
-from wharf.storage.uri import LOCAL_SCHEMES, local_path, redact, scheme
+from wharf.storage.uri import LOCAL_SCHEMES, local_path, model_name, redact, scheme
 
-__all__ = ["StorageSettings", "resolve"]
+__all__ = ["StorageSettings", "model_name", "resolve"]
 
 log = logging.getLogger(__name__)
 

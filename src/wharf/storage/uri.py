@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from fsspec.core import strip_protocol
@@ -51,3 +51,13 @@ def _pvc_path(uri: str, settings: StorageSettings) -> Path:
     if not parts.netloc or not path.is_relative_to(root / parts.netloc):
         raise ConfigurationError(f"{redact(uri)} does not name a path inside a volume (pvc://NAME/PATH)")
     return path
+
+
+def model_name(uri: str) -> str:
+    """A default model name for `uri`: its last path segment without query, extension or archive suffix."""
+    path = urlsplit(uri).path if "://" in uri else uri
+    last = PurePosixPath(path.rstrip("/")).name or "model"
+    for suffix in (".tar.gz", ".tgz", ".zip"):
+        if last.lower().endswith(suffix):
+            return last[: -len(suffix)]
+    return PurePosixPath(last).stem

@@ -8,7 +8,7 @@ import pytest
 
 from wharf.errors import ConfigurationError
 from wharf.storage.settings import StorageSettings
-from wharf.storage.uri import local_path, redact, scheme, without_userinfo
+from wharf.storage.uri import local_path, model_name, redact, scheme, without_userinfo
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -70,3 +70,17 @@ def test_pvc_maps_under_the_configured_root(tmp_path: Path) -> None:
 def test_pvc_needs_a_root() -> None:
     with pytest.raises(ConfigurationError, match="WHARF_PVC_ROOT"):
         local_path("pvc://models/iris", StorageSettings(pvc_root=None))
+
+
+@pytest.mark.parametrize(
+    ("uri", "name"),
+    [
+        ("models/iris.joblib", "iris"),
+        ("s3://bucket/iris/model.joblib", "model"),
+        ("https://host/x/resnet.tar.gz?X-Amz-Signature=se.cret", "resnet"),
+        ("http://host/models/bert.zip", "bert"),
+        ("gs://bucket/models/sentiment/", "sentiment"),
+    ],
+)
+def test_default_model_name_leaves_out_query_and_archive_suffix(uri: str, name: str) -> None:
+    assert model_name(uri) == name

@@ -56,6 +56,8 @@ def by_format(name: str) -> Runtime:
 
 def find_artifact(path: Path, runtime: Runtime | None = None) -> tuple[Runtime, Path]:
     """The runtime and artifact for `path`: the path itself, or the one recognisable entry in a directory."""
+    if runtime is not None and path.is_file():
+        return runtime, path  # the format is named: any file name will do
     runtimes = [runtime] if runtime else list(RUNTIMES.values())
     for candidates in ([path], sorted(path.iterdir()) if path.is_dir() else []):
         found = [(r, p) for p in candidates for r in runtimes if r.matches(p)]
@@ -64,6 +66,9 @@ def find_artifact(path: Path, runtime: Runtime | None = None) -> tuple[Runtime, 
         if len(found) > 1:
             names = ", ".join(sorted(f"{p.name} ({r.name})" for r, p in found))
             raise ConfigurationError(f"{path}: more than one model artifact found: {names}; name one, or pass --runtime")
+    inside = list(path.iterdir()) if path.is_dir() else []
+    if len(inside) == 1 and inside[0].is_dir():  # e.g. an archive that unpacks into one folder
+        return find_artifact(inside[0], runtime)
     raise ConfigurationError(f"{path}: no model artifact found (looked for {_patterns(runtimes)})")
 
 

@@ -1,0 +1,122 @@
+"""The LightGBM runtime (multiclass, binary and regression Boosters) and the sklearn wrapper, trained here and
+served by one `wharf serve`."""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import joblib
+import lightgbm
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from tests.integration.conftest import ROOT, launch
+
+FEATURES, LABELS = load_iris(return_X_y=True)
+ROWS = FEATURES[[0, 60, 120, 149]]
+QUIET = {"verbose": -1, "num_leaves": 7}
+
+
+def v2(rows: np.ndarray, **extra) -> dict:  # type: ignore[no-untyped-def]
+    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.reshape(-1).tolist()}
+    return {"inputs": [tensor], **extra}
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """multiclass/model.lgb (the example), binary/lightgbm-binary.txt, regression/model.lgbm, wrapper/model.joblib."""
+    root = tmp_path_factory.mktemp("lightgbm")
+    for name in ("multiclass", "binary", "regression", "wrapper"):
+        (root / name).mkdir()
+    runpy.run_path(str(ROOT / "examples/lightgbm/train.py"))["main"](str(root / "multiclass/model.lgb"))
+    binary = lightgbm.train({"objective": "binary", **QUIET}, lightgbm.Dataset(FEATURES, LABELS == 2), 10)
+    binary.save_model(root / "binary/lightgbm-binary.txt")
+    data = lightgbm.Dataset(FEATURES[:, :3], FEATURES[:, 3])
+    regression = lightgbm.train({"objective": "regression", **QUIET}, data, 10)
+    regression.save_model(root / "regression/model.lgbm")
+    joblib.dump(lightgbm.LGBMClassifier(n_estimators=10, **QUIET).fit(FEATURES, LABELS), root / "wrapper/model.joblib")
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(repository: Path) -> Iterator[httpx.Client]:
+    server = launch(str(repository))
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            yield c
+    finally:
+        server.stop()
+
+
+def _outputs(client: httpx.Client, model: str, body: dict) -> dict[str, np.ndarray]:
+    answer = client.post(f"/v2/models/{model}/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    return {o["name"]: np.reshape(o["data"], o["shape"]) for o in answer.json()["outputs"]}
+
+
+def test_metadata(client: httpx.Client) -> None:
+    multiclass = client.get("/v2/models/multiclass").json()
+    assert multiclass["platform"] == "lightgbm"
+    assert multiclass["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    assert multiclass["outputs"] == [
+        {"name": "predict", "datatype": "INT64", "shape": [-1]},
+        {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]},
+    ]
+    assert client.get("/v2/models/binary").json()["outputs"][1]["shape"] == [-1, 2]
+    regression = client.get("/v2/models/regression").json()
+    assert regression["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
+
+
+@pytest.mark.parametrize("model", ["multiclass", "binary"])
+def test_classifier_probabilities_and_labels(client: httpx.Client, repository: Path, model: str) -> None:
+    booster = lightgbm.Booster(model_file=next((repository / model).iterdir()))
+    probabilities = booster.predict(ROWS)
+    if probabilities.ndim == 1:
+        probabilities = np.column_stack([1 - probabilities, probabilities])
+    labels = probabilities.argmax(axis=1)
+    outputs = _outputs(client, model, v2(ROWS, outputs=[{"name": "predict"}, {"name": "predict_proba"}]))
+    assert outputs["predict"].tolist() == labels.tolist()
+    assert np.allclose(outputs["predict_proba"], probabilities)
+    by_parameter = _outputs(client, model, v2(ROWS, parameters={"method": "predict_proba"}))
+    assert np.allclose(by_parameter["predict_proba"], probabilities)
+    v1 = client.post(f"/v1/models/{model}:predict", json={"instances": ROWS.tolist()}).json()
+    assert v1 == {"predictions": labels.tolist()}
+
+
+def test_binary_labels_follow_the_one_half_threshold(client: httpx.Client, repository: Path) -> None:
+    positive = lightgbm.Booster(model_file=repository / "binary/lightgbm-binary.txt").predict(FEATURES)
+    assert _outputs(client, "binary", v2(FEATURES))["predict"].tolist() == (positive > 0.5).astype(int).tolist()
+
+
+def test_regression(client: httpx.Client, repository: Path) -> None:
+    expected = lightgbm.Booster(model_file=repository / "regression/model.lgbm").predict(ROWS[:, :3])
+    assert np.allclose(_outputs(client, "regression", v2(ROWS[:, :3]))["predict"], expected)
+
+
+def test_sklearn_wrapper_is_served_by_the_sklearn_runtime(client: httpx.Client, repository: Path) -> None:
+    estimator = joblib.load(repository / "wrapper/model.joblib")
+    assert client.get("/v2/models/wrapper").json()["platform"] == "sklearn"
+    outputs = _outputs(client, "wrapper", v2(ROWS, outputs=[{"name": "predict"}, {"name": "predict_proba"}]))
+    assert outputs["predict"].tolist() == estimator.predict(ROWS).tolist()
+    assert np.allclose(outputs["predict_proba"], estimator.predict_proba(ROWS))
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "message"),
+    [
+        ("multiclass", v2(ROWS[:, :3]), "takes 4 features per row, got 3"),
+        ("regression", v2(ROWS), "takes 3 features per row, got 4"),
+        ("multiclass", v2(ROWS.reshape(1, 4, 4)), "takes a 2-D input [rows, features], got shape [1, 4, 4]"),
+        ("regression", v2(ROWS[:, :3], parameters={"method": "predict_proba"}), "no method 'predict_proba'"),
+    ],
+)
+def test_bad_input_is_a_400_and_the_model_keeps_serving(
+    client: httpx.Client, model: str, body: dict, message: str
+) -> None:
+    answer = client.post(f"/v2/models/{model}/infer", json=body)
+    assert answer.status_code == 400 and message in answer.json()["error"]
+    assert client.post("/v2/models/multiclass/infer", json=v2(ROWS)).status_code == 200

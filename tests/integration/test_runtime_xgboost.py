@@ -1,0 +1,107 @@
+"""The XGBoost runtime: a plain Booster and an XGBClassifier, trained here and served by one `wharf serve`."""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import xgboost
+from sklearn.datasets import load_iris, make_regression
+
+from tests.integration.conftest import ROOT, launch
+
+IRIS = load_iris().data[[0, 60, 120]].astype(np.float32)
+FEATURES, TARGETS = make_regression(n_samples=200, n_features=5, random_state=0)
+ROWS = FEATURES[:4]
+
+
+def v2(rows: np.ndarray, **extra) -> dict:  # type: ignore[no-untyped-def]
+    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.reshape(-1).tolist()}
+    return {"inputs": [tensor], **extra}
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`booster/xgboost-regression.json` (xgboost.train) and `classifier/model.ubj` (the example's XGBClassifier)."""
+    root = tmp_path_factory.mktemp("xgboost")
+    (root / "booster").mkdir()
+    (root / "classifier").mkdir()
+    booster = xgboost.train({"max_depth": 3}, xgboost.DMatrix(FEATURES, TARGETS), num_boost_round=10)
+    booster.save_model(root / "booster/xgboost-regression.json")
+    runpy.run_path(str(ROOT / "examples/xgboost/train.py"))["main"](str(root / "classifier/model.ubj"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(repository: Path) -> Iterator[httpx.Client]:
+    server = launch(str(repository))
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            yield c
+    finally:
+        server.stop()
+
+
+def _classifier(repository: Path) -> xgboost.XGBClassifier:
+    classifier = xgboost.XGBClassifier()
+    classifier.load_model(repository / "classifier/model.ubj")
+    return classifier
+
+
+def test_metadata(client: httpx.Client) -> None:
+    booster = client.get("/v2/models/booster").json()
+    assert booster["platform"] == "xgboost"
+    assert booster["inputs"] == [{"name": "input-0", "datatype": "FP32", "shape": [-1, 5]}]
+    assert booster["outputs"] == [{"name": "predict", "datatype": "FP32", "shape": [-1]}]
+    assert client.get("/v2/models/classifier").json()["outputs"] == [
+        {"name": "predict", "datatype": "INT64", "shape": [-1]},
+        {"name": "predict_proba", "datatype": "FP32", "shape": [-1, 3]},
+    ]
+
+
+def test_booster_predicts_what_booster_predict_does(client: httpx.Client, repository: Path) -> None:
+    booster = xgboost.Booster(model_file=repository / "booster/xgboost-regression.json")
+    expected = booster.predict(xgboost.DMatrix(ROWS))
+    answer = client.post("/v2/models/booster/infer", json=v2(ROWS))
+    assert answer.status_code == 200, answer.text
+    out = answer.json()["outputs"][0]
+    assert (out["name"], out["datatype"], out["shape"]) == ("predict", "FP32", [4])
+    assert np.allclose(out["data"], expected)
+    v1 = client.post("/v1/models/booster:predict", json={"instances": ROWS.tolist()}).json()
+    assert np.allclose(v1["predictions"], expected)
+
+
+def test_classifier_labels_and_probabilities(client: httpx.Client, repository: Path) -> None:
+    classifier = _classifier(repository)
+    path = "/v2/models/classifier/infer"
+    labels = client.post(path, json=v2(IRIS)).json()["outputs"]
+    assert labels == [{"name": "predict", "datatype": "INT64", "shape": [3], "data": classifier.predict(IRIS).tolist()}]
+    by_parameter = client.post(path, json=v2(IRIS, parameters={"method": "predict_proba"})).json()["outputs"]
+    both = client.post(path, json=v2(IRIS, outputs=[{"name": "predict_proba"}, {"name": "predict"}])).json()["outputs"]
+    for probabilities in (by_parameter[0], both[0]):
+        assert probabilities["name"] == "predict_proba" and probabilities["shape"] == [3, 3]
+        assert np.allclose(probabilities["data"], classifier.predict_proba(IRIS).reshape(-1))
+    assert both[1]["data"] == classifier.predict(IRIS).tolist()
+    v1 = client.post("/v1/models/classifier:predict", json={"instances": IRIS.tolist()}).json()
+    assert v1 == {"predictions": classifier.predict(IRIS).tolist()}
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "message"),
+    [
+        ("booster", v2(ROWS[:, :3]), "takes 5 features per row, got 3"),
+        ("booster", v2(ROWS.reshape(2, 2, 5)), "takes a 2-D input [rows, features], got shape [2, 2, 5]"),
+        ("booster", {"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}, "numeric input"),
+        ("classifier", v2(IRIS, parameters={"method": "apply"}), "it offers ['predict', 'predict_proba']"),
+    ],
+)
+def test_bad_input_is_a_400_and_the_model_keeps_serving(
+    client: httpx.Client, model: str, body: dict, message: str
+) -> None:
+    answer = client.post(f"/v2/models/{model}/infer", json=body)
+    assert answer.status_code == 400 and message in answer.json()["error"]
+    assert client.post("/v2/models/booster/infer", json=v2(ROWS)).status_code == 200
