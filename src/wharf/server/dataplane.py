@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from wharf import __version__
-from wharf.errors import InvalidInput, RequestTimeout, WharfError
+from wharf.errors import InvalidInput, WharfError
 from wharf.model.base import Model, check_inputs, to_response
 from wharf.model.repository import ModelRepository
 from wharf.protocol.v2 import InferRequest, InferResponse
@@ -62,14 +61,10 @@ class DataPlane:
     async def infer(self, model: Model, request: InferRequest) -> InferResponse:
         """Run `request` through `model` (preprocess, predict, postprocess) within the request deadline."""
         check_inputs(model, request)
-        run = self._pipeline(model).run
         try:
-            async with asyncio.timeout(self.request_timeout_s):
-                result = await run(request)
+            result = await self._pipeline(model).run(request)
         except WharfError:
             raise
-        except TimeoutError:
-            raise RequestTimeout(f"model '{model.name}' did not answer within {self.request_timeout_s} s") from None
         except (ValueError, TypeError) as e:
             raise InvalidInput(f"model '{model.name}' rejected the input: {e}") from e
         return to_response(model, result, request)
@@ -81,7 +76,12 @@ class DataPlane:
             if pipeline is not None:
                 pipeline.close()
             pipeline = self._pipelines[key] = ModelPipeline(
-                model, self.threads, self.max_queue, self.batch_policy, self.metrics.queue_observer(model.name)
+                model,
+                threads=self.threads,
+                max_queue=self.max_queue,
+                timeout_s=self.request_timeout_s,
+                policy=self.batch_policy,
+                observe=self.metrics.queue_observer(model.name),
             )
         return pipeline
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from wharf.errors import RequestTimeout
 from wharf.model.base import Model, overrides
 from wharf.protocol.v2 import InferRequest
 from wharf.server.batching import batched, rows
@@ -38,9 +40,17 @@ class ModelPipeline:
     event loop. With batching on, concurrent requests share one call of the steps."""
 
     def __init__(
-        self, model: Model, threads: int, max_queue: int, policy: BatchPolicy, observe: GroupObserver | None = None
+        self,
+        model: Model,
+        *,
+        threads: int,
+        max_queue: int,
+        timeout_s: float,
+        policy: BatchPolicy,
+        observe: GroupObserver | None = None,
     ) -> None:
         self.model = model
+        self._timeout_s = timeout_s
         steps = [getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)]
         self._steps = [(step, inspect.iscoroutinefunction(step)) for step in steps]
         self._chain = steps
@@ -57,6 +67,7 @@ class ModelPipeline:
             max_queue=max_queue,
             max_group_size=policy.max_batch_size if self.batching else 1,
             max_wait_s=policy.max_latency_s,
+            timeout_s=timeout_s,
             observe=observe,
         )
         self.run: Callable[[InferRequest], Awaitable[Any]] = self._run_chain if all_plain else self._run_steps
@@ -75,8 +86,12 @@ class ModelPipeline:
         return self._threads.submit(request, size)
 
     async def _run_steps(self, payload: Any) -> Any:
-        for step, is_async in self._steps:
-            payload = await (step(payload) if is_async else self._threads.submit((step, payload)))
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                for step, is_async in self._steps:
+                    payload = await (step(payload) if is_async else self._threads.submit((step, payload)))
+        except TimeoutError:
+            raise RequestTimeout(f"model '{self.model.name}' did not answer within {self._timeout_s} s") from None
         return payload
 
     def close(self) -> None:

@@ -12,11 +12,12 @@ import asyncio
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wharf.errors import ServerBusy
+from wharf.errors import RequestTimeout, ServerBusy
 
 _STOP = object()
 
@@ -60,9 +61,13 @@ class ThreadRunner:
         max_queue: int = 1024,
         max_group_size: int = 1,
         max_wait_s: float = 0.0,
+        timeout_s: float = 60.0,
         observe: GroupObserver | None = None,
     ) -> None:
         self._dispatch = dispatch
+        self._timeout_s = timeout_s
+        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()  # in submission order
+        self._sweeping = False
         self._name = name
         self._max_queue = max_queue
         self._max_group_size = max_group_size
@@ -82,8 +87,29 @@ class ThreadRunner:
             raise ServerBusy(f"model '{self._name}' has {self.depth} requests queued; retry later")
         future = self._loop.create_future()
         self.depth += 1
-        self._queue.put(Job(payload, future, size, time.perf_counter()))
+        now = time.perf_counter()
+        self._queue.put(Job(payload, future, size, now))
+        self._deadlines.append((now + self._timeout_s, future))
+        if not self._sweeping:
+            self._sweeping = True
+            self._loop.call_later(self._sweep_period, self._sweep)
         return future
+
+    @property
+    def _sweep_period(self) -> float:
+        return min(0.1, self._timeout_s / 10)
+
+    def _sweep(self) -> None:
+        """Fail requests past their deadline with `RequestTimeout` (one timer for all, not one per request)."""
+        now = time.perf_counter()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1].done()):
+            _, future = deadlines.popleft()
+            if not future.done():
+                future.set_exception(RequestTimeout(f"model '{self._name}' did not answer within {self._timeout_s} s"))
+        self._sweeping = bool(deadlines)
+        if self._sweeping:
+            self._loop.call_later(self._sweep_period, self._sweep)
 
     def close(self) -> None:
         """Stop the threads once the requests already queued are done."""
@@ -123,9 +149,9 @@ class ThreadRunner:
 
     def _run(self, group: list[Job]) -> None:
         live: list[Job] = []
-        gone: list[Job] = []  # their callers gave up (deadline) while they were queued
+        gone: list[Job] = []  # answered already (deadline) or given up while they were queued
         for job in group:
-            (gone if job.future.cancelled() else live).append(job)
+            (gone if job.future.done() else live).append(job)
         if self._observe is not None and live:
             self._observe(live, time.perf_counter(), self._queue.qsize())
         outcomes = self._dispatch(live) if live else []

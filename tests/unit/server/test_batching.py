@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from wharf.errors import ServerBusy
+from wharf.errors import RequestTimeout, ServerBusy
 from wharf.model.base import Model, to_response
 from wharf.protocol.v2 import InferRequest, RequestedOutput, Tensor
 from wharf.server import batching
@@ -161,5 +161,27 @@ async def test_a_full_queue_is_refused_at_once_and_cancelled_jobs_are_skipped() 
     release.set()
     assert await asyncio.wait_for(first, 5) == 1
     await asyncio.sleep(0.05)
+    assert ran == [1] and runner.depth == 0
+    runner.close()
+
+
+@pytest.mark.anyio
+async def test_requests_past_their_deadline_fail_with_a_timeout_and_are_not_run() -> None:
+    release = threading.Event()
+    ran: list[int] = []
+
+    def work(payload: int) -> int:
+        ran.append(payload)
+        release.wait(5)
+        return payload
+
+    runner = ThreadRunner(one_by_one(work), name="m", timeout_s=0.2)
+    first, second = runner.submit(1), runner.submit(2)
+    with pytest.raises(RequestTimeout, match="did not answer within 0.2 s"):
+        await asyncio.wait_for(first, 5)
+    with pytest.raises(RequestTimeout):
+        await asyncio.wait_for(second, 5)
+    release.set()
+    await asyncio.sleep(0.1)
     assert ran == [1] and runner.depth == 0
     runner.close()
