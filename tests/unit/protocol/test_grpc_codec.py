@@ -14,22 +14,9 @@ from wharf.errors import InvalidInput, WharfError
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.v2 import InferResponse, Tensor
+from tests.unit.protocol.test_tensors import NUMERIC
 
-VALUES = {
-    "BOOL": [True, False, True, True],
-    "UINT8": [0, 1, 254, 255],
-    "UINT16": [0, 1, 65534, 65535],
-    "UINT32": [0, 1, 2**32 - 2, 2**32 - 1],
-    "UINT64": [0, 1, 2**63, 2**64 - 1],
-    "INT8": [-128, -1, 0, 127],
-    "INT16": [-(2**15), -1, 0, 2**15 - 1],
-    "INT32": [-(2**31), -1, 0, 2**31 - 1],
-    "INT64": [-(2**63), -1, 0, 2**63 - 1],
-    "FP16": [0.5, -1.0, 2.0, 65504.0],
-    "FP32": [0.25, -1.5, 3.0, 1024.0],
-    "FP64": [0.1, -1e300, 3.0, 1e-300],
-    "BYTES": [b"", b"a", "\u00e9".encode(), b"\x00\xff"],
-}
+VALUES = {**NUMERIC, "BYTES": [b"", b"a", "\u00e9".encode(), b"\x00\xff"]}
 TYPED = sorted(set(VALUES) - {"FP16"})
 
 
