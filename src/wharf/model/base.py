@@ -7,7 +7,7 @@ an `async` method. Plain methods run in a worker thread, so they never block the
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,3 +110,24 @@ def _select(outputs: list[Tensor], names: list[str], model: str) -> list[Tensor]
     if missing:
         raise InvalidInput(f"model '{model}' has no output(s) {missing}; it produces {sorted(by_name)}")
     return [by_name[n] for n in names]
+
+
+def bind_inputs(model: Model, request: InferRequest, names: Sequence[str], required: int | None = None) -> list[Tensor]:
+    """The request's inputs in the order of `names`, for a model that takes its inputs positionally.
+
+    Inputs are matched by name when every one carries a name from `names`, else by position. The first `required`
+    names (all of them by default) must be given; a later one may be left out only with those after it.
+    """
+    required = len(names) if required is None else required
+    given = {t.name: t for t in request.inputs}
+    if given.keys() <= set(names):
+        missing = [n for n in names[: max(required, len(given))] if n not in given]
+        if missing:
+            raise InvalidInput(f"missing input(s) {missing} for model '{model.name}'; it takes {list(names)}")
+        return [given[n] for n in names[: len(given)]]
+    if not required <= len(given) <= len(names):
+        count = len(names) if required == len(names) else f"{required} to {len(names)}"
+        raise InvalidInput(
+            f"model '{model.name}' takes {count} input(s) {list(names)}, got {len(given)}: {list(given)}"
+        )
+    return list(request.inputs)

@@ -1,0 +1,155 @@
+"""The TensorFlow runtime behind a real `wharf serve`: a SavedModel with two signatures and a `.keras` model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.integration.conftest import RunningServer, launch
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+# saving a Keras model converts its variables with np.array(), which numpy 2 flags
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+ROWS = np.array([[0.5, -1.25, 2.0, 0.1], [1.5, 0.25, -0.75, 3.0], [-2.0, 0.5, 0.3, -0.4]], dtype=np.float32)
+
+
+class Affine(tf.Module):
+    """`serving_default` takes x [N, 4]; `scaled` takes x of any width (checked by TensorFlow itself) and k."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = tf.Variable(tf.random.stateless_normal([4, 3], seed=[1, 2]))
+        self.b = tf.Variable([0.1, -0.2, 0.3])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+    def serve(self, x: Any) -> dict[str, Any]:
+        return {"y": tf.matmul(x, self.w) + self.b, "total": tf.reduce_sum(x, axis=1)}
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None], tf.float32, name="x"), tf.TensorSpec([], tf.float32, name="k")]
+    )
+    def scaled(self, x: Any, k: Any) -> dict[str, Any]:
+        return {"y": (tf.matmul(x, self.w) + self.b) * k}
+
+
+class Models(NamedTuple):
+    root: Path
+    affine: Any
+    keras: Any
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    """A repository of `saved` (a SavedModel directory) and `functional` (a .keras file with a dict of outputs)."""
+    root = tmp_path_factory.mktemp("tf-models")
+    affine = Affine()
+    signatures = {"serving_default": affine.serve, "scaled": affine.scaled}
+    tf.saved_model.save(affine, str(root / "saved"), signatures=signatures)
+    keras.utils.set_random_seed(0)
+    features = keras.Input((4,), name="features")
+    logits = keras.layers.Dense(3, name="logits")(keras.layers.Dense(8, activation="relu")(features))
+    model = keras.Model(features, {"logits": logits, "probs": keras.layers.Softmax(name="probs")(logits)})
+    (root / "functional").mkdir()
+    model.save(root / "functional/model.keras")
+    return Models(root, affine, model)
+
+
+@pytest.fixture(scope="module")
+def server(models: Models) -> Iterator[RunningServer]:
+    running = launch(str(models.root), env={"WHARF_TF_INTRA_OP_THREADS": "2", "WHARF_TF_INTER_OP_THREADS": "2"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+def _tensor(name: str, array: np.ndarray, datatype: str = "FP32") -> dict[str, Any]:
+    return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.reshape(-1).tolist()}
+
+
+def _outputs(answer: httpx.Response) -> dict[str, np.ndarray]:
+    assert answer.status_code == 200, answer.text
+    return {o["name"]: np.array(o["data"]).reshape(o["shape"]) for o in answer.json()["outputs"]}
+
+
+def test_saved_model_default_and_named_signature(client: httpx.Client, models: Models) -> None:
+    expected = {k: v.numpy() for k, v in models.affine.serve(tf.constant(ROWS)).items()}
+    outputs = _outputs(client.post("/v2/models/saved/infer", json={"inputs": [_tensor("x", ROWS)]}))
+    assert set(outputs) == {"y", "total"}
+    assert all(np.allclose(outputs[name], expected[name], atol=1e-6) for name in expected)
+    scaled = models.affine.scaled(tf.constant(ROWS), tf.constant(2.0))["y"].numpy()
+    body = {"inputs": [_tensor("x", ROWS), _tensor("k", np.array(2.0))], "parameters": {"signature_name": "scaled"}}
+    assert np.allclose(_outputs(client.post("/v2/models/saved/infer", json=body))["y"], scaled, atol=1e-6)
+
+
+def test_v1_and_requested_outputs(client: httpx.Client, models: Models) -> None:
+    expected = models.keras.predict_on_batch(ROWS)
+    answer = client.post("/v1/models/functional:predict", json={"instances": ROWS.tolist()})
+    assert answer.status_code == 200, answer.text
+    rows = answer.json()["predictions"]
+    assert [sorted(row) for row in rows] == [["logits", "probs"]] * 3
+    assert np.allclose([row["probs"] for row in rows], expected["probs"], atol=1e-6)
+    body = {"inputs": [_tensor("features", ROWS, "FP64")], "outputs": [{"name": "logits"}]}
+    outputs = _outputs(client.post("/v2/models/functional/infer", json=body))
+    assert list(outputs) == ["logits"] and np.allclose(outputs["logits"], expected["logits"], atol=1e-6)
+    saved = client.post("/v1/models/saved:predict", json={"instances": ROWS.tolist()}).json()["predictions"]
+    assert np.allclose([row["total"] for row in saved], ROWS.sum(axis=1), atol=1e-6)
+
+
+def test_metadata(client: httpx.Client) -> None:
+    saved = client.get("/v2/models/saved").json()
+    assert saved["platform"] == "tensorflow"
+    assert saved["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
+    assert sorted(saved["outputs"], key=lambda o: o["name"]) == [
+        {"name": "total", "datatype": "FP32", "shape": [-1]},
+        {"name": "y", "datatype": "FP32", "shape": [-1, 3]},
+    ]
+    functional = client.get("/v2/models/functional").json()
+    assert functional["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]
+    assert functional["outputs"] == [
+        {"name": "logits", "datatype": "FP32", "shape": [-1, 3]},
+        {"name": "probs", "datatype": "FP32", "shape": [-1, 3]},
+    ]
+
+
+TEXT = {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}
+SCALED_NARROW = [_tensor("x", ROWS[:, :3]), _tensor("k", np.array(2.0))]
+BAD = [
+    ("saved", {"inputs": [_tensor("x", ROWS[:, :3])]}, "model 'saved' must have shape [-1, 4], got [3, 3]"),
+    ("saved", {"inputs": [TEXT]}, "input 'x' of model 'saved' must be FP32, got BYTES"),
+    (
+        "saved",
+        {"inputs": [_tensor("x", ROWS)], "parameters": {"signature_name": "nope"}},
+        "model 'saved' has no signature 'nope'; it has ['scaled', 'serving_default']",
+    ),
+    (  # this signature takes any width: TensorFlow itself rejects it
+        "saved",
+        {"inputs": SCALED_NARROW, "parameters": {"signature_name": "scaled"}},
+        "model 'saved' rejected the input: Matrix size-incompatible",
+    ),
+    ("functional", {"inputs": [_tensor("features", ROWS[:, :2])]}, "must have shape [-1, 4], got [3, 2]"),
+    ("functional", {"inputs": [_tensor("a", ROWS), _tensor("b", ROWS)]}, "takes 1 input(s) ['features'], got 2"),
+]
+
+
+@pytest.mark.parametrize(("model", "body", "message"), BAD)
+def test_bad_input_is_a_400_and_the_model_keeps_serving(
+    client: httpx.Client, model: str, body: dict[str, Any], message: str
+) -> None:
+    answer = client.post(f"/v2/models/{model}/infer", json=body)
+    assert answer.status_code == 400 and message in answer.json()["error"], answer.text
+    good = {"inputs": [_tensor("x" if model == "saved" else "features", ROWS)]}
+    assert client.post(f"/v2/models/{model}/infer", json=good).status_code == 200
