@@ -16,9 +16,11 @@ from wharf.errors import InvalidInput
 from wharf.protocol import tensors
 
 BINARY_HEADER = "inference-header-content-length"
-_REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
+# KServe's client also repeats the model's name and version in the body; the URL says which model answers.
+_REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs", "model_name", "model_version"})
 _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_TRANSPORT_PARAMETERS = frozenset({"binary_data_size", "binary_data"})  # set by the codec, never by a model
 
 
 @dataclass(slots=True)
@@ -136,7 +138,7 @@ def _decode_input(item: Any, index: int, binary: memoryview | None, offset: int)
     datatype = item.get("datatype")
     shape = item.get("shape")
     parameters = _parameters(item.get("parameters"), f"input '{name}'")
-    size = parameters.get("binary_data_size")
+    size = parameters.pop("binary_data_size", None)  # how the tensor travelled, not a parameter for the model
     if size is not None:
         if binary is None:
             raise InvalidInput(f"input '{name}' has binary_data_size but the request has no binary data")
@@ -182,7 +184,7 @@ def encode_response(response: InferResponse, request: InferRequest | None = None
     outputs, chunks = [], []
     for tensor in response.outputs:
         out: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
-        parameters = dict(tensor.parameters or ())
+        parameters = {k: v for k, v in (tensor.parameters or {}).items() if k not in _TRANSPORT_PARAMETERS}
         if _wants_binary(tensor.name, request):
             raw = tensors.to_bytes(tensor.data, tensor.datatype)
             parameters["binary_data_size"] = len(raw)
