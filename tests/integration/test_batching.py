@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -50,3 +53,34 @@ def test_batching_off_keeps_one_request_per_call(serve) -> None:  # type: ignore
     server = serve("wharf_test_models:BatchProbe", "--name", "probe")
     answers = _fire(server, [_body([float(i)]) for i in range(8)])
     assert all(a.json()["outputs"][1]["data"] == [1] for a in answers)
+
+
+def test_model_settings_file_turns_batching_on_for_one_model(serve, iris_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for name in ("batched", "plain"):
+        (tmp_path / name).mkdir()
+        shutil.copy(iris_model, tmp_path / name / "model.joblib")
+    (tmp_path / "batched" / "model-settings.json").write_text('{"max_batch_size": 64, "max_batch_latency_ms": 5}')
+    server = serve(str(tmp_path))
+    row = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    with httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_connections=32)) as client:
+        with ThreadPoolExecutor(32) as pool:
+            for model in ("batched", "plain"):
+                answers = list(pool.map(lambda _: client.post(f"/v2/models/{model}/infer", json=row), range(200)))
+                assert all(a.status_code == 200 and a.json()["outputs"][0]["data"] == [0] for a in answers)
+        metrics = client.get("/metrics").text
+    counts = {
+        model: float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith(f'wharf_batch_size_count{{model="{model}"}}')))
+        for model in ("batched", "plain")
+    }
+    assert counts["plain"] == 200 and counts["batched"] < 200
+
+
+def test_a_bad_model_settings_file_is_refused_at_start(iris_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    shutil.copy(iris_model, tmp_path / "model.joblib")
+    (tmp_path / "model-settings.json").write_text('{"max_batch_size": 0, "colour": "red"}')
+    proc = subprocess.run(
+        [sys.executable, "-m", "wharf.cli", "serve", str(tmp_path), "--name", "m", "--http-port", "0", "--grpc-port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "max_batch_size: Input should be greater than or equal to 1" in proc.stderr and "colour" in proc.stderr

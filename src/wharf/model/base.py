@@ -29,6 +29,9 @@ class Model:
     strict_inputs: bool = True
     #: Whether requests may be merged along their first axis into one `predict` call (when batching is on).
     supports_batching: bool = True
+    #: Batching for this model; None takes the server's setting (`max_batch_size` 1 turns batching off).
+    max_batch_size: int | None = None
+    max_batch_latency_ms: float | None = None
 
     def __init__(self, name: str, version: str | None = None) -> None:
         self.name = name

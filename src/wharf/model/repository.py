@@ -17,6 +17,7 @@ from typing import Any
 
 from wharf.errors import ModelLoadError, ModelNotFound, ModelNotReady, WharfError
 from wharf.model import runtimes
+from wharf.model import settings as model_settings
 from wharf.model.base import Model, is_async
 from wharf.model.runtimes import custom
 
@@ -185,22 +186,19 @@ class ModelRepository:
 
 
 def _artifact_factory(name: str, path: Path, version: str | None) -> ModelFactory:
-    def create() -> Model:
-        runtime, artifact = runtimes.find_artifact(path)
-        return runtime.create(name, artifact, version)
+    return lambda: _create(name, path, None, version)
 
-    return create
+
+def _create(name: str, path: Path, runtime: str | None, version: str | None) -> Model:
+    """The model whose artifact is (or is in) `path`, with its `model-settings.json` applied."""
+    settings = model_settings.read(path)
+    chosen = runtime or settings.runtime
+    found, artifact = runtimes.find_artifact(path, runtimes.by_format(chosen) if chosen else None)
+    return settings.apply(found.create(name, artifact, version))
 
 
 def source_factory(uri: str, name: str, runtime: str | None, resolve: Callable[[str], Path]) -> ModelFactory:
     """A factory for the model at `uri`: a `module:Class` path, or an artifact fetched by `resolve`."""
     if custom.is_class_path(uri) and not Path(uri).exists():
         return lambda: custom.create(uri, name)
-
-    def create() -> Model:
-        chosen = runtimes.by_format(runtime) if runtime else None
-        found, artifact = runtimes.find_artifact(resolve(uri), chosen)
-        return found.create(name, artifact)
-
-    return create
-
+    return lambda: _create(name, resolve(uri), runtime, None)

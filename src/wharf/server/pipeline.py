@@ -29,6 +29,12 @@ class BatchPolicy:
     def enabled(self) -> bool:
         return self.max_batch_size > 1
 
+    def for_model(self, model: Model) -> BatchPolicy:
+        """This policy with what the model's own settings override."""
+        size = model.max_batch_size if model.max_batch_size is not None else self.max_batch_size
+        latency_ms = model.max_batch_latency_ms
+        return BatchPolicy(size, latency_ms / 1000 if latency_ms is not None else self.max_latency_s)
+
 
 def _apply(job: tuple[Callable[[Any], Any], Any]) -> Any:
     step, payload = job
@@ -51,6 +57,7 @@ class ModelPipeline:
     ) -> None:
         self.model = model
         self._timeout_s = timeout_s
+        policy = policy.for_model(model)
         steps = [getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)]
         self._steps = [(step, inspect.iscoroutinefunction(step)) for step in steps]
         self._chain = steps
