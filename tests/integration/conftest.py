@@ -9,9 +9,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +79,23 @@ def launch(*args: str, env: dict[str, str] | None = None, timeout: float = START
     proc.kill()
     proc.wait(5)
     raise RuntimeError(f"wharf serve did not start within {timeout} s:\n{''.join(lines)}")
+
+
+@contextmanager
+def served_client(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> Iterator[httpx.Client]:
+    """`launch(*args)` and yield an httpx client for it (with `timeout` per request); the server always stops."""
+    server = launch(*args, env=env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=timeout) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def outputs_of(answer: httpx.Response) -> dict[str, np.ndarray]:
+    """The V2 outputs of a 200 answer by name, each as an array of its shape."""
+    assert answer.status_code == 200, answer.text
+    return {o["name"]: np.array(o["data"]).reshape(o["shape"]) for o in answer.json()["outputs"]}
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import RunningServer, launch
+from tests.integration.conftest import outputs_of, served_client
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 os.environ.update(OFFLINE)  # before transformers is imported: this process, too, never reaches for the hub
@@ -52,25 +52,13 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(root: Path) -> Iterator[RunningServer]:
-    running = launch(str(root), env=OFFLINE)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+def client(root: Path) -> Iterator[httpx.Client]:
+    with served_client(str(root), env=OFFLINE, timeout=60) as c:
         yield c
 
 
 def _texts(texts: list[str], **extra: Any) -> dict[str, Any]:
     return {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}], **extra}
-
-
-def _outputs(answer: httpx.Response) -> dict[str, np.ndarray]:
-    assert answer.status_code == 200, answer.text
-    return {o["name"]: np.array(o["data"]).reshape(o["shape"]) for o in answer.json()["outputs"]}
 
 
 def _load(directory: Path, architecture: str) -> tuple[Any, Any]:
@@ -83,7 +71,7 @@ def test_text_classification_matches_transformers(client: httpx.Client, root: Pa
     with torch.no_grad():
         probs = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits.softmax(-1).numpy()
     labels = [model.config.id2label[i] for i in probs.argmax(-1)]
-    outputs = _outputs(client.post("/v2/models/classifier/infer", json=_texts(TEXTS)))
+    outputs = outputs_of(client.post("/v2/models/classifier/infer", json=_texts(TEXTS)))
     assert outputs["label"].tolist() == labels and np.allclose(outputs["score"], probs.max(-1), atol=1e-5)
     v1 = client.post("/v1/models/classifier:predict", json={"instances": TEXTS}).json()["predictions"]
     assert [row["label"] for row in v1] == labels
@@ -93,7 +81,7 @@ def test_text_classification_matches_transformers(client: httpx.Client, root: Pa
 def test_token_classification_matches_the_pipeline(client: httpx.Client, root: Path) -> None:
     pipeline = transformers.pipeline("token-classification", model=str(root / "tagger"), aggregation_strategy="simple")
     expected = pipeline(TEXTS)
-    served = _outputs(client.post("/v2/models/tagger/infer", json=_texts(TEXTS)))["entities"]
+    served = outputs_of(client.post("/v2/models/tagger/infer", json=_texts(TEXTS)))["entities"]
     entities = [json.loads(found) for found in served]
     assert len(entities) == len(TEXTS)
     for served, wanted in zip(entities, expected):
@@ -110,7 +98,7 @@ def test_fill_mask_matches_transformers(client: httpx.Client, root: Path) -> Non
         logits = model(**encoded).logits
     at_mask = logits[encoded["input_ids"] == tokenizer.mask_token_id].softmax(-1)
     scores, ids = at_mask.topk(3)
-    outputs = _outputs(client.post("/v2/models/masked/infer", json=_texts(MASKED, parameters={"top_k": 3})))
+    outputs = outputs_of(client.post("/v2/models/masked/infer", json=_texts(MASKED, parameters={"top_k": 3})))
     assert outputs["token"].tolist() == [[tokenizer.decode([i]) for i in row] for row in ids.tolist()]
     assert np.allclose(outputs["score"], scores.numpy(), atol=1e-5)
 
@@ -123,9 +111,9 @@ def test_embeddings_match_transformers_mean_pooling(client: httpx.Client) -> Non
     mask = encoded["attention_mask"].unsqueeze(-1).float()
     mean = ((tokens * mask).sum(1) / mask.sum(1)).numpy()
     unit = mean / np.linalg.norm(mean, axis=1, keepdims=True)
-    served = _outputs(client.post("/v2/models/minilm/infer", json=_texts(TEXTS)))["embedding"]
+    served = outputs_of(client.post("/v2/models/minilm/infer", json=_texts(TEXTS)))["embedding"]
     assert served.shape == (3, 384) and np.allclose(served, unit, atol=1e-5)  # modules.json asks to normalise
-    raw = _outputs(client.post("/v2/models/minilm/infer", json=_texts(TEXTS, parameters={"normalize": False})))
+    raw = outputs_of(client.post("/v2/models/minilm/infer", json=_texts(TEXTS, parameters={"normalize": False})))
     assert np.allclose(raw["embedding"], mean, atol=1e-5)
     v1 = client.post("/v1/models/minilm:predict", json={"instances": TEXTS[:1]}).json()["predictions"]
     assert np.allclose(v1, unit[:1], atol=1e-5)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from tests.integration.conftest import ROOT, launch
+from tests.integration.conftest import ROOT, outputs_of, served_client
 
 FEATURES, LABELS = load_iris(return_X_y=True)
 ROWS = FEATURES[[0, 60, 120, 149]]
@@ -44,18 +44,12 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(repository: Path) -> Iterator[httpx.Client]:
-    server = launch(str(repository))
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            yield c
-    finally:
-        server.stop()
+    with served_client(str(repository), timeout=10) as c:
+        yield c
 
 
 def _outputs(client: httpx.Client, model: str, body: dict) -> dict[str, np.ndarray]:
-    answer = client.post(f"/v2/models/{model}/infer", json=body)
-    assert answer.status_code == 200, answer.text
-    return {o["name"]: np.reshape(o["data"], o["shape"]) for o in answer.json()["outputs"]}
+    return outputs_of(client.post(f"/v2/models/{model}/infer", json=body))
 
 
 def test_metadata(client: httpx.Client) -> None:

@@ -17,7 +17,7 @@ import torch
 from onnx import TensorProto, helper
 from sklearn.datasets import load_iris
 
-from tests.integration.conftest import ROOT, launch
+from tests.integration.conftest import ROOT, outputs_of, served_client
 from wharf.model.runtimes.onnx import ONNXModel, ONNXSettings
 
 IRIS = load_iris().data[[0, 60, 120]]
@@ -84,18 +84,8 @@ def repository(tmp_path_factory: pytest.TempPathFactory, net: TwoHeads) -> Path:
 
 @pytest.fixture(scope="module")
 def client(repository: Path) -> Iterator[httpx.Client]:
-    server = launch(str(repository))
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            yield c
-    finally:
-        server.stop()
-
-
-def _infer(client: httpx.Client, model: str, body: dict) -> dict[str, np.ndarray]:
-    answer = client.post(f"/v2/models/{model}/infer", json=body)
-    assert answer.status_code == 200, answer.text
-    return {o["name"]: np.reshape(o["data"], o["shape"]) for o in answer.json()["outputs"]}
+    with served_client(str(repository), timeout=10) as c:
+        yield c
 
 
 def test_metadata_comes_from_the_graph(client: httpx.Client) -> None:
@@ -122,10 +112,11 @@ def test_sklearn_graph_matches_onnxruntime(client: httpx.Client, repository: Pat
     session = onnxruntime.InferenceSession(repository / "sklearn/model.onnx", providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(None, {"X": IRIS.astype(np.float32)})
     probabilities = np.array([list(row.values()) for row in probabilities])
-    outputs = _infer(client, "sklearn", {"inputs": [tensor("X", IRIS)]})  # FP64 data for an FP32 input
+    url, inputs = "/v2/models/sklearn/infer", [tensor("X", IRIS)]  # FP64 data for an FP32 input
+    outputs = outputs_of(client.post(url, json={"inputs": inputs}))
     assert outputs["output_label"].tolist() == labels.tolist()
     assert np.allclose(outputs["output_probability"], probabilities)
-    only = _infer(client, "sklearn", {"inputs": [tensor("X", IRIS)], "outputs": [{"name": "output_probability"}]})
+    only = outputs_of(client.post(url, json={"inputs": inputs, "outputs": [{"name": "output_probability"}]}))
     assert list(only) == ["output_probability"] and only["output_probability"].shape == (3, 3)
     v1 = client.post("/v1/models/sklearn:predict", json={"instances": IRIS.tolist()}).json()["predictions"]
     assert [row["output_label"] for row in v1] == labels.tolist()
@@ -135,7 +126,8 @@ def test_sklearn_graph_matches_onnxruntime(client: httpx.Client, repository: Pat
 def test_torch_graph_with_two_inputs_and_outputs_matches_torch(client: httpx.Client, net: TwoHeads) -> None:
     with torch.no_grad():
         logits, probs = (t.numpy() for t in net(torch.from_numpy(X).float(), torch.from_numpy(Z).float()))
-    outputs = _infer(client, "torch", {"inputs": [tensor("z", Z.astype(np.float32), "FP32"), tensor("x", X)]})
+    body = {"inputs": [tensor("z", Z.astype(np.float32), "FP32"), tensor("x", X)]}
+    outputs = outputs_of(client.post("/v2/models/torch/infer", json=body))
     assert np.allclose(outputs["logits"], logits, atol=1e-5) and np.allclose(outputs["probs"], probs, atol=1e-5)
     v1 = client.post("/v1/models/torch:predict", json={"instances": X.tolist()})
     assert v1.status_code == 400 and "missing input(s) ['z']" in v1.json()["error"]

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import RunningServer, launch
+from tests.integration.conftest import outputs_of, served_client
 
 torch = pytest.importorskip("torch")
 # the TorchScript artifacts are built with torch.jit.script and torch.jit.trace, which torch now deprecates
@@ -56,25 +56,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
 
 
 @pytest.fixture(scope="module")
-def server(models: Models) -> Iterator[RunningServer]:
-    running = launch(str(models.root))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+def client(models: Models) -> Iterator[httpx.Client]:
+    with served_client(str(models.root)) as c:
         yield c
 
 
 def _tensor(name: str, array: np.ndarray) -> dict[str, Any]:
     return {"name": name, "shape": list(array.shape), "datatype": "FP32", "data": array.reshape(-1).tolist()}
-
-
-def _outputs(answer: httpx.Response) -> dict[str, np.ndarray]:
-    assert answer.status_code == 200, answer.text
-    return {o["name"]: np.array(o["data"]).reshape(o["shape"]) for o in answer.json()["outputs"]}
 
 
 def _expected(models: Models) -> dict[str, np.ndarray]:
@@ -87,8 +75,8 @@ def _expected(models: Models) -> dict[str, np.ndarray]:
 def test_v2_infer_by_name_or_position_matches_torch(client: httpx.Client, models: Models, model: str) -> None:
     expected = _expected(models)
     url = f"/v2/models/{model}/infer"
-    by_name = _outputs(client.post(url, json={"inputs": [_tensor("offset", OFFSET), _tensor("x", ROWS)]}))
-    by_position = _outputs(client.post(url, json={"inputs": [_tensor("a", ROWS), _tensor("b", OFFSET)]}))
+    by_name = outputs_of(client.post(url, json={"inputs": [_tensor("offset", OFFSET), _tensor("x", ROWS)]}))
+    by_position = outputs_of(client.post(url, json={"inputs": [_tensor("a", ROWS), _tensor("b", OFFSET)]}))
     for outputs in (by_name, by_position):
         assert set(outputs) == {"logits", "probs"}
         assert all(np.allclose(outputs[name], expected[name], atol=1e-6) for name in expected)
@@ -110,7 +98,7 @@ def test_v1_predict_matches_torch(client: httpx.Client, models: Models) -> None:
     answer = client.post("/v1/models/traced:predict", json={"instances": ROWS.tolist()})
     assert answer.status_code == 200, answer.text
     assert np.allclose(answer.json()["predictions"], expected, atol=1e-6)
-    v2 = _outputs(client.post("/v2/models/traced/infer", json={"inputs": [_tensor("input-0", ROWS)]}))
+    v2 = outputs_of(client.post("/v2/models/traced/infer", json={"inputs": [_tensor("input-0", ROWS)]}))
     assert list(v2) == ["output-0"] and np.allclose(v2["output-0"], expected, atol=1e-6)
 
 

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import RunningServer, launch
+from tests.integration.conftest import outputs_of, served_client
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
@@ -64,15 +64,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
 
 
 @pytest.fixture(scope="module")
-def server(models: Models) -> Iterator[RunningServer]:
-    running = launch(str(models.root), env={"WHARF_TF_INTRA_OP_THREADS": "2", "WHARF_TF_INTER_OP_THREADS": "2"})
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+def client(models: Models) -> Iterator[httpx.Client]:
+    threads = {"WHARF_TF_INTRA_OP_THREADS": "2", "WHARF_TF_INTER_OP_THREADS": "2"}
+    with served_client(str(models.root), env=threads) as c:
         yield c
 
 
@@ -80,19 +74,14 @@ def _tensor(name: str, array: np.ndarray, datatype: str = "FP32") -> dict[str, A
     return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.reshape(-1).tolist()}
 
 
-def _outputs(answer: httpx.Response) -> dict[str, np.ndarray]:
-    assert answer.status_code == 200, answer.text
-    return {o["name"]: np.array(o["data"]).reshape(o["shape"]) for o in answer.json()["outputs"]}
-
-
 def test_saved_model_default_and_named_signature(client: httpx.Client, models: Models) -> None:
     expected = {k: v.numpy() for k, v in models.affine.serve(tf.constant(ROWS)).items()}
-    outputs = _outputs(client.post("/v2/models/saved/infer", json={"inputs": [_tensor("x", ROWS)]}))
+    outputs = outputs_of(client.post("/v2/models/saved/infer", json={"inputs": [_tensor("x", ROWS)]}))
     assert set(outputs) == {"y", "total"}
     assert all(np.allclose(outputs[name], expected[name], atol=1e-6) for name in expected)
     scaled = models.affine.scaled(tf.constant(ROWS), tf.constant(2.0))["y"].numpy()
     body = {"inputs": [_tensor("x", ROWS), _tensor("k", np.array(2.0))], "parameters": {"signature_name": "scaled"}}
-    assert np.allclose(_outputs(client.post("/v2/models/saved/infer", json=body))["y"], scaled, atol=1e-6)
+    assert np.allclose(outputs_of(client.post("/v2/models/saved/infer", json=body))["y"], scaled, atol=1e-6)
 
 
 def test_v1_and_requested_outputs(client: httpx.Client, models: Models) -> None:
@@ -103,7 +92,7 @@ def test_v1_and_requested_outputs(client: httpx.Client, models: Models) -> None:
     assert [sorted(row) for row in rows] == [["logits", "probs"]] * 3
     assert np.allclose([row["probs"] for row in rows], expected["probs"], atol=1e-6)
     body = {"inputs": [_tensor("features", ROWS, "FP64")], "outputs": [{"name": "logits"}]}
-    outputs = _outputs(client.post("/v2/models/functional/infer", json=body))
+    outputs = outputs_of(client.post("/v2/models/functional/infer", json=body))
     assert list(outputs) == ["logits"] and np.allclose(outputs["logits"], expected["logits"], atol=1e-6)
     saved = client.post("/v1/models/saved:predict", json={"instances": ROWS.tolist()}).json()["predictions"]
     assert np.allclose([row["total"] for row in saved], ROWS.sum(axis=1), atol=1e-6)

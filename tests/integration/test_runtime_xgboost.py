@@ -12,7 +12,7 @@ import pytest
 import xgboost
 from sklearn.datasets import load_iris, make_regression
 
-from tests.integration.conftest import ROOT, launch
+from tests.integration.conftest import ROOT, served_client
 
 IRIS = load_iris().data[[0, 60, 120]].astype(np.float32)
 FEATURES, TARGETS = make_regression(n_samples=200, n_features=5, random_state=0)
@@ -38,12 +38,8 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(repository: Path) -> Iterator[httpx.Client]:
-    server = launch(str(repository))
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            yield c
-    finally:
-        server.stop()
+    with served_client(str(repository), timeout=10) as c:
+        yield c
 
 
 def _classifier(repository: Path) -> xgboost.XGBClassifier:
