@@ -1,0 +1,306 @@
+"""The local backend: replicas are `wharf serve` processes on this machine, supervised from the daemon's loop.
+
+Each replica has a task that starts its process, learns its ports from the `serving` line of its log file,
+checks its readiness every `health_interval_s` and, once it ends, starts it again after a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from wharf.control.backends.backoff import RestartBackoff
+from wharf.control.backends.logfile import LogFollower, last_lines, serving_ports
+from wharf.control.backends.process import ReplicaProcess, is_replica_process
+from wharf.control.backends.replica import ReplicaSpec, ReplicaState
+from wharf.control.backends.settings import LocalBackendSettings
+
+__all__ = ["LocalBackend", "LocalBackendSettings", "ReplicaSpec", "ReplicaState", "serve_command"]
+
+log = logging.getLogger(__name__)
+_LOG_POLL_S = 0.05
+_DRAIN_ENV = "WHARF_DRAIN_TIMEOUT_S"
+
+
+def serve_command(spec: ReplicaSpec) -> list[str]:
+    """The command line of one replica of `spec`; the server picks free ports and logs them."""
+    runtime = ("--runtime", spec.runtime) if spec.runtime else ()
+    return [
+        sys.executable, "-m", "wharf.cli", "serve", spec.model_uri, "--name", spec.model_name,
+        "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *runtime, *spec.args,
+    ]  # fmt: skip
+
+
+@dataclass(eq=False)
+class _Replica:
+    """A replica as the backend tracks it; `state()` is its plain-data snapshot."""
+
+    id: str
+    spec: ReplicaSpec
+    backoff: RestartBackoff
+    restarts: int = 0
+    last_exit: int | None = None
+    last_error: str | None = None
+    process: ReplicaProcess | None = None
+    http_port: int = 0
+    grpc_port: int = 0
+    ready: bool = False
+    started_at: float = 0.0
+    failed_checks: int = 0
+    log_offset: int = 0  # where the current process's output begins in the log file
+    task: asyncio.Task[None] | None = None
+
+    def state(self) -> ReplicaState:
+        pid = self.process.pid if self.process else 0
+        return ReplicaState(
+            self.id, self.spec.revision, pid, self.http_port, self.grpc_port, self.ready, self.restarts,
+            self.last_exit, self.started_at, self.last_error,
+        )  # fmt: skip
+
+
+class LocalBackend:
+    """Runs the replicas of revisions as local processes, each in a session of its own.
+
+    `on_change` (called with no arguments, from the loop) runs whenever a replica starts, becomes ready or
+    unready, ends or is stopped, so that routes can be rebuilt from `replicas()`. The backend keeps no
+    database: `replicas()` is what the store records, and `adopt()` takes it back after a daemon restart.
+    Logs go to `home/logs/<revision>/<replica id>.log`.
+    """
+
+    def __init__(
+        self, home: Path, settings: LocalBackendSettings | None = None, on_change: Callable[[], object] | None = None
+    ) -> None:
+        self.home = home
+        self.settings = settings or LocalBackendSettings()
+        self.on_change = on_change
+        self._replicas: dict[str, _Replica] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def replicas(self, revision: str | None = None) -> list[ReplicaState]:
+        """The replicas of `revision` (or of all revisions), oldest first; stopping ones are not listed."""
+        return [r.state() for r in self._replicas.values() if revision in (None, r.spec.revision)]
+
+    def log_path(self, revision: str, replica_id: str) -> Path:
+        return self.home / "logs" / revision / f"{replica_id}.log"
+
+    async def scale(self, spec: ReplicaSpec, replicas: int) -> None:
+        """Start or stop replicas of `spec.revision` until it has `replicas` of them.
+
+        Returns at once: new replicas report their readiness through `on_change`, and stopped ones (those not
+        ready first, then the newest) leave `replicas()` immediately and drain in the background.
+        """
+        if replicas < 0:
+            raise ValueError(f"replicas must be 0 or more, not {replicas}")
+        current = [r for r in self._replicas.values() if r.spec.revision == spec.revision]
+        for _ in range(replicas - len(current)):
+            self._launch(_Replica(self._new_id(spec.revision), spec, self._backoff()))
+        surplus = sorted(current, key=lambda r: (r.ready, -r.started_at))[: max(len(current) - replicas, 0)]
+        self._retire(surplus)
+
+    async def remove(self, revision: str) -> None:
+        """Stop every replica of `revision` (in the background, as `scale` does)."""
+        self._retire([r for r in self._replicas.values() if r.spec.revision == revision])
+
+    async def adopt(self, records: Sequence[ReplicaState], specs: Mapping[str, ReplicaSpec]) -> None:
+        """Take back the replicas a previous daemon recorded.
+
+        A replica whose process is alive and answers its readiness check on the recorded port is watched again
+        as it is; the others are started anew (a live but unresponsive one is stopped first), counting a restart.
+        A record whose revision is not in `specs` is stopped if alive, and forgotten.
+        """
+        fresh = [record for record in records if record.id not in self._replicas]
+        await asyncio.gather(*(self._take_over(record, specs.get(record.revision)) for record in fresh))
+
+    async def close(self, stop_replicas: bool) -> None:
+        """Stop supervising, after replicas already stopping have finished; `on_change` is no longer called.
+
+        With `stop_replicas`, every replica is stopped (drained) and forgotten. Without, the processes keep
+        running for the next daemon to `adopt`, and `replicas()` still lists them for the store to record.
+        """
+        self._closed = True
+        if stop_replicas:
+            self._retire(list(self._replicas.values()))
+        else:
+            await _cancel([r.task for r in self._replicas.values() if r.task])
+        if self._stopping:
+            await asyncio.wait(set(self._stopping))
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    # -- one replica's life -------------------------------------------------------------------------------------
+    def _launch(self, r: _Replica) -> None:
+        if self._closed:
+            raise RuntimeError("the backend is closed")
+        self._replicas[r.id] = r
+        r.task = asyncio.create_task(self._supervise(r), name=f"replica {r.id}")
+
+    async def _supervise(self, r: _Replica) -> None:
+        """Keep the replica running: start it (unless adopted running), watch it, and once it ends start it
+        again after a backoff."""
+        running = r.process is not None
+        while True:
+            failure = None if running else await self._start(r)
+            if failure is None:
+                await self._watch(r)
+                failure = "exited"
+            self._ended(r, failure)
+            running = False
+            await asyncio.sleep(r.backoff.next_delay())
+            r.restarts += 1
+
+    async def _start(self, r: _Replica) -> str | None:
+        """Start the replica's process and wait for its `serving` line: None once serving, else what failed."""
+        path = self.log_path(r.spec.revision, r.id)
+        r.log_offset = path.stat().st_size if path.exists() else 0
+        r.started_at = time.time()
+        try:
+            r.process = ReplicaProcess.spawn(serve_command(r.spec), {**os.environ, **r.spec.env}, path)
+        except OSError as e:
+            return f"could not start: {e}"
+        log.info("replica started", extra={"replica": r.id, "pid": r.process.pid})
+        self._changed()
+        try:
+            async with asyncio.timeout(self.settings.start_timeout_s):
+                ports = await _serving_ports(r.process, LogFollower(path, r.log_offset))
+        except TimeoutError:
+            await r.process.kill()
+            return f"not serving within {self.settings.start_timeout_s:g} s, killed"
+        if ports is None:
+            return "exited before serving"
+        r.http_port, r.grpc_port = ports
+        return None
+
+    async def _watch(self, r: _Replica) -> None:
+        """Check the replica's readiness every `health_interval_s` until its process ends."""
+        assert r.process is not None
+        while not r.process.exited():
+            ok = await self._ready(r.http_port)
+            if r.process.exited():
+                return
+            r.failed_checks = 0 if ok else r.failed_checks + 1
+            if ok and not r.ready:
+                r.ready = True
+                r.backoff.healthy()
+                self._changed()
+            elif r.ready and r.failed_checks >= self.settings.unready_after:
+                log.warning("replica unready", extra={"replica": r.id, "failed_checks": r.failed_checks})
+                r.ready = False
+                r.backoff.unhealthy()
+                self._changed()
+            await asyncio.sleep(self.settings.health_interval_s)
+
+    def _ended(self, r: _Replica, what: str) -> None:
+        """Record why the replica's process ended (or never started), with the last lines of its log."""
+        r.last_exit = r.process.returncode if r.process else None
+        status = "" if r.last_exit is None else f" (status {r.last_exit})"
+        tail = last_lines(self.log_path(r.spec.revision, r.id), r.log_offset, self.settings.error_lines)
+        r.last_error = f"{what}{status}" + (f":\n{tail}" if tail else "")
+        r.process, r.http_port, r.grpc_port, r.ready, r.failed_checks = None, 0, 0, False, 0
+        log.warning("replica ended", extra={"replica": r.id, "reason": what, "status": r.last_exit})
+        self._changed()
+
+    async def _take_over(self, record: ReplicaState, spec: ReplicaSpec | None) -> None:
+        process = ReplicaProcess(record.pid) if is_replica_process(record.pid) else None
+        healthy = process is not None and spec is not None and await self._ready(record.http_port)
+        if process is not None and not healthy:
+            await process.stop(self.settings.kill_grace_s)
+        if spec is None:
+            return
+        r = _Replica(record.id, spec, self._backoff(), record.restarts, record.last_exit, record.last_error)
+        if healthy:
+            r.process, r.http_port, r.grpc_port = process, record.http_port, record.grpc_port
+            r.started_at, r.ready = record.started_at, True
+            r.backoff.healthy()
+            log.info("replica adopted", extra={"replica": r.id, "pid": record.pid})
+        else:
+            r.restarts += 1
+        self._launch(r)
+        self._changed()
+
+    # -- stopping -----------------------------------------------------------------------------------------------
+    def _retire(self, replicas: list[_Replica]) -> None:
+        """Take `replicas` out of the list and stop them in the background."""
+        for r in replicas:
+            del self._replicas[r.id]
+            task = asyncio.create_task(self._stop(r), name=f"stop replica {r.id}")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+        if replicas:
+            self._changed()
+
+    async def _stop(self, r: _Replica) -> None:
+        """SIGTERM, then SIGKILL once the replica's drain timeout (plus `kill_grace_s`) has passed."""
+        await _cancel([r.task] if r.task else [])
+        if r.process is not None:
+            await r.process.stop(self._drain_s(r.spec) + self.settings.kill_grace_s)
+            log.info("replica stopped", extra={"replica": r.id, "status": r.process.returncode})
+
+    def _drain_s(self, spec: ReplicaSpec) -> float:
+        try:
+            return float(spec.env[_DRAIN_ENV])
+        except (KeyError, ValueError):
+            return self.settings.drain_timeout_s
+
+    # -- small parts --------------------------------------------------------------------------------------------
+    async def _ready(self, port: int) -> bool:
+        """Whether the model server on `port` answers its readiness check in time."""
+        if port == 0:
+            return False
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.settings.health_timeout_s),
+                connector=aiohttp.TCPConnector(force_close=True),  # no pooled connection to a dead replica
+            )
+        try:
+            async with self._http.get(f"http://127.0.0.1:{port}/v2/health/ready") as answer:
+                return answer.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    def _changed(self) -> None:
+        if self.on_change is None or self._closed:
+            return
+        try:
+            self.on_change()
+        except Exception:
+            log.exception("on_change failed")
+
+    def _backoff(self) -> RestartBackoff:
+        s = self.settings
+        return RestartBackoff(s.backoff_initial_s, s.backoff_max_s, s.backoff_reset_s)
+
+    def _new_id(self, revision: str) -> str:
+        while (replica_id := f"{revision}-{secrets.token_hex(3)}") in self._replicas:
+            pass
+        return replica_id
+
+
+async def _serving_ports(process: ReplicaProcess, follower: LogFollower) -> tuple[int, int] | None:
+    """The ports from the process's `serving` line; None if it ends without logging one."""
+    while True:
+        exited = process.exited()
+        for line in follower.new_lines():
+            if ports := serving_ports(line):
+                return ports
+        if exited:
+            return None
+        await asyncio.sleep(_LOG_POLL_S)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)

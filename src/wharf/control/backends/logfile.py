@@ -1,0 +1,62 @@
+"""Reading a replica's log file: the model server's `serving` line (its ports) and the last lines for errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+_READ_BYTES = 1 << 20
+_MAX_LINE_BYTES = 1 << 16
+_TAIL_BYTES_PER_LINE = 4096
+
+
+def serving_ports(line: str | bytes) -> tuple[int, int] | None:
+    """(HTTP port, gRPC port) from the model server's `{"event": "serving", ...}` line; None for other lines."""
+    if b'"serving"' not in (line if isinstance(line, bytes) else line.encode()):
+        return None
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("event") != "serving":
+        return None
+    ports = doc.get("http_port"), doc.get("grpc_port")
+    if all(type(p) is int and 0 < p < 65536 for p in ports):
+        return ports  # type: ignore[return-value]
+    return None
+
+
+class LogFollower:
+    """The complete lines appended to a file after `offset`, read as they arrive (the file may not exist yet)."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path = path
+        self.offset = offset
+        self._partial = b""
+
+    def new_lines(self) -> list[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(_READ_BYTES)
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        *lines, rest = (self._partial + data).split(b"\n")
+        self._partial = rest[-_MAX_LINE_BYTES:]  # only short lines matter here
+        return lines
+
+
+def last_lines(path: Path, offset: int, count: int) -> str:
+    """The last `count` lines of the file after `offset` ("" when there are none)."""
+    try:
+        with open(path, "rb") as f:
+            start = max(offset, f.seek(0, 2) - count * _TAIL_BYTES_PER_LINE)
+            f.seek(start)
+            lines = f.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    if start > offset:
+        lines = lines[1:]  # the first one is cut
+    return "\n".join(lines[-count:])

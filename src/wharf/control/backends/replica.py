@@ -1,0 +1,40 @@
+"""What a replica runs and where it stands: plain data, for the reconciler to build and the store to persist."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What every replica of a revision runs: `wharf serve MODEL_URI --name MODEL_NAME [--runtime R] ARGS...`
+    with `env` (WHARF_* server settings and the user's variables) on top of the daemon's environment."""
+
+    revision: str
+    model_name: str
+    model_uri: str
+    runtime: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """A snapshot of one replica.
+
+    `pid`, `http_port` and `grpc_port` are 0 while there is no process or its ports are not known yet.
+    `last_exit` is the exit status of the previous process (negative: killed by that signal; None when unknown,
+    as for an adopted process), and `last_error` says why it ended, with the last lines of its log.
+    """
+
+    id: str
+    revision: str
+    pid: int
+    http_port: int
+    grpc_port: int
+    ready: bool
+    restarts: int
+    last_exit: int | None
+    started_at: float  # wall-clock seconds (time.time()) when the current process started
+    last_error: str | None = None

@@ -1,0 +1,20 @@
+"""Settings of the local backend (a part of the daemon's settings)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class LocalBackendSettings(BaseModel):
+    start_timeout_s: float = Field(120.0, gt=0, description="a replica must log `serving` within this, or is killed")
+    health_interval_s: float = Field(1.0, gt=0, description="how often each replica is checked")
+    health_timeout_s: float = Field(1.0, gt=0, description="deadline of one readiness request")
+    unready_after: int = Field(3, ge=1, description="consecutive failed checks that make a ready replica unready")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="drain time of a stopping replica whose env does not set WHARF_DRAIN_TIMEOUT_S"
+    )
+    kill_grace_s: float = Field(5.0, ge=0, description="added to the drain time before a stopping replica is killed")
+    backoff_initial_s: float = Field(1.0, gt=0, description="delay before the first restart of a replica")
+    backoff_max_s: float = Field(60.0, gt=0, description="the delay doubles with each failure up to this")
+    backoff_reset_s: float = Field(60.0, gt=0, description="healthy this long, a replica's delay starts over")
+    error_lines: int = Field(20, ge=1, description="log lines kept in `last_error` when a replica ends")
