@@ -1,0 +1,161 @@
+"""KServe's `serving.kserve.io/v1alpha1` InferenceGraph: nodes of routers whose steps call InferenceServices,
+URLs or other nodes.
+
+The rules are KServe's, made checks where KServe only documents them: the entry node is named `root`; a step has
+exactly one target (serviceName, serviceUrl or nodeName); step names are unique within a node; a Splitter's steps
+all have weights, summing to 100; a Switch's steps all have conditions (GJSON expressions; KServe's router matches
+a step without one to nothing). A field a router type does not use is an error rather than ignored: weights
+belong to Splitter nodes, conditions to Switch and Sequence nodes, and `data: $response` (pass the previous
+step's response on instead of the node's request) to Sequence nodes. Nodes must not call each other in a cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field
+
+from wharf.control.spec.common import (
+    DEFAULT_TIMEOUT_S,
+    WHARF_PREFIX,
+    HttpUrl,
+    ObjectMeta,
+    Problem,
+    ResourceName,
+    Resources,
+    Scaling,
+    SpecModel,
+)
+
+API_VERSION = "serving.kserve.io/v1alpha1"
+KIND = "InferenceGraph"
+ROOT = "root"
+
+RouterType = Literal["Sequence", "Switch", "Ensemble", "Splitter"]
+
+
+class InferenceStep(SpecModel):
+    """One step of a node: its target, and how the router uses it."""
+
+    name: str | None = None
+    service_name: ResourceName | None = None
+    service_url: HttpUrl | None = None
+    node_name: str | None = None
+    data: Literal["$request", "$response"] = "$request"
+    condition: str | None = None
+    weight: int | None = Field(None, ge=0, le=100)
+    dependency: Literal["Soft", "Hard"] = "Soft"
+    map_predictions_to_instances: bool = False
+
+    @property
+    def target(self) -> str | None:
+        return self.service_name or self.service_url or self.node_name
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        targets = [t for t in (self.service_name, self.service_url, self.node_name) if t is not None]
+        if len(targets) != 1:
+            yield (), f"needs exactly one of serviceName, serviceUrl or nodeName ({len(targets)} given)"
+
+
+class InferenceRouter(SpecModel):
+    """A node of the graph."""
+
+    router_type: RouterType
+    steps: list[InferenceStep] = Field(min_length=1)
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        names: set[str] = set()
+        for i, step in enumerate(self.steps):
+            if step.name is not None:
+                if step.name in names:
+                    yield ("steps", i, "name"), f"another step of this node is named {step.name!r}"
+                names.add(step.name)
+            for loc, reason in self._step_problems(step):
+                yield ("steps", i, *loc), reason
+        if self.router_type == "Splitter" and all(s.weight is not None for s in self.steps):
+            total = sum(s.weight or 0 for s in self.steps)
+            if total != 100:
+                yield ("steps",), f"the weights of a Splitter's steps must sum to 100 (they sum to {total})"
+
+    def _step_problems(self, step: InferenceStep) -> Iterator[Problem]:
+        kind = self.router_type
+        if kind == "Splitter" and step.weight is None:
+            yield ("weight",), "required: a Splitter picks a step by weight"
+        if kind != "Splitter" and step.weight is not None:
+            yield ("weight",), f"only Splitter nodes use weights (this node is a {kind})"
+        if kind == "Switch" and not step.condition:
+            yield ("condition",), "required: a Switch takes the first step whose condition matches"
+        if kind in ("Ensemble", "Splitter") and step.condition is not None:
+            yield ("condition",), f"only Switch and Sequence nodes use conditions (this node is a {kind})"
+        if kind != "Sequence" and step.data != "$request":
+            yield ("data",), f"only Sequence nodes pass $response on (this node is a {kind})"
+
+
+class InferenceGraphSpec(Scaling):
+    """The graph: its nodes, and the router's own resources, timeout (seconds) and replicas."""
+
+    nodes: dict[str, InferenceRouter] = Field(min_length=1)
+    resources: Resources = Field(default_factory=Resources)
+    timeout: int = Field(DEFAULT_TIMEOUT_S, ge=1)
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        if ROOT not in self.nodes:
+            yield ("nodes",), f"needs a node named {ROOT!r}: the graph's entry"
+        for name, node in self.nodes.items():
+            for i, step in enumerate(node.steps):
+                if step.node_name is not None and step.node_name not in self.nodes:
+                    yield ("nodes", name, "steps", i, "nodeName"), f"no node is named {step.node_name!r}"
+        yield from self._cycles()
+
+    def _cycles(self) -> Iterator[Problem]:
+        """One problem per cycle of nodeName references, at the step that closes it."""
+        done: set[str] = set()
+
+        def visit(name: str, path: list[str]) -> Iterator[Problem]:
+            for i, step in enumerate(self.nodes[name].steps):
+                target = step.node_name
+                if target is None or target not in self.nodes or target in done:
+                    continue
+                if target in path:
+                    cycle = " -> ".join([*path[path.index(target) :], target])
+                    yield ("nodes", name, "steps", i, "nodeName"), f"nodes call each other in a cycle: {cycle}"
+                else:
+                    yield from visit(target, [*path, target])
+            done.add(name)
+
+        for name in self.nodes:
+            if name not in done:
+                yield from visit(name, [name])
+
+
+class InferenceGraph(SpecModel):
+    api_version: Literal["serving.kserve.io/v1alpha1"]
+    kind: Literal["InferenceGraph"]
+    metadata: ObjectMeta
+    spec: InferenceGraphSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    def service_names(self) -> set[str]:
+        """The InferenceServices (of the graph's namespace) that its steps call."""
+        return {s.service_name for node in self.spec.nodes.values() for s in node.steps if s.service_name}
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest with every default filled in, in KServe's field names."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        for key in self.metadata.annotations:
+            if key.startswith(WHARF_PREFIX):
+                yield ("metadata", "annotations", key), "Wharf's rollout annotations apply to InferenceServices only"

@@ -1,0 +1,314 @@
+"""KServe's `serving.kserve.io/v1beta1` InferenceService, as a local Wharf runs it.
+
+A predictor names its model either as `model` (`modelFormat`, `storageUri`, ...) or with a framework shorthand
+(`sklearn:`, `xgboost:`, `lightgbm:`, `onnx:`, `pytorch:`, `tensorflow:`, `huggingface:`). Parsing turns a
+shorthand into `model` with that format, as KServe's defaulting webhook does, so that everything after parsing
+has one code path: `PredictorSpec.model_spec()`. As in KServe, the onnx and huggingface shorthands default to
+protocol v2, and everything else to v1.
+
+Custom images (`containers`, `image`) cannot run without a container runtime, so a predictor refuses them.
+Wharf's extension for a model written in Python is the model format `custom`, whose `storageUri` names the class
+(a `wharf.Model` subclass) as `package.module:ClassName` - the same reference `wharf serve` takes:
+
+    model:
+      modelFormat: {name: custom}
+      storageUri: fraud.models:FraudModel
+
+The class loads its own artifacts (give their location with `env` or `args`); `env` may also set PYTHONPATH.
+A transformer or an explainer is accepted as KServe writes it (one container image, kept for a backend that can
+run images) or as such a custom class; later issues run them.
+
+Defaults are KServe's and Knative's: minReplicas 1, maxReplicas 0 (no bound of its own), scaleMetric
+concurrency, containerConcurrency 0 (no limit), timeout 300 s, no canary (the latest ready revision takes all
+traffic), batcher maxBatchSize 32, maxLatency 5000 ms and timeout 60 s (the KServe agent's defaults), logger mode
+`all`. The model served is named after the InferenceService (KServe has no field to change it).
+
+A revision is what one replica runs. `revision_template(component)` is the component's spec with its defaults
+filled in, less the fields that only steer traffic and scaling (canaryTrafficPercent, minReplicas, maxReplicas,
+scaleTarget, scaleMetric); `component_fingerprint` hashes it. Knative keeps scale bounds in the revision template
+(as annotations), so changing them there creates a revision, and with a canary, a rollout; Wharf applies them to
+the existing revisions instead, so that rescaling never restarts a model. Everything else (the model, its
+environment and resources, batcher, logger, containerConcurrency, timeout) makes a new revision, as in Knative.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from wharf.control.spec.common import (
+    DEFAULT_TIMEOUT_S,
+    EnvVar,
+    HttpUrl,
+    ObjectMeta,
+    Problem,
+    Resources,
+    RolloutPolicy,
+    Scaling,
+    SpecModel,
+)
+from wharf.model.runtimes import RUNTIMES
+from wharf.model.runtimes.custom import is_class_path
+from wharf.storage.stores import STORES
+from wharf.storage.uri import LOCAL_SCHEMES, scheme
+
+API_VERSION = "serving.kserve.io/v1beta1"
+KIND = "InferenceService"
+
+ProtocolVersion = Literal["v1", "v2", "grpc-v2"]
+
+CUSTOM_FORMAT = "custom"
+#: The model formats Wharf serves: its framework runtimes, and custom Python classes.
+MODEL_FORMATS = (*RUNTIMES, CUSTOM_FORMAT)
+#: The predictor's framework shorthands (each one a model format).
+FRAMEWORKS = ("sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface")
+_V2_BY_DEFAULT = frozenset({"onnx", "huggingface"})
+#: KServe's built-in ClusterServingRuntimes: `runtime` may name one; Wharf serves the format with its own runtime.
+KSERVE_RUNTIMES = frozenset(
+    {
+        "kserve-sklearnserver", "kserve-xgbserver", "kserve-lgbserver", "kserve-mlserver", "kserve-tritonserver",
+        "kserve-torchserve", "kserve-tensorflow-serving", "kserve-huggingfaceserver", "kserve-paddleserver",
+        "kserve-pmmlserver",
+    }
+)  # fmt: skip
+#: Component fields that steer traffic and scaling: changing them makes no new revision.
+NOT_IN_REVISION = frozenset({"canary_traffic_percent", "min_replicas", "max_replicas", "scale_target", "scale_metric"})
+
+_SCHEMES = ", ".join(["paths", *(f"{s}://" for s in (*LOCAL_SCHEMES, *STORES) if s)])
+
+
+# -- the model ---------------------------------------------------------------------------------------------------
+
+
+class ModelFormat(SpecModel):
+    name: str
+    version: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value.lower() not in MODEL_FORMATS:
+            raise ValueError(f"unknown model format {value!r}; Wharf serves {', '.join(MODEL_FORMATS)}")
+        return value.lower()
+
+
+class PredictorExtension(SpecModel):
+    """What every way of naming a predictor's model shares (KServe's PredictorExtensionSpec, less the container).
+
+    `args` are extra command-line arguments of the model server, `env` its environment. `runtimeVersion` (an image
+    tag in KServe) is kept but changes nothing: Wharf runs the framework version that is installed.
+    """
+
+    storage_uri: str | None = None
+    runtime_version: str | None = None
+    protocol_version: ProtocolVersion | None = None
+    args: list[str] = Field(default_factory=list)
+    env: list[EnvVar] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+
+
+def _storage_problems(uri: str | None) -> Iterator[Problem]:
+    if not uri:
+        yield ("storageUri",), "required: Wharf loads a model from its artifacts (a path or a URI)"
+    elif scheme(uri) not in LOCAL_SCHEMES and scheme(uri) not in STORES:
+        yield ("storageUri",), f"unsupported storage scheme {scheme(uri)}://; Wharf reads {_SCHEMES}"
+
+
+class FrameworkSpec(PredictorExtension):
+    """A framework shorthand such as `sklearn:`; parsing makes it a ModelSpec of that format."""
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        yield from _storage_problems(self.storage_uri)
+
+
+class ModelSpec(PredictorExtension):
+    """The model a component serves: its format and where it is (for `custom`, its class)."""
+
+    model_format: ModelFormat
+    runtime: str | None = None
+    protocol_version: ProtocolVersion = "v1"
+
+    @property
+    def is_custom(self) -> bool:
+        return self.model_format.name == CUSTOM_FORMAT
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        if not self.is_custom:
+            yield from _storage_problems(self.storage_uri)
+        elif not is_class_path(self.storage_uri or ""):
+            yield ("storageUri",), "a custom model names its class here, as package.module:ClassName"
+        if self.runtime is not None and self.runtime not in KSERVE_RUNTIMES:
+            yield ("runtime",), (
+                f"unknown serving runtime {self.runtime!r}: Wharf has no ServingRuntime resources and serves each"
+                " model format with its own runtime; leave runtime out (or name a KServe built-in one)"
+            )
+
+
+# -- components --------------------------------------------------------------------------------------------------
+
+
+class Batcher(SpecModel):
+    """Merge concurrent requests into one predict call (the model server's max_batch_size and
+    max_batch_latency_ms settings): up to `maxBatchSize` requests, waiting at most `maxLatency` milliseconds for a
+    batch to fill; a batch's `timeout` is in seconds."""
+
+    max_batch_size: int = Field(32, ge=1)
+    max_latency: int = Field(5000, ge=0)
+    timeout: int = Field(60, ge=1)
+
+
+class LoggerSpec(SpecModel):
+    """Payload logging: CloudEvents of requests, responses or both, sent to `url` (unset: Wharf's default sink)."""
+
+    mode: Literal["all", "request", "response"] = "all"
+    url: HttpUrl | None = None
+
+
+class ComponentExtension(Scaling):
+    """What every component (predictor, transformer, explainer) shares: KServe's ComponentExtensionSpec.
+
+    `containerConcurrency` is the hard limit of requests in flight per replica (0: none); `timeout` is a request's
+    deadline in seconds; `canaryTrafficPercent` is the share of traffic the latest revision takes while the
+    previously rolled-out one keeps the rest (unset: the latest ready revision takes everything).
+    """
+
+    container_concurrency: int = Field(0, ge=0)
+    timeout: int = Field(DEFAULT_TIMEOUT_S, ge=1)
+    canary_traffic_percent: int | None = Field(None, ge=0, le=100)
+    logger: LoggerSpec | None = None
+    batcher: Batcher | None = None
+
+
+class PredictorSpec(ComponentExtension):
+    """The predictor: exactly one of `model` or a framework shorthand (which parsing turns into `model`)."""
+
+    model: ModelSpec | None = None
+    sklearn: FrameworkSpec | None = None
+    xgboost: FrameworkSpec | None = None
+    lightgbm: FrameworkSpec | None = None
+    onnx: FrameworkSpec | None = None
+    pytorch: FrameworkSpec | None = None
+    tensorflow: FrameworkSpec | None = None
+    huggingface: FrameworkSpec | None = None
+
+    def model_spec(self) -> ModelSpec:
+        """The predictor's model, however the manifest named it."""
+        if self.model is None:
+            raise ValueError("the predictor has no model; build PredictorSpec by validating it")
+        return self.model
+
+    def _given(self) -> list[str]:
+        return [name for name in ("model", *FRAMEWORKS) if getattr(self, name) is not None]
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        given = self._given()
+        if len(given) != 1:
+            found = f"given: {', '.join(given)}" if given else "none given"
+            yield (), f"needs exactly one of model, {', '.join(FRAMEWORKS)} ({found})"
+
+    @model_validator(mode="after")
+    def _shorthand_to_model(self) -> Self:
+        given = self._given()
+        if len(given) == 1 and given[0] != "model":
+            framework = given[0]
+            model = getattr(self, framework).model_dump(exclude_none=True)
+            model["modelFormat"] = {"name": framework}
+            model.setdefault("protocolVersion", "v2" if framework in _V2_BY_DEFAULT else "v1")
+            self.model = ModelSpec.model_validate(model)
+            setattr(self, framework, None)
+        return self
+
+
+class Container(SpecModel):
+    """A container of a transformer or explainer, as KServe writes it."""
+
+    name: str = "kserve-container"
+    image: str
+    command: list[str] = Field(default_factory=list)
+    args: list[str] = Field(default_factory=list)
+    env: list[EnvVar] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+
+
+class CustomComponentSpec(ComponentExtension):
+    """A transformer or an explainer: one container image (KServe's way, kept for a backend that runs images) or
+    a custom Python class (`model` with modelFormat `custom`)."""
+
+    containers: list[Container] | None = None
+    model: ModelSpec | None = None
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        if (self.containers is None) == (self.model is None):
+            yield (), "needs exactly one of containers or model (a custom Python class)"
+        if self.containers is not None and len(self.containers) != 1:
+            yield ("containers",), "give exactly one container"
+        if self.model is not None and not self.model.is_custom:
+            yield ("model", "modelFormat", "name"), (
+                "must be custom: a transformer or explainer is a Python class, named in storageUri"
+                " as package.module:ClassName"
+            )
+
+
+ComponentSpec = PredictorSpec | CustomComponentSpec
+
+
+# -- the InferenceService ----------------------------------------------------------------------------------------
+
+
+class InferenceServiceSpec(SpecModel):
+    predictor: PredictorSpec
+    transformer: CustomComponentSpec | None = None
+    explainer: CustomComponentSpec | None = None
+
+
+class InferenceService(SpecModel):
+    api_version: Literal["serving.kserve.io/v1beta1"]
+    kind: Literal["InferenceService"]
+    metadata: ObjectMeta
+    spec: InferenceServiceSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def model_name(self) -> str:
+        """The name the predictor's model is served under: the InferenceService's."""
+        return self.metadata.name
+
+    @property
+    def rollout_policy(self) -> RolloutPolicy:
+        return self.metadata.rollout_policy
+
+    def components(self) -> dict[str, ComponentSpec]:
+        """The components given, by name: predictor, then transformer and explainer when present."""
+        spec = self.spec
+        named = {"predictor": spec.predictor, "transformer": spec.transformer, "explainer": spec.explainer}
+        return {name: component for name, component in named.items() if component is not None}
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest with every default filled in (and shorthands as `model`), in KServe's field names."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def revision_template(component: ComponentSpec) -> dict[str, Any]:
+    """What a revision of `component` runs: its spec, defaults filled in, less the traffic and scaling fields."""
+    return component.model_dump(mode="json", exclude_none=True, exclude=set(NOT_IN_REVISION))
+
+
+def component_fingerprint(component: ComponentSpec) -> str:
+    """A stable hash of `revision_template(component)`: equal exactly when a new revision is not needed."""
+    canonical = json.dumps(revision_template(component), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,84 @@
+"""Manifests from YAML or JSON: each document dispatched by its apiVersion and kind, every problem reported."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from wharf.control.spec import graph, inferenceservice
+from wharf.control.spec.common import SpecError, validate
+from wharf.control.spec.graph import InferenceGraph
+from wharf.control.spec.inferenceservice import InferenceService
+
+Manifest = InferenceService | InferenceGraph
+
+#: kind -> (the apiVersion Wharf reads it in, its model)
+KINDS: dict[str, tuple[str, type[InferenceService] | type[InferenceGraph]]] = {
+    inferenceservice.KIND: (inferenceservice.API_VERSION, InferenceService),
+    graph.KIND: (graph.API_VERSION, InferenceGraph),
+}
+_KNOWN = " and ".join(f"{kind} ({api_version})" for kind, (api_version, _) in KINDS.items())
+
+
+def parse_manifest(data: Any) -> Manifest:
+    """One manifest (already decoded from YAML or JSON), validated and with its defaults; raises SpecError."""
+    if not isinstance(data, Mapping):
+        raise SpecError([("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")])
+    kind = data.get("kind")
+    if not kind:
+        raise SpecError([("kind", "required")])
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise SpecError([("kind", f"unknown kind {kind!r}; Wharf applies {_KNOWN}")])
+    api_version, model = KINDS[kind]
+    if data.get("apiVersion") != api_version:
+        raise SpecError([("apiVersion", f"must be {api_version} for a {kind} (given: {data.get('apiVersion')!r})")])
+    return validate(model, data)
+
+
+def parse_manifests(text: str) -> list[Manifest]:
+    """Every manifest in a YAML text of one or more documents (separated by `---`); raises SpecError.
+
+    All documents are checked before anything is returned; when there are several, each problem's path starts
+    with the document's position (from 1, as in the file) and, when known, its kind and name. Two documents for
+    the same resource are an error. Empty documents are skipped; a text without any is an error.
+    """
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as e:
+        raise SpecError([("", f"invalid YAML: {e}")]) from None
+    given = [(position, doc) for position, doc in enumerate(documents, start=1) if doc is not None]
+    if not given:
+        raise SpecError([("", "no manifest found")])
+    manifests: list[Manifest] = []
+    problems: list[tuple[str, str]] = []
+    first_at: dict[tuple[str, str, str], int] = {}
+    for position, document in given:
+        label = _label(position, document) if len(given) > 1 else ""
+        try:
+            manifest = parse_manifest(document)
+        except SpecError as e:
+            problems += [(_within(label, path), reason) for path, reason in e.problems]
+            continue
+        key = (manifest.kind, manifest.namespace, manifest.name)
+        if key in first_at:
+            problems.append((label, f"the same {manifest.kind} as document {first_at[key]}"))
+        first_at.setdefault(key, position)
+        manifests.append(manifest)
+    if problems:
+        raise SpecError(problems)
+    return manifests
+
+
+def _within(label: str, path: str) -> str:
+    return f"{label}: {path}" if label and path else label or path
+
+
+def _label(position: int, document: Any) -> str:
+    """`document 2 (InferenceService sklearn-iris)`, or just `document 2` if it names no kind or name."""
+    if isinstance(document, Mapping) and isinstance(document.get("metadata"), Mapping):
+        kind, name = document.get("kind"), document["metadata"].get("name")
+        if isinstance(kind, str) and isinstance(name, str):
+            return f"document {position} ({kind} {name})"
+    return f"document {position}"
