@@ -3,7 +3,8 @@
 Requests queue in arrival order (bounded: a full queue is refused at once with `ServerBusy`). A worker thread
 that is free takes every request waiting, up to a size limit, and hands the group to a dispatch function: one
 call per request, or one merged call for a batch (see `batching.py`). A lone request is dispatched at once; only
-while requests keep arriving together may a worker wait (at most `max_wait_s`) for more to fill a group.
+while requests keep arriving together may a worker wait for more to fill a group: about as long as its last call
+took, and never more than `max_wait_s`.
 """
 
 from __future__ import annotations
@@ -118,21 +119,24 @@ class ThreadRunner:
 
     def _work(self) -> None:
         carry: Job | None = None  # taken from the queue but too big for the group it was taken for
-        crowded = False  # the last group had company: requests are arriving together
+        patience = 0.0  # how long the next group may wait to fill: 0 unless requests are arriving together
         while True:
             first = carry if carry is not None else self._queue.get()
             if first is _STOP:
                 return
-            group, carry, stop = self._fill(first, crowded)
-            crowded = len(group) > 1
+            group, carry, stop = self._fill(first, patience)
+            started = time.perf_counter()
             self._run(group)
+            # While requests keep coming together, waiting about as long as one call takes gathers what would
+            # have queued during that call anyway; a lone request never waits.
+            patience = min(self._max_wait_s, time.perf_counter() - started) if len(group) > 1 else 0.0
             if stop:
                 return
 
-    def _fill(self, first: Job, crowded: bool) -> tuple[list[Job], Job | None, bool]:
-        """Add waiting jobs to `first`'s group up to the size limit (waiting a little only when crowded)."""
+    def _fill(self, first: Job, patience: float) -> tuple[list[Job], Job | None, bool]:
+        """Add waiting jobs to `first`'s group up to the size limit, waiting at most `patience` for more."""
         group, size = [first], first.size
-        deadline = first.queued_at + self._max_wait_s if crowded else 0.0
+        deadline = first.queued_at + patience
         while size < self._max_group_size:
             try:
                 remaining = deadline - time.perf_counter()
