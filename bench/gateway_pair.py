@@ -1,0 +1,49 @@
+"""For bench/gateway.sh: one iris replica (`wharf serve`, a child process) and a Gateway routing to it.
+
+The gateway routes `iris.default.example.com` (and `/serving/default/iris/...`) to the replica. Both run where
+this process runs (bench/gateway.sh pins it to CPU 0); SIGTERM or SIGINT stops the gateway, then the replica.
+
+Usage: python bench/gateway_pair.py MODEL_FILE REPLICA_HTTP_PORT REPLICA_GRPC_PORT GATEWAY_HTTP_PORT GATEWAY_GRPC_PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+
+import uvloop
+
+from wharf.gateway import Gateway, Replica, Revision, RouteTable, Service
+
+HOST = "127.0.0.1"
+
+
+async def serve(model: str, replica_http: int, replica_grpc: int, http_port: int, grpc_port: int) -> None:
+    replica = subprocess.Popen(
+        [sys.executable, "-m", "wharf.cli", "serve", model, "--name", "iris", "--host", HOST]
+        + ["--http-port", str(replica_http), "--grpc-port", str(replica_grpc), "--workers", "1"]
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    gateway = Gateway()
+    replica_of = Replica("iris-1", f"http://{HOST}:{replica_http}", f"{HOST}:{replica_grpc}", ready=True)
+    revision = Revision("iris-00001", (replica_of,), timeout_s=30.0)
+    service = Service("default", "iris", "iris", (("iris-00001", 100),), {}, {"iris-00001": revision})
+    gateway.update(RouteTable((service,)))
+    try:
+        await gateway.start(HOST, http_port, grpc_port)
+        print(f"gateway on {HOST}:{http_port} (gRPC {grpc_port}) -> replica {HOST}:{replica_http}", flush=True)
+        await stop.wait()
+        await gateway.stop(1.0)
+    finally:
+        replica.terminate()
+        replica.wait(30)
+
+
+if __name__ == "__main__":
+    model_file, *ports = sys.argv[1:]
+    uvloop.run(serve(model_file, *map(int, ports)))

@@ -1,0 +1,144 @@
+"""`Gateway`: what the control plane embeds — the REST and gRPC ingress over the route table it is handed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+import uvicorn
+
+from wharf.gateway.dispatch import Dispatcher
+from wharf.gateway.grpc_proxy import GrpcProxy, GrpcUpstream
+from wharf.gateway.proxy import RestProxy
+from wharf.gateway.routes import RouteTable
+from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.stats import RevisionStats
+from wharf.gateway.upstream import HttpUpstream
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process embedding the gateway decides when to stop.
+
+    (The same as the model server's; the two could share it from a module both may import.)
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Gateway:
+    """Routes REST and gRPC requests to the replicas of a `RouteTable`, and counts them per revision.
+
+    Runs in the caller's event loop; call `update` and `stats` from that loop's thread.
+
+    >>> gateway = Gateway()
+    >>> gateway.update(table)
+    >>> http_port, grpc_port = await gateway.start("127.0.0.1", 8080, 8081)
+    """
+
+    def __init__(
+        self,
+        settings: GatewaySettings | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings or GatewaySettings()
+        self._dispatcher = Dispatcher(self.settings, rng, clock)
+        self._http_upstream = HttpUpstream(
+            self.settings.connect_timeout_s, self.settings.pool_size_per_replica, self.settings.pool_idle_timeout_s
+        )
+        self._grpc_upstream = GrpcUpstream(self.settings.max_request_bytes)
+        self._http: _HttpServer | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._grpc: grpc.aio.Server | None = None
+
+    def update(self, table: RouteTable) -> None:
+        """Route new requests by `table` (ValueError, and the old table kept, if it is inconsistent).
+
+        The swap is atomic: a request in flight finishes with the table it started with.
+        """
+        previous = self._dispatcher.router.table
+        self._dispatcher.update(table)
+        replicas = [p for s in table.services for r in s.revisions.values() for p in r.replicas]
+        self._http_upstream.retain({replica.http_url for replica in replicas})
+        if self._grpc is not None:
+            grace = max((r.timeout_s for s in previous.services for r in s.revisions.values()), default=0.0)
+            self._grpc_upstream.retain({replica.grpc_target for replica in replicas}, grace)
+
+    def stats(self) -> dict[str, RevisionStats]:
+        """Per revision name of the current table: requests in flight now, and answers over the stats window."""
+        return self._dispatcher.snapshot()
+
+    async def start(self, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0) -> tuple[int, int]:
+        """Listen for REST and gRPC (port 0: any free port) and return the ports bound."""
+        listener = _listen(host, http_port)
+        try:
+            bound_grpc = await self._start_grpc(f"{host}:{grpc_port}")
+            await self._start_http(listener)
+        except BaseException:
+            listener.close()
+            await self.stop(0)
+            raise
+        return listener.getsockname()[1], bound_grpc
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop listening, let requests in flight finish for up to `grace_s`, then close every connection."""
+        if self._http is not None:
+            self._http.config.timeout_graceful_shutdown = grace_s  # type: ignore[assignment]
+            self._http.should_exit = True
+        await asyncio.gather(
+            *([self._http_task] if self._http_task else []),
+            *([self._grpc.stop(grace_s)] if self._grpc else []),
+            return_exceptions=True,
+        )
+        await self._dispatcher.close()
+        self._http_upstream.close()
+        await self._grpc_upstream.close()
+        self._http = self._http_task = self._grpc = None
+
+    async def _start_grpc(self, address: str) -> int:
+        limit = self.settings.max_request_bytes
+        self._grpc = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+        )
+        self._grpc.add_generic_rpc_handlers((GrpcProxy(self._dispatcher, self._grpc_upstream),))
+        port = self._grpc.add_insecure_port(address)
+        await self._grpc.start()
+        return port
+
+    async def _start_http(self, listener: socket.socket) -> None:
+        self._http = _HttpServer(
+            uvicorn.Config(
+                RestProxy(self._dispatcher, self._http_upstream, self.settings),
+                http="httptools",
+                lifespan="off",
+                access_log=False,
+                proxy_headers=False,
+                server_header=False,
+                date_header=False,
+                log_config=None,
+                timeout_keep_alive=int(self.settings.keepalive_timeout_s),
+            )
+        )
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[listener]))
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise RuntimeError("the gateway's HTTP server stopped while starting")
+            await asyncio.sleep(0.01)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,177 @@
+"""gRPC proxy: forwards the unary RPCs of `inference.GRPCInferenceService` to replicas as raw bytes.
+
+The service is named by the `x-wharf-service: namespace/name` metadata or, failing that, by the model the
+request names; `x-wharf-revision` pins a revision. Request metadata goes to the replica, the deadline with it;
+the replica's status, details and metadata come back unchanged. One channel per replica target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from wharf.errors import InvalidInput, NotFound, WharfError
+from wharf.gateway.dispatch import ConnectFailed, Dispatcher
+from wharf.gateway.router import Router
+from wharf.gateway.routes import Replica, Service
+from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+SERVICE = "inference.GRPCInferenceService"
+SERVICE_KEY = "x-wharf-service"
+REVISION_KEY = "x-wharf-revision"
+Metadata = Sequence[tuple[str, str | bytes]]
+
+# The model a request names, read with the generated message classes (RPCs without one need x-wharf-service).
+_MODEL_OF: dict[str, Callable[[bytes], str]] = {
+    "ModelInfer": lambda raw: pb.ModelInferRequest.FromString(raw).model_name,
+    "ModelReady": lambda raw: pb.ModelReadyRequest.FromString(raw).name,
+    "ModelMetadata": lambda raw: pb.ModelMetadataRequest.FromString(raw).name,
+    "ModelConfig": lambda raw: pb.ModelConfigRequest.FromString(raw).name,
+    "ModelStatistics": lambda raw: pb.ModelStatisticsRequest.FromString(raw).name,
+    "RepositoryModelLoad": lambda raw: _repository_model(pb.RepositoryModelLoadRequest.FromString(raw)),
+    "RepositoryModelUnload": lambda raw: _repository_model(pb.RepositoryModelUnloadRequest.FromString(raw)),
+}
+# Status codes that count as an error of the revision (a fault on its side, not the client's).
+_REPLICA_FAULTS = frozenset(
+    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE}
+    | {grpc.StatusCode.DATA_LOSS, grpc.StatusCode.DEADLINE_EXCEEDED}
+)
+# Metadata that gRPC itself sets on each hop.
+_RESERVED = ("grpc-", ":")
+_HOP_KEYS = frozenset({"user-agent", "content-type", "te", "host"})
+
+
+def _repository_model(request: pb.RepositoryModelLoadRequest | pb.RepositoryModelUnloadRequest) -> str:
+    return request.triton_model_name or request.model_name  # Triton's clients use field 2, KServe's field 1
+
+
+class _Reply(NamedTuple):
+    """What a replica answered: the response bytes (None on error), status and both sets of metadata."""
+
+    body: bytes | None
+    code: grpc.StatusCode
+    details: str
+    initial: Metadata
+    trailing: Metadata
+
+
+def _failed(reply: _Reply) -> bool:
+    return reply.code in _REPLICA_FAULTS
+
+
+def _passed_on(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
+    return tuple((k, v) for k, v in metadata or () if not k.startswith(_RESERVED) and k not in _HOP_KEYS)
+
+
+class GrpcUpstream:
+    """One grpc.aio channel per replica target, kept while the target is in the route table."""
+
+    def __init__(self, max_message_bytes: int) -> None:
+        self._options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def retain(self, targets: set[str], grace_s: float) -> None:
+        """Close (after `grace_s`) the channels to targets not in `targets`."""
+        for target in [t for t in self._channels if t not in targets]:
+            task = asyncio.get_running_loop().create_task(self._channels.pop(target).close(grace_s))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._closing, *(c.close(None) for c in self._channels.values()))
+        self._channels.clear()
+
+    async def call(
+        self, replica: Replica, method: str, request: bytes, metadata: Metadata, timeout: float | None
+    ) -> _Reply:
+        """`method` on `replica`; ConnectFailed if the replica could not be reached at all."""
+        channel = self._channels.get(replica.grpc_target)
+        if channel is None:
+            channel = self._channels[replica.grpc_target] = grpc.aio.insecure_channel(
+                replica.grpc_target, options=self._options
+            )
+        call = channel.unary_unary(method)(request, metadata=metadata, timeout=timeout)
+        try:
+            body = await call
+        except grpc.aio.AioRpcError as e:
+            if e.code() is grpc.StatusCode.UNAVAILABLE and _unreachable(channel):
+                raise ConnectFailed(e.details() or "unavailable") from e
+            return _Reply(None, e.code(), e.details() or "", e.initial_metadata(), e.trailing_metadata())
+        return _Reply(body, grpc.StatusCode.OK, "", await call.initial_metadata(), await call.trailing_metadata())
+
+
+def _unreachable(channel: grpc.aio.Channel) -> bool:
+    """Whether the channel failed to connect (as opposed to losing a connection the call went out on)."""
+    return channel.get_state() is grpc.ChannelConnectivity.TRANSIENT_FAILURE
+
+
+class GrpcProxy(grpc.GenericRpcHandler):
+    """The generic handler of the gateway's gRPC server: every unary method of `GRPCInferenceService`."""
+
+    def __init__(self, dispatcher: Dispatcher, upstream: GrpcUpstream) -> None:
+        self._dispatcher = dispatcher
+        self._upstream = upstream
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        handler = self._handlers.get(method)
+        if handler is None:
+            service, _, name = method.lstrip("/").partition("/")
+            if service != SERVICE or name == "ModelStreamInfer":
+                return None  # UNIMPLEMENTED
+
+            async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+                return await self._forward(method, name, request, context)
+
+            handler = self._handlers[method] = grpc.unary_unary_rpc_method_handler(forward)
+        return handler
+
+    async def _forward(self, method: str, name: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = context.invocation_metadata() or ()
+        try:
+            router = self._dispatcher.router
+            service = self._service(router, name, request, metadata)
+            pinned = next((v for k, v in metadata if k == REVISION_KEY), None)
+            revision = router.revision(service, pinned if isinstance(pinned, str) else None)
+            outgoing = _passed_on(metadata)
+            upstream = self._upstream
+
+            def send(replica: Replica) -> Awaitable[_Reply]:
+                return upstream.call(replica, method, request, outgoing, context.time_remaining())
+
+            self._dispatcher.mirror(router, service, send, _failed)
+            reply = await self._dispatcher.forward(revision, send, _failed)
+        except WharfError as e:
+            await context.abort(grpc.StatusCode[e.grpc_code], e.message)
+        initial = _passed_on(reply.initial)
+        if initial:
+            await context.send_initial_metadata(initial)
+        trailing = _passed_on(reply.trailing)
+        if reply.body is None:
+            await context.abort(reply.code, reply.details, trailing)
+        if trailing:
+            context.set_trailing_metadata(trailing)
+        return reply.body
+
+    @staticmethod
+    def _service(router: Router, name: str, request: bytes, metadata: Metadata) -> Service:
+        key = next((v for k, v in metadata if k == SERVICE_KEY), None)
+        if isinstance(key, str):
+            return router.service(key)
+        model_of = _MODEL_OF.get(name)
+        if model_of is None:
+            raise NotFound(f"{name} names no model: say which InferenceService in the {SERVICE_KEY} metadata")
+        try:
+            model = model_of(request)
+        except DecodeError:
+            raise InvalidInput(f"{name} request is not a valid protobuf message") from None
+        return router.service_of_model(model)

@@ -1,0 +1,137 @@
+"""REST proxy: a bare ASGI application that routes each request and forwards it to a replica.
+
+Bodies are read whole (up to `max_request_bytes`) and sent over pooled keep-alive connections (upstream.py).
+Hop-by-hop headers are dropped both ways; `x-forwarded-for` and `x-forwarded-host` are set. Replica answers,
+errors included, pass through unchanged; the gateway's own errors are `{"error": ...}` bodies, made here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from wharf.errors import InvalidInput, PayloadTooLarge, WharfError
+from wharf.gateway.dispatch import Dispatcher
+from wharf.gateway.routes import Replica
+from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+REVISION_HEADER = b"x-wharf-revision"
+# Set again for the replica: the body is whole (no 100-continue), and the Host is the replica's.
+_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
+
+
+def _failed(answer: Answer) -> bool:
+    return answer.status >= 500
+
+
+class RestProxy:
+    """The gateway's ASGI application."""
+
+    def __init__(self, dispatcher: Dispatcher, upstream: HttpUpstream, settings: GatewaySettings) -> None:
+        self._dispatcher = dispatcher
+        self._upstream = upstream
+        self._limit = settings.max_request_bytes
+        self._body_timeout = settings.body_timeout_s
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            answer = await self._forward(scope, receive)
+        except WharfError as e:
+            answer = _error(e.http_status, e.message)
+        except Exception as e:  # a fault of the gateway itself
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            answer = _error(500, f"gateway error: {type(e).__name__}: {e}")
+        headers = answer.headers
+        headers.append((b"content-length", b"%d" % len(answer.body)))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _forward(self, scope: dict[str, Any], receive: Receive) -> Answer:
+        router = self._dispatcher.router  # this request keeps this table, whatever update() does meanwhile
+        host, pinned, headers = _request_headers(scope)
+        body = await _read_body(receive, self._limit, self._body_timeout)
+        raw_path = scope.get("raw_path")
+        route = router.route(host, raw_path.decode("latin-1") if raw_path else scope["path"])
+        revision = router.revision(route.service, pinned or route.tag_revision)
+        query = scope["query_string"]
+        target = f"{route.path}?{query.decode('latin-1')}" if query else route.path
+        method = scope["method"]
+        upstream = self._upstream
+
+        def send(replica: Replica) -> Awaitable[Answer]:
+            return upstream.send(replica, method, target, headers, body)
+
+        self._dispatcher.mirror(router, route.service, send, _failed)
+        return await self._dispatcher.forward(revision, send, _failed)
+
+
+def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, Headers]:
+    """The Host, the pinned revision and the headers to forward (x-forwarded-* set, hop-by-hop dropped)."""
+    host = forwarded_for = connection = pinned = None
+    has_forwarded_host = False
+    headers: Headers = []
+    for key, value in scope["headers"]:
+        if key in _NOT_FORWARDED:
+            if key == b"host":
+                host = value
+            elif key == b"x-forwarded-for":
+                forwarded_for = value
+            elif key == b"connection":
+                connection = value
+            continue
+        if key == REVISION_HEADER:
+            pinned = value.decode("latin-1")
+        elif key == b"x-forwarded-host":
+            has_forwarded_host = True
+        headers.append((key, value))
+    if connection is not None:  # the headers the Connection header names are hop-by-hop too
+        named = {token.strip() for token in connection.lower().split(b",")}
+        headers = [(k, v) for k, v in headers if k not in named]
+    client = scope.get("client")
+    if client:
+        address = client[0].encode("latin-1")
+        headers.append((b"x-forwarded-for", forwarded_for + b", " + address if forwarded_for else address))
+    if host is not None and not has_forwarded_host:
+        headers.append((b"x-forwarded-host", host))
+    return (host or b"").decode("latin-1"), pinned, headers
+
+
+async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes:
+    """The whole request body, at most `limit` bytes."""
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body of {len(body)} bytes exceeds the limit of {limit}")
+        return body
+    chunks, size = [body], len(body)
+    try:
+        async with asyncio.timeout(timeout):
+            while message.get("more_body"):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise InvalidInput("client disconnected before sending the whole body")
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    except TimeoutError:
+        raise InvalidInput(f"request body not received within {timeout} s") from None
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str) -> Answer:
+    return Answer(status, [(b"content-type", b"application/json")], orjson.dumps({"error": message}))

@@ -1,0 +1,154 @@
+"""Which service, revision and replica a request goes to.
+
+A `Router` is compiled from one `RouteTable` and never changes; the gateway builds a new one for every table.
+Everything here is pure: randomness comes from the `random.Random` handed in, so tests can fix the outcome.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
+
+from wharf.errors import InvalidInput, NotFound
+from wharf.gateway.routes import Replica, Revision, RouteTable, Service
+
+PATH_PREFIX = "/serving/"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request goes: its service, the revision its host names (tag routes), and the path to forward."""
+
+    service: Service
+    tag_revision: str | None
+    path: str
+
+
+class Router:
+    """Resolves hosts, paths, service names and model names against one validated route table."""
+
+    def __init__(self, table: RouteTable, rng: random.Random) -> None:
+        validate(table)
+        self.table = table
+        self._rng = rng
+        self._services = {service.key: service for service in table.services}
+        self._hosts: dict[str, tuple[Service, str | None]] = {}
+        self._models: dict[str, list[Service]] = {}
+        self._splits: dict[str, tuple[tuple[int, Revision], ...]] = {}
+        for service in table.services:
+            suffix = f"{service.name}.{service.namespace}.{table.domain}".lower()
+            for tag, revision in service.tags.items():
+                self._hosts[f"{tag}-{suffix}".lower()] = (service, revision)
+            self._models.setdefault(service.model, []).append(service)
+            total, split = 0, []
+            for name, percent in service.traffic:
+                if percent:
+                    total += percent
+                    split.append((total, service.revisions[name]))
+            self._splits[service.key] = tuple(split)
+        # A service's own host wins over a tag host of the same spelling.
+        for service in table.services:
+            self._hosts[f"{service.name}.{service.namespace}.{table.domain}".lower()] = (service, None)
+
+    def route(self, host: str, path: str) -> Route:
+        """The route of an HTTP request: by `/serving/{namespace}/{name}/` path prefix, else by Host header."""
+        if path.startswith(PATH_PREFIX):
+            namespace, _, rest = path[len(PATH_PREFIX) :].partition("/")
+            name, _, rest = rest.partition("/")
+            service = self._services.get(f"{namespace}/{name}")
+            if service is not None:
+                return Route(service, None, "/" + rest)
+        found = self._hosts.get(host.rpartition(":")[0].lower() if ":" in host else host.lower())
+        if found is None:
+            raise NotFound(f"no InferenceService for host {host!r} and path {path!r}")
+        return Route(found[0], found[1], path)
+
+    def service(self, key: str) -> Service:
+        """The service named `namespace/name`."""
+        service = self._services.get(key)
+        if service is None:
+            raise NotFound(f"no InferenceService {key!r} (expected namespace/name)")
+        return service
+
+    def service_of_model(self, model: str) -> Service:
+        """The one service whose predictor serves `model`."""
+        services = self._models.get(model, ())
+        if len(services) == 1:
+            return services[0]
+        if not services:
+            raise NotFound(f"no InferenceService serves model {model!r}")
+        names = ", ".join(s.key for s in services)
+        raise InvalidInput(f"model {model!r} is served by several InferenceServices ({names}); name one")
+
+    def revision(self, service: Service, pinned: str | None = None) -> Revision:
+        """The revision `pinned` names, else one drawn by the service's traffic percentages."""
+        if pinned is not None:
+            revision = service.revisions.get(pinned)
+            if revision is None:
+                raise NotFound(f"InferenceService {service.key!r} has no revision {pinned!r}")
+            return revision
+        split = self._splits[service.key]
+        if len(split) == 1:
+            return split[0][1]
+        draw = self._rng.randrange(100)
+        for bound, revision in split:
+            if draw < bound:
+                return revision
+        raise AssertionError("traffic percentages were validated to sum to 100")
+
+    def shadow(self, service: Service) -> Revision | None:
+        """The shadow revision when this request is one of the share mirrored to it, else None."""
+        if service.shadow is None:
+            return None
+        name, percent = service.shadow
+        return service.revisions[name] if self._rng.randrange(100) < percent else None
+
+
+def least_loaded(
+    replicas: tuple[Replica, ...], in_flight: Mapping[str, int], rng: random.Random, skip: Container[str] = ()
+) -> Replica | None:
+    """The ready replica (not in `skip`) with the fewest requests in flight, ties broken at random; None if none."""
+    ties: list[Replica] = []
+    fewest = 0
+    for replica in replicas:
+        if not replica.ready or replica.id in skip:
+            continue
+        load = in_flight.get(replica.id, 0)
+        if not ties or load < fewest:
+            ties, fewest = [replica], load
+        elif load == fewest:
+            ties.append(replica)
+    if len(ties) > 1:
+        return ties[rng.randrange(len(ties))]
+    return ties[0] if ties else None
+
+
+def validate(table: RouteTable) -> None:
+    """Raise ValueError unless every name in `table` resolves and every split adds up."""
+    seen_services: set[str] = set()
+    seen_revisions: set[str] = set()
+    for service in table.services:
+        where = f"InferenceService {service.key!r}"
+        if service.key in seen_services:
+            raise ValueError(f"{where} appears twice")
+        seen_services.add(service.key)
+        for name, revision in service.revisions.items():
+            if name != revision.name:
+                raise ValueError(f"{where}: revision {revision.name!r} is filed under {name!r}")
+            if name in seen_revisions:
+                raise ValueError(f"{where}: revision name {name!r} is used by another service too")
+            seen_revisions.add(name)
+            if revision.timeout_s <= 0 or revision.container_concurrency < 0:
+                raise ValueError(f"{where}: revision {name!r} needs timeout_s > 0 and container_concurrency >= 0")
+        named = [("traffic", name) for name, _ in service.traffic] + [("tag", r) for r in service.tags.values()]
+        if service.shadow is not None:
+            named.append(("shadow", service.shadow[0]))
+        for role, name in named:
+            if name not in service.revisions:
+                raise ValueError(f"{where}: {role} names unknown revision {name!r}")
+        percents = [percent for _, percent in service.traffic]
+        if service.shadow is not None:
+            percents.append(service.shadow[1])
+        if any(not 0 <= p <= 100 for p in percents) or sum(p for _, p in service.traffic) != 100:
+            raise ValueError(f"{where}: traffic percentages must be 0..100 and sum to 100, got {service.traffic}")

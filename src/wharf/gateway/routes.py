@@ -1,0 +1,57 @@
+"""The route table the control plane hands the gateway: plain, immutable data.
+
+A `RouteTable` lists the `Service`s (KServe InferenceServices); each has named `Revision`s, a traffic split
+over them, tags (`latest`, `prev`, ...) and an optional shadow; each revision has its `Replica`s (model-server
+processes). The gateway never changes these objects; the control plane hands it a new table instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One model-server process of a revision."""
+
+    id: str
+    http_url: str  # e.g. "http://127.0.0.1:8080", no trailing slash
+    grpc_target: str  # e.g. "127.0.0.1:8081"
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """An immutable version of a service's predictor, served by its replicas."""
+
+    name: str
+    replicas: tuple[Replica, ...]
+    timeout_s: float
+    container_concurrency: int = 0  # requests in flight per replica; 0: no limit
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """An InferenceService: which revisions get which share of its traffic."""
+
+    namespace: str
+    name: str
+    model: str  # the model name its predictor serves (KServe's default: the service's name)
+    traffic: tuple[tuple[str, int], ...]  # (revision name, percent); the percents sum to 100
+    tags: Mapping[str, str]  # tag -> revision name; `{tag}-{name}.{namespace}.{domain}` reaches that revision
+    revisions: Mapping[str, Revision]  # by revision name
+    shadow: tuple[str, int] | None = None  # (revision name, percent of requests mirrored to it)
+
+    @property
+    def key(self) -> str:
+        """`namespace/name`, as the `x-wharf-service` gRPC metadata names it."""
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """Everything the gateway routes to; swapped whole on every change."""
+
+    services: tuple[Service, ...] = ()
+    domain: str = "example.com"

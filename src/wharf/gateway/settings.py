@@ -1,0 +1,24 @@
+"""Settings of the gateway (environment prefix `WHARF_GATEWAY_`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WHARF_GATEWAY_", extra="forbid")
+
+    max_request_bytes: int = Field(64 * 2**20, ge=1024, description="largest request body (REST) or message (gRPC)")
+    body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a request body")
+    connect_timeout_s: float = Field(2.0, gt=0, description="time allowed to open a connection to a replica")
+    pool_size_per_replica: int = Field(256, ge=1, description="idle keep-alive connections kept open to each replica")
+    pool_idle_timeout_s: float = Field(30.0, gt=0, description="an idle pooled connection closes after this")
+    keepalive_timeout_s: float = Field(75.0, gt=0, description="idle client connections close after this")
+    max_queued_per_revision: int = Field(
+        256, ge=1, description="requests that may wait for a revision at its concurrency limit; more get 503"
+    )
+    eject_s: float = Field(5.0, ge=0, description="a replica that refused a connection is avoided this long")
+    shadow_concurrency: int = Field(64, ge=1, description="mirrored requests in flight at once; more are skipped")
+    stats_window_s: float = Field(60.0, gt=0, description="statistics cover this many recent seconds")
+    stats_bucket_s: float = Field(10.0, gt=0, description="the window moves forward in steps of this many seconds")

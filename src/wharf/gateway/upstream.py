@@ -1,0 +1,206 @@
+"""Pooled keep-alive HTTP/1.1 connections to replicas: a lean client for whole (bounded) bodies.
+
+Each connection is an asyncio protocol with an httptools response parser, carrying one exchange at a time;
+idle ones wait in a pool per replica. Measured on bench/gateway.sh's iris request, the gateway process spent
+about 170 µs of CPU per request with aiohttp's client and about 85 µs with this one; a gateway that shares a core
+with its replicas (the replica spends about 220 µs) cannot afford the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import httptools
+
+from wharf.gateway.dispatch import ConnectFailed, UpstreamFailed
+from wharf.gateway.routes import Replica
+
+Headers = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
+    | {b"proxy-authenticate", b"proxy-authorization"}
+)
+_NOT_RETURNED = HOP_BY_HOP | {b"content-length"}
+_NO_BODY_STATUS = (204, 304)
+
+
+class Answer(NamedTuple):
+    """A replica's answer, its headers without hop-by-hop ones and Content-Length."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One connection to a replica; `exchange` sends a request and returns the whole answer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.open = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[None] | None = None
+        self._headers: Headers = []
+        self._chunks: list[bytes] = []
+        self._status = 0
+        self._framed = True  # the answer says where it ends (Content-Length, chunked, or no body)
+        self._reusable = False
+        self._head_only = False  # an answer to HEAD: its headers announce a body that does not follow
+
+    async def exchange(self, request: bytes, head_only: bool) -> Answer:
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._headers, self._chunks, self._status, self._framed = [], [], 0, True
+        self._head_only = head_only
+        assert self.transport is not None
+        self.transport.write(request)
+        await self._waiter
+        returned = [(k, v) for k, v in self._headers if k not in _NOT_RETURNED]
+        return Answer(self._status, returned, b"".join(self._chunks))
+
+    @property
+    def reusable(self) -> bool:
+        return self.open and self._reusable
+
+    def close(self) -> None:
+        self.open = False
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.open = True
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as e:
+            self._fail(UpstreamFailed(f"replica sent a malformed answer: {e}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        if self._status and not self._framed:  # an answer that ends where the connection does
+            self._done()
+        else:
+            self._fail(UpstreamFailed(f"replica closed the connection before answering ({exc or 'no error'})"))
+
+    # -- httptools callbacks ------------------------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._status = status = self._parser.get_status_code()
+        self._reusable = self._parser.should_keep_alive()
+        if self._head_only:
+            self._reusable = False  # the parser would wait for the body HEAD announces: start afresh next time
+            self._done()
+        elif status not in _NO_BODY_STATUS and status >= 200:
+            names = {k for k, _ in self._headers}
+            self._framed = b"content-length" in names or b"transfer-encoding" in names
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self._done()
+
+    def _done(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+
+
+class _Pool:
+    """The idle connections to one replica."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"replica URL {url!r} is not http://host:port")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.authority = parts.netloc.encode("latin-1")
+        self.idle: list[_Connection] = []
+
+
+class HttpUpstream:
+    """Sends whole requests to replicas over pooled keep-alive connections.
+
+    At most `pool_size` idle connections are kept per replica, each for at most `idle_timeout_s`; a connection
+    that cannot be opened within `connect_timeout_s` raises ConnectFailed (the request never left), any later
+    failure UpstreamFailed.
+    """
+
+    def __init__(self, connect_timeout_s: float, pool_size: int, idle_timeout_s: float) -> None:
+        self._connect_timeout = connect_timeout_s
+        self._pool_size = pool_size
+        self._idle_timeout = idle_timeout_s
+        self._pools: dict[str, _Pool] = {}
+
+    async def send(self, replica: Replica, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+        """`replica`'s answer to `method target` with `headers` (Host and Content-Length are set here) and `body`."""
+        pool = self._pools.get(replica.http_url)
+        if pool is None:
+            pool = self._pools[replica.http_url] = _Pool(replica.http_url)
+        request = b"".join(
+            [
+                f"{method} {target} HTTP/1.1\r\nhost: ".encode("latin-1"),
+                pool.authority,
+                b"\r\n",
+                *[b"%s: %s\r\n" % header for header in headers],
+                b"content-length: %d\r\n\r\n" % len(body),
+                body,
+            ]
+        )
+        connection = self._idle(pool) or await self._connect(pool, replica)
+        try:
+            answer = await connection.exchange(request, method == "HEAD")
+        except BaseException:
+            connection.close()
+            raise
+        if connection.reusable and len(pool.idle) < self._pool_size and self._pools.get(replica.http_url) is pool:
+            connection.idle_since = time.monotonic()
+            pool.idle.append(connection)
+            oldest = pool.idle[0]  # the least recently used: the one to go stale first
+            if not oldest.open or oldest.idle_since < connection.idle_since - self._idle_timeout:
+                pool.idle.pop(0).close()
+        else:
+            connection.close()
+        return answer
+
+    def retain(self, urls: set[str]) -> None:
+        """Close the pools of replicas whose URL is not in `urls`."""
+        for url in [u for u in self._pools if u not in urls]:
+            for connection in self._pools.pop(url).idle:
+                connection.close()
+
+    def close(self) -> None:
+        self.retain(set())
+
+    def _idle(self, pool: _Pool) -> _Connection | None:
+        """The most recently used idle connection still open and fresh; staler ones are closed."""
+        oldest = time.monotonic() - self._idle_timeout
+        while pool.idle:
+            connection = pool.idle.pop()
+            if connection.open and connection.idle_since > oldest:
+                return connection
+            connection.close()
+        return None
+
+    async def _connect(self, pool: _Pool, replica: Replica) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(_Connection, pool.host, pool.port)
+        except (OSError, TimeoutError) as e:
+            raise ConnectFailed(f"cannot connect to replica {replica.id!r} at {replica.http_url}: {e}") from e
+        return connection
