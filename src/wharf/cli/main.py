@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from wharf.cli import control
 from wharf.errors import WharfError
 
 app = typer.Typer(help="Wharf: serve trained models in production.", no_args_is_help=True, add_completion=False)
@@ -17,6 +18,11 @@ app = typer.Typer(help="Wharf: serve trained models in production.", no_args_is_
 @app.callback()
 def main() -> None:
     """Wharf: serve trained models in production."""
+
+
+for command in (control.apply, control.get, control.describe, control.delete):
+    app.command()(command)
+app.add_typer(control.rollout, name="rollout")
 
 
 @app.command()
@@ -71,6 +77,33 @@ def serve(
         raise typer.Exit(2) from None
     except OSError as e:  # typically a port already in use
         typer.echo(f"wharf serve: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def up(
+    home: Annotated[Optional[Path], typer.Option(envvar="WHARF_HOME", help="state directory (default ./.wharf)")] = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    gateway_port: Annotated[int, typer.Option(help="gateway REST port")] = 8000,
+    gateway_grpc_port: Annotated[int, typer.Option(help="gateway gRPC port")] = 8001,
+    control_port: Annotated[int, typer.Option(help="control API port")] = 8002,
+) -> None:
+    """Run the control plane and the gateway (state in SQLite under WHARF_HOME) until SIGTERM or Ctrl-C."""
+    import asyncio
+
+    from wharf.control.daemon import DaemonSettings, run
+    from wharf.server import logs
+    from wharf.server.app import loop_factory
+
+    given = {"home": home, "host": host, "gateway_http_port": gateway_port, "gateway_grpc_port": gateway_grpc_port,
+             "control_port": control_port}
+    settings = DaemonSettings(**{k: v for k, v in given.items() if v is not None})
+    logs.configure("INFO")
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(run(settings))
+    except (WharfError, OSError) as e:
+        typer.echo(f"wharf up: {getattr(e, 'message', e)}", err=True)
         raise typer.Exit(2) from None
 
 

@@ -64,7 +64,7 @@ class ModelServer:
         logs.configure(self.settings.log_level)
         for model in models or ():
             self.repository.add(model)
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(self.serve())
 
     def stop(self) -> None:
@@ -124,7 +124,7 @@ class ModelServer:
             log.info("stopped")
 
 
-def _loop_factory():  # type: ignore[no-untyped-def]
+def loop_factory():  # type: ignore[no-untyped-def]
     try:
         import uvloop
     except ImportError:  # uvloop is optional; asyncio's loop is slower but correct

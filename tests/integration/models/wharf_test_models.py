@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import numpy as np
@@ -70,3 +71,13 @@ class BatchProbe(Model):
             raise ValueError("negative numbers are not allowed")
         time.sleep(0.02)
         return {"sum": x.sum(axis=1), "rows_in_call": np.full(len(x), len(x))}
+
+
+class WhoAmI(Model):
+    """Answers with the value of the environment variable WHO (telling revisions apart); fails if WHO is 'broken'."""
+
+    def predict(self, payload: InferRequest) -> dict[str, np.ndarray]:
+        who = os.environ.get("WHO", "?")
+        if who == "broken":
+            raise RuntimeError("this revision is broken")
+        return {"who": np.array([who.encode()] * len(payload.inputs[0].data), dtype=object)}

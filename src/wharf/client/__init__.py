@@ -1,0 +1,5 @@
+"""Wharf's Python SDK."""
+
+from wharf.client.control import ControlClient, ControlError
+
+__all__ = ["ControlClient", "ControlError"]

@@ -1,0 +1,73 @@
+"""What the control API does: apply manifests, read and delete resources, promote and roll back."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from wharf.control.plan import ISVC_KIND, parse
+from wharf.control.reconciler import Reconciler
+from wharf.control.store import Resource, Store
+from wharf.errors import ConfigurationError, NotFound
+
+API_VERSIONS = {ISVC_KIND: "serving.kserve.io/v1beta1"}
+
+
+class Controller:
+    def __init__(self, store: Store, reconciler: Reconciler) -> None:
+        self.store = store
+        self.reconciler = reconciler
+
+    async def apply(self, text: str) -> list[dict[str, str]]:
+        """Store every document (all are validated before any is stored), then reconcile the changed ones."""
+        documents = parse(text)
+        results, changed = [], []
+        for doc in documents:
+            if doc.kind != ISVC_KIND:
+                raise ConfigurationError(f"{doc.kind} {doc.namespace}/{doc.name}: this Wharf does not serve {doc.kind} yet")
+        for doc in documents:
+            existed = self.store.get(doc.kind, doc.namespace, doc.name) is not None
+            _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
+            results.append({"kind": doc.kind, "namespace": doc.namespace, "name": doc.name,
+                            "result": "unchanged" if not was_changed else "configured" if existed else "created"})
+            if was_changed:
+                changed.append(doc)
+        for doc in changed:
+            await self.reconciler.reconcile(doc.namespace, doc.name)
+        return results
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [_document(r) for r in self.store.list(kind, namespace)]
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return _document(self._require(kind, namespace, name))
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        self._require(kind, namespace, name)
+        self.store.delete(kind, namespace, name)
+        await self.reconciler.reconcile(namespace, name)
+
+    async def promote(self, namespace: str, name: str) -> dict[str, Any]:
+        """Send all traffic to the latest revision: the same as removing canaryTrafficPercent from the spec."""
+        resource = self._require(ISVC_KIND, namespace, name)
+        manifest = copy.deepcopy(resource.manifest)
+        manifest["spec"]["predictor"].pop("canaryTrafficPercent", None)
+        self.store.put(ISVC_KIND, namespace, name, manifest)
+        await self.reconciler.reconcile(namespace, name)
+        return self.get(ISVC_KIND, namespace, name)
+
+    async def rollback(self, namespace: str, name: str) -> dict[str, Any]:
+        self._require(ISVC_KIND, namespace, name)
+        await self.reconciler.rollback(namespace, name, "rolled back by `wharf rollout rollback`")
+        return self.get(ISVC_KIND, namespace, name)
+
+    def _require(self, kind: str, namespace: str, name: str) -> Resource:
+        resource = self.store.get(kind, namespace, name)
+        if resource is None:
+            raise NotFound(f"{kind} {namespace}/{name} not found")
+        return resource
+
+
+def _document(resource: Resource) -> dict[str, Any]:
+    status = {k: v for k, v in resource.status.items() if k not in ("rollout", "routing")}
+    return {**resource.manifest, "status": status}

@@ -1,0 +1,102 @@
+"""`wharf up`: the control plane and the gateway in one process, with embedded defaults.
+
+State lives in SQLite under WHARF_HOME; a lock file there keeps a second daemon out. On SIGTERM/SIGINT the
+daemon stops its API and gateway and then its replicas; after a crash (SIGKILL), the next daemon adopts the
+replicas that are still healthy and restarts the others, from what the store recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import uvicorn
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wharf.control.api import create_app
+from wharf.control.backends import LocalBackend, ReplicaState
+from wharf.control.controller import Controller
+from wharf.control.reconciler import Reconciler
+from wharf.control.store import Store
+from wharf.errors import ConfigurationError
+from wharf.gateway import Gateway, GatewaySettings
+
+log = logging.getLogger("wharf.daemon")
+
+
+class DaemonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WHARF_", extra="ignore")
+
+    home: Path = Field(Path(".wharf"), description="where state, logs and the lock file live")
+    host: str = "127.0.0.1"
+    gateway_http_port: int = Field(8000, ge=0, le=65535)
+    gateway_grpc_port: int = Field(8001, ge=0, le=65535)
+    control_port: int = Field(8002, ge=0, le=65535)
+    domain: str = "example.com"
+    resync_s: float = Field(1.0, gt=0, description="how often replicas are recorded and canaries checked")
+
+
+@contextlib.contextmanager
+def exclusive(home: Path) -> Iterator[IO[str]]:
+    """Hold WHARF_HOME's lock for as long as the daemon runs."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "wharf.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigurationError(f"another `wharf up` is running with WHARF_HOME={home}") from None
+        yield lock
+
+
+class _ApiServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run(settings: DaemonSettings) -> None:
+    with exclusive(settings.home):
+        store = Store(settings.home / "wharf.db")
+        gateway = Gateway(GatewaySettings())
+        backend = LocalBackend(settings.home)
+        reconciler = Reconciler(store, backend, gateway, settings.domain)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            http_port, grpc_port = await gateway.start(settings.host, settings.gateway_http_port, settings.gateway_grpc_port)
+            adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
+            await backend.adopt(adopted, reconciler.replica_specs())  # replicas a crashed daemon left running
+            backend.on_change = lambda: loop.create_task(reconciler.reconcile())
+            await reconciler.reconcile()
+            control = socket.create_server((settings.host, settings.control_port))
+            control_port = control.getsockname()[1]
+            api = _ApiServer(uvicorn.Config(create_app(Controller(store, reconciler)), log_config=None, access_log=False))
+            api_task = asyncio.create_task(api.serve(sockets=[control]))
+            while not api.started and not api_task.done():
+                await asyncio.sleep(0.01)
+            log.info("wharf is up", extra={
+                "gateway": f"http://{settings.host}:{http_port}", "gateway_grpc": f"{settings.host}:{grpc_port}",
+                "control": f"http://{settings.host}:{control_port}", "home": str(settings.home.resolve()),
+                "http_port": http_port, "grpc_port": grpc_port, "control_port": control_port,
+            })
+            while not stop.is_set() and not api_task.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.resync_s)
+                await reconciler.resync()
+            api.should_exit = True
+            await api_task
+        finally:
+            await gateway.stop(5.0)
+            await backend.close(stop_replicas=True)
+            store.close()
+            log.info("wharf is down")

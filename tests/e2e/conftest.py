@@ -1,0 +1,155 @@
+"""`wharf up` as a real daemon process, with the `wharf` CLI and the gateway reached over real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "tests/integration/models"
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    home: Path
+    http_port: int
+    grpc_port: int
+    control_port: int
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def wharf(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the `wharf` CLI against this daemon."""
+        run = subprocess.run(
+            [sys.executable, "-m", "wharf.cli", *args], input=stdin, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "WHARF_CONTROL_URL": self.control_url}, cwd=ROOT,
+        )
+        if check and run.returncode != 0:
+            raise AssertionError(f"wharf {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}")
+        return run
+
+    def isvc(self, name: str) -> dict:
+        return json.loads(self.wharf("get", "isvc", name, "-o", "json").stdout)
+
+    def wait(self, name: str, condition: Callable[[dict], bool], timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            service = self.isvc(name)
+            if condition(service):
+                return service
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not reach the expected state:\n{json.dumps(service, indent=1)}\n{''.join(self.log[-30:])}")
+            time.sleep(0.25)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+def start_daemon(home: Path) -> Daemon:
+    env = {**os.environ, "WHARF_HOME": str(home), "PYTHONPATH": os.pathsep.join([str(MODELS), str(ROOT)])}
+    command = [sys.executable, "-m", "wharf.cli", "up", "--gateway-port", "0", "--gateway-grpc-port", "0", "--control-port", "0"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"wharf up exited with {proc.returncode}:\n{''.join(lines)}")
+            continue
+        lines.append(line)
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "wharf is up":
+            threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
+            return Daemon(proc, home, event["http_port"], event["grpc_port"], event["control_port"], lines)
+    proc.kill()
+    raise RuntimeError(f"wharf up did not start within {START_TIMEOUT_S} s:\n{''.join(lines)}")
+
+
+def _replica_pids(home: Path) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "wharf.cli serve"], capture_output=True, text=True).stdout.split()
+    pids = []
+    for pid in map(int, found):
+        try:
+            if str(home) in open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"):
+                pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A `wharf up` on free ports with its own WHARF_HOME; every process it started is gone afterwards."""
+    running = start_daemon(tmp_path / "home")
+    yield running
+    running.stop()
+    for pid in _replica_pids(running.home):  # replicas of a daemon the test killed
+        os.killpg(pid, signal.SIGKILL)
+
+
+def manifest(name: str, who: str, *, canary: int | None = None, annotations: dict[str, str] | None = None) -> str:
+    """An InferenceService serving the WhoAmI test model, which answers with `who`."""
+    lines = [
+        "apiVersion: serving.kserve.io/v1beta1",
+        "kind: InferenceService",
+        "metadata:",
+        f"  name: {name}",
+    ]
+    if annotations:
+        lines.append("  annotations:")
+        lines += [f'    {key}: "{value}"' for key, value in annotations.items()]
+    lines += ["spec:", "  predictor:"]
+    if canary is not None:
+        lines.append(f"    canaryTrafficPercent: {canary}")
+    lines += [
+        "    model:",
+        "      modelFormat: {name: custom}",
+        "      storageUri: wharf_test_models:WhoAmI",
+        f"      env: [{{name: WHO, value: {who}}}]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def who_answers(daemon: Daemon, host: str, count: int, headers: dict[str, str] | None = None) -> list[str]:
+    """Ask the service at `host` through the gateway `count` times; the answers' `who` values."""
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
+    model = host.split(".")[0].removeprefix("latest-").removeprefix("prev-")
+    answers = []
+    with httpx.Client(base_url=daemon.gateway_url, timeout=10, headers={"host": host, **(headers or {})}) as client:
+        for _ in range(count):
+            answer = client.post(f"/v2/models/{model}/infer", json=body)
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json()["outputs"][0]["data"][0])
+    return answers

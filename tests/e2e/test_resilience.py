@@ -1,0 +1,69 @@
+"""The daemon and its replicas under failure: a killed replica is replaced, a restarted daemon loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+
+from tests.e2e.conftest import Daemon, manifest, start_daemon, who_answers
+
+HOST = "who.default.example.com"
+
+
+def _ready_replicas(service: dict) -> list[dict]:
+    return [r for r in service["status"].get("replicaStates", []) if r["ready"]]
+
+
+def test_a_killed_replica_is_replaced_without_failing_other_requests(daemon: Daemon) -> None:
+    two = manifest("who", "a").replace("  predictor:\n", "  predictor:\n    minReplicas: 2\n")
+    daemon.wharf("apply", "-f", "-", stdin=two)
+    service = daemon.wait("who", lambda s: len(_ready_replicas(s)) == 2)
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
+        with httpx.Client(base_url=daemon.gateway_url, timeout=10, headers={"host": HOST}) as client:
+            while not stop.is_set():
+                status = client.post("/v2/models/who/infer", json=body).status_code
+                if status != 200:
+                    failures.append(status)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    time.sleep(0.5)
+    victim = _ready_replicas(service)[0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    replaced = daemon.wait("who", lambda s: len(_ready_replicas(s)) == 2 and victim["pid"] not in {r["pid"] for r in _ready_replicas(s)})
+    stop.set()
+    worker.join(10)
+    assert len(failures) <= 1, failures  # at most the one request the killed replica was serving
+    assert any(r["restarts"] >= 1 for r in replaced["status"]["replicaStates"])
+
+
+def test_a_restarted_daemon_adopts_running_replicas(daemon: Daemon) -> None:
+    daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
+    before = daemon.wait("who", lambda s: len(_ready_replicas(s)) == 1)
+    time.sleep(1.5)  # a resync records the replica for adoption
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL  # a crash: the replica keeps running
+    again = start_daemon(daemon.home)
+    try:
+        after = again.wait("who", lambda s: len(_ready_replicas(s)) == 1)
+        assert _ready_replicas(after)[0]["pid"] == _ready_replicas(before)[0]["pid"]
+        assert after["status"]["components"] == before["status"]["components"]
+        assert set(who_answers(again, HOST, 5)) == {"a"}
+    finally:
+        assert again.stop() == 0
+
+
+def test_two_daemons_refuse_to_share_a_home(daemon: Daemon) -> None:
+    try:
+        start_daemon(daemon.home)
+    except RuntimeError as e:
+        assert "another `wharf up` is running" in str(e)
+    else:
+        raise AssertionError("a second wharf up started on the same WHARF_HOME")
