@@ -92,3 +92,9 @@ def test_invalid_manifests_are_refused_with_the_field_path(daemon: Daemon) -> No
     run = daemon.wharf("apply", "-f", "-", stdin=bad, check=False)
     assert run.returncode == 1 and "spec.predictor.containers" in run.stderr
     assert daemon.wharf("get", "isvc").stdout.splitlines()[1:] == []
+
+
+def test_parts_not_served_yet_are_refused_not_ignored(daemon: Daemon) -> None:
+    logged = manifest("who", "a").replace("    model:\n", "    logger: {mode: all, url: 'http://127.0.0.1:9/'}\n    model:\n")
+    run = daemon.wharf("apply", "-f", "-", stdin=logged, check=False)
+    assert run.returncode == 1 and "spec.predictor.logger not served by this Wharf yet" in run.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from wharf.control.plan import ISVC_KIND, parse
+from wharf.control.plan import ISVC_KIND, parse, unserved_fields
 from wharf.control.reconciler import Reconciler
 from wharf.control.store import Resource, Store
 from wharf.errors import ConfigurationError, NotFound
@@ -25,6 +25,12 @@ class Controller:
         for doc in documents:
             if doc.kind != ISVC_KIND:
                 raise ConfigurationError(f"{doc.kind} {doc.namespace}/{doc.name}: this Wharf does not serve {doc.kind} yet")
+            not_served = [f"spec.{path}" for path in unserved_fields(doc.manifest)]
+            if not_served:
+                raise ConfigurationError(
+                    f"InferenceService {doc.namespace}/{doc.name}: {', '.join(not_served)} not served by this Wharf"
+                    " yet; remove them to deploy the predictor alone"
+                )
         for doc in documents:
             existed = self.store.get(doc.kind, doc.namespace, doc.name) is not None
             _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)

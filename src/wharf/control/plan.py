@@ -41,6 +41,15 @@ def parse(text: str) -> list[Document]:
     return [Document(m.kind, m.namespace, m.name, m.to_manifest()) for m in parse_manifests(text)]
 
 
+def unserved_fields(manifest: dict[str, Any]) -> list[str]:
+    """Valid parts of a spec that this release validates but cannot serve yet (they change what clients get)."""
+    spec = manifest["spec"]
+    return [
+        *(component for component in ("transformer", "explainer") if spec.get(component)),
+        *(f"predictor.{field}" for field in ("logger",) if spec["predictor"].get(field)),
+    ]
+
+
 def predictor_plan(manifest: dict[str, Any]) -> PredictorPlan:
     service = parse_manifest(manifest)
     assert isinstance(service, InferenceService)
