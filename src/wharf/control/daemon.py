@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import logging
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -26,6 +25,7 @@ from wharf.control.backends import LocalBackend, ReplicaState
 from wharf.control.controller import Controller
 from wharf.control.reconciler import Reconciler
 from wharf.control.store import Store
+from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import ConfigurationError
 from wharf.gateway import Gateway, GatewaySettings
 
@@ -56,12 +56,6 @@ def exclusive(home: Path) -> Iterator[IO[str]]:
         yield lock
 
 
-class _ApiServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def run(settings: DaemonSettings) -> None:
     with exclusive(settings.home):
         store = Store(settings.home / "wharf.db")
@@ -78,12 +72,10 @@ async def run(settings: DaemonSettings) -> None:
             await backend.adopt(adopted, reconciler.replica_specs())  # replicas a crashed daemon left running
             backend.on_change = lambda: loop.create_task(reconciler.reconcile())
             await reconciler.reconcile()
-            control = socket.create_server((settings.host, settings.control_port))
+            control = listen(settings.host, settings.control_port)
             control_port = control.getsockname()[1]
-            api = _ApiServer(uvicorn.Config(create_app(Controller(store, reconciler)), log_config=None, access_log=False))
-            api_task = asyncio.create_task(api.serve(sockets=[control]))
-            while not api.started and not api_task.done():
-                await asyncio.sleep(0.01)
+            api = EmbeddedServer(uvicorn.Config(create_app(Controller(store, reconciler)), log_config=None, access_log=False))
+            api_task = await api.start(control)
             log.info("wharf is up", extra={
                 "gateway": f"http://{settings.host}:{http_port}", "gateway_grpc": f"{settings.host}:{grpc_port}",
                 "control": f"http://{settings.host}:{control_port}", "home": str(settings.home.resolve()),

@@ -57,6 +57,13 @@ class RevisionRecord:
     created: float
 
 
+def revision_name(namespace: str, service: str, component: str, number: int) -> str:
+    """KServe's `{service}-{component}-{number}`; outside the default namespace the namespace joins in, because
+    one machine has one space of revision names (the gateway and the backend key on them)."""
+    scope = service if namespace == "default" else f"{service}-{namespace}"
+    return f"{scope}-{component}-{number:05d}"
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -130,7 +137,8 @@ class Store:
             return revisions[-1], False
         number = revisions[-1].number + 1 if revisions else 1
         record = RevisionRecord(
-            namespace, service, component, number, f"{service}-{component}-{number:05d}", fingerprint, spec, time.time()
+            namespace, service, component, number, revision_name(namespace, service, component, number), fingerprint,
+            spec, time.time()
         )
         self._db.execute(
             "INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

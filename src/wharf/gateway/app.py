@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
 import uvicorn
 
+from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.grpc_proxy import GrpcProxy, GrpcUpstream
 from wharf.gateway.proxy import RestProxy
@@ -19,17 +19,6 @@ from wharf.gateway.routes import RouteTable
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.stats import RevisionStats
 from wharf.gateway.upstream import HttpUpstream
-
-
-class _HttpServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the process embedding the gateway decides when to stop.
-
-    (The same as the model server's; the two could share it from a module both may import.)
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Gateway:
@@ -54,7 +43,7 @@ class Gateway:
             self.settings.connect_timeout_s, self.settings.pool_size_per_replica, self.settings.pool_idle_timeout_s
         )
         self._grpc_upstream = GrpcUpstream(self.settings.max_request_bytes)
-        self._http: _HttpServer | None = None
+        self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._grpc: grpc.aio.Server | None = None
 
@@ -77,7 +66,7 @@ class Gateway:
 
     async def start(self, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0) -> tuple[int, int]:
         """Listen for REST and gRPC (port 0: any free port) and return the ports bound."""
-        listener = _listen(host, http_port)
+        listener = listen(host, http_port)
         try:
             bound_grpc = await self._start_grpc(f"{host}:{grpc_port}")
             await self._start_http(listener)
@@ -113,7 +102,7 @@ class Gateway:
         return port
 
     async def _start_http(self, listener: socket.socket) -> None:
-        self._http = _HttpServer(
+        self._http = EmbeddedServer(
             uvicorn.Config(
                 RestProxy(self._dispatcher, self._http_upstream, self.settings),
                 http="httptools",
@@ -126,19 +115,4 @@ class Gateway:
                 timeout_keep_alive=int(self.settings.keepalive_timeout_s),
             )
         )
-        self._http_task = asyncio.create_task(self._http.serve(sockets=[listener]))
-        while not self._http.started:
-            if self._http_task.done():
-                self._http_task.result()
-                raise RuntimeError("the gateway's HTTP server stopped while starting")
-            await asyncio.sleep(0.01)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
+        self._http_task = await self._http.start(listener)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-import socket
-from collections.abc import Iterator
 
 import uvicorn
 
+from wharf.embedded_http import EmbeddedServer, listen
 from wharf.model.base import Model
 from wharf.model.repository import ModelRepository
 from wharf.server import logs
@@ -21,26 +19,6 @@ from wharf.server.rest import RestApp
 from wharf.server.settings import ServerSettings
 
 log = logging.getLogger("wharf.server")
-
-
-class _HttpServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the model server decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 class ModelServer:
@@ -83,9 +61,9 @@ class ModelServer:
         try:
             self.repository.discover()
             await self.repository.load_all()
-            http_socket = bind(settings.host, settings.http_port, self.reuse_port)
+            http_socket = listen(settings.host, settings.http_port, self.reuse_port)
             grpc_server, grpc_port = await start_grpc_server(dataplane, self.metrics, settings, self.reuse_port)
-            http = _HttpServer(
+            http = EmbeddedServer(
                 uvicorn.Config(
                     RestApp(dataplane, self.metrics, settings.max_request_bytes, settings.body_timeout_s),
                     http="httptools",
@@ -98,9 +76,7 @@ class ModelServer:
                     timeout_graceful_shutdown=int(settings.drain_timeout_s),
                 )
             )
-            http_task = asyncio.create_task(http.serve(sockets=[http_socket]))
-            while not http.started and not http_task.done():
-                await asyncio.sleep(0.01)
+            http_task = await http.start(http_socket)
             dataplane.started = True
             log.info(
                 "serving",

@@ -43,3 +43,10 @@ def test_replica_records_are_replaced_as_a_whole(tmp_path: Path) -> None:
     store.save_replicas({"r1": ("rev-1", {"pid": 10}), "r2": ("rev-1", {"pid": 11})})
     store.save_replicas({"r3": ("rev-2", {"pid": 12})})
     assert store.replicas() == {"r3": ("rev-2", {"pid": 12})}
+
+
+def test_revision_names_are_unique_across_namespaces(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wharf.db")
+    default, _ = store.revision_for("default", "iris", "predictor", "f", {})
+    prod, _ = store.revision_for("prod", "iris", "predictor", "f", {})
+    assert (default.name, prod.name) == ("iris-predictor-00001", "iris-prod-predictor-00001")
