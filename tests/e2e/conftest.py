@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import ROOT, start
+
 MODELS = ROOT / "tests/integration/models"
 START_TIMEOUT_S = 60.0
 
@@ -75,26 +75,8 @@ class Daemon:
 def start_daemon(home: Path) -> Daemon:
     env = {**os.environ, "WHARF_HOME": str(home), "PYTHONPATH": os.pathsep.join([str(MODELS), str(ROOT)])}
     command = [sys.executable, "-m", "wharf.cli", "up", "--gateway-port", "0", "--gateway-grpc-port", "0", "--control-port", "0"]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
-    assert proc.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            if proc.poll() is not None:
-                raise RuntimeError(f"wharf up exited with {proc.returncode}:\n{''.join(lines)}")
-            continue
-        lines.append(line)
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "wharf is up":
-            threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
-            return Daemon(proc, home, event["http_port"], event["grpc_port"], event["control_port"], lines)
-    proc.kill()
-    raise RuntimeError(f"wharf up did not start within {START_TIMEOUT_S} s:\n{''.join(lines)}")
+    proc, event, lines = start(command, env, "wharf is up", START_TIMEOUT_S)
+    return Daemon(proc, home, event["http_port"], event["grpc_port"], event["control_port"], lines)
 
 
 def _replica_pids(home: Path) -> list[int]:

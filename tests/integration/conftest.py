@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +14,8 @@ import httpx
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import ROOT, start
+
 HELPERS = Path(__file__).resolve().parent / "models"
 START_TIMEOUT_S = 60.0
 
@@ -44,11 +42,6 @@ class RunningServer:
         return self.proc.returncode
 
 
-def _drain(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
-    for line in stream:
-        sink.append(line)
-
-
 def launch(*args: str, env: dict[str, str] | None = None, timeout: float = START_TIMEOUT_S) -> RunningServer:
     """Start `wharf serve ARGS` on free ports and wait for its "serving" log line."""
     command = [sys.executable, "-m", "wharf.cli", "serve", *args]
@@ -58,27 +51,8 @@ def launch(*args: str, env: dict[str, str] | None = None, timeout: float = START
         command += ["--grpc-port", "0"]
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")])}
     full_env.update(env or {})
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=full_env, cwd=ROOT)
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stderr is not None
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            if proc.poll() is not None:
-                raise RuntimeError(f"wharf serve exited with {proc.returncode}:\n{''.join(lines)}")
-            continue
-        lines.append(line)
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "serving":
-            threading.Thread(target=_drain, args=(proc.stderr, lines), daemon=True).start()
-            return RunningServer(proc, event["http_port"], event.get("grpc_port"), lines)
-    proc.kill()
-    proc.wait(5)
-    raise RuntimeError(f"wharf serve did not start within {timeout} s:\n{''.join(lines)}")
+    proc, event, lines = start(command, full_env, "serving", timeout)
+    return RunningServer(proc, event["http_port"], event.get("grpc_port"), lines)
 
 
 @contextmanager
@@ -111,6 +85,14 @@ def serve() -> Iterator[Callable[..., RunningServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[RunningServer]:
+    """A server of the Echo test model (it answers with its inputs), shared by a test module."""
+    server = launch("wharf_test_models:Echo", "--name", "echo")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -53,13 +53,6 @@ def _status(error: InferenceServerException) -> str:
 
 
 @pytest.fixture(scope="module")
-def echo_server() -> Iterator[RunningServer]:
-    server = launch("wharf_test_models:Echo", "--name", "echo")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def echo(echo_server: RunningServer) -> Iterator[triton.InferenceServerClient]:
     client = triton.InferenceServerClient(_address(echo_server))
     yield client

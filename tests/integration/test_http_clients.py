@@ -13,16 +13,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.conftest import RunningServer, launch
+from tests.integration.conftest import RunningServer
 from tests.unit.protocol.test_grpc_codec import VALUES
 from wharf.protocol.tensors import DTYPES
-
-
-@pytest.fixture(scope="module")
-def echo_server() -> Iterator[RunningServer]:
-    server = launch("wharf_test_models:Echo", "--name", "echo")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
