@@ -12,7 +12,7 @@ from wharf.embedded_http import EmbeddedServer, listen
 from wharf.model.base import Model
 from wharf.model.repository import ModelRepository
 from wharf.server import logs
-from wharf.server.dataplane import DataPlane
+from wharf.server.dataplane import DataPlane, settle_heap
 from wharf.server.grpc import start_grpc_server
 from wharf.server.metrics import ServerMetrics
 from wharf.server.rest import RestApp
@@ -61,6 +61,7 @@ class ModelServer:
         try:
             self.repository.discover()
             await self.repository.load_all()
+            settle_heap()
             http_socket = listen(settings.host, settings.http_port, self.reuse_port)
             grpc_server, grpc_port = await start_grpc_server(dataplane, self.metrics, settings, self.reuse_port)
             http = EmbeddedServer(

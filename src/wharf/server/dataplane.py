@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -97,8 +98,16 @@ class DataPlane:
 
     async def load(self, name: str) -> None:
         await self.repository.load(name)
+        settle_heap()
 
     async def unload(self, name: str) -> None:
         await self.repository.unload(name)
         for key in [k for k in self._pipelines if k[0] == name]:
             self._pipelines.pop(key).close()
+
+
+def settle_heap() -> None:
+    """Move everything loaded so far (frameworks, models) out of the garbage collector's way: a full collection
+    then walks only what requests allocate, instead of stalling every request for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()

@@ -3,8 +3,8 @@
 Requests queue in arrival order (bounded: a full queue is refused at once with `ServerBusy`). A worker thread
 that is free takes every request waiting, up to a size limit, and hands the group to a dispatch function: one
 call per request, or one merged call for a batch (see `batching.py`). A lone request is dispatched at once; only
-while requests keep arriving together may a worker wait for more to fill a group: about as long as its last call
-took, and never more than `max_wait_s`.
+while requests keep arriving together does a worker wait for more: until the group is as large as the previous
+one, and never more than `max_wait_s` after its first request arrived.
 """
 
 from __future__ import annotations
@@ -119,27 +119,25 @@ class ThreadRunner:
 
     def _work(self) -> None:
         carry: Job | None = None  # taken from the queue but too big for the group it was taken for
-        patience = 0.0  # how long the next group may wait to fill: 0 unless requests are arriving together
+        expected = 1  # how many jobs came together last time: the next group waits for that many, briefly
         while True:
             first = carry if carry is not None else self._queue.get()
             if first is _STOP:
                 return
-            group, carry, stop = self._fill(first, patience)
-            started = time.perf_counter()
+            group, carry, stop = self._fill(first, expected)
+            expected = len(group)
             self._run(group)
-            # While requests keep coming together, waiting about as long as one call takes gathers what would
-            # have queued during that call anyway; a lone request never waits.
-            patience = min(self._max_wait_s, time.perf_counter() - started) if len(group) > 1 else 0.0
             if stop:
                 return
 
-    def _fill(self, first: Job, patience: float) -> tuple[list[Job], Job | None, bool]:
-        """Add waiting jobs to `first`'s group up to the size limit, waiting at most `patience` for more."""
+    def _fill(self, first: Job, expected: int) -> tuple[list[Job], Job | None, bool]:
+        """Add waiting jobs to `first`'s group up to the size limit. While the group is smaller than `expected`
+        (requests have been arriving together), wait for more until `max_wait_s` after `first` arrived."""
         group, size = [first], first.size
-        deadline = first.queued_at + patience
+        deadline = first.queued_at + self._max_wait_s
         while size < self._max_group_size:
             try:
-                remaining = deadline - time.perf_counter()
+                remaining = deadline - time.perf_counter() if len(group) < expected else 0.0
                 job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
