@@ -427,6 +427,20 @@ def _quantities(value: Any) -> Any:
 Quantities = Annotated[dict[str, str], BeforeValidator(_quantities)]
 
 
+class TopLevelResource(SpecModel):
+    """What every applied document has: its metadata, and the name and namespace it gives."""
+
+    metadata: ObjectMeta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+
 class Resources(SpecModel):
     """Compute resources: `requests` and `limits` of cpu, memory and nvidia.com/gpu (Kubernetes quantities)."""
 

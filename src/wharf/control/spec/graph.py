@@ -20,12 +20,12 @@ from wharf.control.spec.common import (
     DEFAULT_TIMEOUT_S,
     WHARF_PREFIX,
     HttpUrl,
-    ObjectMeta,
     Problem,
     ResourceName,
     Resources,
     Scaling,
     SpecModel,
+    TopLevelResource,
 )
 
 API_VERSION = "serving.kserve.io/v1alpha1"
@@ -132,19 +132,10 @@ class InferenceGraphSpec(Scaling):
                 yield from visit(name, [name])
 
 
-class InferenceGraph(SpecModel):
+class InferenceGraph(TopLevelResource):
     api_version: Literal["serving.kserve.io/v1alpha1"]
     kind: Literal["InferenceGraph"]
-    metadata: ObjectMeta
     spec: InferenceGraphSpec
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
 
     def service_names(self) -> set[str]:
         """The InferenceServices (of the graph's namespace) that its steps call."""

@@ -44,12 +44,12 @@ from wharf.control.spec.common import (
     DEFAULT_TIMEOUT_S,
     EnvVar,
     HttpUrl,
-    ObjectMeta,
     Problem,
     Resources,
     RolloutPolicy,
     Scaling,
     SpecModel,
+    TopLevelResource,
 )
 from wharf.model.runtimes import RUNTIMES
 from wharf.model.runtimes.custom import is_class_path
@@ -269,19 +269,10 @@ class InferenceServiceSpec(SpecModel):
     explainer: CustomComponentSpec | None = None
 
 
-class InferenceService(SpecModel):
+class InferenceService(TopLevelResource):
     api_version: Literal["serving.kserve.io/v1beta1"]
     kind: Literal["InferenceService"]
-    metadata: ObjectMeta
     spec: InferenceServiceSpec
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
 
     @property
     def model_name(self) -> str:
