@@ -89,7 +89,7 @@ class ModelPipeline:
         return payload
 
     def _run_chain(self, request: InferRequest) -> Awaitable[Any]:
-        size = (rows(request) or 1) if self.batching else 1
+        size = rows(request) or 1  # also what the batch-size metric counts when batching is off
         return self._threads.submit(request, size)
 
     async def _run_steps(self, payload: Any) -> Any:
