@@ -3,7 +3,8 @@
 Five replicas start once for the module: two iris servers (revisions `iris-a` and `iris-b`), an Echo model
 served under the name `iris` (revision `iris-echo`, whose answers give it away), the Slow model and a spare
 iris server that one test kills. The gateway runs in-process, in an event loop on a background thread, and each
-test hands it the route table it needs. Which replica answered is read from the replicas' own /metrics.
+test hands it the route table it needs. Which replica answered is read from the replicas' own /metrics. The
+activator's tests start a gateway of their own, and one a replica of its own while requests wait for it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,13 +69,14 @@ def fleet(iris_model: Path) -> Iterator[Fleet]:
 
 
 class RunningGateway:
-    """A `Gateway` started in its own event loop on a background thread."""
+    """A `Gateway` started in its own event loop on a background thread; `demands` lists its on_demand calls."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.gateway = Gateway(settings)
+        self.demands: list[str] = []
+        self.gateway = Gateway(settings, on_demand=self.demands.append)
         self.http_port, self.grpc_port = self.run(self.gateway.start("127.0.0.1", 0, 0))
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10) -> T:
@@ -138,8 +140,9 @@ def slow_service(fleet: Fleet, timeout_s: float = 0.5, container_concurrency: in
     return Service("test", "slow", "slow", (("slow-1", 100),), {}, {"slow-1": rev})
 
 
-def cold_service() -> Service:
-    rev = revision("cold-1", Replica("cold-0", "http://127.0.0.1:9", "127.0.0.1:9", ready=False))
+def cold_service(timeout_s: float = 0.5) -> Service:
+    """A service whose one replica never gets ready: its requests wait `timeout_s` in the activator, then fail."""
+    rev = revision("cold-1", Replica("cold-0", "http://127.0.0.1:9", "127.0.0.1:9", ready=False), timeout_s=timeout_s)
     return Service("default", "cold", "cold", (("cold-1", 100),), {}, {"cold-1": rev})
 
 
@@ -233,8 +236,8 @@ def test_no_route_unknown_revision_and_no_ready_replica(client: httpx.Client, ro
     assert answer.status_code == 404
     assert answer.json() == {"error": "InferenceService 'default/iris' has no revision 'iris-9'"}
     answer = infer(client, host="cold.default.example.com", path="/v2/models/cold/infer")
-    assert answer.status_code == 503
-    assert answer.json() == {"error": "revision 'cold-1' has no ready replica"}
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
+    assert answer.json() == {"error": "revision 'cold-1' has no ready replica: none became ready within 0.5 s"}
 
 
 def test_replica_errors_pass_through(client: httpx.Client, routes: RouteTable) -> None:
@@ -278,6 +281,73 @@ def test_request_body_limit(fleet: Fleet) -> None:
             assert infer(client).status_code == 200
     finally:
         small.stop()
+
+
+# --- activator ----------------------------------------------------------------------------------------------
+def concurrently(gateway: RunningGateway, host: str, model: str, requests: int) -> list[Future[httpx.Response]]:
+    """Start `requests` inference requests at once, each from its own thread and client (timeout 20 s)."""
+
+    def request() -> httpx.Response:
+        with httpx.Client(base_url=f"http://127.0.0.1:{gateway.http_port}", timeout=20) as client:
+            return infer(client, host=host, path=f"/v2/models/{model}/infer")
+
+    pool = ThreadPoolExecutor(requests)
+    answers = [pool.submit(request) for _ in range(requests)]
+    pool.shutdown(wait=False)
+    return answers
+
+
+def wait_until_queued(gateway: RunningGateway, name: str, requests: int) -> None:
+    deadline = time.monotonic() + 10
+    while gateway.stats()[name].queued < requests:
+        assert time.monotonic() < deadline, gateway.stats()[name]
+        time.sleep(0.05)
+
+
+def test_requests_wait_for_a_revision_to_scale_up_from_zero(iris_model: Path) -> None:
+    running = RunningGateway(GatewaySettings())
+
+    def routes(*replicas: Replica) -> RouteTable:
+        rev = revision("wake-1", *replicas, timeout_s=30.0)
+        return RouteTable((Service("default", "wake", "iris", (("wake-1", 100),), {}, {"wake-1": rev}),))
+
+    try:
+        running.update(routes())  # scaled to zero: no replica at all
+        answers = concurrently(running, "wake.default.example.com", "iris", 5)
+        wait_until_queued(running, "wake-1", 5)
+        assert running.demands == ["wake-1"]  # once for the five
+        assert not any(answer.done() for answer in answers)
+        server = launch(str(iris_model), "--name", "iris")
+        try:
+            assert not any(answer.done() for answer in answers)
+            running.update(routes(replica(server, "wake-0")))
+            assert [output_names(answer.result(20)) for answer in answers] == [["predict"]] * 5
+            assert served(server) == 5
+        finally:
+            server.stop()
+        stats = running.stats()["wake-1"]
+        assert (stats.queued, stats.in_flight, stats.requests, stats.errors) == (0, 0, 5, 0)
+        assert running.demands == ["wake-1"]
+    finally:
+        running.stop()
+
+
+def test_no_replica_in_time_answers_503_with_retry_after() -> None:
+    running = RunningGateway(GatewaySettings(activator_timeout_s=1.0, activator_retry_after_s=2))
+    try:
+        running.update(RouteTable((cold_service(timeout_s=10.0),)))  # the activator's 1 s is shorter
+        started = time.monotonic()
+        waiting = concurrently(running, "cold.default.example.com", "cold", 3)
+        wait_until_queued(running, "cold-1", 3)
+        answers = [answer.result(20) for answer in waiting]
+        assert 0.9 < time.monotonic() - started < 5
+        for answer in answers:
+            assert (answer.status_code, answer.headers["retry-after"]) == (503, "2")
+            assert answer.json() == {"error": "revision 'cold-1' has no ready replica: none became ready within 1 s"}
+        assert running.demands == ["cold-1"]
+        assert running.stats()["cold-1"].queued == 0
+    finally:
+        running.stop()
 
 
 # --- gRPC ---------------------------------------------------------------------------------------------------

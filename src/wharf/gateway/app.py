@@ -24,7 +24,9 @@ from wharf.gateway.upstream import HttpUpstream
 class Gateway:
     """Routes REST and gRPC requests to the replicas of a `RouteTable`, and counts them per revision.
 
-    Runs in the caller's event loop; call `update` and `stats` from that loop's thread.
+    Runs in the caller's event loop; call `update` and `stats` from that loop's thread. A request for a revision
+    without a ready replica waits in the activator until a table from `update` brings one; `on_demand(revision
+    name)` is called, in that loop, when requests start waiting for a revision, so that it can be scaled up.
 
     >>> gateway = Gateway()
     >>> gateway.update(table)
@@ -36,9 +38,11 @@ class Gateway:
         settings: GatewaySettings | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_demand: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings or GatewaySettings()
         self._dispatcher = Dispatcher(self.settings, rng, clock)
+        self.on_demand = on_demand
         self._http_upstream = HttpUpstream(
             self.settings.connect_timeout_s, self.settings.pool_size_per_replica, self.settings.pool_idle_timeout_s
         )
@@ -61,8 +65,19 @@ class Gateway:
             self._grpc_upstream.retain({replica.grpc_target for replica in replicas}, grace)
 
     def stats(self) -> dict[str, RevisionStats]:
-        """Per revision name of the current table: requests in flight now, and answers over the stats window."""
+        """Per revision name of the current table: requests in flight and waiting in the activator now, and
+        answers over the stats window."""
         return self._dispatcher.snapshot()
+
+    @property
+    def on_demand(self) -> Callable[[str], None] | None:
+        """Called with a revision's name when requests start waiting for it to get a ready replica (once per wait,
+        not per request); it must not block."""
+        return self._dispatcher.activator.on_demand
+
+    @on_demand.setter
+    def on_demand(self, callback: Callable[[str], None] | None) -> None:
+        self._dispatcher.activator.on_demand = callback
 
     async def start(self, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0) -> tuple[int, int]:
         """Listen for REST and gRPC (port 0: any free port) and return the ports bound."""

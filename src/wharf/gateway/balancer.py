@@ -1,7 +1,7 @@
 """Replica choice at run time: in-flight counts, container-concurrency queues and passive ejection.
 
-`Balancer.acquire` is the one place that finds no replica to send to (`ReplicaUnavailable`): the activator,
-which holds requests while a revision scales up from zero, hooks in there.
+`Balancer.acquire` is the one place that finds no replica to send to (`ReplicaUnavailable`); when the revision
+has no ready replica at all (`NoReadyReplica`), the dispatcher hands the request to the activator.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ class ReplicaUnavailable(WharfError):
 
     http_status = 503
     grpc_code = "UNAVAILABLE"
+
+
+class NoReadyReplica(ReplicaUnavailable):
+    """A revision has no ready replica at all: it is scaled to zero or its replicas are still starting."""
 
 
 class Balancer:
@@ -79,9 +83,10 @@ class Balancer:
             replica = least_loaded(revision.replicas, self.in_flight, self._rng, tried | self._ejected.keys())
         if replica is None:
             replica = least_loaded(revision.replicas, self.in_flight, self._rng, tried)
+        if replica is None and tried:
+            raise ReplicaUnavailable(f"revision {revision.name!r} has no ready replica that accepted a connection")
         if replica is None:
-            why = "no ready replica accepted a connection" if tried else "no ready replica"
-            raise ReplicaUnavailable(f"revision {revision.name!r} has {why}")
+            raise NoReadyReplica(f"revision {revision.name!r} has no ready replica")
         return replica
 
     async def _wait(self, name: str) -> None:

@@ -1,8 +1,9 @@
 """The protocol-neutral core of the gateway, which the REST and gRPC proxies share.
 
 It holds the current `Router` (swapped whole on `update`), sends one request to a replica of a revision within
-the revision's timeout (trying another replica only when the first could not be connected to), counts it in
-the revision's statistics, and mirrors a share of requests to a shadow revision without waiting for them.
+the revision's timeout (trying another replica only when the first could not be connected to; holding it in the
+activator while the revision has no ready replica), counts it in the revision's statistics, and mirrors a share
+of requests to a shadow revision without waiting for them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from wharf.errors import RequestTimeout, WharfError
-from wharf.gateway.balancer import Balancer
+from wharf.gateway.activator import Activator
+from wharf.gateway.balancer import Balancer, NoReadyReplica
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Revision, RouteTable, Service
 from wharf.gateway.settings import GatewaySettings
-from wharf.gateway.stats import RevisionStats, Stats
+from wharf.gateway.stats import RevisionStats, RevisionWindow, Stats
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ class Dispatcher:
         self.router = Router(RouteTable(), self._rng)
         self.balancer = Balancer(self._rng, settings.max_queued_per_revision, settings.eject_s, clock)
         self.stats = Stats(settings.stats_window_s, settings.stats_bucket_s, clock)
+        self.activator = Activator(
+            settings.activator_queue_size, settings.activator_timeout_s, settings.activator_retry_after_s
+        )
         self._shadow_limit = settings.shadow_concurrency
         self._shadows: set[asyncio.Task[None]] = set()
 
@@ -58,27 +63,37 @@ class Dispatcher:
         revisions = [r for service in table.services for r in service.revisions.values()]
         self.stats.retain(r.name for r in revisions)
         self.balancer.retain(revisions)
+        self.activator.retain(revisions)
 
     def snapshot(self) -> dict[str, RevisionStats]:
         """Statistics of every revision in the current table."""
         return self.stats.snapshot(r for s in self.router.table.services for r in s.revisions)
 
     async def forward(self, revision: Revision, send: Send[T], failed: Failed[T]) -> T:
-        """The answer of a replica of `revision`, counted in its statistics; RequestTimeout after its timeout."""
+        """The answer of a replica of `revision`, counted in its statistics.
+
+        While the revision has no ready replica the request waits in the activator (ActivationFailed past its
+        deadline); RequestTimeout once the revision's timeout has passed since the request came.
+        """
         window = self.stats.window(revision.name)
         clock = self.stats.clock
         start = clock()
-        window.in_flight += 1
+        deadline = asyncio.get_running_loop().time() + revision.timeout_s
         error = True
         try:
-            async with asyncio.timeout(revision.timeout_s):
-                answer = await self._send(revision, send)
+            while True:
+                try:
+                    answer = await self._send_within(revision, send, window, deadline)
+                    break
+                except NoReadyReplica:
+                    window.queued += 1
+                    try:
+                        revision = await self.activator.wait(revision, deadline)
+                    finally:
+                        window.queued -= 1
             error = failed(answer)
             return answer
-        except TimeoutError:
-            raise RequestTimeout(f"revision {revision.name!r} did not answer within {revision.timeout_s} s") from None
         finally:
-            window.in_flight -= 1
             end = clock()
             window.record(end, end - start, error)
 
@@ -97,6 +112,17 @@ class Dispatcher:
         for task in self._shadows:
             task.cancel()
         await asyncio.gather(*self._shadows, return_exceptions=True)
+
+    async def _send_within(self, revision: Revision, send: Send[T], window: RevisionWindow, deadline: float) -> T:
+        """`send` to a replica of `revision`, counted in flight; RequestTimeout at `deadline` (loop time)."""
+        window.in_flight += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._send(revision, send)
+        except TimeoutError:
+            raise RequestTimeout(f"revision {revision.name!r} did not answer within {revision.timeout_s} s") from None
+        finally:
+            window.in_flight -= 1
 
     async def _send(self, revision: Revision, send: Send[T]) -> T:
         tried: frozenset[str] = frozenset()

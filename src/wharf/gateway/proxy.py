@@ -3,7 +3,7 @@
 Bodies are read whole (up to `max_request_bytes`) and sent over pooled keep-alive connections (upstream.py).
 Hop-by-hop headers are dropped both ways; `x-forwarded-for` and `x-forwarded-host` are set. Replica answers,
 errors included, pass through unchanged; the gateway's own errors are `{"error": ...}` bodies, made here and
-nowhere else.
+nowhere else (with a `Retry-After` header when the activator gave up waiting).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from wharf.errors import InvalidInput, PayloadTooLarge, WharfError
+from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.routes import Replica
 from wharf.gateway.settings import GatewaySettings
@@ -49,6 +50,9 @@ class RestProxy:
             return
         try:
             answer = await self._forward(scope, receive)
+        except ActivationFailed as e:
+            answer = _error(e.http_status, e.message)
+            answer.headers.append((b"retry-after", b"%d" % e.retry_after_s))
         except WharfError as e:
             answer = _error(e.http_status, e.message)
         except Exception as e:  # a fault of the gateway itself

@@ -18,6 +18,15 @@ class GatewaySettings(BaseSettings):
     max_queued_per_revision: int = Field(
         256, ge=1, description="requests that may wait for a revision at its concurrency limit; more get 503"
     )
+    activator_queue_size: int = Field(
+        1000, ge=1, description="requests that may wait for a revision to get a ready replica; more get 503"
+    )
+    activator_timeout_s: float = Field(
+        60.0, gt=0, description="longest a request waits for a ready replica (less if the revision's timeout is)"
+    )
+    activator_retry_after_s: int = Field(
+        1, ge=0, description="the Retry-After of a 503 from the activator (queue full, or no replica in time)"
+    )
     eject_s: float = Field(5.0, ge=0, description="a replica that refused a connection is avoided this long")
     shadow_concurrency: int = Field(64, ge=1, description="mirrored requests in flight at once; more are skipped")
     stats_window_s: float = Field(60.0, gt=0, description="statistics cover this many recent seconds")

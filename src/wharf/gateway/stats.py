@@ -29,6 +29,7 @@ class RevisionStats:
     error_rate: float  # errors / requests; 0.0 without requests
     p50_ms: float | None  # None without requests
     p99_ms: float | None
+    queued: int = 0  # requests waiting in the activator now; the revision's concurrency is in_flight + queued
 
 
 class _Bucket:
@@ -42,12 +43,14 @@ class _Bucket:
 
 
 class RevisionWindow:
-    """The live counters of one revision; `in_flight` is raised and lowered by whoever forwards a request."""
+    """The live counters of one revision; `in_flight` and `queued` are raised and lowered by whoever forwards a
+    request."""
 
-    __slots__ = ("in_flight", "_bucket_s", "_slots", "_buckets")
+    __slots__ = ("in_flight", "queued", "_bucket_s", "_slots", "_buckets")
 
     def __init__(self, bucket_s: float, window_s: float) -> None:
         self.in_flight = 0
+        self.queued = 0
         self._bucket_s = bucket_s
         self._slots = max(1, math.ceil(window_s / bucket_s))
         self._buckets: deque[_Bucket] = deque()
@@ -83,6 +86,7 @@ class RevisionWindow:
             error_rate=errors / requests if requests else 0.0,
             p50_ms=_percentile(bins, requests, 0.50),
             p99_ms=_percentile(bins, requests, 0.99),
+            queued=self.queued,
         )
 
 

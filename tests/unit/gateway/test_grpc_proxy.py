@@ -55,7 +55,8 @@ class Running:
 
 @pytest.fixture
 async def running() -> AsyncIterator[Running]:
-    """A gateway in front of replicas `first` (and a dead one) for iris-1, `second` for iris-2 (also the shadow)."""
+    """A gateway in front of replicas `first` (and a dead one) for iris-1, `second` for iris-2 (also the shadow),
+    and cold-1, whose one replica never gets ready (requests wait its timeout, 0.2 s, in the activator)."""
     first, first_target = await start_replica("first")
     second, second_target = await start_replica("second")
     dead = Replica("dead", "http://127.0.0.1:9", "127.0.0.1:9", True)  # nothing listens on port 9 (discard)
@@ -63,7 +64,7 @@ async def running() -> AsyncIterator[Running]:
     revisions = {
         "iris-1": Revision("iris-1", replicas, 5.0),
         "iris-2": Revision("iris-2", (Replica("second", "http://unused:2", second_target, True),), 5.0),
-        "cold-1": Revision("cold-1", (Replica("cold", "http://unused:3", "127.0.0.1:9", False),), 5.0),
+        "cold-1": Revision("cold-1", (Replica("cold", "http://unused:3", "127.0.0.1:9", False),), 0.2),
     }
     iris = {name: revisions[name] for name in ("iris-1", "iris-2")}
     table = RouteTable(
@@ -121,7 +122,7 @@ async def test_replica_status_passes_through(running: Running) -> None:
     "method, request_bytes, metadata, code, details",
     [
         (INFER, infer("nope"), (), grpc.StatusCode.NOT_FOUND, "no InferenceService serves model 'nope'"),
-        (INFER, infer("cold"), (), grpc.StatusCode.UNAVAILABLE, "revision 'cold-1' has no ready replica"),
+        (INFER, infer("cold"), (), grpc.StatusCode.UNAVAILABLE, "none became ready within 0.2 s"),
         (INFER, b"\xff\xff", (), grpc.StatusCode.INVALID_ARGUMENT, "ModelInfer request is not a valid protobuf"),
         ("/inference.GRPCInferenceService/ServerReady", b"", (), grpc.StatusCode.NOT_FOUND, "names no model"),
         (INFER, infer("iris"), (("x-wharf-service", "x/y"),), grpc.StatusCode.NOT_FOUND, "no InferenceService 'x/y'"),

@@ -27,8 +27,9 @@ def test_counts_errors_and_percentiles() -> None:
     for ms in range(1, 101):  # 1 ms .. 100 ms
         window.record(clock.now, ms / 1000, error=ms > 95)
     window.in_flight = 3
+    window.queued = 2
     got = stats.snapshot(["a"])["a"]
-    assert (got.in_flight, got.requests, got.errors, got.error_rate) == (3, 100, 5, 0.05)
+    assert (got.in_flight, got.queued, got.requests, got.errors, got.error_rate) == (3, 2, 100, 5, 0.05)
     assert got.p50_ms == pytest.approx(50, rel=0.05)
     assert got.p99_ms == pytest.approx(99, rel=0.05)
 

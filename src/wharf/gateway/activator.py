@@ -1,0 +1,108 @@
+"""The activator: holds requests for a revision that has no ready replica until one appears.
+
+A revision scaled to zero, or whose replicas are still starting, gets its requests queued here (a bounded queue per
+revision) instead of answered 503 at once. The first request of a wait signals the demand (`on_demand`), so that
+the control plane can start a replica; the route table that brings a ready replica (`retain`) wakes every waiter,
+oldest first. A request that waits past its deadline, or finds the queue full, gets `ActivationFailed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from wharf.gateway.balancer import ReplicaUnavailable
+from wharf.gateway.routes import Revision
+
+log = logging.getLogger(__name__)
+
+
+class ActivationFailed(ReplicaUnavailable):
+    """A request could not wait for a revision to get a ready replica; the client may retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Activator:
+    """The queues of requests waiting for revisions without a ready replica, by revision name.
+
+    A queue exists exactly while requests wait (a wait episode); `on_demand(revision name)` is called, from the
+    event loop, when one starts. A request waits at most `timeout_s`, and never past its own deadline.
+    """
+
+    def __init__(self, queue_size: int, timeout_s: float, retry_after_s: int) -> None:
+        self.on_demand: Callable[[str], None] | None = None
+        self._queue_size = queue_size
+        self._timeout_s = timeout_s
+        self._retry_after_s = retry_after_s
+        self._queues: dict[str, deque[asyncio.Future[Revision]]] = {}
+        self._revisions: dict[str, Revision] = {}  # the current table's, by name
+
+    async def wait(self, revision: Revision, deadline: float) -> Revision:
+        """`revision` as the current table has it, once that has a ready replica.
+
+        `deadline` is on the event loop's clock. Raises ActivationFailed when the revision has left the table,
+        when its queue is full, or when no replica became ready in time.
+        """
+        name = revision.name
+        current = self._revisions.get(name)
+        if current is None:
+            raise self._failed(f"revision {name!r} is no longer routed to")
+        if _has_ready(current):  # a newer table than the request's already brought one
+            return current
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = deque()
+            self._signal(name)
+        elif len(queue) >= self._queue_size:
+            raise self._failed(f"revision {name!r} has no ready replica and {len(queue)} requests already wait for one")
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        until = min(deadline, now + self._timeout_s)
+        waiter: asyncio.Future[Revision] = loop.create_future()
+        queue.append(waiter)
+        try:
+            async with asyncio.timeout_at(until):
+                return await waiter
+        except TimeoutError:
+            raise self._failed(f"revision {name!r} has no ready replica: none became ready within {until - now:.3g} s")
+        finally:
+            if self._queues.get(name) is queue and waiter in queue:  # timed out or cancelled, not woken
+                queue.remove(waiter)
+                if not queue:
+                    del self._queues[name]
+
+    def retain(self, revisions: Iterable[Revision]) -> None:
+        """Take `revisions` as the current ones: wake the waiters of those with a ready replica now, oldest first,
+        and fail those of revisions no longer in the table."""
+        self._revisions = {revision.name: revision for revision in revisions}
+        for name in list(self._queues):
+            revision = self._revisions.get(name)
+            if revision is not None and not _has_ready(revision):
+                continue
+            for waiter in self._queues.pop(name):
+                if waiter.done():
+                    continue
+                if revision is None:
+                    waiter.set_exception(self._failed(f"revision {name!r} was removed while requests waited for it"))
+                else:
+                    waiter.set_result(revision)
+
+    def _signal(self, name: str) -> None:
+        if self.on_demand is None:
+            return
+        try:
+            self.on_demand(name)
+        except Exception:  # the control plane's fault; the request still waits
+            log.exception("on_demand failed", extra={"revision": name})
+
+    def _failed(self, message: str) -> ActivationFailed:
+        return ActivationFailed(message, self._retry_after_s)
+
+
+def _has_ready(revision: Revision) -> bool:
+    return any(replica.ready for replica in revision.replicas)
