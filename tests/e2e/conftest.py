@@ -73,7 +73,12 @@ class Daemon:
 
 
 def start_daemon(home: Path) -> Daemon:
-    env = {**os.environ, "WHARF_HOME": str(home), "PYTHONPATH": os.pathsep.join([str(MODELS), str(ROOT)])}
+    env = {
+        **os.environ,
+        "WHARF_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([str(MODELS), str(ROOT)]),
+        "WHARF_SCALE_TO_ZERO_GRACE_S": "1",  # Knative's 30 s is long for a test
+    }
     command = [sys.executable, "-m", "wharf.cli", "up", "--gateway-port", "0", "--gateway-grpc-port", "0", "--control-port", "0"]
     proc, event, lines = start(command, env, "wharf is up", START_TIMEOUT_S)
     return Daemon(proc, home, event["http_port"], event["grpc_port"], event["control_port"], lines)
@@ -101,8 +106,17 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         os.killpg(pid, signal.SIGKILL)
 
 
-def manifest(name: str, who: str, *, canary: int | None = None, annotations: dict[str, str] | None = None) -> str:
-    """An InferenceService serving the WhoAmI test model, which answers with `who`."""
+def manifest(
+    name: str,
+    who: str,
+    *,
+    canary: int | None = None,
+    annotations: dict[str, str] | None = None,
+    predictor: dict[str, int] | None = None,
+    sleep_s: float = 0.0,
+) -> str:
+    """An InferenceService serving the WhoAmI test model, which answers with `who` after `sleep_s`; `predictor`
+    adds fields such as minReplicas."""
     lines = [
         "apiVersion: serving.kserve.io/v1beta1",
         "kind: InferenceService",
@@ -115,11 +129,12 @@ def manifest(name: str, who: str, *, canary: int | None = None, annotations: dic
     lines += ["spec:", "  predictor:"]
     if canary is not None:
         lines.append(f"    canaryTrafficPercent: {canary}")
+    lines += [f"    {field}: {value}" for field, value in (predictor or {}).items()]
     lines += [
         "    model:",
         "      modelFormat: {name: custom}",
         "      storageUri: wharf_test_models:WhoAmI",
-        f"      env: [{{name: WHO, value: {who}}}]",
+        f"      env: [{{name: WHO, value: {who}}}, {{name: SLEEP, value: '{sleep_s}'}}]",
     ]
     return "\n".join(lines) + "\n"
 

@@ -19,7 +19,7 @@ def _ready_replicas(service: dict) -> list[dict]:
 
 
 def test_a_killed_replica_is_replaced_without_failing_other_requests(daemon: Daemon) -> None:
-    two = manifest("who", "a").replace("  predictor:\n", "  predictor:\n    minReplicas: 2\n")
+    two = manifest("who", "a", predictor={"minReplicas": 2})
     daemon.wharf("apply", "-f", "-", stdin=two)
     service = daemon.wait("who", lambda s: len(_ready_replicas(s)) == 2)
     failures: list[int] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from wharf.control.plan import ISVC_KIND, parse, unserved_fields
+from wharf.control.plan import ISVC_KIND, parse, predictor_plan, unserved_fields
 from wharf.control.reconciler import Reconciler
 from wharf.control.store import Resource, Store
 from wharf.errors import ConfigurationError, NotFound
@@ -25,6 +25,7 @@ class Controller:
         for doc in documents:
             if doc.kind != ISVC_KIND:
                 raise ConfigurationError(f"{doc.kind} {doc.namespace}/{doc.name}: this Wharf does not serve {doc.kind} yet")
+            predictor_plan(doc.manifest)  # raises on a scaling policy Knative would refuse
             not_served = [f"spec.{path}" for path in unserved_fields(doc.manifest)]
             if not_served:
                 raise ConfigurationError(

@@ -12,9 +12,9 @@ import contextlib
 import fcntl
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import uvicorn
 from pydantic import Field
@@ -41,7 +41,8 @@ class DaemonSettings(BaseSettings):
     gateway_grpc_port: int = Field(8001, ge=0, le=65535)
     control_port: int = Field(8002, ge=0, le=65535)
     domain: str = "example.com"
-    resync_s: float = Field(1.0, gt=0, description="how often replicas are recorded and canaries checked")
+    resync_s: float = Field(1.0, gt=0, description="how often load is sampled, canaries judged, replicas recorded")
+    scale_to_zero_grace_s: float = Field(30.0, ge=0, description="an idle revision's last replica goes after this")
 
 
 @contextlib.contextmanager
@@ -59,9 +60,12 @@ def exclusive(home: Path) -> Iterator[IO[str]]:
 async def run(settings: DaemonSettings) -> None:
     with exclusive(settings.home):
         store = Store(settings.home / "wharf.db")
-        gateway = Gateway(GatewaySettings())
+        gateway_settings = GatewaySettings()
+        gateway = Gateway(gateway_settings)
         backend = LocalBackend(settings.home)
-        reconciler = Reconciler(store, backend, gateway, settings.domain)
+        reconciler = Reconciler(
+            store, backend, gateway, settings.domain, gateway_settings.stats_window_s, settings.scale_to_zero_grace_s
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -70,7 +74,15 @@ async def run(settings: DaemonSettings) -> None:
             http_port, grpc_port = await gateway.start(settings.host, settings.gateway_http_port, settings.gateway_grpc_port)
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.replica_specs())  # replicas a crashed daemon left running
-            backend.on_change = lambda: loop.create_task(reconciler.reconcile())
+            tasks: set[asyncio.Task[None]] = set()  # kept referenced until done
+
+            def soon(work: Coroutine[Any, Any, None]) -> None:
+                task = loop.create_task(work)
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+            backend.on_change = lambda: soon(reconciler.reconcile())
+            gateway.on_demand = lambda revision: soon(reconciler.demand(revision))
             await reconciler.reconcile()
             control = listen(settings.host, settings.control_port)
             control_port = control.getsockname()[1]

@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from wharf.autoscaler import ScalingPolicy, policy_from_annotations
 from wharf.control.spec import InferenceService, RolloutPolicy, component_fingerprint, parse_manifest, parse_manifests
+from wharf.errors import ConfigurationError
 
 ISVC_KIND = "InferenceService"
+KNATIVE_PREFIX = "autoscaling.knative.dev/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class PredictorPlan:
     timeout_s: float
     container_concurrency: int
     policy: RolloutPolicy
+    scaling: ScalingPolicy
 
 
 def parse(text: str) -> list[Document]:
@@ -76,4 +80,27 @@ def predictor_plan(manifest: dict[str, Any]) -> PredictorPlan:
         timeout_s=float(predictor.timeout),
         container_concurrency=predictor.container_concurrency,
         policy=service.rollout_policy,
+        scaling=_scaling(service),
     )
+
+
+def _scaling(service: InferenceService) -> ScalingPolicy:
+    """The predictor's autoscaling policy: its spec fields, else its Knative annotations, else Knative's defaults.
+
+    minReplicas and scaleMetric always have a value after defaulting; an annotation setting them wins over a
+    value the user may not have written (KServe, too, turns these fields into the same annotations).
+    """
+    predictor = service.spec.predictor
+    annotations = service.metadata.annotations
+    knative = {key.removeprefix(KNATIVE_PREFIX) for key in annotations if key.startswith(KNATIVE_PREFIX)}
+    try:
+        return policy_from_annotations(
+            {k: v for k, v in annotations.items() if k.startswith(KNATIVE_PREFIX)},
+            min_replicas=None if knative & {"min-scale", "minScale"} else predictor.min_replicas,
+            max_replicas=predictor.max_replicas or None,
+            scale_target=predictor.scale_target,
+            scale_metric=None if "metric" in knative else predictor.scale_metric,
+            container_concurrency=predictor.container_concurrency,
+        )
+    except ValueError as e:
+        raise ConfigurationError(f"InferenceService {service.namespace}/{service.name}: {e}") from None

@@ -17,6 +17,7 @@ from typing import Any
 
 from wharf.control.backends import LocalBackend, ReplicaSpec, ReplicaState
 from wharf.control.plan import ISVC_KIND, PredictorPlan, predictor_plan
+from wharf.control.scaling import RevisionScaling
 from wharf.control.store import Resource, RevisionRecord, Store
 from wharf.gateway import Gateway
 from wharf.gateway.routes import Replica, Revision, RouteTable, Service
@@ -71,11 +72,15 @@ class Rollout:
 
 
 class Reconciler:
-    def __init__(self, store: Store, backend: LocalBackend, gateway: Gateway, domain: str) -> None:
+    def __init__(
+        self, store: Store, backend: LocalBackend, gateway: Gateway, domain: str, stats_window_s: float, grace_s: float
+    ) -> None:
         self.store = store
         self.backend = backend
         self.gateway = gateway
         self.domain = domain
+        self.stats_window_s = stats_window_s
+        self.scaling = RevisionScaling(grace_s)
         self._lock = asyncio.Lock()
 
     async def reconcile(self, namespace: str | None = None, name: str | None = None) -> None:
@@ -97,7 +102,9 @@ class Reconciler:
         await self.reconcile(namespace, name)
 
     async def resync(self) -> None:
-        """The periodic pass: statuses and routes follow replica health, canaries are judged, replicas recorded."""
+        """The periodic pass: load is sampled for the autoscalers, canaries are judged, statuses and routes follow
+        replica health, and replicas are recorded for adoption."""
+        self._sample_load()
         for resource in self.store.list(ISVC_KIND):
             reason = self._judge_canary(resource)
             if reason:
@@ -105,6 +112,23 @@ class Reconciler:
                 await self.rollback(resource.namespace, resource.name, reason)
         await self.reconcile()
         self.store.save_replicas({s.id: (s.revision, dataclasses.asdict(s)) for s in self.backend.replicas()})
+
+    async def demand(self, revision: str) -> None:
+        """Requests wait in the gateway for `revision`, which has no ready replica: scale it up now."""
+        for resource in self.store.list(ISVC_KIND):
+            if revision in _routed(resource.status):
+                self.scaling.observe(revision, predictor_plan(resource.manifest).scaling, concurrency=1.0, rps=1.0)
+                await self.reconcile(resource.namespace, resource.name)
+
+    def _sample_load(self) -> None:
+        stats = self.gateway.stats()
+        for resource in self.store.list(ISVC_KIND):
+            policy = predictor_plan(resource.manifest).scaling
+            for revision in set(_routed(resource.status)):
+                load = stats.get(revision)
+                concurrency = load.in_flight + load.queued if load else 0.0
+                rps = load.requests / self.stats_window_s if load else 0.0
+                self.scaling.observe(revision, policy, concurrency=concurrency, rps=rps)
 
     def replica_specs(self) -> dict[str, ReplicaSpec]:
         """Every stored revision's replica spec, by revision name (what adoption after a restart needs)."""
@@ -124,10 +148,12 @@ class Reconciler:
         shadow = _shadow(rollout, desired, plan)
         records = {r.name: r for r in self.store.revisions(resource.namespace, resource.name, PREDICTOR)}
         for name in {*desired, *(shadow[:1] if shadow else ())}:
-            await self.backend.scale(_replica_spec(records[name]), max(plan.min_replicas, 1))
+            ready = sum(replica.ready for replica in self.backend.replicas(name))
+            await self.backend.scale(_replica_spec(records[name]), self.scaling.replicas(name, plan.scaling, ready))
         # Traffic moves only to revisions that can take it: until then the split published before stays.
         published = (resource.status.get("routing") or {}).get("traffic")
-        traffic = desired if published is None or all(self._ready(name) for name in desired) else published
+        takes_traffic = all(self._ready(name) or self.scaling.at_zero(name) for name in desired)
+        traffic = desired if published is None or takes_traffic else published
         status = self._status(resource, plan, rollout, traffic, desired, shadow)
         self.store.set_status(ISVC_KIND, resource.namespace, resource.name, status)
 
@@ -161,6 +187,7 @@ class Reconciler:
             wanted |= set(_routed(resource.status))
         for revision in {state.revision for state in self.backend.replicas()} - wanted:
             await self.backend.remove(revision)
+        self.scaling.forget(wanted)
 
     def _status(
         self,
@@ -172,7 +199,7 @@ class Reconciler:
         shadow: tuple[str, int] | None,
     ) -> dict[str, Any]:
         states = {name: self.backend.replicas(name) for name in {*traffic, *desired, *(shadow[:1] if shadow else ())}}
-        ready = {name for name, replicas in states.items() if any(r.ready for r in replicas)}
+        ready = {name for name, replicas in states.items() if any(r.ready for r in replicas) or self.scaling.at_zero(name)}
         previous = resource.status.get("components", {}).get(PREDICTOR, {})
         latest_ready = rollout.latest_created if rollout.latest_created in ready else previous.get("latestReadyRevision")
         serving = all(name in ready for name in desired)

@@ -74,9 +74,11 @@ class BatchProbe(Model):
 
 
 class WhoAmI(Model):
-    """Answers with the value of the environment variable WHO (telling revisions apart); fails if WHO is 'broken'."""
+    """Answers with the value of the environment variable WHO (telling revisions apart) after sleeping SLEEP
+    seconds; fails if WHO is 'broken'."""
 
     def predict(self, payload: InferRequest) -> dict[str, np.ndarray]:
+        time.sleep(float(os.environ.get("SLEEP", "0")))
         who = os.environ.get("WHO", "?")
         if who == "broken":
             raise RuntimeError("this revision is broken")
