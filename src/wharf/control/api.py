@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from wharf import __version__
@@ -43,6 +43,10 @@ def create_app(controller: Controller) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
+
+    @app.get("/metrics", summary="Prometheus metrics: replicas, panic mode, queued requests, cold starts")
+    async def metrics() -> Response:
+        return Response(controller.metrics.render(), media_type=controller.metrics.content_type)
 
     @app.post("/apis/apply", summary="Apply one or more YAML or JSON manifests (multi-document, idempotent)")
     async def apply(request: Request) -> dict[str, Any]:

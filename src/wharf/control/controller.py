@@ -17,6 +17,7 @@ class Controller:
     def __init__(self, store: Store, reconciler: Reconciler) -> None:
         self.store = store
         self.reconciler = reconciler
+        self.metrics = reconciler.metrics
 
     async def apply(self, text: str) -> list[dict[str, str]]:
         """Store every document (all are validated before any is stored), then reconcile the changed ones."""

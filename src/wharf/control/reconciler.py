@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wharf.control.backends import LocalBackend, ReplicaSpec, ReplicaState
+from wharf.control.metrics import ControlMetrics
 from wharf.control.plan import ISVC_KIND, PredictorPlan, predictor_plan
 from wharf.control.scaling import RevisionScaling
 from wharf.control.store import Resource, RevisionRecord, Store
@@ -80,7 +81,8 @@ class Reconciler:
         self.gateway = gateway
         self.domain = domain
         self.stats_window_s = stats_window_s
-        self.scaling = RevisionScaling(grace_s)
+        self.metrics = ControlMetrics()
+        self.scaling = RevisionScaling(grace_s, self.metrics)
         self._lock = asyncio.Lock()
 
     async def reconcile(self, namespace: str | None = None, name: str | None = None) -> None:
@@ -117,7 +119,7 @@ class Reconciler:
         """Requests wait in the gateway for `revision`, which has no ready replica: scale it up now."""
         for resource in self.store.list(ISVC_KIND):
             if revision in _routed(resource.status):
-                self.scaling.observe(revision, predictor_plan(resource.manifest).scaling, concurrency=1.0, rps=1.0)
+                self.scaling.demanded(revision, predictor_plan(resource.manifest).scaling)
                 await self.reconcile(resource.namespace, resource.name)
 
     def _sample_load(self) -> None:
@@ -126,9 +128,11 @@ class Reconciler:
             policy = predictor_plan(resource.manifest).scaling
             for revision in set(_routed(resource.status)):
                 load = stats.get(revision)
-                concurrency = load.in_flight + load.queued if load else 0.0
-                rps = load.requests / self.stats_window_s if load else 0.0
-                self.scaling.observe(revision, policy, concurrency=concurrency, rps=rps)
+                if load is None:
+                    self.scaling.observe_gateway(revision, policy, 0, 0, 0.0)
+                else:
+                    rps = load.requests / self.stats_window_s
+                    self.scaling.observe_gateway(revision, policy, load.in_flight, load.queued, rps)
 
     def replica_specs(self) -> dict[str, ReplicaSpec]:
         """Every stored revision's replica spec, by revision name (what adoption after a restart needs)."""

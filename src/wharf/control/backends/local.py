@@ -1,7 +1,9 @@
 """The local backend: replicas are `wharf serve` processes on this machine, supervised from the daemon's loop.
 
 Each replica has a task that starts its process, learns its ports from the `serving` line of its log file,
-checks its readiness every `health_interval_s` and, once it ends, starts it again after a backoff.
+checks its readiness every `health_interval_s` and, once it ends, starts it again after a backoff. With
+`prewarm`, a process is forked from a template that has already imported the runtime, or started as a fresh
+interpreter where that fails.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from wharf.control.backends.logfile import LogFollower, last_lines, serving_port
 from wharf.control.backends.process import ReplicaProcess, is_replica_process
 from wharf.control.backends.replica import ReplicaSpec, ReplicaState
 from wharf.control.backends.settings import LocalBackendSettings
+from wharf.control.backends.template import ReplicaTemplate, TemplateError
 
 __all__ = ["LocalBackend", "LocalBackendSettings", "ReplicaSpec", "ReplicaState", "serve_command"]
 
@@ -73,7 +76,7 @@ class LocalBackend:
     `on_change` (called with no arguments, from the loop) runs whenever a replica starts, becomes ready or
     unready, ends or is stopped, so that routes can be rebuilt from `replicas()`. The backend keeps no
     database: `replicas()` is what the store records, and `adopt()` takes it back after a daemon restart.
-    Logs go to `home/logs/<revision>/<replica id>.log`.
+    Logs go to `home/logs/<revision>/<replica id>.log` (the template's to `home/logs/template.log`).
     """
 
     def __init__(
@@ -86,6 +89,12 @@ class LocalBackend:
         self._stopping: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
+        s = self.settings
+        self._template = (
+            ReplicaTemplate(s.prewarm_modules, home / "logs" / "template.log", s.prewarm_timeout_s, s.prewarm_retry_s)
+            if s.prewarm
+            else None
+        )
 
     def replicas(self, revision: str | None = None) -> list[ReplicaState]:
         """The replicas of `revision` (or of all revisions), oldest first; stopping ones are not listed."""
@@ -135,6 +144,8 @@ class LocalBackend:
             await _cancel([r.task for r in self._replicas.values() if r.task])
         if self._stopping:
             await asyncio.wait(set(self._stopping))
+        if self._template is not None:
+            await self._template.close(wait=stop_replicas)
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -166,7 +177,7 @@ class LocalBackend:
         r.log_offset = path.stat().st_size if path.exists() else 0
         r.started_at = time.time()
         try:
-            r.process = ReplicaProcess.spawn(serve_command(r.spec), {**os.environ, **r.spec.env}, path)
+            r.process = await self._spawn(r.spec, path)
         except OSError as e:
             return f"could not start: {e}"
         log.info("replica started", extra={"replica": r.id, "pid": r.process.pid})
@@ -181,6 +192,16 @@ class LocalBackend:
             return "exited before serving"
         r.http_port, r.grpc_port = ports
         return None
+
+    async def _spawn(self, spec: ReplicaSpec, log_path: Path) -> ReplicaProcess:
+        """A process for a replica of `spec`: forked from the template if it can, else a fresh interpreter."""
+        command, env = serve_command(spec), {**os.environ, **spec.env}
+        if self._template is not None and self._template.can_fork(env):
+            try:
+                return await self._template.spawn(command[3:], env, log_path)  # the arguments after `-m wharf.cli`
+            except TemplateError as e:
+                log.warning("replica template failed; starting a fresh interpreter", extra={"reason": str(e)})
+        return ReplicaProcess.spawn(command, env, log_path)
 
     async def _watch(self, r: _Replica) -> None:
         """Check the replica's readiness every `health_interval_s` until its process ends."""

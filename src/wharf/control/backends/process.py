@@ -12,6 +12,8 @@ from pathlib import Path
 
 _POLL_S = 0.05
 _KILL_WAIT_S = 5.0
+TEMPLATE_MODULE = "wharf.control.backends.zygote"  # run as the replica template; see there
+_TEMPLATE_COMMAND = f"-m\0{TEMPLATE_MODULE}\0".encode()  # the command line of a replica forked by the template
 
 
 class ReplicaProcess:
@@ -37,12 +39,14 @@ class ReplicaProcess:
 
     def exited(self) -> bool:
         if not self._exited:
-            if self._popen is not None:
-                self.returncode = self._popen.poll()
-                self._exited = self.returncode is not None
-            else:
-                self._exited = not self._adopted_alive()
+            self._exited = self._ended()
         return self._exited
+
+    def _ended(self) -> bool:
+        if self._popen is not None:
+            self.returncode = self._popen.poll()
+            return self.returncode is not None
+        return not self._adopted_alive()
 
     def _adopted_alive(self) -> bool:
         try:
@@ -86,8 +90,9 @@ class ReplicaProcess:
 
 
 def is_replica_process(pid: int) -> bool:
-    """Whether `pid` is a live replica: the leader of its own session, running `wharf.cli serve` (the command
-    line is checked where /proc exists). Guards against signalling a process that merely reused the pid."""
+    """Whether `pid` is a live replica: the leader of its own session, running `wharf.cli serve` or forked from
+    the replica template (the command line is checked where /proc exists). Guards against signalling a process
+    that merely reused the pid."""
     if pid <= 0:
         return False
     try:
@@ -98,4 +103,4 @@ def is_replica_process(pid: int) -> bool:
         return False
     except FileNotFoundError:
         return not Path("/proc/self").exists()  # no /proc on this system: the session check must do
-    return b"wharf.cli\0serve\0" in cmdline
+    return b"wharf.cli\0serve\0" in cmdline or _TEMPLATE_COMMAND in cmdline

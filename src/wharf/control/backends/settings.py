@@ -18,3 +18,15 @@ class LocalBackendSettings(BaseModel):
     backoff_max_s: float = Field(60.0, gt=0, description="the delay doubles with each failure up to this")
     backoff_reset_s: float = Field(60.0, gt=0, description="healthy this long, a replica's delay starts over")
     error_lines: int = Field(20, ge=1, description="log lines kept in `last_error` when a replica ends")
+    prewarm: bool = Field(True, description="fork replicas from a template process that has imported the runtime")
+    prewarm_modules: tuple[str, ...] = Field(
+        (
+            "wharf.cli.main", "wharf.server.app", "wharf.model.runtimes.sklearn", "numpy", "joblib", "sklearn",
+            "sklearn.linear_model", "sklearn.ensemble", "sklearn.pipeline", "uvicorn", "grpc",
+        ),
+        description="what the template imports (a module that is not installed is skipped)",
+    )  # fmt: skip
+    prewarm_timeout_s: float = Field(
+        30.0, gt=0, description="the template must answer a start (once it has imported everything) within this"
+    )
+    prewarm_retry_s: float = Field(60.0, ge=0, description="a template that failed is started again after this")
