@@ -1,0 +1,60 @@
+"""The plain graph (wharf.graph's nodes and steps) of a parsed KServe `InferenceGraph` spec."""
+
+from __future__ import annotations
+
+import random
+
+from wharf.control.spec import InferenceGraphSpec, InferenceStep, SpecError
+from wharf.control.spec.common import format_path
+from wharf.errors import ConfigurationError
+from wharf.graph.condition import Condition, parse_condition
+from wharf.graph.nodes import Node, NodeTarget, ServiceTarget, Step, Target, UrlTarget, check_graph
+from wharf.graph.runner import Call, GraphRunner, Rng
+
+
+def nodes_from_spec(spec: InferenceGraphSpec) -> dict[str, Node]:
+    """The spec's nodes, their conditions compiled; `SpecError` names each step Wharf cannot run."""
+    problems: list[tuple[str, str]] = []
+    nodes: dict[str, Node] = {}
+    for name, router in spec.nodes.items():
+        steps = []
+        for i, step in enumerate(router.steps):
+            where = format_path(("spec", "nodes", name, "steps", i))
+            if step.map_predictions_to_instances:
+                problems.append((f"{where}.mapPredictionsToInstances", "not supported by Wharf's graph router"))
+            try:
+                condition = parse_condition(step.condition) if step.condition is not None else None
+            except ConfigurationError as e:
+                problems.append((f"{where}.condition", e.message))
+                condition = None
+            steps.append(_step(step, step.name or str(i), condition))
+        nodes[name] = Node(router.router_type, tuple(steps))
+    if problems:
+        raise SpecError(problems)
+    check_graph(nodes)
+    return nodes
+
+
+def runner_from_spec(spec: InferenceGraphSpec, call: Call, rng: Rng | None = None) -> GraphRunner:
+    """A runner for the spec's graph, each step timed out after the spec's `timeout` (seconds)."""
+    return GraphRunner(nodes_from_spec(spec), call, rng or random.Random(), step_timeout_s=spec.timeout)
+
+
+def _step(step: InferenceStep, name: str, condition: Condition | None) -> Step:
+    return Step(
+        name=name,
+        target=_target(step),
+        pass_response=step.data == "$response",
+        condition=condition,
+        weight=step.weight or 0,
+        hard=step.dependency == "Hard",
+    )
+
+
+def _target(step: InferenceStep) -> Target:
+    if step.service_name is not None:
+        return ServiceTarget(step.service_name)
+    if step.service_url is not None:
+        return UrlTarget(str(step.service_url))
+    assert step.node_name is not None  # the spec requires exactly one target
+    return NodeTarget(step.node_name)
