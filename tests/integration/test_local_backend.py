@@ -1,5 +1,6 @@
 """The local backend with real `wharf serve` processes: scaling and draining, restarts after a crash, failed
-starts, and adoption of running replicas by a new backend."""
+starts, adoption of running replicas by a new backend, and replicas forked from the warm template (the
+default: every test runs so unless it turns `prewarm` off) or started fresh when the template cannot."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import grpc
 import httpx
 import pytest
 
 from tests.integration.conftest import HELPERS
 from wharf.control.backends import LocalBackend, LocalBackendSettings, ReplicaSpec, ReplicaState
 from wharf.control.backends.process import is_replica_process
+from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
+from wharf.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -156,7 +160,9 @@ async def test_a_replica_that_cannot_start_keeps_the_error_and_is_retried_with_b
     backend = backends(settings=FAST.model_copy(update={"backoff_initial_s": 1.0}), on_change=changed)
     missing = tmp_path / "missing.joblib"
     await backend.scale(_spec("bad-1", str(missing), "missing"), 1)
-    [state] = await _until(lambda: [s for s in backend.replicas() if s.restarts >= 2 and s.pid == 0], timeout=15)
+    [state] = await _until(
+        lambda: len(starts) >= 3 and [s for s in backend.replicas() if s.restarts >= 2 and s.pid == 0], timeout=15
+    )
     assert not state.ready and state.last_exit == 2
     assert state.last_error is not None and state.last_error.startswith("exited before serving (status 2):")
     assert f"wharf serve: model path {missing} does not exist" in state.last_error
@@ -165,7 +171,8 @@ async def test_a_replica_that_cannot_start_keeps_the_error_and_is_retried_with_b
 
 
 async def test_a_replica_that_does_not_start_in_time_is_killed(backends: Backends, iris_model: Path) -> None:
-    backend = backends(settings=FAST.model_copy(update={"start_timeout_s": 0.2}))
+    # A fresh interpreter: forked from the template, the iris model may well serve within 0.2 s.
+    backend = backends(settings=FAST.model_copy(update={"start_timeout_s": 0.2, "prewarm": False}))
     await backend.scale(_spec("iris-1", str(iris_model), "iris"), 1)
     [state] = await _until(lambda: [s for s in backend.replicas() if s.last_exit is not None])
     assert state.last_exit == -signal.SIGKILL and not state.ready
@@ -202,3 +209,53 @@ async def test_a_new_backend_adopts_running_replicas_and_restarts_dead_ones(
     await second.close(stop_replicas=True)
     assert second.replicas() == []
     assert not _alive(running.pid) and not _alive(restarted.pid)
+
+
+def _forked_from_template(pid: int) -> bool:
+    return b"-m\0wharf.control.backends.zygote\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="tells a forked replica by its /proc command line")
+async def test_a_replica_forked_from_the_template_serves_is_restarted_and_drains(
+    backends: Backends, iris_model: Path
+) -> None:
+    backend = backends()
+    iris = _spec("iris-1", str(iris_model), "iris")
+    body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": sum(IRIS_ROWS, [])}]}
+    await backend.scale(iris, 1)
+    [first] = await _until(_ready(backend, "iris-1", 1))
+    assert _forked_from_template(first.pid) and os.getsid(first.pid) == first.pid and is_replica_process(first.pid)
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(_url(first, "/v2/models/iris/infer"), json=body)
+    assert answer.json()["outputs"][0]["data"] == [0, 2]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{first.grpc_port}") as channel:
+        ready = await GRPCInferenceServiceStub(channel).ServerReady(pb.ServerReadyRequest(), timeout=10)
+    assert ready.ready
+
+    os.kill(first.pid, signal.SIGKILL)
+    [second] = await _until(lambda: [s for s in backend.replicas() if s.ready and s.pid != first.pid])
+    assert (second.restarts, second.last_exit) == (1, -signal.SIGKILL) and _forked_from_template(second.pid)
+
+    await backend.scale(iris, 0)
+    await _until(lambda: not _alive(second.pid))
+    log = (backend.home / "logs" / "iris-1" / f"{second.id}.log").read_text()
+    assert '"event":"draining"' in log and '"event":"stopped"' in log
+
+
+async def test_a_replica_starts_as_a_fresh_interpreter_when_the_template_does_not_answer(
+    backends: Backends, iris_model: Path
+) -> None:
+    backend = backends(settings=FAST.model_copy(update={"prewarm_timeout_s": 0.01}))  # it cannot import in time
+    await backend.scale(_spec("iris-1", str(iris_model), "iris"), 2)
+    states = await _until(_ready(backend, "iris-1", 2))
+    for state in states:
+        assert b"wharf.cli\0serve\0" in Path(f"/proc/{state.pid}/cmdline").read_bytes()
+
+
+async def test_a_replica_with_its_own_thread_settings_starts_as_a_fresh_interpreter(
+    backends: Backends, iris_model: Path
+) -> None:
+    backend = backends()
+    await backend.scale(ReplicaSpec("iris-1", "iris", str(iris_model), None, {**ENV, "OMP_NUM_THREADS": "1"}), 1)
+    [state] = await _until(_ready(backend, "iris-1", 1))
+    assert b"wharf.cli\0serve\0" in Path(f"/proc/{state.pid}/cmdline").read_bytes()

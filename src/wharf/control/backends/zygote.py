@@ -1,8 +1,8 @@
 """The replica template process: imports the model server's stack once, then forks replicas from itself.
 
-Run by the local backend (`template.py`) as `python -m wharf.control.backends.zygote MODULE...`. It imports each MODULE (one that
-is missing or fails is skipped: its replicas import it themselves), answers `{"ready": true, "skipped": [...]}`
-and then reads start requests from stdin, one JSON line each: `{"argv": [...], "env": {...}, "log": "path"}`, a
+Run by the local backend (`template.py`) as `python -m wharf.control.backends.zygote MODULE...`. It imports each
+MODULE (one that is missing or fails is skipped: its replicas import it themselves), answers `{"ready": true,
+"skipped": [...]}` and then reads start requests from stdin, one JSON line each: `{"argv": [...], "env": {...}, "log": "path"}`, a
 `wharf` command line with its whole environment and its log file. For each it forks a child that runs that
 command in a session of its own and answers `{"pid": N}` (or `{"error": "..."}`) on stdout; when a child ends
 it reports `{"exited": N, "status": S}`, S as Popen's returncode. Once stdin closes it takes no more requests and
@@ -93,6 +93,8 @@ def _run_replica(argv: list[str], env: dict[str, str], log_fd: int, answers_fd: 
         os.environ.update(env)
         sys.path[1:1] = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
         sys.argv = ["wharf", *argv]
+        if "numpy" in sys.modules:  # its global generator, unlike `random`'s, is not reseeded by a fork
+            sys.modules["numpy"].random.seed()
         from wharf.cli.main import app
 
         app(argv, prog_name="wharf")

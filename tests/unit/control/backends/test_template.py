@@ -1,0 +1,55 @@
+"""Which replicas may be forked from the template, and how a forked replica's end is learned."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from wharf.control.backends.template import ReplicaTemplate, _TemplateChild
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> ReplicaTemplate:
+    with mock.patch.dict(os.environ, {"OMP_NUM_THREADS": "2", "PYTHONPATH": "/a"}, clear=True):
+        return ReplicaTemplate(("numpy",), tmp_path / "template.log", 30.0, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "forked"),
+    [
+        ({"OMP_NUM_THREADS": "2", "PYTHONPATH": "/a", "WHARF_DRAIN_TIMEOUT_S": "5", "WHO": "x"}, True),
+        ({"OMP_NUM_THREADS": "2", "PYTHONPATH": "/b"}, True),  # the child puts it on sys.path
+        ({"OMP_NUM_THREADS": "1"}, False),
+        ({}, False),  # unset where the template has it
+        ({"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "1"}, False),
+        ({"OMP_NUM_THREADS": "2", "PYTHONHASHSEED": "0"}, False),
+        ({"OMP_NUM_THREADS": "2", "LD_PRELOAD": "/lib/x.so"}, False),
+        ({"OMP_NUM_THREADS": "2", "GRPC_VERBOSITY": "debug"}, False),
+    ],
+)
+def test_only_an_environment_read_after_import_may_differ(
+    template: ReplicaTemplate, env: dict[str, str], forked: bool
+) -> None:
+    assert template.can_fork(env) is forked
+
+
+def _zygote(running: bool) -> Any:
+    return SimpleNamespace(statuses={}, reader=mock.Mock(done=lambda: not running))
+
+
+def test_a_forked_replica_ends_when_the_template_reports_it_and_then_is_watched_by_pid() -> None:
+    zygote = _zygote(running=True)
+    child = _TemplateChild(os.getpid(), zygote)
+    assert not child.exited()
+    zygote.statuses[os.getpid()] = -9
+    assert child.exited() and child.returncode == -9 and zygote.statuses == {}
+
+    orphan = _TemplateChild(os.getpid(), _zygote(running=False))
+    assert not orphan.exited()  # the template is gone, and this pid is alive
+    gone = _TemplateChild(2**22 + 1, _zygote(running=False))  # above any pid_max
+    assert gone.exited() and gone.returncode is None
