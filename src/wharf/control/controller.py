@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
 from wharf.control.plan import ISVC_KIND, parse, predictor_plan, unserved_fields
 from wharf.control.reconciler import Reconciler
 from wharf.control.store import Resource, Store
@@ -24,8 +25,9 @@ class Controller:
         documents = parse(text)
         results, changed = [], []
         for doc in documents:
-            if doc.kind != ISVC_KIND:
-                raise ConfigurationError(f"{doc.kind} {doc.namespace}/{doc.name}: this Wharf does not serve {doc.kind} yet")
+            if doc.kind == GRAPH_KIND:
+                graph_nodes(doc.manifest)  # raises on conditions or steps the gateway cannot run
+                continue
             predictor_plan(doc.manifest)  # raises on a scaling policy Knative would refuse
             not_served = [f"spec.{path}" for path in unserved_fields(doc.manifest)]
             if not_served:

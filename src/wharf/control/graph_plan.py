@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import random
 
-from wharf.control.spec import InferenceGraphSpec, InferenceStep, SpecError
+from typing import Any
+
+from wharf.control.spec import InferenceGraph, InferenceGraphSpec, InferenceStep, SpecError, parse_manifest
 from wharf.control.spec.common import format_path
 from wharf.errors import ConfigurationError
 from wharf.graph.condition import Condition, parse_condition
 from wharf.graph.nodes import Node, NodeTarget, ServiceTarget, Step, Target, UrlTarget, check_graph
 from wharf.graph.runner import Call, GraphRunner, Rng
+
+
+GRAPH_KIND = "InferenceGraph"
+
+
+def graph_nodes(manifest: dict[str, Any]) -> dict[str, Node]:
+    """The nodes of an applied InferenceGraph, refusing steps the gateway does not run yet (serviceUrl)."""
+    graph = parse_manifest(manifest)
+    assert isinstance(graph, InferenceGraph)
+    nodes = nodes_from_spec(graph.spec)
+    by_url = [
+        (f"spec.nodes.{name}.steps[{i}].serviceUrl", "not served yet: name the InferenceService with serviceName")
+        for name, node in nodes.items()
+        for i, step in enumerate(node.steps)
+        if isinstance(step.target, UrlTarget)
+    ]
+    if by_url:
+        raise SpecError(by_url)
+    return nodes
 
 
 def nodes_from_spec(spec: InferenceGraphSpec) -> dict[str, Node]:

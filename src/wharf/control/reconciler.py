@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from wharf.control.backends import LocalBackend, ReplicaSpec, ReplicaState
+from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
 from wharf.control.metrics import ControlMetrics
 from wharf.control.plan import ISVC_KIND, PredictorPlan, predictor_plan
 from wharf.control.scaling import RevisionScaling
 from wharf.control.store import Resource, RevisionRecord, Store
 from wharf.gateway import Gateway
-from wharf.gateway.routes import Replica, Revision, RouteTable, Service
+from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
 
 log = logging.getLogger(__name__)
 PREDICTOR = "predictor"
@@ -92,6 +93,7 @@ class Reconciler:
                 if name is None or (resource.namespace, resource.name) == (namespace, name):
                     await self._reconcile(resource)
             await self._prune()
+            self._graph_statuses()
             self._publish()
 
     async def rollback(self, namespace: str, name: str, reason: str) -> None:
@@ -272,7 +274,26 @@ class Reconciler:
                 traffic=tuple(routing["traffic"].items()), tags=tags, revisions=revisions,
                 shadow=(shadow[0], shadow[1]) if shadow else None,
             ))
-        self.gateway.update(RouteTable(tuple(services), self.domain))
+        graphs = tuple(
+            Graph(r.namespace, r.name, graph_nodes(r.manifest), float(r.manifest["spec"]["timeout"]))
+            for r in self.store.list(GRAPH_KIND)
+        )
+        self.gateway.update(RouteTable(tuple(services), self.domain, graphs))
+
+    def _graph_statuses(self) -> None:
+        """A graph is ready when every InferenceService it calls exists and is ready."""
+        for graph in self.store.list(GRAPH_KIND):
+            missing = []
+            for service in sorted(_called_services(graph.manifest)):
+                resource = self.store.get(ISVC_KIND, graph.namespace, service)
+                conditions = resource.status.get("conditions", []) if resource else []
+                if not any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                    missing.append(service)
+            url = f"http://{graph.name}.{graph.namespace}.{self.domain}"
+            message = "waiting for InferenceService(s) " + ", ".join(missing) if missing else ""
+            status = {"observedGeneration": graph.generation, "url": url, "conditions": [_condition("Ready", not missing, message)]}
+            if status != graph.status:
+                self.store.set_status(GRAPH_KIND, graph.namespace, graph.name, status)
 
 
 def _shadow(rollout: Rollout, traffic: dict[str, int], plan: PredictorPlan) -> tuple[str, int] | None:
@@ -282,6 +303,10 @@ def _shadow(rollout: Rollout, traffic: dict[str, int], plan: PredictorPlan) -> t
     if not percent or latest in traffic or latest == rollout.rolled_back:
         return None
     return latest, percent
+
+
+def _called_services(manifest: dict[str, Any]) -> set[str]:
+    return {step["serviceName"] for node in manifest["spec"]["nodes"].values() for step in node["steps"] if step.get("serviceName")}
 
 
 def _routed(status: dict[str, Any]) -> list[str]:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from wharf.errors import InvalidInput, PayloadTooLarge, WharfError
+from wharf.errors import InvalidInput, PayloadTooLarge, Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
-from wharf.gateway.routes import Replica
+from wharf.gateway.routes import Graph, Replica
+from wharf.graph import CallTarget, GraphRunner, ServiceTarget
+from wharf.graph import Headers as GraphHeaders
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
 
@@ -28,6 +31,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 REVISION_HEADER = b"x-wharf-revision"
+_JSON: Headers = [(b"content-type", b"application/json")]
 # Set again for the replica: the body is whole (no 100-continue), and the Host is the replica's.
 _NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
 
@@ -43,6 +47,7 @@ class RestProxy:
         self._dispatcher = dispatcher
         self._upstream = upstream
         self._limit = settings.max_request_bytes
+        self._graph_runners: dict[Graph, GraphRunner] = {}
         self._body_timeout = settings.body_timeout_s
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -68,7 +73,12 @@ class RestProxy:
         host, pinned, headers = _request_headers(scope)
         body = await _read_body(receive, self._limit, self._body_timeout)
         raw_path = scope.get("raw_path")
-        route = router.route(host, raw_path.decode("latin-1") if raw_path else scope["path"])
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        graph = router.graph(host, path)
+        if graph is not None:
+            status, answer = await self._graph_runner(graph).run(body, {})
+            return Answer(status, [(b"content-type", b"application/json")], answer)
+        route = router.route(host, path)
         revision = router.revision(route.service, pinned or route.tag_revision)
         query = scope["query_string"]
         target = f"{route.path}?{query.decode('latin-1')}" if query else route.path
@@ -80,6 +90,32 @@ class RestProxy:
 
         self._dispatcher.mirror(router, route.service, send, _failed)
         return await self._dispatcher.forward(revision, send, _failed)
+
+
+    def _graph_runner(self, graph: Graph) -> GraphRunner:
+        """The runner of `graph` (one per graph of the current table), whose steps call services through the
+        gateway's own routing: V1 predict on the service's model, as KServe's graph router does."""
+        runner = self._graph_runners.get(graph)
+        if runner is None:
+            self._graph_runners = {g: r for g, r in self._graph_runners.items() if g in self._dispatcher.router.table.graphs}
+
+            async def call(target: CallTarget, body: bytes, _headers: GraphHeaders) -> tuple[int, bytes]:
+                if not isinstance(target, ServiceTarget):
+                    raise Unimplemented(f"graph {graph.key!r}: only serviceName steps are served")
+                router = self._dispatcher.router
+                service = router.service(f"{graph.namespace}/{target.name}")
+                path = f"/v1/models/{service.model}:predict"
+
+                def send(replica: Replica) -> Awaitable[Answer]:
+                    return self._upstream.send(replica, "POST", path, _JSON, body)
+
+                answer = await self._dispatcher.forward(router.revision(service), send, _failed)
+                return answer.status, answer.body
+
+            runner = self._graph_runners[graph] = GraphRunner(
+                graph.nodes, call, random.Random(), step_timeout_s=graph.step_timeout_s
+            )
+        return runner
 
 
 def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, Headers]:

@@ -11,7 +11,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from wharf.errors import InvalidInput, NotFound
-from wharf.gateway.routes import Replica, Revision, RouteTable, Service
+from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
 
 PATH_PREFIX = "/serving/"
 
@@ -50,6 +50,17 @@ class Router:
         # A service's own host wins over a tag host of the same spelling.
         for service in table.services:
             self._hosts[f"{service.name}.{service.namespace}.{table.domain}".lower()] = (service, None)
+        self._graphs = {graph.key: graph for graph in table.graphs}
+        self._graph_hosts = {f"{g.name}.{g.namespace}.{table.domain}".lower(): g for g in table.graphs}
+
+    def graph(self, host: str, path: str) -> Graph | None:
+        """The InferenceGraph a request is for (by `/serving/{namespace}/{name}` path or Host), if any."""
+        if path.startswith(PATH_PREFIX):
+            namespace, _, rest = path[len(PATH_PREFIX) :].partition("/")
+            graph = self._graphs.get(f"{namespace}/{rest.partition('/')[0]}")
+            if graph is not None:
+                return graph
+        return self._graph_hosts.get(host.rpartition(":")[0].lower() if ":" in host else host.lower())
 
     def route(self, host: str, path: str) -> Route:
         """The route of an HTTP request: by `/serving/{namespace}/{name}/` path prefix, else by Host header."""
@@ -126,6 +137,10 @@ def least_loaded(
 
 def validate(table: RouteTable) -> None:
     """Raise ValueError unless every name in `table` resolves and every split adds up."""
+    services = {service.key for service in table.services}
+    for graph in table.graphs:
+        if graph.key in services:
+            raise ValueError(f"InferenceGraph {graph.key!r} has the name of an InferenceService")
     seen_services: set[str] = set()
     seen_revisions: set[str] = set()
     for service in table.services:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from wharf.graph import Node
+
 
 @dataclass(frozen=True, slots=True)
 class Replica:
@@ -49,9 +51,24 @@ class Service:
         return f"{self.namespace}/{self.name}"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Graph:
+    """An InferenceGraph: nodes the gateway runs itself, whose steps call services of the graph's namespace."""
+
+    namespace: str
+    name: str
+    nodes: Mapping[str, Node]
+    step_timeout_s: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
 @dataclass(frozen=True, slots=True)
 class RouteTable:
     """Everything the gateway routes to; swapped whole on every change."""
 
     services: tuple[Service, ...] = ()
     domain: str = "example.com"
+    graphs: tuple[Graph, ...] = ()

@@ -29,7 +29,8 @@ def _array(value: Any, key: str) -> np.ndarray:
 def decode_request(body: bytes, input_name: str) -> InferRequest:
     """Decode a V1 predict body into a one-input request whose input is called `input_name`."""
     doc = loads_object(body)
-    keys = [k for k in ("instances", "inputs") if k in doc]
+    # "predictions" too: an inference graph's Sequence passes a V1 answer on to the next model as its request.
+    keys = [k for k in ("instances", "inputs", "predictions") if k in doc]
     if len(keys) != 1:
         raise InvalidInput("request must have exactly one of 'instances' or 'inputs'")
     return InferRequest(inputs=[Tensor(input_name, _array(doc[keys[0]], keys[0]))])

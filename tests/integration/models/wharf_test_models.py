@@ -83,3 +83,10 @@ class WhoAmI(Model):
         if who == "broken":
             raise RuntimeError("this revision is broken")
         return {"who": np.array([who.encode()] * len(payload.inputs[0].data), dtype=object)}
+
+
+class Add(Model):
+    """Adds the number in the environment variable ADD to its input (for chaining models in graphs)."""
+
+    def predict(self, payload: InferRequest) -> np.ndarray:
+        return payload.inputs[0].data.astype(np.float64) + float(os.environ.get("ADD", "0"))

@@ -1,0 +1,115 @@
+"""InferenceGraphs on `wharf up`: Sequence with `$response`, Switch, Ensemble and Splitter over real services."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Daemon
+
+ADDERS = "".join(
+    f"""---
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {{name: add-{name}}}
+spec:
+  predictor:
+    model:
+      modelFormat: {{name: custom}}
+      storageUri: wharf_test_models:Add
+      env: [{{name: ADD, value: '{amount}'}}]
+"""
+    for name, amount in (("one", 1), ("ten", 10))
+)
+
+GRAPHS = """---
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: chain}
+spec:
+  nodes:
+    root:
+      routerType: Sequence
+      steps:
+      - {name: first, serviceName: add-one}
+      - {name: second, serviceName: add-ten, data: $response}
+---
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: pick}
+spec:
+  nodes:
+    root:
+      routerType: Switch
+      steps:
+      - {serviceName: add-one, condition: "[@this].#(route==\\"one\\")"}
+      - {serviceName: add-ten, condition: "[@this].#(route==\\"ten\\")"}
+---
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: both}
+spec:
+  nodes:
+    root:
+      routerType: Ensemble
+      steps:
+      - {name: one, serviceName: add-one}
+      - {name: ten, serviceName: add-ten}
+---
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: split}
+spec:
+  nodes:
+    root:
+      routerType: Splitter
+      steps:
+      - {serviceName: add-one, weight: 80}
+      - {serviceName: add-ten, weight: 20}
+"""
+
+
+def _ready(resource: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in resource.get("status", {}).get("conditions", []))
+
+
+@pytest.fixture
+def graphs(daemon: Daemon) -> Iterator[httpx.Client]:
+    daemon.wharf("apply", "-f", "-", stdin=ADDERS + GRAPHS)
+    daemon.wait("add-one", _ready)
+    daemon.wait("add-ten", _ready)
+    with httpx.Client(base_url=daemon.gateway_url, timeout=20) as client:
+        yield client
+
+
+def _ask(client: httpx.Client, graph: str, body: dict) -> dict:
+    answer = client.post("/", json=body, headers={"host": f"{graph}.default.example.com"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_graph_routers_over_real_services(daemon: Daemon, graphs: httpx.Client) -> None:
+    assert _ask(graphs, "chain", {"instances": [[1.0]]}) == {"predictions": [[12.0]]}  # (1 + 1) + 10
+    assert _ask(graphs, "pick", {"instances": [[1.0]], "route": "ten"}) == {"predictions": [[11.0]]}
+    assert _ask(graphs, "pick", {"instances": [[1.0]], "route": "one"}) == {"predictions": [[2.0]]}
+    assert _ask(graphs, "both", {"instances": [[1.0]]}) == {"one": {"predictions": [[2.0]]}, "ten": {"predictions": [[11.0]]}}
+    picked = Counter(_ask(graphs, "split", {"instances": [[0.0]]})["predictions"][0][0] for _ in range(200))
+    assert 0.70 < picked[1.0] / 200 < 0.90, picked  # 80% within about 3.5 standard deviations
+    by_path = graphs.post("/serving/default/chain", json={"instances": [[0.0]]})
+    assert by_path.json() == {"predictions": [[11.0]]}
+
+    chain = json.loads(daemon.wharf("get", "ig", "chain", "-o", "json").stdout)
+    assert chain["status"]["url"] == "http://chain.default.example.com" and _ready(chain)
+    assert len(json.loads(daemon.wharf("get", "ig", "-o", "json").stdout)["items"]) == 4
+
+
+def test_a_failing_step_is_named(daemon: Daemon, graphs: httpx.Client) -> None:
+    answer = graphs.post("/", json={"instances": [["not a number"]]}, headers={"host": "chain.default.example.com"})
+    assert answer.status_code == 400
+    assert "step 'first' of node 'root' failed" in answer.json()["error"]
+    refused = daemon.wharf("apply", "-f", "-", check=False, stdin=GRAPHS.replace("serviceName: add-one}", "serviceUrl: 'http://x/'}", 1))
+    assert refused.returncode == 1 and "serviceUrl" in refused.stderr
