@@ -51,6 +51,22 @@ spec:
 ---
 apiVersion: serving.kserve.io/v1alpha1
 kind: InferenceGraph
+metadata: {name: decide}
+spec:
+  nodes:
+    root:
+      routerType: Sequence
+      steps:
+      - {name: first, serviceName: add-one}
+      - {name: then, nodeName: by-prediction, data: $response}
+    by-prediction:
+      routerType: Switch
+      steps:
+      - {serviceName: add-ten, condition: "[@this].#(predictions.0.0>5)"}
+      - {serviceName: add-one, condition: "[@this].#(predictions.0.0<=5)"}
+---
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
 metadata: {name: both}
 spec:
   nodes:
@@ -96,6 +112,8 @@ def test_graph_routers_over_real_services(daemon: Daemon, graphs: httpx.Client) 
     assert _ask(graphs, "chain", {"instances": [[1.0]]}) == {"predictions": [[12.0]]}  # (1 + 1) + 10
     assert _ask(graphs, "pick", {"instances": [[1.0]], "route": "ten"}) == {"predictions": [[11.0]]}
     assert _ask(graphs, "pick", {"instances": [[1.0]], "route": "one"}) == {"predictions": [[2.0]]}
+    assert _ask(graphs, "decide", {"instances": [[1.0]]}) == {"predictions": [[3.0]]}  # 2 is small: add one
+    assert _ask(graphs, "decide", {"instances": [[10.0]]}) == {"predictions": [[21.0]]}  # 11 is large: add ten
     assert _ask(graphs, "both", {"instances": [[1.0]]}) == {"one": {"predictions": [[2.0]]}, "ten": {"predictions": [[11.0]]}}
     picked = Counter(_ask(graphs, "split", {"instances": [[0.0]]})["predictions"][0][0] for _ in range(200))
     assert 0.70 < picked[1.0] / 200 < 0.90, picked  # 80% within about 3.5 standard deviations
@@ -104,7 +122,7 @@ def test_graph_routers_over_real_services(daemon: Daemon, graphs: httpx.Client) 
 
     chain = json.loads(daemon.wharf("get", "ig", "chain", "-o", "json").stdout)
     assert chain["status"]["url"] == "http://chain.default.example.com" and _ready(chain)
-    assert len(json.loads(daemon.wharf("get", "ig", "-o", "json").stdout)["items"]) == 4
+    assert len(json.loads(daemon.wharf("get", "ig", "-o", "json").stdout)["items"]) == 5
 
 
 def test_a_failing_step_is_named(daemon: Daemon, graphs: httpx.Client) -> None:

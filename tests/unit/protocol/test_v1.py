@@ -47,3 +47,8 @@ def test_several_outputs_become_rows() -> None:
     assert orjson.loads(v1.encode_response(response)) == {
         "predictions": [{"label": 1, "text": "a"}, {"label": 0, "text": "b"}]
     }
+
+
+def test_a_v1_answer_is_a_valid_request_for_chaining() -> None:
+    request = v1.decode_request(b'{"predictions": [[2.0]]}', "x")
+    assert request.inputs[0].data.tolist() == [[2.0]]
