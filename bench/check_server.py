@@ -94,8 +94,10 @@ def grpc_check(address: str, model: str, expected: dict, rows: int, frame: Path 
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         batch = list(slices(expected, rows))
         for start in range(0, len(batch), CONCURRENCY):
-            calls = [(stub.ModelInfer.future(infer_request(model, data.tolist()), timeout=30), want)
-                     for data, want in batch[start:start + CONCURRENCY]]
+            calls = [
+                (stub.ModelInfer.future(infer_request(model, data.tolist()), timeout=30), want)
+                for data, want in batch[start : start + CONCURRENCY]
+            ]
             for call, want in calls:
                 try:
                     check(address, output_values(call.result()), want)

@@ -41,8 +41,13 @@ class Daemon:
     def wharf(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the `wharf` CLI against this daemon."""
         run = subprocess.run(
-            [sys.executable, "-m", "wharf.cli", *args], input=stdin, capture_output=True, text=True, timeout=60,
-            env={**os.environ, "WHARF_CONTROL_URL": self.control_url}, cwd=ROOT,
+            [sys.executable, "-m", "wharf.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "WHARF_CONTROL_URL": self.control_url},
+            cwd=ROOT,
         )
         if check and run.returncode != 0:
             raise AssertionError(f"wharf {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}")
@@ -58,7 +63,9 @@ class Daemon:
             if condition(service):
                 return service
             if time.monotonic() > deadline:
-                raise AssertionError(f"{name} did not reach the expected state:\n{json.dumps(service, indent=1)}\n{''.join(self.log[-30:])}")
+                raise AssertionError(
+                    f"{name} did not reach the expected state:\n{json.dumps(service, indent=1)}\n{''.join(self.log[-30:])}"
+                )
             time.sleep(0.25)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
@@ -79,7 +86,18 @@ def start_daemon(home: Path) -> Daemon:
         "PYTHONPATH": os.pathsep.join([str(MODELS), str(ROOT)]),
         "WHARF_SCALE_TO_ZERO_GRACE_S": "1",  # Knative's 30 s is long for a test
     }
-    command = [sys.executable, "-m", "wharf.cli", "up", "--gateway-port", "0", "--gateway-grpc-port", "0", "--control-port", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "wharf.cli",
+        "up",
+        "--gateway-port",
+        "0",
+        "--gateway-grpc-port",
+        "0",
+        "--control-port",
+        "0",
+    ]
     proc, event, lines = start(command, env, "wharf is up", START_TIMEOUT_S)
     return Daemon(proc, home, event["http_port"], event["grpc_port"], event["control_port"], lines)
 

@@ -22,9 +22,13 @@ def test_local_iris_example_over_rest_and_grpc(daemon: Daemon) -> None:
     expected = joblib.load(model).predict(np.array(ROWS)).tolist()
 
     assert "inferenceservice/iris created" in daemon.wharf("apply", "-f", "examples/isvc/local-iris.yaml").stdout
-    daemon.wait("iris", lambda s: any(c["type"] == "Ready" and c["status"] == "True" for c in s["status"]["conditions"]))
+    daemon.wait(
+        "iris", lambda s: any(c["type"] == "Ready" and c["status"] == "True" for c in s["status"]["conditions"])
+    )
     with httpx.Client(base_url=daemon.gateway_url, timeout=10) as client:
-        by_host = client.post("/v1/models/iris:predict", json={"instances": ROWS}, headers={"host": "iris.default.example.com"})
+        by_host = client.post(
+            "/v1/models/iris:predict", json={"instances": ROWS}, headers={"host": "iris.default.example.com"}
+        )
         assert by_host.json() == {"predictions": expected}
         by_path = client.post("/serving/default/iris/v1/models/iris:predict", json={"instances": ROWS})
         assert by_path.json() == {"predictions": expected}

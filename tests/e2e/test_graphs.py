@@ -114,7 +114,10 @@ def test_graph_routers_over_real_services(daemon: Daemon, graphs: httpx.Client) 
     assert _ask(graphs, "pick", {"instances": [[1.0]], "route": "one"}) == {"predictions": [[2.0]]}
     assert _ask(graphs, "decide", {"instances": [[1.0]]}) == {"predictions": [[3.0]]}  # 2 is small: add one
     assert _ask(graphs, "decide", {"instances": [[10.0]]}) == {"predictions": [[21.0]]}  # 11 is large: add ten
-    assert _ask(graphs, "both", {"instances": [[1.0]]}) == {"one": {"predictions": [[2.0]]}, "ten": {"predictions": [[11.0]]}}
+    assert _ask(graphs, "both", {"instances": [[1.0]]}) == {
+        "one": {"predictions": [[2.0]]},
+        "ten": {"predictions": [[11.0]]},
+    }
     picked = Counter(_ask(graphs, "split", {"instances": [[0.0]]})["predictions"][0][0] for _ in range(200))
     assert 0.70 < picked[1.0] / 200 < 0.90, picked  # 80% within about 3.5 standard deviations
     by_path = graphs.post("/serving/default/chain", json={"instances": [[0.0]]})
@@ -129,5 +132,7 @@ def test_a_failing_step_is_named(daemon: Daemon, graphs: httpx.Client) -> None:
     answer = graphs.post("/", json={"instances": [["not a number"]]}, headers={"host": "chain.default.example.com"})
     assert answer.status_code == 400
     assert "step 'first' of node 'root' failed" in answer.json()["error"]
-    refused = daemon.wharf("apply", "-f", "-", check=False, stdin=GRAPHS.replace("serviceName: add-one}", "serviceUrl: 'http://x/'}", 1))
+    refused = daemon.wharf(
+        "apply", "-f", "-", check=False, stdin=GRAPHS.replace("serviceName: add-one}", "serviceUrl: 'http://x/'}", 1)
+    )
     assert refused.returncode == 1 and "serviceUrl" in refused.stderr

@@ -38,7 +38,9 @@ def test_a_killed_replica_is_replaced_without_failing_other_requests(daemon: Dae
     time.sleep(0.5)
     victim = _ready_replicas(service)[0]
     os.kill(victim["pid"], signal.SIGKILL)
-    replaced = daemon.wait("who", lambda s: len(_ready_replicas(s)) == 2 and victim["pid"] not in {r["pid"] for r in _ready_replicas(s)})
+    replaced = daemon.wait(
+        "who", lambda s: len(_ready_replicas(s)) == 2 and victim["pid"] not in {r["pid"] for r in _ready_replicas(s)}
+    )
     stop.set()
     worker.join(10)
     assert len(failures) <= 1, failures  # at most the one request the killed replica was serving

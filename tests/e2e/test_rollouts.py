@@ -62,7 +62,12 @@ def test_canary_percent_zero_and_shadow_traffic(daemon: Daemon) -> None:
     daemon.wait("who", _ready)
     shadowed = manifest("who", "b", canary=0, annotations={"serving.wharf.dev/shadow-percent": "100"})
     daemon.wharf("apply", "-f", "-", stdin=shadowed)
-    daemon.wait("who", lambda s: s["status"]["components"]["predictor"]["latestCreatedRevision"] == "who-predictor-00002" and _ready(s))
+    daemon.wait(
+        "who",
+        lambda s: (
+            s["status"]["components"]["predictor"]["latestCreatedRevision"] == "who-predictor-00002" and _ready(s)
+        ),
+    )
     service = daemon.isvc("who")
     shadow = [r for r in service["status"]["replicaStates"] if r["revision"] == "who-predictor-00002"]
     assert shadow and shadow[0]["ready"]
@@ -102,6 +107,8 @@ def test_invalid_manifests_are_refused_with_the_field_path(daemon: Daemon) -> No
 
 
 def test_parts_not_served_yet_are_refused_not_ignored(daemon: Daemon) -> None:
-    logged = manifest("who", "a").replace("    model:\n", "    logger: {mode: all, url: 'http://127.0.0.1:9/'}\n    model:\n")
+    logged = manifest("who", "a").replace(
+        "    model:\n", "    logger: {mode: all, url: 'http://127.0.0.1:9/'}\n    model:\n"
+    )
     run = daemon.wharf("apply", "-f", "-", stdin=logged, check=False)
     assert run.returncode == 1 and "spec.predictor.logger not served by this Wharf yet" in run.stderr

@@ -13,7 +13,11 @@ from tests.integration.conftest import RunningServer
 
 
 def _body(values: list[float]) -> dict:
-    return {"inputs": [{"name": "x", "shape": [len(values), 2], "datatype": "FP64", "data": [v for v in values for _ in (0, 1)]}]}
+    return {
+        "inputs": [
+            {"name": "x", "shape": [len(values), 2], "datatype": "FP64", "data": [v for v in values for _ in (0, 1)]}
+        ]
+    }
 
 
 def _fire(server: RunningServer, bodies: list[dict]) -> list[httpx.Response]:
@@ -69,7 +73,13 @@ def test_model_settings_file_turns_batching_on_for_one_model(serve, iris_model, 
                 assert all(a.status_code == 200 and a.json()["outputs"][0]["data"] == [0] for a in answers)
         metrics = client.get("/metrics").text
     counts = {
-        model: float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith(f'wharf_batch_size_count{{model="{model}"}}')))
+        model: float(
+            next(
+                line.split()[-1]
+                for line in metrics.splitlines()
+                if line.startswith(f'wharf_batch_size_count{{model="{model}"}}')
+            )
+        )
         for model in ("batched", "plain")
     }
     assert counts["plain"] == 200 and counts["batched"] < 200
@@ -79,8 +89,22 @@ def test_a_bad_model_settings_file_is_refused_at_start(iris_model, tmp_path) -> 
     shutil.copy(iris_model, tmp_path / "model.joblib")
     (tmp_path / "model-settings.json").write_text('{"max_batch_size": 0, "colour": "red"}')
     proc = subprocess.run(
-        [sys.executable, "-m", "wharf.cli", "serve", str(tmp_path), "--name", "m", "--http-port", "0", "--grpc-port", "0"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "wharf.cli",
+            "serve",
+            str(tmp_path),
+            "--name",
+            "m",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "max_batch_size: Input should be greater than or equal to 1" in proc.stderr and "colour" in proc.stderr

@@ -22,7 +22,7 @@ from tritonclient.grpc import service_pb2 as triton_pb
 from tritonclient.grpc import service_pb2_grpc as triton_pb_grpc
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.conftest import RunningServer, launch
+from tests.integration.conftest import RunningServer
 from tests.unit.protocol.test_grpc_codec import VALUES
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb

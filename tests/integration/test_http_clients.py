@@ -92,7 +92,10 @@ def test_kserve_rest_client(iris_server: RunningServer, iris_model) -> None:  # 
     # KServe's client runs in a process of its own: its protobuf messages clash with tritonclient's in one process.
     run = subprocess.run(
         [sys.executable, "-c", KSERVE_CLIENT, iris_server.url, json.dumps(rows)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout.strip().splitlines()[-1])

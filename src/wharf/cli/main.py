@@ -29,7 +29,9 @@ app.add_typer(control.rollout, name="rollout")
 def serve(
     model_uri: Annotated[str, typer.Argument(help="model file or directory, a repository of models, or module:Class")],
     name: Annotated[Optional[str], typer.Option(help="model name (default: from the file or directory name)")] = None,
-    runtime: Annotated[Optional[str], typer.Option(help="model format, e.g. sklearn (default: from the artifact)")] = None,
+    runtime: Annotated[
+        Optional[str], typer.Option(help="model format, e.g. sklearn (default: from the artifact)")
+    ] = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     http_port: Annotated[int, typer.Option(help="REST port (0: any free port)")] = 8080,
     grpc_port: Annotated[int, typer.Option(help="gRPC port (0: any free port)")] = 8081,
@@ -82,7 +84,9 @@ def serve(
 
 @app.command()
 def up(
-    home: Annotated[Optional[Path], typer.Option(envvar="WHARF_HOME", help="state directory (default ./.wharf)")] = None,
+    home: Annotated[
+        Optional[Path], typer.Option(envvar="WHARF_HOME", help="state directory (default ./.wharf)")
+    ] = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     gateway_port: Annotated[int, typer.Option(help="gateway REST port")] = 8000,
     gateway_grpc_port: Annotated[int, typer.Option(help="gateway gRPC port")] = 8001,
@@ -95,8 +99,13 @@ def up(
     from wharf.server import logs
     from wharf.server.app import loop_factory
 
-    given = {"home": home, "host": host, "gateway_http_port": gateway_port, "gateway_grpc_port": gateway_grpc_port,
-             "control_port": control_port}
+    given = {
+        "home": home,
+        "host": host,
+        "gateway_http_port": gateway_port,
+        "gateway_grpc_port": gateway_grpc_port,
+        "control_port": control_port,
+    }
     settings = DaemonSettings(**{k: v for k, v in given.items() if v is not None})
     logs.configure("INFO")
     try:

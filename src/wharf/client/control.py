@@ -50,7 +50,9 @@ class ControlClient:
 
     def apply(self, manifests: str) -> list[dict[str, Any]]:
         """Apply one or more YAML (or JSON) documents; returns what happened to each resource."""
-        return self._call("POST", "/apis/apply", content=manifests.encode(), headers={"content-type": "application/yaml"})["results"]
+        return self._call(
+            "POST", "/apis/apply", content=manifests.encode(), headers={"content-type": "application/yaml"}
+        )["results"]
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         collection = plural(kind)

@@ -38,8 +38,14 @@ class Controller:
         for doc in documents:
             existed = self.store.get(doc.kind, doc.namespace, doc.name) is not None
             _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
-            results.append({"kind": doc.kind, "namespace": doc.namespace, "name": doc.name,
-                            "result": "unchanged" if not was_changed else "configured" if existed else "created"})
+            results.append(
+                {
+                    "kind": doc.kind,
+                    "namespace": doc.namespace,
+                    "name": doc.name,
+                    "result": "unchanged" if not was_changed else "configured" if existed else "created",
+                }
+            )
             if was_changed:
                 changed.append(doc)
         for doc in changed:

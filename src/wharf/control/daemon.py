@@ -71,7 +71,9 @@ async def run(settings: DaemonSettings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            http_port, grpc_port = await gateway.start(settings.host, settings.gateway_http_port, settings.gateway_grpc_port)
+            http_port, grpc_port = await gateway.start(
+                settings.host, settings.gateway_http_port, settings.gateway_grpc_port
+            )
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.replica_specs())  # replicas a crashed daemon left running
             tasks: set[asyncio.Task[None]] = set()  # kept referenced until done
@@ -86,13 +88,22 @@ async def run(settings: DaemonSettings) -> None:
             await reconciler.reconcile()
             control = listen(settings.host, settings.control_port)
             control_port = control.getsockname()[1]
-            api = EmbeddedServer(uvicorn.Config(create_app(Controller(store, reconciler)), log_config=None, access_log=False))
+            api = EmbeddedServer(
+                uvicorn.Config(create_app(Controller(store, reconciler)), log_config=None, access_log=False)
+            )
             api_task = await api.start(control)
-            log.info("wharf is up", extra={
-                "gateway": f"http://{settings.host}:{http_port}", "gateway_grpc": f"{settings.host}:{grpc_port}",
-                "control": f"http://{settings.host}:{control_port}", "home": str(settings.home.resolve()),
-                "http_port": http_port, "grpc_port": grpc_port, "control_port": control_port,
-            })
+            log.info(
+                "wharf is up",
+                extra={
+                    "gateway": f"http://{settings.host}:{http_port}",
+                    "gateway_grpc": f"{settings.host}:{grpc_port}",
+                    "control": f"http://{settings.host}:{control_port}",
+                    "home": str(settings.home.resolve()),
+                    "http_port": http_port,
+                    "grpc_port": grpc_port,
+                    "control_port": control_port,
+                },
+            )
             while not stop.is_set() and not api_task.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.resync_s)

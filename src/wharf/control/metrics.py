@@ -14,13 +14,24 @@ class ControlMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         revision = ["revision"]
-        self.desired = Gauge("wharf_revision_desired_replicas", "Replicas the autoscaler wants.", revision, registry=self.registry)
-        self.ready = Gauge("wharf_revision_ready_replicas", "Replicas ready to serve.", revision, registry=self.registry)
-        self.panic = Gauge("wharf_revision_panic", "1 while the autoscaler is in panic mode.", revision, registry=self.registry)
-        self.queued = Gauge(
-            "wharf_revision_queued_requests", "Requests waiting at the gateway for a replica.", revision, registry=self.registry
+        self.desired = Gauge(
+            "wharf_revision_desired_replicas", "Replicas the autoscaler wants.", revision, registry=self.registry
         )
-        self.in_flight = Gauge("wharf_revision_in_flight_requests", "Requests being served.", revision, registry=self.registry)
+        self.ready = Gauge(
+            "wharf_revision_ready_replicas", "Replicas ready to serve.", revision, registry=self.registry
+        )
+        self.panic = Gauge(
+            "wharf_revision_panic", "1 while the autoscaler is in panic mode.", revision, registry=self.registry
+        )
+        self.queued = Gauge(
+            "wharf_revision_queued_requests",
+            "Requests waiting at the gateway for a replica.",
+            revision,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "wharf_revision_in_flight_requests", "Requests being served.", revision, registry=self.registry
+        )
         self.cold_start = Histogram(
             "wharf_cold_start_seconds",
             "From a request finding no replica to the revision's first ready replica.",

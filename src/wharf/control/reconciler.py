@@ -147,7 +147,9 @@ class Reconciler:
     # -- one service --------------------------------------------------------------------------------------------
     async def _reconcile(self, resource: Resource) -> None:
         plan = predictor_plan(resource.manifest)
-        revision, _ = self.store.revision_for(resource.namespace, resource.name, PREDICTOR, plan.fingerprint, plan.replica)
+        revision, _ = self.store.revision_for(
+            resource.namespace, resource.name, PREDICTOR, plan.fingerprint, plan.replica
+        )
         saved = Rollout.from_status(resource.status)
         rollout = saved.advance(revision.name, plan.canary_percent) if saved else Rollout(revision.name, revision.name)
         desired = rollout.traffic(plan.canary_percent)
@@ -167,7 +169,9 @@ class Reconciler:
         return any(replica.ready for replica in self.backend.replicas(revision))
 
     def _save_rollout(self, resource: Resource, rollout: Rollout) -> None:
-        self.store.set_status(ISVC_KIND, resource.namespace, resource.name, {**resource.status, "rollout": dataclasses.asdict(rollout)})
+        self.store.set_status(
+            ISVC_KIND, resource.namespace, resource.name, {**resource.status, "rollout": dataclasses.asdict(rollout)}
+        )
 
     def _judge_canary(self, resource: Resource) -> str | None:
         """Why the service's canary must be rolled back, if it must."""
@@ -180,10 +184,13 @@ class Reconciler:
         stats = self.gateway.stats().get(rollout.canary)
         if stats is None or stats.requests < MIN_REQUESTS_FOR_ROLLBACK:
             return None
-        if policy.rollback_error_rate is not None and stats.error_rate > policy.rollback_error_rate:
-            return f"canary {rollout.canary} failed {stats.error_rate:.0%} of its requests (limit {policy.rollback_error_rate:.0%})"
+        limit = policy.rollback_error_rate
+        if limit is not None and stats.error_rate > limit:
+            return f"canary {rollout.canary} failed {stats.error_rate:.0%} of its requests (limit {limit:.0%})"
         if policy.rollback_p99_ms is not None and stats.p99_ms is not None and stats.p99_ms > policy.rollback_p99_ms:
-            return f"canary {rollout.canary} answered at p99 {stats.p99_ms:.0f} ms (limit {policy.rollback_p99_ms:.0f} ms)"
+            return (
+                f"canary {rollout.canary} answered at p99 {stats.p99_ms:.0f} ms (limit {policy.rollback_p99_ms:.0f} ms)"
+            )
         return None
 
     async def _prune(self) -> None:
@@ -205,9 +212,13 @@ class Reconciler:
         shadow: tuple[str, int] | None,
     ) -> dict[str, Any]:
         states = {name: self.backend.replicas(name) for name in {*traffic, *desired, *(shadow[:1] if shadow else ())}}
-        ready = {name for name, replicas in states.items() if any(r.ready for r in replicas) or self.scaling.at_zero(name)}
+        ready = {
+            name for name, replicas in states.items() if any(r.ready for r in replicas) or self.scaling.at_zero(name)
+        }
         previous = resource.status.get("components", {}).get(PREDICTOR, {})
-        latest_ready = rollout.latest_created if rollout.latest_created in ready else previous.get("latestReadyRevision")
+        latest_ready = (
+            rollout.latest_created if rollout.latest_created in ready else previous.get("latestReadyRevision")
+        )
         serving = all(name in ready for name in desired)
         url = f"http://{resource.name}.{resource.namespace}.{self.domain}"
         waiting = "" if serving else "waiting for a ready replica of " + ", ".join(sorted(set(desired) - ready))
@@ -229,15 +240,21 @@ class Reconciler:
                     "latestRolledoutRevision": rollout.latest_rolled_out,
                     "previousRolledoutRevision": rollout.previous_rolled_out,
                     "traffic": [
-                        {"revisionName": name, "percent": share, "latestRevision": name == rollout.latest_created,
-                         "tag": "latest" if name == rollout.latest_created else "prev"}
+                        {
+                            "revisionName": name,
+                            "percent": share,
+                            "latestRevision": name == rollout.latest_created,
+                            "tag": "latest" if name == rollout.latest_created else "prev",
+                        }
                         for name, share in traffic.items()
                     ],
                 }
             },
             "replicas": sum(len(replicas) for replicas in states.values()),
             "replicaStates": [
-                {k: v for k, v in dataclasses.asdict(r).items() if k != "started_at"} for rs in states.values() for r in rs
+                {k: v for k, v in dataclasses.asdict(r).items() if k != "started_at"}
+                for rs in states.values()
+                for r in rs
             ],
             "rollout": dataclasses.asdict(rollout),
             "routing": {
@@ -264,16 +281,26 @@ class Reconciler:
             if prev:
                 tags["prev"] = prev
             revisions = {
-                name: Revision(name, tuple(_replica(s) for s in self.backend.replicas(name)), routing["timeout_s"],
-                               routing["container_concurrency"])
+                name: Revision(
+                    name,
+                    tuple(_replica(s) for s in self.backend.replicas(name)),
+                    routing["timeout_s"],
+                    routing["container_concurrency"],
+                )
                 for name in {*_routed(resource.status), *tags.values()}
             }
             shadow = routing["shadow"]
-            services.append(Service(
-                namespace=resource.namespace, name=resource.name, model=routing["model"],
-                traffic=tuple(routing["traffic"].items()), tags=tags, revisions=revisions,
-                shadow=(shadow[0], shadow[1]) if shadow else None,
-            ))
+            services.append(
+                Service(
+                    namespace=resource.namespace,
+                    name=resource.name,
+                    model=routing["model"],
+                    traffic=tuple(routing["traffic"].items()),
+                    tags=tags,
+                    revisions=revisions,
+                    shadow=(shadow[0], shadow[1]) if shadow else None,
+                )
+            )
         graphs = tuple(
             Graph(r.namespace, r.name, graph_nodes(r.manifest), float(r.manifest["spec"]["timeout"]))
             for r in self.store.list(GRAPH_KIND)
@@ -291,7 +318,11 @@ class Reconciler:
                     missing.append(service)
             url = f"http://{graph.name}.{graph.namespace}.{self.domain}"
             message = "waiting for InferenceService(s) " + ", ".join(missing) if missing else ""
-            status = {"observedGeneration": graph.generation, "url": url, "conditions": [_condition("Ready", not missing, message)]}
+            status = {
+                "observedGeneration": graph.generation,
+                "url": url,
+                "conditions": [_condition("Ready", not missing, message)],
+            }
             if status != graph.status:
                 self.store.set_status(GRAPH_KIND, graph.namespace, graph.name, status)
 
@@ -306,7 +337,12 @@ def _shadow(rollout: Rollout, traffic: dict[str, int], plan: PredictorPlan) -> t
 
 
 def _called_services(manifest: dict[str, Any]) -> set[str]:
-    return {step["serviceName"] for node in manifest["spec"]["nodes"].values() for step in node["steps"] if step.get("serviceName")}
+    return {
+        step["serviceName"]
+        for node in manifest["spec"]["nodes"].values()
+        for step in node["steps"]
+        if step.get("serviceName")
+    }
 
 
 def _routed(status: dict[str, Any]) -> list[str]:
@@ -321,7 +357,9 @@ def _condition(kind: str, ok: bool, message: str) -> dict[str, str]:
 
 def _replica_spec(record: RevisionRecord) -> ReplicaSpec:
     spec = record.spec
-    return ReplicaSpec(record.name, spec["model_name"], spec["model_uri"], spec["runtime"], spec["env"], tuple(spec["args"]))
+    return ReplicaSpec(
+        record.name, spec["model_name"], spec["model_uri"], spec["runtime"], spec["env"], tuple(spec["args"])
+    )
 
 
 def _replica(state: ReplicaState) -> Replica:

@@ -137,8 +137,14 @@ class Store:
             return revisions[-1], False
         number = revisions[-1].number + 1 if revisions else 1
         record = RevisionRecord(
-            namespace, service, component, number, revision_name(namespace, service, component, number), fingerprint,
-            spec, time.time()
+            namespace,
+            service,
+            component,
+            number,
+            revision_name(namespace, service, component, number),
+            fingerprint,
+            spec,
+            time.time(),
         )
         self._db.execute(
             "INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -91,13 +91,14 @@ class RestProxy:
         self._dispatcher.mirror(router, route.service, send, _failed)
         return await self._dispatcher.forward(revision, send, _failed)
 
-
     def _graph_runner(self, graph: Graph) -> GraphRunner:
         """The runner of `graph` (one per graph of the current table), whose steps call services through the
         gateway's own routing: V1 predict on the service's model, as KServe's graph router does."""
         runner = self._graph_runners.get(graph)
         if runner is None:
-            self._graph_runners = {g: r for g, r in self._graph_runners.items() if g in self._dispatcher.router.table.graphs}
+            self._graph_runners = {
+                g: r for g, r in self._graph_runners.items() if g in self._dispatcher.router.table.graphs
+            }
 
             async def call(target: CallTarget, body: bytes, _headers: GraphHeaders) -> tuple[int, bytes]:
                 if not isinstance(target, ServiceTarget):

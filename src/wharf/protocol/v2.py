@@ -162,7 +162,9 @@ def _decode_outputs(items: Any) -> list[RequestedOutput] | None:
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise InvalidInput(f"outputs[{index}] must be an object with a string 'name'")
-        outputs.append(RequestedOutput(item["name"], _parameters(item.get("parameters"), f"output '{item['name']}'") or None))
+        outputs.append(
+            RequestedOutput(item["name"], _parameters(item.get("parameters"), f"output '{item['name']}'") or None)
+        )
     return outputs
 
 

@@ -28,7 +28,10 @@ class ModelServer:
     """
 
     def __init__(
-        self, settings: ServerSettings | None = None, repository: ModelRepository | None = None, reuse_port: bool = False
+        self,
+        settings: ServerSettings | None = None,
+        repository: ModelRepository | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings or ServerSettings()
         self.metrics = ServerMetrics()

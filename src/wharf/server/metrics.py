@@ -36,9 +36,7 @@ class ServerMetrics:
         self.multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["model", "protocol", "status"]
-        self.requests = Counter(
-            "wharf_requests", "Inference requests answered.", labels, registry=self.registry
-        )
+        self.requests = Counter("wharf_requests", "Inference requests answered.", labels, registry=self.registry)
         self.latency = Histogram(
             "wharf_request_duration_seconds",
             "Time from a request's arrival to its answer.",

@@ -58,7 +58,9 @@ class ModelPipeline:
         self.model = model
         self._timeout_s = timeout_s
         policy = policy.for_model(model)
-        steps = [getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)]
+        steps = [
+            getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)
+        ]
         self._steps = [(step, inspect.iscoroutinefunction(step)) for step in steps]
         self._chain = steps
         all_plain = not any(is_async for _, is_async in self._steps)
@@ -66,7 +68,9 @@ class ModelPipeline:
         if policy.enabled and not self.batching:
             reason = "declares it does not support batching" if all_plain else "has async steps"
             log.warning("batching is off for this model", extra={"model": model.name, "reason": reason})
-        dispatch = batched(model, self._call_chain) if self.batching else one_by_one(self._call_chain if all_plain else _apply)
+        dispatch = (
+            batched(model, self._call_chain) if self.batching else one_by_one(self._call_chain if all_plain else _apply)
+        )
         self._threads = ThreadRunner(
             dispatch,
             name=model.name,

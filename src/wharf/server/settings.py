@@ -25,7 +25,9 @@ class ServerSettings(BaseSettings):
     drain_timeout_s: float = Field(30.0, ge=0, description="how long SIGTERM waits for in-flight requests")
     keepalive_timeout_s: float = Field(75.0, gt=0, description="idle HTTP keep-alive connections close after this")
     grpc_max_message_bytes: int = Field(64 * 2**20, ge=1024, description="largest gRPC message received or sent")
-    grpc_keepalive_time_s: float = Field(7200.0, gt=0, description="the gRPC server pings a quiet connection after this")
+    grpc_keepalive_time_s: float = Field(
+        7200.0, gt=0, description="the gRPC server pings a quiet connection after this"
+    )
     grpc_keepalive_timeout_s: float = Field(20.0, gt=0, description="a connection whose ping goes unanswered closes")
     grpc_keepalive_permit_without_calls: bool = Field(False, description="keepalive pings also without calls in flight")
     grpc_min_ping_interval_s: float = Field(300.0, ge=0, description="clients pinging more often are disconnected")

@@ -78,7 +78,7 @@ async def test_forwards_method_path_query_body_and_end_to_end_headers() -> None:
     status, answer_headers, body = await call(app, "/v2/models/iris/infer", headers, b'{"a":1}', b"q=1")
     assert (status, body) == (201, b"answer")
     assert answer_headers == {b"x-replica": b"iris-1-r0", b"content-length": b"6"}
-    (replica, method, target, forwarded, sent_body), = upstream.sent
+    ((replica, method, target, forwarded, sent_body),) = upstream.sent
     assert (replica, method, target, sent_body) == ("iris-1-r0", "POST", "/v2/models/iris/infer?q=1", b'{"a":1}')
     assert forwarded == [
         (b"content-type", b"application/json"),

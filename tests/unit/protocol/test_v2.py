@@ -92,7 +92,12 @@ def test_encode_json_response() -> None:
 
 
 def test_encode_binary_outputs_when_asked() -> None:
-    request = v2.decode_request(_request(parameters={"binary_data_output": True}, outputs=[{"name": "y"}, {"name": "z", "parameters": {"binary_data": False}}]))
+    request = v2.decode_request(
+        _request(
+            parameters={"binary_data_output": True},
+            outputs=[{"name": "y"}, {"name": "z", "parameters": {"binary_data": False}}],
+        )
+    )
     response = v2.InferResponse(
         "m", [v2.Tensor("y", np.array([1, 2], dtype=np.int64)), v2.Tensor("z", np.array([3], dtype=np.int64))]
     )

@@ -52,7 +52,9 @@ def test_merge_and_split_round_trip() -> None:
 
 def _data(model: Model, outcomes, jobs: list[Job]) -> list:  # type: ignore[no-untyped-def]
     """Each job's first output as a list, normalised as the data plane does."""
-    return [to_response(model, result, job.payload).outputs[0].data.tolist() for (result, _), job in zip(outcomes, jobs)]
+    return [
+        to_response(model, result, job.payload).outputs[0].data.tolist() for (result, _), job in zip(outcomes, jobs)
+    ]
 
 
 def _jobs(*requests: InferRequest) -> list[Job]:

@@ -144,9 +144,12 @@ class ModelSpec(PredictorExtension):
         elif not is_class_path(self.storage_uri or ""):
             yield ("storageUri",), "a custom model names its class here, as package.module:ClassName"
         if self.runtime is not None and self.runtime not in KSERVE_RUNTIMES:
-            yield ("runtime",), (
-                f"unknown serving runtime {self.runtime!r}: Wharf has no ServingRuntime resources and serves each"
-                " model format with its own runtime; leave runtime out (or name a KServe built-in one)"
+            yield (
+                ("runtime",),
+                (
+                    f"unknown serving runtime {self.runtime!r}: Wharf has no ServingRuntime resources and serves each"
+                    " model format with its own runtime; leave runtime out (or name a KServe built-in one)"
+                ),
             )
 
 
@@ -251,9 +254,12 @@ class CustomComponentSpec(ComponentExtension):
         if self.containers is not None and len(self.containers) != 1:
             yield ("containers",), "give exactly one container"
         if self.model is not None and not self.model.is_custom:
-            yield ("model", "modelFormat", "name"), (
-                "must be custom: a transformer or explainer is a Python class, named in storageUri"
-                " as package.module:ClassName"
+            yield (
+                ("model", "modelFormat", "name"),
+                (
+                    "must be custom: a transformer or explainer is a Python class, named in storageUri"
+                    " as package.module:ClassName"
+                ),
             )
 
 

@@ -65,7 +65,9 @@ def find_artifact(path: Path, runtime: Runtime | None = None) -> tuple[Runtime, 
             return found[0]
         if len(found) > 1:
             names = ", ".join(sorted(f"{p.name} ({r.name})" for r, p in found))
-            raise ConfigurationError(f"{path}: more than one model artifact found: {names}; name one, or pass --runtime")
+            raise ConfigurationError(
+                f"{path}: more than one model artifact found: {names}; name one, or pass --runtime"
+            )
     inside = list(path.iterdir()) if path.is_dir() else []
     if len(inside) == 1 and inside[0].is_dir():  # e.g. an archive that unpacks into one folder
         return find_artifact(inside[0], runtime)
@@ -79,4 +81,6 @@ def is_model_dir(path: Path) -> bool:
 
 
 def _patterns(runtimes: list[Runtime]) -> str:
-    return ", ".join([*(f for r in runtimes for f in r.files), *(f"a directory with {m}" for r in runtimes for m in r.markers)])
+    return ", ".join(
+        [*(f for r in runtimes for f in r.files), *(f"a directory with {m}" for r in runtimes for m in r.markers)]
+    )
