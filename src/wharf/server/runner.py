@@ -3,8 +3,8 @@
 Requests queue in arrival order (bounded: a full queue is refused at once with `ServerBusy`). A worker thread
 that is free takes every request waiting, up to a size limit, and hands the group to a dispatch function: one
 call per request, or one merged call for a batch (see `batching.py`). A lone request is dispatched at once; only
-while requests keep arriving together does a worker wait for more: until the group is as large as the previous
-one, and never more than `max_wait_s` after its first request arrived.
+while requests keep arriving together does a worker wait for more: up to `max_wait_s` after the group's first
+request arrived, and never longer than ten of its recent calls took.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from wharf.errors import RequestTimeout, ServerBusy
 
 _STOP = object()
+_PATIENCE_CALLS = 10
 
 Outcome = tuple[Any, BaseException | None]
 
@@ -119,25 +120,28 @@ class ThreadRunner:
 
     def _work(self) -> None:
         carry: Job | None = None  # taken from the queue but too big for the group it was taken for
-        expected = 1  # how many jobs came together last time: the next group waits for that many, briefly
+        patience = 0.0  # how long the next group may wait to fill: nothing unless requests came together
         while True:
             first = carry if carry is not None else self._queue.get()
             if first is _STOP:
                 return
-            group, carry, stop = self._fill(first, expected)
-            expected = len(group)
+            group, carry, stop = self._fill(first, patience)
+            started = time.perf_counter()
             self._run(group)
+            took = time.perf_counter() - started
+            # While requests come together, a group waits up to max_wait_s to fill; never more than ten calls'
+            # worth, so that a long max_wait_s does not hold a few steady clients back.
+            patience = min(self._max_wait_s, _PATIENCE_CALLS * took) if len(group) > 1 else 0.0
             if stop:
                 return
 
-    def _fill(self, first: Job, expected: int) -> tuple[list[Job], Job | None, bool]:
-        """Add waiting jobs to `first`'s group up to the size limit. While the group is smaller than `expected`
-        (requests have been arriving together), wait for more until `max_wait_s` after `first` arrived."""
+    def _fill(self, first: Job, patience: float) -> tuple[list[Job], Job | None, bool]:
+        """Add waiting jobs to `first`'s group up to the size limit, waiting until `patience` after `first` came."""
         group, size = [first], first.size
-        deadline = first.queued_at + self._max_wait_s
+        deadline = first.queued_at + patience
         while size < self._max_group_size:
             try:
-                remaining = deadline - time.perf_counter() if len(group) < expected else 0.0
+                remaining = deadline - time.perf_counter()
                 job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
