@@ -69,7 +69,8 @@ class Activator:
             async with asyncio.timeout_at(until):
                 return await waiter
         except TimeoutError:
-            raise self._failed(f"revision {name!r} has no ready replica: none became ready within {until - now:.3g} s")
+            waited = min(revision.timeout_s, self._timeout_s)  # what the deadline allowed, not the clock's remainder
+            raise self._failed(f"revision {name!r} has no ready replica: none became ready within {waited:g} s")
         finally:
             if self._queues.get(name) is queue and waiter in queue:  # timed out or cancelled, not woken
                 queue.remove(waiter)
