@@ -16,6 +16,7 @@ from wharf.client.control import DEFAULT_URL, ControlClient, ControlError
 
 ControlUrl = Annotated[str, typer.Option("--control-url", envvar="WHARF_CONTROL_URL", help="the control API")]
 Namespace = Annotated[str, typer.Option("--namespace", "-n")]
+Kind = Annotated[str, typer.Argument(help="isvc or ig")]
 
 rollout = typer.Typer(help="Promote or roll back an InferenceService's canary.", no_args_is_help=True)
 
@@ -43,26 +44,26 @@ def apply(
 
 
 def get(
-    kind: Annotated[str, typer.Argument(help="isvc or ig")],
+    kind: Kind,
     name: Annotated[Optional[str], typer.Argument()] = None,
     namespace: Namespace = "default",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="yaml or json")] = None,
     control_url: ControlUrl = DEFAULT_URL,
 ) -> None:
     """List resources, or show one."""
+    if output not in (None, "yaml", "json"):
+        raise typer.BadParameter("use -o yaml or -o json")
     with _client(control_url) as client:
         items = [client.get(kind, name, namespace)] if name else client.list(kind, namespace)
     if output in ("yaml", "json"):
         shown: Any = items[0] if name else {"items": items}
         typer.echo(json.dumps(shown, indent=2) if output == "json" else yaml.safe_dump(shown, sort_keys=False))
         return
-    if output is not None:
-        raise typer.BadParameter("use -o yaml or -o json")
     typer.echo(_table(items))
 
 
 def describe(
-    kind: Annotated[str, typer.Argument(help="isvc or ig")],
+    kind: Kind,
     name: Annotated[str, typer.Argument()],
     namespace: Namespace = "default",
     control_url: ControlUrl = DEFAULT_URL,
@@ -73,7 +74,7 @@ def describe(
 
 
 def delete(
-    kind: Annotated[str, typer.Argument(help="isvc or ig")],
+    kind: Kind,
     name: Annotated[str, typer.Argument()],
     namespace: Namespace = "default",
     control_url: ControlUrl = DEFAULT_URL,

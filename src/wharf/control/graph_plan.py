@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import random
-
 from typing import Any
 
 from wharf.control.spec import InferenceGraph, InferenceGraphSpec, InferenceStep, SpecError, parse_manifest
 from wharf.control.spec.common import format_path
 from wharf.errors import ConfigurationError
+from wharf.gateway.routes import Graph
 from wharf.graph.condition import Condition, parse_condition
 from wharf.graph.nodes import Node, NodeTarget, ServiceTarget, Step, Target, UrlTarget, check_graph
-from wharf.graph.runner import Call, GraphRunner, Rng
-
 
 GRAPH_KIND = "InferenceGraph"
 
@@ -56,9 +53,9 @@ def nodes_from_spec(spec: InferenceGraphSpec) -> dict[str, Node]:
     return nodes
 
 
-def runner_from_spec(spec: InferenceGraphSpec, call: Call, rng: Rng | None = None) -> GraphRunner:
-    """A runner for the spec's graph, each step timed out after the spec's `timeout` (seconds)."""
-    return GraphRunner(nodes_from_spec(spec), call, rng or random.Random(), step_timeout_s=spec.timeout)
+def graph_route(namespace: str, name: str, manifest: dict[str, Any]) -> Graph:
+    """What the gateway needs to run an applied InferenceGraph: its nodes, each step timed out after `spec.timeout`."""
+    return Graph(namespace, name, graph_nodes(manifest), float(manifest["spec"]["timeout"]))
 
 
 def _step(step: InferenceStep, name: str, condition: Condition | None) -> Step:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from wharf.control.backends import LocalBackend, ReplicaSpec, ReplicaState
-from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
+from wharf.control.graph_plan import GRAPH_KIND, graph_route
 from wharf.control.metrics import ControlMetrics
 from wharf.control.plan import ISVC_KIND, PredictorPlan, predictor_plan
 from wharf.control.scaling import RevisionScaling
@@ -26,6 +27,7 @@ from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
 
 log = logging.getLogger(__name__)
 PREDICTOR = "predictor"
+T = TypeVar("T")
 MIN_REQUESTS_FOR_ROLLBACK = 20  # fewer requests in the window say too little about a canary
 
 
@@ -85,6 +87,17 @@ class Reconciler:
         self.metrics = ControlMetrics()
         self.scaling = RevisionScaling(grace_s, self.metrics)
         self._lock = asyncio.Lock()
+        # Parsed once per version of a resource: the resync reads every resource each second.
+        self._plans: dict[tuple[str, str, float, int], PredictorPlan] = {}
+        self._graphs: dict[tuple[str, str, float, int], Graph] = {}
+
+    def _plan(self, resource: Resource) -> PredictorPlan:
+        return _cached(self._plans, resource, lambda: predictor_plan(resource.manifest))
+
+    def _graph(self, resource: Resource) -> Graph:
+        return _cached(
+            self._graphs, resource, lambda: graph_route(resource.namespace, resource.name, resource.manifest)
+        )
 
     async def reconcile(self, namespace: str | None = None, name: str | None = None) -> None:
         """Bring one service (or, without a name, every service) to its spec, then prune and publish routes."""
@@ -121,13 +134,13 @@ class Reconciler:
         """Requests wait in the gateway for `revision`, which has no ready replica: scale it up now."""
         for resource in self.store.list(ISVC_KIND):
             if revision in _routed(resource.status):
-                self.scaling.demanded(revision, predictor_plan(resource.manifest).scaling)
+                self.scaling.demanded(revision, self._plan(resource).scaling)
                 await self.reconcile(resource.namespace, resource.name)
 
     def _sample_load(self) -> None:
         stats = self.gateway.stats()
         for resource in self.store.list(ISVC_KIND):
-            policy = predictor_plan(resource.manifest).scaling
+            policy = self._plan(resource).scaling
             for revision in set(_routed(resource.status)):
                 load = stats.get(revision)
                 if load is None:
@@ -146,7 +159,7 @@ class Reconciler:
 
     # -- one service --------------------------------------------------------------------------------------------
     async def _reconcile(self, resource: Resource) -> None:
-        plan = predictor_plan(resource.manifest)
+        plan = self._plan(resource)
         revision, _ = self.store.revision_for(
             resource.namespace, resource.name, PREDICTOR, plan.fingerprint, plan.replica
         )
@@ -178,7 +191,7 @@ class Reconciler:
         rollout = Rollout.from_status(resource.status)
         if rollout is None or rollout.canary is None:
             return None
-        policy = predictor_plan(resource.manifest).policy
+        policy = self._plan(resource).policy
         if not policy.auto_rollback:
             return None
         stats = self.gateway.stats().get(rollout.canary)
@@ -301,10 +314,7 @@ class Reconciler:
                     shadow=(shadow[0], shadow[1]) if shadow else None,
                 )
             )
-        graphs = tuple(
-            Graph(r.namespace, r.name, graph_nodes(r.manifest), float(r.manifest["spec"]["timeout"]))
-            for r in self.store.list(GRAPH_KIND)
-        )
+        graphs = tuple(self._graph(r) for r in self.store.list(GRAPH_KIND))
         self.gateway.update(RouteTable(tuple(services), self.domain, graphs))
 
     def _graph_statuses(self) -> None:
@@ -334,6 +344,17 @@ def _shadow(rollout: Rollout, traffic: dict[str, int], plan: PredictorPlan) -> t
     if not percent or latest in traffic or latest == rollout.rolled_back:
         return None
     return latest, percent
+
+
+def _cached(cache: dict[tuple[str, str, float, int], T], resource: Resource, make: Callable[[], T]) -> T:
+    """`make()` once per version of `resource` (a re-created resource is a new version); older versions are dropped."""
+    key = (resource.namespace, resource.name, resource.created, resource.generation)
+    value = cache.get(key)
+    if value is None:
+        for old in [k for k in cache if k[:2] == key[:2]]:
+            del cache[old]
+        value = cache[key] = make()
+    return value
 
 
 def _called_services(manifest: dict[str, Any]) -> set[str]:

@@ -20,10 +20,10 @@ from wharf.errors import InvalidInput, PayloadTooLarge, Unimplemented, WharfErro
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.routes import Graph, Replica
-from wharf.graph import CallTarget, GraphRunner, ServiceTarget
-from wharf.graph import Headers as GraphHeaders
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
+from wharf.graph import CallTarget, GraphRunner, ServiceTarget
+from wharf.graph import Headers as GraphHeaders
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from wharf.errors import InvalidInput
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, dumps, loads_object
 

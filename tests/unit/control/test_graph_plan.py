@@ -11,7 +11,8 @@ import yaml
 from wharf.control.spec import InferenceGraph, SpecError
 from wharf.control.spec.manifests import parse_manifest
 from wharf.graph import Node, NodeTarget, ServiceTarget, Step, UrlTarget, parse_condition
-from wharf.control.graph_plan import nodes_from_spec, runner_from_spec
+from wharf.control.graph_plan import graph_route, nodes_from_spec
+from wharf.graph import GraphRunner
 
 from tests.unit.graph.fakes import FakeCall
 
@@ -75,11 +76,12 @@ def test_a_kserve_graph_becomes_plain_nodes() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_runner_from_a_spec_times_steps_out_after_the_spec_timeout() -> None:
+async def test_a_graph_route_runs_with_the_spec_timeout_per_step() -> None:
     call = FakeCall()
-    graph = runner_from_spec(spec_of(MANIFEST).spec, call, random.Random(0))
-
-    assert graph.step_timeout_s == 7
+    served = MANIFEST.replace("serviceUrl: http://breeds.example.com/v1/models/breeds:predict", "serviceName: breed-a")
+    route = graph_route("default", "g", spec_of(served).to_manifest())
+    assert route.step_timeout_s == 7
+    graph = GraphRunner(route.nodes, call, random.Random(0), step_timeout_s=route.step_timeout_s)
     status, body = await graph.run(b'{"instances": [1]}', {})
     assert status == 200 and call.called == ["cat-dog-classifier"]
     assert orjson.loads(body)["by"] == "cat-dog-classifier"
@@ -99,3 +101,8 @@ def test_unsupported_conditions_and_fields_are_spec_errors_naming_the_field() ->
         ),
         "spec.nodes.breeds.steps[1].mapPredictionsToInstances": "not supported by Wharf's graph router",
     }
+
+
+def test_a_graph_route_refuses_service_url_steps() -> None:
+    with pytest.raises(SpecError, match="serviceUrl"):
+        graph_route("default", "g", spec_of(MANIFEST).to_manifest())
