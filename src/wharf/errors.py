@@ -93,3 +93,36 @@ class ConfigurationError(WharfError):
 
     http_status = 400
     grpc_code = "INVALID_ARGUMENT"
+
+
+class ServerUnreachable(WharfError):
+    """A server could not be connected to, or the connection broke before it answered."""
+
+    http_status = 502
+    grpc_code = "UNAVAILABLE"
+
+
+# The error a client raises for a status a server answered with; where several classes share a status, the
+# first listed (the most general) stands for them all.
+_ANSWERED = (
+    InvalidInput,
+    PayloadTooLarge,
+    NotFound,
+    Unimplemented,
+    MethodNotAllowed,
+    ServerBusy,
+    RequestTimeout,
+    ServerUnreachable,
+)
+_BY_HTTP_STATUS = {cls.http_status: cls for cls in reversed(_ANSWERED)}
+_BY_GRPC_CODE = {cls.grpc_code: cls for cls in reversed(_ANSWERED)}
+
+
+def from_http_status(status: int, message: str) -> WharfError:
+    """The error for an HTTP error status (`WharfError` for one no class has)."""
+    return _BY_HTTP_STATUS.get(status, WharfError)(message)
+
+
+def from_grpc_code(code: str, message: str) -> WharfError:
+    """The error for a gRPC status code name such as "NOT_FOUND" (`WharfError` for one no class has)."""
+    return _BY_GRPC_CODE.get(code, WharfError)(message)

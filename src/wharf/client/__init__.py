@@ -1,5 +1,6 @@
 """Wharf's Python SDK."""
 
 from wharf.client.control import ControlClient, ControlError
+from wharf.client.inference import InferenceClient
 
-__all__ = ["ControlClient", "ControlError"]
+__all__ = ["ControlClient", "ControlError", "InferenceClient"]

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
-from wharf.control.plan import ISVC_KIND, parse, predictor_plan, unserved_fields
+from wharf.control.plan import ISVC_KIND, parse, service_plan, unserved_fields
 from wharf.control.reconciler import Reconciler
 from wharf.control.store import Resource, Store
 from wharf.errors import ConfigurationError, NotFound
@@ -28,13 +28,14 @@ class Controller:
             if doc.kind == GRAPH_KIND:
                 graph_nodes(doc.manifest)  # raises on conditions or steps the gateway cannot run
                 continue
-            predictor_plan(doc.manifest)  # raises on a scaling policy Knative would refuse
             not_served = [f"spec.{path}" for path in unserved_fields(doc.manifest)]
             if not_served:
                 raise ConfigurationError(
                     f"InferenceService {doc.namespace}/{doc.name}: {', '.join(not_served)} not served by this Wharf"
-                    " yet; remove them to deploy the predictor alone"
+                    " yet (a transformer runs as a Python class: model with modelFormat custom); remove them to"
+                    " deploy the rest"
                 )
+            service_plan(doc.manifest, self.reconciler.domain)  # raises on a scaling policy Knative would refuse
         for doc in documents:
             existed = self.store.get(doc.kind, doc.namespace, doc.name) is not None
             _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
@@ -64,10 +65,11 @@ class Controller:
         await self.reconciler.reconcile(namespace, name)
 
     async def promote(self, namespace: str, name: str) -> dict[str, Any]:
-        """Send all traffic to the latest revision: the same as removing canaryTrafficPercent from the spec."""
+        """Send all traffic to the latest revisions: the same as removing canaryTrafficPercent from the spec."""
         resource = self._require(ISVC_KIND, namespace, name)
         manifest = copy.deepcopy(resource.manifest)
-        manifest["spec"]["predictor"].pop("canaryTrafficPercent", None)
+        for component in manifest["spec"].values():
+            component.pop("canaryTrafficPercent", None)
         self.store.put(ISVC_KIND, namespace, name, manifest)
         await self.reconciler.reconcile(namespace, name)
         return self.get(ISVC_KIND, namespace, name)

@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from wharf.control.api import create_app
 from wharf.control.backends import LocalBackend, ReplicaState
 from wharf.control.controller import Controller
-from wharf.control.reconciler import Reconciler
+from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import ConfigurationError
@@ -63,9 +63,6 @@ async def run(settings: DaemonSettings) -> None:
         gateway_settings = GatewaySettings()
         gateway = Gateway(gateway_settings)
         backend = LocalBackend(settings.home)
-        reconciler = Reconciler(
-            store, backend, gateway, settings.domain, gateway_settings.stats_window_s, settings.scale_to_zero_grace_s
-        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,6 +70,15 @@ async def run(settings: DaemonSettings) -> None:
         try:
             http_port, grpc_port = await gateway.start(
                 settings.host, settings.gateway_http_port, settings.gateway_grpc_port
+            )
+            reconciler = Reconciler(
+                store,
+                backend,
+                gateway,
+                Ingress(f"http://{settings.host}:{http_port}", f"{settings.host}:{grpc_port}"),
+                settings.domain,
+                gateway_settings.stats_window_s,
+                settings.scale_to_zero_grace_s,
             )
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.replica_specs())  # replicas a crashed daemon left running

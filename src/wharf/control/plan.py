@@ -1,7 +1,10 @@
-"""From an applied InferenceService to what the reconciler runs: the predictor's revision and its rollout plan.
+"""From an applied InferenceService to what the reconciler runs: each component's revision and rollout plan.
 
-A revision's `replica` dictionary is everything a replica of it needs (`wharf serve` arguments and environment);
-it is stored with the revision, so an older revision keeps running the spec it was created from.
+A service has a predictor and may have a transformer in front of it. Each component has revisions, a rollout
+and an autoscaler of its own. A revision's `replica` dictionary is everything a replica of it needs (`wharf serve`
+arguments and environment); it is stored with the revision, so an older revision keeps running the spec it was
+created from. A transformer's replica also names the predictor it calls (`predictor`: the predictor's host on the
+gateway, the protocol and the model), so that the reconciler can point it at the gateway it runs.
 """
 
 from __future__ import annotations
@@ -10,11 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from wharf.autoscaler import ScalingPolicy, policy_from_annotations
-from wharf.control.spec import InferenceService, RolloutPolicy, component_fingerprint, parse_manifest, parse_manifests
+from wharf.control.spec import (
+    ComponentSpec,
+    InferenceService,
+    RolloutPolicy,
+    component_fingerprint,
+    parse_manifest,
+    parse_manifests,
+)
 from wharf.errors import ConfigurationError
 
 ISVC_KIND = "InferenceService"
 KNATIVE_PREFIX = "autoscaling.knative.dev/"
+PREDICTOR = "predictor"
+TRANSFORMER = "transformer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +40,29 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
-class PredictorPlan:
+class ComponentPlan:
+    """One component (predictor or transformer): its revision template and how it takes traffic and scales."""
+
     fingerprint: str
     replica: dict[str, Any]
-    model_name: str
     canary_percent: int | None
-    min_replicas: int
     timeout_s: float
     container_concurrency: int
-    policy: RolloutPolicy
     scaling: ScalingPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePlan:
+    """An InferenceService's components, the one in front first (the transformer when there is one)."""
+
+    model_name: str
+    policy: RolloutPolicy
+    components: dict[str, ComponentPlan]
+
+    @property
+    def front(self) -> str:
+        """The component the service's own host and name reach."""
+        return next(iter(self.components))
 
 
 def parse(text: str) -> list[Document]:
@@ -49,58 +74,74 @@ def unserved_fields(manifest: dict[str, Any]) -> list[str]:
     """Valid parts of a spec that this release validates but cannot serve yet (they change what clients get)."""
     spec = manifest["spec"]
     return [
-        *(component for component in ("transformer", "explainer") if spec.get(component)),
-        *(f"predictor.{field}" for field in ("logger",) if spec["predictor"].get(field)),
+        *(["explainer"] if spec.get("explainer") else []),
+        *(["transformer.containers"] if (spec.get("transformer") or {}).get("containers") else []),
+        *(f"{c}.logger" for c in (PREDICTOR, TRANSFORMER) if (spec.get(c) or {}).get("logger")),
     ]
 
 
-def predictor_plan(manifest: dict[str, Any]) -> PredictorPlan:
+def service_plan(manifest: dict[str, Any], domain: str) -> ServicePlan:
+    """Plan every component of an InferenceService; `domain` makes the predictor's host for a transformer."""
     service = parse_manifest(manifest)
     assert isinstance(service, InferenceService)
     predictor = service.spec.predictor
-    model = predictor.model_spec()
+    components = {PREDICTOR: _component_plan(service, predictor, {})}
+    transformer = service.spec.transformer
+    if transformer is not None:
+        calls = {
+            "host": f"{service.name}-predictor.{service.namespace}.{domain}",
+            "service": f"{service.namespace}/{service.name}-predictor",
+            "model": service.model_name,
+            "protocol": predictor.model_spec().protocol_version,
+            "timeout_s": float(predictor.timeout),
+        }
+        components = {TRANSFORMER: _component_plan(service, transformer, {"predictor": calls}), **components}
+    return ServicePlan(service.model_name, service.rollout_policy, components)
+
+
+def _component_plan(service: InferenceService, component: ComponentSpec, extra: dict[str, Any]) -> ComponentPlan:
+    model = component.model
+    assert model is not None, "validation gives every served component a model"
     env = {var.name: var.value for var in model.env}
-    env["WHARF_REQUEST_TIMEOUT_S"] = str(predictor.timeout)
-    if predictor.batcher is not None:
-        env["WHARF_MAX_BATCH_SIZE"] = str(predictor.batcher.max_batch_size)
-        env["WHARF_MAX_BATCH_LATENCY_MS"] = str(predictor.batcher.max_latency)
+    env["WHARF_REQUEST_TIMEOUT_S"] = str(component.timeout)
+    if component.batcher is not None:
+        env["WHARF_MAX_BATCH_SIZE"] = str(component.batcher.max_batch_size)
+        env["WHARF_MAX_BATCH_LATENCY_MS"] = str(component.batcher.max_latency)
     replica = {
         "model_name": service.model_name,
         "model_uri": model.storage_uri,
         "runtime": None if model.is_custom else model.model_format.name,
         "env": env,
         "args": list(model.args),
+        **extra,
     }
-    return PredictorPlan(
-        fingerprint=component_fingerprint(predictor),
+    return ComponentPlan(
+        fingerprint=component_fingerprint(component),
         replica=replica,
-        model_name=service.model_name,
-        canary_percent=predictor.canary_traffic_percent,
-        min_replicas=predictor.min_replicas,
-        timeout_s=float(predictor.timeout),
-        container_concurrency=predictor.container_concurrency,
-        policy=service.rollout_policy,
-        scaling=_scaling(service),
+        canary_percent=component.canary_traffic_percent,
+        timeout_s=float(component.timeout),
+        container_concurrency=component.container_concurrency,
+        scaling=_scaling(service, component),
     )
 
 
-def _scaling(service: InferenceService) -> ScalingPolicy:
-    """The predictor's autoscaling policy: its spec fields, else its Knative annotations, else Knative's defaults.
+def _scaling(service: InferenceService, component: ComponentSpec) -> ScalingPolicy:
+    """A component's autoscaling policy: its spec fields, else the service's Knative annotations, else Knative's
+    defaults.
 
     minReplicas and scaleMetric always have a value after defaulting; an annotation setting them wins over a
     value the user may not have written (KServe, too, turns these fields into the same annotations).
     """
-    predictor = service.spec.predictor
     annotations = service.metadata.annotations
     knative = {key.removeprefix(KNATIVE_PREFIX) for key in annotations if key.startswith(KNATIVE_PREFIX)}
     try:
         return policy_from_annotations(
             {k: v for k, v in annotations.items() if k.startswith(KNATIVE_PREFIX)},
-            min_replicas=None if knative & {"min-scale", "minScale"} else predictor.min_replicas,
-            max_replicas=predictor.max_replicas or None,
-            scale_target=predictor.scale_target,
-            scale_metric=None if "metric" in knative else predictor.scale_metric,
-            container_concurrency=predictor.container_concurrency,
+            min_replicas=None if knative & {"min-scale", "minScale"} else component.min_replicas,
+            max_replicas=component.max_replicas or None,
+            scale_target=component.scale_target,
+            scale_metric=None if "metric" in knative else component.scale_metric,
+            container_concurrency=component.container_concurrency,
         )
     except ValueError as e:
         raise ConfigurationError(f"InferenceService {service.namespace}/{service.name}: {e}") from None

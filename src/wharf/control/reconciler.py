@@ -1,10 +1,13 @@
 """The reconciler: turns applied InferenceServices into revisions, replicas and routes.
 
-For each service it keeps KServe's rollout bookkeeping in the status (latest created / ready / rolled-out and
-previously rolled-out revisions), decides the traffic split (canary, promotion, rollback), asks the backend for
-replicas of every revision that takes traffic (or shadow traffic), and hands the gateway a fresh route table. It
-runs on events (apply, delete, a replica's change) and on a periodic resync that records replicas for adoption
-and rolls back a canary whose error rate or p99 latency crosses the service's thresholds.
+For each component of each service (the predictor, and a transformer in front of it) it keeps KServe's rollout
+bookkeeping in the status (latest created / ready / rolled-out and previously rolled-out revisions), decides the
+traffic split (canary, promotion, rollback), asks the backend for replicas of every revision that takes traffic
+(or shadow traffic), and hands the gateway a fresh route table. The front component answers on the service's own
+host; behind a transformer, the predictor answers on `{service}-predictor`, where the transformer calls it through
+the gateway (so the predictor keeps its canary, autoscaling and scale from zero). The reconciler runs on events
+(apply, delete, a replica's change) and on a periodic resync that records replicas for adoption and rolls back a
+canary whose error rate or p99 latency crosses the service's thresholds.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from typing import Any, TypeVar
 from wharf.control.backends import LocalBackend, ReplicaSpec, ReplicaState
 from wharf.control.graph_plan import GRAPH_KIND, graph_route
 from wharf.control.metrics import ControlMetrics
-from wharf.control.plan import ISVC_KIND, PredictorPlan, predictor_plan
+from wharf.control.plan import ISVC_KIND, ComponentPlan, ServicePlan, service_plan
 from wharf.control.scaling import RevisionScaling
 from wharf.control.store import Resource, RevisionRecord, Store
 from wharf.gateway import Gateway
 from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
+from wharf.model.transformer import predictor_env
 
 log = logging.getLogger(__name__)
-PREDICTOR = "predictor"
 T = TypeVar("T")
 MIN_REQUESTS_FOR_ROLLBACK = 20  # fewer requests in the window say too little about a canary
 
@@ -42,8 +45,8 @@ class Rollout:
     rollback_reason: str | None = None
 
     @staticmethod
-    def from_status(status: dict[str, Any]) -> Rollout | None:
-        saved = status.get("rollout")
+    def from_status(status: dict[str, Any], component: str) -> Rollout | None:
+        saved = (status.get("rollout") or {}).get(component)
         return Rollout(**saved) if saved else None
 
     def advance(self, latest: str, canary_percent: int | None) -> Rollout:
@@ -75,24 +78,50 @@ class Rollout:
         return latest if latest != self.latest_rolled_out and latest != self.rolled_back else None
 
 
+@dataclass(frozen=True, slots=True)
+class ComponentState:
+    """Where one component stands after a pass: its rollout and the split it serves, wants and mirrors."""
+
+    rollout: Rollout
+    traffic: dict[str, int]
+    desired: dict[str, int]
+    shadow: tuple[str, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ingress:
+    """The gateway's addresses, where transformers reach their predictors."""
+
+    http_url: str
+    grpc_target: str
+
+
 class Reconciler:
     def __init__(
-        self, store: Store, backend: LocalBackend, gateway: Gateway, domain: str, stats_window_s: float, grace_s: float
+        self,
+        store: Store,
+        backend: LocalBackend,
+        gateway: Gateway,
+        ingress: Ingress,
+        domain: str,
+        stats_window_s: float,
+        grace_s: float,
     ) -> None:
         self.store = store
         self.backend = backend
         self.gateway = gateway
+        self.ingress = ingress
         self.domain = domain
         self.stats_window_s = stats_window_s
         self.metrics = ControlMetrics()
         self.scaling = RevisionScaling(grace_s, self.metrics)
         self._lock = asyncio.Lock()
         # Parsed once per version of a resource: the resync reads every resource each second.
-        self._plans: dict[tuple[str, str, float, int], PredictorPlan] = {}
+        self._plans: dict[tuple[str, str, float, int], ServicePlan] = {}
         self._graphs: dict[tuple[str, str, float, int], Graph] = {}
 
-    def _plan(self, resource: Resource) -> PredictorPlan:
-        return _cached(self._plans, resource, lambda: predictor_plan(resource.manifest))
+    def _plan(self, resource: Resource) -> ServicePlan:
+        return _cached(self._plans, resource, lambda: service_plan(resource.manifest, self.domain))
 
     def _graph(self, resource: Resource) -> Graph:
         return _cached(
@@ -109,13 +138,18 @@ class Reconciler:
             self._graph_statuses()
             self._publish()
 
-    async def rollback(self, namespace: str, name: str, reason: str) -> None:
+    async def rollback(self, namespace: str, name: str, reason: str, component: str | None = None) -> None:
+        """Roll back `component`, or every component that has a canary or an earlier rolled-out revision."""
         async with self._lock:
             resource = self.store.get(ISVC_KIND, namespace, name)
-            rollout = Rollout.from_status(resource.status) if resource else None
-            if resource is None or rollout is None:
+            if resource is None:
                 return
-            self._save_rollout(resource, rollout.roll_back(reason))
+            rollouts = dict(resource.status.get("rollout") or {})
+            for each in [component] if component else list(rollouts):
+                rollout = Rollout.from_status(resource.status, each)
+                if rollout is not None and (component or rollout.canary or rollout.previous_rolled_out):
+                    rollouts[each] = dataclasses.asdict(rollout.roll_back(reason))
+            self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": rollouts})
         await self.reconcile(namespace, name)
 
     async def resync(self) -> None:
@@ -123,88 +157,115 @@ class Reconciler:
         replica health, and replicas are recorded for adoption."""
         self._sample_load()
         for resource in self.store.list(ISVC_KIND):
-            reason = self._judge_canary(resource)
-            if reason:
-                log.warning("rolling back a canary", extra={"service": resource.name, "reason": reason})
-                await self.rollback(resource.namespace, resource.name, reason)
+            for component, reason in self._judge_canaries(resource):
+                log.warning(
+                    "rolling back a canary", extra={"service": resource.name, "component": component, "reason": reason}
+                )
+                await self.rollback(resource.namespace, resource.name, reason, component)
         await self.reconcile()
         self.store.save_replicas({s.id: (s.revision, dataclasses.asdict(s)) for s in self.backend.replicas()})
 
     async def demand(self, revision: str) -> None:
         """Requests wait in the gateway for `revision`, which has no ready replica: scale it up now."""
         for resource in self.store.list(ISVC_KIND):
-            if revision in _routed(resource.status):
-                self.scaling.demanded(revision, self._plan(resource).scaling)
-                await self.reconcile(resource.namespace, resource.name)
+            for component, plan in self._plan(resource).components.items():
+                if revision in _routed(resource.status, component):
+                    self.scaling.demanded(revision, plan.scaling)
+                    await self.reconcile(resource.namespace, resource.name)
 
     def _sample_load(self) -> None:
         stats = self.gateway.stats()
         for resource in self.store.list(ISVC_KIND):
-            policy = self._plan(resource).scaling
-            for revision in set(_routed(resource.status)):
-                load = stats.get(revision)
-                if load is None:
-                    self.scaling.observe_gateway(revision, policy, 0, 0, 0.0)
-                else:
-                    rps = load.requests / self.stats_window_s
-                    self.scaling.observe_gateway(revision, policy, load.in_flight, load.queued, rps)
+            for component, plan in self._plan(resource).components.items():
+                for revision in set(_routed(resource.status, component)):
+                    load = stats.get(revision)
+                    if load is None:
+                        self.scaling.observe_gateway(revision, plan.scaling, 0, 0, 0.0)
+                    else:
+                        rps = load.requests / self.stats_window_s
+                        self.scaling.observe_gateway(revision, plan.scaling, load.in_flight, load.queued, rps)
 
     def replica_specs(self) -> dict[str, ReplicaSpec]:
         """Every stored revision's replica spec, by revision name (what adoption after a restart needs)."""
         return {
-            record.name: _replica_spec(record)
+            record.name: self._replica_spec(record)
             for resource in self.store.list(ISVC_KIND)
-            for record in self.store.revisions(resource.namespace, resource.name, PREDICTOR)
+            for component in self._plan(resource).components
+            for record in self.store.revisions(resource.namespace, resource.name, component)
         }
 
     # -- one service --------------------------------------------------------------------------------------------
     async def _reconcile(self, resource: Resource) -> None:
         plan = self._plan(resource)
+        states = {
+            component: await self._reconcile_component(resource, component, component_plan, plan)
+            for component, component_plan in plan.components.items()
+        }
+        self.store.set_status(ISVC_KIND, resource.namespace, resource.name, self._status(resource, plan, states))
+
+    async def _reconcile_component(
+        self, resource: Resource, component: str, plan: ComponentPlan, service: ServicePlan
+    ) -> ComponentState:
         revision, _ = self.store.revision_for(
-            resource.namespace, resource.name, PREDICTOR, plan.fingerprint, plan.replica
+            resource.namespace, resource.name, component, plan.fingerprint, plan.replica
         )
-        saved = Rollout.from_status(resource.status)
+        saved = Rollout.from_status(resource.status, component)
         rollout = saved.advance(revision.name, plan.canary_percent) if saved else Rollout(revision.name, revision.name)
         desired = rollout.traffic(plan.canary_percent)
-        shadow = _shadow(rollout, desired, plan)
-        records = {r.name: r for r in self.store.revisions(resource.namespace, resource.name, PREDICTOR)}
+        shadow = _shadow(rollout, desired, service.policy.shadow_percent)
+        records = {r.name: r for r in self.store.revisions(resource.namespace, resource.name, component)}
         for name in {*desired, *(shadow[:1] if shadow else ())}:
             ready = sum(replica.ready for replica in self.backend.replicas(name))
-            await self.backend.scale(_replica_spec(records[name]), self.scaling.replicas(name, plan.scaling, ready))
+            await self.backend.scale(
+                self._replica_spec(records[name]), self.scaling.replicas(name, plan.scaling, ready)
+            )
         # Traffic moves only to revisions that can take it: until then the split published before stays.
-        published = (resource.status.get("routing") or {}).get("traffic")
+        published = _routing(resource.status, component).get("traffic")
         takes_traffic = all(self._ready(name) or self.scaling.at_zero(name) for name in desired)
         traffic = desired if published is None or takes_traffic else published
-        status = self._status(resource, plan, rollout, traffic, desired, shadow)
-        self.store.set_status(ISVC_KIND, resource.namespace, resource.name, status)
+        return ComponentState(rollout, traffic, desired, shadow)
 
     def _ready(self, revision: str) -> bool:
         return any(replica.ready for replica in self.backend.replicas(revision))
 
-    def _save_rollout(self, resource: Resource, rollout: Rollout) -> None:
-        self.store.set_status(
-            ISVC_KIND, resource.namespace, resource.name, {**resource.status, "rollout": dataclasses.asdict(rollout)}
+    def _replica_spec(self, record: RevisionRecord) -> ReplicaSpec:
+        """What a replica of `record` runs; a transformer's also says where the gateway is, to call its predictor."""
+        spec = record.spec
+        env = dict(spec["env"])
+        if "predictor" in spec:
+            env.update(
+                predictor_env(url=self.ingress.http_url, grpc_target=self.ingress.grpc_target, **spec["predictor"])
+            )
+        return ReplicaSpec(
+            record.name, spec["model_name"], spec["model_uri"], spec["runtime"], env, tuple(spec["args"])
         )
 
-    def _judge_canary(self, resource: Resource) -> str | None:
-        """Why the service's canary must be rolled back, if it must."""
-        rollout = Rollout.from_status(resource.status)
-        if rollout is None or rollout.canary is None:
-            return None
+    def _judge_canaries(self, resource: Resource) -> list[tuple[str, str]]:
+        """(component, why) for each component whose canary must be rolled back."""
         policy = self._plan(resource).policy
         if not policy.auto_rollback:
-            return None
-        stats = self.gateway.stats().get(rollout.canary)
-        if stats is None or stats.requests < MIN_REQUESTS_FOR_ROLLBACK:
-            return None
-        limit = policy.rollback_error_rate
-        if limit is not None and stats.error_rate > limit:
-            return f"canary {rollout.canary} failed {stats.error_rate:.0%} of its requests (limit {limit:.0%})"
-        if policy.rollback_p99_ms is not None and stats.p99_ms is not None and stats.p99_ms > policy.rollback_p99_ms:
-            return (
-                f"canary {rollout.canary} answered at p99 {stats.p99_ms:.0f} ms (limit {policy.rollback_p99_ms:.0f} ms)"
-            )
-        return None
+            return []
+        verdicts = []
+        for component in self._plan(resource).components:
+            rollout = Rollout.from_status(resource.status, component)
+            stats = self.gateway.stats().get(rollout.canary) if rollout and rollout.canary else None
+            if rollout is None or stats is None or stats.requests < MIN_REQUESTS_FOR_ROLLBACK:
+                continue
+            limit = policy.rollback_error_rate
+            if limit is not None and stats.error_rate > limit:
+                reason = f"canary {rollout.canary} failed {stats.error_rate:.0%} of its requests (limit {limit:.0%})"
+                verdicts.append((component, reason))
+            elif (
+                policy.rollback_p99_ms is not None
+                and stats.p99_ms is not None
+                and stats.p99_ms > policy.rollback_p99_ms
+            ):
+                reason = (
+                    f"canary {rollout.canary} answered at p99 {stats.p99_ms:.0f} ms"
+                    f" (limit {policy.rollback_p99_ms:.0f} ms)"
+                )
+                verdicts.append((component, reason))
+        return verdicts
 
     async def _prune(self) -> None:
         """Stop replicas of revisions that no service routes to any more."""
@@ -215,107 +276,114 @@ class Reconciler:
             await self.backend.remove(revision)
         self.scaling.forget(wanted)
 
-    def _status(
-        self,
-        resource: Resource,
-        plan: PredictorPlan,
-        rollout: Rollout,
-        traffic: dict[str, int],
-        desired: dict[str, int],
-        shadow: tuple[str, int] | None,
-    ) -> dict[str, Any]:
-        states = {name: self.backend.replicas(name) for name in {*traffic, *desired, *(shadow[:1] if shadow else ())}}
-        ready = {
-            name for name, replicas in states.items() if any(r.ready for r in replicas) or self.scaling.at_zero(name)
-        }
-        previous = resource.status.get("components", {}).get(PREDICTOR, {})
-        latest_ready = (
-            rollout.latest_created if rollout.latest_created in ready else previous.get("latestReadyRevision")
-        )
-        serving = all(name in ready for name in desired)
-        url = f"http://{resource.name}.{resource.namespace}.{self.domain}"
-        waiting = "" if serving else "waiting for a ready replica of " + ", ".join(sorted(set(desired) - ready))
-        errors = [r.last_error for replicas in states.values() for r in replicas if r.last_error and not r.ready]
+    def _url(self, resource: Resource, plan: ServicePlan, component: str) -> str:
+        """The front component answers on the service's host; one behind it on `{service}-{component}`."""
+        name = resource.name if component == plan.front else f"{resource.name}-{component}"
+        return f"http://{name}.{resource.namespace}.{self.domain}"
+
+    def _status(self, resource: Resource, plan: ServicePlan, states: dict[str, ComponentState]) -> dict[str, Any]:
+        components, conditions, routing = {}, [], {}
+        replicas: list[ReplicaState] = []
+        messages = []
+        for component, state in states.items():
+            rollout, desired = state.rollout, state.desired
+            names = {*state.traffic, *desired, *(state.shadow[:1] if state.shadow else ())}
+            by_revision = {name: self.backend.replicas(name) for name in names}
+            replicas += [r for rs in by_revision.values() for r in rs]
+            ready = {n for n, rs in by_revision.items() if any(r.ready for r in rs) or self.scaling.at_zero(n)}
+            previous = resource.status.get("components", {}).get(component, {})
+            latest_ready = (
+                rollout.latest_created if rollout.latest_created in ready else previous.get("latestReadyRevision")
+            )
+            serving = all(name in ready for name in desired)
+            waiting = "" if serving else "waiting for a ready replica of " + ", ".join(sorted(set(desired) - ready))
+            errors = [r.last_error for rs in by_revision.values() for r in rs if r.last_error and not r.ready]
+            conditions.append(_condition(f"{component.capitalize()}Ready", serving, errors[0] if errors else waiting))
+            if not serving or rollout.rollback_reason:
+                messages.append(rollout.rollback_reason or waiting)
+            components[component] = {
+                "url": self._url(resource, plan, component),
+                "latestCreatedRevision": rollout.latest_created,
+                "latestReadyRevision": latest_ready,
+                "latestRolledoutRevision": rollout.latest_rolled_out,
+                "previousRolledoutRevision": rollout.previous_rolled_out,
+                "traffic": [
+                    {
+                        "revisionName": name,
+                        "percent": share,
+                        "latestRevision": name == rollout.latest_created,
+                        "tag": "latest" if name == rollout.latest_created else "prev",
+                    }
+                    for name, share in state.traffic.items()
+                ],
+            }
+            routing[component] = {
+                "traffic": state.traffic,
+                "desired": desired,
+                "shadow": list(state.shadow) if state.shadow else None,
+                "timeout_s": plan.components[component].timeout_s,
+                "container_concurrency": plan.components[component].container_concurrency,
+            }
+        url = self._url(resource, plan, plan.front)
+        serving = all(c["status"] == "True" for c in conditions)
         return {
             "observedGeneration": resource.generation,
             "url": url,
             "address": {"url": url},
             "conditions": [
-                _condition("PredictorReady", serving, errors[0] if errors else waiting),
+                *conditions,
                 _condition("IngressReady", True, ""),
-                _condition("Ready", serving, rollout.rollback_reason or waiting),
+                _condition("Ready", serving, "; ".join(m for m in messages if m)),
             ],
-            "components": {
-                PREDICTOR: {
-                    "url": url,
-                    "latestCreatedRevision": rollout.latest_created,
-                    "latestReadyRevision": latest_ready,
-                    "latestRolledoutRevision": rollout.latest_rolled_out,
-                    "previousRolledoutRevision": rollout.previous_rolled_out,
-                    "traffic": [
-                        {
-                            "revisionName": name,
-                            "percent": share,
-                            "latestRevision": name == rollout.latest_created,
-                            "tag": "latest" if name == rollout.latest_created else "prev",
-                        }
-                        for name, share in traffic.items()
-                    ],
-                }
-            },
-            "replicas": sum(len(replicas) for replicas in states.values()),
-            "replicaStates": [
-                {k: v for k, v in dataclasses.asdict(r).items() if k != "started_at"}
-                for rs in states.values()
-                for r in rs
-            ],
-            "rollout": dataclasses.asdict(rollout),
-            "routing": {
-                "model": plan.model_name,
-                "traffic": traffic,
-                "desired": desired,
-                "shadow": list(shadow) if shadow else None,
-                "timeout_s": plan.timeout_s,
-                "container_concurrency": plan.container_concurrency,
-            },
+            "components": components,
+            "replicas": len(replicas),
+            "replicaStates": [{k: v for k, v in dataclasses.asdict(r).items() if k != "started_at"} for r in replicas],
+            "rollout": {component: dataclasses.asdict(state.rollout) for component, state in states.items()},
+            "routing": {"model": plan.model_name, "front": plan.front, "components": routing},
         }
 
     # -- routes -------------------------------------------------------------------------------------------------
     def _publish(self) -> None:
-        """Hand the gateway the routes of every service."""
+        """Hand the gateway the routes of every service: one gateway service per component."""
         services = []
         for resource in self.store.list(ISVC_KIND):
-            routing = resource.status.get("routing")
-            rollout = Rollout.from_status(resource.status)
-            if routing is None or rollout is None:
-                continue
-            tags = {"latest": rollout.latest_created}
-            prev = next((n for n in routing["traffic"] if n != rollout.latest_created), rollout.previous_rolled_out)
-            if prev:
-                tags["prev"] = prev
-            revisions = {
-                name: Revision(
-                    name,
-                    tuple(_replica(s) for s in self.backend.replicas(name)),
-                    routing["timeout_s"],
-                    routing["container_concurrency"],
-                )
-                for name in {*_routed(resource.status), *tags.values()}
-            }
-            shadow = routing["shadow"]
-            services.append(
-                Service(
-                    namespace=resource.namespace,
-                    name=resource.name,
-                    model=routing["model"],
-                    traffic=tuple(routing["traffic"].items()),
-                    tags=tags,
-                    revisions=revisions,
-                    shadow=(shadow[0], shadow[1]) if shadow else None,
-                )
-            )
+            routing = resource.status.get("routing") or {}
+            for component, route in (routing.get("components") or {}).items():
+                rollout = Rollout.from_status(resource.status, component)
+                if rollout is None:
+                    continue
+                front = component == routing["front"]
+                services.append(self._service(resource, component, route, rollout, routing["model"], front))
         graphs = tuple(self._graph(r) for r in self.store.list(GRAPH_KIND))
         self.gateway.update(RouteTable(tuple(services), self.domain, graphs))
+
+    def _service(
+        self, resource: Resource, component: str, route: dict[str, Any], rollout: Rollout, model: str, front: bool
+    ) -> Service:
+        tags = {"latest": rollout.latest_created}
+        prev = next((n for n in route["traffic"] if n != rollout.latest_created), rollout.previous_rolled_out)
+        if prev:
+            tags["prev"] = prev
+        revisions = {
+            name: Revision(
+                name,
+                tuple(_replica(s) for s in self.backend.replicas(name)),
+                route["timeout_s"],
+                route["container_concurrency"],
+            )
+            for name in {*_routed(resource.status, component), *tags.values()}
+        }
+        shadow = route["shadow"]
+        return Service(
+            namespace=resource.namespace,
+            name=resource.name if front else f"{resource.name}-{component}",
+            model=model,
+            traffic=tuple(route["traffic"].items()),
+            tags=tags,
+            revisions=revisions,
+            shadow=(shadow[0], shadow[1]) if shadow else None,
+            front=front,
+        )
 
     def _graph_statuses(self) -> None:
         """A graph is ready when every InferenceService it calls exists and is ready."""
@@ -337,9 +405,8 @@ class Reconciler:
                 self.store.set_status(GRAPH_KIND, graph.namespace, graph.name, status)
 
 
-def _shadow(rollout: Rollout, traffic: dict[str, int], plan: PredictorPlan) -> tuple[str, int] | None:
+def _shadow(rollout: Rollout, traffic: dict[str, int], percent: int | None) -> tuple[str, int] | None:
     """Mirror a share of the rolled-out revision's requests to the latest one while it takes no traffic itself."""
-    percent = plan.policy.shadow_percent
     latest = rollout.latest_created
     if not percent or latest in traffic or latest == rollout.rolled_back:
         return None
@@ -366,21 +433,24 @@ def _called_services(manifest: dict[str, Any]) -> set[str]:
     }
 
 
-def _routed(status: dict[str, Any]) -> list[str]:
-    routing = status.get("routing") or {}
-    shadow = routing["shadow"][:1] if routing.get("shadow") else []
-    return [*routing.get("traffic", {}), *routing.get("desired", {}), *shadow]
+def _routing(status: dict[str, Any], component: str) -> dict[str, Any]:
+    """The routing a component's last pass recorded (empty before its first)."""
+    return ((status.get("routing") or {}).get("components") or {}).get(component) or {}
+
+
+def _routed(status: dict[str, Any], component: str | None = None) -> list[str]:
+    """The revisions a component (or, without one, any component) routes or mirrors requests to, or scales for."""
+    components = ((status.get("routing") or {}).get("components") or {}).keys() if component is None else [component]
+    routed = []
+    for each in components:
+        routing = _routing(status, each)
+        shadow = routing["shadow"][:1] if routing.get("shadow") else []
+        routed += [*routing.get("traffic", {}), *routing.get("desired", {}), *shadow]
+    return routed
 
 
 def _condition(kind: str, ok: bool, message: str) -> dict[str, str]:
     return {"type": kind, "status": "True" if ok else "False", "message": message}
-
-
-def _replica_spec(record: RevisionRecord) -> ReplicaSpec:
-    spec = record.spec
-    return ReplicaSpec(
-        record.name, spec["model_name"], spec["model_uri"], spec["runtime"], spec["env"], tuple(spec["args"])
-    )
 
 
 def _replica(state: ReplicaState) -> Replica:

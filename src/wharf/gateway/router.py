@@ -40,7 +40,8 @@ class Router:
             suffix = f"{service.name}.{service.namespace}.{table.domain}".lower()
             for tag, revision in service.tags.items():
                 self._hosts[f"{tag}-{suffix}".lower()] = (service, revision)
-            self._models.setdefault(service.model, []).append(service)
+            if service.front:
+                self._models.setdefault(service.model, []).append(service)
             total, split = 0, []
             for name, percent in service.traffic:
                 if percent:

@@ -35,7 +35,11 @@ class Revision:
 
 @dataclass(frozen=True, slots=True)
 class Service:
-    """An InferenceService: which revisions get which share of its traffic."""
+    """An InferenceService's component: which revisions get which share of its traffic.
+
+    A service with a transformer is two of these: the transformer in front, under the service's name, and the
+    predictor behind it as `{name}-predictor` (`front` False), which gRPC requests naming the model do not reach.
+    """
 
     namespace: str
     name: str
@@ -44,6 +48,7 @@ class Service:
     tags: Mapping[str, str]  # tag -> revision name; `{tag}-{name}.{namespace}.{domain}` reaches that revision
     revisions: Mapping[str, Revision]  # by revision name
     shadow: tuple[str, int] | None = None  # (revision name, percent of requests mirrored to it)
+    front: bool = True  # whether requests naming `model` (gRPC without x-wharf-service) come here
 
     @property
     def key(self) -> str:

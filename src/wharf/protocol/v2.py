@@ -21,6 +21,8 @@ _REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs", "model_name"
 _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _TRANSPORT_PARAMETERS = frozenset({"binary_data_size", "binary_data"})  # set by the codec, never by a model
+# The message that carries each kind of tensor (the codecs name tensors "input" or "output" in errors).
+MESSAGE_OF_KIND = {"input": "request", "output": "response"}
 
 
 @dataclass(slots=True)
@@ -92,29 +94,14 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
 
 def decode_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """Decode an inference request; with `header_length`, binary tensor data follows the JSON header."""
-    binary: memoryview | None = None
-    if header_length is not None:
-        if not 0 < header_length <= len(body):
-            raise InvalidInput(
-                f"Inference-Header-Content-Length {header_length} does not fit a body of {len(body)} bytes"
-            )
-        binary = memoryview(body)[header_length:]
-        body = body[:header_length]
-    doc = loads_object(body)
+    doc, binary = _parse(body, header_length)
     unknown = doc.keys() - _REQUEST_KEYS
     if unknown:
         raise InvalidInput(f"unknown request field(s): {', '.join(sorted(unknown))}")
     items = doc.get("inputs")
     if not isinstance(items, list) or not items:
         raise InvalidInput("'inputs' must be a non-empty list")
-    inputs, offset = [], 0
-    for index, item in enumerate(items):
-        tensor, offset = _decode_input(item, index, binary, offset)
-        inputs.append(tensor)
-    if binary is not None and offset != len(binary):
-        raise InvalidInput(f"{len(binary) - offset} bytes of binary data follow the last input")
-    if len({t.name for t in inputs}) != len(inputs):
-        raise InvalidInput("input names must be unique")
+    inputs = _decode_tensors(items, "input", binary)
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
@@ -126,30 +113,76 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
     )
 
 
-def _decode_input(item: Any, index: int, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
+def decode_response(body: bytes, header_length: int | None = None) -> InferResponse:
+    """Decode an inference response (the client's side); with `header_length`, binary outputs follow the JSON."""
+    doc, binary = _parse(body, header_length)
+    model_name = doc.get("model_name")
+    if not isinstance(model_name, str):
+        raise InvalidInput("response: 'model_name' must be a string")
+    items = doc.get("outputs")
+    if not isinstance(items, list):
+        raise InvalidInput("response: 'outputs' must be a list")
+    return InferResponse(
+        model_name=model_name,
+        outputs=_decode_tensors(items, "output", binary),
+        model_version=doc.get("model_version"),
+        id=doc.get("id"),
+        parameters=_parameters(doc.get("parameters"), "response") or None,
+    )
+
+
+def _parse(body: bytes, header_length: int | None) -> tuple[dict[str, Any], memoryview | None]:
+    """The JSON document of a message and the binary tensor data after it (None without `header_length`)."""
+    binary: memoryview | None = None
+    if header_length is not None:
+        if not 0 < header_length <= len(body):
+            raise InvalidInput(
+                f"Inference-Header-Content-Length {header_length} does not fit a body of {len(body)} bytes"
+            )
+        binary = memoryview(body)[header_length:]
+        body = body[:header_length]
+    return loads_object(body), binary
+
+
+def _decode_tensors(items: list[Any], kind: str, binary: memoryview | None) -> list[Tensor]:
+    """The tensors of a request's inputs or a response's outputs (`kind` "input" or "output")."""
+    decoded, offset = [], 0
+    for index, item in enumerate(items):
+        tensor, offset = _decode_tensor(item, kind, index, binary, offset)
+        decoded.append(tensor)
+    if binary is not None and offset != len(binary):
+        raise InvalidInput(f"{len(binary) - offset} bytes of binary data follow the last {kind}")
+    if len({t.name for t in decoded}) != len(decoded):
+        raise InvalidInput(f"{kind} names must be unique")
+    return decoded
+
+
+def _decode_tensor(item: Any, kind: str, index: int, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
     if not isinstance(item, dict):
-        raise InvalidInput(f"inputs[{index}] must be a JSON object")
+        raise InvalidInput(f"{kind}s[{index}] must be a JSON object")
     name = item.get("name")
     if not isinstance(name, str) or not name:
-        raise InvalidInput(f"inputs[{index}]: 'name' must be a non-empty string")
+        raise InvalidInput(f"{kind}s[{index}]: 'name' must be a non-empty string")
     unknown = item.keys() - _TENSOR_KEYS
     if unknown:
-        raise InvalidInput(f"input '{name}': unknown field(s): {', '.join(sorted(unknown))}")
+        raise InvalidInput(f"{kind} '{name}': unknown field(s): {', '.join(sorted(unknown))}")
     datatype = item.get("datatype")
     shape = item.get("shape")
-    parameters = _parameters(item.get("parameters"), f"input '{name}'")
+    parameters = _parameters(item.get("parameters"), f"{kind} '{name}'")
     size = parameters.pop("binary_data_size", None)  # how the tensor travelled, not a parameter for the model
     if size is not None:
         if binary is None:
-            raise InvalidInput(f"input '{name}' has binary_data_size but the request has no binary data")
+            raise InvalidInput(
+                f"{kind} '{name}' has binary_data_size but the {MESSAGE_OF_KIND[kind]} has no binary data"
+            )
         if type(size) is not int or size < 0 or offset + size > len(binary):
-            raise InvalidInput(f"input '{name}': binary_data_size {size!r} runs past the binary data")
+            raise InvalidInput(f"{kind} '{name}': binary_data_size {size!r} runs past the binary data")
         data = tensors.from_bytes(binary[offset : offset + size], shape, datatype, name)
         offset += size
     elif "data" in item:
         data = tensors.from_json(item["data"], shape, datatype, name)
     else:
-        raise InvalidInput(f"input '{name}' has neither 'data' nor binary_data_size")
+        raise InvalidInput(f"{kind} '{name}' has neither 'data' nor binary_data_size")
     return Tensor(name, data, datatype, parameters or None), offset
 
 
@@ -178,24 +211,32 @@ def _wants_binary(name: str, request: InferRequest | None) -> bool:
     return default
 
 
+def encode_request(request: InferRequest, binary: bool = False) -> tuple[bytes, int | None]:
+    """Encode a request (the client's side) as JSON, or with `binary` as JSON header plus raw input bytes.
+
+    Returns the body and, for a binary body, the header length for `Inference-Header-Content-Length`.
+    """
+    chunks: list[bytes] = []
+    doc: dict[str, Any] = {}
+    if request.id is not None:
+        doc["id"] = request.id
+    if request.parameters:
+        doc["parameters"] = request.parameters
+    doc["inputs"] = [_encode_tensor(tensor, binary, chunks) for tensor in request.inputs]
+    if request.outputs is not None:
+        doc["outputs"] = [
+            {"name": o.name, "parameters": o.parameters} if o.parameters else {"name": o.name} for o in request.outputs
+        ]
+    return _with_binary(doc, chunks)
+
+
 def encode_response(response: InferResponse, request: InferRequest | None = None) -> tuple[bytes, int | None]:
     """Encode a response as JSON, or as JSON header plus raw bytes where the request asked for binary outputs.
 
     Returns the body and, for a binary body, the header length for `Inference-Header-Content-Length`.
     """
-    outputs, chunks = [], []
-    for tensor in response.outputs:
-        out: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
-        parameters = {k: v for k, v in (tensor.parameters or {}).items() if k not in _TRANSPORT_PARAMETERS}
-        if _wants_binary(tensor.name, request):
-            raw = tensors.to_bytes(tensor.data, tensor.datatype)
-            parameters["binary_data_size"] = len(raw)
-            chunks.append(raw)
-        else:
-            out["data"] = tensors.to_json(tensor.data, tensor.name)
-        if parameters:
-            out["parameters"] = parameters
-        outputs.append(out)
+    chunks: list[bytes] = []
+    outputs = [_encode_tensor(tensor, _wants_binary(tensor.name, request), chunks) for tensor in response.outputs]
     doc: dict[str, Any] = {"model_name": response.model_name}
     if response.model_version is not None:
         doc["model_version"] = response.model_version
@@ -204,6 +245,26 @@ def encode_response(response: InferResponse, request: InferRequest | None = None
     if response.parameters:
         doc["parameters"] = response.parameters
     doc["outputs"] = outputs
+    return _with_binary(doc, chunks)
+
+
+def _encode_tensor(tensor: Tensor, binary: bool, chunks: list[bytes]) -> dict[str, Any]:
+    """A tensor's JSON object: with its `data`, or with `binary` its size while its raw bytes go to `chunks`."""
+    out: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
+    parameters = {k: v for k, v in (tensor.parameters or {}).items() if k not in _TRANSPORT_PARAMETERS}
+    if binary:
+        raw = tensors.to_bytes(tensor.data, tensor.datatype)
+        parameters["binary_data_size"] = len(raw)
+        chunks.append(raw)
+    else:
+        out["data"] = tensors.to_json(tensor.data, tensor.name)
+    if parameters:
+        out["parameters"] = parameters
+    return out
+
+
+def _with_binary(doc: dict[str, Any], chunks: list[bytes]) -> tuple[bytes, int | None]:
+    """The body of a message: the JSON document, then the binary chunks if any (with the header's length)."""
     header = orjson.dumps(doc, option=_DUMPS_OPTIONS)
     if not chunks:
         return header, None

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from wharf import InferRequest, InferResponse, Model, Tensor, TensorSpec
+from wharf import InferRequest, InferResponse, Model, Tensor, TensorSpec, Transformer
 
 
 class Echo(Model):
@@ -90,3 +90,16 @@ class Add(Model):
 
     def predict(self, payload: InferRequest) -> np.ndarray:
         return payload.inputs[0].data.astype(np.float64) + float(os.environ.get("ADD", "0"))
+
+
+class Scale(Transformer):
+    """Multiplies its input by the environment variable FACTOR before the predictor, and names the predictor's
+    answer `y` (with the transformer's process id as `pid`, to count replicas)."""
+
+    def preprocess(self, request: InferRequest) -> dict[str, np.ndarray]:
+        tensor = request.inputs[0]
+        return {tensor.name: tensor.data.astype(np.float64) * float(os.environ.get("FACTOR", "1"))}
+
+    def postprocess(self, response: InferResponse) -> dict[str, np.ndarray]:
+        y = response.outputs[0].data
+        return {"y": y, "pid": np.full(len(y), os.getpid())}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 
@@ -189,3 +190,14 @@ def test_least_loaded_breaks_ties_at_random() -> None:
     picks = Counter(least_loaded(replicas, {"d": 1}, rng).id for _ in range(3000))  # type: ignore[union-attr]
     assert set(picks) == {"a", "b", "c"}
     assert all(900 <= n <= 1100 for n in picks.values())
+
+
+def test_a_predictor_behind_a_transformer_is_reached_by_its_host_and_key_not_by_its_model() -> None:
+    front = service("reviews", traffic=(("reviews-transformer-1", 100),))
+    behind = dataclasses.replace(
+        service("reviews-predictor", model="reviews", traffic=(("reviews-predictor-1", 100),)), front=False
+    )
+    router = Router(table(front, behind), random.Random(0))
+    assert router.service_of_model("reviews") is front
+    assert router.route("reviews-predictor.default.example.com", "/v2/models/reviews/infer").service is behind
+    assert router.service("default/reviews-predictor") is behind

@@ -7,7 +7,7 @@ field (FP16) make the whole response raw, because one response cannot mix the tw
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ import numpy as np
 from wharf.errors import InvalidInput, WharfError
 from wharf.protocol import tensors
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
-from wharf.protocol.v2 import InferRequest, InferResponse, RequestedOutput, Tensor
+from wharf.protocol.v2 import MESSAGE_OF_KIND, InferRequest, InferResponse, RequestedOutput, Tensor
 
 # Datatype -> (InferTensorContents field, dtype the field's values are read into before narrowing).
 _CONTENTS: dict[str, tuple[str, np.dtype]] = {
@@ -41,6 +41,21 @@ Parameters = Mapping[str, pb.InferParameter]
 
 
 # ---- requests ---------------------------------------------------------------------------------------------------
+def encode_request(
+    request: InferRequest, model: str, version: str | None = None, raw: bool = True
+) -> pb.ModelInferRequest:
+    """A ModelInferRequest (the client's side): raw input contents if `raw` (or if an input needs them), else typed."""
+    message = pb.ModelInferRequest(model_name=model, model_version=version or "", id=request.id or "")
+    if request.parameters:
+        encode_parameters(message.parameters, request.parameters)
+    _encode_tensors(message.inputs, message.raw_input_contents, request.inputs, raw)
+    for wanted in request.outputs or ():
+        out = message.outputs.add(name=wanted.name)
+        if wanted.parameters:
+            encode_parameters(out.parameters, wanted.parameters)
+    return message
+
+
 def decode_request(message: pb.ModelInferRequest) -> InferRequest:
     """The `InferRequest` a ModelInferRequest carries (the model name and version are the caller's business)."""
     items = message.inputs
@@ -48,51 +63,56 @@ def decode_request(message: pb.ModelInferRequest) -> InferRequest:
         raise InvalidInput("'inputs' must hold at least one tensor")
     if not all(item.name for item in items):
         raise InvalidInput("every input needs a non-empty 'name'")
-    raw = message.raw_input_contents
-    if raw:
-        if len(raw) != len(items):
-            raise InvalidInput(
-                f"raw_input_contents has {len(raw)} entries for {len(items)} inputs; send one per input, in order"
-            )
-        inputs = [_raw_input(item, data) for item, data in zip(items, raw, strict=True)]
-    else:
-        inputs = [_typed_input(item) for item in items]
-    if len({t.name for t in inputs}) != len(inputs):
-        raise InvalidInput("input names must be unique")
     return InferRequest(
-        inputs=inputs,
+        inputs=_decode_tensors(items, message.raw_input_contents, "input"),
         id=message.id or None,
         parameters=decode_parameters(message.parameters),
         outputs=[RequestedOutput(o.name, decode_parameters(o.parameters) or None) for o in message.outputs] or None,
     )
 
 
-def _input_tensor(item: pb.ModelInferRequest.InferInputTensor, data: np.ndarray) -> Tensor:
+def _decode_tensors(items: Sequence[Any], raw: Sequence[bytes], kind: str) -> list[Tensor]:
+    """The tensors of a request's inputs or a response's outputs (`kind` "input" or "output")."""
+    if raw:
+        if len(raw) != len(items):
+            raise InvalidInput(
+                f"raw_{kind}_contents has {len(raw)} entries for {len(items)} {kind}s; send one per {kind}, in order"
+            )
+        decoded = [_raw_tensor(item, data, kind) for item, data in zip(items, raw, strict=True)]
+    else:
+        decoded = [_typed_tensor(item, kind) for item in items]
+    if len({t.name for t in decoded}) != len(decoded):
+        raise InvalidInput(f"{kind} names must be unique")
+    return decoded
+
+
+def _tensor(item: Any, data: np.ndarray) -> Tensor:
     return Tensor(item.name, data, item.datatype, decode_parameters(item.parameters) or None)
 
 
-def _raw_input(item: pb.ModelInferRequest.InferInputTensor, data: bytes) -> Tensor:
+def _raw_tensor(item: Any, data: bytes, kind: str) -> Tensor:
     if item.HasField("contents"):
         raise InvalidInput(
-            f"input '{item.name}' has contents but the request uses raw_input_contents; use one encoding for all inputs"
+            f"{kind} '{item.name}' has contents but the {MESSAGE_OF_KIND[kind]} uses raw_{kind}_contents; "
+            f"use one encoding for all {kind}s"
         )
-    return _input_tensor(item, tensors.from_bytes(data, list(item.shape), item.datatype, item.name))
+    return _tensor(item, tensors.from_bytes(data, list(item.shape), item.datatype, item.name))
 
 
-def _typed_input(item: pb.ModelInferRequest.InferInputTensor) -> Tensor:
+def _typed_tensor(item: Any, kind: str) -> Tensor:
     name, datatype = item.name, item.datatype
     shape = list(item.shape)
     count = tensors.element_count(shape, name)
     field, wide = _contents_field(datatype, name)
     values = getattr(item.contents, field)
     if len(values) != count:
-        raise InvalidInput(f"input '{name}': shape {shape} holds {count} elements but {field} has {len(values)}")
+        raise InvalidInput(f"{kind} '{name}': shape {shape} holds {count} elements but {field} has {len(values)}")
     if datatype == "BYTES":
         data = np.empty(count, dtype=object)
         data[:] = list(values)
     else:
         data = _narrowed(np.fromiter(values, wide, count), datatype, name)
-    return _input_tensor(item, data.reshape(shape))
+    return _tensor(item, data.reshape(shape))
 
 
 def _contents_field(datatype: str, tensor: str) -> tuple[str, np.dtype]:
@@ -124,17 +144,36 @@ def encode_response(response: InferResponse, raw: bool) -> pb.ModelInferResponse
     )
     if response.parameters:
         encode_parameters(message.parameters, response.parameters)
-    raw = raw or any(t.datatype not in _CONTENTS for t in response.outputs)
-    for tensor in response.outputs:
-        out = message.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.data.shape)
+    _encode_tensors(message.outputs, message.raw_output_contents, response.outputs, raw)
+    return message
+
+
+def decode_response(message: pb.ModelInferResponse) -> InferResponse:
+    """The `InferResponse` a ModelInferResponse carries (the client's side), from raw or typed contents."""
+    return InferResponse(
+        model_name=message.model_name,
+        outputs=_decode_tensors(message.outputs, message.raw_output_contents, "output"),
+        model_version=message.model_version or None,
+        id=message.id or None,
+        parameters=decode_parameters(message.parameters) or None,
+    )
+
+
+def _encode_tensors(items: Any, raw_contents: Any, values: Sequence[Tensor], raw: bool) -> None:
+    """Add `values` to a message's `items` (inputs or outputs), their data raw in `raw_contents` or typed.
+
+    Raw if `raw` or if a tensor has no typed contents field (FP16): one message cannot mix the two encodings.
+    """
+    raw = raw or any(t.datatype not in _CONTENTS for t in values)
+    for tensor in values:
+        item = items.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.data.shape)
         if tensor.parameters:
-            encode_parameters(out.parameters, tensor.parameters)
+            encode_parameters(item.parameters, tensor.parameters)
         if raw:
-            message.raw_output_contents.append(tensors.to_bytes(tensor.data, tensor.datatype))
+            raw_contents.append(tensors.to_bytes(tensor.data, tensor.datatype))
         else:
             field, _ = _contents_field(tensor.datatype, tensor.name)
-            getattr(out.contents, field).extend(_typed_values(tensor))
-    return message
+            getattr(item.contents, field).extend(_typed_values(tensor))
 
 
 def _typed_values(tensor: Tensor) -> list[Any]:

@@ -1,0 +1,209 @@
+"""`InferenceClient`: calls a model server, or Wharf's gateway, over KServe V1 REST, Open Inference Protocol V2
+REST or V2 gRPC (what transformers use to reach their predictor).
+
+Errors a server answers with are raised as their `wharf.errors` type carrying the server's message; a server that
+cannot be reached raises `ServerUnreachable`, one that does not answer within `timeout_s` raises `RequestTimeout`,
+each naming the URL or target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Literal, Self, TypeVar, get_args
+
+import grpc
+import httpx
+import numpy as np
+import orjson
+
+from wharf.errors import (
+    ConfigurationError,
+    InvalidInput,
+    RequestTimeout,
+    ServerUnreachable,
+    WharfError,
+    from_grpc_code,
+    from_http_status,
+)
+from wharf.protocol import tensors, v1, v2
+from wharf.protocol.grpc import codec
+from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
+from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
+
+Protocol = Literal["v1", "v2", "grpc-v2"]
+PREDICTIONS = "predictions"  # the one output a V1 answer becomes
+_JSON = {"content-type": "application/json"}
+# The server enforces its own message size limit; the client adds none.
+_GRPC_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+T = TypeVar("T")
+
+
+class InferenceClient:
+    """A client of one model server (REST at `url`, gRPC at `grpc_target`) speaking `protocol` for `infer`.
+
+    `headers` are sent with every HTTP request (e.g. `{"host": "iris-predictor.default.example.com"}` through
+    Wharf's gateway), `metadata` with every gRPC call (e.g. `{"x-wharf-service": "default/iris-predictor"}`).
+    One pooled HTTP client and one gRPC channel serve all calls; use it as an async context manager or `close` it.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        grpc_target: str | None = None,
+        protocol: Protocol = "v2",
+        timeout_s: float = 60.0,
+        headers: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        if protocol not in get_args(Protocol):
+            raise ConfigurationError(f"unknown protocol {protocol!r}; expected one of {', '.join(get_args(Protocol))}")
+        if protocol == "grpc-v2" and not grpc_target:
+            raise ConfigurationError("protocol 'grpc-v2' needs a grpc_target (host:port)")
+        if protocol != "grpc-v2" and not url:
+            raise ConfigurationError(f"protocol {protocol!r} needs a url")
+        self.protocol = protocol
+        self.timeout_s = timeout_s
+        self._http = httpx.AsyncClient(base_url=url, timeout=timeout_s, headers=dict(headers or {})) if url else None
+        self._target = grpc_target
+        self._metadata = tuple((metadata or {}).items())
+        self._channel: grpc.aio.Channel | None = None  # opened on first use, inside the event loop
+        self._stub: pb_grpc.GRPCInferenceServiceStub | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP connections and the gRPC channel."""
+        if self._http is not None:
+            await self._http.aclose()
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = None
+
+    # -- calls ------------------------------------------------------------------------------------------------
+    async def infer(self, model: str, request: InferRequest, version: str | None = None) -> InferResponse:
+        """Run `request` through `model` over the client's protocol.
+
+        Over V1 the first input is sent as `{"instances": ...}` and the predictions come back as one output
+        named "predictions" (V1 knows no versions).
+        """
+        if self.protocol == "grpc-v2":
+            stub = self._grpc_stub()
+            answer = await self._grpc_call(stub.ModelInfer, codec.encode_request(request, model, version))
+            return self._decoded(self._target, lambda: codec.decode_response(answer))
+        if self.protocol == "v1":
+            return await self._infer_v1(model, request, version)
+        body, _ = v2.encode_request(request)
+        path = f"{_v2_model_path(model, version)}/infer"
+        answer = await self._http_call("POST", path, content=body, headers=_JSON)
+        length = answer.headers.get(v2.BINARY_HEADER)
+        return self._decoded(
+            answer.url, lambda: v2.decode_response(answer.content, int(length) if length is not None else None)
+        )
+
+    async def _infer_v1(self, model: str, request: InferRequest, version: str | None) -> InferResponse:
+        if version is not None:
+            raise InvalidInput(f"KServe V1 has no model versions; call version {version!r} over 'v2' or 'grpc-v2'")
+        path = _v1_predict_path(model)
+        body = v2.dumps({"instances": _instances(request.inputs[0])})
+        answer = await self._http_call("POST", path, content=body, headers=_JSON)
+        # A V1 answer decodes like a V1 request whose one key is "predictions".
+        decoded = self._decoded(answer.url, lambda: v1.decode_request(answer.content, PREDICTIONS))
+        return InferResponse(model_name=model, outputs=decoded.inputs)
+
+    async def predict(self, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """KServe V1 `:predict`: `body` (e.g. `{"instances": [...]}`) in, the answer's JSON object out."""
+        path = _v1_predict_path(model)
+        answer = await self._http_call("POST", path, content=v2.dumps(body), headers=_JSON)
+        return self._decoded(answer.url, lambda: v2.loads_object(answer.content))
+
+    async def ready(self, model: str) -> bool:
+        """Whether `model` is ready; a model the server does not know raises `NotFound`."""
+        if self.protocol == "grpc-v2":
+            stub = self._grpc_stub()
+            answer = await self._grpc_call(stub.ModelReady, pb.ModelReadyRequest(name=model))
+            return bool(answer.ready)
+        path = f"/v1/models/{model}" if self.protocol == "v1" else f"{_v2_model_path(model, None)}/ready"
+        answer = await self._http_call("GET", path, accept=(503,))
+        return answer.is_success
+
+    # -- transports -------------------------------------------------------------------------------------------
+    async def _http_call(self, method: str, path: str, accept: Collection[int] = (), **kwargs: Any) -> httpx.Response:
+        """The answer to an HTTP request; a non-2xx status not in `accept` is raised as its wharf error."""
+        if self._http is None:
+            raise ConfigurationError(f"{method} {path} is a REST call; give the client a url")
+        where = f"{self._http.base_url}{path.lstrip('/')}"  # httpx ends a base URL with "/"
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                answer = await self._http.request(method, path, **kwargs)
+        except (TimeoutError, httpx.TimeoutException):
+            raise RequestTimeout(f"no answer from {where} within {self.timeout_s} s") from None
+        except httpx.TransportError as e:
+            raise ServerUnreachable(f"cannot reach {where}: {str(e) or type(e).__name__}") from None
+        if answer.is_success or answer.status_code in accept:
+            return answer
+        raise from_http_status(answer.status_code, _error_message(answer, where))
+
+    def _grpc_stub(self) -> pb_grpc.GRPCInferenceServiceStub:
+        if self._target is None:
+            raise ConfigurationError("this is a gRPC call; give the client a grpc_target")
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(self._target, options=_GRPC_OPTIONS)
+            self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
+        return self._stub
+
+    async def _grpc_call(self, method: Callable[..., Any], message: Any) -> Any:
+        """The answer of a unary gRPC method; a status other than OK is raised as its wharf error."""
+        try:
+            return await method(message, timeout=self.timeout_s, metadata=self._metadata)
+        except grpc.aio.AioRpcError as e:
+            raise self._grpc_error(e) from None
+
+    def _grpc_error(self, error: grpc.aio.AioRpcError) -> WharfError:
+        code, details = error.code(), error.details() or ""
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return RequestTimeout(f"gRPC server {self._target}: {details} (deadline {self.timeout_s} s)")
+        # UNAVAILABLE on a channel that is not connected comes from gRPC itself, not from the server.
+        connected = self._channel is not None and self._channel.get_state() == grpc.ChannelConnectivity.READY
+        if code == grpc.StatusCode.UNAVAILABLE and not connected:
+            return ServerUnreachable(f"cannot reach gRPC server {self._target}: {details}")
+        return from_grpc_code(code.name, details)
+
+    @staticmethod
+    def _decoded(where: object, decode: Callable[[], T]) -> T:
+        """`decode()` an answer from `where`; an answer that does not decode is the server's fault, not the caller's."""
+        try:
+            return decode()
+        except (InvalidInput, ValueError) as e:
+            raise WharfError(f"malformed answer from {where}: {e}") from None
+
+
+def _v2_model_path(model: str, version: str | None) -> str:
+    return f"/v2/models/{model}/versions/{version}" if version else f"/v2/models/{model}"
+
+
+def _v1_predict_path(model: str) -> str:
+    return f"/v1/models/{model}:predict"
+
+
+def _instances(tensor: Tensor) -> Any:
+    """A tensor as V1 `instances`: nested rows in its shape (numbers stay numpy, BYTES become strings)."""
+    rows = np.reshape(tensors.to_json(tensor.data, tensor.name), tensor.data.shape)
+    return rows if rows.dtype.kind in "biuf" else rows.tolist()
+
+
+def _error_message(answer: httpx.Response, where: str) -> str:
+    """The server's `{"error": ...}` message, else the body's text, else the status."""
+    try:
+        doc = orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        return doc["error"]
+    return answer.text.strip() or f"HTTP {answer.status_code} from {where}"

@@ -1,0 +1,114 @@
+"""Transformers: models whose `predict` is a call to another model server, between `preprocess` and `postprocess`.
+
+A transformer runs in replicas of its own, in front of a predictor (`spec.transformer` of an InferenceService).
+Subclasses write `preprocess` (a client's request -> the predictor's request) and `postprocess` (the predictor's
+response -> the client's answer); `predict` sends what `preprocess` returned to the predictor over the protocol the
+predictor speaks: KServe V1 or Open Inference Protocol V2 over REST, or V2 over gRPC.
+
+Where the predictor is comes from the environment (`WHARF_PREDICTOR_*`, see `PredictorSettings`). `wharf up` sets
+it to the gateway and the predictor's own host there, so the predictor keeps its rollouts and autoscaling; for
+`wharf serve`, point WHARF_PREDICTOR_URL (or WHARF_PREDICTOR_GRPC_TARGET) at any model server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wharf.client.inference import InferenceClient
+from wharf.errors import ConfigurationError
+from wharf.model.base import Model
+from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
+
+ENV_PREFIX = "WHARF_PREDICTOR_"
+
+
+class PredictorSettings(BaseSettings):
+    """Where a transformer's predictor is and how to call it (environment variables `WHARF_PREDICTOR_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    url: str | None = Field(None, description="the predictor's (or the gateway's) HTTP base URL")
+    grpc_target: str | None = Field(None, description="host:port of its gRPC endpoint, for protocol grpc-v2")
+    protocol: Literal["v1", "v2", "grpc-v2"] = "v1"
+    model: str | None = Field(None, description="the model to call (default: the transformer's own name)")
+    host: str | None = Field(None, description="HTTP Host header to send: the predictor's host on the gateway")
+    service: str | None = Field(None, description="x-wharf-service gRPC metadata: namespace/name on the gateway")
+    timeout_s: float = Field(60.0, gt=0)
+
+
+def predictor_env(
+    url: str, grpc_target: str, protocol: str, model: str, host: str, service: str, timeout_s: float
+) -> dict[str, str]:
+    """The environment that points a transformer at its predictor (read back by `PredictorSettings`)."""
+    values = {
+        "url": url,
+        "grpc_target": grpc_target,
+        "protocol": protocol,
+        "model": model,
+        "host": host,
+        "service": service,
+        "timeout_s": str(timeout_s),
+    }
+    return {f"{ENV_PREFIX}{key.upper()}": value for key, value in values.items()}
+
+
+class Transformer(Model):
+    """Base class of transformers: `preprocess`, then the predictor, then `postprocess`.
+
+    `preprocess` may return an `InferRequest`, a mapping of input name to array, or one array (sent as input
+    `input-0`); `postprocess` receives the predictor's `InferResponse` (over V1: one output, `predictions`).
+    """
+
+    strict_inputs = False
+    supports_batching = False  # a transformer forwards each request; the predictor batches
+
+    def __init__(self, name: str, version: str | None = None, predictor: PredictorSettings | None = None) -> None:
+        super().__init__(name, version)
+        self.predictor = predictor or PredictorSettings()
+        self._client: InferenceClient | None = None
+
+    def load(self) -> None:
+        settings = self.predictor
+        address = settings.grpc_target if settings.protocol == "grpc-v2" else settings.url
+        if not address:
+            needed = "WHARF_PREDICTOR_GRPC_TARGET" if settings.protocol == "grpc-v2" else "WHARF_PREDICTOR_URL"
+            raise ConfigurationError(f"transformer {self.name!r} does not know its predictor: set {needed}")
+        self.ready = True
+
+    async def predict(self, payload: Any) -> InferResponse:
+        """Send `payload` (what `preprocess` returned) to the predictor and return its response."""
+        return await self.client.infer(self.predictor.model or self.name, as_request(payload))
+
+    async def unload(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> InferenceClient:
+        """The predictor's client, made on first use (in the event loop that will use it)."""
+        if self._client is None:
+            settings = self.predictor
+            self._client = InferenceClient(
+                settings.url,
+                grpc_target=settings.grpc_target,
+                protocol=settings.protocol,
+                timeout_s=settings.timeout_s,
+                headers={"host": settings.host} if settings.host else None,
+                metadata={"x-wharf-service": settings.service} if settings.service else None,
+            )
+        return self._client
+
+
+def as_request(payload: Any) -> InferRequest:
+    """An `InferRequest` of what a transformer's `preprocess` returned."""
+    if isinstance(payload, InferRequest):
+        return payload
+    if isinstance(payload, Mapping):
+        return InferRequest(inputs=[Tensor(name, np.asarray(value)) for name, value in payload.items()])
+    return InferRequest(inputs=[Tensor("input-0", np.asarray(payload))])

@@ -1,0 +1,53 @@
+"""A transformer served by `wharf serve`, pointed straight at a predictor's `wharf serve` (no gateway between)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.integration.conftest import RunningServer, outputs_of
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2", "grpc-v2"])
+def test_a_transformer_calls_its_predictor_over_each_protocol(
+    serve: Callable[..., RunningServer], protocol: str
+) -> None:
+    predictor = serve("wharf_test_models:Add", "--name", "adder", env={"ADD": "100"})
+    transformer = serve(
+        "wharf_test_models:Scale",
+        "--name",
+        "scaled",
+        env={
+            "FACTOR": "2",
+            "WHARF_PREDICTOR_URL": predictor.url,
+            "WHARF_PREDICTOR_GRPC_TARGET": f"127.0.0.1:{predictor.grpc_port}",
+            "WHARF_PREDICTOR_PROTOCOL": protocol,
+            "WHARF_PREDICTOR_MODEL": "adder",
+        },
+    )
+    body = {"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1, 2]}]}
+    answer = httpx.post(f"{transformer.url}/v2/models/scaled/infer", json=body, timeout=30)
+    assert outputs_of(answer)["y"].tolist() == [102.0, 104.0]
+
+
+def test_a_predictor_that_is_down_is_a_clear_error_and_the_transformer_keeps_serving(
+    serve: Callable[..., RunningServer],
+) -> None:
+    predictor = serve("wharf_test_models:Add", "--name", "adder")
+    env = {"WHARF_PREDICTOR_URL": predictor.url, "WHARF_PREDICTOR_MODEL": "adder", "WHARF_PREDICTOR_TIMEOUT_S": "2"}
+    transformer = serve("wharf_test_models:Scale", "--name", "scaled", env=env)
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1]}]}
+    url = f"{transformer.url}/v2/models/scaled/infer"
+    assert httpx.post(url, json=body, timeout=30).status_code == 200
+    predictor.stop()
+    down = httpx.post(url, json=body, timeout=30)
+    assert down.status_code == 502, down.text
+    assert predictor.url in down.json()["error"]
+    assert httpx.get(f"{transformer.url}/v2/health/live", timeout=5).status_code == 200
+
+
+def test_a_transformer_without_a_predictor_address_does_not_start(serve: Callable[..., RunningServer]) -> None:
+    with pytest.raises(RuntimeError, match="does not know its predictor: set WHARF_PREDICTOR_URL"):
+        serve("wharf_test_models:Scale", "--name", "scaled")
