@@ -16,7 +16,7 @@ Wharf's extension for a model written in Python is the model format `custom`, wh
 
 The class loads its own artifacts (give their location with `env` or `args`); `env` may also set PYTHONPATH.
 A transformer or an explainer is accepted as KServe writes it (one container image, kept for a backend that can
-run images) or as such a custom class; later issues run them.
+run images) or as such a custom class; a local Wharf runs a transformer's class (a `wharf.Transformer`).
 
 Defaults are KServe's and Knative's: minReplicas 1, maxReplicas 0 (no bound of its own), scaleMetric
 concurrency, containerConcurrency 0 (no limit), timeout 300 s, no canary (the latest ready revision takes all
