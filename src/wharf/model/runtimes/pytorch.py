@@ -4,6 +4,10 @@ The module runs on CUDA when a GPU is available, else on the CPU, under `torch.i
 are the arguments of `forward()`, by name when the request uses the declared names, else in order. A tensor
 result is the output `output-0`, a tuple or list gives `output-0`, `output-1`, ..., a dict gives its keys.
 
+On CUDA, each worker thread runs its calls on a CUDA stream of its own: request tensors go through pinned host
+memory to the device without blocking, outputs come back into pinned memory, and the thread waits for its stream
+alone (not the whole device), so that model instances on one GPU overlap copies with compute.
+
 A torch.export program records its inputs' dtypes and shapes, so its metadata is complete, inputs are checked
 before the call and cast to the recorded dtype (JSON numbers arrive as FP64). A TorchScript module only names its
 arguments: its metadata lists no tensors, and floating-point inputs are cast to the dtype of its parameters.
@@ -11,8 +15,9 @@ arguments: its metadata lists no tensors, and floating-point inputs are cast to 
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,7 @@ class PyTorchModel(Model):
         self.output_specs: list[TensorSpec] = []
         self.input_dtypes: list[torch.dtype] = []
         self.float_dtype = torch.float32
+        self._streams = threading.local()  # each worker thread's CUDA stream
 
     def load(self) -> None:
         try:
@@ -90,15 +96,30 @@ class PyTorchModel(Model):
 
     def predict(self, payload: InferRequest) -> dict[str, np.ndarray]:
         bound = bind_inputs(self, payload, self.arguments, self.required)
-        arguments = [self._tensor(tensor, index) for index, tensor in enumerate(bound)]
-        try:
-            with torch.inference_mode():
+        with torch.inference_mode(), self._stream() as stream:
+            arguments = [self._tensor(tensor, index) for index, tensor in enumerate(bound)]
+            try:
                 result = self.module(*arguments)
-        except torch.cuda.OutOfMemoryError:
-            raise
-        except (RuntimeError, AssertionError) as e:  # torch.export's input guards raise AssertionError
-            raise InvalidInput(f"model '{self.name}' rejected the input: {_last_line(e)}") from e
-        return {name: _to_numpy(value) for name, value in _named_outputs(result).items()}
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except (RuntimeError, AssertionError) as e:  # torch.export's input guards raise AssertionError
+                raise InvalidInput(f"model '{self.name}' rejected the input: {_last_line(e)}") from e
+            outputs = {name: _to_host(value) for name, value in _named_outputs(result).items()}
+            if stream is not None:
+                stream.synchronize()  # the outputs' copies to the host are done
+        return {name: _to_numpy(value) for name, value in outputs.items()}
+
+    @contextlib.contextmanager
+    def _stream(self) -> Iterator[torch.cuda.Stream | None]:
+        """On CUDA, this thread's own stream as the current one (made on the thread's first call); else None."""
+        if self.device.type != "cuda":
+            yield None
+            return
+        stream = getattr(self._streams, "stream", None)
+        if stream is None:
+            stream = self._streams.stream = torch.cuda.Stream(self.device)
+        with torch.cuda.stream(stream):
+            yield stream
 
     def _tensor(self, tensor: Tensor, index: int) -> torch.Tensor:
         """The request tensor on the model's device, checked against and cast to what the model takes."""
@@ -118,7 +139,9 @@ class PyTorchModel(Model):
                 )
         else:
             target = self.float_dtype if value.is_floating_point() else value.dtype
-        return value.to(self.device, target)
+        if self.device.type == "cuda":
+            value = value.pin_memory()  # the copy to the device then runs without blocking this thread
+        return value.to(self.device, target, non_blocking=True)
 
 
 def _spec(name: str, example: torch.Tensor) -> TensorSpec:
@@ -148,10 +171,18 @@ def _named_outputs(result: Any) -> Mapping[str, Any]:
     return {"output-0": result}
 
 
+def _to_host(value: Any) -> Any:
+    """A device tensor's copy into pinned host memory, started on the current stream (wait for it before use)."""
+    if not isinstance(value, torch.Tensor) or value.device.type == "cpu":
+        return value
+    host = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
+    return host.copy_(value, non_blocking=True)
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     if not isinstance(value, torch.Tensor):
         return np.asarray(value)
-    value = value.detach().cpu()
+    value = value.detach()
     return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
 
 
