@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import sys
 
@@ -40,6 +41,14 @@ def test_local_iris_example_over_rest_and_grpc(daemon: Daemon) -> None:
         answer = grpc.infer("iris", [tensor])  # routed by the model name in the request
         assert answer.as_numpy("predict").tolist() == expected
         assert grpc.is_model_ready("iris", headers={"x-wharf-service": "default/iris"})
+        streamed: queue.Queue = queue.Queue()
+        grpc.start_stream(lambda result, error: streamed.put((result, error)))
+        for _ in range(3):
+            grpc.async_stream_infer("iris", [tensor])  # ModelStreamInfer through the gateway
+        for _ in range(3):
+            result, error = streamed.get(timeout=10)
+            assert error is None and result.as_numpy("predict").tolist() == expected
+        grpc.stop_stream()
     finally:
         grpc.close()
 

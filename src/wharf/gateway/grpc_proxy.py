@@ -3,12 +3,16 @@
 The service is named by the `x-wharf-service: namespace/name` metadata or, failing that, by the model the
 request names; `x-wharf-revision` pins a revision. Request metadata goes to the replica, the deadline with it;
 the replica's status, details and metadata come back unchanged. One channel per replica target.
+
+`ModelStreamInfer` is forwarded request by request: each request of the client's stream is routed on its own
+(so requests for different models may share a stream) and sent to a replica as a `ModelInfer`; the answers come
+back on the stream in order, and a failed request is reported in the stream (`error_message`), which goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import NamedTuple
 
 import grpc
@@ -21,6 +25,8 @@ from wharf.gateway.routes import Replica, Service
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 
 SERVICE = "inference.GRPCInferenceService"
+STREAM = "ModelStreamInfer"
+INFER_METHOD = f"/{SERVICE}/ModelInfer"
 SERVICE_KEY = "x-wharf-service"
 REVISION_KEY = "x-wharf-revision"
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -126,30 +132,53 @@ class GrpcProxy(grpc.GenericRpcHandler):
         handler = self._handlers.get(method)
         if handler is None:
             service, _, name = method.lstrip("/").partition("/")
-            if service != SERVICE or name == "ModelStreamInfer":
+            if service != SERVICE:
                 return None  # UNIMPLEMENTED
+            if name == STREAM:
+                handler = grpc.stream_stream_rpc_method_handler(self._stream)
+            else:
 
-            async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-                return await self._forward(method, name, request, context)
+                async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+                    return await self._forward(method, name, request, context)
 
-            handler = self._handlers[method] = grpc.unary_unary_rpc_method_handler(forward)
+                handler = grpc.unary_unary_rpc_method_handler(forward)
+            self._handlers[method] = handler
         return handler
+
+    async def _send(self, method: str, name: str, request: bytes, metadata: Metadata, timeout: float | None) -> _Reply:
+        """Route one request and forward it (mirroring it to a shadow revision when one is drawn)."""
+        router = self._dispatcher.router
+        service = self._service(router, name, request, metadata)
+        pinned = next((v for k, v in metadata if k == REVISION_KEY), None)
+        revision = router.revision(service, pinned if isinstance(pinned, str) else None)
+        outgoing = _passed_on(metadata)
+        upstream = self._upstream
+
+        def send(replica: Replica) -> Awaitable[_Reply]:
+            return upstream.call(replica, method, request, outgoing, timeout)
+
+        self._dispatcher.mirror(router, service, send, _failed)
+        return await self._dispatcher.forward(revision, send, _failed)
+
+    async def _stream(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        """ModelStreamInfer: each request forwarded as a ModelInfer, the answers (or errors) in order."""
+        metadata = context.invocation_metadata() or ()
+        async for request in requests:
+            try:
+                reply = await self._send(INFER_METHOD, "ModelInfer", request, metadata, context.time_remaining())
+            except WharfError as e:
+                yield pb.ModelStreamInferResponse(error_message=e.message).SerializeToString()
+                continue
+            if reply.body is None:
+                yield pb.ModelStreamInferResponse(error_message=reply.details or reply.code.name).SerializeToString()
+            else:
+                answer = pb.ModelInferResponse.FromString(reply.body)
+                yield pb.ModelStreamInferResponse(infer_response=answer).SerializeToString()
 
     async def _forward(self, method: str, name: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         metadata = context.invocation_metadata() or ()
         try:
-            router = self._dispatcher.router
-            service = self._service(router, name, request, metadata)
-            pinned = next((v for k, v in metadata if k == REVISION_KEY), None)
-            revision = router.revision(service, pinned if isinstance(pinned, str) else None)
-            outgoing = _passed_on(metadata)
-            upstream = self._upstream
-
-            def send(replica: Replica) -> Awaitable[_Reply]:
-                return upstream.call(replica, method, request, outgoing, context.time_remaining())
-
-            self._dispatcher.mirror(router, service, send, _failed)
-            reply = await self._dispatcher.forward(revision, send, _failed)
+            reply = await self._send(method, name, request, metadata, context.time_remaining())
         except WharfError as e:
             await context.abort(grpc.StatusCode[e.grpc_code], e.message)
         initial = _passed_on(reply.initial)

@@ -126,7 +126,6 @@ async def test_replica_status_passes_through(running: Running) -> None:
         (INFER, b"\xff\xff", (), grpc.StatusCode.INVALID_ARGUMENT, "ModelInfer request is not a valid protobuf"),
         ("/inference.GRPCInferenceService/ServerReady", b"", (), grpc.StatusCode.NOT_FOUND, "names no model"),
         (INFER, infer("iris"), (("x-wharf-service", "x/y"),), grpc.StatusCode.NOT_FOUND, "no InferenceService 'x/y'"),
-        ("/inference.GRPCInferenceService/ModelStreamInfer", b"", (), grpc.StatusCode.UNIMPLEMENTED, ""),
         ("/other.Service/Call", b"", (), grpc.StatusCode.UNIMPLEMENTED, ""),
     ],
 )
@@ -137,3 +136,13 @@ async def test_gateway_statuses(
         await running.channel.unary_unary(method)(request_bytes, metadata=metadata, timeout=5)
     assert raised.value.code() == code
     assert details in (raised.value.details() or "")
+
+
+async def test_a_stream_is_forwarded_request_by_request_and_a_failure_stays_in_the_stream(running: Running) -> None:
+    stream = running.channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+    requests = [infer("iris", id="a"), infer("nope", id="b"), infer("iris", id="fail"), infer("iris", id="c")]
+    answers = [pb.ModelStreamInferResponse.FromString(raw) async for raw in stream(iter(requests), timeout=5)]
+    assert [a.infer_response.id for a in answers] == ["a", "", "", "c"]
+    assert answers[0].infer_response.model_name == "iris" and not answers[0].error_message
+    assert answers[1].error_message == "no InferenceService serves model 'nope'"
+    assert answers[2].error_message == "bad input"
