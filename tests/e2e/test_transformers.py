@@ -103,10 +103,23 @@ def test_a_transformer_answers_v1_and_names_a_bad_request(daemon: Daemon) -> Non
         assert c.post("/v1/models/scaled:predict", json={"instances": [[0.0]]}).json()["predictions"][0]["y"] == [1.0]
 
 
-def test_a_transformer_component_made_of_a_container_image_is_refused(daemon: Daemon) -> None:
+def test_refused_at_apply_a_container_image_and_names_taken_twice(daemon: Daemon) -> None:
     refused = daemon.wharf("apply", "-f", "examples/isvc/transformer.yaml", check=False)
     assert refused.returncode != 0
     assert "spec.transformer.containers" in refused.stderr + refused.stdout
+
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=1))
+    taken = scaled("v2", add=1).replace("name: scaled}", "name: scaled-predictor}").split("  transformer:")[0]
+    taken += "  predictor:" + scaled("v2", add=1).split("  predictor:")[1]
+    clash = daemon.wharf("apply", "-f", "-", stdin=taken, check=False)
+    assert clash.returncode != 0
+    assert "would both answer at scaled-predictor.default.example.com" in clash.stderr + clash.stdout
+    graph = "apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {name: scaled}\nspec:\n"
+    graph += "  nodes: {root: {routerType: Sequence, steps: [{serviceName: scaled}]}}\n"
+    clash = daemon.wharf("apply", "-f", "-", stdin=graph, check=False)
+    assert "InferenceGraph default/scaled and InferenceService default/scaled" in clash.stderr + clash.stdout
+    daemon.wait("scaled", ready)  # and the daemon serves on
+    assert infer(daemon, "scaled.default.example.com", [1.0]).json()["outputs"][0]["data"] == [4.0]
 
 
 @pytest.fixture(scope="module")

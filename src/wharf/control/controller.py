@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
-from wharf.control.plan import ISVC_KIND, parse, service_plan, unserved_fields
+from wharf.control.plan import ISVC_KIND, Document, parse, service_plan, unserved_fields
 from wharf.control.reconciler import Reconciler
 from wharf.control.store import Resource, Store
 from wharf.errors import ConfigurationError, NotFound
@@ -36,6 +36,7 @@ class Controller:
                     " deploy the rest"
                 )
             service_plan(doc.manifest, self.reconciler.domain)  # raises on a scaling policy Knative would refuse
+        self._check_names(documents)
         for doc in documents:
             existed = self.store.get(doc.kind, doc.namespace, doc.name) is not None
             _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
@@ -79,11 +80,34 @@ class Controller:
         await self.reconciler.rollback(namespace, name, "rolled back by `wharf rollout rollback`")
         return self.get(ISVC_KIND, namespace, name)
 
+    def _check_names(self, documents: list[Document]) -> None:
+        """Refuse documents whose gateway names (`NAME.NAMESPACE.domain` hosts) another resource already takes."""
+        owners: dict[tuple[str, str], str] = {}
+        applied = {(doc.kind, doc.namespace, doc.name) for doc in documents}
+        stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]
+        resources: list[Resource | Document] = [r for r in stored if (r.kind, r.namespace, r.name) not in applied]
+        resources += documents
+        for resource in resources:
+            owner = f"{resource.kind} {resource.namespace}/{resource.name}"
+            for name in _gateway_names(resource.kind, resource.name, resource.manifest):
+                other = owners.setdefault((resource.namespace, name), owner)
+                if other != owner:
+                    raise ConfigurationError(
+                        f"{owner} and {other} would both answer at {name}.{resource.namespace}.{self.reconciler.domain};"
+                        " rename one"
+                    )
+
     def _require(self, kind: str, namespace: str, name: str) -> Resource:
         resource = self.store.get(kind, namespace, name)
         if resource is None:
             raise NotFound(f"{kind} {namespace}/{name} not found")
         return resource
+
+
+def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[str]:
+    """The names a resource answers at on the gateway: its own, and its predictor's behind a transformer."""
+    has_transformer = kind == ISVC_KIND and manifest["spec"].get("transformer")
+    return [name, f"{name}-predictor"] if has_transformer else [name]
 
 
 def _document(resource: Resource) -> dict[str, Any]:
