@@ -26,7 +26,7 @@ def __getattr__(name: str) -> Any:
 
         return ModelServer
     if name == "Transformer":
-        from wharf.model.transformer import Transformer
+        from wharf.transformer import Transformer
 
         return Transformer
     raise AttributeError(name)

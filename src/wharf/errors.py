@@ -102,6 +102,13 @@ class ServerUnreachable(WharfError):
     grpc_code = "UNAVAILABLE"
 
 
+class PredictorFailed(WharfError):
+    """The model server behind a transformer refused or failed the request the transformer made."""
+
+    http_status = 502
+    grpc_code = "INTERNAL"
+
+
 # The error a client raises for a status a server answered with; where several classes share a status, the
 # first listed (the most general) stands for them all.
 _ANSWERED = (

@@ -7,6 +7,8 @@ import base64
 import io
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 import httpx
 import joblib
@@ -19,20 +21,31 @@ from examples.transformers.digits import digit_features
 from tests.e2e.conftest import ROOT, Daemon
 
 
-def scaled(protocol: str, add: int, transformer_replicas: int = 1) -> str:
-    """`scaled`: the Scale transformer (x * 3) in front of the Add predictor (+ `add`)."""
+def scaled(
+    protocol: str,
+    add: int,
+    transformer_replicas: int = 1,
+    *,
+    factor: int = 3,
+    canary: int | None = None,
+    transformer: str | None = "Scale",
+) -> str:
+    """`scaled`: the Scale transformer (x * `factor`) in front of the Add predictor (+ `add`); `transformer`
+    names another test class, or None for the predictor alone."""
+    front = f"""  transformer:
+    minReplicas: {transformer_replicas}
+    model:
+      modelFormat: {{name: custom}}
+      storageUri: wharf_test_models:{transformer}
+      env: [{{name: FACTOR, value: '{factor}'}}]
+"""
     return f"""
 apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
 metadata: {{name: scaled}}
 spec:
-  transformer:
-    minReplicas: {transformer_replicas}
-    model:
-      modelFormat: {{name: custom}}
-      storageUri: wharf_test_models:Scale
-      env: [{{name: FACTOR, value: '3'}}]
-  predictor:
+{front if transformer else ""}  predictor:
+{f"    canaryTrafficPercent: {canary}" if canary is not None else ""}
     model:
       modelFormat: {{name: custom}}
       protocolVersion: {protocol}
@@ -174,3 +187,52 @@ def test_the_text_and_image_transformer_examples(daemon: Daemon, example_models:
         )
         assert not_an_image.status_code == 400
         assert "image" in not_an_image.json()["error"]
+
+
+def component(name: str, field: str, value: object) -> Callable[[dict], bool]:
+    return lambda s: s["status"]["components"].get(name, {}).get(field) == value
+
+
+def answers(daemon: Daemon, count: int) -> set[float]:
+    return {infer(daemon, "scaled.default.example.com", [1.0]).json()["outputs"][0]["data"][0] for _ in range(count)}
+
+
+@pytest.mark.slow
+def test_rolling_back_a_predictor_canary_leaves_a_promoted_transformer_alone(daemon: Daemon) -> None:
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=1))
+    daemon.wait("scaled", ready)
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=1, factor=4))
+    daemon.wait("scaled", component("transformer", "latestRolledoutRevision", "scaled-transformer-00002"))
+    daemon.wait("scaled", lambda s: len(s["status"]["components"]["transformer"]["traffic"]) == 1 and ready(s))
+    assert answers(daemon, 5) == {5.0}  # 1 * 4 + 1
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=2, factor=4, canary=50))
+    daemon.wait("scaled", component("predictor", "latestReadyRevision", "scaled-predictor-00002"))
+    daemon.wait("scaled", lambda s: len(s["status"]["components"]["predictor"]["traffic"]) == 2)
+    assert answers(daemon, 30) == {5.0, 6.0}
+
+    daemon.wharf("rollout", "rollback", "scaled")
+    service = daemon.wait("scaled", lambda s: len(s["status"]["components"]["predictor"]["traffic"]) == 1)
+    transformer = service["status"]["components"]["transformer"]
+    assert transformer["latestRolledoutRevision"] == "scaled-transformer-00002"
+    assert [t["revisionName"] for t in transformer["traffic"]] == ["scaled-transformer-00002"]
+    assert answers(daemon, 10) == {5.0}
+
+
+@pytest.mark.slow
+def test_a_transformer_added_to_a_running_service_takes_its_host_once_it_answers(daemon: Daemon) -> None:
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=1, transformer=None))
+    daemon.wait("scaled", ready)
+    assert answers(daemon, 3) == {2.0}
+
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=1, transformer="FailsToLoad"))
+    daemon.wait("scaled", component("transformer", "latestCreatedRevision", "scaled-transformer-00001"))
+    time.sleep(2)  # the broken transformer tries to start, and fails
+    service = daemon.isvc("scaled")
+    assert service["status"]["components"]["predictor"]["url"] == "http://scaled.default.example.com"
+    assert not ready(service)
+    assert answers(daemon, 3) == {2.0}  # the predictor keeps the service's host
+
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=1))
+    daemon.wait("scaled", component("transformer", "url", "http://scaled.default.example.com"))
+    daemon.wait("scaled", ready)
+    assert answers(daemon, 3) == {4.0}  # 1 * 3 + 1

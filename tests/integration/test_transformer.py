@@ -51,3 +51,15 @@ def test_a_predictor_that_is_down_is_a_clear_error_and_the_transformer_keeps_ser
 def test_a_transformer_without_a_predictor_address_does_not_start(serve: Callable[..., RunningServer]) -> None:
     with pytest.raises(RuntimeError, match="does not know its predictor: set WHARF_PREDICTOR_URL"):
         serve("wharf_test_models:Scale", "--name", "scaled")
+
+
+def test_a_predictor_refusing_the_transformers_request_is_a_502_that_names_its_answer(
+    serve: Callable[..., RunningServer],
+) -> None:
+    predictor = serve("wharf_test_models:Add", "--name", "adder")
+    env = {"WHARF_PREDICTOR_URL": predictor.url, "WHARF_PREDICTOR_MODEL": "nope", "WHARF_PREDICTOR_PROTOCOL": "v2"}
+    transformer = serve("wharf_test_models:Scale", "--name", "scaled", env=env)
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1]}]}
+    answer = httpx.post(f"{transformer.url}/v2/models/scaled/infer", json=body, timeout=30)
+    assert answer.status_code == 502
+    assert answer.json()["error"].startswith("predictor 'nope' answered 404: ")

@@ -93,8 +93,8 @@ class Controller:
                 other = owners.setdefault((resource.namespace, name), owner)
                 if other != owner:
                     raise ConfigurationError(
-                        f"{owner} and {other} would both answer at {name}.{resource.namespace}.{self.reconciler.domain};"
-                        " rename one"
+                        f"{owner} and {other} would both answer at"
+                        f" {name}.{resource.namespace}.{self.reconciler.domain}; rename one"
                     )
 
     def _require(self, kind: str, namespace: str, name: str) -> Resource:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import logging
 import signal
 from collections.abc import Coroutine, Iterator
@@ -45,6 +46,18 @@ class DaemonSettings(BaseSettings):
     scale_to_zero_grace_s: float = Field(30.0, ge=0, description="an idle revision's last replica goes after this")
 
 
+def _ingress(host: str, http_port: int, grpc_port: int) -> Ingress:
+    """Where replicas on this machine reach the gateway: its listening address, or loopback for a wildcard."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a host name
+        address = None
+    if address is not None and address.is_unspecified:
+        host = "::1" if address.version == 6 else "127.0.0.1"
+    bracketed = f"[{host}]" if ":" in host else host
+    return Ingress(f"http://{bracketed}:{http_port}", f"{bracketed}:{grpc_port}")
+
+
 @contextlib.contextmanager
 def exclusive(home: Path) -> Iterator[IO[str]]:
     """Hold WHARF_HOME's lock for as long as the daemon runs."""
@@ -75,13 +88,13 @@ async def run(settings: DaemonSettings) -> None:
                 store,
                 backend,
                 gateway,
-                Ingress(f"http://{settings.host}:{http_port}", f"{settings.host}:{grpc_port}"),
+                _ingress(settings.host, http_port, grpc_port),
                 settings.domain,
                 gateway_settings.stats_window_s,
                 settings.scale_to_zero_grace_s,
             )
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
-            await backend.adopt(adopted, reconciler.replica_specs())  # replicas a crashed daemon left running
+            await backend.adopt(adopted, reconciler.adoptable_specs())  # replicas a crashed daemon left running
             tasks: set[asyncio.Task[None]] = set()  # kept referenced until done
 
             def soon(work: Coroutine[Any, Any, None]) -> None:

@@ -9,6 +9,8 @@ gateway, the protocol and the model), so that the reconciler can point it at the
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +101,23 @@ def service_plan(manifest: dict[str, Any], domain: str) -> ServicePlan:
     return ServicePlan(service.model_name, service.rollout_policy, components)
 
 
+def predictor_env(calls: dict[str, Any], url: str, grpc_target: str) -> dict[str, str]:
+    """The environment that tells a transformer where its predictor is (`wharf.transformer.PredictorSettings`):
+    `calls` as a transformer's revision stores it, and the gateway's addresses."""
+    return {
+        "WHARF_PREDICTOR_URL": url,
+        "WHARF_PREDICTOR_GRPC_TARGET": grpc_target,
+        "WHARF_PREDICTOR_HOST": str(calls["host"]),
+        "WHARF_PREDICTOR_SERVICE": str(calls["service"]),
+        "WHARF_PREDICTOR_MODEL": str(calls["model"]),
+        "WHARF_PREDICTOR_PROTOCOL": str(calls["protocol"]),
+        "WHARF_PREDICTOR_TIMEOUT_S": str(calls["timeout_s"]),
+    }
+
+
 def _component_plan(service: InferenceService, component: ComponentSpec, extra: dict[str, Any]) -> ComponentPlan:
+    """A component's plan; `extra` joins its replica spec and its fingerprint (a transformer's predictor calls:
+    a predictor answering another protocol, or slower, needs a new transformer revision)."""
     model = component.model
     assert model is not None, "validation gives every served component a model"
     env = {var.name: var.value for var in model.env}
@@ -116,13 +134,20 @@ def _component_plan(service: InferenceService, component: ComponentSpec, extra: 
         **extra,
     }
     return ComponentPlan(
-        fingerprint=component_fingerprint(component),
+        fingerprint=_fingerprint(component_fingerprint(component), extra),
         replica=replica,
         canary_percent=component.canary_traffic_percent,
         timeout_s=float(component.timeout),
         container_concurrency=component.container_concurrency,
         scaling=_scaling(service, component),
     )
+
+
+def _fingerprint(component: str, extra: dict[str, Any]) -> str:
+    if not extra:
+        return component
+    canonical = json.dumps(extra, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{component}:{canonical}".encode()).hexdigest()
 
 
 def _scaling(service: InferenceService, component: ComponentSpec) -> ScalingPolicy:

@@ -22,12 +22,19 @@ from typing import Any, TypeVar
 from wharf.control.backends import LocalBackend, ReplicaSpec, ReplicaState
 from wharf.control.graph_plan import GRAPH_KIND, graph_route
 from wharf.control.metrics import ControlMetrics
-from wharf.control.plan import ISVC_KIND, ComponentPlan, ServicePlan, service_plan
+from wharf.control.plan import (
+    ISVC_KIND,
+    PREDICTOR,
+    TRANSFORMER,
+    ComponentPlan,
+    ServicePlan,
+    predictor_env,
+    service_plan,
+)
 from wharf.control.scaling import RevisionScaling
 from wharf.control.store import Resource, RevisionRecord, Store
 from wharf.gateway import Gateway
 from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
-from wharf.model.transformer import predictor_env
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,7 +53,7 @@ class Rollout:
 
     @staticmethod
     def from_status(status: dict[str, Any], component: str) -> Rollout | None:
-        saved = (status.get("rollout") or {}).get(component)
+        saved = _by_component(status.get("rollout")).get(component)
         return Rollout(**saved) if saved else None
 
     def advance(self, latest: str, canary_percent: int | None) -> Rollout:
@@ -86,6 +93,7 @@ class ComponentState:
     traffic: dict[str, int]
     desired: dict[str, int]
     shadow: tuple[str, int] | None
+    serving: bool  # whether every revision it wants traffic on can take it (ready, or scaled to zero)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,17 +147,19 @@ class Reconciler:
             self._publish()
 
     async def rollback(self, namespace: str, name: str, reason: str, component: str | None = None) -> None:
-        """Roll back `component`, or every component that has a canary or an earlier rolled-out revision."""
+        """Roll back `component`; without one, every component with a canary, else the predictor."""
         async with self._lock:
             resource = self.store.get(ISVC_KIND, namespace, name)
             if resource is None:
                 return
-            rollouts = dict(resource.status.get("rollout") or {})
-            for each in [component] if component else list(rollouts):
-                rollout = Rollout.from_status(resource.status, each)
-                if rollout is not None and (component or rollout.canary or rollout.previous_rolled_out):
-                    rollouts[each] = dataclasses.asdict(rollout.roll_back(reason))
-            self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": rollouts})
+            rollouts = {
+                each: rollout
+                for each in _by_component(resource.status.get("rollout"))
+                if (rollout := Rollout.from_status(resource.status, each)) is not None
+            }
+            chosen = [component] if component else [c for c, r in rollouts.items() if r.canary] or [PREDICTOR]
+            saved = {c: dataclasses.asdict(r.roll_back(reason) if c in chosen else r) for c, r in rollouts.items()}
+            self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": saved})
         await self.reconcile(namespace, name)
 
     async def resync(self) -> None:
@@ -185,13 +195,16 @@ class Reconciler:
                         rps = load.requests / self.stats_window_s
                         self.scaling.observe_gateway(revision, plan.scaling, load.in_flight, load.queued, rps)
 
-    def replica_specs(self) -> dict[str, ReplicaSpec]:
-        """Every stored revision's replica spec, by revision name (what adoption after a restart needs)."""
+    def adoptable_specs(self) -> dict[str, ReplicaSpec]:
+        """The replica spec of every stored revision whose replicas a restarted daemon may adopt, by revision name.
+
+        Not a transformer's: its replicas were told the gateway address of the daemon that started them, which
+        this one may not have; they are started anew.
+        """
         return {
             record.name: self._replica_spec(record)
             for resource in self.store.list(ISVC_KIND)
-            for component in self._plan(resource).components
-            for record in self.store.revisions(resource.namespace, resource.name, component)
+            for record in self.store.revisions(resource.namespace, resource.name, PREDICTOR)
         }
 
     # -- one service --------------------------------------------------------------------------------------------
@@ -201,7 +214,12 @@ class Reconciler:
             component: await self._reconcile_component(resource, component, component_plan, plan)
             for component, component_plan in plan.components.items()
         }
-        self.store.set_status(ISVC_KIND, resource.namespace, resource.name, self._status(resource, plan, states))
+        front = plan.front
+        previous = (resource.status.get("routing") or {}).get("front")
+        if front == TRANSFORMER and previous == PREDICTOR and not states[TRANSFORMER].serving:
+            front = PREDICTOR  # a transformer added to a running service takes its host once it can answer
+        status = self._status(resource, plan, states, front)
+        self.store.set_status(ISVC_KIND, resource.namespace, resource.name, status)
 
     async def _reconcile_component(
         self, resource: Resource, component: str, plan: ComponentPlan, service: ServicePlan
@@ -223,7 +241,7 @@ class Reconciler:
         published = _routing(resource.status, component).get("traffic")
         takes_traffic = all(self._ready(name) or self.scaling.at_zero(name) for name in desired)
         traffic = desired if published is None or takes_traffic else published
-        return ComponentState(rollout, traffic, desired, shadow)
+        return ComponentState(rollout, traffic, desired, shadow, takes_traffic)
 
     def _ready(self, revision: str) -> bool:
         return any(replica.ready for replica in self.backend.replicas(revision))
@@ -233,9 +251,7 @@ class Reconciler:
         spec = record.spec
         env = dict(spec["env"])
         if "predictor" in spec:
-            env.update(
-                predictor_env(url=self.ingress.http_url, grpc_target=self.ingress.grpc_target, **spec["predictor"])
-            )
+            env.update(predictor_env(spec["predictor"], self.ingress.http_url, self.ingress.grpc_target))
         return ReplicaSpec(
             record.name, spec["model_name"], spec["model_uri"], spec["runtime"], env, tuple(spec["args"])
         )
@@ -276,12 +292,14 @@ class Reconciler:
             await self.backend.remove(revision)
         self.scaling.forget(wanted)
 
-    def _url(self, resource: Resource, plan: ServicePlan, component: str) -> str:
+    def _url(self, resource: Resource, component: str, front: str) -> str:
         """The front component answers on the service's host; one behind it on `{service}-{component}`."""
-        name = resource.name if component == plan.front else f"{resource.name}-{component}"
+        name = resource.name if component == front else f"{resource.name}-{component}"
         return f"http://{name}.{resource.namespace}.{self.domain}"
 
-    def _status(self, resource: Resource, plan: ServicePlan, states: dict[str, ComponentState]) -> dict[str, Any]:
+    def _status(
+        self, resource: Resource, plan: ServicePlan, states: dict[str, ComponentState], front: str
+    ) -> dict[str, Any]:
         components, conditions, routing = {}, [], {}
         replicas: list[ReplicaState] = []
         messages = []
@@ -302,7 +320,7 @@ class Reconciler:
             if not serving or rollout.rollback_reason:
                 messages.append(rollout.rollback_reason or waiting)
             components[component] = {
-                "url": self._url(resource, plan, component),
+                "url": self._url(resource, component, front),
                 "latestCreatedRevision": rollout.latest_created,
                 "latestReadyRevision": latest_ready,
                 "latestRolledoutRevision": rollout.latest_rolled_out,
@@ -324,7 +342,7 @@ class Reconciler:
                 "timeout_s": plan.components[component].timeout_s,
                 "container_concurrency": plan.components[component].container_concurrency,
             }
-        url = self._url(resource, plan, plan.front)
+        url = self._url(resource, front, front)
         serving = all(c["status"] == "True" for c in conditions)
         return {
             "observedGeneration": resource.generation,
@@ -339,7 +357,7 @@ class Reconciler:
             "replicas": len(replicas),
             "replicaStates": [{k: v for k, v in dataclasses.asdict(r).items() if k != "started_at"} for r in replicas],
             "rollout": {component: dataclasses.asdict(state.rollout) for component, state in states.items()},
-            "routing": {"model": plan.model_name, "front": plan.front, "components": routing},
+            "routing": {"model": plan.model_name, "front": front, "components": routing},
         }
 
     # -- routes -------------------------------------------------------------------------------------------------
@@ -350,9 +368,9 @@ class Reconciler:
             routing = resource.status.get("routing") or {}
             for component, route in (routing.get("components") or {}).items():
                 rollout = Rollout.from_status(resource.status, component)
-                if rollout is None:
-                    continue
                 front = component == routing["front"]
+                if rollout is None or not (front or component == PREDICTOR):  # a transformer not serving yet
+                    continue
                 services.append(self._service(resource, component, route, rollout, routing["model"], front))
         graphs = tuple(self._graph(r) for r in self.store.list(GRAPH_KIND))
         self.gateway.update(RouteTable(tuple(services), self.domain, graphs))
@@ -433,14 +451,22 @@ def _called_services(manifest: dict[str, Any]) -> set[str]:
     }
 
 
+def _by_component(saved: dict[str, Any] | None) -> dict[str, Any]:
+    """A status entry kept per component; one saved before services had components is the predictor's."""
+    if not saved:
+        return {}
+    return {PREDICTOR: saved} if "latest_created" in saved or "traffic" in saved else saved
+
+
 def _routing(status: dict[str, Any], component: str) -> dict[str, Any]:
     """The routing a component's last pass recorded (empty before its first)."""
-    return ((status.get("routing") or {}).get("components") or {}).get(component) or {}
+    routing = status.get("routing") or {}
+    return _by_component(routing.get("components", routing)).get(component) or {}
 
 
 def _routed(status: dict[str, Any], component: str | None = None) -> list[str]:
     """The revisions a component (or, without one, any component) routes or mirrors requests to, or scales for."""
-    components = ((status.get("routing") or {}).get("components") or {}).keys() if component is None else [component]
+    components = [PREDICTOR, TRANSFORMER] if component is None else [component]
     routed = []
     for each in components:
         routing = _routing(status, each)

@@ -77,3 +77,32 @@ def test_parts_this_release_cannot_serve_are_named(extra: str, refused: list[str
     alone = TRANSFORMED.split("  transformer:")[0] + "  predictor:" + TRANSFORMED.split("  predictor:")[1]
     assert unserved_fields(manifest(alone + extra)) == refused
     assert unserved_fields(manifest(TRANSFORMED)) == []
+
+
+def test_a_transformer_gets_a_new_revision_when_the_predictor_it_calls_changes_protocol_or_timeout() -> None:
+    before = service_plan(manifest(TRANSFORMED), "example.com").components
+    for change in (TRANSFORMED.replace("grpc-v2", "v2"), TRANSFORMED.replace("timeout: 20", "timeout: 200")):
+        after = service_plan(manifest(change), "example.com").components
+        assert after[TRANSFORMER].fingerprint != before[TRANSFORMER].fingerprint
+    same = service_plan(manifest(TRANSFORMED.replace("minReplicas: 0", "minReplicas: 3")), "example.com")
+    assert same.components[TRANSFORMER].fingerprint == before[TRANSFORMER].fingerprint
+
+
+def test_the_environment_that_points_a_transformer_at_its_predictor_is_what_it_reads() -> None:
+    from wharf.control.plan import predictor_env
+    from wharf.transformer import PredictorSettings
+
+    calls = service_plan(manifest(TRANSFORMED), "example.com").components[TRANSFORMER].replica["predictor"]
+    env = predictor_env(calls, "http://127.0.0.1:8000", "127.0.0.1:8001")
+    settings = PredictorSettings(**{k.removeprefix("WHARF_PREDICTOR_").lower(): v for k, v in env.items()})
+    assert (settings.url, settings.grpc_target, settings.protocol) == (
+        "http://127.0.0.1:8000",
+        "127.0.0.1:8001",
+        "grpc-v2",
+    )
+    assert (settings.host, settings.service, settings.model, settings.timeout_s) == (
+        "reviews-predictor.shop.example.com",
+        "shop/reviews-predictor",
+        "reviews",
+        20.0,
+    )

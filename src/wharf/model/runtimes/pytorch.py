@@ -139,9 +139,11 @@ class PyTorchModel(Model):
                 )
         else:
             target = self.float_dtype if value.is_floating_point() else value.dtype
-        if self.device.type == "cuda":
-            value = value.pin_memory()  # the copy to the device then runs without blocking this thread
-        return value.to(self.device, target, non_blocking=True)
+        if self.device.type != "cuda":
+            return value.to(target)
+        # Cast while copying into pinned memory: the copy to the device then runs without blocking this thread.
+        staged = torch.empty(value.shape, dtype=target, pin_memory=True).copy_(value)
+        return staged.to(self.device, non_blocking=True)
 
 
 def _spec(name: str, example: torch.Tensor) -> TensorSpec:

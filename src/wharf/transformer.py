@@ -20,17 +20,24 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wharf.client.inference import InferenceClient
-from wharf.errors import ConfigurationError
+from wharf.errors import (
+    ConfigurationError,
+    ModelNotReady,
+    PredictorFailed,
+    RequestTimeout,
+    ServerBusy,
+    ServerUnreachable,
+    WharfError,
+)
 from wharf.model.base import Model
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
 
-ENV_PREFIX = "WHARF_PREDICTOR_"
-
 
 class PredictorSettings(BaseSettings):
-    """Where a transformer's predictor is and how to call it (environment variables `WHARF_PREDICTOR_*`)."""
+    """Where a transformer's predictor is and how to call it: the environment variables `WHARF_PREDICTOR_*`
+    (`wharf up` sets them, see `wharf.control.plan.predictor_env`)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WHARF_PREDICTOR_", extra="ignore")
 
     url: str | None = Field(None, description="the predictor's (or the gateway's) HTTP base URL")
     grpc_target: str | None = Field(None, description="host:port of its gRPC endpoint, for protocol grpc-v2")
@@ -41,20 +48,8 @@ class PredictorSettings(BaseSettings):
     timeout_s: float = Field(60.0, gt=0)
 
 
-def predictor_env(
-    url: str, grpc_target: str, protocol: str, model: str, host: str, service: str, timeout_s: float
-) -> dict[str, str]:
-    """The environment that points a transformer at its predictor (read back by `PredictorSettings`)."""
-    values = {
-        "url": url,
-        "grpc_target": grpc_target,
-        "protocol": protocol,
-        "model": model,
-        "host": host,
-        "service": service,
-        "timeout_s": str(timeout_s),
-    }
-    return {f"{ENV_PREFIX}{key.upper()}": value for key, value in values.items()}
+# Predictor errors a transformer answers with as they are: the predictor's state, not a fault in the exchange.
+_PASSED_ON = (ModelNotReady, ServerBusy, RequestTimeout, ServerUnreachable)
 
 
 class Transformer(Model):
@@ -81,8 +76,18 @@ class Transformer(Model):
         self.ready = True
 
     async def predict(self, payload: Any) -> InferResponse:
-        """Send `payload` (what `preprocess` returned) to the predictor and return its response."""
-        return await self.client.infer(self.predictor.model or self.name, as_request(payload))
+        """Send `payload` (what `preprocess` returned) to the predictor and return its response.
+
+        The predictor refusing or failing the request is this service's fault, not its client's (a 502 naming the
+        predictor's answer); a predictor that is busy, not ready, unreachable or too slow keeps its own status.
+        """
+        model = self.predictor.model or self.name
+        try:
+            return await self.client.infer(model, as_request(payload))
+        except _PASSED_ON:
+            raise
+        except WharfError as e:
+            raise PredictorFailed(f"predictor '{model}' answered {e.http_status}: {e.message}") from e
 
     async def unload(self) -> None:
         if self._client is not None:
