@@ -7,7 +7,6 @@ import base64
 import io
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import httpx
@@ -225,9 +224,12 @@ def test_a_transformer_added_to_a_running_service_takes_its_host_once_it_answers
     assert answers(daemon, 3) == {2.0}
 
     daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=1, transformer="FailsToLoad"))
-    daemon.wait("scaled", component("transformer", "latestCreatedRevision", "scaled-transformer-00001"))
-    time.sleep(2)  # the broken transformer tries to start, and fails
-    service = daemon.isvc("scaled")
+    service = daemon.wait(  # the broken transformer has tried to start, and failed
+        "scaled",
+        lambda s: any(
+            r["revision"] == "scaled-transformer-00001" and r["last_error"] for r in s["status"]["replicaStates"]
+        ),
+    )
     assert service["status"]["components"]["predictor"]["url"] == "http://scaled.default.example.com"
     assert not ready(service)
     assert answers(daemon, 3) == {2.0}  # the predictor keeps the service's host

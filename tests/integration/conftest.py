@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +54,15 @@ def launch(*args: str, env: dict[str, str] | None = None, timeout: float = START
     full_env.update(env or {})
     proc, event, lines = start(command, full_env, "serving", timeout)
     return RunningServer(proc, event["http_port"], event.get("grpc_port"), lines)
+
+
+def wait_until_in_flight(server: RunningServer, model: str, timeout: float = 30.0) -> None:
+    """Return once the server's metrics show a request of `model` in flight."""
+    sample = f'wharf_requests_in_flight{{model="{model}"}} 1.0'
+    deadline = time.monotonic() + timeout
+    while sample not in httpx.get(f"{server.url}/metrics", timeout=timeout).text:
+        assert time.monotonic() < deadline, f"no request of '{model}' in flight"
+        time.sleep(0.02)
 
 
 @contextmanager
@@ -104,10 +114,8 @@ def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def iris_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One iris server shared by a test module."""
-    path = tmp_path_factory.mktemp("iris-shared") / "model.joblib"
-    subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(path)], check=True, timeout=120)
-    server = launch(str(path), "--name", "iris")
+def iris_server(iris_model: Path) -> Iterator[RunningServer]:
+    """One iris server shared by a test module, serving `iris_model`."""
+    server = launch(str(iris_model), "--name", "iris")
     yield server
     server.stop()

@@ -7,7 +7,6 @@ import queue
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tritonclient.grpc import service_pb2 as triton_pb
 from tritonclient.grpc import service_pb2_grpc as triton_pb_grpc
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.conftest import RunningServer
+from tests.integration.conftest import RunningServer, wait_until_in_flight
 from tests.unit.protocol.test_grpc_codec import VALUES
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
@@ -258,15 +257,6 @@ def test_message_size_limit_is_a_setting(serve) -> None:  # type: ignore[no-unty
         client.close()
 
 
-def _wait_until_in_flight(server: RunningServer, model: str) -> None:
-    """Return once the server's metrics show a request of `model` in flight."""
-    sample = f'wharf_requests_in_flight{{model="{model}"}} 1.0'
-    deadline = time.monotonic() + TIMEOUT_S
-    while sample not in httpx.get(f"{server.url}/metrics", timeout=TIMEOUT_S).text:
-        assert time.monotonic() < deadline, f"no request of '{model}' in flight"
-        time.sleep(0.02)
-
-
 def test_sigterm_drains_requests_in_flight(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve("wharf_test_models:Slow", "--name", "slow")
     client = triton.InferenceServerClient(_address(server))
@@ -274,7 +264,7 @@ def test_sigterm_drains_requests_in_flight(serve) -> None:  # type: ignore[no-un
     try:
         seconds = _triton_input("seconds", np.array([1.0]), "FP64")
         client.async_infer("slow", [seconds], _collect(answers), client_timeout=TIMEOUT_S)
-        _wait_until_in_flight(server, "slow")
+        wait_until_in_flight(server, "slow")
         server.proc.send_signal(signal.SIGTERM)
         result, error = answers.get(timeout=TIMEOUT_S)
         assert error is None and result.as_numpy("slept").tolist() == [1.0]

@@ -170,7 +170,7 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(
     assert client.post("/v2/models/iris/infer", json=_infer_body(ROWS)).status_code == 200
 
 
-def test_wrong_method_and_oversized_body(client: httpx.Client) -> None:
+def test_a_wrong_method_is_a_405_naming_the_right_one(client: httpx.Client) -> None:
     answer = client.get("/v2/models/iris/infer")
     assert answer.status_code == 405 and "use POST" in answer.json()["error"]
 

@@ -17,9 +17,9 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.integration.conftest import ROOT, launch
-from wharf.protocol.tensors import DTYPES
+from tests.integration.conftest import ROOT, launch, wait_until_in_flight
 from tests.unit.protocol.test_tensors import NUMERIC
+from wharf.protocol.tensors import DTYPES
 
 
 def _free_port() -> int:
@@ -73,7 +73,7 @@ def test_a_slow_model_does_not_block_the_server_and_times_out(serve) -> None:  #
     with httpx.Client(base_url=server.url, timeout=10) as client:
         worker = threading.Thread(target=lambda: results.append(client.post("/v2/models/slow/infer", json=body)))
         worker.start()
-        time.sleep(0.2)
+        wait_until_in_flight(server, "slow")
         started = time.monotonic()
         assert httpx.get(server.url + "/v2/health/live", timeout=5).status_code == 200
         assert time.monotonic() - started < 0.5
@@ -124,7 +124,7 @@ def test_sigterm_drains_in_flight_requests(serve) -> None:  # type: ignore[no-un
         target=lambda: results.append(httpx.post(server.url + "/v2/models/slow/infer", json=body, timeout=10))
     )
     worker.start()
-    time.sleep(0.5)
+    wait_until_in_flight(server, "slow")
     server.proc.send_signal(signal.SIGTERM)
     worker.join(10)
     assert results and results[0].status_code == 200
@@ -177,9 +177,9 @@ def test_several_workers_share_the_port_and_metrics(iris_model) -> None:  # type
     try:
         row = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # the second worker may still be loading
-            if sum(1 for line in server.log if '"event":"serving"' in line) == 2:
-                break
+        while sum(1 for line in server.log if '"event":"serving"' in line) < 2:  # the second may still be loading
+            if time.monotonic() > deadline:
+                pytest.fail("the second worker never said it was serving:\n" + "".join(server.log))
             time.sleep(0.1)
         for _ in range(20):  # a new connection each time, spread over the workers by the kernel
             assert httpx.post(server.url + "/v2/models/iris/infer", json=row, timeout=10).status_code == 200
