@@ -10,7 +10,9 @@ activator's tests start a gateway of their own, and one a replica of its own whi
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import tritonclient.grpc as triton
 import uvloop
@@ -281,6 +284,38 @@ def test_request_body_limit(fleet: Fleet) -> None:
             assert infer(client).status_code == 200
     finally:
         small.stop()
+
+
+def test_a_body_that_never_comes_is_answered_within_the_body_timeout() -> None:
+    running = RunningGateway(GatewaySettings(body_timeout_s=0.5))
+    try:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", running.http_port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v2/models/iris/infer HTTP/1.1\r\nhost: " + IRIS.encode() + b"\r\n"
+                b"content-type: application/json\r\ncontent-length: 10\r\n\r\n"  # and no body
+            )
+            reply = b""
+            while b"}" not in reply and (chunk := sock.recv(65536)):
+                reply += chunk
+        assert time.monotonic() - started < 3
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower()
+        assert orjson.loads(body) == {"error": "request body not received within 0.5 s"}
+    finally:
+        running.stop()
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(
+    client: httpx.Client, routes: RouteTable, caplog: pytest.LogCaptureFixture
+) -> None:
+    upgrade = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13"}
+    upgrade["sec-websocket-key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    with caplog.at_level(logging.ERROR):
+        answer = client.get("/", headers={"host": "nothing.default.example.com", **upgrade})
+    assert answer.status_code == 404
+    assert "no InferenceService for host 'nothing.default.example.com'" in answer.json()["error"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 # --- activator ----------------------------------------------------------------------------------------------

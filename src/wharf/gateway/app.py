@@ -121,6 +121,7 @@ class Gateway:
             uvicorn.Config(
                 RestProxy(self._dispatcher, self._http_upstream, self.settings),
                 http="httptools",
+                ws="none",  # no WebSocket: an Upgrade request is answered as plain HTTP, not with a 500
                 lifespan="off",
                 access_log=False,
                 proxy_headers=False,

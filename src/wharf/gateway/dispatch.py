@@ -57,6 +57,11 @@ class Dispatcher:
         self._shadow_limit = settings.shadow_concurrency
         self._shadows: set[asyncio.Task[None]] = set()
 
+    @property
+    def rng(self) -> random.Random:
+        """The random source of every draw (traffic splits, ties, shadow shares, graph splitters)."""
+        return self._rng
+
     def update(self, table: RouteTable) -> None:
         """Route new requests by `table` (ValueError if it is inconsistent); requests in flight are unaffected."""
         self.router = Router(table, self._rng)

@@ -120,30 +120,26 @@ def _unreachable(channel: grpc.aio.Channel) -> bool:
 
 
 class GrpcProxy(grpc.GenericRpcHandler):
-    """The generic handler of the gateway's gRPC server: every unary method of `GRPCInferenceService`."""
+    """The generic handler of the gateway's gRPC server: every method of `GRPCInferenceService`."""
 
     def __init__(self, dispatcher: Dispatcher, upstream: GrpcUpstream) -> None:
         self._dispatcher = dispatcher
         self._upstream = upstream
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        methods = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
+        self._handlers = {f"/{SERVICE}/{m.name}": self._handler(m.name) for m in methods}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        handler = self._handlers.get(method)
-        if handler is None:
-            service, _, name = method.lstrip("/").partition("/")
-            if service != SERVICE:
-                return None  # UNIMPLEMENTED
-            if name == STREAM:
-                handler = grpc.stream_stream_rpc_method_handler(self._stream)
-            else:
+        return self._handlers.get(handler_call_details.method)  # None: UNIMPLEMENTED
 
-                async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-                    return await self._forward(method, name, request, context)
+    def _handler(self, name: str) -> grpc.RpcMethodHandler:
+        if name == STREAM:
+            return grpc.stream_stream_rpc_method_handler(self._stream)
+        method = f"/{SERVICE}/{name}"
 
-                handler = grpc.unary_unary_rpc_method_handler(forward)
-            self._handlers[method] = handler
-        return handler
+        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            return await self._forward(method, name, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(forward)
 
     async def _send(self, method: str, name: str, request: bytes, metadata: Metadata, timeout: float | None) -> _Reply:
         """Route one request and forward it (mirroring it to a shadow revision when one is drawn)."""

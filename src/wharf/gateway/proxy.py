@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import orjson
 from wharf.errors import InvalidInput, PayloadTooLarge, Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
+from wharf.gateway.router import Router
 from wharf.gateway.routes import Graph, Replica
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
@@ -31,9 +31,11 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 REVISION_HEADER = b"x-wharf-revision"
-_JSON: Headers = [(b"content-type", b"application/json")]
+_JSON: Headers = [(b"content-type", b"application/json")]  # copy it before appending
 # Set again for the replica: the body is whole (no 100-continue), and the Host is the replica's.
 _NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
+# A graph's steps send JSON and read the answers themselves (uncompressed).
+_NOT_TO_STEPS = frozenset({b"content-type", b"accept-encoding"})
 
 
 def _failed(answer: Answer) -> bool:
@@ -47,7 +49,8 @@ class RestProxy:
         self._dispatcher = dispatcher
         self._upstream = upstream
         self._limit = settings.max_request_bytes
-        self._graph_runners: dict[Graph, GraphRunner] = {}
+        self._graph_runners: dict[Graph, GraphRunner] = {}  # the runners of graphs of `_runners_router`
+        self._runners_router: Router | None = None
         self._body_timeout = settings.body_timeout_s
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -76,8 +79,8 @@ class RestProxy:
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         graph = router.graph(host, path)
         if graph is not None:
-            status, answer = await self._graph_runner(graph).run(body, {})
-            return Answer(status, [(b"content-type", b"application/json")], answer)
+            status, answer = await self._graph_runner(router, graph).run(body, _step_headers(headers))
+            return Answer(status, list(_JSON), answer)
         route = router.route(host, path)
         revision = router.revision(route.service, pinned or route.tag_revision)
         query = scope["query_string"]
@@ -91,32 +94,47 @@ class RestProxy:
         self._dispatcher.mirror(router, route.service, send, _failed)
         return await self._dispatcher.forward(revision, send, _failed)
 
-    def _graph_runner(self, graph: Graph) -> GraphRunner:
-        """The runner of `graph` (one per graph of the current table), whose steps call services through the
-        gateway's own routing: V1 predict on the service's model, as KServe's graph router does."""
+    def _graph_runner(self, router: Router, graph: Graph) -> GraphRunner:
+        """The runner of `graph` of `router`'s table (kept while that table is the current one)."""
+        if router is not self._runners_router:
+            if router is not self._dispatcher.router:  # a request that started before the table changed
+                return self._new_graph_runner(router, graph)
+            self._runners_router, self._graph_runners = router, {}
         runner = self._graph_runners.get(graph)
         if runner is None:
-            self._graph_runners = {
-                g: r for g, r in self._graph_runners.items() if g in self._dispatcher.router.table.graphs
-            }
-
-            async def call(target: CallTarget, body: bytes, _headers: GraphHeaders) -> tuple[int, bytes]:
-                if not isinstance(target, ServiceTarget):
-                    raise Unimplemented(f"graph {graph.key!r}: only serviceName steps are served")
-                router = self._dispatcher.router
-                service = router.service(f"{graph.namespace}/{target.name}")
-                path = f"/v1/models/{service.model}:predict"
-
-                def send(replica: Replica) -> Awaitable[Answer]:
-                    return self._upstream.send(replica, "POST", path, _JSON, body)
-
-                answer = await self._dispatcher.forward(router.revision(service), send, _failed)
-                return answer.status, answer.body
-
-            runner = self._graph_runners[graph] = GraphRunner(
-                graph.nodes, call, random.Random(), step_timeout_s=graph.step_timeout_s
-            )
+            runner = self._graph_runners[graph] = self._new_graph_runner(router, graph)
         return runner
+
+    def _new_graph_runner(self, router: Router, graph: Graph) -> GraphRunner:
+        """A runner whose steps call services through `router`: V1 predict on the service's model, as KServe's
+        graph router does, with the request's headers."""
+        upstream = self._upstream
+        dispatcher = self._dispatcher
+
+        async def call(target: CallTarget, body: bytes, headers: GraphHeaders) -> tuple[int, bytes]:
+            if not isinstance(target, ServiceTarget):
+                raise Unimplemented(f"graph {graph.key!r}: only serviceName steps are served")
+            service = router.service(f"{graph.namespace}/{target.name}")
+            path = f"/v1/models/{service.model}:predict"
+            sent = [*_JSON, *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())]
+
+            def send(replica: Replica) -> Awaitable[Answer]:
+                return upstream.send(replica, "POST", path, sent, body)
+
+            answer = await dispatcher.forward(router.revision(service), send, _failed)
+            return answer.status, answer.body
+
+        return GraphRunner(graph.nodes, call, dispatcher.rng, step_timeout_s=graph.step_timeout_s)
+
+
+def _step_headers(headers: Headers) -> dict[str, str]:
+    """The forwarded request headers a graph's steps send on (repeated ones joined), bar the body's own."""
+    steps: dict[str, str] = {}
+    for key, value in headers:
+        if key not in _NOT_TO_STEPS:
+            name, text = key.decode("latin-1"), value.decode("latin-1")
+            steps[name] = f"{steps[name]}, {text}" if name in steps else text
+    return steps
 
 
 def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, Headers]:
@@ -151,28 +169,29 @@ def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, Headers]:
 
 
 async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes:
-    """The whole request body, at most `limit` bytes."""
-    message = await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body"):
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body of {len(body)} bytes exceeds the limit of {limit}")
-        return body
-    chunks, size = [body], len(body)
+    """The whole request body, at most `limit` bytes, received within `timeout` seconds."""
+    chunks: list[bytes] = []
+    size = 0
     try:
         async with asyncio.timeout(timeout):
-            while message.get("more_body"):
+            while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     raise InvalidInput("client disconnected before sending the whole body")
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
+                chunk = message.get("body", b"")
+                size += len(chunk)
                 if size > limit:
                     raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                if not message.get("more_body"):
+                    break
+                chunks.append(chunk)
     except TimeoutError:
         raise InvalidInput(f"request body not received within {timeout} s") from None
+    if not chunks:
+        return chunk  # the whole body came in one message
+    chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _error(status: int, message: str) -> Answer:
-    return Answer(status, [(b"content-type", b"application/json")], orjson.dumps({"error": message}))
+    return Answer(status, list(_JSON), orjson.dumps({"error": message}))

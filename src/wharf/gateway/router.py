@@ -56,22 +56,21 @@ class Router:
 
     def graph(self, host: str, path: str) -> Graph | None:
         """The InferenceGraph a request is for (by `/serving/{namespace}/{name}` path or Host), if any."""
-        if path.startswith(PATH_PREFIX):
-            namespace, _, rest = path[len(PATH_PREFIX) :].partition("/")
-            graph = self._graphs.get(f"{namespace}/{rest.partition('/')[0]}")
+        serving = _serving_key(path)
+        if serving is not None:
+            graph = self._graphs.get(serving[0])
             if graph is not None:
                 return graph
-        return self._graph_hosts.get(host.rpartition(":")[0].lower() if ":" in host else host.lower())
+        return self._graph_hosts.get(_hostname(host))
 
     def route(self, host: str, path: str) -> Route:
         """The route of an HTTP request: by `/serving/{namespace}/{name}/` path prefix, else by Host header."""
-        if path.startswith(PATH_PREFIX):
-            namespace, _, rest = path[len(PATH_PREFIX) :].partition("/")
-            name, _, rest = rest.partition("/")
-            service = self._services.get(f"{namespace}/{name}")
+        serving = _serving_key(path)
+        if serving is not None:
+            service = self._services.get(serving[0])
             if service is not None:
-                return Route(service, None, "/" + rest)
-        found = self._hosts.get(host.rpartition(":")[0].lower() if ":" in host else host.lower())
+                return Route(service, None, serving[1])
+        found = self._hosts.get(_hostname(host))
         if found is None:
             raise NotFound(f"no InferenceService for host {host!r} and path {path!r}")
         return Route(found[0], found[1], path)
@@ -115,6 +114,20 @@ class Router:
             return None
         name, percent = service.shadow
         return service.revisions[name] if self._rng.randrange(100) < percent else None
+
+
+def _hostname(host: str) -> str:
+    """The Host header's name, lower-cased and without its port."""
+    return host.rpartition(":")[0].lower() if ":" in host else host.lower()
+
+
+def _serving_key(path: str) -> tuple[str, str] | None:
+    """For a `/serving/{namespace}/{name}/rest` path, `namespace/name` and the path left (`/rest`); else None."""
+    if not path.startswith(PATH_PREFIX):
+        return None
+    namespace, _, rest = path[len(PATH_PREFIX) :].partition("/")
+    name, _, rest = rest.partition("/")
+    return f"{namespace}/{name}", "/" + rest
 
 
 def least_loaded(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wharf.gateway import Replica, Revision, RouteTable, Service
+from wharf.gateway.routes import Graph
 
 
 def replica(id: str, ready: bool = True) -> Replica:
@@ -30,5 +31,5 @@ def service(
     return Service(namespace, name, model or name, traffic, tags or {}, named, shadow)
 
 
-def table(*services: Service, domain: str = "example.com") -> RouteTable:
-    return RouteTable(services, domain)
+def table(*services: Service, domain: str = "example.com", graphs: tuple[Graph, ...] = ()) -> RouteTable:
+    return RouteTable(services, domain, graphs)

@@ -127,6 +127,7 @@ async def test_replica_status_passes_through(running: Running) -> None:
         ("/inference.GRPCInferenceService/ServerReady", b"", (), grpc.StatusCode.NOT_FOUND, "names no model"),
         (INFER, infer("iris"), (("x-wharf-service", "x/y"),), grpc.StatusCode.NOT_FOUND, "no InferenceService 'x/y'"),
         ("/other.Service/Call", b"", (), grpc.StatusCode.UNIMPLEMENTED, ""),
+        ("/inference.GRPCInferenceService/MadeUp", b"", (), grpc.StatusCode.UNIMPLEMENTED, ""),
     ],
 )
 async def test_gateway_statuses(
