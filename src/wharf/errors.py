@@ -12,6 +12,9 @@ class WharfError(Exception):
 
     http_status: int = 500
     grpc_code: str = "INTERNAL"
+    #: True when a client raised it for what a server answered (`from_http_status`, `from_grpc_code`, a malformed
+    #: answer); False when it was raised here, e.g. by a client refusing a request before sending it.
+    answered: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -125,11 +128,17 @@ _BY_HTTP_STATUS = {cls.http_status: cls for cls in reversed(_ANSWERED)}
 _BY_GRPC_CODE = {cls.grpc_code: cls for cls in reversed(_ANSWERED)}
 
 
+def answered(error: WharfError) -> WharfError:
+    """`error`, marked as what a server answered."""
+    error.answered = True
+    return error
+
+
 def from_http_status(status: int, message: str) -> WharfError:
-    """The error for an HTTP error status (`WharfError` for one no class has)."""
-    return _BY_HTTP_STATUS.get(status, WharfError)(message)
+    """The (answered) error for an HTTP error status (`WharfError` for one no class has)."""
+    return answered(_BY_HTTP_STATUS.get(status, WharfError)(message))
 
 
 def from_grpc_code(code: str, message: str) -> WharfError:
-    """The error for a gRPC status code name such as "NOT_FOUND" (`WharfError` for one no class has)."""
-    return _BY_GRPC_CODE.get(code, WharfError)(message)
+    """The (answered) error for a gRPC status code name such as "NOT_FOUND" (`WharfError` for one no class has)."""
+    return answered(_BY_GRPC_CODE.get(code, WharfError)(message))

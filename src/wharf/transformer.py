@@ -22,7 +22,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from wharf.client.inference import InferenceClient
 from wharf.errors import (
     ConfigurationError,
-    ModelNotReady,
     PredictorFailed,
     RequestTimeout,
     ServerBusy,
@@ -49,7 +48,8 @@ class PredictorSettings(BaseSettings):
 
 
 # Predictor errors a transformer answers with as they are: the predictor's state, not a fault in the exchange.
-_PASSED_ON = (ModelNotReady, ServerBusy, RequestTimeout, ServerUnreachable)
+# (A client raises a predictor's 503 / UNAVAILABLE as ServerBusy, never as ModelNotReady.)
+_PASSED_ON = (ServerBusy, RequestTimeout, ServerUnreachable)
 
 
 class Transformer(Model):
@@ -73,20 +73,20 @@ class Transformer(Model):
         if not address:
             needed = "WHARF_PREDICTOR_GRPC_TARGET" if settings.protocol == "grpc-v2" else "WHARF_PREDICTOR_URL"
             raise ConfigurationError(f"transformer {self.name!r} does not know its predictor: set {needed}")
-        self.ready = True
 
     async def predict(self, payload: Any) -> InferResponse:
         """Send `payload` (what `preprocess` returned) to the predictor and return its response.
 
         The predictor refusing or failing the request is this service's fault, not its client's (a 502 naming the
-        predictor's answer); a predictor that is busy, not ready, unreachable or too slow keeps its own status.
+        predictor's answer); a predictor that is busy, not ready, unreachable or too slow keeps its own status, and
+        a request the client refuses before sending it (say, one V1 cannot carry) is answered as that error.
         """
         model = self.predictor.model or self.name
         try:
             return await self.client.infer(model, as_request(payload))
-        except _PASSED_ON:
-            raise
         except WharfError as e:
+            if not e.answered or isinstance(e, _PASSED_ON):
+                raise
             raise PredictorFailed(f"predictor '{model}' answered {e.http_status}: {e.message}") from e
 
     async def unload(self) -> None:

@@ -14,7 +14,6 @@ from typing import Any, Literal, Self, TypeVar, get_args
 
 import grpc
 import httpx
-import numpy as np
 import orjson
 
 from wharf.errors import (
@@ -23,14 +22,15 @@ from wharf.errors import (
     RequestTimeout,
     ServerUnreachable,
     WharfError,
+    answered,
     from_grpc_code,
     from_http_status,
 )
-from wharf.protocol import tensors, v1, v2
+from wharf.protocol import v1, v2
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
+from wharf.protocol.v2 import InferRequest, InferResponse
 
 Protocol = Literal["v1", "v2", "grpc-v2"]
 PREDICTIONS = "predictions"  # the one output a V1 answer becomes
@@ -114,7 +114,7 @@ class InferenceClient:
             names = [t.name for t in request.inputs]
             raise InvalidInput(f"KServe V1 carries one input (`instances`), this request has {names}; use 'v2'")
         path = _v1_predict_path(model)
-        body = v2.dumps({"instances": _instances(request.inputs[0])})
+        body = v2.dumps({"instances": v1.nested_json(request.inputs[0].data, request.inputs[0].name)})
         answer = await self._http_call("POST", path, content=body, headers=_JSON)
         # A V1 answer decodes like a V1 request whose one key is "predictions".
         decoded = self._decoded(answer.url, lambda: v1.decode_request(answer.content, PREDICTIONS))
@@ -184,7 +184,7 @@ class InferenceClient:
         try:
             return decode()
         except (InvalidInput, ValueError) as e:
-            raise WharfError(f"malformed answer from {where}: {e}") from None
+            raise answered(WharfError(f"malformed answer from {where}: {e}")) from None
 
 
 def _v2_model_path(model: str, version: str | None) -> str:
@@ -193,12 +193,6 @@ def _v2_model_path(model: str, version: str | None) -> str:
 
 def _v1_predict_path(model: str) -> str:
     return f"/v1/models/{model}:predict"
-
-
-def _instances(tensor: Tensor) -> Any:
-    """A tensor as V1 `instances`: nested rows in its shape (numbers stay numpy, BYTES become strings)."""
-    rows = np.reshape(tensors.to_json(tensor.data, tensor.name), tensor.data.shape)
-    return rows if rows.dtype.kind in "biuf" else rows.tolist()
 
 
 def _error_message(answer: httpx.Response, where: str) -> str:

@@ -80,9 +80,21 @@ class ModelRepository:
         """Register every model found under `root` that is not registered yet."""
         if self.root is None:
             return
-        for path in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if path.name not in self._entries:
+        for name in sorted(p.name for p in self.root.iterdir()):
+            path = self._model_dir(name)
+            if path is not None and name not in self._entries:
                 self._discover_model(path)
+
+    def _model_dir(self, name: str) -> Path | None:
+        """`root/name` when `name` is a model directory's plain name inside `root`, else None.
+
+        `name` may come from a client (the repository load API): an absolute path, `..`, a hidden name or one
+        with a separator would reach outside the repository, and loading unpickles what it finds there.
+        """
+        if self.root is None or not name or name.startswith(".") or any(c in name for c in ("/", "\\", "\0")):
+            return None
+        path = self.root / name
+        return path if path.parent == self.root and path.is_dir() else None
 
     def _discover_model(self, path: Path) -> None:
         versions = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()]
@@ -98,8 +110,8 @@ class ModelRepository:
 
     async def load(self, name: str) -> None:
         """(Re)load every version of `name`, discovering it under `root` if it is new there."""
-        if name not in self._entries and self.root is not None and (self.root / name).is_dir():
-            self._discover_model(self.root / name)
+        if name not in self._entries and (path := self._model_dir(name)) is not None:
+            self._discover_model(path)
         await asyncio.gather(*(self._load(e) for e in self._versions(name).values()))
 
     async def unload(self, name: str) -> None:

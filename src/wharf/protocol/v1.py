@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from wharf.errors import InvalidInput
+from wharf.protocol import tensors
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, dumps, loads_object
 
 
@@ -37,23 +38,31 @@ def decode_request(body: bytes, input_name: str) -> InferRequest:
     return InferRequest(inputs=[Tensor(input_name, _array(doc[keys[0]], keys[0]))])
 
 
-def _jsonable(array: np.ndarray) -> Any:
-    """Nested JSON-ready data in the array's shape (numeric arrays stay numpy for orjson)."""
-    if array.dtype.kind != "O":
-        return array
-    return np.vectorize(lambda x: x.decode() if isinstance(x, bytes) else x, otypes=[object])(array).tolist()
+def nested_json(array: np.ndarray, tensor: str) -> Any:
+    """A tensor's data as nested JSON rows in its shape, as V1 `instances` and `predictions` carry it: numeric
+    arrays stay numpy (orjson writes them), BYTES become strings (InvalidInput naming `tensor` if not UTF-8)."""
+    flat = tensors.to_json(array, tensor)
+    if isinstance(flat, np.ndarray):
+        return flat.reshape(array.shape)
+    rows = np.empty(len(flat), dtype=object)
+    rows[:] = flat
+    return rows.reshape(array.shape).tolist()
 
 
 def encode_response(response: InferResponse) -> bytes:
     """`{"predictions": ...}`: the output itself, or one object per row when the model has several outputs."""
     outputs = response.outputs
     if len(outputs) == 1:
-        return dumps({"predictions": _jsonable(outputs[0].data)})
+        return dumps({"predictions": nested_json(outputs[0].data, outputs[0].name)})
     lengths = {len(t.data) if t.data.ndim else 0 for t in outputs}
     if len(lengths) != 1 or 0 in lengths:
         raise InvalidInput("the model's outputs differ in length; call it over the V2 protocol")
-    columns = {t.name: t.data.tolist() if t.data.dtype.kind != "O" else _jsonable(t.data) for t in outputs}
+    columns = {t.name: _rows(nested_json(t.data, t.name)) for t in outputs}
     return dumps({"predictions": [{name: rows[i] for name, rows in columns.items()} for i in range(lengths.pop())]})
+
+
+def _rows(nested: Any) -> list[Any]:
+    return nested.tolist() if isinstance(nested, np.ndarray) else nested
 
 
 def model_status(name: str, ready: bool) -> bytes:

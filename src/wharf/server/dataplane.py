@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from wharf import __version__
-from wharf.errors import InvalidInput, WharfError
+from wharf.errors import InvalidInput, ModelNotReady, WharfError
 from wharf.model.base import Model, check_inputs, to_response
 from wharf.model.repository import ModelRepository
 from wharf.protocol.v2 import InferRequest, InferResponse
@@ -61,6 +61,8 @@ class DataPlane:
     # -- inference --------------------------------------------------------------------------------------------
     async def infer(self, model: Model, request: InferRequest) -> InferResponse:
         """Run `request` through `model` (preprocess, predict, postprocess) within the request deadline."""
+        if not model.ready:  # picked before it was unloaded: no pipeline (threads) may be rebuilt for it
+            raise ModelNotReady(f"model '{model.name}' is not ready (unloaded)")
         check_inputs(model, request)
         try:
             result = await self._pipeline(model).run(request)

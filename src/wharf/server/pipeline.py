@@ -62,7 +62,6 @@ class ModelPipeline:
             getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)
         ]
         self._steps = [(step, inspect.iscoroutinefunction(step)) for step in steps]
-        self._chain = steps
         all_plain = not any(is_async for _, is_async in self._steps)
         self.batching = policy.enabled and model.supports_batching and all_plain
         if policy.enabled and not self.batching:
@@ -83,12 +82,8 @@ class ModelPipeline:
         )
         self.run: Callable[[InferRequest], Awaitable[Any]] = self._run_chain if all_plain else self._run_steps
 
-    @property
-    def depth(self) -> int:
-        return self._threads.depth
-
     def _call_chain(self, payload: Any) -> Any:
-        for step in self._chain:
+        for step, _ in self._steps:
             payload = step(payload)
         return payload
 

@@ -46,6 +46,8 @@ def supervise(argv: list[str], count: int) -> int:
                 if code is not None and code != 0 and not stopping:
                     log.error("worker exited; restarting", extra={"code": code, "backoff_s": backoff[i]})
                     time.sleep(backoff[i])
+                    if stopping:  # told to stop while waiting: a worker started now would never be told
+                        continue
                     backoff[i] = min(backoff[i] * 2, _MAX_BACKOFF_S)
                     procs[i] = subprocess.Popen(command, env=env)
             time.sleep(0.2)

@@ -52,3 +52,20 @@ def test_several_outputs_become_rows() -> None:
 def test_a_v1_answer_is_a_valid_request_for_chaining() -> None:
     request = v1.decode_request(b'{"predictions": [[2.0]]}', "x")
     assert request.inputs[0].data.tolist() == [[2.0]]
+
+
+def test_nested_json_keeps_the_shape_of_numbers_and_strings() -> None:
+    numbers = v1.nested_json(np.arange(6).reshape(2, 3), "n")
+    assert isinstance(numbers, np.ndarray) and numbers.tolist() == [[0, 1, 2], [3, 4, 5]]
+    words = np.array([[b"a", "b"], [b"\xc3\xa9", b""]], dtype=object)
+    assert v1.nested_json(words, "w") == [["a", "b"], ["\u00e9", ""]]
+    assert v1.nested_json(np.empty((0, 2), dtype=object), "e") == []
+
+
+def test_bytes_outputs_that_are_not_utf8_name_the_tensor() -> None:
+    response = InferResponse("m", [Tensor("raw", np.array([b"ok", b"\xff\xfe"], dtype=object))])
+    with pytest.raises(InvalidInput, match="tensor 'raw' holds bytes that are not UTF-8"):
+        v1.encode_response(response)
+    rows = InferResponse("m", [Tensor("n", np.array([1, 2])), Tensor("raw", np.array([b"a", b"\xff"], dtype=object))])
+    with pytest.raises(InvalidInput, match="tensor 'raw'"):
+        v1.encode_response(rows)

@@ -142,9 +142,12 @@ def encode_response(response: InferResponse, raw: bool) -> pb.ModelInferResponse
     message = pb.ModelInferResponse(
         model_name=response.model_name, model_version=response.model_version or "", id=response.id or ""
     )
-    if response.parameters:
-        encode_parameters(message.parameters, response.parameters)
-    _encode_tensors(message.outputs, message.raw_output_contents, response.outputs, raw)
+    try:
+        if response.parameters:
+            encode_parameters(message.parameters, response.parameters)
+        _encode_tensors(message.outputs, message.raw_output_contents, response.outputs, raw)
+    except InvalidInput as e:  # a parameter the model answered with: the server's fault, not the request's
+        raise WharfError(f"model '{response.model_name}' answered {e.message}") from None
     return message
 
 
@@ -210,7 +213,7 @@ def encode_parameters(target: Any, parameters: Mapping[str, Any]) -> None:
         elif isinstance(value, str):
             parameter.string_param = value
         else:
-            raise WharfError(f"parameter '{key}' ({type(value).__name__}) has no gRPC InferParameter form")
+            raise InvalidInput(f"parameter '{key}' ({type(value).__name__}) has no gRPC InferParameter form")
 
 
 # ---- metadata and repository ------------------------------------------------------------------------------------
