@@ -86,7 +86,7 @@ def test_canary_percent_zero_and_shadow_traffic(daemon: Daemon) -> None:
 def test_a_failing_canary_is_rolled_back_automatically(daemon: Daemon) -> None:
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
     daemon.wait("who", _ready)
-    guarded = {"serving.wharf.dev/auto-rollback-error-rate": "0.2", "serving.wharf.dev/auto-rollback-window-s": "30"}
+    guarded = {"serving.wharf.dev/auto-rollback-error-rate": "0.2"}
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "broken", canary=50, annotations=guarded))
     daemon.wait("who", lambda s: _ready(s) and len(_traffic(s)) == 2)
     body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}

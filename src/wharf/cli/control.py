@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -45,9 +45,9 @@ def apply(
 
 def get(
     kind: Kind,
-    name: Annotated[Optional[str], typer.Argument()] = None,
+    name: Annotated[str | None, typer.Argument()] = None,
     namespace: Namespace = "default",
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="yaml or json")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="yaml or json")] = None,
     control_url: ControlUrl = DEFAULT_URL,
 ) -> None:
     """List resources, or show one."""
@@ -68,9 +68,8 @@ def describe(
     namespace: Namespace = "default",
     control_url: ControlUrl = DEFAULT_URL,
 ) -> None:
-    """Show a resource's spec, status, revisions and replicas."""
-    with _client(control_url) as client:
-        typer.echo(yaml.safe_dump(client.get(kind, name, namespace), sort_keys=False))
+    """Show a resource's spec, status, revisions and replicas: `get NAME -o yaml`."""
+    get(kind, name, namespace, "yaml", control_url)
 
 
 def delete(

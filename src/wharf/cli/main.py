@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,22 +28,30 @@ app.add_typer(control.rollout, name="rollout")
 @app.command()
 def serve(
     model_uri: Annotated[str, typer.Argument(help="model file or directory, a repository of models, or module:Class")],
-    name: Annotated[Optional[str], typer.Option(help="model name (default: from the file or directory name)")] = None,
-    runtime: Annotated[
-        Optional[str], typer.Option(help="model format, e.g. sklearn (default: from the artifact)")
+    name: Annotated[str | None, typer.Option(help="model name (default: from the file or directory name)")] = None,
+    runtime: Annotated[str | None, typer.Option(help="model format, e.g. sklearn (default: from the artifact)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on (default WHARF_HOST, else 127.0.0.1)")] = None,
+    http_port: Annotated[
+        int | None, typer.Option(help="REST port, 0 for any free one (default WHARF_HTTP_PORT, else 8080)")
     ] = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    http_port: Annotated[int, typer.Option(help="REST port (0: any free port)")] = 8080,
-    grpc_port: Annotated[int, typer.Option(help="gRPC port (0: any free port)")] = 8081,
-    workers: Annotated[int, typer.Option(min=1, help="processes serving the same ports")] = 1,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="gRPC port, 0 for any free one (default WHARF_GRPC_PORT, else 8081)")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="processes serving the same ports (default WHARF_WORKERS, else 1)")
+    ] = None,
     max_batch_size: Annotated[
-        Optional[int], typer.Option(min=1, help="merge concurrent requests into predict calls of up to N rows")
+        int | None, typer.Option(min=1, help="merge concurrent requests into predict calls of up to N rows")
     ] = None,
     max_latency_ms: Annotated[
-        Optional[float], typer.Option(min=0, help="while requests arrive together, wait up to this to fill a batch")
+        float | None, typer.Option(min=0, help="while requests arrive together, wait up to this to fill a batch")
     ] = None,
 ) -> None:
-    """Serve a model (or a directory of models) over the Open Inference Protocol and KServe V1."""
+    """Serve a model (or a directory of models) over the Open Inference Protocol and KServe V1.
+
+    An option not given takes its WHARF_* environment variable, else the default of `ServerSettings`."""
+    from pydantic import ValidationError
+
     from wharf import storage
     from wharf.model.repository import ModelRepository, source_factory
     from wharf.model.runtimes import is_model_dir
@@ -52,16 +60,25 @@ def serve(
     from wharf.server.settings import ServerSettings
     from wharf.server.workers import REUSE_PORT_ENV, supervise
 
-    if workers > 1:
-        if http_port == 0 or grpc_port == 0:
+    given = {
+        "host": host,
+        "http_port": http_port,
+        "grpc_port": grpc_port,
+        "workers": workers,
+        "max_batch_size": max_batch_size,
+        "max_batch_latency_ms": max_latency_ms,
+    }
+    try:
+        settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as e:
+        typer.echo(f"wharf serve: {e}", err=True)
+        raise typer.Exit(2) from None
+    if settings.workers > 1:
+        if settings.http_port == 0 or settings.grpc_port == 0:
             raise typer.BadParameter("several workers share fixed ports; give --http-port and --grpc-port")
         argv = [a for a in sys.argv[1:]]
-        raise typer.Exit(supervise(_one_worker(argv), workers))
+        raise typer.Exit(supervise(_one_worker(argv), settings.workers))
     try:
-        given = {"max_batch_size": max_batch_size, "max_batch_latency_ms": max_latency_ms}
-        settings = ServerSettings(
-            host=host, http_port=http_port, grpc_port=grpc_port, **{k: v for k, v in given.items() if v is not None}
-        )
         repository = ModelRepository()
         path = Path(model_uri)
         if path.is_dir() and not is_model_dir(path) and name is None and runtime is None:
@@ -84,16 +101,24 @@ def serve(
 
 @app.command()
 def up(
-    home: Annotated[
-        Optional[Path], typer.Option(envvar="WHARF_HOME", help="state directory (default ./.wharf)")
+    home: Annotated[Path | None, typer.Option(envvar="WHARF_HOME", help="state directory (default ./.wharf)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on (default WHARF_HOST, else 127.0.0.1)")] = None,
+    gateway_port: Annotated[
+        int | None, typer.Option(help="gateway REST port (default WHARF_GATEWAY_HTTP_PORT, else 8000)")
     ] = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    gateway_port: Annotated[int, typer.Option(help="gateway REST port")] = 8000,
-    gateway_grpc_port: Annotated[int, typer.Option(help="gateway gRPC port")] = 8001,
-    control_port: Annotated[int, typer.Option(help="control API port")] = 8002,
+    gateway_grpc_port: Annotated[
+        int | None, typer.Option(help="gateway gRPC port (default WHARF_GATEWAY_GRPC_PORT, else 8001)")
+    ] = None,
+    control_port: Annotated[
+        int | None, typer.Option(help="control API port (default WHARF_CONTROL_PORT, else 8002)")
+    ] = None,
 ) -> None:
-    """Run the control plane and the gateway (state in SQLite under WHARF_HOME) until SIGTERM or Ctrl-C."""
+    """Run the control plane and the gateway (state in SQLite under WHARF_HOME) until SIGTERM or Ctrl-C.
+
+    An option not given takes its WHARF_* environment variable, else the default of `DaemonSettings`."""
     import asyncio
+
+    from pydantic import ValidationError
 
     from wharf.control.daemon import DaemonSettings, run
     from wharf.server import logs
@@ -106,7 +131,11 @@ def up(
         "gateway_grpc_port": gateway_grpc_port,
         "control_port": control_port,
     }
-    settings = DaemonSettings(**{k: v for k, v in given.items() if v is not None})
+    try:
+        settings = DaemonSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as e:
+        typer.echo(f"wharf up: {e}", err=True)
+        raise typer.Exit(2) from None
     logs.configure("INFO")
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -6,6 +6,7 @@ KServe-shaped paths: `/apis/{group}/{version}/namespaces/{namespace}/{plural}[/{
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,7 +16,9 @@ from starlette.exceptions import HTTPException
 
 from wharf import __version__
 from wharf.control.controller import Controller
-from wharf.errors import WharfError
+from wharf.errors import ConfigurationError, WharfError
+
+log = logging.getLogger(__name__)
 
 GROUPS = {"inferenceservices": "serving.kserve.io/v1beta1", "inferencegraphs": "serving.kserve.io/v1alpha1"}
 
@@ -40,6 +43,11 @@ def create_app(controller: Controller) -> FastAPI:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         return _error(400, problems)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=error, extra={"path": request.url.path})
+        return _error(500, f"internal error: {type(error).__name__}: {error}")
+
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
@@ -50,7 +58,11 @@ def create_app(controller: Controller) -> FastAPI:
 
     @app.post("/apis/apply", summary="Apply one or more YAML or JSON manifests (multi-document, idempotent)")
     async def apply(request: Request) -> dict[str, Any]:
-        return {"results": await controller.apply((await request.body()).decode())}
+        try:
+            text = (await request.body()).decode()
+        except UnicodeDecodeError as e:
+            raise ConfigurationError(f"the request body must be UTF-8 YAML or JSON ({e})") from None
+        return {"results": await controller.apply(text)}
 
     @app.get("/apis/{group}/{version}/{plural}", summary="List resources in every namespace")
     async def list_all(group: str, version: str, plural: str) -> dict[str, Any]:

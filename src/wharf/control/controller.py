@@ -6,12 +6,19 @@ import copy
 from typing import Any
 
 from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
-from wharf.control.plan import ISVC_KIND, Document, parse, service_plan, unserved_fields
+from wharf.control.plan import (
+    ISVC_KIND,
+    PREDICTOR,
+    TRANSFORMER,
+    Document,
+    component_name,
+    parse,
+    service_plan,
+    unserved_fields,
+)
 from wharf.control.reconciler import Reconciler
-from wharf.control.store import Resource, Store
+from wharf.control.store import Resource, Store, revision_prefix
 from wharf.errors import ConfigurationError, NotFound
-
-API_VERSIONS = {ISVC_KIND: "serving.kserve.io/v1beta1"}
 
 
 class Controller:
@@ -81,8 +88,10 @@ class Controller:
         return self.get(ISVC_KIND, namespace, name)
 
     def _check_names(self, documents: list[Document]) -> None:
-        """Refuse documents whose gateway names (`NAME.NAMESPACE.domain` hosts) another resource already takes."""
+        """Refuse documents whose gateway names (`NAME.NAMESPACE.domain` hosts) or revision names (one space on
+        the machine: `revision_prefix`) another resource already takes."""
         owners: dict[tuple[str, str], str] = {}
+        revision_owners: dict[str, str] = {}
         applied = {(doc.kind, doc.namespace, doc.name) for doc in documents}
         stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]
         resources: list[Resource | Document] = [r for r in stored if (r.kind, r.namespace, r.name) not in applied]
@@ -96,6 +105,17 @@ class Controller:
                         f"{owner} and {other} would both answer at"
                         f" {name}.{resource.namespace}.{self.reconciler.domain}; rename one"
                     )
+            if resource.kind != ISVC_KIND:
+                continue
+            for component in (PREDICTOR, TRANSFORMER):  # every component: a stored revision outlives its spec
+                prefix = revision_prefix(resource.namespace, resource.name, component)
+                other = revision_owners.setdefault(prefix, owner)
+                if other != owner:
+                    raise ConfigurationError(
+                        f"{owner} and {other} would both name their revisions {prefix}-NNNNN"
+                        " (outside the default namespace a revision's name joins the namespace to the service's);"
+                        " rename one"
+                    )
 
     def _require(self, kind: str, namespace: str, name: str) -> Resource:
         resource = self.store.get(kind, namespace, name)
@@ -107,7 +127,7 @@ class Controller:
 def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[str]:
     """The names a resource answers at on the gateway: its own, and its predictor's behind a transformer."""
     has_transformer = kind == ISVC_KIND and manifest["spec"].get("transformer")
-    return [name, f"{name}-predictor"] if has_transformer else [name]
+    return [name, component_name(name, PREDICTOR)] if has_transformer else [name]
 
 
 def _document(resource: Resource) -> dict[str, Any]:

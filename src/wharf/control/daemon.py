@@ -58,6 +58,12 @@ def _ingress(host: str, http_port: int, grpc_port: int) -> Ingress:
     return Ingress(f"http://{bracketed}:{http_port}", f"{bracketed}:{grpc_port}")
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A background reconcile (on a replica's change or on demand) that failed: logged, the next pass retries."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("background reconcile failed", exc_info=error)
+
+
 @contextlib.contextmanager
 def exclusive(home: Path) -> Iterator[IO[str]]:
     """Hold WHARF_HOME's lock for as long as the daemon runs."""
@@ -101,10 +107,14 @@ async def run(settings: DaemonSettings) -> None:
                 task = loop.create_task(work)
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(_log_failure)
 
             backend.on_change = lambda: soon(reconciler.reconcile())
             gateway.on_demand = lambda revision: soon(reconciler.demand(revision))
-            await reconciler.reconcile()
+            try:
+                await reconciler.reconcile()
+            except Exception:  # a stored resource that cannot run must not keep the API (and `wharf delete`) down
+                log.exception("reconcile failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
             control = listen(settings.host, settings.control_port)
             control_port = control.getsockname()[1]
             api = EmbeddedServer(
@@ -126,7 +136,10 @@ async def run(settings: DaemonSettings) -> None:
             while not stop.is_set() and not api_task.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.resync_s)
-                await reconciler.resync()
+                try:
+                    await reconciler.resync()
+                except Exception:  # one bad pass must not stop the daemon: the next resync tries again
+                    log.exception("resync failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
             api.should_exit = True
             await api_task
         finally:

@@ -90,15 +90,22 @@ def service_plan(manifest: dict[str, Any], domain: str) -> ServicePlan:
     components = {PREDICTOR: _component_plan(service, predictor, {})}
     transformer = service.spec.transformer
     if transformer is not None:
+        behind = component_name(service.name, PREDICTOR)
         calls = {
-            "host": f"{service.name}-predictor.{service.namespace}.{domain}",
-            "service": f"{service.namespace}/{service.name}-predictor",
+            "host": f"{behind}.{service.namespace}.{domain}",
+            "service": f"{service.namespace}/{behind}",
             "model": service.model_name,
             "protocol": predictor.model_spec().protocol_version,
             "timeout_s": float(predictor.timeout),
         }
         components = {TRANSFORMER: _component_plan(service, transformer, {"predictor": calls}), **components}
     return ServicePlan(service.model_name, service.rollout_policy, components)
+
+
+def component_name(service: str, component: str) -> str:
+    """The name a component behind the front one answers at on the gateway: `{service}-{component}` (its host is
+    `{service}-{component}.{namespace}.{domain}`)."""
+    return f"{service}-{component}"
 
 
 def predictor_env(calls: dict[str, Any], url: str, grpc_target: str) -> dict[str, str]:

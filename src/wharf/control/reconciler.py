@@ -28,11 +28,13 @@ from wharf.control.plan import (
     TRANSFORMER,
     ComponentPlan,
     ServicePlan,
+    component_name,
     predictor_env,
     service_plan,
 )
 from wharf.control.scaling import RevisionScaling
 from wharf.control.store import Resource, RevisionRecord, Store
+from wharf.errors import ConfigurationError
 from wharf.gateway import Gateway
 from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
 
@@ -77,6 +79,12 @@ class Rollout:
             return {stable: 100}
         percent = 100 if canary_percent is None else canary_percent
         return {name: share for name, share in ((latest, percent), (stable, 100 - percent)) if share > 0}
+
+    @property
+    def can_roll_back(self) -> bool:
+        """Whether there is something to roll back: a canary, or a promoted revision with one rolled out before."""
+        promoted = self.latest_created == self.latest_rolled_out and self.previous_rolled_out is not None
+        return self.canary is not None or promoted
 
     @property
     def canary(self) -> str | None:
@@ -127,6 +135,7 @@ class Reconciler:
         # Parsed once per version of a resource: the resync reads every resource each second.
         self._plans: dict[tuple[str, str, float, int], ServicePlan] = {}
         self._graphs: dict[tuple[str, str, float, int], Graph] = {}
+        self._saved_replicas: dict[str, tuple[str, dict[str, Any]]] | None = None  # what the store last got
 
     def _plan(self, resource: Resource) -> ServicePlan:
         return _cached(self._plans, resource, lambda: service_plan(resource.manifest, self.domain))
@@ -147,7 +156,9 @@ class Reconciler:
             self._publish()
 
     async def rollback(self, namespace: str, name: str, reason: str, component: str | None = None) -> None:
-        """Roll back `component`; without one, every component with a canary, else the predictor."""
+        """Roll back `component` (nothing happens if it has nothing to roll back); without one, every component
+        with a canary, else the predictor, else the transformer, whichever can go back to an earlier revision
+        (ConfigurationError if none can)."""
         async with self._lock:
             resource = self.store.get(ISVC_KIND, namespace, name)
             if resource is None:
@@ -157,7 +168,18 @@ class Reconciler:
                 for each in _by_component(resource.status.get("rollout"))
                 if (rollout := Rollout.from_status(resource.status, each)) is not None
             }
-            chosen = [component] if component else [c for c, r in rollouts.items() if r.canary] or [PREDICTOR]
+            if component is not None:
+                chosen = [component] if component in rollouts and rollouts[component].can_roll_back else []
+            else:
+                chosen = [c for c, r in rollouts.items() if r.canary] or [
+                    c for c in (PREDICTOR, TRANSFORMER) if c in rollouts and rollouts[c].can_roll_back
+                ][:1]
+                if not chosen:
+                    raise ConfigurationError(
+                        f"InferenceService {namespace}/{name}: no canary or earlier revision to roll back to"
+                    )
+            if not chosen:
+                return
             saved = {c: dataclasses.asdict(r.roll_back(reason) if c in chosen else r) for c, r in rollouts.items()}
             self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": saved})
         await self.reconcile(namespace, name)
@@ -173,7 +195,10 @@ class Reconciler:
                 )
                 await self.rollback(resource.namespace, resource.name, reason, component)
         await self.reconcile()
-        self.store.save_replicas({s.id: (s.revision, dataclasses.asdict(s)) for s in self.backend.replicas()})
+        records = {s.id: (s.revision, dataclasses.asdict(s)) for s in self.backend.replicas()}
+        if records != self._saved_replicas:
+            self.store.save_replicas(records)
+            self._saved_replicas = records
 
     async def demand(self, revision: str) -> None:
         """Requests wait in the gateway for `revision`, which has no ready replica: scale it up now."""
@@ -219,7 +244,8 @@ class Reconciler:
         if front == TRANSFORMER and previous == PREDICTOR and not states[TRANSFORMER].serving:
             front = PREDICTOR  # a transformer added to a running service takes its host once it can answer
         status = self._status(resource, plan, states, front)
-        self.store.set_status(ISVC_KIND, resource.namespace, resource.name, status)
+        if status != resource.status:
+            self.store.set_status(ISVC_KIND, resource.namespace, resource.name, status)
 
     async def _reconcile_component(
         self, resource: Resource, component: str, plan: ComponentPlan, service: ServicePlan
@@ -294,7 +320,7 @@ class Reconciler:
 
     def _url(self, resource: Resource, component: str, front: str) -> str:
         """The front component answers on the service's host; one behind it on `{service}-{component}`."""
-        name = resource.name if component == front else f"{resource.name}-{component}"
+        name = resource.name if component == front else component_name(resource.name, component)
         return f"http://{name}.{resource.namespace}.{self.domain}"
 
     def _status(
@@ -394,7 +420,7 @@ class Reconciler:
         shadow = route["shadow"]
         return Service(
             namespace=resource.namespace,
-            name=resource.name if front else f"{resource.name}-{component}",
+            name=resource.name if front else component_name(resource.name, component),
             model=model,
             traffic=tuple(route["traffic"].items()),
             tags=tags,

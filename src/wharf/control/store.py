@@ -57,11 +57,17 @@ class RevisionRecord:
     created: float
 
 
-def revision_name(namespace: str, service: str, component: str, number: int) -> str:
-    """KServe's `{service}-{component}-{number}`; outside the default namespace the namespace joins in, because
-    one machine has one space of revision names (the gateway and the backend key on them)."""
+def revision_prefix(namespace: str, service: str, component: str) -> str:
+    """What the names of a component's revisions start with: KServe's `{service}-{component}`; outside the default
+    namespace the namespace joins in, because one machine has one space of revision names (the gateway and the
+    backend key on them). Two services with one prefix cannot both run: the controller refuses the second."""
     scope = service if namespace == "default" else f"{service}-{namespace}"
-    return f"{scope}-{component}-{number:05d}"
+    return f"{scope}-{component}"
+
+
+def revision_name(namespace: str, service: str, component: str, number: int) -> str:
+    """KServe's `{service}-{component}-{number}`, after `revision_prefix`."""
+    return f"{revision_prefix(namespace, service, component)}-{number:05d}"
 
 
 def _dumps(value: Any) -> str:

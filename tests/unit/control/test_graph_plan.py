@@ -8,13 +8,11 @@ import orjson
 import pytest
 import yaml
 
+from tests.unit.graph.fakes import FakeCall
+from wharf.control.graph_plan import graph_route, nodes_from_spec
 from wharf.control.spec import InferenceGraph, SpecError
 from wharf.control.spec.manifests import parse_manifest
-from wharf.graph import Node, NodeTarget, ServiceTarget, Step, UrlTarget, parse_condition
-from wharf.control.graph_plan import graph_route, nodes_from_spec
-from wharf.graph import GraphRunner
-
-from tests.unit.graph.fakes import FakeCall
+from wharf.graph import GraphRunner, Node, NodeTarget, ServiceTarget, Step, UrlTarget, parse_condition
 
 MANIFEST = """
 apiVersion: serving.kserve.io/v1alpha1

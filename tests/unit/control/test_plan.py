@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from wharf.control.plan import PREDICTOR, TRANSFORMER, service_plan, unserved_fields
+from wharf.control.plan import PREDICTOR, TRANSFORMER, component_name, service_plan, unserved_fields
 from wharf.control.spec import parse_manifest
 
 TRANSFORMED = """
@@ -106,3 +106,10 @@ def test_the_environment_that_points_a_transformer_at_its_predictor_is_what_it_r
         "reviews",
         20.0,
     )
+
+
+def test_a_component_behind_the_front_one_answers_at_one_name() -> None:
+    assert component_name("reviews", PREDICTOR) == "reviews-predictor"
+    plan = service_plan(yaml.safe_load(TRANSFORMED), "example.com")
+    calls = plan.components[TRANSFORMER].replica["predictor"]
+    assert calls["host"] == f"{component_name('reviews', PREDICTOR)}.shop.example.com"

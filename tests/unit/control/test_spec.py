@@ -164,7 +164,7 @@ def test_transformer_as_an_image_and_as_a_python_class() -> None:
 
 def test_wharf_rollout_annotations() -> None:
     [service] = example("rollout.yaml")
-    assert service.rollout_policy == RolloutPolicy(20, 0.02, 250.0, 120.0)
+    assert service.rollout_policy == RolloutPolicy(20, 0.02, 250.0)
     assert service.rollout_policy.auto_rollback
 
 
@@ -293,7 +293,7 @@ def test_transformer_shape() -> None:
         (SHADOW_PERCENT, "ten", "0 to 100"),
         ("serving.wharf.dev/auto-rollback-error-rate", "5", "0 to 1"),
         ("serving.wharf.dev/auto-rollback-p99-ms", "-1", "positive"),
-        ("serving.wharf.dev/auto-rollback-window-s", "30", "needs auto-rollback-error-rate"),
+        ("serving.wharf.dev/auto-rollback-window-s", "30", "not supported: a canary is judged over the gateway's"),
         ("serving.wharf.dev/shadow", "10", "unknown Wharf annotation"),
     ],
 )

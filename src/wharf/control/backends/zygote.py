@@ -2,11 +2,11 @@
 
 Run by the local backend (`template.py`) as `python -m wharf.control.backends.zygote MODULE...`. It imports each
 MODULE (one that is missing or fails is skipped: its replicas import it themselves), answers `{"ready": true,
-"skipped": [...]}` and then reads start requests from stdin, one JSON line each:
-`{"argv": [...], "env": {...}, "log": "path"}`, a `wharf` command line with its whole environment and its log file. For each it forks a child that runs that
-command in a session of its own and answers `{"pid": N}` (or `{"error": "..."}`) on stdout; when a child ends
-it reports `{"exited": N, "status": S}`, S as Popen's returncode. Once stdin closes it takes no more requests and
-exits when its last child has ended (it reaps them, so none is left a zombie).
+"skipped": [...]}` and then reads start requests from stdin, one JSON line each: `{"argv": [...], "env": {...},
+"log": "path"}`, a `wharf` command line with its whole environment and its log file. For each it forks a child
+that runs that command in a session of its own and answers `{"pid": N}` (or `{"error": "..."}`) on stdout; when
+a child ends it reports `{"exited": N, "status": S}`, S as Popen's returncode. Once stdin closes it takes no more
+requests and exits when its last child has ended (it reaps them, so none is left a zombie).
 
 Nothing here starts a thread, an event loop or a gRPC channel or server before forking: each child does that
 itself, as a fresh `wharf serve` would.

@@ -6,7 +6,6 @@ validation and defaults. Read a file with `parse_manifests`, a decoded document 
 from wharf.control.spec.common import (
     AUTO_ROLLBACK_ERROR_RATE,
     AUTO_ROLLBACK_P99_MS,
-    AUTO_ROLLBACK_WINDOW_S,
     DEFAULT_TIMEOUT_S,
     SHADOW_PERCENT,
     WHARF_PREFIX,
@@ -43,7 +42,6 @@ from wharf.control.spec.manifests import KINDS, Manifest, parse_manifest, parse_
 __all__ = [
     "AUTO_ROLLBACK_ERROR_RATE",
     "AUTO_ROLLBACK_P99_MS",
-    "AUTO_ROLLBACK_WINDOW_S",
     "CUSTOM_FORMAT",
     "DEFAULT_TIMEOUT_S",
     "FRAMEWORKS",

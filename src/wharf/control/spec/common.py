@@ -14,9 +14,9 @@ Wharf's annotations (on `metadata.annotations`, prefix `serving.wharf.dev/`) set
   only measured. With no rollout in progress there is nothing to mirror.
 - `serving.wharf.dev/auto-rollback-error-rate` (a fraction, 0 to 1) and `serving.wharf.dev/auto-rollback-p99-ms`
   (milliseconds, > 0): during a rollout, when the latest revision's share of failed (5xx) requests, or its 99th
-  percentile latency, exceeds the threshold over the window, Wharf takes it out of traffic (a rollback).
-- `serving.wharf.dev/auto-rollback-window-s` (seconds, > 0, default 60, Knative's stable window): that window;
-  it needs one of the two thresholds.
+  percentile latency, exceeds the threshold over the gateway's statistics window (`WHARF_GATEWAY_STATS_WINDOW_S`,
+  default 60 s, Knative's stable window), Wharf takes it out of traffic (a rollback). The window is the gateway's,
+  one for every service: `serving.wharf.dev/auto-rollback-window-s` is refused rather than ignored.
 
 An unknown `serving.wharf.dev/` annotation is an error (most likely a typo). Other annotations, such as Knative's
 `autoscaling.knative.dev/*`, are kept as plain strings for the components that read them.
@@ -59,7 +59,6 @@ WHARF_PREFIX = "serving.wharf.dev/"
 SHADOW_PERCENT = WHARF_PREFIX + "shadow-percent"
 AUTO_ROLLBACK_ERROR_RATE = WHARF_PREFIX + "auto-rollback-error-rate"
 AUTO_ROLLBACK_P99_MS = WHARF_PREFIX + "auto-rollback-p99-ms"
-AUTO_ROLLBACK_WINDOW_S = WHARF_PREFIX + "auto-rollback-window-s"
 
 GPU = "nvidia.com/gpu"
 RESOURCE_NAMES = ("cpu", "memory", GPU)
@@ -332,7 +331,6 @@ class RolloutPolicy:
     shadow_percent: int = 0
     rollback_error_rate: float | None = None
     rollback_p99_ms: float | None = None
-    rollback_window_s: float = 60.0
 
     @property
     def auto_rollback(self) -> bool:
@@ -373,7 +371,10 @@ _WHARF_ANNOTATIONS: dict[str, tuple[str, Callable[[str], float]]] = {
     SHADOW_PERCENT: ("shadow_percent", _percent),
     AUTO_ROLLBACK_ERROR_RATE: ("rollback_error_rate", _fraction),
     AUTO_ROLLBACK_P99_MS: ("rollback_p99_ms", _positive),
-    AUTO_ROLLBACK_WINDOW_S: ("rollback_window_s", _positive),
+}
+_NOT_SUPPORTED = {
+    WHARF_PREFIX + "auto-rollback-window-s": "not supported: a canary is judged over the gateway's statistics window,"
+    " one for every service (WHARF_GATEWAY_STATS_WINDOW_S, default 60 s)",
 }
 
 
@@ -383,6 +384,9 @@ def _read_rollout_policy(annotations: Mapping[str, str]) -> tuple[RolloutPolicy,
     for key, text in annotations.items():
         if not key.startswith(WHARF_PREFIX):
             continue
+        if key in _NOT_SUPPORTED:
+            problems.append(((key,), _NOT_SUPPORTED[key]))
+            continue
         if key not in _WHARF_ANNOTATIONS:
             problems.append(((key,), f"unknown Wharf annotation; known: {', '.join(_WHARF_ANNOTATIONS)}"))
             continue
@@ -391,9 +395,6 @@ def _read_rollout_policy(annotations: Mapping[str, str]) -> tuple[RolloutPolicy,
             values[attribute] = read(text)
         except ValueError as e:
             problems.append(((key,), str(e)))
-    thresholds = {AUTO_ROLLBACK_ERROR_RATE, AUTO_ROLLBACK_P99_MS}
-    if AUTO_ROLLBACK_WINDOW_S in annotations and not thresholds & annotations.keys():
-        problems.append(((AUTO_ROLLBACK_WINDOW_S,), "needs auto-rollback-error-rate or auto-rollback-p99-ms"))
     return RolloutPolicy(**values), problems
 
 

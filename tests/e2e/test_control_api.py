@@ -1,0 +1,62 @@
+"""The control API on `wharf up`: client mistakes answer 4xx `{"error"}`, and a resource that cannot run does not
+take the daemon down."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import Daemon, manifest, start_daemon, who_answers
+from wharf.control.plan import parse
+from wharf.control.store import Store
+
+
+def _ready(service: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in service.get("status", {}).get("conditions", []))
+
+
+def _in(namespace: str, text: str) -> str:
+    return text.replace("metadata:\n", f"metadata:\n  namespace: {namespace}\n", 1)
+
+
+def test_services_whose_revisions_would_share_names_are_refused(daemon: Daemon) -> None:
+    daemon.wharf("apply", "-f", "-", stdin=manifest("a-b", "ab"))
+    run = daemon.wharf("apply", "-f", "-", stdin=_in("b", manifest("a", "ba")), check=False)
+    assert run.returncode == 1
+    assert "InferenceService b/a and InferenceService default/a-b" in run.stderr and "a-b-predictor" in run.stderr
+    daemon.wait("a-b", _ready)
+    time.sleep(2.5)  # a few resyncs
+    assert daemon.proc.poll() is None
+    assert set(who_answers(daemon, "a-b.default.example.com", 5)) == {"ab"}
+
+
+def test_a_daemon_whose_store_holds_a_resource_it_cannot_run_keeps_serving(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Store(home / "wharf.db")  # as an older Wharf, which did not refuse the clash, left it
+    for doc in parse(manifest("a-b", "ab") + "---\n" + _in("b", manifest("a", "ba"))):
+        store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
+    store.close()
+    daemon = start_daemon(home)
+    try:
+        time.sleep(2.5)  # the first reconcile and a few resyncs fail on the clash
+        assert daemon.proc.poll() is None, "".join(daemon.log[-30:])
+        assert any("resync failed" in line for line in daemon.log)
+        daemon.wharf("delete", "isvc", "a", "-n", "b")
+        daemon.wait("a-b", _ready)
+        assert set(who_answers(daemon, "a-b.default.example.com", 5)) == {"ab"}
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_client_mistakes_answer_4xx_with_an_error(daemon: Daemon) -> None:
+    answer = httpx.post(f"{daemon.control_url}/apis/apply", content=b"\xff\xfename: who\n", timeout=10)
+    assert answer.status_code == 400 and "must be UTF-8 YAML or JSON" in answer.json()["error"]
+
+    daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
+    run = daemon.wharf("rollout", "rollback", "who", check=False)
+    assert run.returncode == 1 and "no canary or earlier revision to roll back to" in run.stderr
+    conditions = daemon.wait("who", _ready)["status"]["conditions"]
+    assert not any("rolled back" in c["message"] for c in conditions)
+    assert daemon.wharf("describe", "isvc", "who").stdout == daemon.wharf("get", "isvc", "who", "-o", "yaml").stdout

@@ -1,0 +1,198 @@
+"""The controller and the reconciler over a real store, with a backend that starts nothing and a gateway that
+only records what it is handed; the control API in front of them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wharf.control.api import create_app
+from wharf.control.backends import ReplicaSpec, ReplicaState
+from wharf.control.controller import Controller
+from wharf.control.daemon import _log_failure
+from wharf.control.plan import ISVC_KIND
+from wharf.control.reconciler import Ingress, Reconciler
+from wharf.control.store import Store, revision_prefix
+from wharf.errors import ConfigurationError
+
+
+class Backend:
+    def __init__(self) -> None:
+        self.scaled: dict[str, int] = {}
+
+    def replicas(self, revision: str | None = None) -> list[ReplicaState]:
+        return []
+
+    async def scale(self, spec: ReplicaSpec, replicas: int) -> None:
+        self.scaled[spec.revision] = replicas
+
+    async def remove(self, revision: str) -> None:
+        self.scaled.pop(revision, None)
+
+
+class Gateway:
+    def __init__(self) -> None:
+        self.tables: list[Any] = []
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+    def update(self, table: Any) -> None:
+        self.tables.append(table)
+
+
+def isvc(name: str, namespace: str = "default", who: str = "a", canary: int | None = None) -> str:
+    percent = f"    canaryTrafficPercent: {canary}\n" if canary is not None else ""
+    return (
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+        f"metadata: {{name: {name}, namespace: {namespace}}}\n"
+        f"spec:\n  predictor:\n{percent}    model:\n      modelFormat: {{name: custom}}\n"
+        f"      storageUri: models:WhoAmI\n      env: [{{name: WHO, value: {who}}}]\n"
+    )
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Controller:
+    store = Store(tmp_path / "wharf.db")
+    reconciler = Reconciler(
+        store, Backend(), Gateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
+    )  # type: ignore[arg-type]
+    return Controller(store, reconciler)
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def rollout(controller: Controller, name: str) -> dict[str, Any]:
+    resource = controller.store.get(ISVC_KIND, "default", name)
+    assert resource is not None
+    return resource.status["rollout"]["predictor"]
+
+
+# -- revision names ----------------------------------------------------------------------------------------------
+
+
+def test_revision_prefixes_name_revisions() -> None:
+    assert revision_prefix("default", "a-b", "predictor") == revision_prefix("b", "a", "predictor") == "a-b-predictor"
+
+
+def test_services_whose_revisions_would_share_names_are_refused(controller: Controller) -> None:
+    run(controller.apply(isvc("a-b")))
+    with pytest.raises(ConfigurationError) as refused:
+        run(controller.apply(isvc("a", namespace="b")))
+    message = refused.value.message
+    assert "InferenceService b/a" in message and "InferenceService default/a-b" in message
+    assert "a-b-predictor" in message
+    assert controller.store.get(ISVC_KIND, "b", "a") is None
+    run(controller.reconciler.resync())  # the daemon's next pass still works
+
+
+def test_a_revision_name_clash_within_one_apply_is_refused(controller: Controller) -> None:
+    with pytest.raises(ConfigurationError, match="would both name their revisions a-b-predictor"):
+        run(controller.apply(isvc("a", namespace="b") + "---\n" + isvc("a-b")))
+    assert controller.store.list(ISVC_KIND) == []
+
+
+def test_reapplying_a_service_is_no_clash_with_itself(controller: Controller) -> None:
+    run(controller.apply(isvc("iris", namespace="prod")))
+    assert run(controller.apply(isvc("iris", namespace="prod", who="b")))[0]["result"] == "configured"
+
+
+# -- rollback ----------------------------------------------------------------------------------------------------
+
+
+def test_a_rollback_with_nothing_to_roll_back_is_refused(controller: Controller) -> None:
+    run(controller.apply(isvc("who")))
+    before = rollout(controller, "who")
+    with pytest.raises(ConfigurationError, match="no canary or earlier revision to roll back to"):
+        run(controller.rollback("default", "who"))
+    assert rollout(controller, "who") == before and before["rolled_back"] is None
+
+
+def test_a_canary_and_a_promoted_revision_still_roll_back(controller: Controller) -> None:
+    run(controller.apply(isvc("who")))
+    run(controller.apply(isvc("who", who="b", canary=30)))
+    run(controller.rollback("default", "who"))
+    assert rollout(controller, "who")["rolled_back"] == "who-predictor-00002"
+    with pytest.raises(ConfigurationError):  # the canary is out of traffic already: nothing left to roll back
+        run(controller.rollback("default", "who"))
+
+    run(controller.apply(isvc("who", who="c")))  # promoted: who-predictor-00003 takes everything
+    assert rollout(controller, "who")["latest_rolled_out"] == "who-predictor-00003"
+    run(controller.rollback("default", "who"))
+    assert rollout(controller, "who")["latest_rolled_out"] == "who-predictor-00001"
+
+
+def test_the_reconcilers_automatic_rollback_of_a_canary_still_works(controller: Controller) -> None:
+    run(controller.apply(isvc("who")))
+    run(controller.apply(isvc("who", who="b", canary=30)))
+    run(controller.reconciler.rollback("default", "who", "too many errors", "predictor"))
+    saved = rollout(controller, "who")
+    assert (saved["rolled_back"], saved["rollback_reason"]) == ("who-predictor-00002", "too many errors")
+
+
+# -- writes ------------------------------------------------------------------------------------------------------
+
+
+def test_an_unchanged_status_and_unchanged_replicas_are_not_written_again(
+    controller: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(controller.apply(isvc("who")))
+    writes: list[str] = []
+    store = controller.store
+    set_status, save_replicas = store.set_status, store.save_replicas
+    monkeypatch.setattr(store, "set_status", lambda *a: (writes.append("status"), set_status(*a)))
+    monkeypatch.setattr(store, "save_replicas", lambda r: (writes.append("replicas"), save_replicas(r)))
+    run(controller.reconciler.resync())
+    assert writes == ["replicas"]  # the status is what the apply wrote; the replicas were never saved
+    run(controller.reconciler.resync())
+    run(controller.reconciler.reconcile())
+    assert writes == ["replicas"]
+    run(controller.apply(isvc("who", who="b", canary=30)))
+    assert writes == ["replicas", "status"]
+
+
+# -- the control API ---------------------------------------------------------------------------------------------
+
+
+def test_a_body_that_is_not_utf8_is_a_client_error(controller: Controller) -> None:
+    with TestClient(create_app(controller)) as client:
+        answer = client.post("/apis/apply", content=b"\xff\xfe name: x")
+    assert answer.status_code == 400
+    assert "must be UTF-8 YAML or JSON" in answer.json()["error"]
+
+
+def test_an_unexpected_error_answers_json(controller: Controller, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(controller, "list", broken)
+    with TestClient(create_app(controller), raise_server_exceptions=False) as client:
+        answer = client.get("/apis/serving.kserve.io/v1beta1/inferenceservices")
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal error: RuntimeError: disk on fire"}
+
+
+# -- the daemon's background work --------------------------------------------------------------------------------
+
+
+def test_a_failed_background_reconcile_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def failing() -> None:
+        raise RuntimeError("UNIQUE constraint failed")
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(failing())
+        task.add_done_callback(_log_failure)
+        await asyncio.wait([task])
+        await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+
+    with caplog.at_level(logging.ERROR, logger="wharf.daemon"):
+        asyncio.run(main())
+    [record] = [r for r in caplog.records if r.name == "wharf.daemon"]
+    assert record.message == "background reconcile failed" and "UNIQUE" in str(record.exc_info[1])
