@@ -105,10 +105,7 @@ done
 
 # --- report ----------------------------------------------------------------------------------------------
 {
-    echo "# Adaptive batching benchmark"
-    echo
-    machine
-    echo "Load average before the run: $LOAD_BEFORE. wrk -t1, $DURATION per point after a $WARMUP warm-up;"
+    report_header "Adaptive batching benchmark" "wrk -t1"
     echo "server on CPU 0, wrk on CPU 1. $(printf '%s; ' "${versions[@]}" | sed 's/; $//')."
     echo "Batches of up to $MAX_BATCH_REQUESTS requests: Wharf --max-batch-size $MAX_BATCH_REQUESTS x rows per request;"
     echo "MLServer max_batch_size $MAX_BATCH_REQUESTS, max_batch_time $MLSERVER_MAX_BATCH_TIME s,"

@@ -66,10 +66,7 @@ done
 stop_server
 
 {
-    echo "# Gateway overhead benchmark"
-    echo
-    machine
-    echo "Load average before the run: $LOAD_BEFORE. wrk -t1, $DURATION per point after a $WARMUP warm-up;"
+    report_header "Gateway overhead benchmark" "wrk -t1"
     echo "replica and gateway together on CPU 0, wrk on CPU 1. Wharf $(version .venv/bin/python wharf)."
     echo
     python3 bench/gateway_report.py "$RAW" "$BUSY_PERCENT"

@@ -101,11 +101,8 @@ rm -f "$WORK/h2load.log"
 
 # --- report ----------------------------------------------------------------------------------------------
 {
-    echo "# gRPC iris benchmark"
-    echo
-    machine
-    echo "Load average before the run: $LOAD_BEFORE. $(h2load --version | head -n 1), $CLIENTS connection(s), $DURATION"
-    echo "per point after a $WARMUP warm-up; server on CPU 0, h2load on CPU 1."
+    report_header "gRPC iris benchmark" "$(h2load --version | head -n 1), $CLIENTS connection(s)"
+    echo "server on CPU 0, h2load on CPU 1."
     echo "$(printf '%s; ' "${versions[@]}" | sed 's/; $//')."
     echo "MLServer parallel_workers: $MLSERVER_PARALLEL_WORKERS."
     echo

@@ -63,6 +63,13 @@ machine() {  # one line: the date, the CPUs and their model
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p')."
 }
 
+report_header() {  # report_header TITLE LOAD_GENERATOR: a report's title, the machine, the load and the durations
+    echo "# $1"
+    echo
+    machine
+    echo "Load average before the run: $LOAD_BEFORE. $2, $DURATION per point after a $WARMUP warm-up;"
+}
+
 # --- one server at a time; the EXIT trap stops it whatever happens -------------------------------------
 SERVER_PID=""
 alive() { local state; state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]; }

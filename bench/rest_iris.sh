@@ -83,10 +83,7 @@ done
 
 # --- report ----------------------------------------------------------------------------------------------
 {
-    echo "# REST iris benchmark"
-    echo
-    machine
-    echo "Load average before the run: $LOAD_BEFORE. wrk -t1, $DURATION per point after a $WARMUP warm-up;"
+    report_header "REST iris benchmark" "wrk -t1"
     echo "server on CPU 0, wrk on CPU 1. $(printf '%s; ' "${versions[@]}" | sed 's/; $//')."
     echo "MLServer parallel_workers: $MLSERVER_PARALLEL_WORKERS."
     echo
