@@ -79,6 +79,12 @@ class Daemon:
         return self.proc.returncode
 
 
+def ready(resource: dict) -> bool:
+    """Whether a resource's status has the condition Ready True."""
+    conditions = resource.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 def start_daemon(home: Path) -> Daemon:
     env = {
         **os.environ,

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.e2e.conftest import Daemon, manifest
+from tests.e2e.conftest import Daemon, manifest, ready
 
 HOST = "who.default.example.com"
 BODY = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
@@ -28,7 +28,7 @@ def test_idle_scales_to_zero_and_the_next_request_brings_a_replica_back(daemon: 
     daemon.wait("who", lambda s: _replicas(s) >= 1)
     assert _ask(daemon).status_code == 200
     idle = daemon.wait("who", lambda s: _replicas(s) == 0, timeout=40)  # a stable window and the grace period
-    assert any(c["type"] == "Ready" and c["status"] == "True" for c in idle["status"]["conditions"])
+    assert ready(idle)
 
     started = time.monotonic()
     answers = []

@@ -8,13 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import Daemon, manifest, start_daemon, who_answers
+from tests.e2e.conftest import Daemon, manifest, ready, start_daemon, who_answers
 from wharf.control.plan import parse
 from wharf.control.store import Store
-
-
-def _ready(service: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in service.get("status", {}).get("conditions", []))
 
 
 def _in(namespace: str, text: str) -> str:
@@ -26,8 +22,7 @@ def test_services_whose_revisions_would_share_names_are_refused(daemon: Daemon) 
     run = daemon.wharf("apply", "-f", "-", stdin=_in("b", manifest("a", "ba")), check=False)
     assert run.returncode == 1
     assert "InferenceService b/a and InferenceService default/a-b" in run.stderr and "a-b-predictor" in run.stderr
-    daemon.wait("a-b", _ready)
-    time.sleep(2.5)  # a few resyncs
+    daemon.wait("a-b", ready)
     assert daemon.proc.poll() is None
     assert set(who_answers(daemon, "a-b.default.example.com", 5)) == {"ab"}
 
@@ -40,11 +35,12 @@ def test_a_daemon_whose_store_holds_a_resource_it_cannot_run_keeps_serving(tmp_p
     store.close()
     daemon = start_daemon(home)
     try:
-        time.sleep(2.5)  # the first reconcile and a few resyncs fail on the clash
-        assert daemon.proc.poll() is None, "".join(daemon.log[-30:])
-        assert any("resync failed" in line for line in daemon.log)
+        deadline = time.monotonic() + 30
+        while sum("resync failed" in line for line in daemon.log) < 2:  # resyncs fail on the clash, and go on
+            assert daemon.proc.poll() is None and time.monotonic() < deadline, "".join(daemon.log[-30:])
+            time.sleep(0.1)
         daemon.wharf("delete", "isvc", "a", "-n", "b")
-        daemon.wait("a-b", _ready)
+        daemon.wait("a-b", ready)
         assert set(who_answers(daemon, "a-b.default.example.com", 5)) == {"ab"}
     finally:
         assert daemon.stop() == 0
@@ -57,6 +53,6 @@ def test_client_mistakes_answer_4xx_with_an_error(daemon: Daemon) -> None:
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
     run = daemon.wharf("rollout", "rollback", "who", check=False)
     assert run.returncode == 1 and "no canary or earlier revision to roll back to" in run.stderr
-    conditions = daemon.wait("who", _ready)["status"]["conditions"]
+    conditions = daemon.wait("who", ready)["status"]["conditions"]
     assert not any("rolled back" in c["message"] for c in conditions)
     assert daemon.wharf("describe", "isvc", "who").stdout == daemon.wharf("get", "isvc", "who", "-o", "yaml").stdout

@@ -11,7 +11,7 @@ import joblib
 import numpy as np
 import tritonclient.grpc as triton
 
-from tests.e2e.conftest import ROOT, Daemon
+from tests.e2e.conftest import ROOT, Daemon, ready
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 
@@ -23,9 +23,7 @@ def test_local_iris_example_over_rest_and_grpc(daemon: Daemon) -> None:
     expected = joblib.load(model).predict(np.array(ROWS)).tolist()
 
     assert "inferenceservice/iris created" in daemon.wharf("apply", "-f", "examples/isvc/local-iris.yaml").stdout
-    daemon.wait(
-        "iris", lambda s: any(c["type"] == "Ready" and c["status"] == "True" for c in s["status"]["conditions"])
-    )
+    daemon.wait("iris", ready)
     with httpx.Client(base_url=daemon.gateway_url, timeout=10) as client:
         by_host = client.post(
             "/v1/models/iris:predict", json={"instances": ROWS}, headers={"host": "iris.default.example.com"}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Daemon
+from tests.e2e.conftest import Daemon, ready
 
 ADDERS = "".join(
     f"""---
@@ -89,15 +89,11 @@ spec:
 """
 
 
-def _ready(resource: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in resource.get("status", {}).get("conditions", []))
-
-
 @pytest.fixture
 def graphs(daemon: Daemon) -> Iterator[httpx.Client]:
     daemon.wharf("apply", "-f", "-", stdin=ADDERS + GRAPHS)
-    daemon.wait("add-one", _ready)
-    daemon.wait("add-ten", _ready)
+    daemon.wait("add-one", ready)
+    daemon.wait("add-ten", ready)
     with httpx.Client(base_url=daemon.gateway_url, timeout=20) as client:
         yield client
 
@@ -124,7 +120,7 @@ def test_graph_routers_over_real_services(daemon: Daemon, graphs: httpx.Client) 
     assert by_path.json() == {"predictions": [[11.0]]}
 
     chain = json.loads(daemon.wharf("get", "ig", "chain", "-o", "json").stdout)
-    assert chain["status"]["url"] == "http://chain.default.example.com" and _ready(chain)
+    assert chain["status"]["url"] == "http://chain.default.example.com" and ready(chain)
     assert len(json.loads(daemon.wharf("get", "ig", "-o", "json").stdout)["items"]) == 5
 
 

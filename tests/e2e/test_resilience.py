@@ -10,6 +10,7 @@ import time
 import httpx
 
 from tests.e2e.conftest import Daemon, manifest, start_daemon, who_answers
+from wharf.control.store import Store
 
 HOST = "who.default.example.com"
 
@@ -47,10 +48,21 @@ def test_a_killed_replica_is_replaced_without_failing_other_requests(daemon: Dae
     assert any(r["restarts"] >= 1 for r in replaced["status"]["replicaStates"])
 
 
+def _recorded_replicas(daemon: Daemon) -> dict:
+    store = Store(daemon.home / "wharf.db")
+    try:
+        return store.replicas()
+    finally:
+        store.close()
+
+
 def test_a_restarted_daemon_adopts_running_replicas(daemon: Daemon) -> None:
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
     before = daemon.wait("who", lambda s: len(_ready_replicas(s)) == 1)
-    time.sleep(1.5)  # a resync records the replica for adoption
+    deadline = time.monotonic() + 30
+    while not _recorded_replicas(daemon):  # a resync records the replica for adoption
+        assert time.monotonic() < deadline, "the replica was never recorded"
+        time.sleep(0.1)
     assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL  # a crash: the replica keeps running
     again = start_daemon(daemon.home)
     try:

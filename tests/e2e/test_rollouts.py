@@ -7,13 +7,9 @@ from collections import Counter
 
 import httpx
 
-from tests.e2e.conftest import Daemon, manifest, who_answers
+from tests.e2e.conftest import Daemon, manifest, ready, who_answers
 
 HOST = "who.default.example.com"
-
-
-def _ready(service: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in service.get("status", {}).get("conditions", []))
 
 
 def _traffic(service: dict) -> dict[str, int]:
@@ -23,12 +19,12 @@ def _traffic(service: dict) -> dict[str, int]:
 def test_canary_split_tags_promotion_and_rollback(daemon: Daemon) -> None:
     assert "created" in daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a")).stdout
     assert "unchanged" in daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a")).stdout
-    first = daemon.wait("who", _ready)
+    first = daemon.wait("who", ready)
     assert first["status"]["url"] == "http://who.default.example.com"
     assert set(who_answers(daemon, HOST, 5)) == {"a"}
 
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "b", canary=30))
-    canary = daemon.wait("who", lambda s: _ready(s) and len(_traffic(s)) == 2)
+    canary = daemon.wait("who", lambda s: ready(s) and len(_traffic(s)) == 2)
     predictor = canary["status"]["components"]["predictor"]
     assert predictor["latestCreatedRevision"] == "who-predictor-00002"
     assert predictor["latestRolledoutRevision"] == "who-predictor-00001"
@@ -59,14 +55,12 @@ def test_canary_split_tags_promotion_and_rollback(daemon: Daemon) -> None:
 
 def test_canary_percent_zero_and_shadow_traffic(daemon: Daemon) -> None:
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
-    daemon.wait("who", _ready)
+    daemon.wait("who", ready)
     shadowed = manifest("who", "b", canary=0, annotations={"serving.wharf.dev/shadow-percent": "100"})
     daemon.wharf("apply", "-f", "-", stdin=shadowed)
     daemon.wait(
         "who",
-        lambda s: (
-            s["status"]["components"]["predictor"]["latestCreatedRevision"] == "who-predictor-00002" and _ready(s)
-        ),
+        lambda s: s["status"]["components"]["predictor"]["latestCreatedRevision"] == "who-predictor-00002" and ready(s),
     )
     service = daemon.isvc("who")
     shadow = [r for r in service["status"]["replicaStates"] if r["revision"] == "who-predictor-00002"]
@@ -85,17 +79,17 @@ def test_canary_percent_zero_and_shadow_traffic(daemon: Daemon) -> None:
 
 def test_a_failing_canary_is_rolled_back_automatically(daemon: Daemon) -> None:
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
-    daemon.wait("who", _ready)
+    daemon.wait("who", ready)
     guarded = {"serving.wharf.dev/auto-rollback-error-rate": "0.2"}
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "broken", canary=50, annotations=guarded))
-    daemon.wait("who", lambda s: _ready(s) and len(_traffic(s)) == 2)
+    daemon.wait("who", lambda s: ready(s) and len(_traffic(s)) == 2)
     body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
     with httpx.Client(base_url=daemon.gateway_url, timeout=10, headers={"host": HOST}) as client:
         statuses = Counter(client.post("/v2/models/who/infer", json=body).status_code for _ in range(60))
     assert statuses[500] > 10  # the broken canary answered some
     rolled_back = daemon.wait("who", lambda s: _traffic(s) == {"who-predictor-00001": 100}, timeout=30)
-    ready = next(c for c in rolled_back["status"]["conditions"] if c["type"] == "Ready")
-    assert "who-predictor-00002 failed" in ready["message"]
+    condition = next(c for c in rolled_back["status"]["conditions"] if c["type"] == "Ready")
+    assert "who-predictor-00002 failed" in condition["message"]
     assert set(who_answers(daemon, HOST, 20)) == {"a"}
 
 

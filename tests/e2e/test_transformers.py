@@ -17,7 +17,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from examples.transformers.digits import digit_features
-from tests.e2e.conftest import ROOT, Daemon
+from tests.e2e.conftest import ROOT, Daemon, ready
 
 
 def scaled(
@@ -51,10 +51,6 @@ spec:
       storageUri: wharf_test_models:Add
       env: [{{name: ADD, value: '{add}'}}]
 """
-
-
-def ready(service: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in service["status"]["conditions"])
 
 
 def infer(daemon: Daemon, host: str, data: list[float]) -> httpx.Response:
