@@ -55,7 +55,7 @@ def serve(
     from wharf import storage
     from wharf.model.repository import ModelRepository, source_factory
     from wharf.model.runtimes import is_model_dir
-    from wharf.model.runtimes.custom import is_class_path
+    from wharf.model.runtimes.custom import names_class
     from wharf.server.app import ModelServer
     from wharf.server.settings import ServerSettings
     from wharf.server.workers import REUSE_PORT_ENV, supervise
@@ -85,9 +85,7 @@ def serve(
             repository.root = storage.resolve(model_uri)
         else:
             model_name = name or (
-                model_uri.rpartition(":")[2].lower()
-                if is_class_path(model_uri) and not path.exists()
-                else storage.model_name(model_uri)
+                model_uri.rpartition(":")[2].lower() if names_class(model_uri) else storage.model_name(model_uri)
             )
             repository.add_factory(model_name, None, source_factory(model_uri, model_name, runtime, storage.resolve))
         ModelServer(settings, repository, reuse_port=os.environ.get(REUSE_PORT_ENV) == "1").start()

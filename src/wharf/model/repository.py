@@ -211,6 +211,6 @@ def _create(name: str, path: Path, runtime: str | None, version: str | None) -> 
 
 def source_factory(uri: str, name: str, runtime: str | None, resolve: Callable[[str], Path]) -> ModelFactory:
     """A factory for the model at `uri`: a `module:Class` path, or an artifact fetched by `resolve`."""
-    if custom.is_class_path(uri) and not Path(uri).exists():
+    if custom.names_class(uri):
         return lambda: custom.create(uri, name)
     return lambda: _create(name, resolve(uri), runtime, None)

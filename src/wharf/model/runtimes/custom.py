@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 
 from wharf.errors import ConfigurationError
 from wharf.model.base import Model
@@ -13,6 +14,11 @@ _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 def is_class_path(uri: str) -> bool:
     return bool(_CLASS_PATH.match(uri))
+
+
+def names_class(uri: str) -> bool:
+    """Whether a model URI names a class (`module:Class`) rather than a file that happens to look like one."""
+    return is_class_path(uri) and not Path(uri).exists()
 
 
 def create(class_path: str, name: str, version: str | None = None) -> Model:
