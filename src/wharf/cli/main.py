@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from wharf.cli import control
 from wharf.errors import WharfError
+
+S = TypeVar("S")  # a settings class
 
 app = typer.Typer(help="Wharf: serve trained models in production.", no_args_is_help=True, add_completion=False)
 
@@ -50,8 +52,6 @@ def serve(
     """Serve a model (or a directory of models) over the Open Inference Protocol and KServe V1.
 
     An option not given takes its WHARF_* environment variable, else the default of `ServerSettings`."""
-    from pydantic import ValidationError
-
     from wharf import storage
     from wharf.model.repository import ModelRepository, source_factory
     from wharf.model.runtimes import is_model_dir
@@ -60,23 +60,20 @@ def serve(
     from wharf.server.settings import ServerSettings
     from wharf.server.workers import REUSE_PORT_ENV, supervise
 
-    given = {
-        "host": host,
-        "http_port": http_port,
-        "grpc_port": grpc_port,
-        "workers": workers,
-        "max_batch_size": max_batch_size,
-        "max_batch_latency_ms": max_latency_ms,
-    }
-    try:
-        settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as e:
-        typer.echo(f"wharf serve: {e}", err=True)
-        raise typer.Exit(2) from None
+    settings = _settings(
+        ServerSettings,
+        "serve",
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        workers=workers,
+        max_batch_size=max_batch_size,
+        max_batch_latency_ms=max_latency_ms,
+    )
     if settings.workers > 1:
         if settings.http_port == 0 or settings.grpc_port == 0:
             raise typer.BadParameter("several workers share fixed ports; give --http-port and --grpc-port")
-        argv = [a for a in sys.argv[1:]]
+        argv = sys.argv[1:]
         raise typer.Exit(supervise(_one_worker(argv), settings.workers))
     try:
         repository = ModelRepository()
@@ -116,24 +113,19 @@ def up(
     An option not given takes its WHARF_* environment variable, else the default of `DaemonSettings`."""
     import asyncio
 
-    from pydantic import ValidationError
-
     from wharf.control.daemon import DaemonSettings, run
     from wharf.server import logs
     from wharf.server.app import loop_factory
 
-    given = {
-        "home": home,
-        "host": host,
-        "gateway_http_port": gateway_port,
-        "gateway_grpc_port": gateway_grpc_port,
-        "control_port": control_port,
-    }
-    try:
-        settings = DaemonSettings(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as e:
-        typer.echo(f"wharf up: {e}", err=True)
-        raise typer.Exit(2) from None
+    settings = _settings(
+        DaemonSettings,
+        "up",
+        home=home,
+        host=host,
+        gateway_http_port=gateway_port,
+        gateway_grpc_port=gateway_grpc_port,
+        control_port=control_port,
+    )
     logs.configure("INFO")
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
@@ -154,3 +146,14 @@ def _one_worker(argv: list[str]) -> list[str]:
         elif not arg.startswith("--workers="):
             out.append(arg)
     return [*out, "--workers", "1"]
+
+
+def _settings(cls: type[S], command: str, **given: Any) -> S:
+    """`cls` built from the options given on the command line; the others come from WHARF_* or the defaults."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**{name: value for name, value in given.items() if value is not None})
+    except ValidationError as e:
+        typer.echo(f"wharf {command}: {e}", err=True)
+        raise typer.Exit(2) from None
