@@ -50,7 +50,7 @@ async def test_every_datatype_round_trips_through_the_echo_model(
         assert found.data.dtype == sent.data.dtype and found.data.tolist() == sent.data.tolist()
 
 
-async def test_v1_sends_the_first_input_as_instances(echo_server: RunningServer) -> None:
+async def test_v1_carries_rows_named_inputs_and_binary_values(echo_server: RunningServer) -> None:
     rows = np.array([[1.5, 2.0], [3.0, 4.25]])
     async with _client(echo_server, "v1") as client:
         response = await client.infer("echo", InferRequest(inputs=[Tensor("x", rows)]))
@@ -59,6 +59,13 @@ async def test_v1_sends_the_first_input_as_instances(echo_server: RunningServer)
         words = await client.infer("echo", InferRequest(inputs=[Tensor("w", np.array([b"a", b"b"], dtype=object))]))
         assert words.outputs[0].data.tolist() == [b"a", b"b"]
         assert await client.predict("echo", {"instances": [[1, 2]]}) == {"predictions": [[1, 2]]}
+        binary = np.array([b"\xff\x00", b"ok"], dtype=object)
+        both = await client.infer("echo", InferRequest(inputs=[Tensor("x", rows), Tensor("raw", binary)]))
+        assert [(t.name, t.data.tolist()) for t in both.outputs] == [("x", rows.tolist()), ("raw", binary.tolist())]
+        row_format = {"instances": [{"image": {"b64": "/wA="}, "key": "a"}, {"image": {"b64": "YQ=="}, "key": "b"}]}
+        assert await client.predict("echo", row_format) == {
+            "predictions": [{"image": {"b64": "/wA="}, "key": "a"}, {"image": "a", "key": "b"}]
+        }
         with pytest.raises(InvalidInput, match="no model versions"):
             await client.infer("echo", InferRequest(inputs=[Tensor("x", rows)]), version="1")
 

@@ -110,12 +110,8 @@ class InferenceClient:
     async def _infer_v1(self, model: str, request: InferRequest, version: str | None) -> InferResponse:
         if version is not None:
             raise InvalidInput(f"KServe V1 has no model versions; call version {version!r} over 'v2' or 'grpc-v2'")
-        if len(request.inputs) != 1:
-            names = [t.name for t in request.inputs]
-            raise InvalidInput(f"KServe V1 carries one input (`instances`), this request has {names}; use 'v2'")
         path = _v1_predict_path(model)
-        body = v2.dumps({"instances": v1.nested_json(request.inputs[0].data, request.inputs[0].name)})
-        answer = await self._http_call("POST", path, content=body, headers=_JSON)
+        answer = await self._http_call("POST", path, content=v1.encode_request(request), headers=_JSON)
         # A V1 answer decodes like a V1 request whose one key is "predictions".
         decoded = self._decoded(answer.url, lambda: v1.decode_request(answer.content, PREDICTIONS))
         return InferResponse(model_name=model, outputs=decoded.inputs)

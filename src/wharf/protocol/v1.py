@@ -1,17 +1,40 @@
 """KServe V1 protocol: `{"instances": [...]}` (or `{"inputs": ...}`) in, `{"predictions": [...]}` out.
 
-V1 payloads are mapped onto the V2 messages so that models see one request type whatever the protocol.
+V1 payloads are mapped onto the V2 messages so that models see one request type whatever the protocol. As in
+TensorFlow Serving's REST API, which V1 follows:
+- `instances` is a list of rows for the model's one input, or a list of objects naming several inputs
+  (`[{"image": ..., "key": "a"}, ...]`, row format); `inputs` is the rows of one input, or an object holding each
+  named input's rows (`{"image": [...], "key": [...]}`, columnar format);
+- a binary value is written `{"b64": "<base64>"}`, in requests and answers: answers carry BYTES that are not
+  UTF-8 that way.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import numpy as np
 
 from wharf.errors import InvalidInput
-from wharf.protocol import tensors
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, dumps, loads_object
+
+B64 = "b64"
+
+
+def _binary(value: Any) -> Any:
+    """`value` with every `{"b64": ...}` object decoded into bytes (other objects are kept for the caller)."""
+    if isinstance(value, list):
+        return [_binary(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if value.keys() == {B64}:
+        try:
+            return base64.b64decode(value[B64], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise InvalidInput("a {'b64': ...} value must hold a base64 string") from None
+    return {key: _binary(item) for key, item in value.items()}
 
 
 def _array(value: Any, key: str) -> np.ndarray:
@@ -19,49 +42,106 @@ def _array(value: Any, key: str) -> np.ndarray:
         raise InvalidInput(f"'{key}' must be a non-empty list")
     try:
         array = np.asarray(value)
-    except (ValueError, TypeError):
-        raise InvalidInput(f"'{key}' is ragged; nested lists must be rectangular") from None
-    if array.dtype.kind == "U":
-        return np.vectorize(str.encode, otypes=[object])(array)
+    except (ValueError, TypeError):  # ragged, or bytes that numpy cannot read as ASCII beside strings
+        return _bytes_array(value, key)
+    if array.dtype.kind in "SU":
+        return _bytes_array(value, key)
     if array.dtype.kind not in "biuf":
-        raise InvalidInput(f"'{key}' must hold numbers, booleans or strings")
+        raise InvalidInput(f"'{key}' must hold numbers, booleans, strings or {{'b64': ...}} values")
     return array
 
 
+def _bytes_array(value: list[Any], key: str) -> np.ndarray:
+    """A BYTES tensor: numpy would pad bytes into fixed width (dropping trailing NULs) and turn numbers into text."""
+    ragged = InvalidInput(f"'{key}' is ragged; nested lists must be rectangular")
+    try:
+        items = np.array(value, dtype=object)
+    except ValueError:
+        raise ragged from None
+    flat = items.reshape(-1)
+    for i, item in enumerate(flat):
+        if isinstance(item, str):
+            flat[i] = item.encode()
+        elif isinstance(item, list):
+            raise ragged
+        elif not isinstance(item, bytes):
+            raise InvalidInput(f"'{key}' mixes strings with other values")
+    return items
+
+
+def _named(inputs: dict[str, Any], key: str) -> list[Tensor]:
+    if not inputs:
+        raise InvalidInput(f"'{key}' must name at least one input")
+    return [Tensor(name, _array(rows, f"{key}.{name}")) for name, rows in inputs.items()]
+
+
+def _rows(instances: list[dict[str, Any]]) -> list[Tensor]:
+    """Row format: one object per instance, each naming the same inputs."""
+    names = instances[0].keys()
+    for i, instance in enumerate(instances):
+        if instance.keys() != names:
+            raise InvalidInput(
+                f"instance {i} names the inputs {sorted(instance)}, instance 0 names {sorted(names)}; "
+                "every instance must name the same inputs"
+            )
+    return _named({name: [instance[name] for instance in instances] for name in names}, "instances")
+
+
 def decode_request(body: bytes, input_name: str) -> InferRequest:
-    """Decode a V1 predict body into a one-input request whose input is called `input_name`."""
+    """Decode a V1 predict body into a request; rows of one unnamed input become the input `input_name`."""
     doc = loads_object(body)
     # "predictions" too: an inference graph's Sequence passes a V1 answer on to the next model as its request.
     keys = [k for k in ("instances", "inputs", "predictions") if k in doc]
     if len(keys) != 1:
         raise InvalidInput("request must have exactly one of 'instances' or 'inputs'")
-    return InferRequest(inputs=[Tensor(input_name, _array(doc[keys[0]], keys[0]))])
+    key = keys[0]
+    value = _binary(doc[key]) if b'"b64"' in body else doc[key]
+    if isinstance(value, dict):
+        return InferRequest(inputs=_named(value, key))
+    if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+        return InferRequest(inputs=_rows(value))
+    return InferRequest(inputs=[Tensor(input_name, _array(value, key))])
 
 
-def nested_json(array: np.ndarray, tensor: str) -> Any:
+def _json_item(item: Any) -> Any:
+    if isinstance(item, bytes):
+        try:
+            return item.decode()
+        except UnicodeDecodeError:
+            return {B64: base64.b64encode(item).decode()}
+    return item if isinstance(item, str) else str(item)
+
+
+def nested_json(array: np.ndarray) -> Any:
     """A tensor's data as nested JSON rows in its shape, as V1 `instances` and `predictions` carry it: numeric
-    arrays stay numpy (orjson writes them), BYTES become strings (InvalidInput naming `tensor` if not UTF-8)."""
-    flat = tensors.to_json(array, tensor)
-    if isinstance(flat, np.ndarray):
-        return flat.reshape(array.shape)
-    rows = np.empty(len(flat), dtype=object)
-    rows[:] = flat
+    arrays stay numpy (orjson writes them); BYTES become strings, or `{"b64": ...}` where not UTF-8."""
+    if array.dtype.kind not in "OSU":
+        return np.ascontiguousarray(array)
+    rows = np.empty(array.size, dtype=object)
+    rows[:] = [_json_item(item) for item in array.reshape(-1)]
     return rows.reshape(array.shape).tolist()
+
+
+def encode_request(request: InferRequest) -> bytes:
+    """A V1 predict body: one input as `instances` rows, several as columnar `inputs` naming each."""
+    if len(request.inputs) == 1:
+        return dumps({"instances": nested_json(request.inputs[0].data)})
+    return dumps({"inputs": {t.name: nested_json(t.data) for t in request.inputs}})
 
 
 def encode_response(response: InferResponse) -> bytes:
     """`{"predictions": ...}`: the output itself, or one object per row when the model has several outputs."""
     outputs = response.outputs
     if len(outputs) == 1:
-        return dumps({"predictions": nested_json(outputs[0].data, outputs[0].name)})
+        return dumps({"predictions": nested_json(outputs[0].data)})
     lengths = {len(t.data) if t.data.ndim else 0 for t in outputs}
     if len(lengths) != 1 or 0 in lengths:
         raise InvalidInput("the model's outputs differ in length; call it over the V2 protocol")
-    columns = {t.name: _rows(nested_json(t.data, t.name)) for t in outputs}
+    columns = {t.name: _as_list(nested_json(t.data)) for t in outputs}
     return dumps({"predictions": [{name: rows[i] for name, rows in columns.items()} for i in range(lengths.pop())]})
 
 
-def _rows(nested: Any) -> list[Any]:
+def _as_list(nested: Any) -> list[Any]:
     return nested.tolist() if isinstance(nested, np.ndarray) else nested
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from wharf.errors import InvalidInput
 from wharf.protocol import v1
-from wharf.protocol.v2 import InferResponse, Tensor
+from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
 
 
 def test_instances_become_one_input() -> None:
@@ -25,7 +25,13 @@ def test_strings_become_bytes() -> None:
         (b"nope", "malformed JSON"),
         (b'{"instances": []}', "non-empty list"),
         (b'{"instances": [[1], [2, 3]]}', "ragged"),
-        (b'{"instances": [{"a": 1}]}', "numbers, booleans or strings"),
+        (b'{"instances": [[{"a": 1}]]}', "numbers, booleans, strings or"),
+        (b'{"instances": [1, "a"]}', "mixes strings with other values"),
+        (b'{"instances": [{"a": 1}, {"b": 2}]}', r"instance 1 names the inputs \['b'\], instance 0 names \['a'\]"),
+        (b'{"instances": [{}]}', "must name at least one input"),
+        (b'{"inputs": {"a": []}}', "'inputs.a' must be a non-empty list"),
+        (b'{"instances": [{"b64": "not base64!"}]}', "must hold a base64 string"),
+        (b'{"instances": [{"b64": 7}]}', "must hold a base64 string"),
         (b'{"instances": [1], "inputs": [1]}', "exactly one"),
         (b"{}", "exactly one"),
     ],
@@ -33,6 +39,40 @@ def test_strings_become_bytes() -> None:
 def test_bad_v1_requests(body: bytes, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         v1.decode_request(body, "x")
+
+
+def test_row_format_objects_name_several_inputs() -> None:
+    body = (
+        b'{"instances": [{"image": {"b64": "/wA="}, "key": "a", "size": [1, 2]},'
+        b' {"image": {"b64": ""}, "key": "b", "size": [3, 4]}]}'
+    )
+    request = v1.decode_request(body, "ignored")
+    assert [(t.name, t.datatype, t.shape) for t in request.inputs] == [
+        ("image", "BYTES", [2]),
+        ("key", "BYTES", [2]),
+        ("size", "INT64", [2, 2]),
+    ]
+    assert request.inputs[0].data.tolist() == [b"\xff\x00", b""]
+
+
+def test_columnar_inputs_name_each_input() -> None:
+    request = v1.decode_request(b'{"inputs": {"x": [[1.5], [2.5]], "w": [{"b64": "AA=="}]}}', "ignored")
+    assert [(t.name, t.data.tolist()) for t in request.inputs] == [("x", [[1.5], [2.5]]), ("w", [b"\x00"])]
+
+
+def test_bytes_keep_trailing_nuls_and_strings_mix_with_binary() -> None:
+    request = v1.decode_request(b'{"instances": [{"b64": "YQA="}, "b"]}', "x")
+    assert request.inputs[0].data.tolist() == [b"a\x00", b"b"]
+
+
+def test_requests_round_trip_through_the_v1_encoding() -> None:
+    one = InferRequest([Tensor("x", np.array([[1, 2], [3, 4]]))])
+    assert v1.decode_request(v1.encode_request(one), "x").inputs[0].data.tolist() == [[1, 2], [3, 4]]
+    binary = np.array([b"\xff", b"ok"], dtype=object)
+    several = InferRequest([Tensor("raw", binary), Tensor("n", np.array([1.0, 2.0]))])
+    assert orjson.loads(v1.encode_request(several)) == {"inputs": {"raw": [{"b64": "/w=="}, "ok"], "n": [1.0, 2.0]}}
+    decoded = v1.decode_request(v1.encode_request(several), "unused")
+    assert [(t.name, t.data.tolist()) for t in decoded.inputs] == [("raw", [b"\xff", b"ok"]), ("n", [1.0, 2.0])]
 
 
 def test_predictions_keep_the_output_shape() -> None:
@@ -52,20 +92,22 @@ def test_several_outputs_become_rows() -> None:
 def test_a_v1_answer_is_a_valid_request_for_chaining() -> None:
     request = v1.decode_request(b'{"predictions": [[2.0]]}', "x")
     assert request.inputs[0].data.tolist() == [[2.0]]
+    rows = v1.decode_request(b'{"predictions": [{"label": 1, "p": 0.5}, {"label": 0, "p": 0.25}]}', "x")
+    assert [(t.name, t.data.tolist()) for t in rows.inputs] == [("label", [1, 0]), ("p", [0.5, 0.25])]
 
 
 def test_nested_json_keeps_the_shape_of_numbers_and_strings() -> None:
-    numbers = v1.nested_json(np.arange(6).reshape(2, 3), "n")
+    numbers = v1.nested_json(np.arange(6).reshape(2, 3))
     assert isinstance(numbers, np.ndarray) and numbers.tolist() == [[0, 1, 2], [3, 4, 5]]
     words = np.array([[b"a", "b"], [b"\xc3\xa9", b""]], dtype=object)
-    assert v1.nested_json(words, "w") == [["a", "b"], ["\u00e9", ""]]
-    assert v1.nested_json(np.empty((0, 2), dtype=object), "e") == []
+    assert v1.nested_json(words) == [["a", "b"], ["\u00e9", ""]]
+    assert v1.nested_json(np.empty((0, 2), dtype=object)) == []
 
 
-def test_bytes_outputs_that_are_not_utf8_name_the_tensor() -> None:
+def test_bytes_outputs_that_are_not_utf8_are_written_as_b64() -> None:
     response = InferResponse("m", [Tensor("raw", np.array([b"ok", b"\xff\xfe"], dtype=object))])
-    with pytest.raises(InvalidInput, match="tensor 'raw' holds bytes that are not UTF-8"):
-        v1.encode_response(response)
+    assert orjson.loads(v1.encode_response(response)) == {"predictions": ["ok", {"b64": "//4="}]}
     rows = InferResponse("m", [Tensor("n", np.array([1, 2])), Tensor("raw", np.array([b"a", b"\xff"], dtype=object))])
-    with pytest.raises(InvalidInput, match="tensor 'raw'"):
-        v1.encode_response(rows)
+    assert orjson.loads(v1.encode_response(rows)) == {
+        "predictions": [{"n": 1, "raw": "a"}, {"n": 2, "raw": {"b64": "/w=="}}]
+    }
