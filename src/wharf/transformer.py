@@ -3,7 +3,8 @@
 A transformer runs in replicas of its own, in front of a predictor (`spec.transformer` of an InferenceService).
 Subclasses write `preprocess` (a client's request -> the predictor's request) and `postprocess` (the predictor's
 response -> the client's answer); `predict` sends what `preprocess` returned to the predictor over the protocol the
-predictor speaks: KServe V1 or Open Inference Protocol V2 over REST, or V2 over gRPC.
+predictor speaks: KServe V1 or Open Inference Protocol V2 over REST, or V2 over gRPC. `explain` asks the predictor's
+V1 `:explain` (over REST) for an explanation of it.
 
 Where the predictor is comes from the environment (`WHARF_PREDICTOR_*`, see `PredictorSettings`). `wharf up` sets
 it to the gateway and the predictor's own host there, so the predictor keeps its rollouts and autoscaling; for
@@ -12,7 +13,7 @@ it to the gateway and the predictor's own host there, so the predictor keeps its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -81,9 +82,16 @@ class Transformer(Model):
         predictor's answer); a predictor that is busy, not ready, unreachable or too slow keeps its own status, and
         a request the client refuses before sending it (say, one V1 cannot carry) is answered as that error.
         """
+        return await self._forward(self.client.infer, payload)
+
+    async def explain(self, payload: Any) -> Any:
+        """The predictor's V1 `:explain` of `payload` (what `preprocess` returned), with errors as for `predict`."""
+        return await self._forward(self.client.explain, payload)
+
+    async def _forward(self, call: Callable[[str, InferRequest], Awaitable[Any]], payload: Any) -> Any:
         model = self.predictor.model or self.name
         try:
-            return await self.client.infer(model, as_request(payload))
+            return await call(model, as_request(payload))
         except WharfError as e:
             if not e.answered or isinstance(e, _PASSED_ON):
                 raise

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import joblib
 import numpy as np
 import orjson
-import httpx
 import pytest
 from sklearn.datasets import load_iris
 
@@ -156,7 +156,8 @@ BAD_REQUESTS = [
     ("/v2/models/iris/versions/9/infer", orjson.dumps(_infer_body([[1, 2, 3, 4]])), 404, "has no version '9'"),
     ("/v2/models/iris/explode", b"{}", 404, "no endpoint"),
     ("/v1/models/iris:predict", b'{"instances": [[1, 2], [3]]}', 400, "ragged"),
-    ("/v1/models/iris:explain", b"{}", 404, "no V1 verb"),
+    ("/v1/models/iris:train", b"{}", 404, "no V1 verb"),
+    ("/v1/models/iris:explain", b'{"instances": [[1, 2, 3, 4]]}', 501, "does not explain its predictions"),
 ]
 
 

@@ -81,6 +81,36 @@ def test_a_slow_model_does_not_block_the_server_and_times_out(serve) -> None:  #
     assert results[0].status_code == 504 and "did not answer within 1.0 s" in results[0].json()["error"]
 
 
+def test_v1_explain_answers_the_models_explanation_within_the_deadline(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("wharf_test_models:Weighted", "--name", "weighted")
+    rows = {"instances": [[1, 2, 3], [0, 0, 1]]}
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.post("/v1/models/weighted:predict", json=rows).json() == {"predictions": [4.5, 2.0]}
+        explained = client.post("/v1/models/weighted:explain", json=rows)
+        assert explained.status_code == 200 and explained.json() == {
+            "explanations": [
+                {"contributions": [0.5, -2.0, 6.0], "score": 4.5},
+                {"contributions": [0, 0, 2], "score": 2},
+            ]
+        }
+        wrong = client.post("/v1/models/weighted:explain", json={"instances": [[1, 2]]})
+        assert wrong.status_code == 400 and "rows must have 3 features, got shape [1, 2]" in wrong.json()["error"]
+        assert client.get("/v1/models/weighted:explain").status_code == 405
+        assert client.post("/v1/models/nope:explain", json=rows).status_code == 404
+        metrics = client.get("/metrics").text
+        assert 'wharf_requests_total{model="weighted",protocol="v1-rest-explain",status="200"} 1.0' in metrics
+    slow = serve(
+        "wharf_test_models:Weighted",
+        "--name",
+        "weighted",
+        env={"WHARF_REQUEST_TIMEOUT_S": "1", "EXPLAIN_SLEEP_S": "3"},
+    )
+    with httpx.Client(base_url=slow.url, timeout=10) as client:
+        late = client.post("/v1/models/weighted:explain", json=rows)
+        assert late.status_code == 504 and "did not explain within 1.0 s" in late.json()["error"]
+        assert client.post("/v1/models/weighted:predict", json=rows).json() == {"predictions": [4.5, 2.0]}
+
+
 def test_a_failing_model_answers_500_and_the_server_keeps_serving(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve("wharf_test_models:Broken", "--name", "broken")
     with httpx.Client(base_url=server.url, timeout=10) as client:

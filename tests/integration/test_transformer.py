@@ -66,3 +66,14 @@ def test_a_predictor_refusing_the_transformers_request_is_a_502_that_names_its_a
     answer = httpx.post(f"{transformer.url}/v2/models/scaled/infer", json=body, timeout=30)
     assert answer.status_code == 502
     assert answer.json()["error"].startswith("predictor 'nope' answered 404: ")
+
+
+def test_explain_goes_through_preprocess_to_the_predictors_explainer(serve: Callable[..., RunningServer]) -> None:
+    predictor = serve("wharf_test_models:Weighted", "--name", "weighted")
+    env = {"FACTOR": "2", "WHARF_PREDICTOR_URL": predictor.url, "WHARF_PREDICTOR_MODEL": "weighted"}
+    transformer = serve("wharf_test_models:Scale", "--name", "scaled", env=env)
+    url = f"{transformer.url}/v1/models/scaled:explain"
+    explained = httpx.post(url, json={"instances": [[1, 1, 1]]}, timeout=30)
+    assert explained.json() == {"explanations": [{"contributions": [1.0, -2.0, 4.0], "score": 3.0}]}
+    refused = httpx.post(url, json={"instances": [[1, 1]]}, timeout=30)
+    assert refused.status_code == 502 and "predictor 'weighted' answered 400: " in refused.json()["error"]

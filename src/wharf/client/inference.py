@@ -110,7 +110,7 @@ class InferenceClient:
     async def _infer_v1(self, model: str, request: InferRequest, version: str | None) -> InferResponse:
         if version is not None:
             raise InvalidInput(f"KServe V1 has no model versions; call version {version!r} over 'v2' or 'grpc-v2'")
-        path = _v1_predict_path(model)
+        path = _v1_path(model, "predict")
         answer = await self._http_call("POST", path, content=v1.encode_request(request), headers=_JSON)
         # A V1 answer decodes like a V1 request whose one key is "predictions".
         decoded = self._decoded(answer.url, lambda: v1.decode_request(answer.content, PREDICTIONS))
@@ -118,9 +118,15 @@ class InferenceClient:
 
     async def predict(self, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """KServe V1 `:predict`: `body` (e.g. `{"instances": [...]}`) in, the answer's JSON object out."""
-        path = _v1_predict_path(model)
+        path = _v1_path(model, "predict")
         answer = await self._http_call("POST", path, content=v2.dumps(body), headers=_JSON)
         return self._decoded(answer.url, lambda: v2.loads_object(answer.content))
+
+    async def explain(self, model: str, request: InferRequest) -> Any:
+        """KServe V1 `:explain` of `request` (over REST whatever the protocol): the model's explanation as JSON."""
+        path = _v1_path(model, "explain")
+        answer = await self._http_call("POST", path, content=v1.encode_request(request), headers=_JSON)
+        return self._decoded(answer.url, lambda: orjson.loads(answer.content))
 
     async def ready(self, model: str) -> bool:
         """Whether `model` is ready; a model the server does not know raises `NotFound`."""
@@ -187,8 +193,8 @@ def _v2_model_path(model: str, version: str | None) -> str:
     return f"/v2/models/{model}/versions/{version}" if version else f"/v2/models/{model}"
 
 
-def _v1_predict_path(model: str) -> str:
-    return f"/v1/models/{model}:predict"
+def _v1_path(model: str, verb: str) -> str:
+    return f"/v1/models/{model}:{verb}"
 
 
 def _error_message(answer: httpx.Response, where: str) -> str:

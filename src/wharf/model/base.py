@@ -21,6 +21,7 @@ class Model:
 
     Subclasses override `load` and `predict`. `predict` receives what `preprocess` returned (by default the
     `InferRequest`) and may return an `InferResponse`, a mapping of output name to array, or one array.
+    `explain` is optional.
     """
 
     #: Framework name reported as the model's `platform` in metadata.
@@ -52,6 +53,11 @@ class Model:
 
     def postprocess(self, result: Any) -> Any:
         return result
+
+    def explain(self, payload: Any) -> Any:
+        """Explain the predictions for `payload` (what `preprocess` returned), as V1 `:explain` asks: any JSON
+        object or list (numpy arrays allowed). A model that does not override it answers 501."""
+        raise NotImplementedError(f"model {self.name!r} does not implement explain()")
 
     def inputs(self) -> list[TensorSpec]:
         """Declared input tensors (empty: undeclared, anything is accepted)."""

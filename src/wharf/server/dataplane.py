@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from wharf import __version__
-from wharf.errors import InvalidInput, ModelNotReady, WharfError
-from wharf.model.base import Model, check_inputs, to_response
+from wharf.errors import InvalidInput, ModelNotReady, RequestTimeout, Unimplemented, WharfError
+from wharf.model.base import Model, check_inputs, is_async, overrides, to_response
 from wharf.model.repository import ModelRepository
 from wharf.protocol.v2 import InferRequest, InferResponse
 from wharf.server.metrics import ServerMetrics
@@ -61,16 +64,31 @@ class DataPlane:
     # -- inference --------------------------------------------------------------------------------------------
     async def infer(self, model: Model, request: InferRequest) -> InferResponse:
         """Run `request` through `model` (preprocess, predict, postprocess) within the request deadline."""
-        if not model.ready:  # picked before it was unloaded: no pipeline (threads) may be rebuilt for it
-            raise ModelNotReady(f"model '{model.name}' is not ready (unloaded)")
+        _check_ready(model)  # picked before it was unloaded: no pipeline (threads) may be rebuilt for it
         check_inputs(model, request)
-        try:
+        with _rejections(model):
             result = await self._pipeline(model).run(request)
-        except WharfError:
-            raise
-        except (ValueError, TypeError) as e:
-            raise InvalidInput(f"model '{model.name}' rejected the input: {e}") from e
         return to_response(model, result, request)
+
+    async def explain(self, model: Model, request: InferRequest) -> Any:
+        """`model.explain` of what `model.preprocess` makes of `request`, within the request deadline.
+
+        Explanations are rare and slow, so they run outside the model's batching and worker threads, one thread
+        each; past the deadline the caller is answered 504 while the thread finishes on its own.
+        """
+        _check_ready(model)
+        if not overrides(model, "explain"):
+            raise Unimplemented(f"model '{model.name}' does not explain its predictions")
+        check_inputs(model, request)
+        with _rejections(model):
+            try:
+                async with asyncio.timeout(self.request_timeout_s):
+                    payload = await _call(model, "preprocess", request) if overrides(model, "preprocess") else request
+                    return await _call(model, "explain", payload)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"model '{model.name}' did not explain within {self.request_timeout_s} s"
+                ) from None
 
     def _pipeline(self, model: Model) -> ModelPipeline:
         key = (model.name, model.version)
@@ -113,3 +131,25 @@ def settle_heap() -> None:
     then walks only what requests allocate, instead of stalling every request for tens of milliseconds."""
     gc.collect()
     gc.freeze()
+
+
+def _check_ready(model: Model) -> None:
+    if not model.ready:
+        raise ModelNotReady(f"model '{model.name}' is not ready (unloaded)")
+
+
+@contextmanager
+def _rejections(model: Model) -> Iterator[None]:
+    """A model's ValueError/TypeError is the caller's bad input (400); Wharf's own errors pass as they are."""
+    try:
+        yield
+    except WharfError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise InvalidInput(f"model '{model.name}' rejected the input: {e}") from e
+
+
+async def _call(model: Model, method: str, payload: Any) -> Any:
+    """`model.method(payload)`: awaited when async, in a thread of its own when plain."""
+    step = getattr(model, method)
+    return await step(payload) if is_async(model, method) else await asyncio.to_thread(step, payload)

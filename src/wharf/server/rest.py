@@ -14,6 +14,7 @@ from typing import Any
 from wharf.errors import InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge, WharfError
 from wharf.model.base import Model
 from wharf.protocol import v1, v2
+from wharf.protocol.v2 import InferRequest
 from wharf.server.dataplane import DataPlane
 from wharf.server.metrics import ServerMetrics
 
@@ -178,16 +179,24 @@ class RestApp:
             _expect(request, "GET")
             ready = self.dataplane.model_ready(name)
             return _Reply(v1.model_status(name, ready), 200 if ready else 503)
-        if verb == "predict":
-            _expect(request, "POST")
-            model = self.dataplane.model(name)
-            return await self.metrics.measured(model.name, "v1-rest", self._predict_v1(request, model))
-        raise NotFound(f"no V1 verb {verb!r}; this server offers ':predict'")
+        if verb not in ("predict", "explain"):
+            raise NotFound(f"no V1 verb {verb!r}; this server offers ':predict' and ':explain'")
+        _expect(request, "POST")
+        model = self.dataplane.model(name)
+        call = self._predict_v1(request, model) if verb == "predict" else self._explain_v1(request, model)
+        return await self.metrics.measured(model.name, "v1-rest" if verb == "predict" else "v1-rest-explain", call)
+
+    async def _v1_request(self, request: _Request, model: Model) -> InferRequest:
+        declared = model.inputs()
+        return v1.decode_request(await request.body(), declared[0].name if declared else "input-0")
 
     async def _predict_v1(self, request: _Request, model: Model) -> _Reply:
-        declared = model.inputs()
-        infer_request = v1.decode_request(await request.body(), declared[0].name if declared else "input-0")
+        infer_request = await self._v1_request(request, model)
         return _Reply(v1.encode_response(await self.dataplane.infer(model, infer_request)))
+
+    async def _explain_v1(self, request: _Request, model: Model) -> _Reply:
+        explanation = await self.dataplane.explain(model, await self._v1_request(request, model))
+        return _Reply(v2.dumps(explanation))
 
     async def _repository(self, request: _Request, parts: list[str]) -> _Reply:
         _expect(request, "POST")

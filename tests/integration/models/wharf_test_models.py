@@ -73,6 +73,27 @@ class BatchProbe(Model):
         return {"sum": x.sum(axis=1), "rows_in_call": np.full(len(x), len(x))}
 
 
+class Weighted(Model):
+    """Scores rows of 3 features with fixed weights; `explain` gives each feature's contribution, after sleeping
+    EXPLAIN_SLEEP_S seconds (environment). Rows of another width are refused (ValueError)."""
+
+    weights = np.array([0.5, -1.0, 2.0])
+
+    def predict(self, payload: InferRequest) -> np.ndarray:
+        return self._rows(payload) @ self.weights
+
+    def explain(self, payload: InferRequest) -> dict[str, object]:
+        time.sleep(float(os.environ.get("EXPLAIN_SLEEP_S", "0")))
+        contributions = self._rows(payload) * self.weights
+        return {"explanations": [{"contributions": c, "score": float(c.sum())} for c in contributions]}
+
+    def _rows(self, payload: InferRequest) -> np.ndarray:
+        x = payload.inputs[0].data.astype(np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.weights):
+            raise ValueError(f"rows must have {len(self.weights)} features, got shape {list(x.shape)}")
+        return x
+
+
 class WhoAmI(Model):
     """Answers with the value of the environment variable WHO (telling revisions apart) after sleeping SLEEP
     seconds; fails if WHO is 'broken'."""
