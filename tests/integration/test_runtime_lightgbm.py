@@ -14,16 +14,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from tests.integration.conftest import ROOT, outputs_of, served_client
+from tests.integration.conftest import ROOT, served_client
+from tests.integration.runtime_checks import assert_bad_input, assert_serves, infer, rows_request
 
 FEATURES, LABELS = load_iris(return_X_y=True)
 ROWS = FEATURES[[0, 60, 120, 149]]
 QUIET = {"verbose": -1, "num_leaves": 7}
-
-
-def v2(rows: np.ndarray, **extra) -> dict:  # type: ignore[no-untyped-def]
-    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.reshape(-1).tolist()}
-    return {"inputs": [tensor], **extra}
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +44,6 @@ def client(repository: Path) -> Iterator[httpx.Client]:
         yield c
 
 
-def _outputs(client: httpx.Client, model: str, body: dict) -> dict[str, np.ndarray]:
-    return outputs_of(client.post(f"/v2/models/{model}/infer", json=body))
-
-
 def test_metadata(client: httpx.Client) -> None:
     multiclass = client.get("/v2/models/multiclass").json()
     assert multiclass["platform"] == "lightgbm"
@@ -72,10 +64,10 @@ def test_classifier_probabilities_and_labels(client: httpx.Client, repository: P
     if probabilities.ndim == 1:
         probabilities = np.column_stack([1 - probabilities, probabilities])
     labels = probabilities.argmax(axis=1)
-    outputs = _outputs(client, model, v2(ROWS, outputs=[{"name": "predict"}, {"name": "predict_proba"}]))
+    outputs = infer(client, model, rows_request(ROWS, outputs=[{"name": "predict"}, {"name": "predict_proba"}]))
     assert outputs["predict"].tolist() == labels.tolist()
     assert np.allclose(outputs["predict_proba"], probabilities)
-    by_parameter = _outputs(client, model, v2(ROWS, parameters={"method": "predict_proba"}))
+    by_parameter = infer(client, model, rows_request(ROWS, parameters={"method": "predict_proba"}))
     assert np.allclose(by_parameter["predict_proba"], probabilities)
     v1 = client.post(f"/v1/models/{model}:predict", json={"instances": ROWS.tolist()}).json()
     assert v1 == {"predictions": labels.tolist()}
@@ -83,18 +75,18 @@ def test_classifier_probabilities_and_labels(client: httpx.Client, repository: P
 
 def test_binary_labels_follow_the_one_half_threshold(client: httpx.Client, repository: Path) -> None:
     positive = lightgbm.Booster(model_file=repository / "binary/lightgbm-binary.txt").predict(FEATURES)
-    assert _outputs(client, "binary", v2(FEATURES))["predict"].tolist() == (positive > 0.5).astype(int).tolist()
+    assert infer(client, "binary", rows_request(FEATURES))["predict"].tolist() == (positive > 0.5).astype(int).tolist()
 
 
 def test_regression(client: httpx.Client, repository: Path) -> None:
     expected = lightgbm.Booster(model_file=repository / "regression/model.lgbm").predict(ROWS[:, :3])
-    assert np.allclose(_outputs(client, "regression", v2(ROWS[:, :3]))["predict"], expected)
+    assert np.allclose(infer(client, "regression", rows_request(ROWS[:, :3]))["predict"], expected)
 
 
 def test_sklearn_wrapper_is_served_by_the_sklearn_runtime(client: httpx.Client, repository: Path) -> None:
     estimator = joblib.load(repository / "wrapper/model.joblib")
     assert client.get("/v2/models/wrapper").json()["platform"] == "sklearn"
-    outputs = _outputs(client, "wrapper", v2(ROWS, outputs=[{"name": "predict"}, {"name": "predict_proba"}]))
+    outputs = infer(client, "wrapper", rows_request(ROWS, outputs=[{"name": "predict"}, {"name": "predict_proba"}]))
     assert outputs["predict"].tolist() == estimator.predict(ROWS).tolist()
     assert np.allclose(outputs["predict_proba"], estimator.predict_proba(ROWS))
 
@@ -102,15 +94,14 @@ def test_sklearn_wrapper_is_served_by_the_sklearn_runtime(client: httpx.Client, 
 @pytest.mark.parametrize(
     ("model", "body", "message"),
     [
-        ("multiclass", v2(ROWS[:, :3]), "takes 4 features per row, got 3"),
-        ("regression", v2(ROWS), "takes 3 features per row, got 4"),
-        ("multiclass", v2(ROWS.reshape(1, 4, 4)), "takes a 2-D input [rows, features], got shape [1, 4, 4]"),
-        ("regression", v2(ROWS[:, :3], parameters={"method": "predict_proba"}), "no method 'predict_proba'"),
+        ("multiclass", rows_request(ROWS[:, :3]), "takes 4 features per row, got 3"),
+        ("regression", rows_request(ROWS), "takes 3 features per row, got 4"),
+        ("multiclass", rows_request(ROWS.reshape(1, 4, 4)), "takes a 2-D input [rows, features], got shape [1, 4, 4]"),
+        ("regression", rows_request(ROWS[:, :3], parameters={"method": "predict_proba"}), "no method 'predict_proba'"),
     ],
 )
 def test_bad_input_is_a_400_and_the_model_keeps_serving(
     client: httpx.Client, model: str, body: dict, message: str
 ) -> None:
-    answer = client.post(f"/v2/models/{model}/infer", json=body)
-    assert answer.status_code == 400 and message in answer.json()["error"]
-    assert client.post("/v2/models/multiclass/infer", json=v2(ROWS)).status_code == 200
+    assert_bad_input(client, model, body, message)
+    assert_serves(client, "multiclass", rows_request(ROWS))

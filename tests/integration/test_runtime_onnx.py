@@ -4,8 +4,8 @@ served by one `wharf serve` and compared with onnxruntime's and torch's own resu
 from __future__ import annotations
 
 import runpy
-from collections.abc import Iterator
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,8 @@ import torch
 from onnx import TensorProto, helper
 from sklearn.datasets import load_iris
 
-from tests.integration.conftest import ROOT, outputs_of, served_client
+from tests.integration.conftest import ROOT, served_client
+from tests.integration.runtime_checks import assert_bad_input, assert_serves, infer, request, tensor
 from wharf.model.runtimes.onnx import ONNXModel, ONNXSettings
 
 IRIS = load_iris().data[[0, 60, 120]]
@@ -34,11 +35,6 @@ class TwoHeads(torch.nn.Module):
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.x(x) + self.z(z)
         return logits, torch.softmax(logits, dim=1)
-
-
-def tensor(name: str, data: np.ndarray, datatype: str = "FP64") -> dict:
-    values = data.reshape(-1).tolist()
-    return {"name": name, "shape": list(data.shape), "datatype": datatype, "data": values}
 
 
 def _helper_graph() -> onnx.ModelProto:
@@ -112,11 +108,11 @@ def test_sklearn_graph_matches_onnxruntime(client: httpx.Client, repository: Pat
     session = onnxruntime.InferenceSession(repository / "sklearn/model.onnx", providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(None, {"X": IRIS.astype(np.float32)})
     probabilities = np.array([list(row.values()) for row in probabilities])
-    url, inputs = "/v2/models/sklearn/infer", [tensor("X", IRIS)]  # FP64 data for an FP32 input
-    outputs = outputs_of(client.post(url, json={"inputs": inputs}))
+    body = request(tensor("X", IRIS))  # FP64 data for an FP32 input
+    outputs = infer(client, "sklearn", body)
     assert outputs["output_label"].tolist() == labels.tolist()
     assert np.allclose(outputs["output_probability"], probabilities)
-    only = outputs_of(client.post(url, json={"inputs": inputs, "outputs": [{"name": "output_probability"}]}))
+    only = infer(client, "sklearn", {**body, "outputs": [{"name": "output_probability"}]})
     assert list(only) == ["output_probability"] and only["output_probability"].shape == (3, 3)
     v1 = client.post("/v1/models/sklearn:predict", json={"instances": IRIS.tolist()}).json()["predictions"]
     assert [row["output_label"] for row in v1] == labels.tolist()
@@ -126,8 +122,7 @@ def test_sklearn_graph_matches_onnxruntime(client: httpx.Client, repository: Pat
 def test_torch_graph_with_two_inputs_and_outputs_matches_torch(client: httpx.Client, net: TwoHeads) -> None:
     with torch.no_grad():
         logits, probs = (t.numpy() for t in net(torch.from_numpy(X).float(), torch.from_numpy(Z).float()))
-    body = {"inputs": [tensor("z", Z.astype(np.float32), "FP32"), tensor("x", X)]}
-    outputs = outputs_of(client.post("/v2/models/torch/infer", json=body))
+    outputs = infer(client, "torch", request(tensor("z", Z.astype(np.float32), "FP32"), tensor("x", X)))
     assert np.allclose(outputs["logits"], logits, atol=1e-5) and np.allclose(outputs["probs"], probs, atol=1e-5)
     v1 = client.post("/v1/models/torch:predict", json={"instances": X.tolist()})
     assert v1.status_code == 400 and "missing input(s) ['z']" in v1.json()["error"]
@@ -135,8 +130,8 @@ def test_torch_graph_with_two_inputs_and_outputs_matches_torch(client: httpx.Cli
 
 def test_integers_and_strings_are_cast_to_the_graph_types(client: httpx.Client) -> None:
     count = tensor("count", np.array([1, 20, -3]), "INT64")
-    word = {"name": "word", "shape": [3], "datatype": "BYTES", "data": ["a", "bé", ""]}
-    answer = client.post("/v2/models/helper/infer", json={"inputs": [count, word]})
+    word = tensor("word", np.array(["a", "bé", ""]))
+    answer = client.post("/v2/models/helper/infer", json=request(count, word))
     assert answer.status_code == 200, answer.text
     assert answer.json()["outputs"] == [
         {"name": "doubled", "datatype": "INT32", "shape": [3], "data": [2, 40, -6]},
@@ -144,11 +139,11 @@ def test_integers_and_strings_are_cast_to_the_graph_types(client: httpx.Client) 
     ]
 
 
-WORDS = {"name": "word", "shape": [1], "datatype": "BYTES", "data": ["a"]}
+WORDS = tensor("word", np.array(["a"]))
 BAD = [
     ("sklearn", [tensor("X", IRIS[:1, :3])], "input 'X' of model 'sklearn' takes shape [-1, 4], got [1, 3]"),
     ("sklearn", [tensor("X", IRIS[0])], "takes shape [-1, 4], got [4]"),
-    ("sklearn", [{**WORDS, "name": "X", "shape": [1, 4], "data": list("abcd")}], "takes FP32, got BYTES"),
+    ("sklearn", [tensor("X", np.array([list("abcd")]))], "takes FP32, got BYTES"),
     ("sklearn", [tensor("input-0", IRIS)], "unexpected input(s) ['input-0']"),
     ("torch", [tensor("x", X)], "missing input(s) ['z']"),
     ("torch", [tensor("x", X), tensor("z", np.zeros((3, 2)))], "input 'z' of model 'torch': dimension 'batch' is 3"),
@@ -161,15 +156,14 @@ BAD = [
 def test_bad_input_is_a_400_naming_the_input(
     client: httpx.Client, model: str, inputs: list[dict], message: str
 ) -> None:
-    answer = client.post(f"/v2/models/{model}/infer", json={"inputs": inputs})
-    assert answer.status_code == 400 and message in answer.json()["error"]
-    assert client.post("/v2/models/sklearn/infer", json={"inputs": [tensor("X", IRIS)]}).status_code == 200
+    assert_bad_input(client, model, request(*inputs), message)
+    assert_serves(client, "sklearn", request(tensor("X", IRIS)))
 
 
 def test_unknown_output_is_a_400(client: httpx.Client) -> None:
-    body = {"inputs": [tensor("X", IRIS)], "outputs": [{"name": "nope"}]}
-    answer = client.post("/v2/models/sklearn/infer", json=body)
-    assert answer.status_code == 400 and "has no output(s) ['nope']" in answer.json()["error"]
+    assert_bad_input(
+        client, "sklearn", request(tensor("X", IRIS), outputs=[{"name": "nope"}]), "has no output(s) ['nope']"
+    )
 
 
 def test_thread_counts_come_from_the_environment(repository: Path, monkeypatch: pytest.MonkeyPatch) -> None:

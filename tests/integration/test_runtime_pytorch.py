@@ -9,10 +9,11 @@ from typing import Any, NamedTuple
 import httpx
 import numpy as np
 import pytest
+import torch
 
-from tests.integration.conftest import outputs_of, served_client
+from tests.integration.conftest import served_client
+from tests.integration.runtime_checks import assert_bad_input, assert_serves, infer, request, tensor
 
-torch = pytest.importorskip("torch")
 # the TorchScript artifacts are built with torch.jit.script and torch.jit.trace, which torch now deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
@@ -61,10 +62,6 @@ def client(models: Models) -> Iterator[httpx.Client]:
         yield c
 
 
-def _tensor(name: str, array: np.ndarray) -> dict[str, Any]:
-    return {"name": name, "shape": list(array.shape), "datatype": "FP32", "data": array.reshape(-1).tolist()}
-
-
 def _expected(models: Models) -> dict[str, np.ndarray]:
     with torch.no_grad():
         result = models.two(torch.from_numpy(ROWS), torch.from_numpy(OFFSET))
@@ -74,19 +71,15 @@ def _expected(models: Models) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("model", ["scripted", "exported"])
 def test_v2_infer_by_name_or_position_matches_torch(client: httpx.Client, models: Models, model: str) -> None:
     expected = _expected(models)
-    url = f"/v2/models/{model}/infer"
-    by_name = outputs_of(client.post(url, json={"inputs": [_tensor("offset", OFFSET), _tensor("x", ROWS)]}))
-    by_position = outputs_of(client.post(url, json={"inputs": [_tensor("a", ROWS), _tensor("b", OFFSET)]}))
+    by_name = infer(client, model, request(tensor("offset", OFFSET), tensor("x", ROWS)))
+    by_position = infer(client, model, request(tensor("a", ROWS), tensor("b", OFFSET)))
     for outputs in (by_name, by_position):
         assert set(outputs) == {"logits", "probs"}
         assert all(np.allclose(outputs[name], expected[name], atol=1e-6) for name in expected)
 
 
 def test_requested_output_and_fp64_input_are_cast(client: httpx.Client, models: Models) -> None:
-    body = {
-        "inputs": [{**_tensor("x", ROWS), "datatype": "FP64"}, _tensor("offset", OFFSET)],
-        "outputs": [{"name": "probs"}],
-    }
+    body = request(tensor("x", ROWS, "FP64"), tensor("offset", OFFSET), outputs=[{"name": "probs"}])
     doc = client.post("/v2/models/exported/infer", json=body).json()
     assert [(o["name"], o["datatype"], o["shape"]) for o in doc["outputs"]] == [("probs", "FP32", [3, 3])]
     assert np.allclose(np.reshape(doc["outputs"][0]["data"], (3, 3)), _expected(models)["probs"], atol=1e-6)
@@ -98,7 +91,7 @@ def test_v1_predict_matches_torch(client: httpx.Client, models: Models) -> None:
     answer = client.post("/v1/models/traced:predict", json={"instances": ROWS.tolist()})
     assert answer.status_code == 200, answer.text
     assert np.allclose(answer.json()["predictions"], expected, atol=1e-6)
-    v2 = outputs_of(client.post("/v2/models/traced/infer", json={"inputs": [_tensor("input-0", ROWS)]}))
+    v2 = infer(client, "traced", request(tensor("input-0", ROWS)))
     assert list(v2) == ["output-0"] and np.allclose(v2["output-0"], expected, atol=1e-6)
 
 
@@ -117,13 +110,13 @@ def test_metadata(client: httpx.Client) -> None:
     assert scripted["platform"] == "pytorch" and scripted["inputs"] == [] and scripted["outputs"] == []
 
 
-NARROW = [_tensor("x", ROWS[:, :3]), _tensor("offset", OFFSET)]
-TEXT = {"name": "input", "shape": [1], "datatype": "BYTES", "data": ["x"]}
+NARROW = [tensor("x", ROWS[:, :3]), tensor("offset", OFFSET)]
+TEXT = tensor("input", np.array(["x"]))
 BAD = [
     ("exported", NARROW, "input 'x' of model 'exported' must have shape [-1, 4], got [3, 3]"),
     ("scripted", NARROW, "model 'scripted' rejected the input: mat1 and mat2 shapes cannot be multiplied"),
-    ("scripted", [_tensor("x", ROWS)], "missing input(s) ['offset'] for model 'scripted'"),
-    ("traced", [_tensor("a", ROWS), _tensor("b", ROWS)], "model 'traced' takes 1 input(s) ['input'], got 2"),
+    ("scripted", [tensor("x", ROWS)], "missing input(s) ['offset'] for model 'scripted'"),
+    ("traced", [tensor("a", ROWS), tensor("b", ROWS)], "model 'traced' takes 1 input(s) ['input'], got 2"),
     ("traced", [TEXT], "input 'input' of model 'traced' must be numeric, got BYTES"),
 ]
 
@@ -132,10 +125,9 @@ BAD = [
 def test_bad_input_is_a_400_and_the_model_keeps_serving(
     client: httpx.Client, model: str, inputs: list[dict[str, Any]], message: str
 ) -> None:
-    answer = client.post(f"/v2/models/{model}/infer", json={"inputs": inputs})
-    assert answer.status_code == 400 and message in answer.json()["error"], answer.text
-    good = [_tensor("x", ROWS), _tensor("offset", OFFSET)] if model != "traced" else [_tensor("input", ROWS)]
-    assert client.post(f"/v2/models/{model}/infer", json={"inputs": good}).status_code == 200
+    assert_bad_input(client, model, request(*inputs), message)
+    good = [tensor("x", ROWS), tensor("offset", OFFSET)] if model != "traced" else [tensor("input", ROWS)]
+    assert_serves(client, model, request(*good))
 
 
 @pytest.mark.gpu

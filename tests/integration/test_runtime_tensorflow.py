@@ -11,11 +11,14 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import outputs_of, served_client
+from tests.integration.conftest import served_client
+from tests.integration.runtime_checks import assert_bad_input, assert_serves, infer, request, tensor
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+# imported plainly, not importorskip'd: the `test` extra installs them, so a missing one must fail
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
 # saving a Keras model converts its variables with np.array(), which numpy 2 flags
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -70,18 +73,14 @@ def client(models: Models) -> Iterator[httpx.Client]:
         yield c
 
 
-def _tensor(name: str, array: np.ndarray, datatype: str = "FP32") -> dict[str, Any]:
-    return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.reshape(-1).tolist()}
-
-
 def test_saved_model_default_and_named_signature(client: httpx.Client, models: Models) -> None:
     expected = {k: v.numpy() for k, v in models.affine.serve(tf.constant(ROWS)).items()}
-    outputs = outputs_of(client.post("/v2/models/saved/infer", json={"inputs": [_tensor("x", ROWS)]}))
+    outputs = infer(client, "saved", request(tensor("x", ROWS)))
     assert set(outputs) == {"y", "total"}
     assert all(np.allclose(outputs[name], expected[name], atol=1e-6) for name in expected)
     scaled = models.affine.scaled(tf.constant(ROWS), tf.constant(2.0))["y"].numpy()
-    body = {"inputs": [_tensor("x", ROWS), _tensor("k", np.array(2.0))], "parameters": {"signature_name": "scaled"}}
-    assert np.allclose(outputs_of(client.post("/v2/models/saved/infer", json=body))["y"], scaled, atol=1e-6)
+    body = request(tensor("x", ROWS), tensor("k", np.array(2.0, np.float32)), parameters={"signature_name": "scaled"})
+    assert np.allclose(infer(client, "saved", body)["y"], scaled, atol=1e-6)
 
 
 def test_v1_and_requested_outputs(client: httpx.Client, models: Models) -> None:
@@ -91,8 +90,7 @@ def test_v1_and_requested_outputs(client: httpx.Client, models: Models) -> None:
     rows = answer.json()["predictions"]
     assert [sorted(row) for row in rows] == [["logits", "probs"]] * 3
     assert np.allclose([row["probs"] for row in rows], expected["probs"], atol=1e-6)
-    body = {"inputs": [_tensor("features", ROWS, "FP64")], "outputs": [{"name": "logits"}]}
-    outputs = outputs_of(client.post("/v2/models/functional/infer", json=body))
+    outputs = infer(client, "functional", request(tensor("features", ROWS, "FP64"), outputs=[{"name": "logits"}]))
     assert list(outputs) == ["logits"] and np.allclose(outputs["logits"], expected["logits"], atol=1e-6)
     saved = client.post("/v1/models/saved:predict", json={"instances": ROWS.tolist()}).json()["predictions"]
     assert np.allclose([row["total"] for row in saved], ROWS.sum(axis=1), atol=1e-6)
@@ -114,23 +112,23 @@ def test_metadata(client: httpx.Client) -> None:
     ]
 
 
-TEXT = {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}
-SCALED_NARROW = [_tensor("x", ROWS[:, :3]), _tensor("k", np.array(2.0))]
+TEXT = tensor("x", np.array([list("abcd")]))
+SCALED_NARROW = [tensor("x", ROWS[:, :3]), tensor("k", np.array(2.0, np.float32))]
 BAD = [
-    ("saved", {"inputs": [_tensor("x", ROWS[:, :3])]}, "model 'saved' must have shape [-1, 4], got [3, 3]"),
-    ("saved", {"inputs": [TEXT]}, "input 'x' of model 'saved' must be FP32, got BYTES"),
+    ("saved", request(tensor("x", ROWS[:, :3])), "model 'saved' must have shape [-1, 4], got [3, 3]"),
+    ("saved", request(TEXT), "input 'x' of model 'saved' must be FP32, got BYTES"),
     (
         "saved",
-        {"inputs": [_tensor("x", ROWS)], "parameters": {"signature_name": "nope"}},
+        request(tensor("x", ROWS), parameters={"signature_name": "nope"}),
         "model 'saved' has no signature 'nope'; it has ['scaled', 'serving_default']",
     ),
     (  # this signature takes any width: TensorFlow itself rejects it
         "saved",
-        {"inputs": SCALED_NARROW, "parameters": {"signature_name": "scaled"}},
+        request(*SCALED_NARROW, parameters={"signature_name": "scaled"}),
         "model 'saved' rejected the input: Matrix size-incompatible",
     ),
-    ("functional", {"inputs": [_tensor("features", ROWS[:, :2])]}, "must have shape [-1, 4], got [3, 2]"),
-    ("functional", {"inputs": [_tensor("a", ROWS), _tensor("b", ROWS)]}, "takes 1 input(s) ['features'], got 2"),
+    ("functional", request(tensor("features", ROWS[:, :2])), "must have shape [-1, 4], got [3, 2]"),
+    ("functional", request(tensor("a", ROWS), tensor("b", ROWS)), "takes 1 input(s) ['features'], got 2"),
 ]
 
 
@@ -138,7 +136,5 @@ BAD = [
 def test_bad_input_is_a_400_and_the_model_keeps_serving(
     client: httpx.Client, model: str, body: dict[str, Any], message: str
 ) -> None:
-    answer = client.post(f"/v2/models/{model}/infer", json=body)
-    assert answer.status_code == 400 and message in answer.json()["error"], answer.text
-    good = {"inputs": [_tensor("x" if model == "saved" else "features", ROWS)]}
-    assert client.post(f"/v2/models/{model}/infer", json=good).status_code == 200
+    assert_bad_input(client, model, body, message)
+    assert_serves(client, model, request(tensor("x" if model == "saved" else "features", ROWS)))

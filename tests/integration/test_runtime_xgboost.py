@@ -5,6 +5,7 @@ from __future__ import annotations
 import runpy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -13,15 +14,11 @@ import xgboost
 from sklearn.datasets import load_iris, make_regression
 
 from tests.integration.conftest import ROOT, served_client
+from tests.integration.runtime_checks import assert_bad_input, assert_serves, request, rows_request, tensor
 
 IRIS = load_iris().data[[0, 60, 120]].astype(np.float32)
 FEATURES, TARGETS = make_regression(n_samples=200, n_features=5, random_state=0)
 ROWS = FEATURES[:4]
-
-
-def v2(rows: np.ndarray, **extra) -> dict:  # type: ignore[no-untyped-def]
-    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.reshape(-1).tolist()}
-    return {"inputs": [tensor], **extra}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +59,7 @@ def test_metadata(client: httpx.Client) -> None:
 def test_booster_predicts_what_booster_predict_does(client: httpx.Client, repository: Path) -> None:
     booster = xgboost.Booster(model_file=repository / "booster/xgboost-regression.json")
     expected = booster.predict(xgboost.DMatrix(ROWS))
-    answer = client.post("/v2/models/booster/infer", json=v2(ROWS))
+    answer = client.post("/v2/models/booster/infer", json=rows_request(ROWS))
     assert answer.status_code == 200, answer.text
     out = answer.json()["outputs"][0]
     assert (out["name"], out["datatype"], out["shape"]) == ("predict", "FP32", [4])
@@ -73,11 +70,16 @@ def test_booster_predicts_what_booster_predict_does(client: httpx.Client, reposi
 
 def test_classifier_labels_and_probabilities(client: httpx.Client, repository: Path) -> None:
     classifier = _classifier(repository)
-    path = "/v2/models/classifier/infer"
-    labels = client.post(path, json=v2(IRIS)).json()["outputs"]
+
+    def outputs(**extra: Any) -> list[dict[str, Any]]:  # as sent, with their names, datatypes and shapes
+        answer = client.post("/v2/models/classifier/infer", json=rows_request(IRIS, **extra))
+        assert answer.status_code == 200, answer.text
+        return answer.json()["outputs"]
+
+    labels = outputs()
     assert labels == [{"name": "predict", "datatype": "INT64", "shape": [3], "data": classifier.predict(IRIS).tolist()}]
-    by_parameter = client.post(path, json=v2(IRIS, parameters={"method": "predict_proba"})).json()["outputs"]
-    both = client.post(path, json=v2(IRIS, outputs=[{"name": "predict_proba"}, {"name": "predict"}])).json()["outputs"]
+    by_parameter = outputs(parameters={"method": "predict_proba"})
+    both = outputs(outputs=[{"name": "predict_proba"}, {"name": "predict"}])
     for probabilities in (by_parameter[0], both[0]):
         assert probabilities["name"] == "predict_proba" and probabilities["shape"] == [3, 3]
         assert np.allclose(probabilities["data"], classifier.predict_proba(IRIS).reshape(-1))
@@ -89,15 +91,14 @@ def test_classifier_labels_and_probabilities(client: httpx.Client, repository: P
 @pytest.mark.parametrize(
     ("model", "body", "message"),
     [
-        ("booster", v2(ROWS[:, :3]), "takes 5 features per row, got 3"),
-        ("booster", v2(ROWS.reshape(2, 2, 5)), "takes a 2-D input [rows, features], got shape [2, 2, 5]"),
-        ("booster", {"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}, "numeric input"),
-        ("classifier", v2(IRIS, parameters={"method": "apply"}), "it offers ['predict', 'predict_proba']"),
+        ("booster", rows_request(ROWS[:, :3]), "takes 5 features per row, got 3"),
+        ("booster", rows_request(ROWS.reshape(2, 2, 5)), "takes a 2-D input [rows, features], got shape [2, 2, 5]"),
+        ("booster", request(tensor("x", np.array(["a"]))), "numeric input"),
+        ("classifier", rows_request(IRIS, parameters={"method": "apply"}), "it offers ['predict', 'predict_proba']"),
     ],
 )
 def test_bad_input_is_a_400_and_the_model_keeps_serving(
     client: httpx.Client, model: str, body: dict, message: str
 ) -> None:
-    answer = client.post(f"/v2/models/{model}/infer", json=body)
-    assert answer.status_code == 400 and message in answer.json()["error"]
-    assert client.post("/v2/models/booster/infer", json=v2(ROWS)).status_code == 200
+    assert_bad_input(client, model, body, message)
+    assert_serves(client, "booster", rows_request(ROWS))
