@@ -11,8 +11,8 @@ import pytest
 
 from tests.integration.conftest import RunningServer
 from tests.unit.protocol.test_client_codecs import JSON_VALUES, VALUES
-from wharf.client import InferenceClient
-from wharf.errors import ConfigurationError, InvalidInput, NotFound, RequestTimeout, ServerUnreachable
+from wharf.client import InferenceClient, SyncInferenceClient
+from wharf.errors import ConfigurationError, InvalidInput, NotFound, RequestTimeout, ServerUnreachable, Unimplemented
 from wharf.protocol import tensors
 from wharf.protocol.v2 import InferRequest, Tensor
 
@@ -22,8 +22,11 @@ UNKNOWN = "model 'nope' is not in the repository"  # what the server says of a m
 
 
 def _client(server: RunningServer, protocol: str, **options: object) -> InferenceClient:
-    target = f"127.0.0.1:{server.grpc_port}"
-    return InferenceClient(server.url, grpc_target=target, protocol=protocol, timeout_s=10, **options)  # type: ignore[arg-type]
+    return InferenceClient(server.url, **_options(server, protocol), **options)  # type: ignore[arg-type]
+
+
+def _options(server: RunningServer, protocol: str) -> dict[str, object]:
+    return {"grpc_target": f"127.0.0.1:{server.grpc_port}", "protocol": protocol, "timeout_s": 10}
 
 
 def _every_datatype(values: dict[str, list]) -> InferRequest:
@@ -68,6 +71,20 @@ async def test_v1_carries_rows_named_inputs_and_binary_values(echo_server: Runni
         }
         with pytest.raises(InvalidInput, match="no model versions"):
             await client.infer("echo", InferRequest(inputs=[Tensor("x", rows)]), version="1")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_sync_client_makes_the_same_calls_without_an_event_loop(echo_server: RunningServer, protocol: str) -> None:
+    rows = np.array([[1.5, 2.0]])
+    with SyncInferenceClient(echo_server.url, **_options(echo_server, protocol)) as client:
+        assert client.ready("echo")
+        for _ in range(2):  # the second call reuses the loop, the connection and the gRPC channel
+            assert client.infer("echo", InferRequest(inputs=[Tensor("x", rows)])).outputs[0].data.tolist() == [[1.5, 2]]
+        assert client.predict("echo", {"instances": [[1, 2]]}) == {"predictions": [[1, 2]]}
+        with pytest.raises(NotFound, match=UNKNOWN):
+            client.infer("nope", InferRequest(inputs=[Tensor("x", rows)]))
+        with pytest.raises(Unimplemented, match="model 'echo' does not explain its predictions"):
+            client.explain("echo", InferRequest(inputs=[Tensor("x", rows)]))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -1,5 +1,6 @@
 """`InferenceClient`: calls a model server, or Wharf's gateway, over KServe V1 REST, Open Inference Protocol V2
-REST or V2 gRPC (what transformers use to reach their predictor).
+REST or V2 gRPC (what transformers use to reach their predictor); `SyncInferenceClient` is the same client for
+code without an event loop.
 
 Errors a server answers with are raised as their `wharf.errors` type carrying the server's message; a server that
 cannot be reached raises `ServerUnreachable`, one that does not answer within `timeout_s` raises `RequestTimeout`,
@@ -90,8 +91,9 @@ class InferenceClient:
     async def infer(self, model: str, request: InferRequest, version: str | None = None) -> InferResponse:
         """Run `request` through `model` over the client's protocol.
 
-        Over V1 the first input is sent as `{"instances": ...}` and the predictions come back as one output
-        named "predictions" (V1 knows no versions).
+        Over V1 one input is sent as `{"instances": ...}`, several as columnar `{"inputs": {name: ...}}`; the
+        predictions come back as one output named "predictions", or one output per name where they are objects
+        (V1 knows no versions).
         """
         if self.protocol == "grpc-v2":
             stub = self._grpc_stub()
@@ -187,6 +189,41 @@ class InferenceClient:
             return decode()
         except (InvalidInput, ValueError) as e:
             raise answered(WharfError(f"malformed answer from {where}: {e}")) from None
+
+
+class SyncInferenceClient:
+    """`InferenceClient` for code without an event loop: the same arguments, calls and errors, each call blocking
+    until its answer. It runs its own event loop, so it cannot be called from inside a running one (use
+    `InferenceClient` there), and one instance serves one thread at a time."""
+
+    def __init__(self, url: str | None = None, **options: Any) -> None:
+        self._client = InferenceClient(url, **options)
+        self._runner = asyncio.Runner()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections and the client's event loop."""
+        try:
+            self._runner.run(self._client.close())
+        finally:
+            self._runner.close()
+
+    def infer(self, model: str, request: InferRequest, version: str | None = None) -> InferResponse:
+        return self._runner.run(self._client.infer(model, request, version))
+
+    def predict(self, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._runner.run(self._client.predict(model, body))
+
+    def explain(self, model: str, request: InferRequest) -> Any:
+        return self._runner.run(self._client.explain(model, request))
+
+    def ready(self, model: str) -> bool:
+        return self._runner.run(self._client.ready(model))
 
 
 def _v2_model_path(model: str, version: str | None) -> str:
