@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
+# What uvicorn logs, as warnings, for every Upgrade request: Wharf serves no WebSocket on purpose (`ws="none"`).
+_UPGRADE_ADVICE = ("Unsupported upgrade request", "No supported WebSocket library detected")
+
+
+def _not_upgrade_advice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(_UPGRADE_ADVICE)
+
 
 class EmbeddedServer(uvicorn.Server):
-    """uvicorn without signal handling of its own: the embedding process decides when to stop (`should_exit`)."""
+    """uvicorn without signal handling of its own: the embedding process decides when to stop (`should_exit`).
+
+    Every Wharf HTTP server is plain HTTP/1.1 on httptools: an Upgrade (WebSocket) request is answered as a
+    plain HTTP request, no lifespan events, no access log (Wharf logs and counts requests itself), no `server`
+    header; `options` are the other `uvicorn.Config` settings.
+    """
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        logging.getLogger("uvicorn.error").addFilter(_not_upgrade_advice)  # a set: added once
+        defaults = {"lifespan": "off", "access_log": False, "proxy_headers": False, "server_header": False}
+        super().__init__(uvicorn.Config(app, http="httptools", ws="none", log_config=None, **(defaults | options)))
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

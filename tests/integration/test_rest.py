@@ -171,6 +171,12 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(
     assert client.post("/v2/models/iris/infer", json=_infer_body(ROWS)).status_code == 200
 
 
+def test_a_websocket_upgrade_is_answered_as_plain_http(client: httpx.Client) -> None:
+    upgrade = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13"}
+    answer = client.get("/v2/models/nope", headers={**upgrade, "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert answer.status_code == 404 and "model 'nope' is not in the repository" in answer.json()["error"]
+
+
 def test_a_wrong_method_is_a_405_naming_the_right_one(client: httpx.Client) -> None:
     answer = client.get("/v2/models/iris/infer")
     assert answer.status_code == 405 and "use POST" in answer.json()["error"]

@@ -17,7 +17,6 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import uvicorn
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -117,9 +116,7 @@ async def run(settings: DaemonSettings) -> None:
                 log.exception("reconcile failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
             control = listen(settings.host, settings.control_port)
             control_port = control.getsockname()[1]
-            api = EmbeddedServer(
-                uvicorn.Config(create_app(Controller(store, reconciler)), log_config=None, access_log=False)
-            )
+            api = EmbeddedServer(create_app(Controller(store, reconciler)))
             api_task = await api.start(control)
             log.info(
                 "wharf is up",

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 
 import grpc
-import uvicorn
 
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway.dispatch import Dispatcher
@@ -118,17 +117,8 @@ class Gateway:
 
     async def _start_http(self, listener: socket.socket) -> None:
         self._http = EmbeddedServer(
-            uvicorn.Config(
-                RestProxy(self._dispatcher, self._http_upstream, self.settings),
-                http="httptools",
-                ws="none",  # no WebSocket: an Upgrade request is answered as plain HTTP, not with a 500
-                lifespan="off",
-                access_log=False,
-                proxy_headers=False,
-                server_header=False,
-                date_header=False,
-                log_config=None,
-                timeout_keep_alive=int(self.settings.keepalive_timeout_s),
-            )
+            RestProxy(self._dispatcher, self._http_upstream, self.settings),
+            date_header=False,
+            timeout_keep_alive=int(self.settings.keepalive_timeout_s),
         )
         self._http_task = await self._http.start(listener)

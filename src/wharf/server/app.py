@@ -6,8 +6,6 @@ import asyncio
 import logging
 import signal
 
-import uvicorn
-
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.model.base import Model
 from wharf.model.repository import ModelRepository
@@ -68,17 +66,9 @@ class ModelServer:
             http_socket = listen(settings.host, settings.http_port, self.reuse_port)
             grpc_server, grpc_port = await start_grpc_server(dataplane, self.metrics, settings, self.reuse_port)
             http = EmbeddedServer(
-                uvicorn.Config(
-                    RestApp(dataplane, self.metrics, settings.max_request_bytes, settings.body_timeout_s),
-                    http="httptools",
-                    lifespan="off",
-                    access_log=False,
-                    proxy_headers=False,
-                    server_header=False,
-                    log_config=None,
-                    timeout_keep_alive=int(settings.keepalive_timeout_s),
-                    timeout_graceful_shutdown=int(settings.drain_timeout_s),
-                )
+                RestApp(dataplane, self.metrics, settings.max_request_bytes, settings.body_timeout_s),
+                timeout_keep_alive=int(settings.keepalive_timeout_s),
+                timeout_graceful_shutdown=int(settings.drain_timeout_s),
             )
             http_task = await http.start(http_socket)
             dataplane.started = True
