@@ -85,7 +85,8 @@ def ready(resource: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def start_daemon(home: Path) -> Daemon:
+def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0)) -> Daemon:
+    """`wharf up` on `home`, the gateway on `gateway_ports` (HTTP, gRPC; 0: any free port)."""
     env = {
         **os.environ,
         "WHARF_HOME": str(home),
@@ -98,9 +99,9 @@ def start_daemon(home: Path) -> Daemon:
         "wharf.cli",
         "up",
         "--gateway-port",
-        "0",
+        str(gateway_ports[0]),
         "--gateway-grpc-port",
-        "0",
+        str(gateway_ports[1]),
         "--control-port",
         "0",
     ]

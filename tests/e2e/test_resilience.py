@@ -9,7 +9,8 @@ import time
 
 import httpx
 
-from tests.e2e.conftest import Daemon, manifest, start_daemon, who_answers
+from tests.e2e.conftest import Daemon, manifest, ready, start_daemon, who_answers
+from tests.e2e.test_transformers import infer, scaled
 from wharf.control.store import Store
 
 HOST = "who.default.example.com"
@@ -56,13 +57,18 @@ def _recorded_replicas(daemon: Daemon) -> dict:
         store.close()
 
 
+def _wait_recorded_ready(daemon: Daemon, count: int) -> None:
+    """Until a resync has recorded `count` replicas as ready (an earlier record may lack their ports)."""
+    deadline = time.monotonic() + 30
+    while [record["ready"] for _, record in _recorded_replicas(daemon).values()] != [True] * count:
+        assert time.monotonic() < deadline, "the ready replicas were never recorded"
+        time.sleep(0.1)
+
+
 def test_a_restarted_daemon_adopts_running_replicas(daemon: Daemon) -> None:
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
     before = daemon.wait("who", lambda s: len(_ready_replicas(s)) == 1)
-    deadline = time.monotonic() + 30
-    while not _recorded_replicas(daemon):  # a resync records the replica for adoption
-        assert time.monotonic() < deadline, "the replica was never recorded"
-        time.sleep(0.1)
+    _wait_recorded_ready(daemon, 1)  # a resync records the replica for adoption
     assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL  # a crash: the replica keeps running
     again = start_daemon(daemon.home)
     try:
@@ -70,6 +76,25 @@ def test_a_restarted_daemon_adopts_running_replicas(daemon: Daemon) -> None:
         assert _ready_replicas(after)[0]["pid"] == _ready_replicas(before)[0]["pid"]
         assert after["status"]["components"] == before["status"]["components"]
         assert set(who_answers(again, HOST, 5)) == {"a"}
+    finally:
+        assert again.stop() == 0
+
+
+def test_a_daemon_restarted_on_the_same_gateway_ports_adopts_a_transformer(daemon: Daemon) -> None:
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v2", add=1))
+    before = {r["revision"]: r["pid"] for r in _ready_replicas(daemon.wait("scaled", ready))}
+    _wait_recorded_ready(daemon, 2)
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    # The transformer's environment names the gateway's ports: a daemon on others would restart it.
+    again = start_daemon(daemon.home, (daemon.http_port, daemon.grpc_port))
+    try:
+        after = again.wait("scaled", ready)
+        assert {r["revision"]: r["pid"] for r in _ready_replicas(after)} == before
+        assert all(r["restarts"] == 0 for r in after["status"]["replicaStates"])
+        answer = infer(again, "scaled.default.example.com", [1.0, 2.0])
+        assert answer.status_code == 200, answer.text
+        outputs = {o["name"]: o["data"] for o in answer.json()["outputs"]}
+        assert outputs == {"y": [4.0, 7.0], "pid": [before["scaled-transformer-00001"]] * 2}
     finally:
         assert again.stop() == 0
 

@@ -101,8 +101,6 @@ def test_invalid_manifests_are_refused_with_the_field_path(daemon: Daemon) -> No
 
 
 def test_parts_not_served_yet_are_refused_not_ignored(daemon: Daemon) -> None:
-    logged = manifest("who", "a").replace(
-        "    model:\n", "    logger: {mode: all, url: 'http://127.0.0.1:9/'}\n    model:\n"
-    )
-    run = daemon.wharf("apply", "-f", "-", stdin=logged, check=False)
-    assert run.returncode == 1 and "spec.predictor.logger not served by this Wharf yet" in run.stderr
+    explained = manifest("who", "a") + "  explainer: {containers: [{image: kserve/alibi-explainer}]}\n"
+    run = daemon.wharf("apply", "-f", "-", stdin=explained, check=False)
+    assert run.returncode == 1 and "spec.explainer not served by this Wharf yet" in run.stderr

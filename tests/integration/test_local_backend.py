@@ -5,6 +5,7 @@ default: every test runs so unless it turns `prewarm` off) or started fresh when
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -209,6 +210,37 @@ async def test_a_new_backend_adopts_running_replicas_and_restarts_dead_ones(
     await second.close(stop_replicas=True)
     assert second.replicas() == []
     assert not _alive(running.pid) and not _alive(restarted.pid)
+
+
+async def test_a_new_backend_restarts_running_replicas_started_with_another_spec(
+    backends: Backends, iris_model: Path
+) -> None:
+    iris = _spec("iris-1", str(iris_model), "iris")
+    first = backends()
+    await first.scale(iris, 2)
+    await _until(_ready(first, "iris-1", 2))
+    await first.close(stop_replicas=False)
+    same, unknown = first.replicas()
+    assert same.spec_digest == unknown.spec_digest == iris.digest
+
+    # The same spec (its environment in another order) is adopted; a record from before digests is restarted.
+    second = backends()
+    reordered = dataclasses.replace(iris, env=dict(reversed(ENV.items())))
+    await second.adopt([same, dataclasses.replace(unknown, spec_digest="")], {"iris-1": reordered})
+    adopted = {s.id: s for s in second.replicas()}[same.id]
+    assert (adopted.pid, adopted.ready, adopted.restarts) == (same.pid, True, 0)
+    [restarted] = await _until(lambda: [s for s in second.replicas() if s.id == unknown.id and s.ready])
+    assert restarted.pid not in (0, unknown.pid) and restarted.restarts == 1 and not _alive(unknown.pid)
+
+    # Another environment (as a transformer's, once the gateway moved): stopped and started with the new spec.
+    await second.close(stop_replicas=False)
+    moved = dataclasses.replace(iris, env={**ENV, "WHARF_PREDICTOR_URL": "http://127.0.0.1:1"})
+    third = backends()
+    await third.adopt([s for s in second.replicas() if s.id == same.id], {"iris-1": moved})
+    assert not _alive(same.pid)
+    [replaced] = await _until(_ready(third, "iris-1", 1))
+    assert (replaced.id, replaced.restarts, replaced.spec_digest) == (same.id, 1, moved.digest)
+    assert replaced.pid not in (0, same.pid)
 
 
 def _forked_from_template(pid: int) -> bool:

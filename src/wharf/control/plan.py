@@ -18,6 +18,7 @@ from wharf.autoscaler import ScalingPolicy, policy_from_annotations
 from wharf.control.spec import (
     ComponentSpec,
     InferenceService,
+    LoggerSpec,
     RolloutPolicy,
     component_fingerprint,
     parse_manifest,
@@ -51,6 +52,7 @@ class ComponentPlan:
     timeout_s: float
     container_concurrency: int
     scaling: ScalingPolicy
+    logger: dict[str, Any] | None  # url, mode and metadata_headers of its payload logger
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,11 @@ def unserved_fields(manifest: dict[str, Any]) -> list[str]:
     return [
         *(["explainer"] if spec.get("explainer") else []),
         *(["transformer.containers"] if (spec.get("transformer") or {}).get("containers") else []),
-        *(f"{c}.logger" for c in (PREDICTOR, TRANSFORMER) if (spec.get(c) or {}).get("logger")),
+        *(
+            f"{c}.logger without a url (Wharf has no default sink)"
+            for c in (PREDICTOR, TRANSFORMER)
+            if (logger := (spec.get(c) or {}).get("logger")) is not None and not logger.get("url")
+        ),
     ]
 
 
@@ -147,7 +153,14 @@ def _component_plan(service: InferenceService, component: ComponentSpec, extra: 
         timeout_s=float(component.timeout),
         container_concurrency=component.container_concurrency,
         scaling=_scaling(service, component),
+        logger=_logger(component.logger),
     )
+
+
+def _logger(logger: LoggerSpec | None) -> dict[str, Any] | None:
+    if logger is None:
+        return None
+    return {"url": logger.url, "mode": logger.mode, "metadata_headers": [h.lower() for h in logger.metadata_headers]}
 
 
 def _fingerprint(component: str, extra: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ from wharf.control.store import Resource, RevisionRecord, Store
 from wharf.errors import ConfigurationError
 from wharf.gateway import Gateway
 from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
+from wharf.logger import LogTarget
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -221,15 +222,13 @@ class Reconciler:
                         self.scaling.observe_gateway(revision, plan.scaling, load.in_flight, load.queued, rps)
 
     def adoptable_specs(self) -> dict[str, ReplicaSpec]:
-        """The replica spec of every stored revision whose replicas a restarted daemon may adopt, by revision name.
-
-        Not a transformer's: its replicas were told the gateway address of the daemon that started them, which
-        this one may not have; they are started anew.
-        """
+        """The replica spec of every stored revision of every component, by revision name: what a restarted
+        daemon's replicas must have been started with to be adopted."""
         return {
             record.name: self._replica_spec(record)
             for resource in self.store.list(ISVC_KIND)
-            for record in self.store.revisions(resource.namespace, resource.name, PREDICTOR)
+            for component in (PREDICTOR, TRANSFORMER)
+            for record in self.store.revisions(resource.namespace, resource.name, component)
         }
 
     # -- one service --------------------------------------------------------------------------------------------
@@ -367,6 +366,7 @@ class Reconciler:
                 "shadow": list(state.shadow) if state.shadow else None,
                 "timeout_s": plan.components[component].timeout_s,
                 "container_concurrency": plan.components[component].container_concurrency,
+                "logger": plan.components[component].logger,
             }
         url = self._url(resource, front, front)
         serving = all(c["status"] == "True" for c in conditions)
@@ -381,7 +381,7 @@ class Reconciler:
             ],
             "components": components,
             "replicas": len(replicas),
-            "replicaStates": [{k: v for k, v in dataclasses.asdict(r).items() if k != "started_at"} for r in replicas],
+            "replicaStates": [{k: v for k, v in dataclasses.asdict(r).items() if k not in _UNSHOWN} for r in replicas],
             "rollout": {component: dataclasses.asdict(state.rollout) for component, state in states.items()},
             "routing": {"model": plan.model_name, "front": front, "components": routing},
         }
@@ -408,19 +408,23 @@ class Reconciler:
         prev = next((n for n in route["traffic"] if n != rollout.latest_created), rollout.previous_rolled_out)
         if prev:
             tags["prev"] = prev
+        name = resource.name if front else component_name(resource.name, component)
+        logger = route.get("logger")  # absent from a status written by the previous release
+        url = f"http://{name}.{resource.namespace}.{self.domain}"
         revisions = {
-            name: Revision(
-                name,
-                tuple(_replica(s) for s in self.backend.replicas(name)),
+            revision: Revision(
+                revision,
+                tuple(_replica(s) for s in self.backend.replicas(revision)),
                 route["timeout_s"],
                 route["container_concurrency"],
+                None if logger is None else _log_target(logger, resource, component, revision, url),
             )
-            for name in {*_routed(resource.status, component), *tags.values()}
+            for revision in {*_routed(resource.status, component), *tags.values()}
         }
         shadow = route["shadow"]
         return Service(
             namespace=resource.namespace,
-            name=resource.name if front else component_name(resource.name, component),
+            name=name,
             model=model,
             traffic=tuple(route["traffic"].items()),
             tags=tags,
@@ -503,6 +507,24 @@ def _routed(status: dict[str, Any], component: str | None = None) -> list[str]:
 
 def _condition(kind: str, ok: bool, message: str) -> dict[str, str]:
     return {"type": kind, "status": "True" if ok else "False", "message": message}
+
+
+# Replica bookkeeping kept out of a service's status: when its process started, the digest of its spec.
+_UNSHOWN = frozenset({"started_at", "spec_digest"})
+
+
+def _log_target(logger: dict[str, Any], resource: Resource, component: str, revision: str, url: str) -> LogTarget:
+    """Where `revision` of `resource`'s `component` (answering at `url`) logs its payloads."""
+    return LogTarget(
+        url=logger["url"],
+        mode=logger["mode"],
+        service=resource.name,
+        namespace=resource.namespace,
+        component=component,
+        endpoint=revision,
+        source=url,
+        metadata_headers=tuple(logger["metadata_headers"]),
+    )
 
 
 def _replica(state: ReplicaState) -> Replica:

@@ -18,6 +18,7 @@ from wharf.gateway.routes import RouteTable
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.stats import RevisionStats
 from wharf.gateway.upstream import HttpUpstream
+from wharf.logger import PayloadLogger
 
 
 class Gateway:
@@ -46,6 +47,9 @@ class Gateway:
             self.settings.connect_timeout_s, self.settings.pool_size_per_replica, self.settings.pool_idle_timeout_s
         )
         self._grpc_upstream = GrpcUpstream(self.settings.max_request_bytes)
+        self.payloads = PayloadLogger(
+            self.settings.payload_log_queue_size, timeout_s=self.settings.payload_log_timeout_s
+        )
         self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._grpc: grpc.aio.Server | None = None
@@ -101,6 +105,7 @@ class Gateway:
             return_exceptions=True,
         )
         await self._dispatcher.close()
+        await self.payloads.close(grace_s)
         self._http_upstream.close()
         await self._grpc_upstream.close()
         self._http = self._http_task = self._grpc = None
@@ -117,7 +122,7 @@ class Gateway:
 
     async def _start_http(self, listener: socket.socket) -> None:
         self._http = EmbeddedServer(
-            RestProxy(self._dispatcher, self._http_upstream, self.settings),
+            RestProxy(self._dispatcher, self._http_upstream, self.settings, self.payloads),
             date_header=False,
             timeout_keep_alive=int(self.settings.keepalive_timeout_s),
         )

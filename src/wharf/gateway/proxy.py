@@ -18,12 +18,14 @@ import orjson
 from wharf.errors import InvalidInput, PayloadTooLarge, Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
+from wharf.gateway.payloads import log_exchange
 from wharf.gateway.router import Router
-from wharf.gateway.routes import Graph, Replica
+from wharf.gateway.routes import Graph, Replica, Revision
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
 from wharf.graph import CallTarget, GraphRunner, ServiceTarget
 from wharf.graph import Headers as GraphHeaders
+from wharf.logger import PayloadLogger
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,16 @@ def _failed(answer: Answer) -> bool:
 class RestProxy:
     """The gateway's ASGI application."""
 
-    def __init__(self, dispatcher: Dispatcher, upstream: HttpUpstream, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        upstream: HttpUpstream,
+        settings: GatewaySettings,
+        payloads: PayloadLogger | None = None,
+    ) -> None:
         self._dispatcher = dispatcher
         self._upstream = upstream
+        self._payloads = payloads or PayloadLogger()
         self._limit = settings.max_request_bytes
         self._graph_runners: dict[Graph, GraphRunner] = {}  # the runners of graphs of `_runners_router`
         self._runners_router: Router | None = None
@@ -91,8 +100,21 @@ class RestProxy:
         def send(replica: Replica) -> Awaitable[Answer]:
             return upstream.send(replica, method, target, headers, body)
 
+        log_answer = log_exchange(self._payloads, revision.logger, headers, body)
         self._dispatcher.mirror(router, route.service, send, _failed)
-        return await self._dispatcher.forward(revision, send, _failed)
+        return await self._logged(revision, send, log_answer)
+
+    async def _logged(
+        self,
+        revision: Revision,
+        send: Callable[[Replica], Awaitable[Answer]],
+        log_answer: Callable[[Answer], None] | None,
+    ) -> Answer:
+        """The answer of a replica of `revision`, handed to `log_answer` too (when the revision logs payloads)."""
+        answer = await self._dispatcher.forward(revision, send, _failed)
+        if log_answer is not None:
+            log_answer(answer)
+        return answer
 
     def _graph_runner(self, router: Router, graph: Graph) -> GraphRunner:
         """The runner of `graph` of `router`'s table (kept while that table is the current one)."""
@@ -109,22 +131,23 @@ class RestProxy:
         """A runner whose steps call services through `router`: V1 predict on the service's model, as KServe's
         graph router does, with the request's headers."""
         upstream = self._upstream
-        dispatcher = self._dispatcher
 
         async def call(target: CallTarget, body: bytes, headers: GraphHeaders) -> tuple[int, bytes]:
             if not isinstance(target, ServiceTarget):
                 raise Unimplemented(f"graph {graph.key!r}: only serviceName steps are served")
             service = router.service(f"{graph.namespace}/{target.name}")
+            revision = router.revision(service)
             path = f"/v1/models/{service.model}:predict"
             sent = [*_JSON, *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())]
+            log_answer = log_exchange(self._payloads, revision.logger, sent, body)
 
             def send(replica: Replica) -> Awaitable[Answer]:
                 return upstream.send(replica, "POST", path, sent, body)
 
-            answer = await dispatcher.forward(router.revision(service), send, _failed)
+            answer = await self._logged(revision, send, log_answer)
             return answer.status, answer.body
 
-        return GraphRunner(graph.nodes, call, dispatcher.rng, step_timeout_s=graph.step_timeout_s)
+        return GraphRunner(graph.nodes, call, self._dispatcher.rng, step_timeout_s=graph.step_timeout_s)
 
 
 def _step_headers(headers: Headers) -> dict[str, str]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wharf.graph import Node
+from wharf.logger import LogTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Revision:
     replicas: tuple[Replica, ...]
     timeout_s: float
     container_concurrency: int = 0  # requests in flight per replica; 0: no limit
+    logger: LogTarget | None = None  # where its REST payloads are logged
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,12 +24,14 @@ from wharf.errors import ConfigurationError
 class Backend:
     def __init__(self) -> None:
         self.scaled: dict[str, int] = {}
+        self.specs: dict[str, ReplicaSpec] = {}
 
     def replicas(self, revision: str | None = None) -> list[ReplicaState]:
         return []
 
     async def scale(self, spec: ReplicaSpec, replicas: int) -> None:
         self.scaled[spec.revision] = replicas
+        self.specs[spec.revision] = spec
 
     async def remove(self, revision: str) -> None:
         self.scaled.pop(revision, None)
@@ -135,6 +137,22 @@ def test_the_reconcilers_automatic_rollback_of_a_canary_still_works(controller: 
     run(controller.reconciler.rollback("default", "who", "too many errors", "predictor"))
     saved = rollout(controller, "who")
     assert (saved["rolled_back"], saved["rollback_reason"]) == ("who-predictor-00002", "too many errors")
+
+
+# -- adoption ----------------------------------------------------------------------------------------------------
+
+
+def test_the_specs_for_adoption_are_those_replicas_start_with_a_transformers_included(
+    controller: Controller,
+) -> None:
+    transformed = isvc("who").replace(
+        "spec:\n", "spec:\n  transformer:\n    model: {modelFormat: {name: custom}, storageUri: models:Scale}\n"
+    )
+    run(controller.apply(transformed))
+    started = controller.reconciler.backend.specs  # type: ignore[attr-defined]
+    assert sorted(started) == ["who-predictor-00001", "who-transformer-00001"]
+    assert controller.reconciler.adoptable_specs() == started
+    assert started["who-transformer-00001"].env["WHARF_PREDICTOR_URL"] == "http://127.0.0.1:1"
 
 
 # -- writes ------------------------------------------------------------------------------------------------------

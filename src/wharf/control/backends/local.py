@@ -66,7 +66,7 @@ class _Replica:
         pid = self.process.pid if self.process else 0
         return ReplicaState(
             self.id, self.spec.revision, pid, self.http_port, self.grpc_port, self.ready, self.restarts,
-            self.last_exit, self.started_at, self.last_error,
+            self.last_exit, self.started_at, self.last_error, self.spec.digest,
         )  # fmt: skip
 
 
@@ -124,9 +124,10 @@ class LocalBackend:
     async def adopt(self, records: Sequence[ReplicaState], specs: Mapping[str, ReplicaSpec]) -> None:
         """Take back the replicas a previous daemon recorded.
 
-        A replica whose process is alive and answers its readiness check on the recorded port is watched again
-        as it is; the others are started anew (a live but unresponsive one is stopped first), counting a restart.
-        A record whose revision is not in `specs` is stopped if alive, and forgotten.
+        A replica whose process is alive, was started with the spec its revision has in `specs` (the recorded
+        `spec_digest` says) and answers its readiness check on the recorded port is watched again as it is; the
+        others are started anew with that spec (a live one is stopped first), counting a restart. A record whose
+        revision is not in `specs` is stopped if alive, and forgotten.
         """
         fresh = [record for record in records if record.id not in self._replicas]
         await asyncio.gather(*(self._take_over(record, specs.get(record.revision)) for record in fresh))
@@ -234,8 +235,11 @@ class LocalBackend:
 
     async def _take_over(self, record: ReplicaState, spec: ReplicaSpec | None) -> None:
         process = ReplicaProcess(record.pid) if is_replica_process(record.pid) else None
-        healthy = process is not None and spec is not None and await self._ready(record.http_port)
+        same_spec = spec is not None and record.spec_digest == spec.digest
+        healthy = process is not None and same_spec and await self._ready(record.http_port)
         if process is not None and not healthy:
+            why = "not ready" if same_spec else "started with another spec"
+            log.info("replica not adopted; stopping it", extra={"replica": record.id, "reason": why})
             await process.stop(self.settings.kill_grace_s)
         if spec is None:
             return

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,14 @@ class ReplicaSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
 
+    @cached_property
+    def digest(self) -> str:
+        """A hash of every field, the same for equal specs whatever the order of `env`: a replica started from a
+        spec with the same digest runs the same thing."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        canonical = json.dumps({**fields, "env": dict(self.env)}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class ReplicaState:
@@ -26,6 +38,8 @@ class ReplicaState:
     `pid`, `http_port` and `grpc_port` are 0 while there is no process or its ports are not known yet.
     `last_exit` is the exit status of the previous process (negative: killed by that signal; None when unknown,
     as for an adopted process), and `last_error` says why it ended, with the last lines of its log.
+    `spec_digest` is the `ReplicaSpec.digest` of the spec its process was started with ("" in a record saved before
+    digests were kept: it matches no spec).
     """
 
     id: str
@@ -38,3 +52,4 @@ class ReplicaState:
     last_exit: int | None
     started_at: float  # wall-clock seconds (time.time()) when the current process started
     last_error: str | None = None
+    spec_digest: str = ""

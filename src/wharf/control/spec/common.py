@@ -192,7 +192,6 @@ UNSUPPORTED: dict[str, str] = {
             "logger.batchSize",
             "logger.batchInterval",
             "logger.marshallerUrl",
-            "logger.metadataHeaders",
             "logger.metadataAnnotations",
         ),
         _LOGGER,

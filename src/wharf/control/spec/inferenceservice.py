@@ -167,10 +167,12 @@ class Batcher(SpecModel):
 
 
 class LoggerSpec(SpecModel):
-    """Payload logging: CloudEvents of requests, responses or both, sent to `url` (unset: Wharf's default sink)."""
+    """Payload logging: CloudEvents of requests, responses or both, sent to `url` (KServe's default, a Knative
+    broker, does not exist here: a local Wharf needs `url`), with the request headers `metadataHeaders` names."""
 
     mode: Literal["all", "request", "response"] = "all"
     url: HttpUrl | None = None
+    metadata_headers: list[str] = []
 
 
 class ComponentExtension(Scaling):

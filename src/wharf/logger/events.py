@@ -1,0 +1,75 @@
+"""Payload log events in KServe's inference-logger format: CloudEvents 1.0 in HTTP binary mode.
+
+A request and its response are two events sharing one `id` (the request's `x-request-id`), of types
+`org.kubeflow.serving.inference.request` and `...response`, whose body is the payload exactly as it was sent, with
+its content type. Extension attributes name the InferenceService, namespace, component and endpoint (the revision
+that served it); `metadata` holds the request headers the logger was asked to keep, as a JSON object of lists,
+and a response's `statuscode` its HTTP status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+
+REQUEST_TYPE = "org.kubeflow.serving.inference.request"
+RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+Mode = Literal["all", "request", "response"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogTarget:
+    """Where a revision's payloads go and what names them (the InferenceService component's `logger`)."""
+
+    url: str
+    mode: Mode
+    service: str  # the InferenceService
+    namespace: str
+    component: str  # predictor or transformer
+    endpoint: str  # the revision
+    source: str  # the events' `source`: the component's URL
+    metadata_headers: tuple[str, ...] = ()  # request headers copied into the events (lower case)
+
+    @property
+    def requests(self) -> bool:
+        return self.mode != "response"
+
+    @property
+    def responses(self) -> bool:
+        return self.mode != "request"
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadEvent:
+    """One payload to log, as the gateway saw it; `status` is None for a request."""
+
+    target: LogTarget
+    id: str
+    body: bytes
+    content_type: str
+    metadata: dict[str, list[str]]
+    status: int | None = None
+
+    def to_http(self) -> tuple[dict[str, str], bytes]:
+        """The event's HTTP headers and body (binary content mode)."""
+        target = self.target
+        attributes = {
+            "type": REQUEST_TYPE if self.status is None else RESPONSE_TYPE,
+            "source": target.source,
+            "id": self.id,
+            "datacontenttype": self.content_type,
+            "inferenceservicename": target.service,
+            "namespace": target.namespace,
+            "component": target.component,
+            "endpoint": target.endpoint,
+        }
+        if self.metadata:
+            attributes["metadata"] = orjson.dumps(self.metadata).decode()
+        if self.status is not None:
+            attributes["statuscode"] = str(self.status)
+        headers, body = to_binary(CloudEvent(attributes, self.body))
+        return headers, body

@@ -1,0 +1,113 @@
+"""Payload logging by the gateway: each request and response of a revision with a `logger` goes to a real sink as
+a CloudEvent (KServe's inference-logger format), and a sink that fails never fails or holds up a request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+
+from tests.event_sink import EventSink
+from tests.integration.conftest import RunningServer, launch
+from tests.integration.test_gateway import RunningGateway
+from wharf.gateway import GatewaySettings, Replica, Revision, RouteTable, Service
+from wharf.logger import REQUEST_TYPE, RESPONSE_TYPE, LogTarget
+from wharf.logger.events import Mode
+
+pytestmark = [pytest.mark.timeout(60)]
+HOST = "echo.default.example.com"
+REVISION = "echo-predictor-00001"
+BODY = orjson.dumps({"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [1.5, 2]}]})
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[RunningServer]:
+    server = launch("wharf_test_models:Echo", "--name", "echo")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[RunningGateway]:
+    running = RunningGateway(GatewaySettings())
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[EventSink]:
+    running = EventSink()
+    yield running
+    running.close()
+
+
+def _log_to(gateway: RunningGateway, echo: RunningServer, url: str, mode: Mode = "all", headers=()) -> None:  # type: ignore[no-untyped-def]
+    target = LogTarget(url, mode, "echo", "default", "predictor", REVISION, f"http://{HOST}", headers)
+    replica = Replica("echo-0", echo.url, f"127.0.0.1:{echo.grpc_port}", True)
+    revision = Revision(REVISION, (replica,), 10.0, 0, target)
+    gateway.update(RouteTable((Service("default", "echo", "echo", ((REVISION, 100),), {}, {REVISION: revision}),)))
+
+
+def _infer(gateway: RunningGateway, **headers: str) -> httpx.Response:
+    sent = {"host": HOST, "content-type": "application/json", **headers}
+    url = f"http://127.0.0.1:{gateway.http_port}/v2/models/echo/infer"
+    answer = httpx.post(url, content=BODY, headers=sent, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def _drain(gateway: RunningGateway) -> dict[str, int]:
+    """Send every queued event (the logger starts again on the next request) and return the counts."""
+    gateway.run(gateway.gateway.payloads.close())
+    return dict(gateway.gateway.payloads.counts)
+
+
+def test_a_request_and_its_response_reach_the_sink_as_cloudevents(
+    gateway: RunningGateway, echo: RunningServer, sink: EventSink
+) -> None:
+    _log_to(gateway, echo, sink.url, headers=("x-user",))
+    answer = _infer(gateway, **{"x-request-id": "req-42", "x-user": "ann"})
+    request, response = sorted(sink.wait_for(2), key=lambda event: event["type"])
+    assert (request["type"], response["type"]) == (REQUEST_TYPE, RESPONSE_TYPE)
+    assert request["id"] == response["id"] == "req-42"
+    assert request.data == BODY and response.data == answer.content  # the payloads exactly as sent
+    for event in (request, response):
+        assert event["specversion"] == "1.0" and event["source"] == f"http://{HOST}"
+        assert event["datacontenttype"] == "application/json"
+        assert (event["inferenceservicename"], event["namespace"]) == ("echo", "default")
+        assert (event["component"], event["endpoint"]) == ("predictor", REVISION)
+        assert orjson.loads(event["metadata"]) == {"x-user": ["ann"]}
+    assert response["statuscode"] == "200" and "statuscode" not in request.get_attributes()
+
+    _infer(gateway)  # no x-request-id: the gateway makes one, shared by both events
+    request, response = sorted(sink.wait_for(4)[2:], key=lambda event: event["type"])
+    assert request["id"] == response["id"] and len(request["id"]) == 32
+    assert "metadata" not in request.get_attributes()
+
+
+@pytest.mark.parametrize(("mode", "logged"), [("request", REQUEST_TYPE), ("response", RESPONSE_TYPE)])
+def test_the_mode_says_what_is_logged(
+    gateway: RunningGateway, echo: RunningServer, sink: EventSink, mode: Mode, logged: str
+) -> None:
+    _log_to(gateway, echo, sink.url, mode)
+    for _ in range(3):
+        _infer(gateway)
+    _drain(gateway)
+    assert [event["type"] for event in sink.events] == [logged] * 3
+
+
+def test_a_failing_or_missing_sink_never_fails_a_request(gateway: RunningGateway, echo: RunningServer) -> None:
+    failing = EventSink(status=500)
+    try:
+        before = _drain(gateway)
+        for url in (failing.url, "http://127.0.0.1:9/"):  # a sink that answers 500, and one nobody listens on
+            _log_to(gateway, echo, url)
+            for _ in range(5):
+                _infer(gateway)
+        counts = _drain(gateway)
+        assert counts["failed"] - before["failed"] == 20 and counts["sent"] == before["sent"]
+        assert len(failing.events) == 10
+    finally:
+        failing.close()
