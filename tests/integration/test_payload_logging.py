@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import grpc
 import httpx
 import orjson
 import pytest
@@ -13,8 +14,11 @@ from tests.event_sink import EventSink
 from tests.integration.conftest import RunningServer, launch
 from tests.integration.test_gateway import RunningGateway
 from wharf.gateway import GatewaySettings, Replica, Revision, RouteTable, Service
+from wharf.gateway.payloads import GRPC_REQUEST, GRPC_RESPONSE
 from wharf.logger import REQUEST_TYPE, RESPONSE_TYPE, LogTarget
 from wharf.logger.events import Mode
+from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
+from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 pytestmark = [pytest.mark.timeout(60)]
 HOST = "echo.default.example.com"
@@ -94,8 +98,36 @@ def test_the_mode_says_what_is_logged(
     _log_to(gateway, echo, sink.url, mode)
     for _ in range(3):
         _infer(gateway)
+    ready = httpx.get(f"http://127.0.0.1:{gateway.http_port}/v2/models/echo/ready", headers={"host": HOST})
+    assert ready.status_code == 200  # a read carries no payload: not logged
     _drain(gateway)
     assert [event["type"] for event in sink.events] == [logged] * 3
+
+
+def test_grpc_model_infer_is_logged_as_protobuf_with_an_http_status(
+    gateway: RunningGateway, echo: RunningServer, sink: EventSink
+) -> None:
+    _log_to(gateway, echo, sink.url, headers=("x-user",))
+    tensor = pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP32", shape=[2])
+    tensor.contents.fp32_contents.extend([1.5, 2.0])
+    request = pb.ModelInferRequest(model_name="echo", inputs=[tensor])
+    with grpc.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        answer = stub.ModelInfer(request, metadata=[("x-request-id", "g-1"), ("x-user", "bo")], timeout=10)
+        request.inputs[0].shape[:] = [3]  # two values for three elements: the replica refuses it
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelInfer(request, timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    events = sink.wait_for(4)
+    first = [event for event in events if event["id"] == "g-1"]
+    request_event, response_event = sorted(first, key=lambda event: event["type"])
+    assert request_event["datacontenttype"] == GRPC_REQUEST
+    assert pb.ModelInferRequest.FromString(request_event.data).inputs[0].contents.fp32_contents == [1.5, 2.0]
+    assert response_event["datacontenttype"] == GRPC_RESPONSE and response_event["statuscode"] == "200"
+    assert pb.ModelInferResponse.FromString(response_event.data) == answer
+    assert orjson.loads(request_event["metadata"]) == {"x-user": ["bo"]}
+    (failed,) = [event for event in events if event["id"] != "g-1" and event["type"] == RESPONSE_TYPE]
+    assert failed["statuscode"] == "400" and refused.value.details() in failed.data.decode()
 
 
 def test_a_failing_or_missing_sink_never_fails_a_request(gateway: RunningGateway, echo: RunningServer) -> None:

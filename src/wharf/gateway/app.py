@@ -115,7 +115,7 @@ class Gateway:
         self._grpc = grpc.aio.server(
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
         )
-        self._grpc.add_generic_rpc_handlers((GrpcProxy(self._dispatcher, self._grpc_upstream),))
+        self._grpc.add_generic_rpc_handlers((GrpcProxy(self._dispatcher, self._grpc_upstream, self.payloads),))
         port = self._grpc.add_insecure_port(address)
         await self._grpc.start()
         return port

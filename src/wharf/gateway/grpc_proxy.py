@@ -20,8 +20,10 @@ from google.protobuf.message import DecodeError
 
 from wharf.errors import InvalidInput, NotFound, WharfError
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher
+from wharf.gateway.payloads import log_grpc_exchange
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Service
+from wharf.logger import PayloadLogger
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 
 SERVICE = "inference.GRPCInferenceService"
@@ -122,9 +124,10 @@ def _unreachable(channel: grpc.aio.Channel) -> bool:
 class GrpcProxy(grpc.GenericRpcHandler):
     """The generic handler of the gateway's gRPC server: every method of `GRPCInferenceService`."""
 
-    def __init__(self, dispatcher: Dispatcher, upstream: GrpcUpstream) -> None:
+    def __init__(self, dispatcher: Dispatcher, upstream: GrpcUpstream, payloads: PayloadLogger | None = None) -> None:
         self._dispatcher = dispatcher
         self._upstream = upstream
+        self._payloads = payloads or PayloadLogger()
         methods = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
         self._handlers = {f"/{SERVICE}/{m.name}": self._handler(m.name) for m in methods}
 
@@ -148,13 +151,19 @@ class GrpcProxy(grpc.GenericRpcHandler):
         pinned = next((v for k, v in metadata if k == REVISION_KEY), None)
         revision = router.revision(service, pinned if isinstance(pinned, str) else None)
         outgoing = _passed_on(metadata)
+        log_answer = None
+        if method == INFER_METHOD:  # the payloads; the other methods ask about models and servers
+            outgoing, log_answer = log_grpc_exchange(self._payloads, revision.logger, outgoing, request)
         upstream = self._upstream
 
         def send(replica: Replica) -> Awaitable[_Reply]:
             return upstream.call(replica, method, request, outgoing, timeout)
 
         self._dispatcher.mirror(router, service, send, _failed)
-        return await self._dispatcher.forward(revision, send, _failed)
+        reply = await self._dispatcher.forward(revision, send, _failed)
+        if log_answer is not None:
+            log_answer(reply.code.name, reply.body, reply.details)
+        return reply
 
     async def _stream(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         """ModelStreamInfer: each request forwarded as a ModelInfer, the answers (or errors) in order."""

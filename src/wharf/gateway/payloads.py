@@ -1,50 +1,94 @@
-"""What the REST proxy hands the payload logger of an exchange with a revision that has a `logger`."""
+"""What the proxies hand the payload logger of an exchange with a revision that has a `logger`: the request and
+the answer, named by one request id (the client's `x-request-id`, else one the gateway makes and forwards)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from wharf.errors import from_grpc_code
 from wharf.gateway.upstream import Answer, Headers
 from wharf.logger import LogTarget, PayloadEvent, PayloadLogger
 
-REQUEST_ID = b"x-request-id"
+REQUEST_ID = "x-request-id"
+GRPC_REQUEST = "application/x-protobuf; messageType=inference.ModelInferRequest"
+GRPC_RESPONSE = "application/x-protobuf; messageType=inference.ModelInferResponse"
 _DEFAULT_CONTENT_TYPE = "application/json"
+_GRPC_ERROR = "text/plain; charset=utf-8"  # a failed call's details
+
+LogAnswer = Callable[[int, bytes, str], None]  # (HTTP status, body, content type)
 
 
-def log_exchange(
-    logger: PayloadLogger, target: LogTarget | None, headers: Headers, body: bytes
+def log_rest_exchange(
+    logger: PayloadLogger, target: LogTarget | None, method: str, headers: Headers, body: bytes
 ) -> Callable[[Answer], None] | None:
-    """Log a request to a revision whose `logger` is `target` (as its mode says), and return what logs the answer
-    (None: nothing to log). A request without an `x-request-id` gets one in `headers`, so that the replica and both
-    events share it."""
-    if target is None:
+    """Log a REST request (a POST: reads carry no payload) and return what logs its answer, or None."""
+    if target is None or method != "POST":
         return None
-    request_id = _header(headers, REQUEST_ID)
+    fields = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in headers]
+    request_id = _request_id(fields)
     if request_id is None:
         request_id = uuid.uuid4().hex
-        headers.append((REQUEST_ID, request_id.encode()))
-    metadata = {
-        name: values
-        for name in target.metadata_headers
-        if (values := [v.decode("latin-1") for k, v in headers if k.decode("latin-1") == name])
-    }
+        headers.append((REQUEST_ID.encode(), request_id.encode()))
+    log = _log(logger, target, request_id, fields, body, _content_type(headers))
+    if log is None:
+        return None
+    return lambda answer: log(answer.status, answer.body, _content_type(answer.headers))
+
+
+def log_grpc_exchange(
+    logger: PayloadLogger, target: LogTarget | None, metadata: tuple[tuple[str, str | bytes], ...], request: bytes
+) -> tuple[tuple[tuple[str, str | bytes], ...], Callable[[str, bytes | None, str], None] | None]:
+    """Log a ModelInfer request; return the metadata to forward (with the request id) and what logs the answer
+    (its status code name, body, and details when it failed), or None."""
+    if target is None:
+        return metadata, None
+    fields = [(key, value) for key, value in metadata if isinstance(value, str)]
+    request_id = _request_id(fields)
+    if request_id is None:
+        request_id = uuid.uuid4().hex
+        metadata = (*metadata, (REQUEST_ID, request_id))
+    log = _log(logger, target, request_id, fields, request, GRPC_REQUEST)
+    if log is None:
+        return metadata, None
+
+    def log_answer(code: str, body: bytes | None, details: str) -> None:
+        if body is None:
+            log(from_grpc_code(code, details).http_status, details.encode(), _GRPC_ERROR)
+        else:
+            log(200, body, GRPC_RESPONSE)
+
+    return metadata, log_answer
+
+
+def _log(
+    logger: PayloadLogger,
+    target: LogTarget,
+    request_id: str,
+    fields: Iterable[tuple[str, str]],
+    body: bytes,
+    content_type: str,
+) -> LogAnswer | None:
+    """Submit the request's event (as the target's mode says); return what submits the answer's, or None."""
+    kept = target.metadata_headers
+    metadata: dict[str, list[str]] = {}
+    for key, value in fields:
+        if key.lower() in kept:
+            metadata.setdefault(key.lower(), []).append(value)
     if target.requests:
-        logger.submit(PayloadEvent(target, request_id, body, _content_type(headers), metadata))
+        logger.submit(PayloadEvent(target, request_id, body, content_type, metadata))
     if not target.responses:
         return None
 
-    def log_answer(answer: Answer) -> None:
-        logger.submit(
-            PayloadEvent(target, request_id, answer.body, _content_type(answer.headers), metadata, answer.status)
-        )
+    def log_answer(status: int, answer: bytes, answer_type: str) -> None:
+        logger.submit(PayloadEvent(target, request_id, answer, answer_type, metadata, status))
 
     return log_answer
 
 
-def _header(headers: Headers, name: bytes) -> str | None:
-    return next((value.decode("latin-1") for key, value in headers if key == name), None)
+def _request_id(fields: Iterable[tuple[str, str]]) -> str | None:
+    return next((value for key, value in fields if key.lower() == REQUEST_ID), None)
 
 
 def _content_type(headers: Headers) -> str:
-    return _header(headers, b"content-type") or _DEFAULT_CONTENT_TYPE
+    return next((v.decode("latin-1") for k, v in headers if k == b"content-type"), _DEFAULT_CONTENT_TYPE)

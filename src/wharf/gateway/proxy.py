@@ -18,7 +18,7 @@ import orjson
 from wharf.errors import InvalidInput, PayloadTooLarge, Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
-from wharf.gateway.payloads import log_exchange
+from wharf.gateway.payloads import log_rest_exchange
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Graph, Replica, Revision
 from wharf.gateway.settings import GatewaySettings
@@ -100,7 +100,7 @@ class RestProxy:
         def send(replica: Replica) -> Awaitable[Answer]:
             return upstream.send(replica, method, target, headers, body)
 
-        log_answer = log_exchange(self._payloads, revision.logger, headers, body)
+        log_answer = log_rest_exchange(self._payloads, revision.logger, method, headers, body)
         self._dispatcher.mirror(router, route.service, send, _failed)
         return await self._logged(revision, send, log_answer)
 
@@ -139,7 +139,7 @@ class RestProxy:
             revision = router.revision(service)
             path = f"/v1/models/{service.model}:predict"
             sent = [*_JSON, *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())]
-            log_answer = log_exchange(self._payloads, revision.logger, sent, body)
+            log_answer = log_rest_exchange(self._payloads, revision.logger, "POST", sent, body)
 
             def send(replica: Replica) -> Awaitable[Answer]:
                 return upstream.send(replica, "POST", path, sent, body)
