@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import orjson
 
 from tests.e2e.conftest import Daemon, manifest, ready, who_answers
@@ -23,6 +26,11 @@ def test_a_logger_sends_each_request_and_response_to_its_url(daemon: Daemon) -> 
             assert (event["inferenceservicename"], event["namespace"]) == ("logged", "default")
             assert (event["component"], event["endpoint"]) == ("predictor", "logged-predictor-00001")
             assert orjson.loads(event["metadata"]) == {"x-user": ["ann"]}
+        sent = 'wharf_payload_log_events_total{outcome="sent"} 6.0'  # counted once the sink has answered
+        deadline = time.monotonic() + 10
+        while sent not in httpx.get(f"{daemon.control_url}/metrics", timeout=10).text:
+            assert time.monotonic() < deadline, "the control API's metrics never counted 6 events sent"
+            time.sleep(0.05)
         responses = [event for event in events if event["type"] == RESPONSE_TYPE]
         assert all(orjson.loads(event.data)["outputs"][0]["data"] == ["a"] for event in responses)
 

@@ -131,6 +131,7 @@ class Reconciler:
         self.domain = domain
         self.stats_window_s = stats_window_s
         self.metrics = ControlMetrics()
+        self.metrics.count_payload_events(lambda: gateway.payloads.counts)
         self.scaling = RevisionScaling(grace_s, self.metrics)
         self._lock = asyncio.Lock()
         # Parsed once per version of a resource: the resync reads every resource each second.

@@ -19,6 +19,7 @@ from wharf.control.plan import ISVC_KIND
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store, revision_prefix
 from wharf.errors import ConfigurationError
+from wharf.logger import PayloadLogger
 
 
 class Backend:
@@ -40,6 +41,7 @@ class Backend:
 class Gateway:
     def __init__(self) -> None:
         self.tables: list[Any] = []
+        self.payloads = PayloadLogger()
 
     def stats(self) -> dict[str, Any]:
         return {}
