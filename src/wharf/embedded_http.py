@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import uvicorn
+
+from wharf.errors import InvalidInput, PayloadTooLarge
 
 # What uvicorn logs, as warnings, for every Upgrade request: Wharf serves no WebSocket on purpose (`ws="none"`).
 _UPGRADE_ADVICE = ("Unsupported upgrade request", "No supported WebSocket library detected")
@@ -58,3 +60,28 @@ def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int, timeout: float) -> bytes:
+    """An ASGI request's whole body, at most `limit` bytes, all of it received within `timeout` seconds."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise InvalidInput("client disconnected before sending the whole body")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                if not message.get("more_body"):
+                    break
+                chunks.append(chunk)
+    except TimeoutError:
+        raise InvalidInput(f"request body not received within {timeout} s") from None
+    if not chunks:
+        return chunk  # the whole body came in one message
+    chunks.append(chunk)
+    return b"".join(chunks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -119,3 +120,19 @@ def iris_server(iris_model: Path) -> Iterator[RunningServer]:
     server = launch(str(iris_model), "--name", "iris")
     yield server
     server.stop()
+
+
+def post_without_body(port: int, host: str, path: str) -> tuple[bytes, bytes, float]:
+    """POST to 127.0.0.1:`port` a request that announces 10 bytes of body and never sends them; the answer's head,
+    its body and how long it took to come."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n".encode()
+            + b"content-length: 10\r\n\r\n"
+        )
+        reply = b""
+        while b"}" not in reply and (chunk := sock.recv(65536)):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return head, body, time.monotonic() - started

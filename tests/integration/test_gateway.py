@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -31,7 +30,7 @@ from tritonclient.utils import InferenceServerException
 
 from wharf.gateway import Gateway, GatewaySettings, Replica, Revision, RevisionStats, RouteTable, Service
 
-from .conftest import RunningServer, launch
+from .conftest import RunningServer, launch, post_without_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -289,17 +288,8 @@ def test_request_body_limit(fleet: Fleet) -> None:
 def test_a_body_that_never_comes_is_answered_within_the_body_timeout() -> None:
     running = RunningGateway(GatewaySettings(body_timeout_s=0.5))
     try:
-        started = time.monotonic()
-        with socket.create_connection(("127.0.0.1", running.http_port), timeout=5) as sock:
-            sock.sendall(
-                b"POST /v2/models/iris/infer HTTP/1.1\r\nhost: " + IRIS.encode() + b"\r\n"
-                b"content-type: application/json\r\ncontent-length: 10\r\n\r\n"  # and no body
-            )
-            reply = b""
-            while b"}" not in reply and (chunk := sock.recv(65536)):
-                reply += chunk
-        assert time.monotonic() - started < 3
-        head, _, body = reply.partition(b"\r\n\r\n")
+        head, body, seconds = post_without_body(running.http_port, IRIS, "/v2/models/iris/infer")
+        assert seconds < 3
         assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower()
         assert orjson.loads(body) == {"error": "request body not received within 0.5 s"}
     finally:

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.integration.conftest import ROOT, launch, wait_until_in_flight
+from tests.integration.conftest import ROOT, launch, post_without_body, wait_until_in_flight
 from tests.unit.protocol.test_tensors import NUMERIC
 from wharf.protocol.tensors import DTYPES
 
@@ -109,6 +109,14 @@ def test_v1_explain_answers_the_models_explanation_within_the_deadline(serve) ->
         late = client.post("/v1/models/weighted:explain", json=rows)
         assert late.status_code == 504 and "did not explain within 1.0 s" in late.json()["error"]
         assert client.post("/v1/models/weighted:predict", json=rows).json() == {"predictions": [4.5, 2.0]}
+
+
+def test_a_body_that_never_comes_is_answered_within_the_body_timeout(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("wharf_test_models:Echo", "--name", "echo", env={"WHARF_BODY_TIMEOUT_S": "0.5"})
+    head, body, seconds = post_without_body(server.http_port, "127.0.0.1", "/v2/models/echo/infer")
+    assert seconds < 3 and head.startswith(b"HTTP/1.1 400 ")
+    assert orjson.loads(body) == {"error": "request body not received within 0.5 s"}
+    assert httpx.get(f"{server.url}/v2/health/ready", timeout=5).status_code == 200
 
 
 def test_a_failing_model_answers_500_and_the_server_keeps_serving(serve) -> None:  # type: ignore[no-untyped-def]

@@ -8,14 +8,14 @@ nowhere else (with a `Retry-After` header when the activator gave up waiting).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from wharf.errors import InvalidInput, PayloadTooLarge, Unimplemented, WharfError
+from wharf.embedded_http import read_body
+from wharf.errors import Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.payloads import log_rest_exchange
@@ -83,7 +83,7 @@ class RestProxy:
     async def _forward(self, scope: dict[str, Any], receive: Receive) -> Answer:
         router = self._dispatcher.router  # this request keeps this table, whatever update() does meanwhile
         host, pinned, headers = _request_headers(scope)
-        body = await _read_body(receive, self._limit, self._body_timeout)
+        body = await read_body(receive, self._limit, self._body_timeout)
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         graph = router.graph(host, path)
@@ -189,31 +189,6 @@ def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, Headers]:
     if host is not None and not has_forwarded_host:
         headers.append((b"x-forwarded-host", host))
     return (host or b"").decode("latin-1"), pinned, headers
-
-
-async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes:
-    """The whole request body, at most `limit` bytes, received within `timeout` seconds."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise InvalidInput("client disconnected before sending the whole body")
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-                if not message.get("more_body"):
-                    break
-                chunks.append(chunk)
-    except TimeoutError:
-        raise InvalidInput(f"request body not received within {timeout} s") from None
-    if not chunks:
-        return chunk  # the whole body came in one message
-    chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _error(status: int, message: str) -> Answer:

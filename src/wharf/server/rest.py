@@ -6,11 +6,11 @@ nowhere else. No web framework sits on the hot path.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from wharf.embedded_http import read_body
 from wharf.errors import InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge, WharfError
 from wharf.model.base import Model
 from wharf.protocol import v1, v2
@@ -58,23 +58,7 @@ class _Request:
         length = self.int_header(b"content-length")
         if length is not None and length > self.limit:
             raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {self.limit}")
-        message = await self.receive()
-        if not message.get("more_body"):
-            return message.get("body", b"")
-        chunks, size = [message.get("body", b"")], len(message.get("body", b""))
-        try:
-            async with asyncio.timeout(self.body_timeout):
-                while message.get("more_body"):
-                    message = await self.receive()
-                    if message["type"] == "http.disconnect":
-                        raise InvalidInput("client disconnected before sending the whole body")
-                    chunks.append(message.get("body", b""))
-                    size += len(chunks[-1])
-                    if size > self.limit:
-                        raise PayloadTooLarge(f"request body exceeds the limit of {self.limit} bytes")
-        except TimeoutError:
-            raise InvalidInput(f"request body not received within {self.body_timeout} s") from None
-        return b"".join(chunks)
+        return await read_body(self.receive, self.limit, self.body_timeout)
 
 
 class _Reply:
