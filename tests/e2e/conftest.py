@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -110,7 +111,10 @@ def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0)) -> Daemon:
 
 
 def _replica_pids(home: Path) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", "wharf.cli serve"], capture_output=True, text=True).stdout.split()
+    """The processes still running for the daemon of `home`: replicas started as `wharf serve`, the replica
+    template and the replicas forked from it (whose command line is the template's)."""
+    command = "wharf.cli serve|wharf.control.backends.zygote"
+    found = subprocess.run(["pgrep", "-f", command], capture_output=True, text=True).stdout.split()
     pids = []
     for pid in map(int, found):
         try:
@@ -128,7 +132,11 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     yield running
     running.stop()
     for pid in _replica_pids(running.home):  # replicas of a daemon the test killed
-        os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pid:  # a replica leads its own session
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
 
 
 def manifest(
