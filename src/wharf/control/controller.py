@@ -45,8 +45,11 @@ class Controller:
             service_plan(doc.manifest, self.reconciler.domain)  # raises on a scaling policy Knative would refuse
         self._check_names(documents)
         for doc in documents:
-            existed = self.store.get(doc.kind, doc.namespace, doc.name) is not None
+            stored = self.store.get(doc.kind, doc.namespace, doc.name)
+            existed = stored is not None
             _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
+            if stored is not None and doc.kind == ISVC_KIND:  # a new canary percent tries a rolled-back revision again
+                await self.reconciler.readmit(doc.namespace, doc.name, _canary_changes(stored.manifest, doc.manifest))
             results.append(
                 {
                     "kind": doc.kind,
@@ -79,6 +82,7 @@ class Controller:
         for component in manifest["spec"].values():
             component.pop("canaryTrafficPercent", None)
         self.store.put(ISVC_KIND, namespace, name, manifest)
+        await self.reconciler.readmit(namespace, name)  # a rolled-back revision is promoted too
         await self.reconciler.reconcile(namespace, name)
         return self.get(ISVC_KIND, namespace, name)
 
@@ -133,3 +137,14 @@ def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[str]:
 def _document(resource: Resource) -> dict[str, Any]:
     status = {k: v for k, v in resource.status.items() if k not in ("rollout", "routing")}
     return {**resource.manifest, "status": status}
+
+
+def _canary_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The components whose canaryTrafficPercent an update changes."""
+    old, new = before.get("spec") or {}, after.get("spec") or {}
+    return [
+        component
+        for component in new
+        if isinstance(new[component], dict)
+        and (old.get(component) or {}).get("canaryTrafficPercent") != new[component].get("canaryTrafficPercent")
+    ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -66,6 +66,10 @@ class Rollout:
         if canary_percent is None and latest != stable and rolled_back is None:  # promoted
             stable, before = latest, stable
         return Rollout(latest, stable, before, rolled_back, self.rollback_reason if rolled_back else None)
+
+    def readmitted(self) -> Rollout:
+        """The rollout with its rolled-back revision in play again: the spec's canary percent applies to it."""
+        return dataclasses.replace(self, rolled_back=None, rollback_reason=None)
 
     def roll_back(self, reason: str) -> Rollout:
         """Out of traffic with the latest revision; once promoted, back to the revision rolled out before it."""
@@ -185,6 +189,22 @@ class Reconciler:
             saved = {c: dataclasses.asdict(r.roll_back(reason) if c in chosen else r) for c, r in rollouts.items()}
             self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": saved})
         await self.reconcile(namespace, name)
+
+    async def readmit(self, namespace: str, name: str, components: Collection[str] = (PREDICTOR, TRANSFORMER)) -> None:
+        """Put the rolled-back latest revision of each of `components` back in play (promoting it, or letting it
+        take its canary percent, at the next pass); a component without one is left as it is."""
+        async with self._lock:
+            resource = self.store.get(ISVC_KIND, namespace, name)
+            if resource is None:
+                return
+            saved = _by_component(resource.status.get("rollout"))
+            readmitted = {
+                each: dataclasses.asdict(Rollout(**rollout).readmitted())
+                for each, rollout in saved.items()
+                if each in components and rollout.get("rolled_back")
+            }
+            if readmitted:
+                self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": saved | readmitted})
 
     async def resync(self) -> None:
         """The periodic pass: load is sampled for the autoscalers, canaries are judged, statuses and routes follow

@@ -141,6 +141,31 @@ def test_the_reconcilers_automatic_rollback_of_a_canary_still_works(controller: 
     assert (saved["rolled_back"], saved["rollback_reason"]) == ("who-predictor-00002", "too many errors")
 
 
+def _traffic(controller: Controller, name: str) -> dict[str, int]:
+    """The split the predictor wants (this backend starts no replica, so none is served yet)."""
+    resource = controller.store.get(ISVC_KIND, "default", name)
+    assert resource is not None
+    return resource.status["routing"]["components"]["predictor"]["desired"]
+
+
+def test_promote_or_a_new_canary_percent_brings_a_rolled_back_revision_back(controller: Controller) -> None:
+    run(controller.apply(isvc("who")))
+    run(controller.apply(isvc("who", who="b", canary=30)))
+    run(controller.promote("default", "who"))
+    run(controller.rollback("default", "who"))
+    assert _traffic(controller, "who") == {"who-predictor-00001": 100}
+    run(controller.promote("default", "who"))  # it used to say "promoted" and change nothing
+    assert _traffic(controller, "who") == {"who-predictor-00002": 100}
+    assert rollout(controller, "who")["rolled_back"] is None
+
+    run(controller.apply(isvc("who", who="c", canary=20)))
+    run(controller.rollback("default", "who"))
+    run(controller.apply(isvc("who", who="c", canary=20)))  # the same spec again: still rolled back
+    assert _traffic(controller, "who") == {"who-predictor-00002": 100}
+    run(controller.apply(isvc("who", who="c", canary=40)))  # a new percent: the canary tries again
+    assert _traffic(controller, "who") == {"who-predictor-00003": 40, "who-predictor-00002": 60}
+
+
 # -- adoption ----------------------------------------------------------------------------------------------------
 
 
