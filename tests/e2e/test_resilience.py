@@ -99,6 +99,23 @@ def test_a_daemon_restarted_on_the_same_gateway_ports_adopts_a_transformer(daemo
         assert again.stop() == 0
 
 
+def test_requests_for_a_revision_whose_replicas_keep_failing_fail_at_once_with_the_reason(daemon: Daemon) -> None:
+    broken = manifest("broken", "a").replace("wharf_test_models:WhoAmI", "wharf_test_models:FailsToLoad")
+    daemon.wharf("apply", "-f", "-", stdin=broken)
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
+    with httpx.Client(base_url=daemon.gateway_url, timeout=90, headers={"host": "broken.default.example.com"}) as c:
+        started = time.monotonic()
+        first = c.post("/v2/models/broken/infer", json=body)  # waits until the replica has failed twice
+        assert time.monotonic() - started < 30, "the waiting request was not failed when the replica kept failing"
+        started = time.monotonic()
+        second = c.post("/v2/models/broken/infer", json=body)
+        assert time.monotonic() - started < 1
+    for answer in (first, second):
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+        error = answer.json()["error"]
+        assert "its replicas keep failing to start" in error and "weights missing" in error, error
+
+
 def test_two_daemons_refuse_to_share_a_home(daemon: Daemon) -> None:
     try:
         start_daemon(daemon.home)

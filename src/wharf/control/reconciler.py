@@ -439,6 +439,7 @@ class Reconciler:
                 route["timeout_s"],
                 route["container_concurrency"],
                 None if logger is None else _log_target(logger, resource, component, revision, url),
+                self.backend.failing(revision),
             )
             for revision in {*_routed(resource.status, component), *tags.values()}
         }

@@ -3,7 +3,8 @@
 A revision scaled to zero, or whose replicas are still starting, gets its requests queued here (a bounded queue per
 revision) instead of answered 503 at once. The first request of a wait signals the demand (`on_demand`), so that
 the control plane can start a replica; the route table that brings a ready replica (`retain`) wakes every waiter,
-oldest first. A request that waits past its deadline, or finds the queue full, gets `ActivationFailed`.
+oldest first. A request that waits past its deadline, or finds the queue full, gets `ActivationFailed`, as does
+every request for a revision whose replicas keep failing to start (its `failing`), at once.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Activator:
             raise self._failed(f"revision {name!r} is no longer routed to")
         if _has_ready(current):  # a newer table than the request's already brought one
             return current
+        if current.failing:
+            raise self._failed(_failing_message(current))
         queue = self._queues.get(name)
         if queue is None:
             queue = self._queues[name] = deque()
@@ -83,13 +86,15 @@ class Activator:
         self._revisions = {revision.name: revision for revision in revisions}
         for name in list(self._queues):
             revision = self._revisions.get(name)
-            if revision is not None and not _has_ready(revision):
+            if revision is not None and not _has_ready(revision) and not revision.failing:
                 continue
             for waiter in self._queues.pop(name):
                 if waiter.done():
                     continue
                 if revision is None:
                     waiter.set_exception(self._failed(f"revision {name!r} was removed while requests waited for it"))
+                elif not _has_ready(revision):
+                    waiter.set_exception(self._failed(_failing_message(revision)))
                 else:
                     waiter.set_result(revision)
 
@@ -103,6 +108,10 @@ class Activator:
 
     def _failed(self, message: str) -> ActivationFailed:
         return ActivationFailed(message, self._retry_after_s)
+
+
+def _failing_message(revision: Revision) -> str:
+    return f"revision {revision.name!r} has no ready replica: its replicas keep failing to start: {revision.failing}"
 
 
 def _has_ready(revision: Revision) -> bool:

@@ -32,7 +32,8 @@ class Revision:
     replicas: tuple[Replica, ...]
     timeout_s: float
     container_concurrency: int = 0  # requests in flight per replica; 0: no limit
-    logger: LogTarget | None = None  # where its REST payloads are logged
+    logger: LogTarget | None = None  # where its payloads are logged
+    failing: str | None = None  # why its replicas keep failing to start: its requests are answered 503 at once
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,9 @@ class Backend:
     async def remove(self, revision: str) -> None:
         self.scaled.pop(revision, None)
 
+    def failing(self, revision: str) -> str | None:
+        return None
+
 
 class Gateway:
     def __init__(self) -> None:

@@ -4,6 +4,7 @@ ready replica wait for a route table that brings one."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 
@@ -186,6 +187,20 @@ async def test_waiters_of_a_removed_revision_fail() -> None:
         await asyncio.wait_for(waiting, 1)
     with pytest.raises(ActivationFailed, match="'iris-1' is no longer routed to"):
         await d.forward(rev, Transport().send(1), failed)
+
+
+async def test_a_revision_whose_replicas_keep_failing_fails_its_waiters_and_new_requests_at_once() -> None:
+    d, _ = dispatcher(routes(COLD))
+    rev = d.router.table.services[0].revisions["iris-1"]
+    waiting = asyncio.create_task(d.forward(rev, Transport().send(0), failed))
+    await settle()
+    failing = dataclasses.replace(rev, failing="exited (status 1): OSError: weights missing")
+    d.update(table(service(revisions=(failing,))))
+    expected = "'iris-1' has no ready replica: its replicas keep failing to start: exited .* weights missing"
+    with pytest.raises(ActivationFailed, match=expected):
+        await asyncio.wait_for(waiting, 1)
+    with pytest.raises(ActivationFailed, match=expected):
+        await asyncio.wait_for(d.forward(failing, Transport().send(1), failed), 1)
 
 
 async def test_a_failing_demand_callback_does_not_fail_the_request(caplog: pytest.LogCaptureFixture) -> None:

@@ -26,6 +26,11 @@ class RestartBackoff:
         """The replica stopped passing its health checks."""
         self._healthy_since = None
 
+    @property
+    def failures(self) -> int:
+        """Failures since the replica was last healthy for `reset_after` seconds."""
+        return self._failures
+
     def next_delay(self) -> float:
         """The replica failed (exited or did not start): how long to wait before starting it again."""
         if self._healthy_since is not None and self.clock() - self._healthy_since >= self.reset_after:

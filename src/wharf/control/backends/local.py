@@ -100,6 +100,14 @@ class LocalBackend:
         """The replicas of `revision` (or of all revisions), oldest first; stopping ones are not listed."""
         return [r.state() for r in self._replicas.values() if revision in (None, r.spec.revision)]
 
+    def failing(self, revision: str) -> str | None:
+        """Why `revision`'s replicas keep failing to start, when it has replicas, none of them ready, and each has
+        failed `settings.failing_after` times in a row (the last error of the one that failed last); else None."""
+        replicas = [r for r in self._replicas.values() if r.spec.revision == revision]
+        if not replicas or any(r.ready or r.backoff.failures < self.settings.failing_after for r in replicas):
+            return None
+        return max(replicas, key=lambda r: r.started_at).last_error
+
     def log_path(self, revision: str, replica_id: str) -> Path:
         return self.home / "logs" / revision / f"{replica_id}.log"
 

@@ -18,6 +18,9 @@ class LocalBackendSettings(BaseModel):
     backoff_max_s: float = Field(60.0, gt=0, description="the delay doubles with each failure up to this")
     backoff_reset_s: float = Field(60.0, gt=0, description="healthy this long, a replica's delay starts over")
     error_lines: int = Field(20, ge=1, description="log lines kept in `last_error` when a replica ends")
+    failing_after: int = Field(
+        2, ge=1, description="failures in a row of every replica of a revision after which its requests fail at once"
+    )
     prewarm: bool = Field(True, description="fork replicas from a template process that has imported the runtime")
     prewarm_modules: tuple[str, ...] = Field(
         (
