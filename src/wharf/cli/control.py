@@ -28,6 +28,8 @@ def _client(url: str) -> Iterator[ControlClient]:
             yield client
     except ControlError as e:
         typer.echo(f"error: {e.message}", err=True)
+        if e.status is None:  # nothing answered: perhaps `wharf up` listens elsewhere
+            typer.echo("(is `wharf up` running? point at it with --control-url or WHARF_CONTROL_URL)", err=True)
         raise typer.Exit(1) from None
 
 
@@ -38,9 +40,16 @@ def apply(
     """Create or update the resources in the given files (multi-document YAML; idempotent)."""
     with _client(control_url) as client:
         for file in files:
-            text = sys.stdin.read() if str(file) == "-" else file.read_text()
+            text = sys.stdin.read() if str(file) == "-" else _read(file)
             for result in client.apply(text):
                 typer.echo(f"{result['kind'].lower()}/{result['name']} {result['result']}")
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise typer.BadParameter(f"cannot read {file}: {getattr(e, 'strerror', None) or e}", param_hint="-f") from None
 
 
 def get(
