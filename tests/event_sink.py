@@ -11,9 +11,9 @@ from cloudevents.http import CloudEvent, from_http
 
 class EventSink:
     """Listens on 127.0.0.1 (a free port) and parses every POST with the CloudEvents SDK (data kept as the bytes
-    sent); answers `status`."""
+    sent); answers `status`, `delay_s` seconds after the event came."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
         self.events: list[CloudEvent] = []
         self._changed = threading.Condition()
         sink = self
@@ -25,6 +25,7 @@ class EventSink:
                 with sink._changed:
                     sink.events.append(event)
                     sink._changed.notify_all()
+                time.sleep(delay_s)
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()

@@ -25,7 +25,7 @@ def test_a_logger_sends_each_request_and_response_to_its_url(daemon: Daemon) -> 
         for event in events:
             assert (event["inferenceservicename"], event["namespace"]) == ("logged", "default")
             assert (event["component"], event["endpoint"]) == ("predictor", "logged-predictor-00001")
-            assert orjson.loads(event["metadata"]) == {"x-user": ["ann"]}
+            assert orjson.loads(event["metadata"]) == {"X-User": ["ann"]}
         sent = 'wharf_payload_log_events_total{outcome="sent"} 6.0'  # counted once the sink has answered
         deadline = time.monotonic() + 10
         while sent not in httpx.get(f"{daemon.control_url}/metrics", timeout=10).text:

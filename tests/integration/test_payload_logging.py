@@ -3,6 +3,7 @@ a CloudEvent (KServe's inference-logger format), and a sink that fails never fai
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -63,8 +64,8 @@ def _infer(gateway: RunningGateway, **headers: str) -> httpx.Response:
 
 
 def _drain(gateway: RunningGateway) -> dict[str, int]:
-    """Send every queued event (the logger starts again on the next request) and return the counts."""
-    gateway.run(gateway.gateway.payloads.close())
+    """Wait until every queued event is sent or lost, and return the counts."""
+    gateway.run(gateway.gateway.payloads.flush(10))
     return dict(gateway.gateway.payloads.counts)
 
 
@@ -88,7 +89,7 @@ def test_a_request_and_its_response_reach_the_sink_as_cloudevents(
     _infer(gateway)  # no x-request-id: the gateway makes one, shared by both events
     request, response = sorted(sink.wait_for(4)[2:], key=lambda event: event["type"])
     assert request["id"] == response["id"] and len(request["id"]) == 32
-    assert "metadata" not in request.get_attributes()
+    assert orjson.loads(request["metadata"]) == {}
 
 
 @pytest.mark.parametrize(("mode", "logged"), [("request", REQUEST_TYPE), ("response", RESPONSE_TYPE)])
@@ -114,11 +115,14 @@ def test_grpc_model_infer_is_logged_as_protobuf_with_an_http_status(
     with grpc.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         answer = stub.ModelInfer(request, metadata=[("x-request-id", "g-1"), ("x-user", "bo")], timeout=10)
+        streamed = list(stub.ModelStreamInfer(iter([request, request]), metadata=[("x-request-id", "s")], timeout=10))
+        assert len(streamed) == 2 and not streamed[0].error_message
         request.inputs[0].shape[:] = [3]  # two values for three elements: the replica refuses it
         with pytest.raises(grpc.RpcError) as refused:
             stub.ModelInfer(request, timeout=10)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    events = sink.wait_for(4)
+    events = sink.wait_for(8)
+    assert sorted(event["id"] for event in events if event["id"].startswith("s")) == ["s-1", "s-1", "s-2", "s-2"]
     first = [event for event in events if event["id"] == "g-1"]
     request_event, response_event = sorted(first, key=lambda event: event["type"])
     assert request_event["datacontenttype"] == GRPC_REQUEST
@@ -126,12 +130,16 @@ def test_grpc_model_infer_is_logged_as_protobuf_with_an_http_status(
     assert response_event["datacontenttype"] == GRPC_RESPONSE and response_event["statuscode"] == "200"
     assert pb.ModelInferResponse.FromString(response_event.data) == answer
     assert orjson.loads(request_event["metadata"]) == {"x-user": ["bo"]}
-    (failed,) = [event for event in events if event["id"] != "g-1" and event["type"] == RESPONSE_TYPE]
+    (failed,) = [
+        event for event in events if event["id"] not in ("g-1", "s-1", "s-2") and event["type"] == RESPONSE_TYPE
+    ]
     assert failed["statuscode"] == "400" and refused.value.details() in failed.data.decode()
 
 
-def test_a_failing_or_missing_sink_never_fails_a_request(gateway: RunningGateway, echo: RunningServer) -> None:
-    failing = EventSink(status=500)
+def test_a_failing_slow_or_missing_sink_never_fails_or_holds_up_a_request(
+    gateway: RunningGateway, echo: RunningServer
+) -> None:
+    failing, hanging = EventSink(status=500), EventSink(delay_s=30)
     try:
         before = _drain(gateway)
         for url in (failing.url, "http://127.0.0.1:9/"):  # a sink that answers 500, and one nobody listens on
@@ -141,5 +149,23 @@ def test_a_failing_or_missing_sink_never_fails_a_request(gateway: RunningGateway
         counts = _drain(gateway)
         assert counts["failed"] - before["failed"] == 20 and counts["sent"] == before["sent"]
         assert len(failing.events) == 10
+        _log_to(gateway, echo, hanging.url)
+        started = time.monotonic()
+        for _ in range(20):  # more events than the logger has senders, each held by the sink
+            _infer(gateway)
+        assert time.monotonic() - started < 5
     finally:
         failing.close()
+        hanging.close()
+
+
+def test_an_answer_the_gateway_makes_itself_is_logged_too(gateway: RunningGateway, sink: EventSink) -> None:
+    target = LogTarget(sink.url, "all", "echo", "default", "predictor", REVISION, f"http://{HOST}")
+    cold = Replica("echo-0", "http://127.0.0.1:9", "127.0.0.1:9", ready=False)
+    revision = Revision(REVISION, (cold,), 10.0, 0, target, failing="exited (status 1): OSError: weights missing")
+    gateway.update(RouteTable((Service("default", "echo", "echo", ((REVISION, 100),), {}, {REVISION: revision}),)))
+    url = f"http://127.0.0.1:{gateway.http_port}/v2/models/echo/infer"
+    answer = httpx.post(url, content=BODY, headers={"host": HOST, "content-type": "application/json"}, timeout=10)
+    assert answer.status_code == 503
+    request, response = sorted(sink.wait_for(2), key=lambda event: event["type"])
+    assert response["statuscode"] == "503" and response.data == answer.content

@@ -160,7 +160,7 @@ def _component_plan(service: InferenceService, component: ComponentSpec, extra: 
 def _logger(logger: LoggerSpec | None) -> dict[str, Any] | None:
     if logger is None:
         return None
-    return {"url": logger.url, "mode": logger.mode, "metadata_headers": [h.lower() for h in logger.metadata_headers]}
+    return {"url": logger.url, "mode": logger.mode, "metadata_headers": list(logger.metadata_headers)}
 
 
 def _fingerprint(component: str, extra: dict[str, Any]) -> str:

@@ -48,7 +48,9 @@ class Gateway:
         )
         self._grpc_upstream = GrpcUpstream(self.settings.max_request_bytes)
         self.payloads = PayloadLogger(
-            self.settings.payload_log_queue_size, timeout_s=self.settings.payload_log_timeout_s
+            self.settings.payload_log_queue_size,
+            self.settings.payload_log_queue_bytes,
+            timeout_s=self.settings.payload_log_timeout_s,
         )
         self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -96,6 +98,7 @@ class Gateway:
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop listening, let requests in flight finish for up to `grace_s`, then close every connection."""
+        until = time.monotonic() + grace_s
         if self._http is not None:
             self._http.config.timeout_graceful_shutdown = grace_s  # type: ignore[assignment]
             self._http.should_exit = True
@@ -105,7 +108,7 @@ class Gateway:
             return_exceptions=True,
         )
         await self._dispatcher.close()
-        await self.payloads.close(grace_s)
+        await self.payloads.close(max(until - time.monotonic(), 0.0))  # the same grace: what is left of it
         self._http_upstream.close()
         await self._grpc_upstream.close()
         self._http = self._http_task = self._grpc = None

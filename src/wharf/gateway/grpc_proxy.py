@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 
 from wharf.errors import InvalidInput, NotFound, WharfError
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher
-from wharf.gateway.payloads import log_grpc_exchange
+from wharf.gateway.payloads import REQUEST_ID, log_grpc_exchange
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Service
 from wharf.logger import PayloadLogger
@@ -65,6 +65,12 @@ class _Reply(NamedTuple):
     details: str
     initial: Metadata
     trailing: Metadata
+
+
+def _numbered(metadata: Metadata, number: int) -> Metadata:
+    """A streamed request's metadata: the stream's `x-request-id` (if any) followed by the request's number, so
+    that each request and answer of the stream is told apart (their payload log events are)."""
+    return [(k, f"{v}-{number}" if k == REQUEST_ID and isinstance(v, str) else v) for k, v in metadata]
 
 
 def _failed(reply: _Reply) -> bool:
@@ -124,10 +130,10 @@ def _unreachable(channel: grpc.aio.Channel) -> bool:
 class GrpcProxy(grpc.GenericRpcHandler):
     """The generic handler of the gateway's gRPC server: every method of `GRPCInferenceService`."""
 
-    def __init__(self, dispatcher: Dispatcher, upstream: GrpcUpstream, payloads: PayloadLogger | None = None) -> None:
+    def __init__(self, dispatcher: Dispatcher, upstream: GrpcUpstream, payloads: PayloadLogger) -> None:
         self._dispatcher = dispatcher
         self._upstream = upstream
-        self._payloads = payloads or PayloadLogger()
+        self._payloads = payloads
         methods = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
         self._handlers = {f"/{SERVICE}/{m.name}": self._handler(m.name) for m in methods}
 
@@ -160,7 +166,12 @@ class GrpcProxy(grpc.GenericRpcHandler):
             return upstream.call(replica, method, request, outgoing, timeout)
 
         self._dispatcher.mirror(router, service, send, _failed)
-        reply = await self._dispatcher.forward(revision, send, _failed)
+        try:
+            reply = await self._dispatcher.forward(revision, send, _failed)
+        except WharfError as e:  # the gateway's own answer (no ready replica, timeout)
+            if log_answer is not None:
+                log_answer(e.grpc_code, None, e.message)
+            raise
         if log_answer is not None:
             log_answer(reply.code.name, reply.body, reply.details)
         return reply
@@ -168,9 +179,12 @@ class GrpcProxy(grpc.GenericRpcHandler):
     async def _stream(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         """ModelStreamInfer: each request forwarded as a ModelInfer, the answers (or errors) in order."""
         metadata = context.invocation_metadata() or ()
+        number = 0
         async for request in requests:
+            number += 1
             try:
-                reply = await self._send(INFER_METHOD, "ModelInfer", request, metadata, context.time_remaining())
+                each = _numbered(metadata, number)
+                reply = await self._send(INFER_METHOD, "ModelInfer", request, each, context.time_remaining())
             except WharfError as e:
                 yield pb.ModelStreamInferResponse(error_message=e.message).SerializeToString()
                 continue

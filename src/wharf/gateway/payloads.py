@@ -25,7 +25,7 @@ def log_rest_exchange(
     """Log a REST request (a POST: reads carry no payload) and return what logs its answer, or None."""
     if target is None or method != "POST":
         return None
-    fields = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in headers]
+    fields = [(key.decode("latin-1"), value.decode("utf-8", "replace")) for key, value in headers]
     request_id = _request_id(fields)
     if request_id is None:
         request_id = uuid.uuid4().hex
@@ -70,11 +70,11 @@ def _log(
     content_type: str,
 ) -> LogAnswer | None:
     """Submit the request's event (as the target's mode says); return what submits the answer's, or None."""
-    kept = target.metadata_headers
+    kept = {name.lower(): name for name in target.metadata_headers}
     metadata: dict[str, list[str]] = {}
     for key, value in fields:
-        if key.lower() in kept:
-            metadata.setdefault(key.lower(), []).append(value)
+        if (name := kept.get(key.lower())) is not None:
+            metadata.setdefault(name, []).append(value)
     if target.requests:
         logger.submit(PayloadEvent(target, request_id, body, content_type, metadata))
     if not target.responses:

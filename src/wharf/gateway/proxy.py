@@ -52,11 +52,11 @@ class RestProxy:
         dispatcher: Dispatcher,
         upstream: HttpUpstream,
         settings: GatewaySettings,
-        payloads: PayloadLogger | None = None,
+        payloads: PayloadLogger,
     ) -> None:
         self._dispatcher = dispatcher
         self._upstream = upstream
-        self._payloads = payloads or PayloadLogger()
+        self._payloads = payloads
         self._limit = settings.max_request_bytes
         self._graph_runners: dict[Graph, GraphRunner] = {}  # the runners of graphs of `_runners_router`
         self._runners_router: Router | None = None
@@ -111,7 +111,12 @@ class RestProxy:
         log_answer: Callable[[Answer], None] | None,
     ) -> Answer:
         """The answer of a replica of `revision`, handed to `log_answer` too (when the revision logs payloads)."""
-        answer = await self._dispatcher.forward(revision, send, _failed)
+        try:
+            answer = await self._dispatcher.forward(revision, send, _failed)
+        except WharfError as e:  # the gateway's own answer (no ready replica, timeout): logged as it goes out
+            if log_answer is not None:
+                log_answer(_error(e.http_status, e.message))
+            raise
         if log_answer is not None:
             log_answer(answer)
         return answer

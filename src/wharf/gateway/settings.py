@@ -30,7 +30,10 @@ class GatewaySettings(BaseSettings):
     eject_s: float = Field(5.0, ge=0, description="a replica that refused a connection is avoided this long")
     shadow_concurrency: int = Field(64, ge=1, description="mirrored requests in flight at once; more are skipped")
     payload_log_queue_size: int = Field(
-        10_000, ge=1, description="payload events that may wait to be sent to their loggers; more are dropped"
+        10_000, ge=1, description="payload log events that may wait to be sent; more are dropped"
+    )
+    payload_log_queue_bytes: int = Field(
+        256 * 2**20, ge=0, description="payload bytes that may wait to be sent to their loggers; more are dropped"
     )
     payload_log_timeout_s: float = Field(5.0, gt=0, description="time allowed to send one payload event")
     stats_window_s: float = Field(60.0, gt=0, description="statistics cover this many recent seconds")

@@ -17,44 +17,68 @@ log = logging.getLogger(__name__)
 class PayloadLogger:
     """Posts `PayloadEvent`s to their targets' URLs, in the event loop that submits them.
 
-    `submit` never waits: with `queue_size` events already waiting, the new one is dropped. `senders` tasks post
-    the events, each within `timeout_s`; an event whose sink is unreachable, slow or answers with an error status is
-    lost. `counts` says how many events were sent, dropped and lost; a warning says so at most every
-    `warn_every_s` seconds.
+    `submit` never waits: an event that would make more than `queue_size` events, or more than `queue_bytes` bytes
+    of payload, wait is dropped. `senders` tasks post the events; an event not sent within `timeout_s` (all of it),
+    or whose sink is unreachable or answers with an error status, is lost. `counts` says how many events were sent,
+    dropped and lost (`failed`, events still queued or in flight at `close` included); a warning says so at most
+    every `warn_every_s` seconds.
     """
 
     def __init__(
-        self, queue_size: int = 10_000, senders: int = 8, timeout_s: float = 5.0, warn_every_s: float = 10.0
+        self,
+        queue_size: int = 10_000,
+        queue_bytes: int = 256 * 2**20,
+        senders: int = 8,
+        timeout_s: float = 5.0,
+        warn_every_s: float = 10.0,
     ) -> None:
         self.counts = {"sent": 0, "dropped": 0, "failed": 0}
         self._queue: asyncio.Queue[PayloadEvent] = asyncio.Queue(queue_size)
+        self._queue_bytes = queue_bytes
+        self._bytes = 0  # payload bytes queued or being sent
         self._senders = senders
         self._timeout_s = timeout_s
         self._warn_every_s = warn_every_s
         self._warned_at = -float("inf")
         self._tasks: list[asyncio.Task[None]] = []
         self._http: httpx.AsyncClient | None = None
+        self._closed = False
 
     def submit(self, event: PayloadEvent) -> None:
-        """Queue `event` to be sent (dropped when the queue is full); call it from the logger's event loop."""
+        """Queue `event` to be sent (dropped when the queue is full or the logger closed); call it from the logger's
+        event loop."""
+        if self._closed or self._bytes + len(event.body) > self._queue_bytes:
+            self._drop(event)
+            return
         if not self._tasks:
-            self._http = httpx.AsyncClient(timeout=self._timeout_s)
+            self._http = httpx.AsyncClient(timeout=self._timeout_s, trust_env=False)
             self._tasks = [asyncio.create_task(self._send_all(), name="payload logger") for _ in range(self._senders)]
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.counts["dropped"] += 1
-            self._warn("payload log queue full; event dropped", event)
+            self._drop(event)
+            return
+        self._bytes += len(event.body)
+
+    async def flush(self, timeout_s: float) -> None:
+        """Wait until every queued event is sent or lost, for up to `timeout_s` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout_s)
 
     async def close(self, grace_s: float = 5.0) -> None:
-        """Send what is queued, for up to `grace_s` seconds, then stop."""
+        """Send what is queued, for up to `grace_s` seconds, then stop: what is left counts as failed, and later
+        events are dropped."""
+        self._closed = True
         if self._tasks:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), grace_s)
+            await self.flush(grace_s)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks = []
+        left = self._queue.qsize()
+        if left:
+            self.counts["failed"] += left
+            log.warning("payload events not sent before the logger closed", extra={"events": left})
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -64,19 +88,34 @@ class PayloadLogger:
         while True:
             event = await self._queue.get()
             try:
-                headers, body = event.to_http()
-                answer = await self._http.post(event.target.url, headers=headers, content=body)
-                if answer.is_success:
-                    self.counts["sent"] += 1
-                else:
-                    self._failed(f"payload log sink answered {answer.status_code}", event)
-            except httpx.HTTPError as e:
-                self._failed(f"payload log sink unreachable or too slow ({type(e).__name__})", event)
-            except Exception:  # a fault of the logger itself: the event is lost, the sender goes on
-                self.counts["failed"] += 1
-                log.exception("payload event not sent", extra={"sink": event.target.url})
+                await self._send(self._http, event)
+            except asyncio.CancelledError:
+                self.counts["failed"] += 1  # cut off by `close`
+                raise
             finally:
+                self._bytes -= len(event.body)
                 self._queue.task_done()
+
+    async def _send(self, http: httpx.AsyncClient, event: PayloadEvent) -> None:
+        try:
+            headers, body = event.to_http()
+            async with asyncio.timeout(self._timeout_s):
+                answer = await http.post(event.target.url, headers=headers, content=body)
+        except TimeoutError:
+            self._failed(f"payload log sink took over {self._timeout_s:g} s", event)
+        except httpx.HTTPError as e:
+            self._failed(f"payload log sink unreachable ({type(e).__name__}: {e})", event)
+        except Exception as e:  # a fault of the logger itself: the event is lost, the sender goes on
+            self._failed(f"payload event not sent ({type(e).__name__}: {e})", event)
+        else:
+            if answer.is_success:
+                self.counts["sent"] += 1
+            else:
+                self._failed(f"payload log sink answered {answer.status_code}", event)
+
+    def _drop(self, event: PayloadEvent) -> None:
+        self.counts["dropped"] += 1
+        self._warn("payload log queue full or closed; event dropped", event)
 
     def _failed(self, why: str, event: PayloadEvent) -> None:
         self.counts["failed"] += 1
@@ -86,4 +125,5 @@ class PayloadLogger:
         now = time.monotonic()
         if now - self._warned_at >= self._warn_every_s:
             self._warned_at = now
-            log.warning(why, extra={"sink": event.target.url, **self.counts})
+            counts = ", ".join(f"{outcome} {count}" for outcome, count in self.counts.items())
+            log.warning(f"{why} (events so far: {counts})", extra={"sink": event.target.url})

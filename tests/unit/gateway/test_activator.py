@@ -14,6 +14,7 @@ import pytest
 from wharf.gateway import ActivationFailed, Gateway, GatewaySettings, Replica, RouteTable
 from wharf.gateway.dispatch import Dispatcher, Send
 from wharf.gateway.proxy import RestProxy
+from wharf.logger import PayloadLogger
 
 from .tables import replica, revision, service, table
 from .test_proxy import FakeUpstream, call
@@ -223,7 +224,7 @@ async def test_rest_answers_503_with_retry_after() -> None:
     d = Dispatcher(settings, random.Random(0))
     d.update(routes(COLD))
     upstream = FakeUpstream()
-    app = RestProxy(d, upstream, settings)  # type: ignore[arg-type]
+    app = RestProxy(d, upstream, settings, PayloadLogger())  # type: ignore[arg-type]
     status, headers, body = await call(app, "/v2/models/iris/infer", [(b"host", b"iris.default.example.com")])
     assert (status, headers[b"retry-after"], headers[b"content-type"]) == (503, b"2", b"application/json")
     assert orjson.loads(body) == {"error": "revision 'iris-1' has no ready replica: none became ready within 0.05 s"}

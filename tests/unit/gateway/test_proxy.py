@@ -14,6 +14,7 @@ from wharf.gateway.proxy import RestProxy
 from wharf.gateway.routes import Graph
 from wharf.gateway.upstream import Answer, Headers
 from wharf.graph import Node, ServiceTarget, Step
+from wharf.logger import PayloadLogger
 
 from .tables import revision, service, table
 
@@ -62,7 +63,7 @@ def proxy(**settings: Any) -> tuple[RestProxy, FakeUpstream]:
     dispatcher = Dispatcher(config, random.Random(0))
     dispatcher.update(table(service(revisions=(revision("iris-1"), revision("iris-2")), tags={"prev": "iris-2"})))
     upstream = FakeUpstream()
-    return RestProxy(dispatcher, upstream, config), upstream  # type: ignore[arg-type]
+    return RestProxy(dispatcher, upstream, config, PayloadLogger()), upstream  # type: ignore[arg-type]
 
 
 async def test_forwards_method_path_query_body_and_end_to_end_headers() -> None:
@@ -141,7 +142,7 @@ def graph_proxy(graph: Graph, rng: random.Random) -> tuple[RestProxy, FakeUpstre
     dispatcher = Dispatcher(config, rng)
     dispatcher.update(table(service(), graphs=(graph,)))
     upstream = FakeUpstream()
-    return RestProxy(dispatcher, upstream, config), upstream, dispatcher  # type: ignore[arg-type]
+    return RestProxy(dispatcher, upstream, config, PayloadLogger()), upstream, dispatcher  # type: ignore[arg-type]
 
 
 async def test_a_graph_step_gets_the_request_headers() -> None:
