@@ -67,7 +67,7 @@ async def test_v1_carries_rows_named_inputs_and_binary_values(echo_server: Runni
         assert [(t.name, t.data.tolist()) for t in both.outputs] == [("x", rows.tolist()), ("raw", binary.tolist())]
         row_format = {"instances": [{"image": {"b64": "/wA="}, "key": "a"}, {"image": {"b64": "YQ=="}, "key": "b"}]}
         assert await client.predict("echo", row_format) == {
-            "predictions": [{"image": {"b64": "/wA="}, "key": "a"}, {"image": "a", "key": "b"}]
+            "predictions": [{"image": {"b64": "/wA="}, "key": "a"}, {"image": {"b64": "YQ=="}, "key": "b"}]
         }
         with pytest.raises(InvalidInput, match="no model versions"):
             await client.infer("echo", InferRequest(inputs=[Tensor("x", rows)]), version="1")

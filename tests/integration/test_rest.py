@@ -65,6 +65,8 @@ def test_v1_predict(client: httpx.Client, iris_model) -> None:  # type: ignore[n
     expected = joblib.load(iris_model).predict(np.array(ROWS))
     assert client.post("/v1/models/iris:predict", json={"instances": ROWS}).json() == {"predictions": expected.tolist()}
     assert client.post("/v1/models/iris:predict", json={"inputs": ROWS}).json() == {"predictions": expected.tolist()}
+    proba = client.post("/v1/models/iris:predict", json={"instances": ROWS, "parameters": {"method": "predict_proba"}})
+    assert np.allclose(proba.json()["predictions"], joblib.load(iris_model).predict_proba(np.array(ROWS)))
 
 
 def test_binary_input_and_output(client: httpx.Client, iris_model) -> None:  # type: ignore[no-untyped-def]

@@ -140,17 +140,23 @@ def to_json(array: np.ndarray, tensor: str) -> Any:
     """Flat row-major JSON data for an array: numeric arrays stay numpy (orjson serialises them natively)."""
     if array.dtype.kind not in "OSU":
         return np.ascontiguousarray(array).reshape(-1)
-    out = []
+    texts = to_texts(array)
+    if texts is None:
+        raise InvalidInput(f"tensor '{tensor}' holds bytes that are not UTF-8; request it with binary_data")
+    return texts
+
+
+def to_texts(array: np.ndarray) -> list[str] | None:
+    """A BYTES array's elements as text, flat in row-major order (UTF-8 for bytes); None if some are not UTF-8."""
+    texts = []
     for item in array.reshape(-1):
         if isinstance(item, bytes):
             try:
                 item = item.decode()
             except UnicodeDecodeError:
-                raise InvalidInput(
-                    f"tensor '{tensor}' holds bytes that are not UTF-8; request it with binary_data"
-                ) from None
-        out.append(item if isinstance(item, str) else str(item))
-    return out
+                return None
+        texts.append(item if isinstance(item, str) else str(item))
+    return texts
 
 
 def to_bytes(array: np.ndarray, datatype: str) -> bytes:

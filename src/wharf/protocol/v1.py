@@ -18,15 +18,20 @@ from typing import Any
 import numpy as np
 
 from wharf.errors import InvalidInput
+from wharf.protocol import tensors
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, dumps, loads_object
 
 B64 = "b64"
+_MAX_DEPTH = 64  # numpy's most dimensions, and far from Python's recursion limit
+_KEYS = ("instances", "inputs", "predictions")
 
 
-def _binary(value: Any) -> Any:
+def _binary(value: Any, depth: int = 0) -> Any:
     """`value` with every `{"b64": ...}` object decoded into bytes (other objects are kept for the caller)."""
+    if depth > _MAX_DEPTH:
+        raise InvalidInput(f"the request nests lists deeper than {_MAX_DEPTH} levels")
     if isinstance(value, list):
-        return [_binary(item) for item in value]
+        return [_binary(item, depth + 1) for item in value]
     if not isinstance(value, dict):
         return value
     if value.keys() == {B64}:
@@ -34,7 +39,7 @@ def _binary(value: Any) -> Any:
             return base64.b64decode(value[B64], validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise InvalidInput("a {'b64': ...} value must hold a base64 string") from None
-    return {key: _binary(item) for key, item in value.items()}
+    return {key: _binary(item, depth + 1) for key, item in value.items()}
 
 
 def _array(value: Any, key: str) -> np.ndarray:
@@ -59,6 +64,8 @@ def _bytes_array(value: list[Any], key: str) -> np.ndarray:
     except ValueError:
         raise ragged from None
     flat = items.reshape(-1)
+    if any(isinstance(item, dict) for item in flat):
+        raise InvalidInput(f"'{key}' mixes objects (rows naming inputs) with other rows")
     for i, item in enumerate(flat):
         if isinstance(item, str):
             flat[i] = item.encode()
@@ -75,10 +82,12 @@ def _named(inputs: dict[str, Any], key: str) -> list[Tensor]:
     return [Tensor(name, _array(rows, f"{key}.{name}")) for name, rows in inputs.items()]
 
 
-def _rows(instances: list[dict[str, Any]]) -> list[Tensor]:
+def _rows(instances: list[Any]) -> list[Tensor]:
     """Row format: one object per instance, each naming the same inputs."""
     names = instances[0].keys()
     for i, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            raise InvalidInput(f"instance {i} is not an object like instance 0; rows either all name inputs or none")
         if instance.keys() != names:
             raise InvalidInput(
                 f"instance {i} names the inputs {sorted(instance)}, instance 0 names {sorted(names)}; "
@@ -91,35 +100,41 @@ def decode_request(body: bytes, input_name: str) -> InferRequest:
     """Decode a V1 predict body into a request; rows of one unnamed input become the input `input_name`."""
     doc = loads_object(body)
     # "predictions" too: an inference graph's Sequence passes a V1 answer on to the next model as its request.
-    keys = [k for k in ("instances", "inputs", "predictions") if k in doc]
+    # Other fields are left alone, as KServe does: a graph's Switch routes on fields its steps then receive.
+    keys = [k for k in _KEYS if k in doc]
     if len(keys) != 1:
         raise InvalidInput("request must have exactly one of 'instances' or 'inputs'")
+    parameters = doc.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput("'parameters' must be an object")
     key = keys[0]
     value = _binary(doc[key]) if b'"b64"' in body else doc[key]
     if isinstance(value, dict):
-        return InferRequest(inputs=_named(value, key))
-    if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
-        return InferRequest(inputs=_rows(value))
-    return InferRequest(inputs=[Tensor(input_name, _array(value, key))])
-
-
-def _json_item(item: Any) -> Any:
-    if isinstance(item, bytes):
-        try:
-            return item.decode()
-        except UnicodeDecodeError:
-            return {B64: base64.b64encode(item).decode()}
-    return item if isinstance(item, str) else str(item)
+        inputs = _named(value, key)
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        inputs = _rows(value)
+    else:
+        inputs = [Tensor(input_name, _array(value, key))]
+    return InferRequest(inputs=inputs, parameters=parameters)
 
 
 def nested_json(array: np.ndarray) -> Any:
     """A tensor's data as nested JSON rows in its shape, as V1 `instances` and `predictions` carry it: numeric
-    arrays stay numpy (orjson writes them); BYTES become strings, or `{"b64": ...}` where not UTF-8."""
+    arrays stay numpy (orjson writes them); BYTES become strings, or all `{"b64": ...}` if some are not UTF-8 (so a
+    reader knows a tensor's kind from any of its values)."""
     if array.dtype.kind not in "OSU":
         return np.ascontiguousarray(array)
     rows = np.empty(array.size, dtype=object)
-    rows[:] = [_json_item(item) for item in array.reshape(-1)]
+    texts = tensors.to_texts(array)
+    if texts is None:
+        rows[:] = [{B64: base64.b64encode(_raw(item)).decode()} for item in array.reshape(-1)]
+    else:
+        rows[:] = texts
     return rows.reshape(array.shape).tolist()
+
+
+def _raw(item: Any) -> bytes:
+    return item if isinstance(item, bytes) else str(item).encode()
 
 
 def encode_request(request: InferRequest) -> bytes:

@@ -70,7 +70,9 @@ def test_requests_round_trip_through_the_v1_encoding() -> None:
     assert v1.decode_request(v1.encode_request(one), "x").inputs[0].data.tolist() == [[1, 2], [3, 4]]
     binary = np.array([b"\xff", b"ok"], dtype=object)
     several = InferRequest([Tensor("raw", binary), Tensor("n", np.array([1.0, 2.0]))])
-    assert orjson.loads(v1.encode_request(several)) == {"inputs": {"raw": [{"b64": "/w=="}, "ok"], "n": [1.0, 2.0]}}
+    assert orjson.loads(v1.encode_request(several)) == {
+        "inputs": {"raw": [{"b64": "/w=="}, {"b64": "b2s="}], "n": [1.0, 2.0]}
+    }
     decoded = v1.decode_request(v1.encode_request(several), "unused")
     assert [(t.name, t.data.tolist()) for t in decoded.inputs] == [("raw", [b"\xff", b"ok"]), ("n", [1.0, 2.0])]
 
@@ -104,10 +106,30 @@ def test_nested_json_keeps_the_shape_of_numbers_and_strings() -> None:
     assert v1.nested_json(np.empty((0, 2), dtype=object)) == []
 
 
-def test_bytes_outputs_that_are_not_utf8_are_written_as_b64() -> None:
+def test_a_tensor_with_bytes_that_are_not_utf8_is_written_all_in_b64() -> None:
     response = InferResponse("m", [Tensor("raw", np.array([b"ok", b"\xff\xfe"], dtype=object))])
-    assert orjson.loads(v1.encode_response(response)) == {"predictions": ["ok", {"b64": "//4="}]}
+    assert orjson.loads(v1.encode_response(response)) == {"predictions": [{"b64": "b2s="}, {"b64": "//4="}]}
     rows = InferResponse("m", [Tensor("n", np.array([1, 2])), Tensor("raw", np.array([b"a", b"\xff"], dtype=object))])
     assert orjson.loads(v1.encode_response(rows)) == {
-        "predictions": [{"n": 1, "raw": "a"}, {"n": 2, "raw": {"b64": "/w=="}}]
+        "predictions": [{"n": 1, "raw": {"b64": "YQ=="}}, {"n": 2, "raw": {"b64": "/w=="}}]
     }
+
+
+def test_parameters_are_passed_on_and_other_fields_left_alone() -> None:
+    request = v1.decode_request(b'{"instances": [[1]], "parameters": {"method": "predict_proba"}, "route": "a"}', "x")
+    assert request.parameters == {"method": "predict_proba"} and request.inputs[0].data.tolist() == [[1]]
+    with pytest.raises(InvalidInput, match="'parameters' must be an object"):
+        v1.decode_request(b'{"instances": [[1]], "parameters": [1]}', "x")
+
+
+def test_rows_that_mix_objects_and_lists_are_named_as_such() -> None:
+    with pytest.raises(InvalidInput, match="instance 1 is not an object like instance 0"):
+        v1.decode_request(b'{"instances": [{"a": 1}, [1, 2]]}', "x")
+    with pytest.raises(InvalidInput, match="'instances' mixes objects \\(rows naming inputs\\) with other rows"):
+        v1.decode_request(b'{"instances": [[1, 2], {"a": 1}]}', "x")
+
+
+def test_nesting_deeper_than_numpy_allows_is_refused_not_a_crash() -> None:
+    deep = b'{"instances": ' + b"[" * 900 + b'{"b64": "aGk="}' + b"]" * 900 + b"}"
+    with pytest.raises(InvalidInput, match="deeper than 64 levels"):
+        v1.decode_request(deep, "x")
