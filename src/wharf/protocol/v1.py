@@ -138,10 +138,14 @@ def _raw(item: Any) -> bytes:
 
 
 def encode_request(request: InferRequest) -> bytes:
-    """A V1 predict body: one input as `instances` rows, several as columnar `inputs` naming each."""
+    """A V1 predict body: one input as `instances` rows, several as columnar `inputs` naming each; `parameters`."""
     if len(request.inputs) == 1:
-        return dumps({"instances": nested_json(request.inputs[0].data)})
-    return dumps({"inputs": {t.name: nested_json(t.data) for t in request.inputs}})
+        doc: dict[str, Any] = {"instances": nested_json(request.inputs[0].data)}
+    else:
+        doc = {"inputs": {t.name: nested_json(t.data) for t in request.inputs}}
+    if request.parameters:
+        doc["parameters"] = request.parameters
+    return dumps(doc)
 
 
 def encode_response(response: InferResponse) -> bytes:

@@ -66,8 +66,9 @@ def test_bytes_keep_trailing_nuls_and_strings_mix_with_binary() -> None:
 
 
 def test_requests_round_trip_through_the_v1_encoding() -> None:
-    one = InferRequest([Tensor("x", np.array([[1, 2], [3, 4]]))])
-    assert v1.decode_request(v1.encode_request(one), "x").inputs[0].data.tolist() == [[1, 2], [3, 4]]
+    one = InferRequest([Tensor("x", np.array([[1, 2], [3, 4]]))], parameters={"method": "predict_proba"})
+    decoded = v1.decode_request(v1.encode_request(one), "x")
+    assert decoded.inputs[0].data.tolist() == [[1, 2], [3, 4]] and decoded.parameters == {"method": "predict_proba"}
     binary = np.array([b"\xff", b"ok"], dtype=object)
     several = InferRequest([Tensor("raw", binary), Tensor("n", np.array([1.0, 2.0]))])
     assert orjson.loads(v1.encode_request(several)) == {
