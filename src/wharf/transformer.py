@@ -27,6 +27,7 @@ from wharf.errors import (
     RequestTimeout,
     ServerBusy,
     ServerUnreachable,
+    Unimplemented,
     WharfError,
 )
 from wharf.model.base import Model
@@ -85,15 +86,21 @@ class Transformer(Model):
         return await self._forward(self.client.infer, payload)
 
     async def explain(self, payload: Any) -> Any:
-        """The predictor's V1 `:explain` of `payload` (what `preprocess` returned), with errors as for `predict`."""
-        return await self._forward(self.client.explain, payload)
+        """The predictor's V1 `:explain` of `payload` (what `preprocess` returned), with errors as for `predict`;
+        a predictor that does not explain makes the transformer answer 501 too."""
+        return await self._forward(self.client.explain, payload, (*_PASSED_ON, Unimplemented))
 
-    async def _forward(self, call: Callable[[str, InferRequest], Awaitable[Any]], payload: Any) -> Any:
+    async def _forward(
+        self,
+        call: Callable[[str, InferRequest], Awaitable[Any]],
+        payload: Any,
+        passed_on: tuple[type[WharfError], ...] = _PASSED_ON,
+    ) -> Any:
         model = self.predictor.model or self.name
         try:
             return await call(model, as_request(payload))
         except WharfError as e:
-            if not e.answered or isinstance(e, _PASSED_ON):
+            if not e.answered or isinstance(e, passed_on):
                 raise
             raise PredictorFailed(f"predictor '{model}' answered {e.http_status}: {e.message}") from e
 

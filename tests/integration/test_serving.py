@@ -103,11 +103,13 @@ def test_v1_explain_answers_the_models_explanation_within_the_deadline(serve) ->
         "wharf_test_models:Weighted",
         "--name",
         "weighted",
-        env={"WHARF_REQUEST_TIMEOUT_S": "1", "EXPLAIN_SLEEP_S": "3"},
+        env={"WHARF_REQUEST_TIMEOUT_S": "1", "EXPLAIN_SLEEP_S": "3", "WHARF_PREDICT_THREADS": "1"},
     )
     with httpx.Client(base_url=slow.url, timeout=10) as client:
         late = client.post("/v1/models/weighted:explain", json=rows)
         assert late.status_code == 504 and "did not explain within 1.0 s" in late.json()["error"]
+        busy = client.post("/v1/models/weighted:explain", json=rows)  # the first still holds the one thread
+        assert busy.status_code == 503 and "all 1 explanation threads are busy" in busy.json()["error"]
         assert client.post("/v1/models/weighted:predict", json=rows).json() == {"predictions": [4.5, 2.0]}
 
 

@@ -77,3 +77,11 @@ def test_explain_goes_through_preprocess_to_the_predictors_explainer(serve: Call
     assert explained.json() == {"explanations": [{"contributions": [1.0, -2.0, 4.0], "score": 3.0}]}
     refused = httpx.post(url, json={"instances": [[1, 1]]}, timeout=30)
     assert refused.status_code == 502 and "predictor 'weighted' answered 400: " in refused.json()["error"]
+
+
+def test_a_transformer_whose_predictor_does_not_explain_answers_501(serve: Callable[..., RunningServer]) -> None:
+    predictor = serve("wharf_test_models:Add", "--name", "adder")
+    env = {"WHARF_PREDICTOR_URL": predictor.url, "WHARF_PREDICTOR_MODEL": "adder"}
+    transformer = serve("wharf_test_models:Scale", "--name", "scaled", env=env)
+    answer = httpx.post(f"{transformer.url}/v1/models/scaled:explain", json={"instances": [[1.0]]}, timeout=30)
+    assert answer.status_code == 501 and "model 'adder' does not explain its predictions" in answer.json()["error"]

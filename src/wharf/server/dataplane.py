@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 from wharf import __version__
-from wharf.errors import InvalidInput, ModelNotReady, RequestTimeout, Unimplemented, WharfError
+from wharf.errors import (
+    InvalidInput,
+    ModelNotReady,
+    RequestTimeout,
+    ServerBusy,
+    Unimplemented,
+    WharfError,
+)
 from wharf.model.base import Model, check_inputs, is_async, overrides, to_response
 from wharf.model.repository import ModelRepository
 from wharf.protocol.v2 import InferRequest, InferResponse
@@ -33,6 +42,8 @@ class DataPlane:
         self.batch_policy = BatchPolicy(settings.max_batch_size, settings.max_batch_latency_ms / 1000)
         self.started = False
         self._pipelines: dict[tuple[str, str | None], ModelPipeline] = {}
+        self._explanation_threads = ThreadPoolExecutor(self.threads, thread_name_prefix="explain")
+        self._explanation_slots = threading.BoundedSemaphore(self.threads)
 
     # -- health and metadata ----------------------------------------------------------------------------------
     def live(self) -> bool:
@@ -73,8 +84,9 @@ class DataPlane:
     async def explain(self, model: Model, request: InferRequest) -> Any:
         """`model.explain` of what `model.preprocess` makes of `request`, within the request deadline.
 
-        Explanations are rare and slow, so they run outside the model's batching and worker threads, one thread
-        each; past the deadline the caller is answered 504 while the thread finishes on its own.
+        Explanations are rare and slow: they run outside the models' batching and worker threads, in the server's
+        explanation threads (`predict_threads` of them; more explanations at once answer 503). Past the deadline
+        the caller is answered 504 while the thread finishes, and keeps its thread, on its own.
         """
         _check_ready(model)
         if not overrides(model, "explain"):
@@ -83,12 +95,25 @@ class DataPlane:
         with _rejections(model):
             try:
                 async with asyncio.timeout(self.request_timeout_s):
-                    payload = await _call(model, "preprocess", request) if overrides(model, "preprocess") else request
-                    return await _call(model, "explain", payload)
+                    payload = request
+                    if overrides(model, "preprocess"):
+                        payload = await self._explaining(model, "preprocess", payload)
+                    return await self._explaining(model, "explain", payload)
             except TimeoutError:
                 raise RequestTimeout(
                     f"model '{model.name}' did not explain within {self.request_timeout_s} s"
                 ) from None
+
+    async def _explaining(self, model: Model, method: str, payload: Any) -> Any:
+        """`model.method(payload)`: awaited when async, else in an explanation thread if one is free."""
+        step = getattr(model, method)
+        if is_async(model, method):
+            return await step(payload)
+        if not self._explanation_slots.acquire(blocking=False):
+            raise ServerBusy(f"all {self.threads} explanation threads are busy; try again later")
+        future = self._explanation_threads.submit(step, payload)
+        future.add_done_callback(lambda _: self._explanation_slots.release())  # when the thread is done with it
+        return await asyncio.wrap_future(future)
 
     def _pipeline(self, model: Model) -> ModelPipeline:
         key = (model.name, model.version)
@@ -110,6 +135,7 @@ class DataPlane:
         for pipeline in self._pipelines.values():
             pipeline.close()
         self._pipelines.clear()
+        self._explanation_threads.shutdown(wait=False, cancel_futures=True)
 
     # -- model repository -------------------------------------------------------------------------------------
     def repository_index(self, ready_only: bool = False) -> list[dict[str, str]]:
@@ -147,9 +173,3 @@ def _rejections(model: Model) -> Iterator[None]:
         raise
     except (ValueError, TypeError) as e:
         raise InvalidInput(f"model '{model.name}' rejected the input: {e}") from e
-
-
-async def _call(model: Model, method: str, payload: Any) -> Any:
-    """`model.method(payload)`: awaited when async, in a thread of its own when plain."""
-    step = getattr(model, method)
-    return await step(payload) if is_async(model, method) else await asyncio.to_thread(step, payload)
