@@ -50,10 +50,14 @@ class NotFound(WharfError):
 
 
 class MethodNotAllowed(WharfError):
-    """The endpoint exists but not for this HTTP method."""
+    """The endpoint exists but not for this HTTP method; `allowed` is the one it takes (the `Allow` header)."""
 
     http_status = 405
     grpc_code = "UNIMPLEMENTED"
+
+    def __init__(self, message: str, allowed: str | None = None) -> None:
+        super().__init__(message)
+        self.allowed = allowed
 
 
 class Unimplemented(WharfError):

@@ -85,6 +85,7 @@ def test_the_sync_client_makes_the_same_calls_without_an_event_loop(echo_server:
             client.infer("nope", InferRequest(inputs=[Tensor("x", rows)]))
         with pytest.raises(Unimplemented, match="model 'echo' does not explain its predictions"):
             client.explain("echo", InferRequest(inputs=[Tensor("x", rows)]))
+        client.close()  # and again as the block ends: nothing more
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -181,7 +181,7 @@ def test_a_websocket_upgrade_is_answered_as_plain_http(client: httpx.Client) -> 
 
 def test_a_wrong_method_is_a_405_naming_the_right_one(client: httpx.Client) -> None:
     answer = client.get("/v2/models/iris/infer")
-    assert answer.status_code == 405 and "use POST" in answer.json()["error"]
+    assert answer.status_code == 405 and "use POST" in answer.json()["error"] and answer.headers["allow"] == "POST"
 
 
 def test_oversized_body_is_refused_before_it_is_read(iris_server: RunningServer) -> None:

@@ -199,6 +199,7 @@ class SyncInferenceClient:
     def __init__(self, url: str | None = None, **options: Any) -> None:
         self._client = InferenceClient(url, **options)
         self._runner = asyncio.Runner()
+        self._closed = False
 
     def __enter__(self) -> Self:
         return self
@@ -207,7 +208,10 @@ class SyncInferenceClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connections and the client's event loop."""
+        """Close the connections and the client's event loop (again: nothing more)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._runner.run(self._client.close())
         finally:

@@ -200,8 +200,10 @@ class RestApp:
 
 def _expect(request: _Request, method: str) -> None:
     if request.method != method:
-        raise MethodNotAllowed(f"{request.method} is not allowed here; use {method}")
+        raise MethodNotAllowed(f"{request.method} is not allowed here; use {method}", method)
 
 
 def _error(error: WharfError) -> _Reply:
-    return _Reply(v2.dumps({"error": error.message}), error.http_status)
+    allowed = error.allowed if isinstance(error, MethodNotAllowed) else None
+    headers = [*JSON, (b"allow", allowed.encode())] if allowed else None
+    return _Reply(v2.dumps({"error": error.message}), error.http_status, headers)

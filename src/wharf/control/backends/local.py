@@ -246,7 +246,7 @@ class LocalBackend:
         same_spec = spec is not None and record.spec_digest == spec.digest
         healthy = process is not None and same_spec and await self._ready(record.http_port)
         if process is not None and not healthy:
-            why = "not ready" if same_spec else "started with another spec"
+            why = "its revision is gone" if spec is None else "not ready" if same_spec else "started with another spec"
             log.info("replica not adopted; stopping it", extra={"replica": record.id, "reason": why})
             await process.stop(self.settings.kill_grace_s)
         if spec is None:
