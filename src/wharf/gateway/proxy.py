@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from wharf.embedded_http import read_body
-from wharf.errors import Unimplemented, WharfError
+from wharf.errors import MethodNotAllowed, Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.payloads import log_rest_exchange
@@ -72,6 +72,8 @@ class RestProxy:
             answer.headers.append((b"retry-after", b"%d" % e.retry_after_s))
         except WharfError as e:
             answer = _error(e.http_status, e.message)
+            if isinstance(e, MethodNotAllowed) and e.allowed:
+                answer.headers.append((b"allow", e.allowed.encode()))
         except Exception as e:  # a fault of the gateway itself
             log.exception("unhandled error", extra={"path": scope["path"]})
             answer = _error(500, f"gateway error: {type(e).__name__}: {e}")
@@ -88,6 +90,8 @@ class RestProxy:
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         graph = router.graph(host, path)
         if graph is not None:
+            if scope["method"] != "POST":
+                raise MethodNotAllowed(f"graph {graph.key!r} takes a POST of its request", "POST")
             status, answer = await self._graph_runner(router, graph).run(body, _step_headers(headers))
             return Answer(status, list(_JSON), answer)
         route = router.route(host, path)

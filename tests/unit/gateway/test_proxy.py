@@ -31,9 +31,9 @@ class FakeUpstream:
 
 
 async def call(
-    app: RestProxy, path: str, headers: Headers, body: bytes = b"", query: bytes = b""
+    app: RestProxy, path: str, headers: Headers, body: bytes = b"", query: bytes = b"", method: str = "POST"
 ) -> tuple[int, dict[bytes, bytes], bytes]:
-    """Status, headers and body of the answer to a POST (a body of 4 bytes or more arrives in two parts)."""
+    """Status, headers and body of the answer to a request (a body of 4 bytes or more arrives in two parts)."""
     chunks = [body[:3], body[3:]] if len(body) > 3 else [body]
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
     sent: list[dict[str, Any]] = []
@@ -46,7 +46,7 @@ async def call(
 
     scope = {
         "type": "http",
-        "method": "POST",
+        "method": method,
         "path": path,
         "raw_path": path.encode(),
         "query_string": query,
@@ -172,6 +172,13 @@ async def test_a_graph_step_gets_the_request_headers() -> None:
         (b"x-forwarded-for", b"10.0.0.9"),
         (b"x-forwarded-host", b"g.default.example.com"),
     ]
+
+
+async def test_a_graph_takes_only_a_post() -> None:
+    app, upstream, _ = graph_proxy(ONE_STEP, random.Random(0))
+    status, headers, body = await call(app, "/", [(b"host", b"g.default.example.com")], method="GET")
+    assert (status, headers[b"allow"]) == (405, b"POST") and b"graph 'default/g' takes a POST" in body
+    assert upstream.sent == []
 
 
 async def test_a_graph_request_keeps_the_table_it_started_with() -> None:
