@@ -222,6 +222,11 @@ def test_an_unknown_field_at_any_depth_is_named(where: tuple[str, ...], key: str
 def test_an_unknown_field_suggests_the_right_name() -> None:
     found = problems(isvc({"model": {"modelFormat": {"name": "sklearn"}, "storageURI": IRIS_URI}}))
     assert found["spec.predictor.model.storageURI"] == "unknown field; did you mean storageUri?"
+    misplaced = problems(isvc({"explainer": {}, "model": {"modelFormat": {"name": "sklearn"}, "storageUri": IRIS_URI}}))
+    assert (
+        misplaced["spec.predictor.explainer"]
+        == "not a field here (it is one elsewhere in the spec: check its indentation)"
+    )
 
 
 def test_wire_names_are_camel_case_only() -> None:

@@ -233,7 +233,11 @@ def _unknown_field(loc: Loc) -> str:
     if reason:
         return reason
     close = difflib.get_close_matches(key, _field_names(), n=1, cutoff=0.8)
-    return f"unknown field; did you mean {close[0]}?" if close else "unknown field"
+    if not close:
+        return "unknown field"
+    if close[0] == key:  # a real field, in the wrong place
+        return "not a field here (it is one elsewhere in the spec: check its indentation)"
+    return f"unknown field; did you mean {close[0]}?"
 
 
 @cache
