@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -67,25 +68,86 @@ def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
 
 
 async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int, timeout: float) -> bytes:
-    """An ASGI request's whole body, at most `limit` bytes, all of it received within `timeout` seconds."""
+    """An ASGI request's whole body, at most `limit` bytes, all of it received within `timeout` seconds (give or
+    take `_BodyDeadlines.TICK_S`)."""
     chunks: list[bytes] = []
     size = 0
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines = _BodyDeadlines.of(asyncio.get_running_loop())
+    deadlines.watch(task, timeout)
     try:
-        async with asyncio.timeout(timeout):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise InvalidInput("client disconnected before sending the whole body")
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-                if not message.get("more_body"):
-                    break
-                chunks.append(chunk)
-    except TimeoutError:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise InvalidInput("client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+            if not message.get("more_body"):
+                break
+            chunks.append(chunk)
+    except asyncio.CancelledError:
+        if not deadlines.expired(task):
+            raise
+        task.uncancel()
         raise InvalidInput(f"request body not received within {timeout} s") from None
+    finally:
+        deadlines.unwatch(task)
     if not chunks:
         return chunk  # the whole body came in one message
     chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _BodyDeadlines:
+    """The requests of one event loop that wait for their bodies; each past its deadline is cancelled, at the next
+    check (every `TICK_S` while requests come). A timer per request would cost more than reading most bodies: the
+    body has usually come with the headers, and `receive` returns at once."""
+
+    TICK_S = 0.25
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _BodyDeadlines] = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiting: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._checking = False
+        self._active = False  # whether a request came since the last check
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _BodyDeadlines:
+        deadlines = cls._by_loop.get(loop)
+        if deadlines is None:
+            deadlines = cls._by_loop[loop] = cls(loop)
+        return deadlines
+
+    def watch(self, task: asyncio.Task[Any], timeout: float) -> None:
+        self._waiting[task] = self._loop.time() + timeout
+        self._active = True
+        if not self._checking:
+            self._checking = True
+            self._loop.call_later(min(self.TICK_S, timeout), self._check)
+
+    def unwatch(self, task: asyncio.Task[Any]) -> None:
+        self._waiting.pop(task, None)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether `task` was cancelled here (once: it is forgotten)."""
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        for task, deadline in list(self._waiting.items()):
+            if deadline <= now:
+                del self._waiting[task]
+                self._expired.add(task)
+                task.cancel()
+        self._checking = bool(self._waiting) or self._active
+        self._active = False
+        if self._checking:
+            self._loop.call_later(self.TICK_S, self._check)
