@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.event_sink import EventSink
-from tests.integration.conftest import RunningServer, launch
+from tests.integration.conftest import RunningServer
 from tests.integration.test_gateway import RunningGateway
 from wharf.gateway import GatewaySettings, Replica, Revision, RouteTable, Service
 from wharf.gateway.payloads import GRPC_REQUEST, GRPC_RESPONSE
@@ -25,13 +25,6 @@ pytestmark = [pytest.mark.timeout(60)]
 HOST = "echo.default.example.com"
 REVISION = "echo-predictor-00001"
 BODY = orjson.dumps({"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [1.5, 2]}]})
-
-
-@pytest.fixture(scope="module")
-def echo() -> Iterator[RunningServer]:
-    server = launch("wharf_test_models:Echo", "--name", "echo")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +63,9 @@ def _drain(gateway: RunningGateway) -> dict[str, int]:
 
 
 def test_a_request_and_its_response_reach_the_sink_as_cloudevents(
-    gateway: RunningGateway, echo: RunningServer, sink: EventSink
+    gateway: RunningGateway, echo_server: RunningServer, sink: EventSink
 ) -> None:
-    _log_to(gateway, echo, sink.url, headers=("x-user",))
+    _log_to(gateway, echo_server, sink.url, headers=("x-user",))
     answer = _infer(gateway, **{"x-request-id": "req-42", "x-user": "ann"})
     request, response = sorted(sink.wait_for(2), key=lambda event: event["type"])
     assert (request["type"], response["type"]) == (REQUEST_TYPE, RESPONSE_TYPE)
@@ -94,9 +87,9 @@ def test_a_request_and_its_response_reach_the_sink_as_cloudevents(
 
 @pytest.mark.parametrize(("mode", "logged"), [("request", REQUEST_TYPE), ("response", RESPONSE_TYPE)])
 def test_the_mode_says_what_is_logged(
-    gateway: RunningGateway, echo: RunningServer, sink: EventSink, mode: Mode, logged: str
+    gateway: RunningGateway, echo_server: RunningServer, sink: EventSink, mode: Mode, logged: str
 ) -> None:
-    _log_to(gateway, echo, sink.url, mode)
+    _log_to(gateway, echo_server, sink.url, mode)
     for _ in range(3):
         _infer(gateway)
     ready = httpx.get(f"http://127.0.0.1:{gateway.http_port}/v2/models/echo/ready", headers={"host": HOST})
@@ -106,9 +99,9 @@ def test_the_mode_says_what_is_logged(
 
 
 def test_grpc_model_infer_is_logged_as_protobuf_with_an_http_status(
-    gateway: RunningGateway, echo: RunningServer, sink: EventSink
+    gateway: RunningGateway, echo_server: RunningServer, sink: EventSink
 ) -> None:
-    _log_to(gateway, echo, sink.url, headers=("x-user",))
+    _log_to(gateway, echo_server, sink.url, headers=("x-user",))
     tensor = pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP32", shape=[2])
     tensor.contents.fp32_contents.extend([1.5, 2.0])
     request = pb.ModelInferRequest(model_name="echo", inputs=[tensor])
@@ -137,19 +130,19 @@ def test_grpc_model_infer_is_logged_as_protobuf_with_an_http_status(
 
 
 def test_a_failing_slow_or_missing_sink_never_fails_or_holds_up_a_request(
-    gateway: RunningGateway, echo: RunningServer
+    gateway: RunningGateway, echo_server: RunningServer
 ) -> None:
     failing, hanging = EventSink(status=500), EventSink(delay_s=30)
     try:
         before = _drain(gateway)
         for url in (failing.url, "http://127.0.0.1:9/"):  # a sink that answers 500, and one nobody listens on
-            _log_to(gateway, echo, url)
+            _log_to(gateway, echo_server, url)
             for _ in range(5):
                 _infer(gateway)
         counts = _drain(gateway)
         assert counts["failed"] - before["failed"] == 20 and counts["sent"] == before["sent"]
         assert len(failing.events) == 10
-        _log_to(gateway, echo, hanging.url)
+        _log_to(gateway, echo_server, hanging.url)
         started = time.monotonic()
         for _ in range(20):  # more events than the logger has senders, each held by the sink
             _infer(gateway)
