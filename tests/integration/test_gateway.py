@@ -421,7 +421,11 @@ def test_grpc_routes_by_model_name_or_service_metadata(
 
 def test_grpc_statuses(grpc_client: triton.InferenceServerClient, routes: RouteTable) -> None:
     assert grpc_status(lambda: grpc_client.infer("nope", grpc_flower())) == "StatusCode.NOT_FOUND"
-    assert grpc_status(lambda: grpc_client.is_server_live()) == "StatusCode.NOT_FOUND"  # no model, no service named
+    assert grpc_client.is_server_live() and grpc_client.is_server_ready()  # no service named: the gateway's own
+    assert grpc_client.get_server_metadata().name == "wharf-gateway"
+    assert grpc_status(lambda: grpc_client.is_server_live(headers={"x-wharf-service": "x/nope"})) == (
+        "StatusCode.NOT_FOUND"
+    )
     assert grpc_status(lambda: grpc_client.infer("cold", grpc_flower())) == "StatusCode.UNAVAILABLE"
     # The replica's own status passes through: the iris model expects 4 features.
     wrong = triton.InferInput("input-0", [1, 3], "FP32")

@@ -1,7 +1,8 @@
 """gRPC proxy: forwards the unary RPCs of `inference.GRPCInferenceService` to replicas as raw bytes.
 
 The service is named by the `x-wharf-service: namespace/name` metadata or, failing that, by the model the
-request names; `x-wharf-revision` pins a revision. Request metadata goes to the replica, the deadline with it;
+request names; `x-wharf-revision` pins a revision. ServerLive, ServerReady and ServerMetadata naming no service are
+answered by the gateway itself. Request metadata goes to the replica, the deadline with it;
 the replica's status, details and metadata come back unchanged. One channel per replica target.
 
 `ModelStreamInfer` is forwarded request by request: each request of the client's stream is routed on its own
@@ -18,6 +19,7 @@ from typing import NamedTuple
 import grpc
 from google.protobuf.message import DecodeError
 
+from wharf import __version__
 from wharf.errors import InvalidInput, NotFound, WharfError
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher
 from wharf.gateway.payloads import REQUEST_ID, log_grpc_exchange
@@ -42,6 +44,13 @@ _MODEL_OF: dict[str, Callable[[bytes], str]] = {
     "ModelStatistics": lambda raw: pb.ModelStatisticsRequest.FromString(raw).name,
     "RepositoryModelLoad": lambda raw: _repository_model(pb.RepositoryModelLoadRequest.FromString(raw)),
     "RepositoryModelUnload": lambda raw: _repository_model(pb.RepositoryModelUnloadRequest.FromString(raw)),
+}
+# What the gateway answers itself to the server-wide RPCs that name no InferenceService (health checks of clients
+# such as tritonclient's `is_server_live`): it is up, and serves no model of its own.
+_GATEWAY_ANSWERS = {
+    "ServerLive": pb.ServerLiveResponse(live=True).SerializeToString(),
+    "ServerReady": pb.ServerReadyResponse(ready=True).SerializeToString(),
+    "ServerMetadata": pb.ServerMetadataResponse(name="wharf-gateway", version=__version__).SerializeToString(),
 }
 # Status codes that count as an error of the revision (a fault on its side, not the client's).
 _REPLICA_FAULTS = frozenset(
@@ -196,6 +205,8 @@ class GrpcProxy(grpc.GenericRpcHandler):
 
     async def _forward(self, method: str, name: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         metadata = context.invocation_metadata() or ()
+        if name in _GATEWAY_ANSWERS and not any(k == SERVICE_KEY for k, _ in metadata):
+            return _GATEWAY_ANSWERS[name]  # about the gateway itself: no InferenceService named
         try:
             reply = await self._send(method, name, request, metadata, context.time_remaining())
         except WharfError as e:
