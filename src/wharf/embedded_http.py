@@ -108,6 +108,7 @@ class _BodyDeadlines:
 
     TICK_S = 0.25
     _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _BodyDeadlines] = weakref.WeakKeyDictionary()
+    _last: _BodyDeadlines | None = None
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -118,9 +119,13 @@ class _BodyDeadlines:
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> _BodyDeadlines:
+        last = cls._last
+        if last is not None and last._loop is loop:  # a process serves from one loop: skip the weak mapping
+            return last
         deadlines = cls._by_loop.get(loop)
         if deadlines is None:
             deadlines = cls._by_loop[loop] = cls(loop)
+        cls._last = deadlines
         return deadlines
 
     def watch(self, task: asyncio.Task[Any], timeout: float) -> None:

@@ -6,9 +6,7 @@ import asyncio
 import gc
 import logging
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 from wharf import __version__
@@ -75,10 +73,15 @@ class DataPlane:
     # -- inference --------------------------------------------------------------------------------------------
     async def infer(self, model: Model, request: InferRequest) -> InferResponse:
         """Run `request` through `model` (preprocess, predict, postprocess) within the request deadline."""
-        _check_ready(model)  # picked before it was unloaded: no pipeline (threads) may be rebuilt for it
+        if not model.ready:  # picked before it was unloaded: no pipeline (threads) may be rebuilt for it
+            raise _unready(model)
         check_inputs(model, request)
-        with _rejections(model):
+        try:  # (a try, not a context manager: this is every request's path)
             result = await self._pipeline(model).run(request)
+        except WharfError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise _rejected(model, e) from e
         return to_response(model, result, request)
 
     async def explain(self, model: Model, request: InferRequest) -> Any:
@@ -88,21 +91,23 @@ class DataPlane:
         explanation threads (`predict_threads` of them; more explanations at once answer 503). Past the deadline
         the caller is answered 504 while the thread finishes, and keeps its thread, on its own.
         """
-        _check_ready(model)
+        if not model.ready:
+            raise _unready(model)
         if not overrides(model, "explain"):
             raise Unimplemented(f"model '{model.name}' does not explain its predictions")
         check_inputs(model, request)
-        with _rejections(model):
-            try:
-                async with asyncio.timeout(self.request_timeout_s):
-                    payload = request
-                    if overrides(model, "preprocess"):
-                        payload = await self._explaining(model, "preprocess", payload)
-                    return await self._explaining(model, "explain", payload)
-            except TimeoutError:
-                raise RequestTimeout(
-                    f"model '{model.name}' did not explain within {self.request_timeout_s} s"
-                ) from None
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                payload = request
+                if overrides(model, "preprocess"):
+                    payload = await self._explaining(model, "preprocess", payload)
+                return await self._explaining(model, "explain", payload)
+        except TimeoutError:
+            raise RequestTimeout(f"model '{model.name}' did not explain within {self.request_timeout_s} s") from None
+        except WharfError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise _rejected(model, e) from e
 
     async def _explaining(self, model: Model, method: str, payload: Any) -> Any:
         """`model.method(payload)`: awaited when async, else in an explanation thread if one is free."""
@@ -159,17 +164,10 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def _check_ready(model: Model) -> None:
-    if not model.ready:
-        raise ModelNotReady(f"model '{model.name}' is not ready (unloaded)")
+def _unready(model: Model) -> ModelNotReady:
+    return ModelNotReady(f"model '{model.name}' is not ready (unloaded)")
 
 
-@contextmanager
-def _rejections(model: Model) -> Iterator[None]:
-    """A model's ValueError/TypeError is the caller's bad input (400); Wharf's own errors pass as they are."""
-    try:
-        yield
-    except WharfError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise InvalidInput(f"model '{model.name}' rejected the input: {e}") from e
+def _rejected(model: Model, error: Exception) -> InvalidInput:
+    """A model's ValueError/TypeError: the caller's bad input (400)."""
+    return InvalidInput(f"model '{model.name}' rejected the input: {error}")
