@@ -1,9 +1,12 @@
 """For bench/gateway.sh: one iris replica (`wharf serve`, a child process) and a Gateway routing to it.
 
-The gateway routes `iris.default.example.com` (and `/serving/default/iris/...`) to the replica. Both run where
-this process runs (bench/gateway.sh pins it to CPU 0); SIGTERM or SIGINT stops the gateway, then the replica.
+The gateway routes `iris.default.example.com` (and `/serving/default/iris/...`) to the replica, and
+`logged.default.example.com` to it as well with payload logging (mode all) to SINK_URL. Both run where this process
+runs (bench/gateway.sh pins it to CPU 0); SIGTERM or SIGINT stops the gateway (printing its payload log counts),
+then the replica.
 
 Usage: python bench/gateway_pair.py MODEL_FILE REPLICA_HTTP_PORT REPLICA_GRPC_PORT GATEWAY_HTTP_PORT GATEWAY_GRPC_PORT
+    SINK_URL
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import sys
 import uvloop
 
 from wharf.gateway import Gateway, Replica, Revision, RouteTable, Service
+from wharf.logger import LogTarget
 
 HOST = "127.0.0.1"
 
 
-async def serve(model: str, replica_http: int, replica_grpc: int, http_port: int, grpc_port: int) -> None:
+async def serve(model: str, replica_http: int, replica_grpc: int, http_port: int, grpc_port: int, sink: str) -> None:
     replica = subprocess.Popen(
         [sys.executable, "-m", "wharf.cli", "serve", model, "--name", "iris", "--host", HOST]
         + ["--http-port", str(replica_http), "--grpc-port", str(replica_grpc), "--workers", "1"]
@@ -33,17 +37,23 @@ async def serve(model: str, replica_http: int, replica_grpc: int, http_port: int
     replica_of = Replica("iris-1", f"http://{HOST}:{replica_http}", f"{HOST}:{replica_grpc}", ready=True)
     revision = Revision("iris-00001", (replica_of,), timeout_s=30.0)
     service = Service("default", "iris", "iris", (("iris-00001", 100),), {}, {"iris-00001": revision})
-    gateway.update(RouteTable((service,)))
+    target = LogTarget(
+        sink, "all", "logged", "default", "predictor", "logged-00001", "http://logged.default.example.com"
+    )
+    logged_revision = Revision("logged-00001", (replica_of,), timeout_s=30.0, logger=target)
+    logged = Service("default", "logged", "logged", (("logged-00001", 100),), {}, {"logged-00001": logged_revision})
+    gateway.update(RouteTable((service, logged)))
     try:
         await gateway.start(HOST, http_port, grpc_port)
         print(f"gateway on {HOST}:{http_port} (gRPC {grpc_port}) -> replica {HOST}:{replica_http}", flush=True)
         await stop.wait()
-        await gateway.stop(1.0)
+        await gateway.stop(5.0)
+        print(f"payload events: {gateway.payloads.counts}", flush=True)
     finally:
         replica.terminate()
         replica.wait(30)
 
 
 if __name__ == "__main__":
-    model_file, *ports = sys.argv[1:]
-    uvloop.run(serve(model_file, *map(int, ports)))
+    model_file, *ports, sink_url = sys.argv[1:]
+    uvloop.run(serve(model_file, *map(int, ports), sink_url))

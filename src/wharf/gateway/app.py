@@ -13,12 +13,13 @@ import grpc
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.grpc_proxy import GrpcProxy, GrpcUpstream
+from wharf.gateway.payloads import SinkPost
 from wharf.gateway.proxy import RestProxy
 from wharf.gateway.routes import RouteTable
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.stats import RevisionStats
 from wharf.gateway.upstream import HttpUpstream
-from wharf.logger import PayloadLogger
+from wharf.logger import HttpxPost, PayloadLogger
 
 
 class Gateway:
@@ -47,10 +48,13 @@ class Gateway:
             self.settings.connect_timeout_s, self.settings.pool_size_per_replica, self.settings.pool_idle_timeout_s
         )
         self._grpc_upstream = GrpcUpstream(self.settings.max_request_bytes)
+        self._sink_upstream = HttpUpstream(self.settings.connect_timeout_s, 64, self.settings.pool_idle_timeout_s)
+        self._sink_fallback = HttpxPost()  # for https:// sinks
         self.payloads = PayloadLogger(
             self.settings.payload_log_queue_size,
             self.settings.payload_log_queue_bytes,
             timeout_s=self.settings.payload_log_timeout_s,
+            post=SinkPost(self._sink_upstream, self._sink_fallback),
         )
         self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -109,6 +113,8 @@ class Gateway:
         )
         await self._dispatcher.close()
         await self.payloads.close(max(until - time.monotonic(), 0.0))  # the same grace: what is left of it
+        self._sink_upstream.close()
+        await self._sink_fallback.close()
         self._http_upstream.close()
         await self._grpc_upstream.close()
         self._http = self._http_task = self._grpc = None

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 from wharf.errors import from_grpc_code
-from wharf.gateway.upstream import Answer, Headers
-from wharf.logger import LogTarget, PayloadEvent, PayloadLogger
+from wharf.gateway.routes import Replica
+from wharf.gateway.upstream import Answer, Headers, HttpUpstream
+from wharf.logger import LogTarget, PayloadEvent, PayloadLogger, Post
 
 REQUEST_ID = "x-request-id"
 GRPC_REQUEST = "application/x-protobuf; messageType=inference.ModelInferRequest"
@@ -92,3 +94,26 @@ def _request_id(fields: Iterable[tuple[str, str]]) -> str | None:
 
 def _content_type(headers: Headers) -> str:
     return next((v.decode("latin-1") for k, v in headers if k == b"content-type"), _DEFAULT_CONTENT_TYPE)
+
+
+class SinkPost:
+    """Posts payload events to http:// sinks over the gateway's own lean pooled client (httpx costs about a
+    millisecond of CPU per event, more than proxying the request did); other URLs go to `fallback`."""
+
+    def __init__(self, upstream: HttpUpstream, fallback: Post) -> None:
+        self._upstream = upstream
+        self._fallback = fallback
+        self._sinks: dict[str, tuple[Replica, str]] = {}  # url -> (the sink as an upstream, the request target)
+
+    async def __call__(self, url: str, headers: dict[str, str], body: bytes) -> int:
+        sink = self._sinks.get(url)
+        if sink is None:
+            parts = urlsplit(url)
+            if parts.scheme != "http" or not parts.hostname:
+                return await self._fallback(url, headers, body)
+            base = f"http://{parts.netloc}"
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            sink = self._sinks[url] = (Replica(base, base, "", True), target)
+        replica, target = sink
+        sent = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+        return (await self._upstream.send(replica, "POST", target, sent, body)).status

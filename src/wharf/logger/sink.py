@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -14,8 +15,29 @@ from wharf.logger.events import PayloadEvent
 log = logging.getLogger(__name__)
 
 
+Post = Callable[[str, dict[str, str], bytes], Awaitable[int]]  # (url, headers, body) -> the sink's status
+
+
+class HttpxPost:
+    """Posts with an httpx client (any URL, https too); made in the event loop that uses it."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    async def __call__(self, url: str, headers: dict[str, str], body: bytes) -> int:
+        if self._client is None:
+            self._client = httpx.AsyncClient(trust_env=False, timeout=None)  # the logger times each send
+        return (await self._client.post(url, headers=headers, content=body)).status_code
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
 class PayloadLogger:
-    """Posts `PayloadEvent`s to their targets' URLs, in the event loop that submits them.
+    """Posts `PayloadEvent`s to their targets' URLs with `post` (default: `HttpxPost`), in the event loop that
+    submits them.
 
     `submit` never waits: an event that would make more than `queue_size` events, or more than `queue_bytes` bytes
     of payload, wait is dropped. `senders` tasks post the events; an event not sent within `timeout_s` (all of it),
@@ -31,6 +53,7 @@ class PayloadLogger:
         senders: int = 8,
         timeout_s: float = 5.0,
         warn_every_s: float = 10.0,
+        post: Post | None = None,
     ) -> None:
         self.counts = {"sent": 0, "dropped": 0, "failed": 0}
         self._queue: asyncio.Queue[PayloadEvent] = asyncio.Queue(queue_size)
@@ -41,7 +64,8 @@ class PayloadLogger:
         self._warn_every_s = warn_every_s
         self._warned_at = -float("inf")
         self._tasks: list[asyncio.Task[None]] = []
-        self._http: httpx.AsyncClient | None = None
+        self._httpx = HttpxPost()
+        self._post = post or self._httpx
         self._closed = False
 
     def submit(self, event: PayloadEvent) -> None:
@@ -51,7 +75,6 @@ class PayloadLogger:
             self._drop(event)
             return
         if not self._tasks:
-            self._http = httpx.AsyncClient(timeout=self._timeout_s, trust_env=False)
             self._tasks = [asyncio.create_task(self._send_all(), name="payload logger") for _ in range(self._senders)]
         try:
             self._queue.put_nowait(event)
@@ -79,16 +102,13 @@ class PayloadLogger:
         if left:
             self.counts["failed"] += left
             log.warning("payload events not sent before the logger closed", extra={"events": left})
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._httpx.close()
 
     async def _send_all(self) -> None:
-        assert self._http is not None
         while True:
             event = await self._queue.get()
             try:
-                await self._send(self._http, event)
+                await self._send(event)
             except asyncio.CancelledError:
                 self.counts["failed"] += 1  # cut off by `close`
                 raise
@@ -96,22 +116,20 @@ class PayloadLogger:
                 self._bytes -= len(event.body)
                 self._queue.task_done()
 
-    async def _send(self, http: httpx.AsyncClient, event: PayloadEvent) -> None:
+    async def _send(self, event: PayloadEvent) -> None:
         try:
             headers, body = event.to_http()
             async with asyncio.timeout(self._timeout_s):
-                answer = await http.post(event.target.url, headers=headers, content=body)
+                status = await self._post(event.target.url, headers, body)
         except TimeoutError:
             self._failed(f"payload log sink took over {self._timeout_s:g} s", event)
-        except httpx.HTTPError as e:
-            self._failed(f"payload log sink unreachable ({type(e).__name__}: {e})", event)
-        except Exception as e:  # a fault of the logger itself: the event is lost, the sender goes on
+        except Exception as e:  # unreachable, or a fault of the logger itself: the event is lost, the sender goes on
             self._failed(f"payload event not sent ({type(e).__name__}: {e})", event)
         else:
-            if answer.is_success:
+            if 200 <= status < 300:
                 self.counts["sent"] += 1
             else:
-                self._failed(f"payload log sink answered {answer.status_code}", event)
+                self._failed(f"payload log sink answered {status}", event)
 
     def _drop(self, event: PayloadEvent) -> None:
         self.counts["dropped"] += 1
