@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
-
-from cloudevents.conversion import to_binary
-from cloudevents.http import CloudEvent
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
@@ -58,24 +56,29 @@ class PayloadEvent:
     status: int | None = None
 
     def to_http(self) -> tuple[dict[str, str], bytes]:
-        """The event's HTTP headers and body (binary content mode)."""
+        """The event's HTTP headers and body (binary content mode).
+
+        Written here rather than with the CloudEvents SDK's `to_binary`, which costs about 24 µs an event (two
+        events a request, on the gateway's core); the tests read every event back with the SDK.
+        """
         target = self.target
-        attributes = {
-            "type": REQUEST_TYPE if self.status is None else RESPONSE_TYPE,
-            "source": target.source,
-            "id": self.id,
-            "datacontenttype": self.content_type,
-            "inferenceservicename": target.service,
-            "namespace": target.namespace,
-            "component": target.component,
-            "endpoint": target.endpoint,
+        headers = {
+            "content-type": self.content_type if self.content_type.isascii() else "application/octet-stream",
+            "ce-specversion": "1.0",
+            "ce-id": _ascii(self.id),
+            "ce-source": _ascii(target.source),
+            "ce-type": REQUEST_TYPE if self.status is None else RESPONSE_TYPE,
+            "ce-time": datetime.now(UTC).isoformat(),
+            "ce-inferenceservicename": target.service,
+            "ce-namespace": target.namespace,
+            "ce-component": target.component,
+            "ce-endpoint": target.endpoint,
         }
         if target.metadata_headers:
-            attributes["metadata"] = json.dumps(self.metadata, ensure_ascii=True, separators=(",", ":"))
+            headers["ce-metadata"] = json.dumps(self.metadata, ensure_ascii=True, separators=(",", ":"))
         if self.status is not None:
-            attributes["statuscode"] = str(self.status)
-        headers, body = to_binary(CloudEvent(attributes, self.body))
-        return {key: _header_value(key, value) for key, value in headers.items()}, body
+            headers["ce-statuscode"] = str(self.status)
+        return headers, self.body
 
 
 # What a ce- header keeps as it is: printable ASCII and space. The HTTP binding would percent-encode '"', '%' and
@@ -84,9 +87,6 @@ class PayloadEvent:
 _PLAIN = "".join(chr(c) for c in range(0x20, 0x7F))
 
 
-def _header_value(key: str, value: str) -> str:
-    """A header value HTTP can carry: a ce- attribute's characters beyond ASCII percent-encoded; another header
-    that is not ASCII (a client's content type) becomes application/octet-stream."""
-    if key.startswith("ce-"):
-        return value if value.isascii() and value.isprintable() else quote(value, safe=_PLAIN)
-    return value if value.isascii() else "application/octet-stream"
+def _ascii(value: str) -> str:
+    """An attribute as a header can carry it: characters beyond printable ASCII percent-encoded (UTF-8)."""
+    return value if value.isascii() and value.isprintable() else quote(value, safe=_PLAIN)
