@@ -16,10 +16,13 @@ from starlette.exceptions import HTTPException
 
 from wharf import __version__
 from wharf.control.controller import Controller
+from wharf.embedded_http import read_body
 from wharf.errors import ConfigurationError, WharfError
 
 log = logging.getLogger(__name__)
 
+MAX_MANIFEST_BYTES = 8 * 2**20  # far more YAML than any set of resources takes
+BODY_TIMEOUT_S = 30.0
 GROUPS = {"inferenceservices": "serving.kserve.io/v1beta1", "inferencegraphs": "serving.kserve.io/v1alpha1"}
 
 
@@ -59,7 +62,7 @@ def create_app(controller: Controller) -> FastAPI:
     @app.post("/apis/apply", summary="Apply one or more YAML or JSON manifests (multi-document, idempotent)")
     async def apply(request: Request) -> dict[str, Any]:
         try:
-            text = (await request.body()).decode()
+            text = (await read_body(request.receive, MAX_MANIFEST_BYTES, BODY_TIMEOUT_S)).decode()
         except UnicodeDecodeError as e:
             raise ConfigurationError(f"the request body must be UTF-8 YAML or JSON ({e})") from None
         return {"results": await controller.apply(text)}

@@ -216,6 +216,13 @@ def test_a_body_that_is_not_utf8_is_a_client_error(controller: Controller) -> No
     assert "must be UTF-8 YAML or JSON" in answer.json()["error"]
 
 
+def test_a_manifest_body_over_the_limit_is_refused(controller: Controller, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("wharf.control.api.MAX_MANIFEST_BYTES", 1000)
+    with TestClient(create_app(controller)) as client:
+        answer = client.post("/apis/apply", content=b"#" * 1001)
+    assert answer.status_code == 413 and "exceeds the limit of 1000 bytes" in answer.json()["error"]
+
+
 def test_an_unexpected_error_answers_json(controller: Controller, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: Any) -> None:
         raise RuntimeError("disk on fire")
