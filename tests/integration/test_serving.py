@@ -209,6 +209,12 @@ def test_multi_model_repository_with_versions_load_and_unload(serve, iris_model,
         assert client.post("/v2/repository/models/fourth/load").status_code == 404
 
 
+def test_an_empty_repository_serves_and_says_it_has_no_model(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = serve(str(tmp_path))
+    assert any('"no model to serve"' in line for line in server.log)
+    assert httpx.post(f"{server.url}/v2/repository/index", timeout=5).json() == []
+
+
 def test_several_workers_share_the_port_and_metrics(iris_model) -> None:  # type: ignore[no-untyped-def]
     port = _free_port()
     server = launch(

@@ -61,6 +61,8 @@ class ModelServer:
         grpc_server = None
         try:
             self.repository.discover()
+            if not self.repository.index():  # still serves: models may be loaded through the repository API
+                log.warning("no model to serve", extra={"repository": str(self.repository.root)})
             await self.repository.load_all()
             settle_heap()
             http_socket = listen(settings.host, settings.http_port, self.reuse_port)
