@@ -5,6 +5,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 from wharf.model.base import Model  # noqa: E402
+from wharf.model.context import request_headers  # noqa: E402
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, TensorSpec  # noqa: E402
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "InferResponse",
     "Tensor",
     "TensorSpec",
+    "request_headers",
     "__version__",
 ]
 

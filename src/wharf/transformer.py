@@ -31,6 +31,7 @@ from wharf.errors import (
     WharfError,
 )
 from wharf.model.base import Model
+from wharf.model.context import propagated_headers
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
 
 
@@ -92,13 +93,14 @@ class Transformer(Model):
 
     async def _forward(
         self,
-        call: Callable[[str, InferRequest], Awaitable[Any]],
+        call: Callable[..., Awaitable[Any]],
         payload: Any,
         passed_on: tuple[type[WharfError], ...] = _PASSED_ON,
     ) -> Any:
+        """`call` the predictor with `payload`, and with the trace headers of the request being served."""
         model = self.predictor.model or self.name
         try:
-            return await call(model, as_request(payload))
+            return await call(model, as_request(payload), headers=propagated_headers())
         except WharfError as e:
             if not e.answered or isinstance(e, passed_on):
                 raise

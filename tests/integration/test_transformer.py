@@ -85,3 +85,21 @@ def test_a_transformer_whose_predictor_does_not_explain_answers_501(serve: Calla
     transformer = serve("wharf_test_models:Scale", "--name", "scaled", env=env)
     answer = httpx.post(f"{transformer.url}/v1/models/scaled:explain", json={"instances": [[1.0]]}, timeout=30)
     assert answer.status_code == 501 and "model 'adder' does not explain its predictions" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2", "grpc-v2"])
+def test_a_transformer_passes_the_requests_trace_on_to_its_predictor(
+    serve: Callable[..., RunningServer], protocol: str
+) -> None:
+    predictor = serve("wharf_test_models:Headers", "--name", "headers")
+    env = {
+        "WHARF_PREDICTOR_URL": predictor.url,
+        "WHARF_PREDICTOR_GRPC_TARGET": f"127.0.0.1:{predictor.grpc_port}",
+        "WHARF_PREDICTOR_PROTOCOL": protocol,
+        "WHARF_PREDICTOR_MODEL": "headers",
+    }
+    transformer = serve("wharf_test_models:Scale", "--name", "scaled", env=env)
+    trace = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "x-request-id": "r-9"}
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1]}]}
+    answer = httpx.post(f"{transformer.url}/v2/models/scaled/infer", json=body, headers=trace, timeout=30)
+    assert outputs_of(answer)["y"].tolist() == [f"{trace['traceparent']}|r-9"]

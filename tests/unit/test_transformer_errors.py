@@ -33,7 +33,7 @@ class Raising:
     def __init__(self, error: WharfError) -> None:
         self.error = error
 
-    async def infer(self, *_: Any) -> Any:
+    async def infer(self, *_: Any, **__: Any) -> Any:
         raise self.error
 
     async def close(self) -> None:

@@ -88,8 +88,10 @@ class InferenceClient:
             self._channel = self._stub = None
 
     # -- calls ------------------------------------------------------------------------------------------------
-    async def infer(self, model: str, request: InferRequest, version: str | None = None) -> InferResponse:
-        """Run `request` through `model` over the client's protocol.
+    async def infer(
+        self, model: str, request: InferRequest, version: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> InferResponse:
+        """Run `request` through `model` over the client's protocol, with `headers` (gRPC: metadata) on this call.
 
         Over V1 one input is sent as `{"instances": ...}`, several as columnar `{"inputs": {name: ...}}`; the
         predictions come back as one output named "predictions", or one output per name where they are objects
@@ -97,23 +99,26 @@ class InferenceClient:
         """
         if self.protocol == "grpc-v2":
             stub = self._grpc_stub()
-            answer = await self._grpc_call(stub.ModelInfer, codec.encode_request(request, model, version))
+            message = codec.encode_request(request, model, version)
+            answer = await self._grpc_call(stub.ModelInfer, message, headers)
             return self._decoded(self._target, lambda: codec.decode_response(answer))
         if self.protocol == "v1":
-            return await self._infer_v1(model, request, version)
+            return await self._infer_v1(model, request, version, headers)
         body, _ = v2.encode_request(request)
         path = f"{_v2_model_path(model, version)}/infer"
-        answer = await self._http_call("POST", path, content=body, headers=_JSON)
+        answer = await self._http_call("POST", path, content=body, headers=_json(headers))
         length = answer.headers.get(v2.BINARY_HEADER)
         return self._decoded(
             answer.url, lambda: v2.decode_response(answer.content, int(length) if length is not None else None)
         )
 
-    async def _infer_v1(self, model: str, request: InferRequest, version: str | None) -> InferResponse:
+    async def _infer_v1(
+        self, model: str, request: InferRequest, version: str | None, headers: Mapping[str, str] | None
+    ) -> InferResponse:
         if version is not None:
             raise InvalidInput(f"KServe V1 has no model versions; call version {version!r} over 'v2' or 'grpc-v2'")
         path = _v1_path(model, "predict")
-        answer = await self._http_call("POST", path, content=v1.encode_request(request), headers=_JSON)
+        answer = await self._http_call("POST", path, content=v1.encode_request(request), headers=_json(headers))
         # A V1 answer decodes like a V1 request whose one key is "predictions".
         decoded = self._decoded(answer.url, lambda: v1.decode_request(answer.content, PREDICTIONS))
         return InferResponse(model_name=model, outputs=decoded.inputs)
@@ -124,10 +129,10 @@ class InferenceClient:
         answer = await self._http_call("POST", path, content=v2.dumps(body), headers=_JSON)
         return self._decoded(answer.url, lambda: v2.loads_object(answer.content))
 
-    async def explain(self, model: str, request: InferRequest) -> Any:
+    async def explain(self, model: str, request: InferRequest, headers: Mapping[str, str] | None = None) -> Any:
         """KServe V1 `:explain` of `request` (over REST whatever the protocol): the model's explanation as JSON."""
         path = _v1_path(model, "explain")
-        answer = await self._http_call("POST", path, content=v1.encode_request(request), headers=_JSON)
+        answer = await self._http_call("POST", path, content=v1.encode_request(request), headers=_json(headers))
         return self._decoded(answer.url, lambda: orjson.loads(answer.content))
 
     async def ready(self, model: str) -> bool:
@@ -165,10 +170,12 @@ class InferenceClient:
             self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
         return self._stub
 
-    async def _grpc_call(self, method: Callable[..., Any], message: Any) -> Any:
-        """The answer of a unary gRPC method; a status other than OK is raised as its wharf error."""
+    async def _grpc_call(self, method: Callable[..., Any], message: Any, extra: Mapping[str, str] | None = None) -> Any:
+        """The answer of a unary gRPC method (with `extra` metadata); a status other than OK is raised as its wharf
+        error."""
+        metadata = (*self._metadata, *extra.items()) if extra else self._metadata
         try:
-            return await method(message, timeout=self.timeout_s, metadata=self._metadata)
+            return await method(message, timeout=self.timeout_s, metadata=metadata)
         except grpc.aio.AioRpcError as e:
             raise self._grpc_error(e) from None
 
@@ -232,6 +239,10 @@ class SyncInferenceClient:
 
 def _v2_model_path(model: str, version: str | None) -> str:
     return f"/v2/models/{model}/versions/{version}" if version else f"/v2/models/{model}"
+
+
+def _json(headers: Mapping[str, str] | None) -> Mapping[str, str]:
+    return {**_JSON, **headers} if headers else _JSON
 
 
 def _v1_path(model: str, verb: str) -> str:

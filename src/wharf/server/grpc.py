@@ -15,6 +15,7 @@ import grpc
 
 from wharf.errors import Unimplemented, WharfError
 from wharf.model.base import Model
+from wharf.model.context import serving
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -89,12 +90,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     # -- inference --------------------------------------------------------------------------------------------
     @_answering
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+        serving(context.invocation_metadata() or ())
         return await self._infer(request)
 
     async def ModelStreamInfer(
         self, requests: AsyncIterator[pb.ModelInferRequest], context: Any
     ) -> AsyncIterator[pb.ModelStreamInferResponse]:
         """Answer each request of the stream in order; a failed request is reported in-band and the stream goes on."""
+        serving(context.invocation_metadata() or ())
         async for request in requests:
             try:
                 yield pb.ModelStreamInferResponse(infer_response=await self._infer(request))

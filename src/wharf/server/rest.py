@@ -12,6 +12,7 @@ from typing import Any
 
 from wharf.embedded_http import read_body
 from wharf.errors import InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge, WharfError
+from wharf.model import context
 from wharf.model.base import Model
 from wharf.protocol import v1, v2
 from wharf.protocol.v2 import InferRequest
@@ -83,6 +84,7 @@ class RestApp:
         if scope["type"] != "http":
             return
         request = _Request(scope, receive, self.max_request_bytes, self.body_timeout_s)
+        context.serving(request.headers)
         try:
             reply = await self._route(request)
         except WharfError as e:

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from wharf import InferRequest, InferResponse, Model, Tensor, TensorSpec, Transformer
+from wharf import InferRequest, InferResponse, Model, Tensor, TensorSpec, Transformer, request_headers
 
 
 class Echo(Model):
@@ -92,6 +92,17 @@ class Weighted(Model):
         if x.ndim != 2 or x.shape[1] != len(self.weights):
             raise ValueError(f"rows must have {len(self.weights)} features, got shape {list(x.shape)}")
         return x
+
+
+class Headers(Model):
+    """Answers with the `traceparent` and `x-request-id` of the request it serves ("TRACEPARENT|ID", BYTES)."""
+
+    strict_inputs = False
+
+    async def predict(self, payload: InferRequest) -> dict[str, np.ndarray]:
+        seen = request_headers()
+        text = f"{seen.get('traceparent', '')}|{seen.get('x-request-id', '')}"
+        return {"seen": np.array([text.encode()], dtype=object)}
 
 
 class WhoAmI(Model):

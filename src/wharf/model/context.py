@@ -1,0 +1,40 @@
+"""The headers of the request being served, for model code that needs them: a transformer passes a request's
+trace (`traceparent`, `x-request-id`, ...) on to its predictor, a model may read its own.
+
+The model server sets them for each request (HTTP headers, or gRPC metadata). Async model methods see them: they
+run in the request's task; plain methods run in worker threads, which may serve several requests in one batch,
+and see none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextvars import ContextVar
+
+# What a transformer sends on to its predictor: W3C trace context, B3, and the request id.
+PROPAGATED = frozenset(
+    {"traceparent", "tracestate", "baggage", "x-request-id", "b3"}
+    | {"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"}
+)
+
+_headers: ContextVar[Sequence[tuple[bytes | str, bytes | str]]] = ContextVar("wharf_request_headers", default=())
+
+
+def serving(headers: Sequence[tuple[bytes | str, bytes | str]]) -> None:
+    """Set the headers of the request the current task serves (as the transport has them; read when asked)."""
+    _headers.set(headers)
+
+
+def request_headers() -> dict[str, str]:
+    """The headers of the request being served, names in lower case (repeated ones joined by ", ")."""
+    found: dict[str, str] = {}
+    for key, value in _headers.get():
+        name = (key.decode("latin-1") if isinstance(key, bytes) else key).lower()
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        found[name] = f"{found[name]}, {text}" if name in found else text
+    return found
+
+
+def propagated_headers() -> dict[str, str]:
+    """The request's trace headers (`PROPAGATED`), for a call it makes to another server."""
+    return {name: value for name, value in request_headers().items() if name in PROPAGATED}
