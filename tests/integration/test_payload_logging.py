@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import grpc
 import httpx
+import numpy as np
 import orjson
 import pytest
 
@@ -162,3 +163,28 @@ def test_an_answer_the_gateway_makes_itself_is_logged_too(gateway: RunningGatewa
     assert answer.status_code == 503
     request, response = sorted(sink.wait_for(2), key=lambda event: event["type"])
     assert response["statuscode"] == "503" and response.data == answer.content
+
+
+def test_a_binary_extension_body_carries_the_length_of_its_json_part(
+    gateway: RunningGateway, echo_server: RunningServer, sink: EventSink
+) -> None:
+    _log_to(gateway, echo_server, sink.url)
+    header = orjson.dumps(
+        {
+            "inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}}],
+            "outputs": [{"name": "x", "parameters": {"binary_data": True}}],
+        }
+    )
+    body = header + np.array([1.5, 2.0], dtype=np.float32).tobytes()
+    headers = {
+        "host": HOST,
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": str(len(header)),
+    }
+    url = f"http://127.0.0.1:{gateway.http_port}/v2/models/echo/infer"
+    answer = httpx.post(url, content=body, headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    request, response = sorted(sink.wait_for(2), key=lambda event: event["type"])
+    assert request.data == body and request["inferenceheadercontentlength"] == str(len(header))
+    answer_json = int(answer.headers["inference-header-content-length"])
+    assert response.data == answer.content and response["inferenceheadercontentlength"] == str(answer_json)

@@ -18,7 +18,7 @@ GRPC_RESPONSE = "application/x-protobuf; messageType=inference.ModelInferRespons
 _DEFAULT_CONTENT_TYPE = "application/json"
 _GRPC_ERROR = "text/plain; charset=utf-8"  # a failed call's details
 
-LogAnswer = Callable[[int, bytes, str], None]  # (HTTP status, body, content type)
+LogAnswer = Callable[[int, bytes, str, str | None], None]  # (HTTP status, body, content type, its JSON length)
 
 
 def log_rest_exchange(
@@ -32,10 +32,10 @@ def log_rest_exchange(
     if request_id is None:
         request_id = uuid.uuid4().hex
         headers.append((REQUEST_ID.encode(), request_id.encode()))
-    log = _log(logger, target, request_id, fields, body, _content_type(headers))
+    log = _log(logger, target, request_id, fields, body, _content_type(headers), _json_length(headers))
     if log is None:
         return None
-    return lambda answer: log(answer.status, answer.body, _content_type(answer.headers))
+    return lambda answer: log(answer.status, answer.body, _content_type(answer.headers), _json_length(answer.headers))
 
 
 def log_grpc_exchange(
@@ -56,9 +56,9 @@ def log_grpc_exchange(
 
     def log_answer(code: str, body: bytes | None, details: str) -> None:
         if body is None:
-            log(from_grpc_code(code, details).http_status, details.encode(), _GRPC_ERROR)
+            log(from_grpc_code(code, details).http_status, details.encode(), _GRPC_ERROR, None)
         else:
-            log(200, body, GRPC_RESPONSE)
+            log(200, body, GRPC_RESPONSE, None)
 
     return metadata, log_answer
 
@@ -70,6 +70,7 @@ def _log(
     fields: Iterable[tuple[str, str]],
     body: bytes,
     content_type: str,
+    json_length: str | None = None,
 ) -> LogAnswer | None:
     """Submit the request's event (as the target's mode says); return what submits the answer's, or None."""
     kept = {name.lower(): name for name in target.metadata_headers}
@@ -78,18 +79,22 @@ def _log(
         if (name := kept.get(key.lower())) is not None:
             metadata.setdefault(name, []).append(value)
     if target.requests:
-        logger.submit(PayloadEvent(target, request_id, body, content_type, metadata))
+        logger.submit(PayloadEvent(target, request_id, body, content_type, metadata, None, json_length))
     if not target.responses:
         return None
 
-    def log_answer(status: int, answer: bytes, answer_type: str) -> None:
-        logger.submit(PayloadEvent(target, request_id, answer, answer_type, metadata, status))
+    def log_answer(status: int, answer: bytes, answer_type: str, answer_json_length: str | None) -> None:
+        logger.submit(PayloadEvent(target, request_id, answer, answer_type, metadata, status, answer_json_length))
 
     return log_answer
 
 
 def _request_id(fields: Iterable[tuple[str, str]]) -> str | None:
     return next((value for key, value in fields if key.lower() == REQUEST_ID), None)
+
+
+def _json_length(headers: Headers) -> str | None:
+    return next((v.decode("latin-1") for k, v in headers if k == b"inference-header-content-length"), None)
 
 
 def _content_type(headers: Headers) -> str:

@@ -4,9 +4,10 @@ A request and its response are two events sharing one `id` (the request's `x-req
 `org.kubeflow.serving.inference.request` and `...response`, whose body is the payload exactly as it was sent, with
 its content type. Extension attributes name the InferenceService, namespace, component and endpoint (the revision
 that served it); `metadata` holds the request headers the logger was asked to keep (`metadataHeaders`), as a JSON
-object of lists keyed as the logger names them (always there when it names any), and a response's `statuscode`
-its HTTP status. Header values stay ASCII: `metadata` escapes other characters as JSON does, other attributes
-percent-encode them.
+object of lists keyed as the logger names them (always there when it names any), a response's `statuscode` its
+HTTP status, and `inferenceheadercontentlength` the length of the JSON part of a body that carries binary tensors
+(its Inference-Header-Content-Length). Header values stay ASCII: `metadata` escapes other characters as JSON does,
+other attributes percent-encode them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class PayloadEvent:
     content_type: str
     metadata: dict[str, list[str]]
     status: int | None = None
+    json_length: str | None = None  # the body's JSON part, when it uses the binary tensor extension
 
     def to_http(self) -> tuple[dict[str, str], bytes]:
         """The event's HTTP headers and body (binary content mode).
@@ -78,6 +80,8 @@ class PayloadEvent:
             headers["ce-metadata"] = json.dumps(self.metadata, ensure_ascii=True, separators=(",", ":"))
         if self.status is not None:
             headers["ce-statuscode"] = str(self.status)
+        if self.json_length is not None:
+            headers["ce-inferenceheadercontentlength"] = _ascii(self.json_length)
         return headers, self.body
 
 
