@@ -80,9 +80,9 @@ def test_a_request_and_its_response_reach_the_sink_as_cloudevents(
         assert orjson.loads(event["metadata"]) == {"x-user": ["ann"]}
     assert response["statuscode"] == "200" and "statuscode" not in request.get_attributes()
 
-    _infer(gateway)  # no x-request-id: the gateway makes one, shared by both events
+    made = _infer(gateway)  # no x-request-id: the gateway makes one, shared by both events, and tells the client
     request, response = sorted(sink.wait_for(4)[2:], key=lambda event: event["type"])
-    assert request["id"] == response["id"] and len(request["id"]) == 32
+    assert request["id"] == response["id"] == made.headers["x-request-id"] and len(request["id"]) == 32
     assert orjson.loads(request["metadata"]) == {}
 
 

@@ -13,6 +13,7 @@ from wharf.gateway.upstream import Answer, Headers, HttpUpstream
 from wharf.logger import LogTarget, PayloadEvent, PayloadLogger, Post
 
 REQUEST_ID = "x-request-id"
+REQUEST_ID_HEADER = REQUEST_ID.encode()
 GRPC_REQUEST = "application/x-protobuf; messageType=inference.ModelInferRequest"
 GRPC_RESPONSE = "application/x-protobuf; messageType=inference.ModelInferResponse"
 _DEFAULT_CONTENT_TYPE = "application/json"
@@ -31,7 +32,7 @@ def log_rest_exchange(
     request_id = _request_id(fields)
     if request_id is None:
         request_id = uuid.uuid4().hex
-        headers.append((REQUEST_ID.encode(), request_id.encode()))
+        headers.append((REQUEST_ID_HEADER, request_id.encode()))
     log = _log(logger, target, request_id, fields, body, _content_type(headers), _json_length(headers))
     if log is None:
         return None

@@ -18,7 +18,7 @@ from wharf.embedded_http import read_body
 from wharf.errors import MethodNotAllowed, Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
-from wharf.gateway.payloads import log_rest_exchange
+from wharf.gateway.payloads import REQUEST_ID_HEADER, log_rest_exchange
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Graph, Replica, Revision
 from wharf.gateway.settings import GatewaySettings
@@ -106,7 +106,11 @@ class RestProxy:
 
         log_answer = log_rest_exchange(self._payloads, revision.logger, method, headers, body)
         self._dispatcher.mirror(router, route.service, send, _failed)
-        return await self._logged(revision, send, log_answer)
+        answer = await self._logged(revision, send, log_answer)
+        if log_answer is not None and not any(key == REQUEST_ID_HEADER for key, _ in answer.headers):
+            # The client learns the id its payload events carry (the gateway may have made it).
+            answer.headers.append(next((k, v) for k, v in headers if k == REQUEST_ID_HEADER))
+        return answer
 
     async def _logged(
         self,
