@@ -48,8 +48,12 @@ class Controller:
             stored = self.store.get(doc.kind, doc.namespace, doc.name)
             existed = stored is not None
             _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
-            if stored is not None and doc.kind == ISVC_KIND:  # a new canary percent tries a rolled-back revision again
-                await self.reconciler.readmit(doc.namespace, doc.name, _canary_changes(stored.manifest, doc.manifest))
+            if (
+                stored is not None
+                and doc.kind == ISVC_KIND
+                and (retried := _canary_changes(stored.manifest, doc.manifest))
+            ):
+                await self.reconciler.readmit(doc.namespace, doc.name, retried)  # a new canary percent: try it again
             results.append(
                 {
                     "kind": doc.kind,

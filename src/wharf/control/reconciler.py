@@ -431,7 +431,7 @@ class Reconciler:
             tags["prev"] = prev
         name = resource.name if front else component_name(resource.name, component)
         logger = route.get("logger")  # absent from a status written by the previous release
-        url = f"http://{name}.{resource.namespace}.{self.domain}"
+        url = self._url(resource, component, component if front else "")
         revisions = {
             revision: Revision(
                 revision,

@@ -8,7 +8,7 @@ and see none.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 
 # What a transformer sends on to its predictor: W3C trace context, B3, and the request id.
@@ -17,18 +17,21 @@ PROPAGATED = frozenset(
     | {"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"}
 )
 
-_headers: ContextVar[Sequence[tuple[bytes | str, bytes | str]]] = ContextVar("wharf_request_headers", default=())
+Headers = Sequence[tuple[bytes | str, bytes | str]]
+_headers: ContextVar[Headers | Callable[[], Headers | None]] = ContextVar("wharf_request_headers", default=())
 
 
-def serving(headers: Sequence[tuple[bytes | str, bytes | str]]) -> None:
-    """Set the headers of the request the current task serves (as the transport has them; read when asked)."""
+def serving(headers: Headers | Callable[[], Headers | None]) -> None:
+    """Set the headers of the request the current task serves, as the transport has them, or what gets them
+    (gRPC's `invocation_metadata`): they are read only when asked for."""
     _headers.set(headers)
 
 
 def request_headers() -> dict[str, str]:
     """The headers of the request being served, names in lower case (repeated ones joined by ", ")."""
+    source = _headers.get()
     found: dict[str, str] = {}
-    for key, value in _headers.get():
+    for key, value in (source() if callable(source) else source) or ():
         name = (key.decode("latin-1") if isinstance(key, bytes) else key).lower()
         text = value.decode("latin-1") if isinstance(value, bytes) else value
         found[name] = f"{found[name]}, {text}" if name in found else text

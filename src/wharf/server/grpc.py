@@ -90,14 +90,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     # -- inference --------------------------------------------------------------------------------------------
     @_answering
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
-        serving(context.invocation_metadata() or ())
+        serving(context.invocation_metadata)
         return await self._infer(request)
 
     async def ModelStreamInfer(
         self, requests: AsyncIterator[pb.ModelInferRequest], context: Any
     ) -> AsyncIterator[pb.ModelStreamInferResponse]:
         """Answer each request of the stream in order; a failed request is reported in-band and the stream goes on."""
-        serving(context.invocation_metadata() or ())
+        serving(context.invocation_metadata)
         async for request in requests:
             try:
                 yield pb.ModelStreamInferResponse(infer_response=await self._infer(request))
