@@ -1,7 +1,9 @@
 """The local backend: replicas are `wharf serve` processes on this machine, supervised from the daemon's loop.
 
 Each replica has a task that starts its process, learns its ports from the `serving` line of its log file,
-checks its readiness every `health_interval_s` and, once it ends, starts it again after a backoff. With
+checks its readiness every `health_interval_s` and, once it ends, starts it again after its revision's backoff
+(backoff.py: at once, then 10 s doubling up to 5 min, as Kubernetes' CrashLoopBackOff), so that crash-looping
+revisions cannot keep the machine busy starting processes. With
 `prewarm`, a process is forked from a template that has already imported the runtime, or started as a fresh
 interpreter where that fails.
 """
@@ -49,7 +51,6 @@ class _Replica:
 
     id: str
     spec: ReplicaSpec
-    backoff: RestartBackoff
     restarts: int = 0
     last_exit: int | None = None
     last_error: str | None = None
@@ -58,6 +59,8 @@ class _Replica:
     grpc_port: int = 0
     ready: bool = False
     started_at: float = 0.0
+    ready_at: float | None = None  # monotonic time its current process first passed a readiness check
+    backoff_s: float = 0.0  # the restart delay it is waiting out
     failed_checks: int = 0
     log_offset: int = 0  # where the current process's output begins in the log file
     task: asyncio.Task[None] | None = None
@@ -66,7 +69,7 @@ class _Replica:
         pid = self.process.pid if self.process else 0
         return ReplicaState(
             self.id, self.spec.revision, pid, self.http_port, self.grpc_port, self.ready, self.restarts,
-            self.last_exit, self.started_at, self.last_error, self.spec.digest,
+            self.last_exit, self.started_at, self.last_error, self.spec.digest, self.backoff_s,
         )  # fmt: skip
 
 
@@ -86,6 +89,7 @@ class LocalBackend:
         self.settings = settings or LocalBackendSettings()
         self.on_change = on_change
         self._replicas: dict[str, _Replica] = {}
+        self._backoffs: dict[str, RestartBackoff] = {}  # by revision, kept while it is scaled to zero
         self._stopping: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
@@ -101,10 +105,14 @@ class LocalBackend:
         return [r.state() for r in self._replicas.values() if revision in (None, r.spec.revision)]
 
     def failing(self, revision: str) -> str | None:
-        """Why `revision`'s replicas keep failing to start, when it has replicas, none of them ready, and each has
-        failed `settings.failing_after` times in a row (the last error of the one that failed last); else None."""
+        """Why `revision`'s replicas keep failing to start, when it has replicas, none of them ready, and the last
+        `settings.failing_after` of them to end were never ready (the last error of the one that ended last);
+        else None."""
         replicas = [r for r in self._replicas.values() if r.spec.revision == revision]
-        if not replicas or any(r.ready or r.backoff.failures < self.settings.failing_after for r in replicas):
+        backoff = self._backoffs.get(revision)
+        if not replicas or backoff is None or backoff.failed_starts < self.settings.failing_after:
+            return None
+        if any(r.ready for r in replicas):
             return None
         return max(replicas, key=lambda r: r.started_at).last_error
 
@@ -121,13 +129,14 @@ class LocalBackend:
             raise ValueError(f"replicas must be 0 or more, not {replicas}")
         current = [r for r in self._replicas.values() if r.spec.revision == spec.revision]
         for _ in range(replicas - len(current)):
-            self._launch(_Replica(self._new_id(spec.revision), spec, self._backoff()))
+            self._launch(_Replica(self._new_id(spec.revision), spec))
         surplus = sorted(current, key=lambda r: (r.ready, -r.started_at))[: max(len(current) - replicas, 0)]
         self._retire(surplus)
 
     async def remove(self, revision: str) -> None:
-        """Stop every replica of `revision` (in the background, as `scale` does)."""
+        """Stop every replica of `revision` (in the background, as `scale` does), and forget its backoff."""
         self._retire([r for r in self._replicas.values() if r.spec.revision == revision])
+        self._backoffs.pop(revision, None)
 
     async def adopt(self, records: Sequence[ReplicaState], specs: Mapping[str, ReplicaSpec]) -> None:
         """Take back the replicas a previous daemon recorded.
@@ -167,18 +176,30 @@ class LocalBackend:
         r.task = asyncio.create_task(self._supervise(r), name=f"replica {r.id}")
 
     async def _supervise(self, r: _Replica) -> None:
-        """Keep the replica running: start it (unless adopted running), watch it, and once it ends start it
-        again after a backoff."""
-        running = r.process is not None
+        """Keep the replica running: start it (unless adopted running; a new replica of a revision whose restarts
+        back off waits its turn), watch it, and once it ends start it again after its revision's backoff."""
+        backoff = self._backoff(r.spec.revision)
+        if r.process is None:
+            await self._back_off(r, backoff.wait_s())
         while True:
-            failure = None if running else await self._start(r)
+            failure = None if r.process is not None else await self._start(r)
             if failure is None:
                 await self._watch(r)
                 failure = "exited"
-            self._ended(r, failure)
-            running = False
-            await asyncio.sleep(r.backoff.next_delay())
+            delay = backoff.ended(None if r.ready_at is None else time.monotonic() - r.ready_at)
+            self._ended(r, failure, delay)
+            await self._back_off(r, delay)
             r.restarts += 1
+
+    async def _back_off(self, r: _Replica, delay: float) -> None:
+        """Wait `delay` seconds before starting the replica, shown in its state meanwhile."""
+        if delay <= 0:
+            return
+        if r.backoff_s != delay:
+            r.backoff_s = delay
+            self._changed()
+        await asyncio.sleep(delay)
+        r.backoff_s = 0.0
 
     async def _start(self, r: _Replica) -> str | None:
         """Start the replica's process and wait for its `serving` line: None once serving, else what failed."""
@@ -222,23 +243,27 @@ class LocalBackend:
             r.failed_checks = 0 if ok else r.failed_checks + 1
             if ok and not r.ready:
                 r.ready = True
-                r.backoff.healthy()
+                if r.ready_at is None:
+                    r.ready_at = time.monotonic()
+                self._backoff(r.spec.revision).ready()
                 self._changed()
             elif r.ready and r.failed_checks >= self.settings.unready_after:
                 log.warning("replica unready", extra={"replica": r.id, "failed_checks": r.failed_checks})
                 r.ready = False
-                r.backoff.unhealthy()
                 self._changed()
             await asyncio.sleep(self.settings.health_interval_s)
 
-    def _ended(self, r: _Replica, what: str) -> None:
-        """Record why the replica's process ended (or never started), with the last lines of its log."""
+    def _ended(self, r: _Replica, what: str, delay: float) -> None:
+        """Record why the replica's process ended (or never started), with the last lines of its log, and the
+        `delay` before it starts again."""
         r.last_exit = r.process.returncode if r.process else None
         status = "" if r.last_exit is None else f" (status {r.last_exit})"
         tail = last_lines(self.log_path(r.spec.revision, r.id), r.log_offset, self.settings.error_lines)
         r.last_error = f"{what}{status}" + (f":\n{tail}" if tail else "")
-        r.process, r.http_port, r.grpc_port, r.ready, r.failed_checks = None, 0, 0, False, 0
-        log.warning("replica ended", extra={"replica": r.id, "reason": what, "status": r.last_exit})
+        r.process, r.http_port, r.grpc_port, r.ready, r.failed_checks, r.ready_at = None, 0, 0, False, 0, None
+        r.backoff_s = delay
+        extra = {"replica": r.id, "reason": what, "status": r.last_exit, "restart_in_s": delay}
+        log.warning("replica ended", extra=extra)
         self._changed()
 
     async def _take_over(self, record: ReplicaState, spec: ReplicaSpec | None) -> None:
@@ -251,11 +276,11 @@ class LocalBackend:
             await process.stop(self.settings.kill_grace_s)
         if spec is None:
             return
-        r = _Replica(record.id, spec, self._backoff(), record.restarts, record.last_exit, record.last_error)
+        r = _Replica(record.id, spec, record.restarts, record.last_exit, record.last_error)
         if healthy:
             r.process, r.http_port, r.grpc_port = process, record.http_port, record.grpc_port
-            r.started_at, r.ready = record.started_at, True
-            r.backoff.healthy()
+            r.started_at, r.ready, r.ready_at = record.started_at, True, time.monotonic()
+            self._backoff(spec.revision).ready()
             log.info("replica adopted", extra={"replica": r.id, "pid": record.pid})
         else:
             r.restarts += 1
@@ -310,9 +335,12 @@ class LocalBackend:
         except Exception:
             log.exception("on_change failed")
 
-    def _backoff(self) -> RestartBackoff:
-        s = self.settings
-        return RestartBackoff(s.backoff_initial_s, s.backoff_max_s, s.backoff_reset_s)
+    def _backoff(self, revision: str) -> RestartBackoff:
+        backoff = self._backoffs.get(revision)
+        if backoff is None:
+            s = self.settings
+            backoff = self._backoffs[revision] = RestartBackoff(s.backoff_initial_s, s.backoff_max_s, s.backoff_reset_s)
+        return backoff
 
     def _new_id(self, revision: str) -> str:
         while (replica_id := f"{revision}-{secrets.token_hex(3)}") in self._replicas:

@@ -39,7 +39,8 @@ class ReplicaState:
     `last_exit` is the exit status of the previous process (negative: killed by that signal; None when unknown,
     as for an adopted process), and `last_error` says why it ended, with the last lines of its log.
     `spec_digest` is the `ReplicaSpec.digest` of the spec its process was started with ("" in a record saved before
-    digests were kept: it matches no spec).
+    digests were kept: it matches no spec). `backoff_s` is the delay it waits out before it starts again (0 when
+    it is not waiting): its revision's replicas keep ending (CrashLoopBackOff).
     """
 
     id: str
@@ -53,3 +54,4 @@ class ReplicaState:
     started_at: float  # wall-clock seconds (time.time()) when the current process started
     last_error: str | None = None
     spec_digest: str = ""
+    backoff_s: float = 0.0

@@ -14,12 +14,16 @@ class LocalBackendSettings(BaseModel):
         30.0, ge=0, description="drain time of a stopping replica whose env does not set WHARF_DRAIN_TIMEOUT_S"
     )
     kill_grace_s: float = Field(5.0, ge=0, description="added to the drain time before a stopping replica is killed")
-    backoff_initial_s: float = Field(1.0, gt=0, description="delay before the first restart of a replica")
-    backoff_max_s: float = Field(60.0, gt=0, description="the delay doubles with each failure up to this")
-    backoff_reset_s: float = Field(60.0, gt=0, description="healthy this long, a replica's delay starts over")
+    backoff_initial_s: float = Field(
+        10.0, gt=0, description="a revision's replica that ends again is restarted after this (the first time at once)"
+    )
+    backoff_max_s: float = Field(300.0, gt=0, description="the delay doubles with each end up to this")
+    backoff_reset_s: float = Field(
+        600.0, gt=0, description="a replica that ends after being ready this long starts its revision's delays over"
+    )
     error_lines: int = Field(20, ge=1, description="log lines kept in `last_error` when a replica ends")
     failing_after: int = Field(
-        2, ge=1, description="failures in a row of every replica of a revision after which its requests fail at once"
+        2, ge=1, description="replicas of a revision in a row that end before ready, after which its requests fail at once"
     )
     prewarm: bool = Field(True, description="fork replicas from a template process that has imported the runtime")
     prewarm_modules: tuple[str, ...] = Field(
