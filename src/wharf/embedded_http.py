@@ -1,39 +1,85 @@
-"""uvicorn embedded in a process that owns its event loop and its signals (model server, gateway, daemon)."""
+"""uvicorn embedded in a process that owns its event loop and its signals (model server, gateway, daemon), with
+the limits every listener keeps before and around its requests, and the reading of request bodies.
+
+Limits (`HttpLimits`, from `WHARF_HTTP_*`), enforced by `_GuardedProtocol` before the application sees a request:
+- a new connection must send its first request's headers within `header_timeout_s`, and a request whose headers
+  have begun to come must finish them within it; past it the connection closes (408 if part of a request came);
+- request line and headers above `max_header_bytes`, or more than `max_headers` headers: 431;
+- at most `max_connections` open connections: beyond them an idle connection is closed to make room, the oldest
+  of those that never sent a request first, else the one kept alive longest since its last answer; if none is
+  idle, the new connection's request is answered 503. So idle connections cannot lock clients out, and a client
+  that uses its connection (a health probe on a kept-alive one) is the last to lose it;
+- idle keep-alive connections close after uvicorn's `timeout_keep_alive` (each process's keep-alive setting).
+These refusals are `{"error": ...}` JSON bodies with `connection: close`; the connection then reads and drops what
+the client still sends for `_LINGER_S` (so that the client reads the answer rather than a reset) and closes.
+
+Cost per request: a few attribute checks, one dict insert and delete (the idle connections); a timer per connection
+(its first request), and per later request only when its headers did not come in one read.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import functools
+import resource
 import socket
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
+import httptools
+import orjson
 import uvicorn
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from wharf.errors import InvalidInput, PayloadTooLarge
 
-# What uvicorn logs, as warnings, for every Upgrade request: Wharf serves no WebSocket on purpose (`ws="none"`).
-_UPGRADE_ADVICE = ("Unsupported upgrade request", "No supported WebSocket library detected")
+T = TypeVar("T")
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+_LINGER_S = 1.0  # how long a refused connection reads and drops what its client still sends before closing
 
 
-def _not_upgrade_advice(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith(_UPGRADE_ADVICE)
+class HttpLimits(BaseSettings):
+    """Limits of every HTTP listener of a process (environment prefix `WHARF_HTTP_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="WHARF_HTTP_", extra="forbid")
+
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a new connection must send its first request's headers within this, and a request's headers "
+        "once begun must all come within this; else the connection closes",
+    )
+    max_header_bytes: int = Field(32 * 2**10, ge=1024, description="larger request lines and headers get 431")
+    max_headers: int = Field(100, ge=1, description="requests with more headers get 431")
+    max_connections: int = Field(
+        1024,
+        ge=1,
+        description="open connections per listener; beyond them the longest idle one closes, or if none is idle "
+        "the new one gets 503 (at most half the process's open-file limit)",
+    )
 
 
 class EmbeddedServer(uvicorn.Server):
     """uvicorn without signal handling of its own: the embedding process decides when to stop (`should_exit`).
 
-    Every Wharf HTTP server is plain HTTP/1.1 on httptools: an Upgrade (WebSocket) request is answered as a
-    plain HTTP request, no lifespan events, no access log (Wharf logs and counts requests itself), no `server`
-    header; `options` are the other `uvicorn.Config` settings.
+    Every Wharf HTTP server is plain HTTP/1.1 on httptools within `limits` (default: `HttpLimits()`, read from the
+    environment): an Upgrade (WebSocket) request is answered as a plain HTTP request, no lifespan events, no access
+    log (Wharf logs and counts requests itself), no `server` header; `options` are the other `uvicorn.Config`
+    settings.
     """
 
-    def __init__(self, app: Any, **options: Any) -> None:
-        logging.getLogger("uvicorn.error").addFilter(_not_upgrade_advice)  # a set: added once
+    def __init__(self, app: Any, limits: HttpLimits | None = None, **options: Any) -> None:
+        limits = limits or HttpLimits()
+        listener = _Listener(limits, min(limits.max_connections, _raise_open_files_limit() // 2))
+        protocol = functools.partial(_GuardedProtocol, listener=listener)
         defaults = {"lifespan": "off", "access_log": False, "proxy_headers": False, "server_header": False}
-        super().__init__(uvicorn.Config(app, http="httptools", ws="none", log_config=None, **(defaults | options)))
+        http: Any = protocol  # uvicorn takes a protocol class; a factory is called the same way
+        super().__init__(uvicorn.Config(app, http=http, ws="none", log_config=None, **(defaults | options)))
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -48,6 +94,192 @@ class EmbeddedServer(uvicorn.Server):
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.01)
         return task
+
+
+def _raise_open_files_limit() -> int:
+    """The process's open-file limit, raised to the hard limit first (as Go's runtime does): connections beyond
+    the usual 1024 must not make the process refuse every new socket, its replicas' included."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 2**20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            return soft
+        return wanted
+    return soft if soft != resource.RLIM_INFINITY else 2**20
+
+
+class _Listener:
+    """What the connections of one server share: the limits, the capacity, and the idle connections, oldest first
+    (dicts keep insertion order), those that never sent a request apart from those kept alive after one: the
+    first are closed first when the server is full, so that a client that used its connection keeps it longest."""
+
+    def __init__(self, limits: HttpLimits, capacity: int) -> None:
+        self.limits = limits
+        self.capacity = capacity
+        self.fresh: dict[_GuardedProtocol, None] = {}
+        self.kept: dict[_GuardedProtocol, None] = {}
+
+    def make_room(self) -> bool:
+        """Close the connection idle longest, a fresh one first; False if no connection is idle."""
+        idle = self.fresh or self.kept
+        if not idle:
+            return False
+        next(iter(idle)).evict()
+        return True
+
+
+class _Refusal(Exception):
+    """Raised in a parser callback: the request is answered `status` by the listener itself."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol within the listener's limits (see the module docstring)."""
+
+    def __init__(self, *args: Any, listener: _Listener, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._listener = listener
+        self._max_headers = listener.limits.max_headers
+        self._max_head_bytes = listener.limits.max_header_bytes
+        self._reading_head = True  # between requests (or before the first) until a request's headers are complete
+        self._head_bytes = 0  # bytes received while reading the head (a read's body bytes may count too)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False  # answered by the listener: what still comes is dropped until the connection closes
+        self._over_capacity = False  # came when the listener was full and nothing idle could make room
+        self._idle_in: dict[_GuardedProtocol, None] | None = None  # the listener's idle connections it is among
+
+    # -- asyncio.Protocol -------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        listener = self._listener
+        if len(self.connections) > listener.capacity and not listener.make_room():
+            self._over_capacity = True
+        self._idle(listener.fresh)
+        self._head_timer = self.loop.call_later(listener.limits.header_timeout_s, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._busy()
+        self._stop_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._unset_keepalive_if_required()
+        if self._reading_head:
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # Wharf serves no WebSocket: the application has the request as a plain HTTP one
+        except httptools.HttpParserError as e:
+            refusal = e.__context__
+            self._refuse(refusal if isinstance(refusal, _Refusal) else _Refusal(400, f"invalid HTTP request: {e}"))
+            return
+        if self._reading_head and self._head_bytes:
+            if self._head_bytes > self._max_head_bytes:
+                self._refuse(_Refusal(431, f"request headers exceed the limit of {self._max_head_bytes} bytes"))
+            elif self._head_timer is None:
+                timeout = self._listener.limits.header_timeout_s
+                self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
+
+    # -- httptools callbacks ----------------------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= self._max_headers:
+            raise _Refusal(431, f"more than {self._max_headers} request headers")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._over_capacity:
+            if len(self.connections) > self._listener.capacity:
+                raise _Refusal(503, f"the server is at its limit of {self._listener.capacity} connections")
+            self._over_capacity = False
+        if self._head_bytes > self._max_head_bytes and self._head_size() > self._max_head_bytes:
+            raise _Refusal(431, f"request headers exceed the limit of {self._max_head_bytes} bytes")
+        self._reading_head = False
+        self._stop_head_timer()
+        self._busy()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._reading_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # kept alive, waiting for the next request
+            self._idle(self._listener.kept)
+
+    # -- limits -----------------------------------------------------------------------------------------------
+    def evict(self) -> None:
+        """Close this idle connection to make room for a new one."""
+        self._busy()
+        self.connections.discard(self)
+        self.transport.close()
+
+    def _idle(self, idle: dict[_GuardedProtocol, None]) -> None:
+        self._idle_in = idle
+        idle[self] = None
+
+    def _busy(self) -> None:
+        if self._idle_in is not None:
+            del self._idle_in[self]
+            self._idle_in = None
+
+    def _head_size(self) -> int:
+        """The size of the request line and headers just parsed (give or take their separators)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) + 16
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._reading_head or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:  # the request before it is still served
+            self._head_timer = self.loop.call_later(self._listener.limits.header_timeout_s, self._head_timed_out)
+        elif self._head_bytes:
+            timeout = self._listener.limits.header_timeout_s
+            self._refuse(_Refusal(408, f"request headers not received within {timeout} s"))
+        else:
+            self.transport.close()
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _refuse(self, refusal: _Refusal) -> None:
+        """Answer `refusal` and close: the connection stops counting against the capacity at once, and reads and
+        drops what still comes for `_LINGER_S`."""
+        self._refused = True
+        self._stop_head_timer()
+        self._unset_keepalive_if_required()
+        self._busy()
+        self.connections.discard(self)
+        transport = self.transport
+        if self.cycle is not None and not self.cycle.response_complete:
+            transport.close()  # an answer to an earlier request is under way: nothing may cut into it
+            return
+        body = orjson.dumps({"error": refusal.message})
+        transport.write(
+            b"".join(
+                [
+                    STATUS_LINE[refusal.status],
+                    b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
+                    b"connection: close\r\n\r\n",
+                    body,
+                ]
+            )
+        )
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(_LINGER_S, transport.close)
 
 
 def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
@@ -67,7 +299,14 @@ def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int, timeout: float) -> bytes:
+_DISCONNECTED = "client disconnected before sending the whole body"
+
+
+def _late(timeout: float) -> InvalidInput:
+    return InvalidInput(f"request body not received within {timeout} s")
+
+
+async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
     """An ASGI request's whole body, at most `limit` bytes, all of it received within `timeout` seconds (give or
     take `_BodyDeadlines.TICK_S`)."""
     chunks: list[bytes] = []
@@ -80,7 +319,7 @@ async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise InvalidInput("client disconnected before sending the whole body")
+                raise InvalidInput(_DISCONNECTED)
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -91,14 +330,102 @@ async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int
     except asyncio.CancelledError:
         if not deadlines.expired(task):
             raise
-        task.uncancel()
-        raise InvalidInput(f"request body not received within {timeout} s") from None
+        raise _late(timeout) from None
     finally:
         deadlines.unwatch(task)
     if not chunks:
         return chunk  # the whole body came in one message
     chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def start_body(receive: Receive, limit: int, timeout: float) -> bytes | BodyStream:
+    """An ASGI request's body if it came whole in its first message (as a small body does, with the headers: this
+    costs what `read_body` does), else a `BodyStream` holding that first part, to read the rest as it arrives,
+    within the same `limit` and `timeout`."""
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines = _BodyDeadlines.of(asyncio.get_running_loop())
+    deadlines.watch(task, timeout)
+    try:
+        message = await receive()
+    except asyncio.CancelledError:
+        deadlines.unwatch(task)
+        if not deadlines.expired(task):
+            raise
+        raise _late(timeout) from None
+    if message["type"] == "http.disconnect":
+        deadlines.unwatch(task)
+        raise InvalidInput(_DISCONNECTED)
+    chunk = message.get("body", b"")
+    if len(chunk) > limit:
+        deadlines.unwatch(task)
+        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    if not message.get("more_body"):
+        deadlines.unwatch(task)
+        return chunk
+    return BodyStream(receive, chunk, limit, timeout, deadlines, task)
+
+
+class BodyStream:
+    """The body of a request that did not come whole with its headers, read as it arrives (iterate it: the part
+    already received first), at most `limit` bytes in all and within `timeout` from when it began.
+
+    Whatever reads it must run inside `within`, which also ends the deadline's watch: every path that got a
+    `BodyStream` from `start_body` passes through `within` (or `read`, which uses it).
+    """
+
+    def __init__(
+        self,
+        receive: Receive,
+        first: bytes,
+        limit: int,
+        timeout: float,
+        deadlines: _BodyDeadlines,
+        task: asyncio.Task[Any],
+    ) -> None:
+        self._receive = receive
+        self._first: bytes | None = first
+        self._size = len(first)
+        self._limit = limit
+        self._timeout = timeout
+        self._deadlines = deadlines
+        self._task = task
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        while not self._done:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise InvalidInput(_DISCONNECTED)
+            chunk = message.get("body", b"")
+            self._size += len(chunk)
+            if self._size > self._limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {self._limit} bytes")
+            self._done = not message.get("more_body")
+            if chunk:
+                yield chunk
+
+    async def within(self, work: Awaitable[T]) -> T:
+        """`work`'s result, where `work` reads this body: past the body's deadline, InvalidInput."""
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not self._deadlines.expired(self._task):
+                raise
+            raise _late(self._timeout) from None
+        finally:
+            self._deadlines.unwatch(self._task)
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        return await self.within(self._join())
+
+    async def _join(self) -> bytes:
+        return b"".join([chunk async for chunk in self])
 
 
 class _BodyDeadlines:
@@ -139,9 +466,10 @@ class _BodyDeadlines:
         self._waiting.pop(task, None)
 
     def expired(self, task: asyncio.Task[Any]) -> bool:
-        """Whether `task` was cancelled here (once: it is forgotten)."""
+        """Whether `task` was cancelled here (once: it is forgotten, and the cancellation withdrawn)."""
         if task in self._expired:
             self._expired.discard(task)
+            task.uncancel()
             return True
         return False
 
