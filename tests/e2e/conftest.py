@@ -36,6 +36,15 @@ class Daemon:
         return f"http://127.0.0.1:{self.control_port}"
 
     @property
+    def token(self) -> str:
+        """The admin token `wharf up` keeps in its home."""
+        return json.loads((self.home / "daemon.json").read_text())["token"]
+
+    def control(self) -> httpx.Client:
+        """An HTTP client of the control API that sends the admin token."""
+        return httpx.Client(base_url=self.control_url, timeout=10, headers={"authorization": f"Bearer {self.token}"})
+
+    @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
@@ -47,7 +56,7 @@ class Daemon:
             capture_output=True,
             text=True,
             timeout=60,
-            env={**os.environ, "WHARF_CONTROL_URL": self.control_url},
+            env={**os.environ, "WHARF_CONTROL_URL": self.control_url, "WHARF_HOME": str(self.home)},
             cwd=ROOT,
         )
         if check and run.returncode != 0:
@@ -86,13 +95,15 @@ def ready(resource: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0)) -> Daemon:
-    """`wharf up` on `home`, the gateway on `gateway_ports` (HTTP, gRPC; 0: any free port)."""
+def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0), env: dict[str, str] | None = None) -> Daemon:
+    """`wharf up` on `home`, the gateway on `gateway_ports` (HTTP, gRPC; 0: any free port), with `env` added to
+    its environment."""
     env = {
         **os.environ,
         "WHARF_HOME": str(home),
         "PYTHONPATH": os.pathsep.join([str(MODELS), str(ROOT)]),
         "WHARF_SCALE_TO_ZERO_GRACE_S": "1",  # Knative's 30 s is long for a test
+        **(env or {}),
     }
     command = [
         sys.executable,
@@ -111,9 +122,9 @@ def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0)) -> Daemon:
 
 
 def _replica_pids(home: Path) -> list[int]:
-    """The processes still running for the daemon of `home`: replicas started as `wharf serve`, the replica
-    template and the replicas forked from it (whose command line is the template's)."""
-    command = "wharf.cli serve|wharf.control.backends.zygote"
+    """The processes still running for the daemon of `home`: its gateway, replicas started as `wharf serve`, the
+    replica template and the replicas forked from it (whose command line is the template's)."""
+    command = "wharf.cli gateway|wharf.cli serve|wharf.control.backends.zygote"
     found = subprocess.run(["pgrep", "-f", command], capture_output=True, text=True).stdout.split()
     pids = []
     for pid in map(int, found):

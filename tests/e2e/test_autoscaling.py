@@ -40,7 +40,7 @@ def test_idle_scales_to_zero_and_the_next_request_brings_a_replica_back(daemon: 
     assert [a.status_code for a in answers] == [200, 200, 200]  # held by the activator, none lost
     assert time.monotonic() - started < 20
     assert _replicas(daemon.isvc("who")) >= 1
-    metrics = httpx.get(f"{daemon.control_url}/metrics", timeout=10).text
+    metrics = daemon.control().get("/metrics").text
     cold_starts = [line for line in metrics.splitlines() if line.startswith("wharf_cold_start_seconds_count")]
     assert cold_starts and float(cold_starts[0].split()[-1]) >= 1  # timed from the first waiting request
     assert 'wharf_revision_desired_replicas{revision="who-predictor-00001"}' in metrics

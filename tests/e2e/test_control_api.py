@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 
 from tests.e2e.conftest import Daemon, manifest, ready, start_daemon, who_answers
 from wharf.control.plan import parse
@@ -47,7 +46,10 @@ def test_a_daemon_whose_store_holds_a_resource_it_cannot_run_keeps_serving(tmp_p
 
 
 def test_client_mistakes_answer_4xx_with_an_error(daemon: Daemon) -> None:
-    answer = httpx.post(f"{daemon.control_url}/apis/apply", content=b"\xff\xfename: who\n", timeout=10)
+    with daemon.control() as control:
+        answer = control.post(
+            "/apis/apply", content=b"\xff\xfename: who\n", headers={"content-type": "application/yaml"}
+        )
     assert answer.status_code == 400 and "must be UTF-8 YAML or JSON" in answer.json()["error"]
 
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))

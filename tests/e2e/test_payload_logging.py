@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import orjson
 
 from tests.e2e.conftest import Daemon, manifest, ready, who_answers
@@ -28,7 +27,7 @@ def test_a_logger_sends_each_request_and_response_to_its_url(daemon: Daemon) -> 
             assert orjson.loads(event["metadata"]) == {"X-User": ["ann"]}
         sent = 'wharf_payload_log_events_total{outcome="sent"} 6.0'  # counted once the sink has answered
         deadline = time.monotonic() + 10
-        while sent not in httpx.get(f"{daemon.control_url}/metrics", timeout=10).text:
+        while sent not in daemon.control().get("/metrics").text:
             assert time.monotonic() < deadline, "the control API's metrics never counted 6 events sent"
             time.sleep(0.05)
         responses = [event for event in events if event["type"] == RESPONSE_TYPE]

@@ -14,7 +14,14 @@ import yaml
 
 from wharf.client.control import DEFAULT_URL, ControlClient, ControlError
 
-ControlUrl = Annotated[str, typer.Option("--control-url", envvar="WHARF_CONTROL_URL", help="the control API")]
+ControlUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--control-url",
+        envvar="WHARF_CONTROL_URL",
+        help="the control API (default: where the `wharf up` of WHARF_HOME listens, else " + DEFAULT_URL + ")",
+    ),
+]
 Namespace = Annotated[str, typer.Option("--namespace", "-n")]
 Kind = Annotated[str, typer.Argument(help="isvc or ig")]
 
@@ -22,7 +29,7 @@ rollout = typer.Typer(help="Promote or roll back an InferenceService's canary.",
 
 
 @contextmanager
-def _client(url: str) -> Iterator[ControlClient]:
+def _client(url: str | None) -> Iterator[ControlClient]:
     try:
         with ControlClient(url) as client:
             yield client
@@ -35,7 +42,7 @@ def _client(url: str) -> Iterator[ControlClient]:
 
 def apply(
     files: Annotated[list[Path], typer.Option("--filename", "-f", help="YAML file(s); - reads standard input")],
-    control_url: ControlUrl = DEFAULT_URL,
+    control_url: ControlUrl = None,
 ) -> None:
     """Create or update the resources in the given files (multi-document YAML; idempotent)."""
     with _client(control_url) as client:
@@ -57,7 +64,7 @@ def get(
     name: Annotated[str | None, typer.Argument()] = None,
     namespace: Namespace = "default",
     output: Annotated[str | None, typer.Option("--output", "-o", help="yaml or json")] = None,
-    control_url: ControlUrl = DEFAULT_URL,
+    control_url: ControlUrl = None,
 ) -> None:
     """List resources, or show one."""
     if output not in (None, "yaml", "json"):
@@ -75,7 +82,7 @@ def describe(
     kind: Kind,
     name: Annotated[str, typer.Argument()],
     namespace: Namespace = "default",
-    control_url: ControlUrl = DEFAULT_URL,
+    control_url: ControlUrl = None,
 ) -> None:
     """Show a resource's spec, status, revisions and replicas: `get NAME -o yaml`."""
     get(kind, name, namespace, "yaml", control_url)
@@ -85,7 +92,7 @@ def delete(
     kind: Kind,
     name: Annotated[str, typer.Argument()],
     namespace: Namespace = "default",
-    control_url: ControlUrl = DEFAULT_URL,
+    control_url: ControlUrl = None,
 ) -> None:
     """Delete a resource and stop its replicas."""
     with _client(control_url) as client:
@@ -94,7 +101,7 @@ def delete(
 
 
 @rollout.command()
-def promote(name: str, namespace: Namespace = "default", control_url: ControlUrl = DEFAULT_URL) -> None:
+def promote(name: str, namespace: Namespace = "default", control_url: ControlUrl = None) -> None:
     """Send all traffic to the latest revision."""
     with _client(control_url) as client:
         client.promote(name, namespace)
@@ -102,7 +109,7 @@ def promote(name: str, namespace: Namespace = "default", control_url: ControlUrl
 
 
 @rollout.command()
-def rollback(name: str, namespace: Namespace = "default", control_url: ControlUrl = DEFAULT_URL) -> None:
+def rollback(name: str, namespace: Namespace = "default", control_url: ControlUrl = None) -> None:
     """Send all traffic back to the previously rolled-out revision."""
     with _client(control_url) as client:
         client.rollback(name, namespace)

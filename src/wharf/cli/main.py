@@ -135,6 +135,29 @@ def up(
         raise typer.Exit(2) from None
 
 
+@app.command(hidden=True)
+def gateway(
+    socket: Annotated[Path, typer.Option(help="the Unix socket its daemon reaches it on")],
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option()] = 0,
+    grpc_port: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """The gateway as a process of its own; `wharf up` starts it (settings: WHARF_GATEWAY_*)."""
+    import asyncio
+
+    from wharf.gateway.standalone import run
+    from wharf.server import logs
+    from wharf.server.app import loop_factory
+
+    logs.configure("INFO")
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(run(host, http_port, grpc_port, socket))
+    except (WharfError, OSError) as e:
+        typer.echo(f"wharf gateway: {getattr(e, 'message', e)}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _one_worker(argv: list[str]) -> list[str]:
     """The same command line, asking for a single worker."""
     out, skip = [], False

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8002"
+DEFAULT_HOME = Path(".wharf")
 PLURALS = {
     "inferenceservice": "inferenceservices",
     "inferenceservices": "inferenceservices",
@@ -35,9 +40,42 @@ def plural(kind: str) -> str:
         raise ControlError(f"unknown resource kind {kind!r}; use isvc or ig") from None
 
 
+@dataclass(frozen=True, slots=True)
+class DaemonAddress:
+    """What `wharf up` leaves in its WHARF_HOME for clients (`daemon.json`, readable by its user only): where its
+    APIs listen and the admin token, as a kubeconfig tells kubectl where its cluster is."""
+
+    control_url: str
+    gateway_url: str
+    gateway_grpc: str
+    token: str
+
+    FILE = "daemon.json"
+
+    @classmethod
+    def read(cls, home: Path) -> DaemonAddress | None:
+        try:
+            return cls(**json.loads((home / cls.FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def home_from_env() -> Path:
+    """The WHARF_HOME a command run here means: the variable, else `./.wharf` (as `wharf up` takes it)."""
+    return Path(os.environ.get("WHARF_HOME") or DEFAULT_HOME)
+
+
 class ControlClient:
-    def __init__(self, url: str = DEFAULT_URL, timeout_s: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=url, timeout=timeout_s)
+    """The control API. Without `url`, the client finds its daemon the way kubectl finds its cluster:
+    WHARF_CONTROL_URL, else the `daemon.json` of WHARF_HOME, else the default address; the token likewise comes
+    from `token`, WHARF_TOKEN or that file."""
+
+    def __init__(self, url: str | None = None, timeout_s: float = 30.0, token: str | None = None) -> None:
+        address = DaemonAddress.read(home_from_env())
+        url = url or os.environ.get("WHARF_CONTROL_URL") or (address.control_url if address else DEFAULT_URL)
+        token = token or os.environ.get("WHARF_TOKEN") or (address.token if address else None)
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url, timeout=timeout_s, headers=headers)
 
     def close(self) -> None:
         self._http.close()

@@ -1,16 +1,23 @@
-"""`wharf up`: the control plane and the gateway in one process, with embedded defaults.
+"""`wharf up`: the control plane, with embedded defaults, and its gateway as a process of its own.
 
-State lives in SQLite under WHARF_HOME; a lock file there keeps a second daemon out. On SIGTERM/SIGINT the
-daemon stops its API and gateway and then its replicas; after a crash (SIGKILL), the next daemon adopts the
-replicas that are still healthy and restarts the others, from what the store recorded.
+State lives in SQLite under WHARF_HOME; a lock file there keeps a second daemon out. The gateway runs apart
+(`GatewayProcess`), so that the control plane's work never delays traffic. On SIGTERM/SIGINT the daemon stops its
+API, the gateway and then its replicas; after a crash (SIGKILL) the gateway and the replicas go on serving, and the
+next daemon adopts the gateway and the replicas that are still healthy and restarts the others.
+
+The control API listens on `control_host` (loopback by default, whatever address the gateway is given) and asks
+every caller for a bearer token (`wharf.control.auth`); the daemon tells its clients where it is and the token in
+WHARF_HOME/daemon.json.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import ipaddress
+import json
 import logging
 import signal
 from collections.abc import Coroutine, Iterator
@@ -20,14 +27,17 @@ from typing import IO, Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wharf.client.control import DEFAULT_HOME, DaemonAddress
 from wharf.control.api import create_app
+from wharf.control.auth import ControlGuard, Credentials, write_private
 from wharf.control.backends import LocalBackend, ReplicaState
 from wharf.control.controller import Controller
+from wharf.control.gateway_process import GatewayProcess
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import ConfigurationError
-from wharf.gateway import Gateway, GatewaySettings
+from wharf.gateway import GatewaySettings
 
 log = logging.getLogger("wharf.daemon")
 
@@ -35,11 +45,15 @@ log = logging.getLogger("wharf.daemon")
 class DaemonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHARF_", extra="ignore")
 
-    home: Path = Field(Path(".wharf"), description="where state, logs and the lock file live")
-    host: str = "127.0.0.1"
+    home: Path = Field(DEFAULT_HOME, description="where state, logs and the lock file live")
+    host: str = Field("127.0.0.1", description="the gateway's address")
     gateway_http_port: int = Field(8000, ge=0, le=65535)
     gateway_grpc_port: int = Field(8001, ge=0, le=65535)
+    control_host: str = Field("127.0.0.1", description="the control API's address, apart from the gateway's")
     control_port: int = Field(8002, ge=0, le=65535)
+    control_allowed_hosts: list[str] = Field(
+        [], description="host names the control API answers to besides localhost and IP addresses"
+    )
     domain: str = "example.com"
     resync_s: float = Field(1.0, gt=0, description="how often load is sampled, canaries judged, replicas recorded")
     scale_to_zero_grace_s: float = Field(30.0, ge=0, description="an idle revision's last replica goes after this")
@@ -55,6 +69,10 @@ def _ingress(host: str, http_port: int, grpc_port: int) -> Ingress:
         host = "::1" if address.version == 6 else "127.0.0.1"
     bracketed = f"[{host}]" if ":" in host else host
     return Ingress(f"http://{bracketed}:{http_port}", f"{bracketed}:{grpc_port}")
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -77,9 +95,11 @@ def exclusive(home: Path) -> Iterator[IO[str]]:
 
 async def run(settings: DaemonSettings) -> None:
     with exclusive(settings.home):
+        settings.home.chmod(0o700)  # state, logs, tokens and the gateway's socket: this user's only
+        credentials, made = Credentials.load_or_create(settings.home)
         store = Store(settings.home / "wharf.db")
         gateway_settings = GatewaySettings()
-        gateway = Gateway(gateway_settings)
+        gateway = GatewayProcess(settings.home)
         backend = LocalBackend(settings.home)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -114,20 +134,30 @@ async def run(settings: DaemonSettings) -> None:
                 await reconciler.reconcile()
             except Exception:  # a stored resource that cannot run must not keep the API (and `wharf delete`) down
                 log.exception("reconcile failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
-            control = listen(settings.host, settings.control_port)
+            control = listen(settings.control_host, settings.control_port)
             control_port = control.getsockname()[1]
-            api = EmbeddedServer(create_app(Controller(store, reconciler)))
+            app = create_app(Controller(store, reconciler))
+            api = EmbeddedServer(ControlGuard(app, credentials, settings.control_allowed_hosts))
             api_task = await api.start(control)
+            address = DaemonAddress(
+                _url(settings.control_host, control_port),
+                _url(settings.host, http_port),
+                f"{settings.host}:{grpc_port}",
+                credentials.admin,
+            )
+            write_private(settings.home / DaemonAddress.FILE, json.dumps(dataclasses.asdict(address)))
+            tokens = {"admin_token": credentials.admin, "viewer_token": credentials.viewer} if made else {}
             log.info(
                 "wharf is up",
                 extra={
-                    "gateway": f"http://{settings.host}:{http_port}",
-                    "gateway_grpc": f"{settings.host}:{grpc_port}",
-                    "control": f"http://{settings.host}:{control_port}",
+                    "gateway": address.gateway_url,
+                    "gateway_grpc": address.gateway_grpc,
+                    "control": address.control_url,
                     "home": str(settings.home.resolve()),
                     "http_port": http_port,
                     "grpc_port": grpc_port,
                     "control_port": control_port,
+                    **tokens,  # printed once, when made; kept in WHARF_HOME (credentials.json, daemon.json)
                 },
             )
             while not stop.is_set() and not api_task.done():

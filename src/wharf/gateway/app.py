@@ -78,6 +78,10 @@ class Gateway:
         answers over the stats window."""
         return self._dispatcher.snapshot()
 
+    def payload_counts(self) -> dict[str, int]:
+        """How many payload log events were sent, dropped and failed so far."""
+        return self.payloads.counts
+
     @property
     def on_demand(self) -> Callable[[str], None] | None:
         """Called with a revision's name when requests start waiting for it to get a ready replica (once per wait,
