@@ -49,6 +49,13 @@ class NotFound(WharfError):
     grpc_code = "NOT_FOUND"
 
 
+class Forbidden(WharfError):
+    """The operation exists but is not offered to this caller here (e.g. a control operation sent to the gateway)."""
+
+    http_status = 403
+    grpc_code = "PERMISSION_DENIED"
+
+
 class MethodNotAllowed(WharfError):
     """The endpoint exists but not for this HTTP method; `allowed` is the one it takes (the `Allow` header)."""
 
@@ -121,6 +128,7 @@ class PredictorFailed(WharfError):
 _ANSWERED = (
     InvalidInput,
     PayloadTooLarge,
+    Forbidden,
     NotFound,
     Unimplemented,
     MethodNotAllowed,
