@@ -49,33 +49,37 @@ def test_metadata(client: httpx.Client) -> None:
     assert multiclass["platform"] == "lightgbm"
     assert multiclass["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
     assert multiclass["outputs"] == [
-        {"name": "predict", "datatype": "INT64", "shape": [-1]},
+        {"name": "predict", "datatype": "FP64", "shape": [-1, 3]},
         {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]},
+        {"name": "predict_class", "datatype": "INT64", "shape": [-1]},
     ]
-    assert client.get("/v2/models/binary").json()["outputs"][1]["shape"] == [-1, 2]
+    binary = client.get("/v2/models/binary").json()["outputs"]
+    assert [o["shape"] for o in binary] == [[-1], [-1, 2], [-1]]
     regression = client.get("/v2/models/regression").json()
     assert regression["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
 
 
 @pytest.mark.parametrize("model", ["multiclass", "binary"])
-def test_classifier_probabilities_and_labels(client: httpx.Client, repository: Path, model: str) -> None:
+def test_classifier_probabilities_and_classes(client: httpx.Client, repository: Path, model: str) -> None:
+    """`predict` is Booster.predict (KServe's answer); `predict_proba` has a column per class, `predict_class`."""
     booster = lightgbm.Booster(model_file=next((repository / model).iterdir()))
-    probabilities = booster.predict(ROWS)
-    if probabilities.ndim == 1:
-        probabilities = np.column_stack([1 - probabilities, probabilities])
-    labels = probabilities.argmax(axis=1)
-    outputs = infer(client, model, rows_request(ROWS, outputs=[{"name": "predict"}, {"name": "predict_proba"}]))
-    assert outputs["predict"].tolist() == labels.tolist()
+    predicted = booster.predict(ROWS)
+    probabilities = np.column_stack([1 - predicted, predicted]) if predicted.ndim == 1 else predicted
+    wanted = [{"name": "predict"}, {"name": "predict_proba"}, {"name": "predict_class"}]
+    outputs = infer(client, model, rows_request(ROWS, outputs=wanted))
+    assert np.allclose(outputs["predict"], predicted)
     assert np.allclose(outputs["predict_proba"], probabilities)
+    assert outputs["predict_class"].tolist() == probabilities.argmax(axis=1).tolist()
     by_parameter = infer(client, model, rows_request(ROWS, parameters={"method": "predict_proba"}))
     assert np.allclose(by_parameter["predict_proba"], probabilities)
     v1 = client.post(f"/v1/models/{model}:predict", json={"instances": ROWS.tolist()}).json()
-    assert v1 == {"predictions": labels.tolist()}
+    assert np.allclose(v1["predictions"], predicted)
 
 
-def test_binary_labels_follow_the_one_half_threshold(client: httpx.Client, repository: Path) -> None:
+def test_binary_classes_follow_the_one_half_threshold(client: httpx.Client, repository: Path) -> None:
     positive = lightgbm.Booster(model_file=repository / "binary/lightgbm-binary.txt").predict(FEATURES)
-    assert infer(client, "binary", rows_request(FEATURES))["predict"].tolist() == (positive > 0.5).astype(int).tolist()
+    classes = infer(client, "binary", rows_request(FEATURES, parameters={"method": "predict_class"}))["predict_class"]
+    assert classes.tolist() == (positive > 0.5).astype(int).tolist()
 
 
 def test_regression(client: httpx.Client, repository: Path) -> None:

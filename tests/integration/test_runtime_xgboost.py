@@ -1,4 +1,5 @@
-"""The XGBoost runtime: a plain Booster and an XGBClassifier, trained here and served by one `wharf serve`."""
+"""The XGBoost runtime: a plain Booster and an XGBClassifier, trained here and served by one `wharf serve`.
+(KServe's file names and default answers: test_kserve_artifacts.py.)"""
 
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def test_metadata(client: httpx.Client) -> None:
     assert booster["inputs"] == [{"name": "input-0", "datatype": "FP32", "shape": [-1, 5]}]
     assert booster["outputs"] == [{"name": "predict", "datatype": "FP32", "shape": [-1]}]
     assert client.get("/v2/models/classifier").json()["outputs"] == [
-        {"name": "predict", "datatype": "INT64", "shape": [-1]},
+        {"name": "predict", "datatype": "FP32", "shape": [-1, 3]},
         {"name": "predict_proba", "datatype": "FP32", "shape": [-1, 3]},
+        {"name": "predict_class", "datatype": "INT64", "shape": [-1]},
     ]
 
 
@@ -68,24 +70,31 @@ def test_booster_predicts_what_booster_predict_does(client: httpx.Client, reposi
     assert np.allclose(v1["predictions"], expected)
 
 
-def test_classifier_labels_and_probabilities(client: httpx.Client, repository: Path) -> None:
+def test_classifier_answers_booster_predict_and_offers_the_wrappers_probabilities_and_classes(
+    client: httpx.Client, repository: Path
+) -> None:
+    """`predict` is what KServe's XGBoost server answers (Booster.predict); the wrapper's answers are named."""
     classifier = _classifier(repository)
+    booster = xgboost.Booster(model_file=repository / "classifier/model.ubj")
 
     def outputs(**extra: Any) -> list[dict[str, Any]]:  # as sent, with their names, datatypes and shapes
         answer = client.post("/v2/models/classifier/infer", json=rows_request(IRIS, **extra))
         assert answer.status_code == 200, answer.text
         return answer.json()["outputs"]
 
-    labels = outputs()
-    assert labels == [{"name": "predict", "datatype": "INT64", "shape": [3], "data": classifier.predict(IRIS).tolist()}]
+    [default] = outputs()
+    assert (default["name"], default["datatype"], default["shape"]) == ("predict", "FP32", [3, 3])
+    assert np.allclose(default["data"], booster.predict(xgboost.DMatrix(IRIS)).reshape(-1))
     by_parameter = outputs(parameters={"method": "predict_proba"})
-    both = outputs(outputs=[{"name": "predict_proba"}, {"name": "predict"}])
+    both = outputs(outputs=[{"name": "predict_proba"}, {"name": "predict_class"}])
     for probabilities in (by_parameter[0], both[0]):
         assert probabilities["name"] == "predict_proba" and probabilities["shape"] == [3, 3]
         assert np.allclose(probabilities["data"], classifier.predict_proba(IRIS).reshape(-1))
-    assert both[1]["data"] == classifier.predict(IRIS).tolist()
+    assert both[1] == {
+        "name": "predict_class", "datatype": "INT64", "shape": [3], "data": classifier.predict(IRIS).tolist()
+    }
     v1 = client.post("/v1/models/classifier:predict", json={"instances": IRIS.tolist()}).json()
-    assert v1 == {"predictions": classifier.predict(IRIS).tolist()}
+    assert np.allclose(v1["predictions"], booster.predict(xgboost.DMatrix(IRIS)))
 
 
 @pytest.mark.parametrize(
@@ -94,7 +103,7 @@ def test_classifier_labels_and_probabilities(client: httpx.Client, repository: P
         ("booster", rows_request(ROWS[:, :3]), "takes 5 features per row, got 3"),
         ("booster", rows_request(ROWS.reshape(2, 2, 5)), "takes a 2-D input [rows, features], got shape [2, 2, 5]"),
         ("booster", request(tensor("x", np.array(["a"]))), "numeric input"),
-        ("classifier", rows_request(IRIS, parameters={"method": "apply"}), "it offers ['predict', 'predict_proba']"),
+        ("classifier", rows_request(IRIS, parameters={"method": "apply"}), "it offers ['predict', 'predict_proba', 'predict_class']"),
     ],
 )
 def test_bad_input_is_a_400_and_the_model_keeps_serving(

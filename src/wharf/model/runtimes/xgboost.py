@@ -1,9 +1,12 @@
-"""XGBoost runtime: Booster files (JSON or UBJSON), as `Booster.save_model` or the sklearn wrappers write them.
+"""XGBoost runtime: Booster files (JSON or UBJSON, under any name: KServe's `model.bst`, `model.json`, `model.ubj`),
+as `Booster.save_model` or the sklearn wrappers write them.
 
-A plain Booster offers `predict`, what `Booster.predict` returns (probabilities for a classification objective).
-A model saved by a sklearn wrapper (its learner attribute `scikit_learn` names the estimator type) is served
-through that wrapper, so that predictions are the wrapper's own (e.g. up to the best iteration of early
-stopping): `predict`, and for a classifier class labels from `predict` and probabilities from `predict_proba`.
+`predict` answers what `Booster.predict` returns, as KServe's XGBoost server does: probabilities for a
+classification objective (one column per class for `multi:softprob`, the positive class's for `binary:logistic`),
+values for a regression. A model saved by a sklearn classifier (its learner attribute `scikit_learn` names the
+estimator type) also offers that wrapper's own answers: `predict_proba` (one column per class) and
+`predict_class` (the class index, `XGBClassifier.predict`), both up to the best iteration of early stopping where
+there was one, as the wrapper predicts. The file is checked by its first bytes before XGBoost reads it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import xgboost
 
 from wharf.errors import ModelLoadError
+from wharf.model.runtimes.signatures import Content, content_of, first_line
 from wharf.model.runtimes.tabular import Method, TabularModel
 
 
@@ -24,40 +28,54 @@ class XGBoostModel(TabularModel):
     input_datatype = "FP32"
 
     def load(self) -> None:
+        _check_content(self.artifact)
         try:
             booster = xgboost.Booster(model_file=str(self.artifact))
             wrapper = _wrapper(booster)
             if wrapper is not None:
                 wrapper.load_model(str(self.artifact))
         except Exception as e:
-            raise ModelLoadError(f"cannot load XGBoost model from {self.artifact}: {e}") from e
+            raise ModelLoadError(f"cannot load XGBoost model from {self.artifact}: {first_line(e)}") from None
         self.n_features = booster.num_features()
+        self.columns = list(booster.feature_names) if booster.feature_names else None
         self.methods = _methods(booster, wrapper)
 
 
+def _check_content(artifact: Path) -> None:
+    """Refuse a file that is not an XGBoost model XGBoost can read, naming what it is instead."""
+    content = content_of(artifact)
+    if content in (Content.XGBOOST_JSON, Content.XGBOOST_UBJSON):
+        return
+    if content is Content.XGBOOST_BINARY:
+        reason = (
+            "it is in XGBoost's old binary format, which XGBoost 3.1 and later cannot read; "
+            "load it with XGBoost 3.0 and save it again as model.json or model.ubj"
+        )
+    elif content is Content.LIGHTGBM_TEXT:
+        reason = "it is a LightGBM text model; serve it with --runtime lightgbm (modelFormat lightgbm)"
+    else:
+        reason = "expected an XGBoost model saved as JSON or UBJSON (Booster.save_model)"
+    raise ModelLoadError(f"cannot load XGBoost model from {artifact}: {reason}")
+
+
 def _methods(booster: xgboost.Booster, wrapper: xgboost.XGBModel | None) -> dict[str, Method]:
-    """`predict` from the Booster or its wrapper, and `predict_proba` too from a classifier's wrapper."""
-    if wrapper is None:
-        # inplace_predict skips building a DMatrix and gives what Booster.predict(DMatrix(x)) gives
-        return {"predict": Method(partial(booster.inplace_predict, validate_features=False), "FP32", _shape(booster))}
-    # requests carry no feature names, so the wrapper must not check them
-    predict = partial(wrapper.predict, validate_features=False)
-    if not isinstance(wrapper, xgboost.XGBClassifier):
-        return {"predict": Method(predict, "FP32", _shape(booster))}
-    return {
-        "predict": Method(predict, "INT64", [-1]),
-        "predict_proba": Method(
+    """`predict` from the Booster, and `predict_proba` and `predict_class` too from a classifier's wrapper."""
+    # inplace_predict skips building a DMatrix and gives what Booster.predict(DMatrix(x)) gives
+    methods = {"predict": Method(partial(booster.inplace_predict, validate_features=False), "FP32", _shape(booster))}
+    if isinstance(wrapper, xgboost.XGBClassifier):
+        # requests carry no feature names, so the wrapper must not check them
+        methods["predict_proba"] = Method(
             partial(wrapper.predict_proba, validate_features=False), "FP32", [-1, int(wrapper.n_classes_)]
-        ),
-    }
+        )
+        methods["predict_class"] = Method(partial(wrapper.predict, validate_features=False), "INT64", [-1])
+    return methods
 
 
 def _wrapper(booster: xgboost.Booster) -> xgboost.XGBModel | None:
-    """An empty sklearn wrapper of the type that saved `booster`, or None when a plain Booster saved it."""
+    """An empty sklearn wrapper of the classifier type that saved `booster`, or None (a plain Booster, a regressor)."""
     attribute = booster.attr("scikit_learn")
     kind = json.loads(attribute).get("_estimator_type") if attribute else None
-    wrappers = {"classifier": xgboost.XGBClassifier, "regressor": xgboost.XGBRegressor, "ranker": xgboost.XGBRanker}
-    return wrappers[kind]() if kind in wrappers else None
+    return xgboost.XGBClassifier() if kind == "classifier" else None
 
 
 def _shape(booster: xgboost.Booster) -> list[int]:
