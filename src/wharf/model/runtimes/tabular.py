@@ -118,7 +118,8 @@ class TabularModel(Model):
         missing = [c for c in expected if c not in given]
         extra = [n for n in given if n not in set(expected)]
         if missing or extra:
-            problems = [f"{what} column(s) {names}" for what, names in (("missing", missing), ("unknown", extra)) if names]
+            found = (("missing", missing), ("unknown", extra))
+            problems = [f"{kind} column(s) {names}" for kind, names in found if names]
             raise InvalidInput(f"model '{self.name}': {'; '.join(problems)}; it takes the columns {expected}")
         columns: dict[str, np.ndarray] = {}
         for name in expected:
@@ -127,7 +128,8 @@ class TabularModel(Model):
                 data = data.reshape(-1)
             if data.ndim != 1:
                 raise InvalidInput(
-                    f"model '{self.name}': column '{name}' must be 1-D [rows] (or [rows, 1]), got shape {list(data.shape)}"
+                    f"model '{self.name}': column '{name}' must be 1-D [rows] (or [rows, 1]), "
+                    f"got shape {list(data.shape)}"
                 )
             rows = len(next(iter(columns.values()))) if columns else len(data)
             if len(data) != rows:
