@@ -115,7 +115,7 @@ def decode_request(body: bytes, input_name: str) -> InferRequest:
         inputs = _rows(value)
     else:
         inputs = [Tensor(input_name, _array(value, key))]
-    return InferRequest(inputs=inputs, parameters=parameters)
+    return InferRequest(inputs=inputs, parameters=parameters, protocol="v1")
 
 
 def nested_json(array: np.ndarray) -> Any:

@@ -69,6 +69,8 @@ class InferRequest:
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     outputs: list[RequestedOutput] | None = None
+    #: "v1" for a request decoded from a KServe V1 body (an adapted `kserve.Model` hands its predict the V1 dict)
+    protocol: str = "v2"
 
     def named(self) -> dict[str, np.ndarray]:
         """The inputs as a name -> array mapping."""
