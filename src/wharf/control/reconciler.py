@@ -7,7 +7,11 @@ traffic split (canary, promotion, rollback), asks the backend for replicas of ev
 host; behind a transformer, the predictor answers on `{service}-predictor`, where the transformer calls it through
 the gateway (so the predictor keeps its canary, autoscaling and scale from zero). The reconciler runs on events
 (apply, delete, a replica's change) and on a periodic resync that records replicas for adoption and rolls back a
-canary whose error rate or p99 latency crosses the service's thresholds.
+canary whose error rate or p99 latency crosses the service's thresholds. A full pass asked for while another waits
+to start joins that one, so that a storm of replica changes costs one pass, not one each.
+
+The machine runs at most `max_replicas` replicas in all: a revision gets what it asks for (its autoscaler's choice)
+as far as the replicas of the others leave room, first come first served, and its status says so when it gets less.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from wharf.control.backends import LocalBackend, ReplicaSpec, ReplicaState
+from wharf.control.gateway_process import GatewayProcess
 from wharf.control.graph_plan import GRAPH_KIND, graph_route
 from wharf.control.metrics import ControlMetrics
 from wharf.control.plan import (
@@ -122,11 +127,12 @@ class Reconciler:
         self,
         store: Store,
         backend: LocalBackend,
-        gateway: Gateway,
+        gateway: Gateway | GatewayProcess,
         ingress: Ingress,
         domain: str,
         stats_window_s: float,
         grace_s: float,
+        max_replicas: int = 64,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -134,10 +140,13 @@ class Reconciler:
         self.ingress = ingress
         self.domain = domain
         self.stats_window_s = stats_window_s
+        self.max_replicas = max_replicas
         self.metrics = ControlMetrics()
-        self.metrics.count_payload_events(lambda: gateway.payloads.counts)
+        self.metrics.count_payload_events(gateway.payload_counts)
         self.scaling = RevisionScaling(grace_s, self.metrics)
         self._lock = asyncio.Lock()
+        self._next_pass: asyncio.Task[None] | None = None  # a full pass waiting for the lock, for others to join
+        self._capped: dict[str, tuple[int, int]] = {}  # revision -> (replicas wanted, granted) under the cap
         # Parsed once per version of a resource: the resync reads every resource each second.
         self._plans: dict[tuple[str, str, float, int], ServicePlan] = {}
         self._graphs: dict[tuple[str, str, float, int], Graph] = {}
@@ -153,13 +162,26 @@ class Reconciler:
 
     async def reconcile(self, namespace: str | None = None, name: str | None = None) -> None:
         """Bring one service (or, without a name, every service) to its spec, then prune and publish routes."""
+        if name is not None:
+            async with self._lock:
+                await self._pass(namespace, name)
+            return
+        if self._next_pass is None:  # else one waits to start, which will see whatever brought this call
+            self._next_pass = asyncio.get_running_loop().create_task(self._full_pass())
+        await asyncio.shield(self._next_pass)
+
+    async def _full_pass(self) -> None:
         async with self._lock:
-            for resource in self.store.list(ISVC_KIND):
-                if name is None or (resource.namespace, resource.name) == (namespace, name):
-                    await self._reconcile(resource)
-            await self._prune()
-            self._graph_statuses()
-            self._publish()
+            self._next_pass = None  # this pass may read the state before a later change: that needs a pass of its own
+            await self._pass(None, None)
+
+    async def _pass(self, namespace: str | None, name: str | None) -> None:
+        for resource in self.store.list(ISVC_KIND):
+            if name is None or (resource.namespace, resource.name) == (namespace, name):
+                await self._reconcile(resource)
+        await self._prune()
+        self._graph_statuses()
+        self._publish()
 
     async def rollback(self, namespace: str, name: str, reason: str, component: str | None = None) -> None:
         """Roll back `component` (nothing happens if it has nothing to roll back); without one, every component
@@ -279,15 +301,31 @@ class Reconciler:
         shadow = _shadow(rollout, desired, service.policy.shadow_percent)
         records = {r.name: r for r in self.store.revisions(resource.namespace, resource.name, component)}
         for name in {*desired, *(shadow[:1] if shadow else ())}:
-            ready = sum(replica.ready for replica in self.backend.replicas(name))
-            await self.backend.scale(
-                self._replica_spec(records[name]), self.scaling.replicas(name, plan.scaling, ready)
-            )
+            replicas = self.backend.replicas(name)
+            wanted = self.scaling.replicas(name, plan.scaling, sum(replica.ready for replica in replicas))
+            await self.backend.scale(self._replica_spec(records[name]), self._granted(name, wanted, len(replicas)))
         # Traffic moves only to revisions that can take it: until then the split published before stays.
         published = _routing(resource.status, component).get("traffic")
         takes_traffic = all(self._ready(name) or self.scaling.at_zero(name) for name in desired)
         traffic = desired if published is None or takes_traffic else published
         return ComponentState(rollout, traffic, desired, shadow, takes_traffic)
+
+    def _granted(self, revision: str, wanted: int, has: int) -> int:
+        """How many of the `wanted` replicas `revision` (which `has` some) may run: as many as the other revisions'
+        replicas leave under the machine's cap. A shortfall is kept for the revision's status."""
+        room = max(self.max_replicas - (len(self.backend.replicas()) - has), 0)
+        if wanted <= room:
+            self._capped.pop(revision, None)
+            return wanted
+        self._capped[revision] = (wanted, room)
+        return room
+
+    def _cap_message(self, revision: str) -> str:
+        wanted, granted = self._capped[revision]
+        return (
+            f"replica cap reached: {revision} runs {granted} of the {wanted} replicas it wants"
+            f" (this machine runs at most {self.max_replicas}: WHARF_MAX_REPLICAS)"
+        )
 
     def _ready(self, revision: str) -> bool:
         return any(replica.ready for replica in self.backend.replicas(revision))
@@ -337,6 +375,7 @@ class Reconciler:
         for revision in {state.revision for state in self.backend.replicas()} - wanted:
             await self.backend.remove(revision)
         self.scaling.forget(wanted)
+        self._capped = {revision: shortfall for revision, shortfall in self._capped.items() if revision in wanted}
 
     def _url(self, resource: Resource, component: str, front: str) -> str:
         """The front component answers on the service's host; one behind it on `{service}-{component}`."""
@@ -361,10 +400,12 @@ class Reconciler:
             )
             serving = all(name in ready for name in desired)
             waiting = "" if serving else "waiting for a ready replica of " + ", ".join(sorted(set(desired) - ready))
-            errors = [r.last_error for rs in by_revision.values() for r in rs if r.last_error and not r.ready]
-            conditions.append(_condition(f"{component.capitalize()}Ready", serving, errors[0] if errors else waiting))
-            if not serving or rollout.rollback_reason:
-                messages.append(rollout.rollback_reason or waiting)
+            errors = [_replica_error(r) for rs in by_revision.values() for r in rs if r.last_error and not r.ready]
+            capped = "; ".join(self._cap_message(n) for n in sorted(names) if n in self._capped)
+            reason = errors[0] if errors else capped or waiting
+            conditions.append(_condition(f"{component.capitalize()}Ready", serving, reason))
+            if rollout.rollback_reason or capped or not serving:
+                messages.append(rollout.rollback_reason or capped or waiting)
             components[component] = {
                 "url": self._url(resource, component, front),
                 "latestCreatedRevision": rollout.latest_created,
@@ -525,6 +566,13 @@ def _routed(status: dict[str, Any], component: str | None = None) -> list[str]:
         shadow = routing["shadow"][:1] if routing.get("shadow") else []
         routed += [*routing.get("traffic", {}), *routing.get("desired", {}), *shadow]
     return routed
+
+
+def _replica_error(state: ReplicaState) -> str:
+    """Why a replica is not ready: its last error, and the delay before it starts again when it is backing off."""
+    if state.backoff_s:
+        return f"CrashLoopBackOff: back-off {state.backoff_s:g} s restarting replica {state.id}: {state.last_error}"
+    return state.last_error or ""
 
 
 def _condition(kind: str, ok: bool, message: str) -> dict[str, str]:

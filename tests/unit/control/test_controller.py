@@ -46,6 +46,9 @@ class Gateway:
         self.tables: list[Any] = []
         self.payloads = PayloadLogger()
 
+    def payload_counts(self) -> dict[str, int]:
+        return self.payloads.counts
+
     def stats(self) -> dict[str, Any]:
         return {}
 
