@@ -1,7 +1,10 @@
 """The model repository: which models a server knows, loading and unloading them at run time, readiness.
 
 A repository is filled with model instances (`add`), or discovered from a directory whose sub-directories are
-models (`discover`): `root/NAME/` holding an artifact, or `root/NAME/VERSION/` with numeric versions.
+models (`discover`): `root/NAME/` holding an artifact, or `root/NAME/VERSION/` with numeric versions. A root whose
+sub-directories are all numeric versions (`tfk/1/saved_model.pb`) is itself one model, named after it. An empty
+model (or version) directory is registered but not loaded: it is not ready, and the index says why; the load API
+loads it once it holds a model.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class _Entry:
     state: ModelState = ModelState.UNAVAILABLE
     reason: str = ""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: loaded only when asked (by the load API): its directory was empty when it was discovered
+    deferred: bool = False
 
 
 async def _call(model: Model, method: str) -> Any:
@@ -70,15 +75,21 @@ class ModelRepository:
     def add_factory(self, name: str, version: str | None, factory: ModelFactory) -> None:
         self._add(name, version, factory)
 
-    def _add(self, name: str, version: str | None, factory: ModelFactory) -> None:
+    def _add(self, name: str, version: str | None, factory: ModelFactory) -> _Entry:
         versions = self._entries.setdefault(name, {})
         if version in versions:
             raise WharfError(f"model '{name}' version {version!r} is registered twice")
-        versions[version] = _Entry(name, version, factory)
+        entry = versions[version] = _Entry(name, version, factory)
+        return entry
 
     def discover(self) -> None:
         """Register every model found under `root` that is not registered yet."""
         if self.root is None:
+            return
+        visible = _visible(self.root)
+        if visible and all(p.is_dir() and p.name.isdigit() for p in visible):  # the root is one versioned model
+            if self.root.name not in self._entries:
+                self._discover_model(self.root)
             return
         for name in sorted(p.name for p in self.root.iterdir()):
             path = self._model_dir(name)
@@ -97,16 +108,16 @@ class ModelRepository:
         return path if path.parent == self.root and path.is_dir() else None
 
     def _discover_model(self, path: Path) -> None:
-        versions = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()]
-        if not versions:
-            self.add_factory(path.name, None, _artifact_factory(path.name, path, None))
-        for v in versions:
-            self.add_factory(path.name, v.name, _artifact_factory(path.name, v, v.name))
+        for version, directory in _versions_of(path) or [(None, path)]:
+            entry = self._add(path.name, version, _artifact_factory(path.name, directory, version))
+            if not _visible(directory):
+                entry.deferred = True
+                entry.reason = f"its directory {directory} is empty: nothing to load yet"
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def load_all(self) -> None:
-        """Load every registered model; the first failure is raised."""
-        await asyncio.gather(*(self._load(e) for vs in self._entries.values() for e in vs.values()))
+        """Load every registered model (but those deferred); the first failure is raised."""
+        await asyncio.gather(*(self._load(e) for vs in self._entries.values() for e in vs.values() if not e.deferred))
 
     async def load(self, name: str) -> None:
         """(Re)load every version of `name`, discovering it under `root` if it is new there."""
@@ -195,6 +206,16 @@ class ModelRepository:
 
     def versions(self, name: str) -> list[str]:
         return [v for v in sorted(self._versions(name), key=_version_key) if v is not None]
+
+
+def _visible(path: Path) -> list[Path]:
+    """The entries of directory `path` but hidden ones."""
+    return [p for p in path.iterdir() if not p.name.startswith(".")]
+
+
+def _versions_of(path: Path) -> list[tuple[str, Path]]:
+    """The numeric version directories in `path`, as (version, directory)."""
+    return [(p.name, p) for p in path.iterdir() if p.is_dir() and p.name.isdigit()]
 
 
 def _artifact_factory(name: str, path: Path, version: str | None) -> ModelFactory:

@@ -1,13 +1,20 @@
-"""Custom Python models named as `package.module:ClassName`."""
+"""Custom Python models named as `package.module:ClassName`: a `wharf.Model` subclass, or a `kserve.Model` one.
+
+The module is imported as `python -m` and uvicorn import an application: from `sys.path` with the code root in
+front of it, by default the current directory (the `wharf` command's own directory is not it). `PYTHONPATH` adds
+more places, as for any Python program.
+"""
 
 from __future__ import annotations
 
 import importlib
 import re
+import sys
 from pathlib import Path
 
 from wharf.errors import ConfigurationError
 from wharf.model.base import Model
+from wharf.model.runtimes import kserve_model
 
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -21,13 +28,24 @@ def names_class(uri: str) -> bool:
     return is_class_path(uri) and not Path(uri).exists()
 
 
-def create(class_path: str, name: str, version: str | None = None) -> Model:
-    """Instantiate the `Model` subclass at `module:Class` with the model's name."""
+def create(class_path: str, name: str, version: str | None = None, code_root: Path | None = None) -> Model:
+    """Instantiate the model class at `module:Class` with the model's name, importing it from `code_root` (by
+    default the current directory) or `sys.path`."""
     module_name, _, class_name = class_path.partition(":")
+    _put_first_on_path(code_root or Path.cwd())
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as e:
         raise ConfigurationError(f"cannot import model class {class_path!r}: {e}") from e
-    if not (isinstance(cls, type) and issubclass(cls, Model)):
-        raise ConfigurationError(f"{class_path!r} is not a subclass of wharf.Model")
-    return cls(name=name, version=version) if version else cls(name=name)
+    if isinstance(cls, type) and issubclass(cls, Model):
+        return cls(name=name, version=version) if version else cls(name=name)
+    if kserve_model.is_kserve_model(cls):
+        return kserve_model.create(cls, name, version)
+    raise ConfigurationError(f"{class_path!r} is not a subclass of wharf.Model (or of kserve.Model)")
+
+
+def _put_first_on_path(root: Path) -> None:
+    """Put `root` at the front of `sys.path` unless it is on it already."""
+    resolved = root.resolve()
+    if not any(Path(entry or ".").resolve() == resolved for entry in sys.path):
+        sys.path.insert(0, str(resolved))
