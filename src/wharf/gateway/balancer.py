@@ -1,7 +1,7 @@
 """Replica choice at run time: in-flight counts, container-concurrency queues and passive ejection.
 
-`Balancer.acquire` is the one place that finds no replica to send to (`ReplicaUnavailable`); when the revision
-has no ready replica at all (`NoReadyReplica`), the dispatcher hands the request to the activator.
+`Balancer.acquire` is the one place that finds no replica to send to (`NoReadyReplica`: none is ready, or every
+ready one refused this request); the dispatcher then hands the request to the activator.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class ReplicaUnavailable(WharfError):
 
 
 class NoReadyReplica(ReplicaUnavailable):
-    """A revision has no ready replica at all: it is scaled to zero or its replicas are still starting."""
+    """A revision has no ready replica to try: it is scaled to zero, its replicas are still starting, or those the
+    route table has as ready refused the request (they ended, and the table does not say so yet)."""
 
 
 class Balancer:
@@ -32,7 +33,8 @@ class Balancer:
 
     With `container_concurrency` > 0, a replica takes at most that many requests at once; the excess waits in a
     bounded queue per revision (`max_queued` waiters; beyond that `ServerBusy`). A replica that refused a
-    connection is avoided for `eject_s` seconds unless no other is left.
+    connection is avoided for `eject_s` seconds unless no other is left. Acquiring costs a scan of the revision's
+    replicas; the ejection bookkeeping only runs while some replica is ejected.
     """
 
     def __init__(self, rng: random.Random, max_queued: int, eject_s: float, clock: Callable[[], float]) -> None:
@@ -45,10 +47,13 @@ class Balancer:
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}  # revision name -> waiters, oldest first
         self._revisions: dict[str, Revision] = {}  # the current table's, by name
 
-    async def acquire(self, revision: Revision, tried: frozenset[str] = frozenset()) -> Replica:
-        """A replica of `revision` not in `tried`, counted in flight until `release`; waits while all are full."""
+    async def acquire(
+        self, revision: Revision, tried: frozenset[str] = frozenset(), avoid: frozenset[str] = frozenset()
+    ) -> Replica:
+        """A replica of `revision` not in `tried` (and, while there are others, not in `avoid`), counted in flight
+        until `release`; waits while all are full."""
         while True:
-            replica = self._choose(revision, tried)
+            replica = self._choose(revision, tried, avoid)
             cap = revision.container_concurrency
             if not cap or self.in_flight.get(replica.id, 0) < cap:
                 self.in_flight[replica.id] = self.in_flight.get(replica.id, 0) + 1
@@ -75,16 +80,17 @@ class Balancer:
         for name in list(self._waiting):
             self._wake(name, everyone=True)
 
-    def _choose(self, revision: Revision, tried: frozenset[str]) -> Replica:
+    def _choose(self, revision: Revision, tried: frozenset[str], avoid: frozenset[str]) -> Replica:
         replica = None
-        if self._ejected:
+        if self._ejected or avoid:
             now = self._clock()
             self._ejected = {k: until for k, until in self._ejected.items() if until > now}
-            replica = least_loaded(revision.replicas, self.in_flight, self._rng, tried | self._ejected.keys())
+            skip = tried | avoid | self._ejected.keys()
+            replica = least_loaded(revision.replicas, self.in_flight, self._rng, skip)
         if replica is None:
             replica = least_loaded(revision.replicas, self.in_flight, self._rng, tried)
         if replica is None and tried:
-            raise ReplicaUnavailable(f"revision {revision.name!r} has no ready replica that accepted a connection")
+            raise NoReadyReplica(f"revision {revision.name!r} has no ready replica that accepted a connection")
         if replica is None:
             raise NoReadyReplica(f"revision {revision.name!r} has no ready replica")
         return replica

@@ -1,9 +1,12 @@
 """The protocol-neutral core of the gateway, which the REST and gRPC proxies share.
 
 It holds the current `Router` (swapped whole on `update`), sends one request to a replica of a revision within
-the revision's timeout (trying another replica only when the first could not be connected to; holding it in the
-activator while the revision has no ready replica), counts it in the revision's statistics, and mirrors a share
-of requests to a shadow revision without waiting for them.
+the revision's timeout, counts it in the revision's statistics, and mirrors a share of requests to a shadow
+revision without waiting for them. A request goes to another replica when one refused its connection, and once
+more (to another replica where there is one) when a connection broke before any of the answer came, as Knative's
+activator does: the replica died or closed the connection, and inference requests may be sent again. It waits in
+the activator while the revision has no ready replica left to try, as when it scales from zero: a replica that
+crashed is restarted, and the route table that says so wakes it. The happy path pays for none of this.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from wharf.errors import RequestTimeout, WharfError
@@ -39,6 +43,29 @@ class UpstreamFailed(WharfError):
 
     http_status = 502
     grpc_code = "UNAVAILABLE"
+
+
+class NoAnswer(UpstreamFailed):
+    """The connection to a replica broke before any of the answer came: the request is sent once more."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Tries:
+    """What became of a request's earlier tries: the replicas that refused its connection (not tried again while
+    they stay as they are; a restarted replica has another address) and whether one dropped it unanswered."""
+
+    refused: frozenset[Replica] = frozenset()
+    dropped: bool = False
+
+
+_FIRST_TRY = _Tries()
+
+
+class _Held(Exception):
+    """No ready replica of the revision is left to try: the request waits for one in the activator."""
+
+    def __init__(self, tries: _Tries) -> None:
+        self.tries = tries
 
 
 class Dispatcher:
@@ -77,23 +104,25 @@ class Dispatcher:
     async def forward(self, revision: Revision, send: Send[T], failed: Failed[T]) -> T:
         """The answer of a replica of `revision`, counted in its statistics.
 
-        While the revision has no ready replica the request waits in the activator (ActivationFailed past its
-        deadline); RequestTimeout once the revision's timeout has passed since the request came.
+        While the revision has no ready replica left to try the request waits in the activator (ActivationFailed
+        past its deadline); RequestTimeout once the revision's timeout has passed since the request came.
         """
         window = self.stats.window(revision.name)
         clock = self.stats.clock
         start = clock()
         deadline = asyncio.get_running_loop().time() + revision.timeout_s
+        tries = _FIRST_TRY
         error = True
         try:
             while True:
                 try:
-                    answer = await self._send_within(revision, send, window, deadline)
+                    answer = await self._send_within(revision, send, window, deadline, tries)
                     break
-                except NoReadyReplica:
+                except _Held as held:
+                    tries = held.tries
                     window.queued += 1
                     try:
-                        revision = await self.activator.wait(revision, deadline)
+                        revision = await self.activator.wait(revision, deadline, tries.refused)
                     finally:
                         window.queued -= 1
             error = failed(answer)
@@ -118,26 +147,39 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._shadows, return_exceptions=True)
 
-    async def _send_within(self, revision: Revision, send: Send[T], window: RevisionWindow, deadline: float) -> T:
+    async def _send_within(
+        self, revision: Revision, send: Send[T], window: RevisionWindow, deadline: float, tries: _Tries
+    ) -> T:
         """`send` to a replica of `revision`, counted in flight; RequestTimeout at `deadline` (loop time)."""
         window.in_flight += 1
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._send(revision, send)
+                return await self._send(revision, send, tries)
         except TimeoutError:
             raise RequestTimeout(f"revision {revision.name!r} did not answer within {revision.timeout_s} s") from None
         finally:
             window.in_flight -= 1
 
-    async def _send(self, revision: Revision, send: Send[T]) -> T:
-        tried: frozenset[str] = frozenset()
+    async def _send(self, revision: Revision, send: Send[T], tries: _Tries) -> T:
+        """`send` to a replica of `revision` not refused before; _Held when none is left to try."""
+        refused, dropped = tries.refused, tries.dropped
+        tried = frozenset(r.id for r in revision.replicas if r in refused) if refused else frozenset()
+        avoid: frozenset[str] = frozenset()
         while True:
-            replica = await self.balancer.acquire(revision, tried)
+            try:
+                replica = await self.balancer.acquire(revision, tried, avoid)
+            except NoReadyReplica:
+                raise _Held(_Tries(refused, dropped)) from None
             try:
                 return await send(replica)
             except ConnectFailed:
                 self.balancer.eject(replica)
+                refused |= {replica}
                 tried |= {replica.id}
+            except NoAnswer:
+                if dropped:
+                    raise
+                dropped, avoid = True, frozenset({replica.id})  # another replica if there is one, else a new connection
             finally:
                 self.balancer.release(replica, revision)
 

@@ -75,9 +75,8 @@ def backend() -> Backend:
 def controller(tmp_path: Path, backend: Backend, max_replicas: int = 64) -> Controller:
     store = Store(tmp_path / "wharf.db")
     ingress = Ingress("http://127.0.0.1:1", "127.0.0.1:2")
-    reconciler = Reconciler(
-        store, backend, Gateway(), ingress, "example.com", 60.0, 30.0, max_replicas=max_replicas
-    )  # type: ignore[arg-type]
+    gateway: Any = Gateway()
+    reconciler = Reconciler(store, backend, gateway, ingress, "example.com", 60.0, 30.0, max_replicas)  # type: ignore[arg-type]
     return Controller(store, reconciler)
 
 

@@ -57,14 +57,15 @@ async def test_a_refused_connection_moves_to_another_replica() -> None:
     assert d.stats.snapshot(["iris-1"])["iris-1"].errors == 0
 
 
-async def test_no_replica_accepting_a_connection_is_unavailable() -> None:
+async def test_no_replica_accepting_a_connection_is_unavailable_once_none_came_in_time() -> None:
     d = dispatcher()
-    rev = revision("iris-1", replica("a"), replica("b"))
+    rev = revision("iris-1", replica("a"), replica("b"), timeout_s=0.1)
+    d.update(table(service(revisions=(rev,))))
 
     async def refuse(replica: Replica) -> int:
         raise ConnectFailed("refused")
 
-    with pytest.raises(ReplicaUnavailable, match="accepted a connection"):
+    with pytest.raises(ReplicaUnavailable, match="no ready replica that accepted a connection: none became ready"):
         await d.forward(rev, refuse, failed)
     assert d.balancer.in_flight == {"a": 0, "b": 0}
 

@@ -23,7 +23,7 @@ class LocalBackendSettings(BaseModel):
     )
     error_lines: int = Field(20, ge=1, description="log lines kept in `last_error` when a replica ends")
     failing_after: int = Field(
-        2, ge=1, description="replicas of a revision in a row that end before ready, after which its requests fail at once"
+        2, ge=1, description="replicas of a revision in a row that ended unready, after which its requests fail at once"
     )
     prewarm: bool = Field(True, description="fork replicas from a template process that has imported the runtime")
     prewarm_modules: tuple[str, ...] = Field(
