@@ -26,7 +26,7 @@ import resource
 import socket
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import httptools
 import orjson
@@ -37,7 +37,6 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from wharf.errors import InvalidInput, PayloadTooLarge
 
-T = TypeVar("T")
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _LINGER_S = 1.0  # how long a refused connection reads and drops what its client still sends before closing
@@ -342,90 +341,91 @@ async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
 async def start_body(receive: Receive, limit: int, timeout: float) -> bytes | BodyStream:
     """An ASGI request's body if it came whole in its first message (as a small body does, with the headers: this
     costs what `read_body` does), else a `BodyStream` holding that first part, to read the rest as it arrives,
-    within the same `limit` and `timeout`."""
+    within the same `limit` and what is left of `timeout`."""
     task = asyncio.current_task()
     assert task is not None
-    deadlines = _BodyDeadlines.of(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    deadlines = _BodyDeadlines.of(loop)
     deadlines.watch(task, timeout)
     try:
         message = await receive()
     except asyncio.CancelledError:
-        deadlines.unwatch(task)
         if not deadlines.expired(task):
             raise
         raise _late(timeout) from None
+    finally:
+        deadline = deadlines.unwatch(task)
     if message["type"] == "http.disconnect":
-        deadlines.unwatch(task)
         raise InvalidInput(_DISCONNECTED)
     chunk = message.get("body", b"")
     if len(chunk) > limit:
-        deadlines.unwatch(task)
         raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
     if not message.get("more_body"):
-        deadlines.unwatch(task)
         return chunk
-    return BodyStream(receive, chunk, limit, timeout, deadlines, task)
+    assert deadline is not None
+    return BodyStream(receive, chunk, limit, timeout, deadline - loop.time())
 
 
 class BodyStream:
-    """The body of a request that did not come whole with its headers, read as it arrives (iterate it: the part
-    already received first), at most `limit` bytes in all and within `timeout` from when it began.
+    """The body of a request that did not come whole with its headers, read as it arrives: iterate it (the parts
+    already received first, then each part as it comes), or `read` it whole. At most `limit` bytes in all; the
+    client may keep the reader waiting for them `timeout` seconds in all (time the reader spends elsewhere, such as
+    waiting for a replica, does not count)."""
 
-    Whatever reads it must run inside `within`, which also ends the deadline's watch: every path that got a
-    `BodyStream` from `start_body` passes through `within` (or `read`, which uses it).
-    """
-
-    def __init__(
-        self,
-        receive: Receive,
-        first: bytes,
-        limit: int,
-        timeout: float,
-        deadlines: _BodyDeadlines,
-        task: asyncio.Task[Any],
-    ) -> None:
+    def __init__(self, receive: Receive, first: bytes, limit: int, timeout: float, left_s: float) -> None:
         self._receive = receive
-        self._first: bytes | None = first
+        self._held = [first]  # received, not yet iterated
         self._size = len(first)
         self._limit = limit
         self._timeout = timeout
-        self._deadlines = deadlines
-        self._task = task
+        self._left_s = left_s  # of `timeout`
         self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
+        while self._held:
+            yield self._held.pop(0)
         while not self._done:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise InvalidInput(_DISCONNECTED)
-            chunk = message.get("body", b"")
-            self._size += len(chunk)
-            if self._size > self._limit:
-                raise PayloadTooLarge(f"request body exceeds the limit of {self._limit} bytes")
-            self._done = not message.get("more_body")
+            chunk = await self._next()
             if chunk:
                 yield chunk
 
-    async def within(self, work: Awaitable[T]) -> T:
-        """`work`'s result, where `work` reads this body: past the body's deadline, InvalidInput."""
+    async def buffer(self, size: int) -> bool:
+        """Receive until at least `size` bytes are held or the body has ended; whether it has."""
+        held = sum(len(chunk) for chunk in self._held)
+        while held < size and not self._done:
+            chunk = await self._next()
+            self._held.append(chunk)
+            held += len(chunk)
+        return self._done
+
+    async def read(self) -> bytes:
+        """The whole body (what is left of it, if it was iterated)."""
+        return b"".join([chunk async for chunk in self])
+
+    async def _next(self) -> bytes:
+        loop = asyncio.get_running_loop()
+        deadlines = _BodyDeadlines.of(loop)
+        task = asyncio.current_task()
+        assert task is not None
+        began = loop.time()
+        deadlines.watch(task, self._left_s)
         try:
-            return await work
+            message = await self._receive()
         except asyncio.CancelledError:
-            if not self._deadlines.expired(self._task):
+            if not deadlines.expired(task):
                 raise
             raise _late(self._timeout) from None
         finally:
-            self._deadlines.unwatch(self._task)
-
-    async def read(self) -> bytes:
-        """The whole body."""
-        return await self.within(self._join())
-
-    async def _join(self) -> bytes:
-        return b"".join([chunk async for chunk in self])
+            deadlines.unwatch(task)
+            self._left_s -= loop.time() - began
+        if message["type"] == "http.disconnect":
+            raise InvalidInput(_DISCONNECTED)
+        chunk: bytes = message.get("body", b"")
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {self._limit} bytes")
+        self._done = not message.get("more_body")
+        return chunk
 
 
 class _BodyDeadlines:
@@ -462,8 +462,9 @@ class _BodyDeadlines:
             self._checking = True
             self._loop.call_later(min(self.TICK_S, timeout), self._check)
 
-    def unwatch(self, task: asyncio.Task[Any]) -> None:
-        self._waiting.pop(task, None)
+    def unwatch(self, task: asyncio.Task[Any]) -> float | None:
+        """Stop watching `task`; its deadline (loop time), None if it was not watched."""
+        return self._waiting.pop(task, None)
 
     def expired(self, task: asyncio.Task[Any]) -> bool:
         """Whether `task` was cancelled here (once: it is forgotten, and the cancellation withdrawn)."""

@@ -5,6 +5,9 @@ request names; `x-wharf-revision` pins a revision. ServerLive, ServerReady and S
 answered by the gateway itself. Request metadata goes to the replica, the deadline with it;
 the replica's status, details and metadata come back unchanged. One channel per replica target.
 
+The repository RPCs (RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload) are control operations: the
+gateway answers them PERMISSION_DENIED itself, so that no client of the gateway can unload a service's model.
+
 `ModelStreamInfer` is forwarded request by request: each request of the client's stream is routed on its own
 (so requests for different models may share a stream) and sent to a replica as a `ModelInfer`; the answers come
 back on the stream in order, and a failed request is reported in the stream (`error_message`), which goes on.
@@ -23,8 +26,11 @@ from wharf import __version__
 from wharf.errors import InvalidInput, NotFound, WharfError
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher
 from wharf.gateway.payloads import REQUEST_ID, log_grpc_exchange
+from wharf.gateway.proxy import REPOSITORY_REFUSED
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Service
+from wharf.gateway.settings import GatewaySettings
+from wharf.grpc_limits import GrpcLimits, Options, server_options
 from wharf.logger import PayloadLogger
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 
@@ -42,9 +48,8 @@ _MODEL_OF: dict[str, Callable[[bytes], str]] = {
     "ModelMetadata": lambda raw: pb.ModelMetadataRequest.FromString(raw).name,
     "ModelConfig": lambda raw: pb.ModelConfigRequest.FromString(raw).name,
     "ModelStatistics": lambda raw: pb.ModelStatisticsRequest.FromString(raw).name,
-    "RepositoryModelLoad": lambda raw: _repository_model(pb.RepositoryModelLoadRequest.FromString(raw)),
-    "RepositoryModelUnload": lambda raw: _repository_model(pb.RepositoryModelUnloadRequest.FromString(raw)),
 }
+_CONTROL_OPERATIONS = frozenset({"RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"})
 # What the gateway answers itself to the server-wide RPCs that name no InferenceService (health checks of clients
 # such as tritonclient's `is_server_live`): it is up, and serves no model of its own.
 _GATEWAY_ANSWERS = {
@@ -60,10 +65,6 @@ _REPLICA_FAULTS = frozenset(
 # Metadata that gRPC itself sets on each hop.
 _RESERVED = ("grpc-", ":")
 _HOP_KEYS = frozenset({"user-agent", "content-type", "te", "host"})
-
-
-def _repository_model(request: pb.RepositoryModelLoadRequest | pb.RepositoryModelUnloadRequest) -> str:
-    return request.triton_model_name or request.model_name  # Triton's clients use field 2, KServe's field 1
 
 
 class _Reply(NamedTuple):
@@ -88,6 +89,18 @@ def _failed(reply: _Reply) -> bool:
 
 def _passed_on(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
     return tuple((k, v) for k, v in metadata or () if not k.startswith(_RESERVED) and k not in _HOP_KEYS)
+
+
+def grpc_server_options(settings: GatewaySettings, limits: GrpcLimits | None = None) -> Options:
+    """The options of the gateway's gRPC server: its message size limit, keepalive ping enforcement and the
+    connection limits (`limits`, else `GrpcLimits()` from WHARF_GRPC_*)."""
+    return [
+        *server_options(limits or GrpcLimits()),
+        ("grpc.max_receive_message_length", settings.max_request_bytes),
+        ("grpc.max_send_message_length", settings.max_request_bytes),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", int(settings.grpc_min_ping_interval_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 0),
+    ]
 
 
 class GrpcUpstream:
@@ -131,6 +144,10 @@ class GrpcUpstream:
         return _Reply(body, grpc.StatusCode.OK, "", await call.initial_metadata(), await call.trailing_metadata())
 
 
+async def _refuse_control_operation(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, REPOSITORY_REFUSED)
+
+
 def _unreachable(channel: grpc.aio.Channel) -> bool:
     """Whether the channel failed to connect (as opposed to losing a connection the call went out on)."""
     return channel.get_state() is grpc.ChannelConnectivity.TRANSIENT_FAILURE
@@ -152,6 +169,8 @@ class GrpcProxy(grpc.GenericRpcHandler):
     def _handler(self, name: str) -> grpc.RpcMethodHandler:
         if name == STREAM:
             return grpc.stream_stream_rpc_method_handler(self._stream)
+        if name in _CONTROL_OPERATIONS:
+            return grpc.unary_unary_rpc_method_handler(_refuse_control_operation)
         method = f"/{SERVICE}/{name}"
 
         async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:

@@ -1,26 +1,36 @@
 """REST proxy: a bare ASGI application that routes each request and forwards it to a replica.
 
-Bodies are read whole (up to `max_request_bytes`) and sent over pooled keep-alive connections (upstream.py).
+A body that came whole with its headers (a small one) is forwarded whole, over pooled keep-alive connections
+(upstream.py). A larger one still arriving is forwarded as it comes when it may be: it is longer than
+`stream_request_bytes` (declared, or, chunked, once that much came), no payload logger or shadow needs the whole of
+it, and the revision has a ready replica (a body waiting in the activator is read whole first); otherwise it is
+read whole, then forwarded.
+Either way at most `max_request_bytes`, and the client may keep the gateway waiting for it `body_timeout_s` in all.
 Hop-by-hop headers are dropped both ways; `x-forwarded-for` and `x-forwarded-host` are set. Replica answers,
 errors included, pass through unchanged; the gateway's own errors are `{"error": ...}` bodies, made here and
 nowhere else (with a `Retry-After` header when the activator gave up waiting).
+
+The model repository API (`/v2/repository/...`: load, unload, index) is a control operation: it is refused (403)
+whatever the route, so that no client of the gateway can unload a service's model in its replicas.
 """
 
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
-from wharf.embedded_http import read_body
-from wharf.errors import MethodNotAllowed, Unimplemented, WharfError
+from wharf.embedded_http import BodyStream, read_body, start_body
+from wharf.errors import Forbidden, InvalidInput, MethodNotAllowed, PayloadTooLarge, Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.payloads import REQUEST_ID_HEADER, log_rest_exchange
 from wharf.gateway.router import Router
-from wharf.gateway.routes import Graph, Replica, Revision
+from wharf.gateway.routes import Graph, Replica, Revision, Service
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
 from wharf.graph import CallTarget, GraphRunner, ServiceTarget
@@ -33,6 +43,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 REVISION_HEADER = b"x-wharf-revision"
+REPOSITORY_REFUSED = "repository load/unload are control operations; use the control plane"
 _JSON: Headers = [(b"content-type", b"application/json")]  # copy it before appending
 # Set again for the replica: the body is whole (no 100-continue), and the Host is the replica's.
 _NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
@@ -58,6 +69,7 @@ class RestProxy:
         self._upstream = upstream
         self._payloads = payloads
         self._limit = settings.max_request_bytes
+        self._stream_above = settings.stream_request_bytes
         self._graph_runners: dict[Graph, GraphRunner] = {}  # the runners of graphs of `_runners_router`
         self._runners_router: Router | None = None
         self._body_timeout = settings.body_timeout_s
@@ -84,21 +96,29 @@ class RestProxy:
 
     async def _forward(self, scope: dict[str, Any], receive: Receive) -> Answer:
         router = self._dispatcher.router  # this request keeps this table, whatever update() does meanwhile
-        host, pinned, headers = _request_headers(scope)
-        body = await read_body(receive, self._limit, self._body_timeout)
+        host, pinned, length, headers = _request_headers(scope)
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         graph = router.graph(host, path)
         if graph is not None:
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"graph {graph.key!r} takes a POST of its request", "POST")
+            body = await read_body(receive, self._limit, self._body_timeout)
             status, answer = await self._graph_runner(router, graph).run(body, _step_headers(headers))
             return Answer(status, list(_JSON), answer)
         route = router.route(host, path)
+        if _is_repository_api(route.path):
+            raise Forbidden(REPOSITORY_REFUSED)
         revision = router.revision(route.service, pinned or route.tag_revision)
         query = scope["query_string"]
         target = f"{route.path}?{query.decode('latin-1')}" if query else route.path
         method = scope["method"]
+        body = await start_body(receive, self._limit, self._body_timeout)
+        if not isinstance(body, bytes):  # a larger body, still arriving
+            streamed = await self._stream(route.service, revision, method, target, headers, length, body)
+            if isinstance(streamed, Answer):
+                return streamed
+            body = streamed
         upstream = self._upstream
 
         def send(replica: Replica) -> Awaitable[Answer]:
@@ -111,6 +131,39 @@ class RestProxy:
             # The client learns the id its payload events carry (the gateway may have made it).
             answer.headers.append(next((k, v) for k, v in headers if k == REQUEST_ID_HEADER))
         return answer
+
+    async def _stream(
+        self,
+        service: Service,
+        revision: Revision,
+        method: str,
+        target: str,
+        headers: Headers,
+        length: bytes | None,
+        body: BodyStream,
+    ) -> Answer | bytes:
+        """The answer to a request whose body is forwarded as it arrives; or the whole body, read, where it may
+        not be streamed (see the module docstring)."""
+        declared = int(length) if length is not None else None
+        if declared is not None and declared > self._limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {self._limit} bytes")
+        if (
+            (declared is not None and declared <= self._stream_above)
+            or revision.logger is not None
+            or service.shadow is not None
+            or not any(replica.ready for replica in revision.replicas)
+            or (declared is None and await body.buffer(self._stream_above + 1))  # chunked, and ended soon enough
+        ):
+            return await body.read()
+        upstream = self._upstream
+
+        async def send(replica: Replica) -> Answer:
+            try:
+                return await upstream.stream(replica, method, target, headers, body, declared)
+            except (InvalidInput, PayloadTooLarge) as e:  # the client's body: answered, not the revision's fault
+                return _error(e.http_status, e.message)
+
+        return await self._dispatcher.forward(revision, send, _failed)
 
     async def _logged(
         self,
@@ -173,15 +226,18 @@ def _step_headers(headers: Headers) -> dict[str, str]:
     return steps
 
 
-def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, Headers]:
-    """The Host, the pinned revision and the headers to forward (x-forwarded-* set, hop-by-hop dropped)."""
-    host = forwarded_for = connection = pinned = None
+def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, bytes | None, Headers]:
+    """The Host, the pinned revision, the Content-Length and the headers to forward (x-forwarded-* set, hop-by-hop
+    dropped)."""
+    host = forwarded_for = connection = pinned = length = None
     has_forwarded_host = False
     headers: Headers = []
     for key, value in scope["headers"]:
         if key in _NOT_FORWARDED:
             if key == b"host":
                 host = value
+            elif key == b"content-length":
+                length = value
             elif key == b"x-forwarded-for":
                 forwarded_for = value
             elif key == b"connection":
@@ -201,7 +257,16 @@ def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, Headers]:
         headers.append((b"x-forwarded-for", forwarded_for + b", " + address if forwarded_for else address))
     if host is not None and not has_forwarded_host:
         headers.append((b"x-forwarded-host", host))
-    return (host or b"").decode("latin-1"), pinned, headers
+    return (host or b"").decode("latin-1"), pinned, length, headers
+
+
+def _is_repository_api(path: str) -> bool:
+    """Whether a replica would take `path` (the raw path forwarded) for its model repository API: `/v2/repository`
+    and below, however spelled (percent-encoded, with empty or dot segments). Cheap for the paths of inference."""
+    if "repository" not in path and "%" not in path:
+        return False
+    parts = [part for part in posixpath.normpath(unquote(path)).split("/") if part]
+    return parts[:2] == ["v2", "repository"]
 
 
 def _error(status: int, message: str) -> Answer:

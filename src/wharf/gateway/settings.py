@@ -11,10 +11,19 @@ class GatewaySettings(BaseSettings):
 
     max_request_bytes: int = Field(64 * 2**20, ge=1024, description="largest request body (REST) or message (gRPC)")
     body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a request body")
+    stream_request_bytes: int = Field(
+        1 * 2**20,
+        ge=0,
+        description="a request body declared larger (or chunked) that did not come with its headers is forwarded "
+        "as it arrives, where nothing needs it whole; a smaller one is read whole first",
+    )
     connect_timeout_s: float = Field(2.0, gt=0, description="time allowed to open a connection to a replica")
     pool_size_per_replica: int = Field(256, ge=1, description="idle keep-alive connections kept open to each replica")
     pool_idle_timeout_s: float = Field(30.0, gt=0, description="an idle pooled connection closes after this")
     keepalive_timeout_s: float = Field(75.0, gt=0, description="idle client connections close after this")
+    grpc_min_ping_interval_s: float = Field(
+        300.0, ge=0, description="gRPC clients pinging more often without calls in flight are disconnected"
+    )
     max_queued_per_revision: int = Field(
         256, ge=1, description="requests that may wait for a revision at its concurrency limit; more get 503"
     )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import grpc
 
 from wharf.errors import Unimplemented, WharfError
+from wharf.grpc_limits import GrpcLimits, server_options
 from wharf.model.base import Model
 from wharf.model.context import serving
 from wharf.protocol.grpc import codec
@@ -135,7 +136,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
 
 def _options(settings: ServerSettings, reuse_port: bool) -> list[tuple[str, int]]:
+    """The server's options: its settings', and the connection limits of `GrpcLimits` (read from WHARF_GRPC_*)."""
     return [
+        *server_options(GrpcLimits()),
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
         # gRPC shares ports by default; share only when several workers serve the same port on purpose.

@@ -124,7 +124,7 @@ async def test_replica_status_passes_through(running: Running) -> None:
         (INFER, infer("nope"), (), grpc.StatusCode.NOT_FOUND, "no InferenceService serves model 'nope'"),
         (INFER, infer("cold"), (), grpc.StatusCode.UNAVAILABLE, "none became ready within 0.2 s"),
         (INFER, b"\xff\xff", (), grpc.StatusCode.INVALID_ARGUMENT, "ModelInfer request is not a valid protobuf"),
-        ("/inference.GRPCInferenceService/RepositoryIndex", b"", (), grpc.StatusCode.NOT_FOUND, "names no model"),
+        ("/inference.GRPCInferenceService/RepositoryIndex", b"", (), grpc.StatusCode.PERMISSION_DENIED, "control"),
         (INFER, infer("iris"), (("x-wharf-service", "x/y"),), grpc.StatusCode.NOT_FOUND, "no InferenceService 'x/y'"),
         ("/other.Service/Call", b"", (), grpc.StatusCode.UNIMPLEMENTED, ""),
         ("/inference.GRPCInferenceService/MadeUp", b"", (), grpc.StatusCode.UNIMPLEMENTED, ""),
