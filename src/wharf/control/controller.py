@@ -1,7 +1,12 @@
-"""What the control API does: apply manifests, read and delete resources, promote and roll back."""
+"""What the control API does: apply manifests, read and delete resources, promote and roll back.
+
+An apply reads and checks its text off the event loop (a large or hostile manifest must not stall the replicas'
+supervision), one apply at a time (the machine's caps count what is stored).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -11,26 +16,63 @@ from wharf.control.plan import (
     PREDICTOR,
     TRANSFORMER,
     Document,
+    ServicePlan,
     component_name,
     parse,
     service_plan,
     unserved_fields,
 )
+from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Reconciler
+from wharf.control.spec import SpecError
 from wharf.control.store import Resource, Store, revision_prefix
-from wharf.errors import ConfigurationError, NotFound
+from wharf.errors import ConfigurationError, NotFound, WharfError
 
 
 class Controller:
-    def __init__(self, store: Store, reconciler: Reconciler) -> None:
+    def __init__(self, store: Store, reconciler: Reconciler, policy: ManifestPolicy | None = None) -> None:
+        """`policy` (what a manifest may do) defaults to the one the environment sets (WHARF_POLICY_*)."""
         self.store = store
         self.reconciler = reconciler
         self.metrics = reconciler.metrics
+        self.policy = policy if policy is not None else ManifestPolicy()
+        self._applying = asyncio.Lock()
 
     async def apply(self, text: str) -> list[dict[str, str]]:
-        """Store every document (all are validated before any is stored), then reconcile the changed ones."""
-        documents = parse(text)
-        results, changed = [], []
+        """Store every document (all are checked before any is stored), then reconcile the changed ones."""
+        async with self._applying:
+            stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]
+            documents = await asyncio.to_thread(self._checked, text, stored)
+            results, changed = [], []
+            for doc in documents:
+                before = self.store.get(doc.kind, doc.namespace, doc.name)
+                _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
+                if (
+                    before is not None
+                    and doc.kind == ISVC_KIND
+                    and (retried := _canary_changes(before.manifest, doc.manifest))
+                ):
+                    await self.reconciler.readmit(doc.namespace, doc.name, retried)  # a new canary percent: retry it
+                results.append(
+                    {
+                        "kind": doc.kind,
+                        "namespace": doc.namespace,
+                        "name": doc.name,
+                        "result": "unchanged" if not was_changed else "configured" if before else "created",
+                    }
+                )
+                if was_changed:
+                    changed.append(doc)
+        for doc in changed:
+            await self.reconciler.reconcile(doc.namespace, doc.name)
+        return results
+
+    def _checked(self, text: str, stored: list[Resource]) -> list[Document]:
+        """The documents of `text`, once each is valid and runs here, the policy allows it, and the machine has
+        room for all of them beside the `stored` resources; raises ConfigurationError (SpecError) otherwise.
+        Reads no store: it runs in a worker thread."""
+        documents = parse(text, self.policy.max_documents, ManifestPolicy.setting("max_documents"))
+        min_replicas = 0
         for doc in documents:
             if doc.kind == GRAPH_KIND:
                 graph_nodes(doc.manifest)  # raises on conditions or steps the gateway cannot run
@@ -42,31 +84,32 @@ class Controller:
                     " yet (a transformer runs as a Python class: model with modelFormat custom); remove them to"
                     " deploy the rest"
                 )
-            service_plan(doc.manifest, self.reconciler.domain)  # raises on a scaling policy Knative would refuse
-        self._check_names(documents)
-        for doc in documents:
-            stored = self.store.get(doc.kind, doc.namespace, doc.name)
-            existed = stored is not None
-            _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
-            if (
-                stored is not None
-                and doc.kind == ISVC_KIND
-                and (retried := _canary_changes(stored.manifest, doc.manifest))
-            ):
-                await self.reconciler.readmit(doc.namespace, doc.name, retried)  # a new canary percent: try it again
-            results.append(
-                {
-                    "kind": doc.kind,
-                    "namespace": doc.namespace,
-                    "name": doc.name,
-                    "result": "unchanged" if not was_changed else "configured" if existed else "created",
-                }
-            )
-            if was_changed:
-                changed.append(doc)
-        for doc in changed:
-            await self.reconciler.reconcile(doc.namespace, doc.name)
-        return results
+            plan = service_plan(doc.manifest, self.reconciler.domain)  # raises on a scaling policy Knative refuses
+            min_replicas += _min_replicas(plan)
+        labelled = len(documents) > 1
+        problems = [
+            (f"{doc.kind} {doc.namespace}/{doc.name}: {path}" if labelled else path, reason)
+            for doc in documents
+            for path, reason in self.policy.problems(doc.resource)
+        ]
+        if problems:
+            raise SpecError(problems)
+        self._check_names(documents, stored)
+        applied = {_key(doc) for doc in documents}
+        kept = [r for r in stored if _key(r) not in applied]
+        min_replicas += sum(self._stored_min_replicas(r) for r in kept if r.kind == ISVC_KIND)
+        problems = self.policy.machine_problems(len(kept) + len(documents), min_replicas)
+        if problems:
+            raise SpecError(problems)
+        return documents
+
+    def _stored_min_replicas(self, resource: Resource) -> int:
+        """What a stored InferenceService keeps running at the least; none when it no longer plans (the reconciler
+        runs nothing of it)."""
+        try:
+            return _min_replicas(service_plan(resource.manifest, self.reconciler.domain))
+        except WharfError:
+            return 0
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [_document(r) for r in self.store.list(kind, namespace)]
@@ -95,14 +138,13 @@ class Controller:
         await self.reconciler.rollback(namespace, name, "rolled back by `wharf rollout rollback`")
         return self.get(ISVC_KIND, namespace, name)
 
-    def _check_names(self, documents: list[Document]) -> None:
+    def _check_names(self, documents: list[Document], stored: list[Resource]) -> None:
         """Refuse documents whose gateway names (`NAME.NAMESPACE.domain` hosts) or revision names (one space on
-        the machine: `revision_prefix`) another resource already takes."""
+        the machine: `revision_prefix`) another resource (of those `stored`) already takes."""
         owners: dict[tuple[str, str], str] = {}
         revision_owners: dict[str, str] = {}
-        applied = {(doc.kind, doc.namespace, doc.name) for doc in documents}
-        stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]
-        resources: list[Resource | Document] = [r for r in stored if (r.kind, r.namespace, r.name) not in applied]
+        applied = {_key(doc) for doc in documents}
+        resources: list[Resource | Document] = [r for r in stored if _key(r) not in applied]
         resources += documents
         for resource in resources:
             owner = f"{resource.kind} {resource.namespace}/{resource.name}"
@@ -130,6 +172,15 @@ class Controller:
         if resource is None:
             raise NotFound(f"{kind} {namespace}/{name} not found")
         return resource
+
+
+def _key(resource: Resource | Document) -> tuple[str, str, str]:
+    return resource.kind, resource.namespace, resource.name
+
+
+def _min_replicas(plan: ServicePlan) -> int:
+    """The replicas a service's components keep running at the least."""
+    return sum(component.scaling.min_scale for component in plan.components.values())
 
 
 def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[str]:

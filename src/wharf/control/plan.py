@@ -16,9 +16,11 @@ from typing import Any
 
 from wharf.autoscaler import ScalingPolicy, policy_from_annotations
 from wharf.control.spec import (
+    MAX_DOCUMENTS,
     ComponentSpec,
     InferenceService,
     LoggerSpec,
+    Manifest,
     RolloutPolicy,
     component_fingerprint,
     parse_manifest,
@@ -34,12 +36,13 @@ TRANSFORMER = "transformer"
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One applied document, in canonical form (defaults filled)."""
+    """One applied document, in canonical form (defaults filled), and as validated."""
 
     kind: str
     namespace: str
     name: str
     manifest: dict[str, Any]
+    resource: Manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +72,13 @@ class ServicePlan:
         return next(iter(self.components))
 
 
-def parse(text: str) -> list[Document]:
-    """Validate every document of a YAML (or JSON) text; raises SpecError naming each problem."""
-    return [Document(m.kind, m.namespace, m.name, m.to_manifest()) for m in parse_manifests(text)]
+def parse(text: str, max_documents: int = MAX_DOCUMENTS, documents_setting: str = "") -> list[Document]:
+    """Validate every document of a YAML (or JSON) text, of at most `max_documents` (`documents_setting` names what
+    raises it); raises SpecError naming the problems."""
+    return [
+        Document(m.kind, m.namespace, m.name, m.to_manifest(), m)
+        for m in parse_manifests(text, max_documents, documents_setting)
+    ]
 
 
 def unserved_fields(manifest: dict[str, Any]) -> list[str]:

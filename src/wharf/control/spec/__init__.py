@@ -37,7 +37,7 @@ from wharf.control.spec.inferenceservice import (
     component_fingerprint,
     revision_template,
 )
-from wharf.control.spec.manifests import KINDS, Manifest, parse_manifest, parse_manifests
+from wharf.control.spec.manifests import KINDS, MAX_DOCUMENTS, Manifest, parse_manifest, parse_manifests
 
 __all__ = [
     "AUTO_ROLLBACK_ERROR_RATE",
@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "FRAMEWORKS",
     "KINDS",
+    "MAX_DOCUMENTS",
     "MODEL_FORMATS",
     "NOT_IN_REVISION",
     "SHADOW_PERCENT",

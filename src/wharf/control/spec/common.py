@@ -67,13 +67,23 @@ RESOURCE_NAMES = ("cpu", "memory", GPU)
 # -- problems ----------------------------------------------------------------------------------------------------
 
 
-class SpecError(ConfigurationError):
-    """A manifest is invalid; `problems` lists each (field path, reason)."""
+#: A refusal names at most this many problems, then says how many more there are (a manifest with a million
+#: mistakes answers as fast, and as short, as one with twenty).
+MAX_REPORTED = 20
 
-    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = list(problems)
+
+class SpecError(ConfigurationError):
+    """A manifest is invalid; `problems` lists (field path, reason) of the first `MAX_REPORTED` problems found,
+    `omitted` counts those left out (`omitted` given: found, but not listed, by whoever raises)."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], omitted: int = 0) -> None:
+        self.problems = list(problems[:MAX_REPORTED])
+        self.omitted = omitted + len(problems) - len(self.problems)
         lines = [f"{path}: {reason}" if path else reason for path, reason in self.problems]
-        super().__init__(lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines))
+        if self.omitted:
+            lines.append(f"... and {self.omitted} more")
+        total = len(self.problems) + self.omitted
+        super().__init__(lines[0] if total == 1 else f"{total} problems:\n  " + "\n  ".join(lines))
 
 
 def format_path(loc: Iterable[str | int]) -> str:
@@ -95,16 +105,22 @@ def invalid(problems: Sequence[Problem]) -> PydanticCustomError:
     return PydanticCustomError("wharf_spec", "{summary}", {"summary": summary, "problems": list(problems)})
 
 
-def problems_of(error: ValidationError) -> list[tuple[str, str]]:
-    """A pydantic error as (field path, reason) pairs, worded for someone who wrote YAML."""
-    found = []
-    for e in error.errors(include_url=False):
+def problems_of(error: ValidationError) -> tuple[list[tuple[str, str]], int]:
+    """A pydantic error as (field path, reason) pairs, worded for someone who wrote YAML: the first
+    `MAX_REPORTED`, and how many more there are (only those listed are worded)."""
+    found: list[tuple[str, str]] = []
+    total = 0
+    for e in error.errors(include_url=False, include_input=False):
         loc = tuple(e["loc"])
         if e["type"] == "wharf_spec":
-            found += [(format_path(loc + sub), reason) for sub, reason in e["ctx"]["problems"]]
+            problems = e["ctx"]["problems"]
+            total += len(problems)
+            found += [(format_path(loc + sub), reason) for sub, reason in problems[: MAX_REPORTED - len(found)]]
         else:
-            found.append((format_path(loc), _reason(e, loc)))
-    return found
+            total += 1
+            if len(found) < MAX_REPORTED:
+                found.append((format_path(loc), _reason(e, loc)))
+    return found, total - len(found)
 
 
 _REASONS = {
@@ -288,7 +304,7 @@ def validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as e:
-        raise SpecError(problems_of(e)) from None
+        raise SpecError(*problems_of(e)) from None
 
 
 # -- names -------------------------------------------------------------------------------------------------------

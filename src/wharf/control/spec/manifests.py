@@ -1,16 +1,15 @@
-"""Manifests from YAML or JSON: each document dispatched by its apiVersion and kind, every problem reported."""
+"""Manifests from YAML or JSON: each document dispatched by its apiVersion and kind, its problems reported."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from wharf.control.spec import graph, inferenceservice
 from wharf.control.spec.common import SpecError, validate
 from wharf.control.spec.graph import InferenceGraph
 from wharf.control.spec.inferenceservice import InferenceService
+from wharf.control.spec.safe_yaml import load_documents
 
 Manifest = InferenceService | InferenceGraph
 
@@ -19,6 +18,8 @@ KINDS: dict[str, tuple[str, type[InferenceService] | type[InferenceGraph]]] = {
     inferenceservice.KIND: (inferenceservice.API_VERSION, InferenceService),
     graph.KIND: (graph.API_VERSION, InferenceGraph),
 }
+#: Documents one text may hold unless the caller says otherwise.
+MAX_DOCUMENTS = 100
 _KNOWN = " and ".join(f"{kind} ({api_version})" for kind, (api_version, _) in KINDS.items())
 
 
@@ -37,22 +38,22 @@ def parse_manifest(data: Any) -> Manifest:
     return validate(model, data)
 
 
-def parse_manifests(text: str) -> list[Manifest]:
-    """Every manifest in a YAML text of one or more documents (separated by `---`); raises SpecError.
+def parse_manifests(text: str, max_documents: int = MAX_DOCUMENTS, documents_setting: str = "") -> list[Manifest]:
+    """Every manifest in a YAML (or JSON) text of one or more documents (separated by `---`); raises SpecError.
 
-    All documents are checked before anything is returned; when there are several, each problem's path starts
-    with the document's position (from 1, as in the file) and, when known, its kind and name. Two documents for
-    the same resource are an error. Empty documents are skipped; a text without any is an error.
+    The text is read within `safe_yaml`'s limits, and at most `max_documents` documents (`documents_setting` names
+    what raises the limit). All documents are checked before anything is returned; when there are several, each
+    problem's path starts with the document's position (from 1, as in the file) and, when known, its kind and
+    name. Two documents for the same resource are an error. Empty documents are skipped; a text without any is an
+    error.
     """
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as e:
-        raise SpecError([("", f"invalid YAML: {e}")]) from None
+    documents = load_documents(text, max_documents, documents_setting)
     given = [(position, doc) for position, doc in enumerate(documents, start=1) if doc is not None]
     if not given:
         raise SpecError([("", "no manifest found")])
     manifests: list[Manifest] = []
     problems: list[tuple[str, str]] = []
+    omitted = 0
     first_at: dict[tuple[str, str, str], int] = {}
     for position, document in given:
         label = _label(position, document) if len(given) > 1 else ""
@@ -60,6 +61,7 @@ def parse_manifests(text: str) -> list[Manifest]:
             manifest = parse_manifest(document)
         except SpecError as e:
             problems += [(_within(label, path), reason) for path, reason in e.problems]
+            omitted += e.omitted
             continue
         key = (manifest.kind, manifest.namespace, manifest.name)
         if key in first_at:
@@ -67,7 +69,7 @@ def parse_manifests(text: str) -> list[Manifest]:
         first_at.setdefault(key, position)
         manifests.append(manifest)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(problems, omitted)
     return manifests
 
 

@@ -1,0 +1,285 @@
+"""What a manifest may do on this machine, checked when it is applied: where its models load from, which code it
+runs, which environment its replicas get, and how much it asks for. Settings: `ManifestPolicy` (environment prefix
+`WHARF_POLICY_`); each refusal names the field and the setting that would allow it.
+
+Whoever may apply a manifest chooses code that runs as the daemon's user: a custom class is Python code, and so is
+a pickle (unpickling calls whatever functions the file names, as scikit-learn's and PyTorch's documentation warn).
+The rules, in the order they are checked, for the model of each component (predictor, transformer, explainer):
+
+- **Custom classes** (`modelFormat: custom`, or a storageUri the model server reads as `module:Class`) load only
+  while `custom_classes` is on (the default). A replica imports the class from its Python path: the daemon's own
+  environment and working directory (replicas run there), and the PYTHONPATH entries the manifest's `env` gives,
+  each of which must lie under `code_roots` (default: the daemon's working directory).
+- **Storage**: the storageUri's scheme must be one of `storage_schemes` (a plain path counts as `file`). A local
+  path (relative ones are from the daemon's working directory, symbolic links followed) must lie under
+  `storage_roots` (default: the daemon's working directory) or WHARF_HOME. `pvc://` paths lie under the
+  operator's WHARF_PVC_ROOT.
+- **Pickles**: a format whose artifacts are pickles (`PICKLE_FORMATS`) loads only from `pickle_schemes`; by
+  default not over http(s), where anyone on the way may hand over a file.
+- **Environment**: no variable matching `DENIED_ENV` (the interpreter's and the dynamic loader's variables, where
+  programs find what they run, credential files, Wharf's own settings but its tuning knobs `TUNING_ENV`) or the
+  patterns of `env_denylist` (shell patterns, added to the built-in ones); PYTHONPATH as above.
+- **Arguments**: `args` may give only the model server's `SERVER_OPTIONS`; the rest of a replica's command line
+  (its address, ports, runtime) is Wharf's.
+- **Replicas**: minReplicas, maxReplicas and Knative's min-scale, max-scale and initial-scale annotations are at
+  most `max_replicas` per revision.
+
+Across the machine (with the resources already stored): at most `max_resources` InferenceServices and
+InferenceGraphs, whose minReplicas add up to at most `max_total_replicas`; at most `max_documents` per apply.
+The policy is checked at apply only: tightening it does not stop what already runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from fsspec.core import strip_protocol
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wharf.autoscaler.annotations import PREFIX as KNATIVE_PREFIX
+from wharf.autoscaler.annotations import SETTINGS as KNATIVE_SETTINGS
+from wharf.control.spec import InferenceGraph, InferenceService, Manifest, ModelSpec, Scaling
+from wharf.control.spec.common import Loc, Problem, format_path
+from wharf.model.runtimes.custom import is_class_path
+from wharf.storage.uri import scheme
+
+#: Model formats whose artifacts are pickles, and what in them is.
+PICKLE_FORMATS = {
+    "sklearn": "joblib and pickle files are pickles",
+    "pytorch": "TorchScript archives hold pickles",
+}
+#: Environment variables (shell patterns) a manifest never sets: they change what a replica loads or runs.
+DENIED_ENV = (
+    "PYTHON*",  # the interpreter: where it imports from, what it runs first (PYTHONPATH: under code_roots)
+    "LD_*",  # the dynamic loader: libraries loaded into every process
+    "DYLD_*",
+    "GCONV_PATH",
+    "PATH",  # where programs, and the files they read, are found
+    "HOME",
+    "XDG_*",
+    "TORCH*",  # torch.load's safety switch, compiled-code caches
+    "NUMBA_*",
+    "AWS_CONFIG_FILE",  # credential files may name programs to run (credential_process)
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "BOTO_CONFIG",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "WHARF_*",  # a replica's own settings: its address, storage, what its API allows
+)
+#: Wharf's settings that only tune a replica: a manifest may set them.
+TUNING_ENV = (
+    "WHARF_PREDICT_THREADS",
+    "WHARF_MAX_QUEUED_REQUESTS",
+    "WHARF_MAX_BATCH_SIZE",
+    "WHARF_MAX_BATCH_LATENCY_MS",
+    "WHARF_LOG_LEVEL",
+    "WHARF_ONNX_*",
+    "WHARF_TF_*",
+    "WHARF_HF_TASK",
+)
+#: The model server's options that `args` may give (each with its value, as `--option N` or `--option=N`).
+SERVER_OPTIONS = ("--max-batch-size", "--max-latency-ms")
+_PYTHONPATH = "PYTHONPATH"
+_SCALE_SETTINGS = ("min_scale", "max_scale", "initial_scale")
+
+
+def _cwd() -> tuple[Path, ...]:
+    return (Path.cwd(),)
+
+
+class ManifestPolicy(BaseSettings):
+    """What a manifest may do (see the module's docstring); one per control plane."""
+
+    model_config = SettingsConfigDict(env_prefix="WHARF_POLICY_", extra="ignore", validate_by_name=True)
+
+    storage_schemes: tuple[str, ...] = Field(
+        ("file", "pvc", "s3", "gs", "az", "http", "https"), description="where models may load from"
+    )
+    storage_roots: tuple[Path, ...] = Field(
+        default_factory=_cwd, description="local directories models may load from (besides WHARF_HOME)"
+    )
+    home: Path | None = Field(
+        None,
+        validation_alias="WHARF_HOME",
+        description="the daemon's state directory (WHARF_HOME): models under it may load",
+    )
+    pickle_schemes: tuple[str, ...] = Field(
+        ("file", "pvc", "s3", "gs", "az"), description="where pickle-based formats may load from"
+    )
+    custom_classes: bool = Field(True, description="whether a manifest may name a Python class to run")
+    code_roots: tuple[Path, ...] = Field(
+        default_factory=_cwd, description="directories a manifest's PYTHONPATH entries may name"
+    )
+    env_denylist: tuple[str, ...] = Field((), description="more environment variables (shell patterns) to refuse")
+    max_replicas: int = Field(64, ge=1, description="replicas of one revision")
+    max_total_replicas: int = Field(256, ge=1, description="replicas on the machine; at apply, minReplicas' sum")
+    max_resources: int = Field(100, ge=1, description="InferenceServices and InferenceGraphs on the machine")
+    max_documents: int = Field(100, ge=1, description="documents in one apply")
+
+    @field_validator("storage_roots", "code_roots")
+    @classmethod
+    def _absolute(cls, roots: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(root.expanduser().resolve() for root in roots)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path | None) -> Path | None:
+        return home.expanduser().resolve() if home is not None else None
+
+    @classmethod
+    def setting(cls, field: str) -> str:
+        """The environment variable of a field, e.g. WHARF_POLICY_MAX_REPLICAS."""
+        return f"{cls.model_config['env_prefix']}{field.upper()}"
+
+    @property
+    def local_roots(self) -> tuple[Path, ...]:
+        return (*self.storage_roots, *((self.home,) if self.home is not None else ()))
+
+    def problems(self, manifest: Manifest) -> list[tuple[str, str]]:
+        """What `manifest` (validated) may not do here, as (field path, reason)."""
+        found: list[Problem] = []
+        if isinstance(manifest, InferenceService):
+            for name, component in manifest.components().items():
+                found += self._replica_problems(component, ("spec", name))
+                if component.model is not None:
+                    found += self._model_problems(component.model, ("spec", name, "model"))
+            found += self._annotation_problems(manifest.metadata.annotations)
+        elif isinstance(manifest, InferenceGraph):
+            found += self._replica_problems(manifest.spec, ("spec",))
+        return [(format_path(loc), reason) for loc, reason in found]
+
+    def machine_problems(self, resources: int, min_replicas: int) -> list[tuple[str, str]]:
+        """What the machine would hold after an apply, beyond the caps: `resources` InferenceServices and
+        InferenceGraphs, whose components' minimum replicas add up to `min_replicas`."""
+        found = []
+        if resources > self.max_resources:
+            found.append(
+                (
+                    "",
+                    f"this apply would make {resources} InferenceServices and InferenceGraphs; this Wharf holds at"
+                    f" most {self.max_resources} ({self.setting('max_resources')})",
+                )
+            )
+        if min_replicas > self.max_total_replicas:
+            found.append(
+                (
+                    "",
+                    f"the minReplicas of every InferenceService would add up to {min_replicas}; this Wharf runs at"
+                    f" most {self.max_total_replicas} replicas ({self.setting('max_total_replicas')})",
+                )
+            )
+        return found
+
+    # -- the rules -------------------------------------------------------------------------------------------------
+
+    def _model_problems(self, model: ModelSpec, at: Loc) -> Iterator[Problem]:
+        uri = model.storage_uri or ""
+        if model.is_custom or (scheme(uri) == "" and is_class_path(uri)):  # the model server reads it as a class
+            if not self.custom_classes:
+                yield (
+                    (*at, "storageUri"),
+                    f"{uri} is a Python class, and this Wharf runs none from manifests"
+                    f" ({self.setting('custom_classes')})",
+                )
+        else:
+            yield from self._storage_problems(model.model_format.name, uri, (*at, "storageUri"))
+        for i, variable in enumerate(model.env):
+            if variable.name == _PYTHONPATH:
+                yield from self._code_path_problems(variable.value, (*at, "env", i, "value"))
+            elif reason := self._denied(variable.name):
+                yield (*at, "env", i, "name"), reason
+        yield from _argument_problems(model.args, (*at, "args"))
+
+    def _storage_problems(self, model_format: str, uri: str, at: Loc) -> Iterator[Problem]:
+        found = scheme(uri) or "file"
+        if found not in self.storage_schemes:
+            yield (
+                at,
+                f"{found}:// is not among the storage schemes this Wharf loads from:"
+                f" {', '.join(self.storage_schemes)} ({self.setting('storage_schemes')})",
+            )
+            return
+        if found == "file":
+            path = Path(strip_protocol(uri)).resolve()  # a relative path is the replica's: from the working directory
+            if not _under(path, self.local_roots):
+                yield (
+                    at,
+                    f"{path} is outside the directories models load from: {_listed(self.local_roots)}"
+                    f" ({self.setting('storage_roots')}, or WHARF_HOME)",
+                )
+        if model_format in PICKLE_FORMATS and found not in self.pickle_schemes:
+            yield (
+                at,
+                f"a {model_format} model is a pickle ({PICKLE_FORMATS[model_format]}), and loading a pickle runs the"
+                f" code it names: this Wharf loads pickles only from {', '.join(self.pickle_schemes) or 'nowhere'}"
+                f" ({self.setting('pickle_schemes')})",
+            )
+
+    def _code_path_problems(self, value: str, at: Loc) -> Iterator[Problem]:
+        for entry in value.split(os.pathsep):
+            path = Path(entry or ".").resolve()  # an empty entry is the working directory
+            if not _under(path, self.code_roots):
+                yield (
+                    at,
+                    f"{_PYTHONPATH} names {path}, outside the directories code loads from:"
+                    f" {_listed(self.code_roots)} ({self.setting('code_roots')})",
+                )
+
+    def _denied(self, name: str) -> str | None:
+        """Why a manifest may not set the environment variable `name`, or None when it may."""
+        if any(fnmatchcase(name, pattern) for pattern in self.env_denylist):
+            return f"{name} may not be set by a manifest on this Wharf ({self.setting('env_denylist')})"
+        if any(fnmatchcase(name, pattern) for pattern in TUNING_ENV):
+            return None
+        if any(fnmatchcase(name, pattern) for pattern in DENIED_ENV):
+            return f"{name} may not be set by a manifest: it changes what a replica loads or runs"
+        return None
+
+    def _replica_problems(self, scaling: Scaling, at: Loc) -> Iterator[Problem]:
+        for field, value in (("minReplicas", scaling.min_replicas), ("maxReplicas", scaling.max_replicas)):
+            if value > self.max_replicas:
+                yield (*at, field), self._too_many_replicas()
+
+    def _annotation_problems(self, annotations: Mapping[str, str]) -> Iterator[Problem]:
+        for setting in (KNATIVE_SETTINGS[name] for name in _SCALE_SETTINGS):
+            for key in (KNATIVE_PREFIX + name for name in setting.annotations):
+                if key in annotations and _number(annotations[key]) > self.max_replicas:
+                    yield ("metadata", "annotations", key), self._too_many_replicas()
+
+    def _too_many_replicas(self) -> str:
+        return f"this Wharf runs at most {self.max_replicas} replicas of a revision ({self.setting('max_replicas')})"
+
+
+def _argument_problems(args: Sequence[str], at: Loc) -> Iterator[Problem]:
+    value_next = False
+    for i, arg in enumerate(args):
+        if value_next:
+            value_next = False
+            continue
+        option, equals, _ = arg.partition("=")
+        if option in SERVER_OPTIONS:
+            value_next = not equals
+            continue
+        yield (
+            (*at, i),
+            f"{arg!r}: Wharf writes a replica's command line; args may give only {', '.join(SERVER_OPTIONS)}",
+        )
+
+
+def _number(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return 0.0  # the autoscaler's own reading refuses it
+
+
+def _under(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
+def _listed(roots: Sequence[Path]) -> str:
+    return ", ".join(map(str, roots)) or "none"
