@@ -92,10 +92,10 @@ def _recognising(path: Path, runtimes: list[Runtime]) -> list[Runtime]:
     content = content_of(path)
     chosen = [r for r in matching if r.name == content.runtime]
     if not chosen:
-        names = " or ".join(r.name for r in matching)
+        names = " and ".join(r.name for r in matching)
         raise ConfigurationError(
-            f"{path}: its name fits a {names} model, but its content is neither "
-            "(XGBoost JSON or UBJSON, a LightGBM text model); pass --runtime to say which it is"
+            f"{path}: its name fits {names} models, but its content is none of theirs "
+            "(XGBoost JSON or UBJSON, a LightGBM text model)"
         )
     return chosen
 

@@ -30,10 +30,12 @@ class XGBoostModel(TabularModel):
     def load(self) -> None:
         _check_content(self.artifact)
         try:
-            booster = xgboost.Booster(model_file=str(self.artifact))
+            # from its bytes, whose content XGBoost reads without guessing from the file's name (as KServe loads it)
+            saved = bytearray(self.artifact.read_bytes())
+            booster = xgboost.Booster(model_file=saved)
             wrapper = _wrapper(booster)
             if wrapper is not None:
-                wrapper.load_model(str(self.artifact))
+                wrapper.load_model(saved)
         except Exception as e:
             raise ModelLoadError(f"cannot load XGBoost model from {self.artifact}: {first_line(e)}") from None
         self.n_features = booster.num_features()
