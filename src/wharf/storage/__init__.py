@@ -8,6 +8,7 @@ by URI and by the version the store reports, so that an unchanged artifact is do
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _fetch(uri: str, settings: StorageSettings) -> Path:
     entry = cache.entry(uri, artifact.version)
     if not entry.is_dir():
         log.info("fetching model artifact", extra={"uri": redact(uri), "files": len(artifact.files)})
-    return artifact.local(cache.fill(entry, artifact.download))
+    return artifact.local(cache.fill(entry, functools.partial(artifact.download, settings=settings)))
 
 
 def _reason(error: BaseException) -> str:

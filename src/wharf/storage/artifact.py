@@ -14,6 +14,7 @@ from fsspec import AbstractFileSystem
 
 from wharf.errors import ConfigurationError
 from wharf.storage.archive import extract, inside, is_archive
+from wharf.storage.settings import StorageSettings
 from wharf.storage.uri import redact
 
 # info() fields, compared without case, "-" or "_", that change whenever the content does
@@ -53,8 +54,8 @@ class Artifact:
         name = next(iter(self.files))
         return name if self.single and is_archive(name) else None
 
-    def download(self, directory: Path) -> None:
-        """Write the artifact into the empty `directory` (an archive unpacked)."""
+    def download(self, directory: Path, settings: StorageSettings) -> None:
+        """Write the artifact into the empty `directory` (an archive unpacked within the limits of `settings`)."""
         sources = [info["name"] for info in self.files.values()]
         if self.archive is None:
             targets = [inside(directory, name) for name in self.files]
@@ -65,7 +66,7 @@ class Artifact:
         with tempfile.TemporaryDirectory(prefix=".archive-", dir=directory) as scratch:
             archive = Path(scratch) / self.archive
             self.fs.get_file(sources[0], str(archive))
-            extract(archive, directory)
+            extract(archive, directory, settings)
 
     def local(self, entry: Path) -> Path:
         """The path to hand on, given the cache entry holding the download: a single file, or the directory."""

@@ -7,6 +7,7 @@ VERSION only once complete, so an entry is never half-written; older versions of
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -49,6 +50,8 @@ class ArtifactCache:
                     raise
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                entry.parent.rmdir()  # when a failed download left it empty
         for old in entry.parent.iterdir():
             if old != entry and not old.name.startswith(PARTIAL_PREFIX):
                 shutil.rmtree(old, ignore_errors=True)

@@ -22,6 +22,10 @@ class StorageSettings(BaseSettings):
     storage_timeout_s: float = Field(
         60.0, gt=0, description="longest wait for a connection or for the next bytes of a response"
     )
+    storage_max_unpacked_bytes: int = Field(
+        8 * 2**30, ge=1, description="an archive that unpacks to more than this is refused (an archive bomb)"
+    )
+    storage_max_unpacked_files: int = Field(10_000, ge=1, description="an archive of more members is refused")
     pvc_root: Path | None = Field(None, description="directory where `pvc://NAME/PATH` is NAME/PATH")
     s3_endpoint_url: str | None = Field(
         None,

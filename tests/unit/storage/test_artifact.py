@@ -11,6 +11,7 @@ from fsspec.implementations.local import LocalFileSystem
 from tests.unit.storage.test_archive import write_tar
 from wharf.errors import ConfigurationError, ModelLoadError
 from wharf.storage.artifact import Artifact
+from wharf.storage.settings import StorageSettings
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -27,7 +28,7 @@ def store(tmp_path: Path) -> Path:
 def download(artifact: Artifact, tmp_path: Path) -> Path:
     directory = tmp_path / "download"
     directory.mkdir()
-    artifact.download(directory)
+    artifact.download(directory, StorageSettings())
     return artifact.local(directory)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.storage.test_archive import write_tar, write_zip
-from wharf.errors import ConfigurationError
+from tests.unit.storage.test_archive import write_tar, write_zeros_tar, write_zip
+from wharf.errors import ConfigurationError, ModelLoadError
 from wharf.storage import StorageSettings, resolve
 
 pytestmark = pytest.mark.timeout(10)
@@ -69,3 +69,11 @@ def test_cache_dir_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("WHARF_STORAGE_CACHE_DIR", str(tmp_path / "env-cache"))
     archive = write_tar(tmp_path / "model.tgz", {"model.joblib": b"model"})
     assert resolve(str(archive)).is_relative_to(tmp_path / "env-cache")
+
+
+def test_a_bomb_leaves_nothing_in_the_cache(tmp_path: Path, settings: StorageSettings) -> None:
+    archive = write_zeros_tar(tmp_path / "bomb.tar.gz", {"model.joblib": 2**10, "weights.bin": 64 * 2**20})
+    limited = settings.model_copy(update={"storage_max_unpacked_bytes": 2**20})
+    with pytest.raises(ModelLoadError, match="archive bomb.tar.gz unpacks to more than 1048576 bytes"):
+        resolve(str(archive), limited)
+    assert list(settings.storage_cache_dir.iterdir()) == []  # no partial entry, nor its empty parent
