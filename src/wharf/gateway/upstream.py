@@ -204,6 +204,10 @@ class HttpUpstream:
         connection = self._idle(pool) or await self._connect(pool, replica)
         try:
             answer = await connection.exchange(b"".join(request), method == "HEAD")
+        except NoAnswer:
+            connection.close()
+            self._flush(pool)  # its other connections are likely gone too: the request goes again on a new one
+            raise
         except BaseException:
             connection.close()
             raise
@@ -228,6 +232,9 @@ class HttpUpstream:
         connection = self._idle(pool) or await self._connect(pool, replica)
         try:
             answer = await connection.exchange(b"".join(head), method == "HEAD", body, chunked=length is None)
+        except NoAnswer as e:  # the body went as it came: it cannot go again
+            connection.close()
+            raise UpstreamFailed(e.message) from e
         except BaseException:
             connection.close()
             raise
@@ -254,8 +261,14 @@ class HttpUpstream:
     def retain(self, urls: set[str]) -> None:
         """Close the pools of replicas whose URL is not in `urls`."""
         for url in [u for u in self._pools if u not in urls]:
-            for connection in self._pools.pop(url).idle:
-                connection.close()
+            self._flush(self._pools.pop(url))
+
+    @staticmethod
+    def _flush(pool: _Pool) -> None:
+        """Close `pool`'s idle connections."""
+        for connection in pool.idle:
+            connection.close()
+        pool.idle.clear()
 
     def close(self) -> None:
         self.retain(set())
