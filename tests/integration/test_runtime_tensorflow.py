@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -138,3 +139,18 @@ def test_bad_input_is_a_400_and_the_model_keeps_serving(
 ) -> None:
     assert_bad_input(client, model, body, message)
     assert_serves(client, model, request(tensor("x" if model == "saved" else "features", ROWS)))
+
+
+def test_a_directory_of_numbered_versions_is_one_model(models: Models, tmp_path: Path) -> None:
+    """TensorFlow Serving's (and KServe's) layout `tfk/1/saved_model.pb`: model `tfk`, version 1."""
+    shutil.copytree(models.root / "saved", tmp_path / "tfk/1")
+    threads = {"WHARF_TF_INTRA_OP_THREADS": "1", "WHARF_TF_INTER_OP_THREADS": "1"}
+    with served_client(str(tmp_path / "tfk"), env=threads) as client:
+        assert client.post("/v2/repository/index").json() == [
+            {"name": "tfk", "state": "READY", "reason": "", "version": "1"}
+        ]
+        assert client.get("/v2/models/tfk").json()["versions"] == ["1"]
+        expected = models.affine.serve(tf.constant(ROWS))["total"].numpy()
+        assert np.allclose(infer(client, "tfk", request(tensor("x", ROWS)))["total"], expected, atol=1e-6)
+        answer = client.post("/v2/models/tfk/versions/1/infer", json=request(tensor("x", ROWS)))
+        assert answer.status_code == 200, answer.text
