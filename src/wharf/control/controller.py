@@ -16,7 +16,6 @@ from wharf.control.plan import (
     PREDICTOR,
     TRANSFORMER,
     Document,
-    ServicePlan,
     component_name,
     parse,
     service_plan,
@@ -26,7 +25,7 @@ from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Reconciler
 from wharf.control.spec import SpecError
 from wharf.control.store import Resource, Store, revision_prefix
-from wharf.errors import ConfigurationError, NotFound, WharfError
+from wharf.errors import ConfigurationError, NotFound
 
 
 class Controller:
@@ -72,7 +71,6 @@ class Controller:
         room for all of them beside the `stored` resources; raises ConfigurationError (SpecError) otherwise.
         Reads no store: it runs in a worker thread."""
         documents = parse(text, self.policy.max_documents, ManifestPolicy.setting("max_documents"))
-        min_replicas = 0
         for doc in documents:
             if doc.kind == GRAPH_KIND:
                 graph_nodes(doc.manifest)  # raises on conditions or steps the gateway cannot run
@@ -84,8 +82,7 @@ class Controller:
                     " yet (a transformer runs as a Python class: model with modelFormat custom); remove them to"
                     " deploy the rest"
                 )
-            plan = service_plan(doc.manifest, self.reconciler.domain)  # raises on a scaling policy Knative refuses
-            min_replicas += _min_replicas(plan)
+            service_plan(doc.manifest, self.reconciler.domain)  # raises on a scaling policy Knative would refuse
         labelled = len(documents) > 1
         problems = [
             (f"{doc.kind} {doc.namespace}/{doc.name}: {path}" if labelled else path, reason)
@@ -95,21 +92,17 @@ class Controller:
         if problems:
             raise SpecError(problems)
         self._check_names(documents, stored)
-        applied = {_key(doc) for doc in documents}
-        kept = [r for r in stored if _key(r) not in applied]
-        min_replicas += sum(self._stored_min_replicas(r) for r in kept if r.kind == ISVC_KIND)
-        problems = self.policy.machine_problems(len(kept) + len(documents), min_replicas)
-        if problems:
-            raise SpecError(problems)
+        self._check_room(documents, stored)
         return documents
 
-    def _stored_min_replicas(self, resource: Resource) -> int:
-        """What a stored InferenceService keeps running at the least; none when it no longer plans (the reconciler
-        runs nothing of it)."""
-        try:
-            return _min_replicas(service_plan(resource.manifest, self.reconciler.domain))
-        except WharfError:
-            return 0
+    def _check_room(self, documents: list[Document], stored: list[Resource]) -> None:
+        """Refuse documents that would take the machine past its count of InferenceServices and InferenceGraphs,
+        unless the apply adds none (the machine held more before the cap was lowered). Its replicas are the
+        reconciler's cap: a revision runs what room the others leave it, and says so in its status."""
+        applied = {_key(doc) for doc in documents}
+        resources = len(stored) + len(applied - {_key(r) for r in stored})
+        if resources > len(stored) and (too_many := self.policy.too_many_resources(resources)):
+            raise ConfigurationError(too_many)
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [_document(r) for r in self.store.list(kind, namespace)]
@@ -176,11 +169,6 @@ class Controller:
 
 def _key(resource: Resource | Document) -> tuple[str, str, str]:
     return resource.kind, resource.namespace, resource.name
-
-
-def _min_replicas(plan: ServicePlan) -> int:
-    """The replicas a service's components keep running at the least."""
-    return sum(component.scaling.min_scale for component in plan.components.values())
 
 
 def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[str]:

@@ -22,10 +22,11 @@ The rules, in the order they are checked, for the model of each component (predi
 - **Arguments**: `args` may give only the model server's `SERVER_OPTIONS`; the rest of a replica's command line
   (its address, ports, runtime) is Wharf's.
 - **Replicas**: minReplicas, maxReplicas and Knative's min-scale, max-scale and initial-scale annotations are at
-  most `max_replicas` per revision.
+  most `max_replicas_per_revision`.
 
 Across the machine (with the resources already stored): at most `max_resources` InferenceServices and
-InferenceGraphs, whose minReplicas add up to at most `max_total_replicas`; at most `max_documents` per apply.
+InferenceGraphs, and at most `max_documents` per apply. (The replicas of the whole machine are the reconciler's
+cap, WHARF_MAX_REPLICAS.)
 The policy is checked at apply only: tightening it does not stop what already runs.
 """
 
@@ -115,8 +116,7 @@ class ManifestPolicy(BaseSettings):
         default_factory=_cwd, description="directories a manifest's PYTHONPATH entries may name"
     )
     env_denylist: tuple[str, ...] = Field((), description="more environment variables (shell patterns) to refuse")
-    max_replicas: int = Field(64, ge=1, description="replicas of one revision")
-    max_total_replicas: int = Field(256, ge=1, description="replicas on the machine; at apply, minReplicas' sum")
+    max_replicas_per_revision: int = Field(64, ge=1, description="replicas of one revision")
     max_resources: int = Field(100, ge=1, description="InferenceServices and InferenceGraphs on the machine")
     max_documents: int = Field(100, ge=1, description="documents in one apply")
 
@@ -152,27 +152,14 @@ class ManifestPolicy(BaseSettings):
             found += self._replica_problems(manifest.spec, ("spec",))
         return [(format_path(loc), reason) for loc, reason in found]
 
-    def machine_problems(self, resources: int, min_replicas: int) -> list[tuple[str, str]]:
-        """What the machine would hold after an apply, beyond the caps: `resources` InferenceServices and
-        InferenceGraphs, whose components' minimum replicas add up to `min_replicas`."""
-        found = []
-        if resources > self.max_resources:
-            found.append(
-                (
-                    "",
-                    f"this apply would make {resources} InferenceServices and InferenceGraphs; this Wharf holds at"
-                    f" most {self.max_resources} ({self.setting('max_resources')})",
-                )
-            )
-        if min_replicas > self.max_total_replicas:
-            found.append(
-                (
-                    "",
-                    f"the minReplicas of every InferenceService would add up to {min_replicas}; this Wharf runs at"
-                    f" most {self.max_total_replicas} replicas ({self.setting('max_total_replicas')})",
-                )
-            )
-        return found
+    def too_many_resources(self, resources: int) -> str | None:
+        """Why the machine may not hold `resources` InferenceServices and InferenceGraphs, or None when it may."""
+        if resources <= self.max_resources:
+            return None
+        return (
+            f"this apply would make {resources} InferenceServices and InferenceGraphs; this Wharf holds at most"
+            f" {self.max_resources} ({self.setting('max_resources')})"
+        )
 
     # -- the rules -------------------------------------------------------------------------------------------------
 
@@ -241,17 +228,18 @@ class ManifestPolicy(BaseSettings):
 
     def _replica_problems(self, scaling: Scaling, at: Loc) -> Iterator[Problem]:
         for field, value in (("minReplicas", scaling.min_replicas), ("maxReplicas", scaling.max_replicas)):
-            if value > self.max_replicas:
+            if value > self.max_replicas_per_revision:
                 yield (*at, field), self._too_many_replicas()
 
     def _annotation_problems(self, annotations: Mapping[str, str]) -> Iterator[Problem]:
         for setting in (KNATIVE_SETTINGS[name] for name in _SCALE_SETTINGS):
             for key in (KNATIVE_PREFIX + name for name in setting.annotations):
-                if key in annotations and _number(annotations[key]) > self.max_replicas:
+                if key in annotations and _number(annotations[key]) > self.max_replicas_per_revision:
                     yield ("metadata", "annotations", key), self._too_many_replicas()
 
     def _too_many_replicas(self) -> str:
-        return f"this Wharf runs at most {self.max_replicas} replicas of a revision ({self.setting('max_replicas')})"
+        cap, setting = self.max_replicas_per_revision, self.setting("max_replicas_per_revision")
+        return f"this Wharf runs at most {cap} replicas of a revision ({setting})"
 
 
 def _argument_problems(args: Sequence[str], at: Loc) -> Iterator[Problem]:

@@ -2,13 +2,14 @@
 control plane's memory or time.
 
 PyYAML's safe loader builds no objects but plain ones, yet it still expands aliases (a 39 KB "billion laughs"
-text names 10^9 values), recurses once per level of nesting (1,000 levels overflow Python's stack), and reads any
-number of documents. Before anything is built, the text's events are read once (libyaml's parser when installed,
-about 1 µs an event) and it is refused, with the reason, when:
+text names 10^9 values, and a long string named by thousands of aliases is stored, and sent back, as many times),
+recurses once per level of nesting (1,000 levels overflow Python's stack), and reads any number of documents.
+Before anything is built, the text's events are read once (libyaml's parser when installed, about 1 µs an event)
+and it is refused, with the reason, when:
 
 - collections nest deeper than `MAX_DEPTH` levels (an alias counts the depth of what it names);
-- aliases make the values read more than `ALIAS_FACTOR` times the values written (plus `ALIAS_ALLOWANCE`), or an
-  alias names the collection it is in;
+- aliases make the values, or the characters of scalars, more than `ALIAS_FACTOR` times those written (plus
+  `ALIAS_ALLOWANCE`), or an alias names the collection it is in;
 - the values read, aliases expanded, are more than `MAX_VALUES` (every manifest of a machine takes far fewer);
 - there are more documents than the caller allows.
 
@@ -28,7 +29,8 @@ from wharf.control.spec.common import SpecError
 MAX_DEPTH = 64
 MAX_VALUES = 100_000
 ALIAS_FACTOR = 10
-ALIAS_ALLOWANCE = 1_000
+#: What aliases may add whatever the text's size: values, and characters of scalars.
+ALIAS_ALLOWANCE = (1_000, 64 * 2**10)
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
@@ -36,12 +38,17 @@ _END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 @dataclass(slots=True)
-class _Open:
-    """A collection being read: its anchor, and the values and levels of nesting inside it so far."""
+class _Size:
+    """What a node holds, aliases expanded: values, characters of scalars, and levels of collections."""
 
-    anchor: str | None
-    values: int = 1
-    depth: int = 1
+    values: int = 0
+    chars: int = 0
+    depth: int = 0
+
+    def add(self, other: _Size) -> None:
+        self.values += other.values
+        self.chars += other.chars
+        self.depth = max(self.depth, other.depth + 1)
 
 
 def load_documents(text: str, max_documents: int, documents_setting: str = "") -> list[Any]:
@@ -60,9 +67,10 @@ def _refuse(reason: str) -> SpecError:
 
 def _check(text: str, max_documents: int, documents_setting: str) -> None:
     """Read the events of `text`, refusing it at the first limit it exceeds (see the module's docstring)."""
-    open_: list[_Open] = []
-    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth) of the node it names
-    written = read = documents = 0
+    open_: list[tuple[str | None, _Size]] = []  # the collections being read: anchor, size so far
+    anchors: dict[str, _Size] = {}
+    written, read = _Size(), _Size()  # the whole text: as written, and with aliases expanded
+    documents = 0
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
@@ -71,44 +79,49 @@ def _check(text: str, max_documents: int, documents_setting: str) -> None:
                 setting = f" ({documents_setting})" if documents_setting else ""
                 raise _refuse(f"more than {max_documents} documents in one text{setting}; apply them in parts")
             continue
-        if isinstance(event, _END):
-            done = open_.pop()
-            values, depth = done.values, done.depth
-            if done.anchor is not None:
-                anchors[done.anchor] = (values, depth)
-        elif isinstance(event, _START):
-            written += 1
-            read += 1
-            open_.append(_Open(event.anchor))
+        if isinstance(event, _START):
+            open_.append((event.anchor, _Size(values=1, depth=1)))
+            written.values += 1
+            read.values += 1
             if len(open_) > MAX_DEPTH:
                 raise _refuse(f"collections nested more than {MAX_DEPTH} levels deep")
             continue
+        if isinstance(event, _END):
+            anchor, node = open_.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, node = event.anchor, _Size(values=1, chars=len(event.value))
+            written.values += 1
+            written.chars += node.chars
+            read.values += 1
+            read.chars += node.chars
         elif isinstance(event, yaml.AliasEvent):
-            if event.anchor not in anchors:
-                if any(o.anchor == event.anchor for o in open_):
-                    raise _refuse(f"the alias *{event.anchor} names a collection it is inside of")
-                continue  # an undefined alias: the loader says so
-            values, depth = anchors[event.anchor]
-            written += 1
-            read += values
-            if len(open_) + depth > MAX_DEPTH:
+            anchor, node = None, _alias(event.anchor, anchors, open_)
+            written.values += 1
+            read.values += node.values
+            read.chars += node.chars
+            if len(open_) + node.depth > MAX_DEPTH:
                 raise _refuse(f"the alias *{event.anchor} nests collections more than {MAX_DEPTH} levels deep")
-            if read > ALIAS_FACTOR * written + ALIAS_ALLOWANCE:
+            if read.values > ALIAS_FACTOR * written.values + ALIAS_ALLOWANCE[0] or (
+                read.chars > ALIAS_FACTOR * written.chars + ALIAS_ALLOWANCE[1]
+            ):
                 raise _refuse(
-                    f"aliases expand the text to more than {ALIAS_FACTOR} times the values written in it"
+                    f"aliases expand the text to more than {ALIAS_FACTOR} times what is written in it"
                     " (an alias bomb?); write the values out"
                 )
-        elif isinstance(event, yaml.ScalarEvent):
-            written += 1
-            read += 1
-            values, depth = 1, 0
-            if event.anchor is not None:
-                anchors[event.anchor] = (values, depth)
         else:
             continue
-        if read > MAX_VALUES:
+        if read.values > MAX_VALUES:
             raise _refuse(f"more than {MAX_VALUES} values (aliases expanded); a manifest needs far fewer")
+        if anchor is not None:
+            anchors[anchor] = node
         if open_:
-            parent = open_[-1]
-            parent.values += values
-            parent.depth = max(parent.depth, depth + 1)
+            open_[-1][1].add(node)
+
+
+def _alias(anchor: str, anchors: dict[str, _Size], open_: list[tuple[str | None, _Size]]) -> _Size:
+    """The size of the node an alias names (nothing for an undefined alias: the loader says so)."""
+    if anchor in anchors:
+        return anchors[anchor]
+    if any(name == anchor for name, _ in open_):
+        raise _refuse(f"the alias *{anchor} names a collection it is inside of")
+    return _Size()
