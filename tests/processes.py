@@ -13,11 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start(
-    command: list[str], env: dict[str, str], event: str, timeout: float
+    command: list[str], env: dict[str, str], event: str, timeout: float, cwd: Path = ROOT
 ) -> tuple[subprocess.Popen, dict[str, Any], list[str]]:
-    """Run `command` and wait for the JSON log line whose "event" is `event`; returns the process, that line and
-    the log so far (kept growing by a background reader). The process is killed if it does not get there."""
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    """Run `command` (in `cwd`) and wait for the JSON log line whose "event" is `event`; returns the process, that
+    line and the log so far (kept growing by a background reader). The process is killed if it does not get there."""
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=cwd)
     assert proc.stderr is not None
     lines: list[str] = []
     deadline = time.monotonic() + timeout
