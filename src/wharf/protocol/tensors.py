@@ -2,12 +2,19 @@
 
 No I/O here: functions turn wire values into numpy arrays and back, and raise `InvalidInput` naming the tensor
 when a value does not fit its declared datatype or shape.
+
+What a request may cost is checked before anything is allocated for it: a shape has at most `MAX_DIMS`
+non-negative dimensions; the data must hold as many elements as the shape before an array is made of it (raw
+bytes: their length is compared, BYTES elements take at least their 4-byte length prefix), so arrays are sized by
+the body, never by what a client declares. An empty tensor's other dimensions multiply to at most `MAX_ELEMENTS`,
+so that numpy can hold it.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -34,6 +41,12 @@ _DATATYPE_OF_DTYPE: dict[np.dtype, str] = {
     dtype.newbyteorder("="): name for name, dtype in DTYPES.items() if name != "BYTES"
 }
 _LENGTH = struct.Struct("<I")
+MAX_DIMS = 64  # numpy's most dimensions
+MAX_ELEMENTS = 2**40  # more than any request carries: the most an empty tensor's other dimensions may multiply to
+# numpy gives every element of an array that holds a string the width of the longest one: data holding one long
+# and many short strings, from a JSON text of B bytes, would take up to B**2/4 bytes. Data from texts up to this
+# size is converted at once (at most 4 MiB); from larger texts it is first looked through for strings.
+TEXT_LOOKED_THROUGH_ABOVE = 4096
 
 
 def dtype_of(datatype: str, tensor: str) -> np.dtype:
@@ -57,32 +70,72 @@ def datatype_of(array: np.ndarray) -> str:
 
 
 def element_count(shape: Any, tensor: str) -> int:
-    """Validate a request shape (a list of non-negative integers) and return its number of elements."""
+    """Validate a request shape (see the module's docstring) and return its number of elements."""
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise InvalidInput(f"tensor '{tensor}': shape must be a list of non-negative integers, got {shape!r}")
-    return math.prod(shape)
+        raise InvalidInput(f"tensor '{tensor}': shape must be a list of non-negative integers, got {_brief(shape)}")
+    if len(shape) > MAX_DIMS:
+        raise InvalidInput(f"tensor '{tensor}': shape has {len(shape)} dimensions; at most {MAX_DIMS} are allowed")
+    count = math.prod(shape)
+    if count == 0 and math.prod(d for d in shape if d) > MAX_ELEMENTS:
+        raise InvalidInput(
+            f"tensor '{tensor}': shape {shape} is empty but its other dimensions multiply past {MAX_ELEMENTS}"
+        )
+    return count
+
+
+def _brief(value: Any) -> str:
+    """`value` for an error message, cut short: a shape may be as long as the body that carried it."""
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:200]}..."
+
+
+def flat_values(data: list, where: str) -> list:
+    """The values of nested lists `data` in row-major order (`data` itself when flat), flattened a level at a time
+    in C (~30 ns a value); `where` names the data in errors: lists beside values at one level are ragged, and no
+    array nests deeper than `MAX_DIMS`."""
+    level = data
+    for _ in range(MAX_DIMS):
+        types = set(map(type, level))
+        if list not in types:
+            return level
+        if len(types) > 1:
+            raise InvalidInput(f"{where} is ragged; nested lists must be rectangular")
+        level = list(chain.from_iterable(level))
+    raise InvalidInput(f"{where} nests lists deeper than {MAX_DIMS} levels")
 
 
 def _size_mismatch(tensor: str, shape: list[int], count: int, found: int) -> InvalidInput:
     return InvalidInput(f"tensor '{tensor}': shape {shape} holds {count} elements but data has {found}")
 
 
-def from_json(data: Any, shape: Any, datatype: str, tensor: str) -> np.ndarray:
-    """Decode a tensor's JSON `data` (flat or nested, row-major) into an array of `shape`."""
+def from_json(data: Any, shape: Any, datatype: str, tensor: str, text_size: int | None = None) -> np.ndarray:
+    """Decode a tensor's JSON `data` (flat or nested, row-major) into an array of `shape`.
+
+    `text_size` is the length of the JSON text `data` was parsed from (None: unknown, taken as large). BYTES
+    data's (flattened) list is reused: each string is replaced by its UTF-8 bytes, so the strings are freed as the
+    bytes are made.
+    """
     dtype = dtype_of(datatype, tensor)
     count = element_count(shape, tensor)
     if not isinstance(data, list):
         data = [data]
+    elif data and type(data[0]) is not list and len(data) != count:  # flat: known wrong before any conversion
+        raise _size_mismatch(tensor, shape, count, len(data))
     if datatype == "BYTES":
-        array = _bytes_from_json(data, tensor)
+        array = _bytes_from_json(flat_values(data, f"tensor '{tensor}': data"), count, shape, tensor)
     else:
-        array = _numbers_from_json(data, dtype, datatype, tensor)
+        array = _numbers_from_json(data, dtype, datatype, tensor, text_size)
     if array.size != count:
         raise _size_mismatch(tensor, shape, count, array.size)
     return array.reshape(shape)
 
 
-def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, tensor: str) -> np.ndarray:
+def _numbers_from_json(
+    data: list, dtype: np.dtype, datatype: str, tensor: str, text_size: int | None
+) -> np.ndarray:
+    if text_size is None or text_size > TEXT_LOOKED_THROUGH_ABOVE:  # no string may reach numpy (see above)
+        if str in set(map(type, flat_values(data, f"tensor '{tensor}': data"))):
+            raise _not_numbers(tensor, datatype, dtype)
     try:
         array = np.asarray(data)
     except (ValueError, TypeError):
@@ -92,13 +145,18 @@ def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, tensor: str) 
         return array.astype(dtype)
     if datatype == "BOOL":
         if kind != "b":
-            raise InvalidInput(f"tensor '{tensor}': BOOL data must be true or false")
+            raise _not_numbers(tensor, datatype, dtype)
         return array
     if dtype.kind in "iu":
         return _integers(data, array, dtype, datatype, tensor)
     if kind not in "iuf":
-        raise InvalidInput(f"tensor '{tensor}': {datatype} data must be numbers")
+        raise _not_numbers(tensor, datatype, dtype)
     return array.astype(dtype, copy=False)
+
+
+def _not_numbers(tensor: str, datatype: str, dtype: np.dtype) -> InvalidInput:
+    wanted = {"b": "true or false", "i": "integers", "u": "integers"}.get(dtype.kind, "numbers")
+    return InvalidInput(f"tensor '{tensor}': {datatype} data must be {wanted}")
 
 
 def _integers(data: list, array: np.ndarray, dtype: np.dtype, datatype: str, tensor: str) -> np.ndarray:
@@ -109,30 +167,24 @@ def _integers(data: list, array: np.ndarray, dtype: np.dtype, datatype: str, ten
             raise out_of_range
         return array.astype(dtype, copy=False)
     # numpy infers floats (or objects) for integers beyond int64; only whole Python ints are accepted
-    if array.dtype.kind not in "fO" or not all(type(v) is int for v in _flatten(data, [])):
-        raise InvalidInput(f"tensor '{tensor}': {datatype} data must be integers")
+    if array.dtype.kind not in "fO" or set(map(type, flat_values(data, f"tensor '{tensor}': data"))) != {int}:
+        raise _not_numbers(tensor, datatype, dtype)
     try:
         return np.asarray(data, dtype=dtype)
     except OverflowError:
         raise out_of_range from None
 
 
-def _flatten(data: list, out: list) -> list:
-    for item in data:
-        if isinstance(item, list):
-            _flatten(item, out)
-        else:
-            out.append(item)
-    return out
-
-
-def _bytes_from_json(data: list, tensor: str) -> np.ndarray:
-    items = _flatten(data, [])
-    array = np.empty(len(items), dtype=object)
+def _bytes_from_json(items: list, count: int, shape: list[int], tensor: str) -> np.ndarray:
+    """BYTES elements from the JSON strings `items` (flat), checked against the shape's `count` first."""
+    if len(items) != count:
+        raise _size_mismatch(tensor, shape, count, len(items))
     for i, item in enumerate(items):
-        if not isinstance(item, str):
+        if type(item) is not str:
             raise InvalidInput(f"tensor '{tensor}': BYTES data must be strings, got {type(item).__name__}")
-        array[i] = item.encode()
+        items[i] = item.encode()
+    array = np.empty(count, dtype=object)
+    array[:] = items
     return array
 
 
@@ -185,8 +237,14 @@ def from_bytes(raw: bytes | memoryview, shape: Any, datatype: str, tensor: str) 
 
 
 def _bytes_from_raw(raw: memoryview, count: int, tensor: str) -> np.ndarray:
-    items: list[bytes] = []
     offset, end = 0, len(raw)
+    if count * _LENGTH.size > end:
+        raise InvalidInput(
+            f"tensor '{tensor}': shape holds {count} elements but {end} bytes of BYTES data hold at most "
+            f"{end // _LENGTH.size} (each has a 4-byte length prefix)"
+        )
+    array = np.empty(count, dtype=object)
+    found = 0
     while offset < end:
         if offset + 4 > end:
             raise InvalidInput(f"tensor '{tensor}': BYTES data ends inside a length prefix")
@@ -194,12 +252,12 @@ def _bytes_from_raw(raw: memoryview, count: int, tensor: str) -> np.ndarray:
         offset += 4
         if offset + length > end:
             raise InvalidInput(f"tensor '{tensor}': a BYTES element runs past the end of its data")
-        items.append(bytes(raw[offset : offset + length]))
-        offset += length
-        if len(items) > count:
+        if found == count:
+            found += 1
             break
-    if len(items) != count:
-        raise InvalidInput(f"tensor '{tensor}': shape holds {count} elements but data has {len(items)}")
-    array = np.empty(count, dtype=object)
-    array[:] = items
+        array[found] = bytes(raw[offset : offset + length])
+        found += 1
+        offset += length
+    if found != count:
+        raise InvalidInput(f"tensor '{tensor}': shape holds {count} elements but data has {found}")
     return array

@@ -42,9 +42,14 @@ def _binary(value: Any, depth: int = 0) -> Any:
     return {key: _binary(item, depth + 1) for key, item in value.items()}
 
 
-def _array(value: Any, key: str) -> np.ndarray:
+def _array(value: Any, key: str, text_size: int) -> np.ndarray:
+    """The tensor of one input's rows, from a JSON text of `text_size` bytes."""
     if not isinstance(value, list) or not value:
         raise InvalidInput(f"'{key}' must be a non-empty list")
+    if text_size > tensors.TEXT_LOOKED_THROUGH_ABOVE:  # numpy would widen every string to the longest one
+        types = set(map(type, tensors.flat_values(value, f"'{key}'")))
+        if str in types or bytes in types:
+            return _bytes_array(value, key)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):  # ragged, or bytes that numpy cannot read as ASCII beside strings
@@ -76,13 +81,13 @@ def _bytes_array(value: list[Any], key: str) -> np.ndarray:
     return items
 
 
-def _named(inputs: dict[str, Any], key: str) -> list[Tensor]:
+def _named(inputs: dict[str, Any], key: str, text_size: int) -> list[Tensor]:
     if not inputs:
         raise InvalidInput(f"'{key}' must name at least one input")
-    return [Tensor(name, _array(rows, f"{key}.{name}")) for name, rows in inputs.items()]
+    return [Tensor(name, _array(rows, f"{key}.{name}", text_size)) for name, rows in inputs.items()]
 
 
-def _rows(instances: list[Any]) -> list[Tensor]:
+def _rows(instances: list[Any], text_size: int) -> list[Tensor]:
     """Row format: one object per instance, each naming the same inputs."""
     names = instances[0].keys()
     for i, instance in enumerate(instances):
@@ -93,7 +98,7 @@ def _rows(instances: list[Any]) -> list[Tensor]:
                 f"instance {i} names the inputs {sorted(instance)}, instance 0 names {sorted(names)}; "
                 "every instance must name the same inputs"
             )
-    return _named({name: [instance[name] for instance in instances] for name in names}, "instances")
+    return _named({name: [instance[name] for instance in instances] for name in names}, "instances", text_size)
 
 
 def decode_request(body: bytes, input_name: str) -> InferRequest:
@@ -110,11 +115,11 @@ def decode_request(body: bytes, input_name: str) -> InferRequest:
     key = keys[0]
     value = _binary(doc[key]) if b'"b64"' in body else doc[key]
     if isinstance(value, dict):
-        inputs = _named(value, key)
+        inputs = _named(value, key, len(body))
     elif isinstance(value, list) and value and isinstance(value[0], dict):
-        inputs = _rows(value)
+        inputs = _rows(value, len(body))
     else:
-        inputs = [Tensor(input_name, _array(value, key))]
+        inputs = [Tensor(input_name, _array(value, key, len(body)))]
     return InferRequest(inputs=inputs, parameters=parameters, protocol="v1")
 
 

@@ -96,14 +96,14 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
 
 def decode_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """Decode an inference request; with `header_length`, binary tensor data follows the JSON header."""
-    doc, binary = _parse(body, header_length)
+    doc, binary, text_size = _parse(body, header_length)
     unknown = doc.keys() - _REQUEST_KEYS
     if unknown:
         raise InvalidInput(f"unknown request field(s): {', '.join(sorted(unknown))}")
     items = doc.get("inputs")
     if not isinstance(items, list) or not items:
         raise InvalidInput("'inputs' must be a non-empty list")
-    inputs = _decode_tensors(items, "input", binary)
+    inputs = _decode_tensors(items, "input", binary, text_size)
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
@@ -117,7 +117,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
 
 def decode_response(body: bytes, header_length: int | None = None) -> InferResponse:
     """Decode an inference response (the client's side); with `header_length`, binary outputs follow the JSON."""
-    doc, binary = _parse(body, header_length)
+    doc, binary, text_size = _parse(body, header_length)
     model_name = doc.get("model_name")
     if not isinstance(model_name, str):
         raise InvalidInput("response: 'model_name' must be a string")
@@ -126,15 +126,16 @@ def decode_response(body: bytes, header_length: int | None = None) -> InferRespo
         raise InvalidInput("response: 'outputs' must be a list")
     return InferResponse(
         model_name=model_name,
-        outputs=_decode_tensors(items, "output", binary),
+        outputs=_decode_tensors(items, "output", binary, text_size),
         model_version=doc.get("model_version"),
         id=doc.get("id"),
         parameters=_parameters(doc.get("parameters"), "response") or None,
     )
 
 
-def _parse(body: bytes, header_length: int | None) -> tuple[dict[str, Any], memoryview | None]:
-    """The JSON document of a message and the binary tensor data after it (None without `header_length`)."""
+def _parse(body: bytes, header_length: int | None) -> tuple[dict[str, Any], memoryview | None, int]:
+    """The JSON document of a message, the binary tensor data after it (None without `header_length`) and the
+    length of the JSON text."""
     binary: memoryview | None = None
     if header_length is not None:
         if not 0 < header_length <= len(body):
@@ -143,14 +144,15 @@ def _parse(body: bytes, header_length: int | None) -> tuple[dict[str, Any], memo
             )
         binary = memoryview(body)[header_length:]
         body = body[:header_length]
-    return loads_object(body), binary
+    return loads_object(body), binary, len(body)
 
 
-def _decode_tensors(items: list[Any], kind: str, binary: memoryview | None) -> list[Tensor]:
-    """The tensors of a request's inputs or a response's outputs (`kind` "input" or "output")."""
+def _decode_tensors(items: list[Any], kind: str, binary: memoryview | None, text_size: int) -> list[Tensor]:
+    """The tensors of a request's inputs or a response's outputs (`kind` "input" or "output"), from a JSON text
+    of `text_size` bytes."""
     decoded, offset = [], 0
     for index, item in enumerate(items):
-        tensor, offset = _decode_tensor(item, kind, index, binary, offset)
+        tensor, offset = _decode_tensor(item, kind, index, binary, offset, text_size)
         decoded.append(tensor)
     if binary is not None and offset != len(binary):
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data follow the last {kind}")
@@ -159,7 +161,9 @@ def _decode_tensors(items: list[Any], kind: str, binary: memoryview | None) -> l
     return decoded
 
 
-def _decode_tensor(item: Any, kind: str, index: int, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
+def _decode_tensor(
+    item: Any, kind: str, index: int, binary: memoryview | None, offset: int, text_size: int
+) -> tuple[Tensor, int]:
     if not isinstance(item, dict):
         raise InvalidInput(f"{kind}s[{index}] must be a JSON object")
     name = item.get("name")
@@ -182,7 +186,7 @@ def _decode_tensor(item: Any, kind: str, index: int, binary: memoryview | None, 
         data = tensors.from_bytes(binary[offset : offset + size], shape, datatype, name)
         offset += size
     elif "data" in item:
-        data = tensors.from_json(item["data"], shape, datatype, name)
+        data = tensors.from_json(item["data"], shape, datatype, name, text_size)
     else:
         raise InvalidInput(f"{kind} '{name}' has neither 'data' nor binary_data_size")
     return Tensor(name, data, datatype, parameters or None), offset

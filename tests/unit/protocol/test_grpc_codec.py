@@ -106,7 +106,8 @@ def test_empty_tensor() -> None:
         (_typed_request("INT8", "int_contents", [1, 2, 3, 128]), "out of range for INT8"),
         (_typed_request("UINT16", "uint_contents", [1, 2, 3, 65536]), "out of range for UINT16"),
         (_raw_request("FP32", b"\x00" * 15), "needs 16 bytes, got 15"),
-        (_raw_request("BYTES", b"\x05\x00\x00\x00ab"), "runs past the end"),
+        (_raw_request("BYTES", b"\x05\x00\x00\x00ab", (1,)), "runs past the end"),
+        (_raw_request("BYTES", b"\x01\x00\x00\x00a"), "hold at most 1 \\(each has a 4-byte length prefix\\)"),
         (_raw_request("INT4", b"\x00" * 8), "unknown datatype 'INT4'"),
     ],
 )

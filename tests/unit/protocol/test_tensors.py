@@ -80,19 +80,81 @@ def test_bad_json_tensors_are_rejected(data, shape, datatype, message) -> None: 
 
 
 def test_huge_declared_shape_fails_without_allocating() -> None:
-    with pytest.raises(InvalidInput, match="holds 1000000000000000000 elements"):
-        tensors.from_json([1.0], [10**9, 10**9], "FP32", "x")
+    with pytest.raises(InvalidInput, match="holds 1000000 elements but data has 1"):
+        tensors.from_json([1.0], [1000, 1000], "FP32", "x")
     with pytest.raises(InvalidInput, match="needs"):
-        tensors.from_bytes(b"\x00" * 4, [10**9, 10**9], "FP32", "x")
+        tensors.from_bytes(b"\x00" * 4, [1000, 1000], "FP32", "x")
+    with pytest.raises(InvalidInput, match="4 bytes of BYTES data hold at most 1"):
+        tensors.from_bytes(b"\x00" * 4, [2**40], "BYTES", "x")
+
+
+BAD_SHAPES = [
+    ([0, 2**63 - 1], "multiply past"),
+    ([0, 2**40, 2**40], "multiply past"),
+    ([3, 2**62, 0], "multiply past"),
+    ([10**9, 10**9], "holds 1000000000000000000 elements|needs|hold at most 0"),
+    ([2**64], "holds 18446744073709551616 elements|needs|hold at most 0"),
+    ([0] * 65, "65 dimensions; at most 64"),
+    ([1] * 65, "65 dimensions; at most 64"),
+    ([2, -1], "non-negative integers"),
+    ([2, True], "non-negative integers"),
+]
+
+
+@pytest.mark.parametrize(("shape", "message"), BAD_SHAPES)
+@pytest.mark.parametrize("datatype", ["FP32", "INT64", "BOOL", "BYTES"])
+def test_shapes_no_array_can_have_are_refused_before_anything_is_made(shape, message, datatype) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInput, match=message):
+        tensors.from_json([], shape, datatype, "x")
+    with pytest.raises(InvalidInput, match=message):
+        tensors.from_bytes(b"", shape, datatype, "x")
+
+
+def test_empty_tensors_keep_their_shape() -> None:
+    assert tensors.from_json([], [0, 4], "FP32", "x").shape == (0, 4)
+    assert tensors.from_bytes(b"", [0, 2**20], "BYTES", "x").shape == (0, 2**20)
+    assert tensors.from_json([1.0], [], "FP64", "x").shape == ()
+
+
+def test_deeply_nested_data_is_refused_not_a_crash() -> None:
+    deep: list = ["a"]
+    for _ in range(1000):
+        deep = [deep]
+    for datatype in ("BYTES", "FP32", "INT64"):
+        with pytest.raises(InvalidInput, match="ragged|deeper than 64 levels"):
+            tensors.from_json(deep, [1], datatype, "x")
+    with pytest.raises(InvalidInput, match="deeper than 64 levels"):
+        tensors.from_json(deep, [1], "BYTES", "x")
+
+
+def test_strings_in_numeric_data_are_refused_before_numpy_widens_them() -> None:
+    # numpy would make 20,000 elements as wide as the long string: 8 GB from a 1 MB text
+    data = ["x" * 100_000] + ["a"] * 19_999
+    for datatype, wanted in (("FP32", "numbers"), ("INT32", "integers"), ("BOOL", "true or false")):
+        with pytest.raises(InvalidInput, match=f"{datatype} data must be {wanted}"):
+            tensors.from_json(data, [20_000], datatype, "x", text_size=1_000_000)
+    assert tensors.from_json([1, 2], [2], "FP32", "x", text_size=10).tolist() == [1.0, 2.0]  # small: no look
+
+
+def test_bytes_data_of_the_wrong_length_is_refused_before_it_is_converted() -> None:
+    data = ["a"] * 10
+    with pytest.raises(InvalidInput, match="holds 11 elements but data has 10"):
+        tensors.from_json(data, [11], "BYTES", "x")
+    assert data == ["a"] * 10  # not a single element was converted
+    assert tensors.from_json([["a", "b"], ["c", "d"]], [2, 2], "BYTES", "x").tolist() == [[b"a", b"b"], [b"c", b"d"]]
+    with pytest.raises(InvalidInput, match="ragged"):
+        tensors.from_json(["a", ["b"]], [2], "BYTES", "x")
 
 
 @pytest.mark.parametrize(
     ("raw", "count", "message"),
     [
-        (b"\x01\x00", 1, "inside a length prefix"),
+        (b"\x01\x00", 0, "inside a length prefix"),
         (b"\x05\x00\x00\x00ab", 1, "runs past the end"),
         (b"\x01\x00\x00\x00a\x01\x00\x00\x00b", 1, "holds 1 elements but data has 2"),
-        (b"\x01\x00\x00\x00a", 2, "holds 2 elements but data has 1"),
+        (b"\x01\x00\x00\x00a", 2, "5 bytes of BYTES data hold at most 1"),
+        (b"\x00\x00\x00\x00" * 2, 3, "8 bytes of BYTES data hold at most 2"),
+        (b"\x05\x00\x00\x00abcde\x00\x00\x00\x00", 3, "holds 3 elements but data has 2"),
     ],
 )
 def test_bad_raw_bytes_are_rejected(raw: bytes, count: int, message: str) -> None:
