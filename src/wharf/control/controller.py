@@ -40,8 +40,10 @@ class Controller:
     async def apply(self, text: str) -> list[dict[str, str]]:
         """Store every document (all are checked before any is stored), then reconcile the changed ones."""
         async with self._applying:
+            documents = await asyncio.to_thread(self._checked, text)
             stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]
-            documents = await asyncio.to_thread(self._checked, text, stored)
+            self._check_names(documents, stored)
+            self._check_room(documents, stored)
             results, changed = [], []
             for doc in documents:
                 before = self.store.get(doc.kind, doc.namespace, doc.name)
@@ -66,10 +68,9 @@ class Controller:
             await self.reconciler.reconcile(doc.namespace, doc.name)
         return results
 
-    def _checked(self, text: str, stored: list[Resource]) -> list[Document]:
-        """The documents of `text`, once each is valid and runs here, the policy allows it, and the machine has
-        room for all of them beside the `stored` resources; raises ConfigurationError (SpecError) otherwise.
-        Reads no store: it runs in a worker thread."""
+    def _checked(self, text: str) -> list[Document]:
+        """The documents of `text`, once each is valid, runs here and the policy allows it; raises
+        ConfigurationError (SpecError) otherwise. Reads no store: it runs in a worker thread."""
         documents = parse(text, self.policy.max_documents, ManifestPolicy.setting("max_documents"))
         for doc in documents:
             if doc.kind == GRAPH_KIND:
@@ -91,8 +92,6 @@ class Controller:
         ]
         if problems:
             raise SpecError(problems)
-        self._check_names(documents, stored)
-        self._check_room(documents, stored)
         return documents
 
     def _check_room(self, documents: list[Document], stored: list[Resource]) -> None:

@@ -57,12 +57,20 @@ def load_documents(text: str, max_documents: int, documents_setting: str = "") -
     try:
         _check(text, max_documents, documents_setting)
         return list(yaml.load_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as e:
+        if e.problem == "exceeded maximum nesting depth":  # libyaml's own limit, met while it looks ahead
+            raise _too_deep() from None
+        raise SpecError([("", f"invalid YAML: {e}")]) from None
     except yaml.YAMLError as e:
         raise SpecError([("", f"invalid YAML: {e}")]) from None
 
 
 def _refuse(reason: str) -> SpecError:
     return SpecError([("", reason)])
+
+
+def _too_deep() -> SpecError:
+    return _refuse(f"collections nested more than {MAX_DEPTH} levels deep")
 
 
 def _check(text: str, max_documents: int, documents_setting: str) -> None:
@@ -84,7 +92,7 @@ def _check(text: str, max_documents: int, documents_setting: str) -> None:
             written.values += 1
             read.values += 1
             if len(open_) > MAX_DEPTH:
-                raise _refuse(f"collections nested more than {MAX_DEPTH} levels deep")
+                raise _too_deep()
             continue
         if isinstance(event, _END):
             anchor, node = open_.pop()
