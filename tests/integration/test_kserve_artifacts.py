@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import joblib
 import lightgbm
 import numpy as np
 import pytest
 import xgboost
+from kserve import InferInput, InferRequest, InferResponse
+from kserve.utils.utils import get_predict_input, get_predict_response
 from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 from tests.integration.conftest import served_client
 from tests.integration.runtime_checks import infer, rows_request
@@ -29,10 +33,11 @@ REFUSAL_TIMEOUT_S = 90
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four models under KServe's file names, and an empty model directory."""
+    """Four models under KServe's file names, an sklearn model, and an empty model directory."""
     root = tmp_path_factory.mktemp("kserve-artifacts")
-    for name in ("xgb-bst", "xgb-json", "xgb-ubj", "lgb-bst", "empty"):
+    for name in ("xgb-bst", "xgb-json", "xgb-ubj", "lgb-bst", "sklearn", "empty"):
         (root / name).mkdir()
+    joblib.dump(LogisticRegression(max_iter=500).fit(FEATURES, LABELS), root / "sklearn/model.joblib")
     classifier = xgboost.XGBClassifier(n_estimators=10, max_depth=3).fit(FEATURES, LABELS)
     classifier.save_model(root / "xgb-ubj/model.ubj")
     (root / "xgb-bst/model.bst").write_bytes((root / "xgb-ubj/model.ubj").read_bytes())  # UBJSON named .bst
@@ -71,6 +76,34 @@ def test_predict_answers_booster_predict_by_default(client: httpx.Client, reposi
     assert list(v2) == ["predict"] and np.allclose(v2["predict"], expected, atol=1e-6)
     v1 = client.post(f"/v1/models/{model}:predict", json={"instances": ROWS.tolist()})
     assert np.allclose(v1.json()["predictions"], expected, atol=1e-6), v1.text
+
+
+def _kserve_answer(repository: Path, model: str, payload: dict | InferRequest) -> dict | InferResponse:
+    """What KServe's sklearn, xgb or lgb server answers `payload` with: their predict, run with KServe's own helpers
+    on the model loaded as they load it (lgbserver also names the Booster's columns)."""
+    artifact = next((repository / model).iterdir())
+    if model == "sklearn":
+        return get_predict_response(payload, joblib.load(artifact).predict(get_predict_input(payload)), model)
+    if model.startswith("lgb"):
+        booster = lightgbm.Booster(model_file=artifact)
+        return get_predict_response(payload, booster.predict(get_predict_input(payload, booster.feature_name())), model)
+    booster = xgboost.Booster(model_file=bytearray(artifact.read_bytes()))
+    return get_predict_response(payload, booster.predict(xgboost.DMatrix(get_predict_input(payload))), model)
+
+
+@pytest.mark.parametrize("model", ["sklearn", "xgb-json", "xgb-ubj", "lgb-bst"])
+def test_v1_and_v2_answers_are_kserves(client: httpx.Client, repository: Path, model: str) -> None:
+    """The same numbers, datatypes and shapes as KServe's server; V2's output is named for the method, not output-0."""
+    v1 = {"instances": ROWS.tolist()}
+    predictions = client.post(f"/v1/models/{model}:predict", json=v1).json()["predictions"]
+    expected_v1 = _kserve_answer(repository, model, v1)["predictions"]
+    assert np.array(predictions).dtype == np.array(expected_v1).dtype and np.allclose(predictions, expected_v1)
+    v2 = InferInput("input-0", list(ROWS.shape), "FP64")
+    v2.set_data_from_numpy(ROWS, binary_data=False)
+    [expected] = _kserve_answer(repository, model, InferRequest(model, [v2])).outputs
+    [found] = client.post(f"/v2/models/{model}/infer", json=rows_request(ROWS)).json()["outputs"]
+    assert (found["name"], found["datatype"], found["shape"]) == ("predict", expected.datatype, expected.shape)
+    assert found["data"] == pytest.approx(expected.as_numpy().reshape(-1).tolist())
 
 
 @pytest.mark.parametrize("model", ["xgb-ubj", "lgb-bst"])
