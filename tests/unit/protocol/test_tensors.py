@@ -4,6 +4,8 @@ import pytest
 from wharf.errors import InvalidInput
 from wharf.protocol import tensors
 
+from tests.unit.protocol.memory import allocated_at_most
+
 NUMERIC = {
     "BOOL": [True, False, True, True],
     "UINT8": [0, 1, 254, 255],
@@ -128,11 +130,11 @@ def test_deeply_nested_data_is_refused_not_a_crash() -> None:
 
 
 def test_strings_in_numeric_data_are_refused_before_numpy_widens_them() -> None:
-    # numpy would make 20,000 elements as wide as the long string: 8 GB from a 1 MB text
-    data = ["x" * 100_000] + ["a"] * 19_999
+    # numpy would make 5,000 elements as wide as the long string: 400 MB from a 40 kB text
+    data = ["x" * 20_000] + ["a"] * 4_999
     for datatype, wanted in (("FP32", "numbers"), ("INT32", "integers"), ("BOOL", "true or false")):
-        with pytest.raises(InvalidInput, match=f"{datatype} data must be {wanted}"):
-            tensors.from_json(data, [20_000], datatype, "x", text_size=1_000_000)
+        with allocated_at_most(20 * 2**20), pytest.raises(InvalidInput, match=f"{datatype} data must be {wanted}"):
+            tensors.from_json(data, [5_000], datatype, "x", text_size=40_000)
     assert tensors.from_json([1, 2], [2], "FP32", "x", text_size=10).tolist() == [1.0, 2.0]  # small: no look
 
 

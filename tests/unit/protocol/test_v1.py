@@ -6,6 +6,8 @@ from wharf.errors import InvalidInput
 from wharf.protocol import v1
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
 
+from tests.unit.protocol.memory import allocated_at_most
+
 
 def test_instances_become_one_input() -> None:
     request = v1.decode_request(b'{"instances": [[1, 2], [3, 4]]}', "input-0")
@@ -134,3 +136,11 @@ def test_nesting_deeper_than_numpy_allows_is_refused_not_a_crash() -> None:
     deep = b'{"instances": ' + b"[" * 900 + b'{"b64": "aGk="}' + b"]" * 900 + b"}"
     with pytest.raises(InvalidInput, match="deeper than 64 levels"):
         v1.decode_request(deep, "x")
+
+
+def test_one_long_string_does_not_widen_every_element() -> None:
+    # numpy would give 5,000 elements the width of the long string (400 MB) before they became BYTES
+    rows = ["x" * 20_000] + ["a"] * 4_999
+    with allocated_at_most(20 * 2**20):
+        data = v1.decode_request(orjson.dumps({"instances": rows}), "x").inputs[0].data
+    assert data.dtype == object and data.shape == (5_000,) and data[1] == b"a"

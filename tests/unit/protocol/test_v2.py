@@ -5,6 +5,8 @@ import pytest
 from wharf.errors import InvalidInput
 from wharf.protocol import v2
 
+from tests.unit.protocol.memory import allocated_at_most
+
 
 def _request(**overrides):  # type: ignore[no-untyped-def]
     doc = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}], **overrides}
@@ -108,3 +110,21 @@ def test_encode_binary_outputs_when_asked() -> None:
     assert y["parameters"] == {"binary_data_size": 16} and "data" not in y
     assert z["data"] == [3]
     assert np.frombuffer(body[header_length:], dtype="<i8").tolist() == [1, 2]
+
+
+def test_strings_in_a_large_numeric_tensor_are_refused_before_numpy_widens_them() -> None:
+    body = _request(inputs=[{"name": "x", "shape": [5_000], "datatype": "FP32", "data": ["x" * 20_000] + [1] * 4_999}])
+    with allocated_at_most(20 * 2**20), pytest.raises(InvalidInput, match="FP32 data must be numbers"):
+        v2.decode_request(body)
+
+
+@pytest.mark.parametrize(
+    ("shape", "fragment"),
+    [([0, 2**63 - 1], "multiply past"), ([1] * 65, "at most 64"), ([2**62, 4], "holds|needs"), ([-3], "non-negative")],
+)
+def test_impossible_shapes_are_invalid_input_in_json_and_binary(shape: list[int], fragment: str) -> None:
+    with pytest.raises(InvalidInput, match=fragment):
+        v2.decode_request(_request(inputs=[{"name": "x", "shape": shape, "datatype": "FP32", "data": []}]))
+    header = _request(inputs=[{"name": "x", "shape": shape, "datatype": "FP32", "parameters": {"binary_data_size": 0}}])
+    with pytest.raises(InvalidInput, match=fragment):
+        v2.decode_request(header, len(header))
