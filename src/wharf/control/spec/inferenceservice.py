@@ -14,9 +14,10 @@ Wharf's extension for a model written in Python is the model format `custom`, wh
       modelFormat: {name: custom}
       storageUri: fraud.models:FraudModel
 
-The class loads its own artifacts (give their location with `env` or `args`); `env` may also set PYTHONPATH.
-A transformer or an explainer is accepted as KServe writes it (one container image, kept for a backend that can
-run images) or as such a custom class; a local Wharf runs a transformer's class (a `wharf.Transformer`).
+The class loads its own artifacts (give their location with `env`); `env` may also set PYTHONPATH, within what
+`wharf.control.policy` allows. A transformer or an explainer is accepted as KServe writes it (one container image,
+kept for a backend that can run images) or as such a custom class; a local Wharf runs a transformer's class (a
+`wharf.Transformer`).
 
 Defaults are KServe's and Knative's: minReplicas 1, maxReplicas 0 (no bound of its own), scaleMetric
 concurrency, containerConcurrency 0 (no limit), timeout 300 s, no canary (the latest ready revision takes all
@@ -99,8 +100,9 @@ class ModelFormat(SpecModel):
 class PredictorExtension(SpecModel):
     """What every way of naming a predictor's model shares (KServe's PredictorExtensionSpec, less the container).
 
-    `args` are extra command-line arguments of the model server, `env` its environment. `runtimeVersion` (an image
-    tag in KServe) is kept but changes nothing: Wharf runs the framework version that is installed.
+    `args` are extra command-line arguments of the model server (the policy allows its batching options), `env`
+    its environment. `runtimeVersion` (an image tag in KServe) is kept but changes nothing: Wharf runs the framework
+    version that is installed.
     """
 
     storage_uri: str | None = None
