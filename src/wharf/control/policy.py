@@ -120,6 +120,11 @@ class ManifestPolicy(BaseSettings):
     max_resources: int = Field(100, ge=1, description="InferenceServices and InferenceGraphs on the machine")
     max_documents: int = Field(100, ge=1, description="documents in one apply")
 
+    @field_validator("storage_schemes", "pickle_schemes")
+    @classmethod
+    def _scheme_names(cls, schemes: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s.lower().removesuffix("://") for s in schemes)
+
     @field_validator("storage_roots", "code_roots")
     @classmethod
     def _absolute(cls, roots: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -132,7 +137,7 @@ class ManifestPolicy(BaseSettings):
 
     @classmethod
     def setting(cls, field: str) -> str:
-        """The environment variable of a field, e.g. WHARF_POLICY_MAX_REPLICAS."""
+        """The environment variable of a field, e.g. WHARF_POLICY_MAX_DOCUMENTS."""
         return f"{cls.model_config['env_prefix']}{field.upper()}"
 
     @property
