@@ -58,6 +58,7 @@ class ModelServer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         dataplane = DataPlane(self.repository, settings, self.metrics)
+        rest = RestApp(dataplane, self.metrics, settings.max_request_bytes, settings.body_timeout_s)
         grpc_server = None
         try:
             self.repository.discover()
@@ -68,7 +69,7 @@ class ModelServer:
             http_socket = listen(settings.host, settings.http_port, self.reuse_port)
             grpc_server, grpc_port = await start_grpc_server(dataplane, self.metrics, settings, self.reuse_port)
             http = EmbeddedServer(
-                RestApp(dataplane, self.metrics, settings.max_request_bytes, settings.body_timeout_s),
+                rest,
                 timeout_keep_alive=int(settings.keepalive_timeout_s),
                 timeout_graceful_shutdown=int(settings.drain_timeout_s),
             )
@@ -92,6 +93,7 @@ class ModelServer:
             if grpc_server is not None:
                 await grpc_server.stop(None)  # at once, if the drain above did not run
             await self.repository.unload_all()
+            rest.close()
             dataplane.close()
             log.info("stopped")
 

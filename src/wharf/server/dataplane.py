@@ -1,4 +1,10 @@
-"""The protocol-neutral core of the model server: every transport (REST, gRPC) decodes, calls this, encodes."""
+"""The protocol-neutral core of the model server: every transport (REST, gRPC) decodes, calls this, encodes.
+
+The server is ready once it serves and while every model of its repository is loaded: a replica with a model
+unloaded (or failing to load) is taken out of rotation rather than answering 503 for it. The repository API
+(load, unload, index) can be turned off (`ServerSettings.repository_api`, WHARF_REPOSITORY_API=off), as the
+control plane does for the replicas it runs: its calls are then refused (403, PERMISSION_DENIED).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any
 
 from wharf import __version__
 from wharf.errors import (
+    Forbidden,
     InvalidInput,
     ModelNotReady,
     RequestTimeout,
@@ -39,6 +46,7 @@ class DataPlane:
         self.max_queue = settings.max_queued_requests
         self.batch_policy = BatchPolicy(settings.max_batch_size, settings.max_batch_latency_ms / 1000)
         self.started = False
+        self.repository_api = settings.repository_api
         self._pipelines: dict[tuple[str, str | None], ModelPipeline] = {}
         self._explanation_threads = ThreadPoolExecutor(self.threads, thread_name_prefix="explain")
         self._explanation_slots = threading.BoundedSemaphore(self.threads)
@@ -48,7 +56,7 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        return self.started
+        return self.started and all(row["state"] == "READY" for row in self.repository.index())
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "wharf", "version": __version__, "extensions": EXTENSIONS}
@@ -144,17 +152,28 @@ class DataPlane:
 
     # -- model repository -------------------------------------------------------------------------------------
     def repository_index(self, ready_only: bool = False) -> list[dict[str, str]]:
+        self._repository_api_on()
         rows = self.repository.index()
         return [r for r in rows if r["state"] == "READY"] if ready_only else rows
 
     async def load(self, name: str) -> None:
+        self._repository_api_on()
         await self.repository.load(name)
         settle_heap()
 
     async def unload(self, name: str) -> None:
+        self._repository_api_on()
         await self.repository.unload(name)
         for key in [k for k in self._pipelines if k[0] == name]:
             self._pipelines.pop(key).close()
+
+
+    def _repository_api_on(self) -> None:
+        if not self.repository_api:
+            raise Forbidden(
+                "the repository API (load, unload, index) is turned off on this server; "
+                "start it with WHARF_REPOSITORY_API=on to offer it"
+            )
 
 
 def settle_heap() -> None:

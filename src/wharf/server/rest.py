@@ -2,13 +2,25 @@
 
 It only routes, decodes, calls the data plane and encodes; errors become `{"error": ...}` bodies here and
 nowhere else. No web framework sits on the hot path.
+
+Inference bodies above `DECODE_IN_THREAD_ABOVE` are decoded in one thread of their own, one body at a time, so
+that the event loop goes on answering (health probes, small requests) while they decode, and two large bodies
+never hold their decoding's transient memory at once. Parsed JSON takes up to ~10 times its text for numbers
+(a float object and a list slot for "1.5,") and ~20 times for short strings (~80 bytes for '"a",'), so before
+parsing, a large body's JSON text may hold at most one string per `_LIMIT_BYTES_PER_STRING` bytes of the body
+limit (4 Mi strings at 64 MiB; counted by their quotes, ~5 ms for 64 MiB), else 413: larger BYTES tensors travel
+as binary data. The JSON parse itself holds the GIL, so the loop may still wait for one parse (~10-25 ns a byte,
+~0.3 s for 16 MiB). Smaller bodies, most requests, are decoded at once: a thread hop would cost more than their
+decoding, and the check costs one comparison.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from wharf.embedded_http import read_body
 from wharf.errors import InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge, WharfError
@@ -25,6 +37,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 JSON = [(b"content-type", b"application/json")]
 _OK = b'{"live":true}', b'{"ready":true}'
+DECODE_IN_THREAD_ABOVE = 2**20
+_LIMIT_BYTES_PER_STRING = 16
+T = TypeVar("T")
 
 
 class _Request:
@@ -79,6 +94,30 @@ class RestApp:
         self.metrics = metrics
         self.max_request_bytes = max_request_bytes
         self.body_timeout_s = body_timeout_s
+        self.max_json_strings = max_request_bytes // _LIMIT_BYTES_PER_STRING
+        self._decoding = ThreadPoolExecutor(1, thread_name_prefix="decode")  # its thread starts with a large body
+
+    def close(self) -> None:
+        self._decoding.shutdown(wait=False, cancel_futures=True)
+
+    async def _decoded_in_thread(self, decode: Callable[..., T], body: bytes, json_end: int, *args: Any) -> T:
+        """`decode(body, *args)` for a large body whose JSON text ends at `json_end`, in the decoding thread."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._decoding, self._decode_large, decode, body, json_end, *args)
+        except WharfError as e:
+            # an exception raised through a future refers back to it from its traceback: a cycle that would keep
+            # the parsed body alive until the next full collection
+            raise e.with_traceback(None) from None
+
+    def _decode_large(self, decode: Callable[..., T], body: bytes, json_end: int, *args: Any) -> T:
+        strings = body.count(b'"', 0, json_end) // 2
+        if strings > self.max_json_strings:
+            raise PayloadTooLarge(
+                f"the request's JSON holds {strings} strings, more than the {self.max_json_strings} allowed; "
+                "send large BYTES tensors as binary data (Inference-Header-Content-Length) or over gRPC"
+            )
+        return decode(body, *args)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,7 +185,12 @@ class RestApp:
 
     async def _infer_v2(self, request: _Request, model: Model) -> _Reply:
         body = await request.body()
-        infer_request = v2.decode_request(body, request.int_header(v2.BINARY_HEADER.encode()))
+        header_length = request.int_header(v2.BINARY_HEADER.encode())
+        if len(body) > DECODE_IN_THREAD_ABOVE:
+            json_end = len(body) if header_length is None else header_length
+            infer_request = await self._decoded_in_thread(v2.decode_request, body, json_end, header_length)
+        else:
+            infer_request = v2.decode_request(body, header_length)
         response = await self.dataplane.infer(model, infer_request)
         payload, header_length = v2.encode_response(response, infer_request)
         if header_length is None:
@@ -174,7 +218,10 @@ class RestApp:
 
     async def _v1_request(self, request: _Request, model: Model) -> InferRequest:
         declared = model.inputs()
-        return v1.decode_request(await request.body(), declared[0].name if declared else "input-0")
+        body, input_name = await request.body(), declared[0].name if declared else "input-0"
+        if len(body) > DECODE_IN_THREAD_ABOVE:
+            return await self._decoded_in_thread(v1.decode_request, body, len(body), input_name)
+        return v1.decode_request(body, input_name)
 
     async def _predict_v1(self, request: _Request, model: Model) -> _Reply:
         infer_request = await self._v1_request(request, model)

@@ -32,3 +32,8 @@ class ServerSettings(BaseSettings):
     grpc_keepalive_permit_without_calls: bool = Field(False, description="keepalive pings also without calls in flight")
     grpc_min_ping_interval_s: float = Field(300.0, ge=0, description="clients pinging more often are disconnected")
     log_level: str = "INFO"
+    repository_api: bool = Field(
+        True,
+        description="on: clients may load, unload and list models (/v2/repository/*, gRPC Repository*); off: those "
+        "answer 403 / PERMISSION_DENIED, as Triton's --model-control-mode=none",
+    )
