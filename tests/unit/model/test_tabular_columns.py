@@ -46,6 +46,8 @@ def test_pd_reads_even_one_input_as_a_column() -> None:
 def test_without_fitted_names_pd_columns_go_in_the_order_sent() -> None:
     tensors = [Tensor(name, np.array([i, i])) for i, name in enumerate("zyx")]
     assert _features(_model(None), *tensors, content_type="pd").tolist() == [[0, 1, 2], [0, 1, 2]]
+    with pytest.raises(InvalidInput, match=r"takes one input tensor, got 3 \(named columns need the parameter"):
+        _features(_model(None), *tensors)
 
 
 @pytest.mark.parametrize(

@@ -94,21 +94,25 @@ class TabularModel(Model):
 
     def _by_column(self, request: InferRequest) -> bool:
         """Whether the request's inputs are named columns rather than one feature matrix."""
-        inputs = request.inputs
-        if len(inputs) != 1:
-            return True
-        only = inputs[0]
+        inputs, columns = request.inputs, self.columns
+        first = inputs[0]
         if request.parameters.get("content_type") == PANDAS or (
-            only.parameters is not None and only.parameters.get("content_type") == PANDAS
+            first.parameters is not None and first.parameters.get("content_type") == PANDAS
         ):
             return True
+        if len(inputs) != 1:
+            if columns is None:
+                raise InvalidInput(
+                    f"model '{self.name}' takes one input tensor, got {len(inputs)} "
+                    f"(named columns need the parameter \"content_type\": \"{PANDAS}\")"
+                )
+            return True
         # one column by name (a whole row of a model with as many columns is a matrix's, as V1 rows arrive)
-        columns = self.columns
         return (
             columns is not None
-            and only.data.ndim == 1
-            and only.name in columns
-            and (len(columns) == 1 or only.data.size != len(columns))
+            and first.data.ndim == 1
+            and first.name in columns
+            and (len(columns) == 1 or first.data.size != len(columns))
         )
 
     def _named_columns(self, request: InferRequest) -> dict[str, np.ndarray]:
