@@ -33,6 +33,7 @@ from wharf.control.auth import ControlGuard, Credentials, write_private
 from wharf.control.backends import LocalBackend, ReplicaState
 from wharf.control.controller import Controller
 from wharf.control.gateway_process import GatewayProcess
+from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
 from wharf.embedded_http import EmbeddedServer, listen
@@ -136,7 +137,7 @@ async def run(settings: DaemonSettings) -> None:
                 log.exception("reconcile failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
             control = listen(settings.control_host, settings.control_port)
             control_port = control.getsockname()[1]
-            app = create_app(Controller(store, reconciler))
+            app = create_app(Controller(store, reconciler, ManifestPolicy(home=settings.home)))
             api = EmbeddedServer(ControlGuard(app, credentials, settings.control_allowed_hosts))
             api_task = await api.start(control)
             address = DaemonAddress(
