@@ -69,9 +69,10 @@ class TabularModel(Model):
 
     def features(self, request: InferRequest) -> Any:
         """The request's features, checked against the model: a matrix, or `table` of its named columns."""
-        if self._by_column(request):
-            return self.table(self._named_columns(request))
         tensor = request.inputs[0]
+        maybe_columns = len(request.inputs) != 1 or request.parameters or tensor.parameters or self.columns
+        if maybe_columns and self._by_column(request):
+            return self.table(self._named_columns(request))
         features = tensor.data.reshape(1, -1) if tensor.data.ndim == 1 else tensor.data
         if features.ndim != 2:
             raise InvalidInput(
