@@ -110,7 +110,7 @@ class KServeModel(Model):
 
     async def explain(self, payload: InferRequest) -> Any:
         predictor = self.predictor
-        if _own(predictor, "explain") is None:
+        if not _overrides(predictor, "explain"):
             raise Unimplemented(f"model '{self.name}' does not explain its predictions")
         headers = context.request_headers()
         body = self._v1_body(payload) if payload.protocol == "v1" else self._kserve_request(payload)
@@ -166,14 +166,14 @@ async def _run(step: Callable[..., Any], *args: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
-def _own(predictor: Any, method: str) -> Any:
-    """The predictor's `method` if its class (not kserve's `Model`) defines it, else None."""
+def _overrides(predictor: Any, method: str) -> bool:
+    """Whether the predictor's class defines `method` (rather than inheriting kserve's `Model`'s)."""
     for cls in type(predictor).__mro__:
         if (cls.__module__, cls.__qualname__) == _KSERVE_MODEL:
-            return None
+            return False
         if method in vars(cls):
-            return getattr(predictor, method)
-    return None
+            return True
+    return False
 
 
 def _rows(data: np.ndarray) -> Any:
