@@ -30,12 +30,12 @@ def _ready_replicas(service: dict) -> list[dict]:
 
 
 class Load:
-    """`clients` threads asking the service for as long as the `with` block lasts: the statuses of the answers
-    that were not 200, and how many were."""
+    """`clients` threads asking the service for as long as the `with` block lasts: the answers that were not 200
+    (status and body), and how many were."""
 
     def __init__(self, daemon: Daemon, clients: int) -> None:
         self.daemon = daemon
-        self.failures: list[int] = []
+        self.failures: list[str] = []
         self.answered = 0
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._ask) for _ in range(clients)]
@@ -54,13 +54,14 @@ class Load:
         with httpx.Client(base_url=self.daemon.gateway_url, timeout=30, headers={"host": HOST}) as client:
             while not self._stop.is_set():
                 try:
-                    status = client.post("/v2/models/who/infer", json=BODY).status_code
-                except httpx.HTTPError:
-                    status = 0
-                if status == 200:
+                    answer = client.post("/v2/models/who/infer", json=BODY)
+                except httpx.HTTPError as e:
+                    self.failures.append(repr(e))
+                    continue
+                if answer.status_code == 200:
                     self.answered += 1
                 else:
-                    self.failures.append(status)
+                    self.failures.append(f"{answer.status_code} {answer.text}")
 
     def until(self, answered: int, timeout: float = 20.0) -> None:
         """Until `answered` more requests were answered 200."""
@@ -194,6 +195,11 @@ def test_requests_for_a_revision_whose_replicas_keep_failing_fail_at_once_with_t
         assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
         error = answer.json()["error"]
         assert "its replicas keep failing to start" in error and "weights missing" in error, error
+    # Restarted at once after its first failure, then backing off (10 s, doubling) instead of keeping a core busy.
+    service = daemon.wait("broken", lambda s: s["status"]["replicaStates"][0]["backoff_s"] == 10)
+    condition = next(c for c in service["status"]["conditions"] if c["type"] == "PredictorReady")
+    assert condition["message"].startswith("CrashLoopBackOff: back-off 10 s restarting replica broken-predictor-00001")
+    assert "weights missing" in condition["message"]
 
 
 def test_two_daemons_refuse_to_share_a_home(daemon: Daemon) -> None:

@@ -4,7 +4,8 @@ It holds the current `Router` (swapped whole on `update`), sends one request to 
 the revision's timeout, counts it in the revision's statistics, and mirrors a share of requests to a shadow
 revision without waiting for them. A request goes to another replica when one refused its connection, and once
 more (to another replica where there is one) when a connection broke before any of the answer came, as Knative's
-activator does: the replica died or closed the connection, and inference requests may be sent again. It waits in
+activator does: the replica died or closed the connection, and inference requests may be sent again (a replica
+that drops it again on a new connection is dying, and counts as refusing it). It waits in
 the activator while the revision has no ready replica left to try, as when it scales from zero: a replica that
 crashed is restarted, and the route table that says so wakes it. The happy path pays for none of this.
 """
@@ -52,10 +53,10 @@ class NoAnswer(UpstreamFailed):
 @dataclass(frozen=True, slots=True)
 class _Tries:
     """What became of a request's earlier tries: the replicas that refused its connection (not tried again while
-    they stay as they are; a restarted replica has another address) and whether one dropped it unanswered."""
+    they stay as they are; a restarted replica has another address) and the one that dropped it unanswered."""
 
     refused: frozenset[Replica] = frozenset()
-    dropped: bool = False
+    dropped: Replica | None = None
 
 
 _FIRST_TRY = _Tries()
@@ -177,9 +178,13 @@ class Dispatcher:
                 refused |= {replica}
                 tried |= {replica.id}
             except NoAnswer:
-                if dropped:
+                if dropped is None:  # once more: to another replica if there is one, else over a new connection
+                    dropped, avoid = replica, frozenset({replica.id})
+                elif dropped == replica:  # a new connection dropped too: it is going away, as if it had refused
+                    refused |= {replica}
+                    tried |= {replica.id}
+                else:
                     raise
-                dropped, avoid = True, frozenset({replica.id})  # another replica if there is one, else a new connection
             finally:
                 self.balancer.release(replica, revision)
 

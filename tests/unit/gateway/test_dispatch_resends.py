@@ -82,6 +82,26 @@ async def test_a_request_is_sent_again_once_at_most() -> None:
     assert d.balancer.in_flight == {"a": 0, "b": 0}
 
 
+async def test_a_replica_that_drops_the_request_again_on_a_new_connection_is_dying() -> None:
+    dying = replica("r0")
+    d, _ = dispatcher(routes(dying))
+    restarted = dataclasses.replace(dying, http_url="http://r0.test:9090")
+    sent: list[str] = []
+
+    async def send(replica: Replica) -> int:
+        sent.append(replica.http_url)
+        if replica == dying:  # its listener took the new connection as the process went down
+            raise NoAnswer("connection reset")
+        return 200
+
+    task = asyncio.create_task(d.forward(current(d), send, failed))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not task.done() and sent == [dying.http_url] * 2  # held for a replica other than the dying one
+    d.update(routes(restarted))
+    assert await asyncio.wait_for(task, 1) == 200
+
+
 async def test_a_request_whose_answer_had_begun_is_not_sent_again() -> None:
     d, _ = dispatcher(routes(replica("a"), replica("b")))
     sent: list[str] = []
