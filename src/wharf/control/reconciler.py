@@ -166,7 +166,7 @@ class Reconciler:
             async with self._lock:
                 await self._pass(namespace, name)
             return
-        if self._next_pass is None:  # else one waits to start, which will see whatever brought this call
+        if self._next_pass is None or self._next_pass.done():  # else one waits to start, and sees what this call would
             self._next_pass = asyncio.get_running_loop().create_task(self._full_pass())
         await asyncio.shield(self._next_pass)
 
