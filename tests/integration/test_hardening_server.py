@@ -80,6 +80,18 @@ def test_negative_dimensions_are_invalid_argument_over_grpc(grpc_stub: pb_grpc.G
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "non-negative" in error.value.details()
 
 
+def test_bytes_that_are_not_protobuf_are_invalid_argument(echo_server: RunningServer) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{echo_server.grpc_port}") as channel:
+        for method in ("ModelInfer", "RepositoryModelLoad"):
+            call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}")  # bytes in, bytes out
+            with pytest.raises(grpc.RpcError) as error:
+                call(b"\xff\xff\xff", timeout=TIMEOUT_S)
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a valid" in error.value.details()
+        stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+        answers = [pb.ModelStreamInferResponse.FromString(a) for a in stream(iter([b"\xff\xff"]), timeout=TIMEOUT_S)]
+        assert [a.error_message for a in answers] == ["the request is not a valid ModelInferRequest message"]
+
+
 def _v2_body(datatype: str, data: str) -> str:
     return '{"inputs":[{"name":"x","shape":[1],"datatype":"%s","data":%s}]}' % (datatype, data)
 
