@@ -2,12 +2,15 @@
 
 It holds the current `Router` (swapped whole on `update`), sends one request to a replica of a revision within
 the revision's timeout, counts it in the revision's statistics, and mirrors a share of requests to a shadow
-revision without waiting for them. A request goes to another replica when one refused its connection, and once
-more (to another replica where there is one) when a connection broke before any of the answer came, as Knative's
-activator does: the replica died or closed the connection, and inference requests may be sent again (a replica
-that drops it again on a new connection is dying, and counts as refusing it). It waits in
-the activator while the revision has no ready replica left to try, as when it scales from zero: a replica that
-crashed is restarted, and the route table that says so wakes it. The happy path pays for none of this.
+revision without waiting for them.
+
+A replica that dies costs no request that can be saved. A request goes to another replica when one refused its
+connection, and once more (to another replica where there is one, else over a new connection) when a connection
+broke before any of the answer came, as Knative's activator does: the replica died or closed the connection, and
+inference requests may be sent again. A replica that drops it again on a new connection is dying, and counts as
+refusing it. With no ready replica left to try, the request waits in the activator as when the revision scales from
+zero: the crashed replica is restarted, and the route table that says so wakes it. The happy path pays for none of
+this but a few attribute reads.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class ConnectFailed(Exception):
 
 
 class UpstreamFailed(WharfError):
-    """The exchange with a replica broke off after the request went out; it is not retried."""
+    """The exchange with a replica broke off after the request went out (see NoAnswer for the exception)."""
 
     http_status = 502
     grpc_code = "UNAVAILABLE"
