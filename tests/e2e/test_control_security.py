@@ -120,3 +120,16 @@ def test_the_cli_finds_its_daemon_and_token_in_wharf_home(daemon: Daemon, tmp_pa
         cwd=ROOT,
     )
     assert elsewhere.returncode == 1 and "bearer token" in elsewhere.stderr
+
+
+def test_nobody_unloads_the_models_of_a_deployed_service(daemon: Daemon) -> None:
+    daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
+    replica = daemon.wait("who", lambda s: any(r["ready"] for r in s["status"].get("replicaStates", [])))
+    port = next(r["http_port"] for r in replica["status"]["replicaStates"] if r["ready"])
+    through_gateway = httpx.post(
+        f"{daemon.gateway_url}/v2/repository/models/who/unload", headers={"host": "who.default.example.com"}
+    )
+    assert through_gateway.status_code == 403, through_gateway.text
+    at_the_replica = httpx.post(f"http://127.0.0.1:{port}/v2/repository/models/who/unload")
+    assert at_the_replica.status_code == 403 and "WHARF_REPOSITORY_API" in at_the_replica.json()["error"]
+    assert httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200

@@ -58,6 +58,7 @@ class DaemonSettings(BaseSettings):
     domain: str = "example.com"
     resync_s: float = Field(1.0, gt=0, description="how often load is sampled, canaries judged, replicas recorded")
     scale_to_zero_grace_s: float = Field(30.0, ge=0, description="an idle revision's last replica goes after this")
+    max_replicas: int = Field(64, ge=1, description="replicas on this machine in all")
 
 
 def _ingress(host: str, http_port: int, grpc_port: int) -> Ingress:
@@ -118,6 +119,7 @@ async def run(settings: DaemonSettings) -> None:
                 settings.domain,
                 gateway_settings.stats_window_s,
                 settings.scale_to_zero_grace_s,
+                max_replicas=settings.max_replicas,
             )
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.adoptable_specs())  # replicas a crashed daemon left running

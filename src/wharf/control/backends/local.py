@@ -36,6 +36,10 @@ _LOG_POLL_S = 0.05
 _DRAIN_ENV = "WHARF_DRAIN_TIMEOUT_S"
 
 
+# What every replica runs with, whatever its spec says: its models are the daemon's to load and unload.
+_CONTROLLED = {"WHARF_REPOSITORY_API": "off"}
+
+
 def serve_command(spec: ReplicaSpec) -> list[str]:
     """The command line of one replica of `spec`; the server picks free ports and logs them."""
     runtime = ("--runtime", spec.runtime) if spec.runtime else ()
@@ -225,7 +229,7 @@ class LocalBackend:
 
     async def _spawn(self, spec: ReplicaSpec, log_path: Path) -> ReplicaProcess:
         """A process for a replica of `spec`: forked from the template if it can, else a fresh interpreter."""
-        command, env = serve_command(spec), {**os.environ, **spec.env}
+        command, env = serve_command(spec), {**os.environ, **spec.env, **_CONTROLLED}
         if self._template is not None and self._template.can_fork(env):
             try:
                 return await self._template.spawn(command[3:], env, log_path)  # the arguments after `-m wharf.cli`
