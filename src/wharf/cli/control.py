@@ -44,12 +44,16 @@ def apply(
     files: Annotated[list[Path], typer.Option("--filename", "-f", help="YAML file(s); - reads standard input")],
     control_url: ControlUrl = None,
 ) -> None:
-    """Create or update the resources in the given files (multi-document YAML; idempotent)."""
+    """Create or update the resources in the given files (multi-document YAML; idempotent). Relative paths in a
+    file are read from its directory (from the current one for standard input)."""
     with _client(control_url) as client:
         for file in files:
-            text = sys.stdin.read() if str(file) == "-" else _read(file)
-            for result in client.apply(text):
+            stdin = str(file) == "-"
+            text = sys.stdin.read() if stdin else _read(file)
+            for result in client.apply(text, base=Path.cwd() if stdin else file.absolute().parent):
                 typer.echo(f"{result['kind'].lower()}/{result['name']} {result['result']}")
+                for warning in result.get("warnings", ()):
+                    typer.echo(f"warning: {warning}", err=True)
 
 
 def _read(file: Path) -> str:

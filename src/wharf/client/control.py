@@ -86,10 +86,16 @@ class ControlClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def apply(self, manifests: str) -> list[dict[str, Any]]:
-        """Apply one or more YAML (or JSON) documents; returns what happened to each resource."""
+    def apply(self, manifests: str, base: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+        """Apply one or more YAML (or JSON) documents; returns what happened to each resource (`kind`,
+        `namespace`, `name`, `result` and the `warnings` about fields with no effect there). `base` is the
+        directory relative paths in the manifests are read from (the file's); without it, the daemon's."""
         return self._call(
-            "POST", "/apis/apply", content=manifests.encode(), headers={"content-type": "application/yaml"}
+            "POST",
+            "/apis/apply",
+            content=manifests.encode(),
+            headers={"content-type": "application/yaml"},
+            params={} if base is None else {"base": os.path.abspath(base)},
         )["results"]
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:

@@ -7,9 +7,10 @@ KServe-shaped paths: `/apis/{group}/{version}/namespaces/{namespace}/{plural}[/{
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
@@ -60,12 +61,19 @@ def create_app(controller: Controller) -> FastAPI:
         return Response(controller.metrics.render(), media_type=controller.metrics.content_type)
 
     @app.post("/apis/apply", summary="Apply one or more YAML or JSON manifests (multi-document, idempotent)")
-    async def apply(request: Request) -> dict[str, Any]:
+    async def apply(
+        request: Request,
+        base: str | None = Query(
+            None,
+            description="the manifest file's directory (absolute): relative paths in the manifests are read from"
+            " there, else from the daemon's working directory",
+        ),
+    ) -> dict[str, Any]:
         try:
             text = (await read_body(request.receive, MAX_MANIFEST_BYTES, BODY_TIMEOUT_S)).decode()
         except UnicodeDecodeError as e:
             raise ConfigurationError(f"the request body must be UTF-8 YAML or JSON ({e})") from None
-        return {"results": await controller.apply(text)}
+        return {"results": await controller.apply(text, None if base is None else Path(base))}
 
     @app.get("/apis/{group}/{version}/{plural}", summary="List resources in every namespace")
     async def list_all(group: str, version: str, plural: str) -> dict[str, Any]:

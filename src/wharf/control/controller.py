@@ -1,19 +1,24 @@
 """What the control API does: apply manifests, read and delete resources, promote and roll back.
 
 An apply reads and checks its text off the event loop (a large or hostile manifest must not stall the replicas'
-supervision), one apply at a time (the machine's caps count what is stored).
+supervision), one apply at a time (the machine's caps count what is stored). Relative paths in a manifest are read
+from the directory of its file when the apply names it (`base`), else from the daemon's working directory. Fields
+that have no effect on a local replica are kept with the manifest; the apply's answer and the resource's status
+(`status.warnings`, computed from the stored manifest) name them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+from pathlib import Path
 from typing import Any
 
 from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
 from wharf.control.plan import (
     ISVC_KIND,
     PREDICTOR,
+    TAGS,
     TRANSFORMER,
     Document,
     component_name,
@@ -23,7 +28,7 @@ from wharf.control.plan import (
 )
 from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Reconciler
-from wharf.control.spec import SpecError
+from wharf.control.spec import SpecError, local_warnings, parse_manifest
 from wharf.control.store import Resource, Store, revision_prefix
 from wharf.errors import ConfigurationError, NotFound
 
@@ -37,10 +42,14 @@ class Controller:
         self.policy = policy if policy is not None else ManifestPolicy()
         self._applying = asyncio.Lock()
 
-    async def apply(self, text: str) -> list[dict[str, str]]:
-        """Store every document (all are checked before any is stored), then reconcile the changed ones."""
+    async def apply(self, text: str, base: Path | None = None) -> list[dict[str, Any]]:
+        """Store every document (all are checked before any is stored), then reconcile the changed ones. `base`
+        (absolute) is the directory of the file `text` was read from. Each result names a resource, what happened
+        to it (`created`, `configured`, `unchanged`) and its `warnings`."""
+        if base is not None and not base.is_absolute():
+            raise ConfigurationError(f"base: must be the manifest file's directory as an absolute path, not {base}")
         async with self._applying:
-            documents = await asyncio.to_thread(self._checked, text)
+            documents = await asyncio.to_thread(self._checked, text, base)
             stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]
             self._check_names(documents, stored)
             self._check_room(documents, stored)
@@ -60,6 +69,7 @@ class Controller:
                         "namespace": doc.namespace,
                         "name": doc.name,
                         "result": "unchanged" if not was_changed else "configured" if before else "created",
+                        "warnings": local_warnings(doc.resource),
                     }
                 )
                 if was_changed:
@@ -68,10 +78,10 @@ class Controller:
             await self.reconciler.reconcile(doc.namespace, doc.name)
         return results
 
-    def _checked(self, text: str) -> list[Document]:
-        """The documents of `text`, once each is valid, runs here and the policy allows it; raises
-        ConfigurationError (SpecError) otherwise. Reads no store: it runs in a worker thread."""
-        documents = parse(text, self.policy.max_documents, ManifestPolicy.setting("max_documents"))
+    def _checked(self, text: str, base: Path | None) -> list[Document]:
+        """The documents of `text` (relative paths read from `base`), once each is valid, runs here and the policy
+        allows it; raises ConfigurationError (SpecError) otherwise. Reads no store: it runs in a worker thread."""
+        documents = parse(text, self.policy.max_documents, ManifestPolicy.setting("max_documents"), base)
         for doc in documents:
             if doc.kind == GRAPH_KIND:
                 graph_nodes(doc.manifest)  # raises on conditions or steps the gateway cannot run
@@ -88,7 +98,7 @@ class Controller:
         problems = [
             (f"{doc.kind} {doc.namespace}/{doc.name}: {path}" if labelled else path, reason)
             for doc in documents
-            for path, reason in self.policy.problems(doc.resource)
+            for path, reason in self.policy.problems(doc.resource, base)
         ]
         if problems:
             raise SpecError(problems)
@@ -131,30 +141,33 @@ class Controller:
         return self.get(ISVC_KIND, namespace, name)
 
     def _check_names(self, documents: list[Document], stored: list[Resource]) -> None:
-        """Refuse documents whose gateway names (`NAME.NAMESPACE.domain` hosts) or revision names (one space on
-        the machine: `revision_prefix`) another resource (of those `stored`) already takes."""
-        owners: dict[tuple[str, str], str] = {}
-        revision_owners: dict[str, str] = {}
+        """Refuse documents whose gateway names (`NAME.NAMESPACE.domain` hosts, tag hosts such as
+        `latest-NAME.NAMESPACE.domain` included) or revision names (one space on the machine: `revision_prefix`)
+        another resource (of those `stored`) already takes. Clashes among stored resources alone (left by an older
+        Wharf) do not block an apply."""
+        hosts: dict[tuple[str, str], tuple[Resource | Document, str | None]] = {}
+        prefixes: dict[str, Resource | Document] = {}
         applied = {_key(doc) for doc in documents}
         resources: list[Resource | Document] = [r for r in stored if _key(r) not in applied]
         resources += documents
         for resource in resources:
-            owner = f"{resource.kind} {resource.namespace}/{resource.name}"
-            for name in _gateway_names(resource.kind, resource.name, resource.manifest):
-                other = owners.setdefault((resource.namespace, name), owner)
-                if other != owner:
+            for name, role in _gateway_names(resource.kind, resource.name, resource.manifest):
+                other, other_role = hosts.setdefault((resource.namespace, name), (resource, role))
+                if _clash(resource, other, applied):
+                    roles = " and ".join(r for r in (role, other_role) if r)
                     raise ConfigurationError(
-                        f"{owner} and {other} would both answer at"
-                        f" {name}.{resource.namespace}.{self.reconciler.domain}; rename one"
+                        f"{_label(resource)} and {_label(other)} would both answer at"
+                        f" {name}.{resource.namespace}.{self.reconciler.domain}{f' ({roles})' if roles else ''};"
+                        " rename one"
                     )
             if resource.kind != ISVC_KIND:
                 continue
             for component in (PREDICTOR, TRANSFORMER):  # every component: a stored revision outlives its spec
                 prefix = revision_prefix(resource.namespace, resource.name, component)
-                other = revision_owners.setdefault(prefix, owner)
-                if other != owner:
+                other = prefixes.setdefault(prefix, resource)
+                if _clash(resource, other, applied):
                     raise ConfigurationError(
-                        f"{owner} and {other} would both name their revisions {prefix}-NNNNN"
+                        f"{_label(resource)} and {_label(other)} would both name their revisions {prefix}-NNNNN"
                         " (outside the default namespace a revision's name joins the namespace to the service's);"
                         " rename one"
                     )
@@ -170,15 +183,41 @@ def _key(resource: Resource | Document) -> tuple[str, str, str]:
     return resource.kind, resource.namespace, resource.name
 
 
-def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[str]:
-    """The names a resource answers at on the gateway: its own, and its predictor's behind a transformer."""
-    has_transformer = kind == ISVC_KIND and manifest["spec"].get("transformer")
-    return [name, component_name(name, PREDICTOR)] if has_transformer else [name]
+def _label(resource: Resource | Document) -> str:
+    return f"{resource.kind} {resource.namespace}/{resource.name}"
+
+
+def _clash(resource: Resource | Document, other: Resource | Document, applied: set[tuple[str, str, str]]) -> bool:
+    """Whether two resources that want one name clash in this apply: they differ, and one of them is applied."""
+    return _key(other) != _key(resource) and bool(applied & {_key(resource), _key(other)})
+
+
+def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """The names a resource answers at on the gateway, each with what it is when that is not plain: its own, its
+    predictor's behind a transformer, and the tag names of each (`latest-NAME`, `prev-NAME`)."""
+    if kind != ISVC_KIND:
+        return [(name, None)]
+    named: list[tuple[str, str | None]] = [(name, None)]
+    if manifest["spec"].get("transformer"):
+        named.append((component_name(name, PREDICTOR), f"the predictor of {name}"))
+    return [
+        *named,
+        *((f"{tag}-{service}", f"the {tag} tag of {service}") for service, _ in named for tag in TAGS),
+    ]
 
 
 def _document(resource: Resource) -> dict[str, Any]:
+    """A resource as the API shows it: its manifest, and its status with the warnings its manifest deserves."""
     status = {k: v for k, v in resource.status.items() if k not in ("rollout", "routing")}
-    return {**resource.manifest, "status": status}
+    warnings = _warnings(resource)
+    return {**resource.manifest, "status": {**status, "warnings": warnings} if warnings else status}
+
+
+def _warnings(resource: Resource) -> list[str]:
+    try:
+        return local_warnings(parse_manifest(resource.manifest))
+    except ConfigurationError as e:  # stored by an older Wharf; its reconcile fails and is logged too
+        return [f"the stored manifest is no longer valid: {e.message}"]
 
 
 def _canary_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from wharf.autoscaler import ScalingPolicy, policy_from_annotations
@@ -32,6 +33,9 @@ ISVC_KIND = "InferenceService"
 KNATIVE_PREFIX = "autoscaling.knative.dev/"
 PREDICTOR = "predictor"
 TRANSFORMER = "transformer"
+#: The tags every gateway service has (`latest-NAME.NAMESPACE.domain` reaches the latest created revision,
+#: `prev-...` the previously rolled-out one), as the reconciler names them.
+TAGS = ("latest", "prev")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +76,15 @@ class ServicePlan:
         return next(iter(self.components))
 
 
-def parse(text: str, max_documents: int = MAX_DOCUMENTS, documents_setting: str = "") -> list[Document]:
+def parse(
+    text: str, max_documents: int = MAX_DOCUMENTS, documents_setting: str = "", base: Path | None = None
+) -> list[Document]:
     """Validate every document of a YAML (or JSON) text, of at most `max_documents` (`documents_setting` names what
-    raises it); raises SpecError naming the problems."""
+    raises it), its relative paths read from `base` when given (the manifest file's directory); raises SpecError
+    naming the problems."""
     return [
         Document(m.kind, m.namespace, m.name, m.to_manifest(), m)
-        for m in parse_manifests(text, max_documents, documents_setting)
+        for m in parse_manifests(text, max_documents, documents_setting, base)
     ]
 
 
@@ -87,11 +94,6 @@ def unserved_fields(manifest: dict[str, Any]) -> list[str]:
     return [
         *(["explainer"] if spec.get("explainer") else []),
         *(["transformer.containers"] if (spec.get("transformer") or {}).get("containers") else []),
-        *(
-            f"{c}.logger without a url (Wharf has no default sink)"
-            for c in (PREDICTOR, TRANSFORMER)
-            if (logger := (spec.get(c) or {}).get("logger")) is not None and not logger.get("url")
-        ),
     ]
 
 

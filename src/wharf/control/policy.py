@@ -9,11 +9,13 @@ The rules, in the order they are checked, for the model of each component (predi
 - **Custom classes** (`modelFormat: custom`, or a storageUri the model server reads as `module:Class`) load only
   while `custom_classes` is on (the default). A replica imports the class from its Python path: the daemon's own
   environment and working directory (replicas run there), and the PYTHONPATH entries the manifest's `env` gives,
-  each of which must lie under `code_roots` (default: the daemon's working directory).
+  each of which must lie under `code_roots` (default: the daemon's working directory). A class whose module lies
+  beside the manifest file adds the file's directory to that PYTHONPATH (`spec.paths`), so that directory too must
+  lie under `code_roots`: code from elsewhere runs only where the operator said it may.
 - **Storage**: the storageUri's scheme must be one of `storage_schemes` (a plain path counts as `file`). A local
-  path (relative ones are from the daemon's working directory, symbolic links followed) must lie under
-  `storage_roots` (default: the daemon's working directory) or WHARF_HOME. `pvc://` paths lie under the
-  operator's WHARF_PVC_ROOT.
+  path (relative ones are from the manifest file's directory when the apply names it, else from the daemon's
+  working directory; symbolic links followed) must lie under `storage_roots` (default: the daemon's working
+  directory) or WHARF_HOME. `pvc://` paths lie under the operator's WHARF_PVC_ROOT.
 - **Pickles**: a format whose artifacts are pickles (`PICKLE_FORMATS`) loads only from `pickle_schemes`; by
   default not over http(s), where anyone on the way may hand over a file.
 - **Environment**: no variable matching `DENIED_ENV` (the interpreter's and the dynamic loader's variables, where
@@ -46,7 +48,6 @@ from wharf.autoscaler.annotations import PREFIX as KNATIVE_PREFIX
 from wharf.autoscaler.annotations import SETTINGS as KNATIVE_SETTINGS
 from wharf.control.spec import InferenceGraph, InferenceService, Manifest, ModelSpec, Scaling
 from wharf.control.spec.common import Loc, Problem, format_path
-from wharf.model.runtimes.custom import is_class_path
 from wharf.storage.uri import scheme
 
 #: Model formats whose artifacts are pickles, and what in them is.
@@ -144,14 +145,15 @@ class ManifestPolicy(BaseSettings):
     def local_roots(self) -> tuple[Path, ...]:
         return (*self.storage_roots, *((self.home,) if self.home is not None else ()))
 
-    def problems(self, manifest: Manifest) -> list[tuple[str, str]]:
-        """What `manifest` (validated) may not do here, as (field path, reason)."""
+    def problems(self, manifest: Manifest, base: Path | None = None) -> list[tuple[str, str]]:
+        """What `manifest` (validated; its relative paths read from `base`, the manifest file's directory, when
+        given) may not do here, as (field path, reason)."""
         found: list[Problem] = []
         if isinstance(manifest, InferenceService):
             for name, component in manifest.components().items():
                 found += self._replica_problems(component, ("spec", name))
                 if component.model is not None:
-                    found += self._model_problems(component.model, ("spec", name, "model"))
+                    found += self._model_problems(component.model, ("spec", name, "model"), base)
             found += self._annotation_problems(manifest.metadata.annotations)
         elif isinstance(manifest, InferenceGraph):
             found += self._replica_problems(manifest.spec, ("spec",))
@@ -168,9 +170,9 @@ class ManifestPolicy(BaseSettings):
 
     # -- the rules -------------------------------------------------------------------------------------------------
 
-    def _model_problems(self, model: ModelSpec, at: Loc) -> Iterator[Problem]:
+    def _model_problems(self, model: ModelSpec, at: Loc, base: Path | None) -> Iterator[Problem]:
         uri = model.storage_uri or ""
-        if model.is_custom or (scheme(uri) == "" and is_class_path(uri)):  # the model server reads it as a class
+        if model.names_class:
             if not self.custom_classes:
                 yield (
                     (*at, "storageUri"),
@@ -181,7 +183,7 @@ class ManifestPolicy(BaseSettings):
             yield from self._storage_problems(model.model_format.name, uri, (*at, "storageUri"))
         for i, variable in enumerate(model.env):
             if variable.name == _PYTHONPATH:
-                yield from self._code_path_problems(variable.value, (*at, "env", i, "value"))
+                yield from self._code_path_problems(variable.value, (*at, "env", i, "value"), base)
             elif reason := self._denied(variable.name):
                 yield (*at, "env", i, "name"), reason
         yield from _argument_problems(model.args, (*at, "args"))
@@ -211,13 +213,14 @@ class ManifestPolicy(BaseSettings):
                 f" ({self.setting('pickle_schemes')})",
             )
 
-    def _code_path_problems(self, value: str, at: Loc) -> Iterator[Problem]:
+    def _code_path_problems(self, value: str, at: Loc, base: Path | None) -> Iterator[Problem]:
         for entry in value.split(os.pathsep):
             path = Path(entry or ".").resolve()  # an empty entry is the working directory
             if not _under(path, self.code_roots):
+                beside = " (the manifest's directory, where the class's module is)" if Path(entry) == base else ""
                 yield (
                     at,
-                    f"{_PYTHONPATH} names {path}, outside the directories code loads from:"
+                    f"{_PYTHONPATH} names {path}{beside}, outside the directories code loads from:"
                     f" {_listed(self.code_roots)} ({self.setting('code_roots')})",
                 )
 

@@ -4,18 +4,21 @@ only records what it is handed; the control API in front of them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from wharf.control.api import create_app
 from wharf.control.backends import ReplicaSpec, ReplicaState
 from wharf.control.controller import Controller
 from wharf.control.daemon import _log_failure
-from wharf.control.plan import ISVC_KIND
+from wharf.control.plan import ISVC_KIND, parse
+from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store, revision_prefix
 from wharf.errors import ConfigurationError
@@ -112,6 +115,127 @@ def test_a_revision_name_clash_within_one_apply_is_refused(controller: Controlle
 def test_reapplying_a_service_is_no_clash_with_itself(controller: Controller) -> None:
     run(controller.apply(isvc("iris", namespace="prod")))
     assert run(controller.apply(isvc("iris", namespace="prod", who="b")))[0]["result"] == "configured"
+
+
+def graph_named(name: str, namespace: str = "default") -> str:
+    return (
+        "apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\n"
+        f"metadata: {{name: {name}, namespace: {namespace}}}\n"
+        "spec:\n  nodes: {root: {routerType: Sequence, steps: [{serviceName: iris}]}}\n"
+    )
+
+
+def with_transformer(text: str) -> str:
+    return text + "  transformer:\n    model: {modelFormat: {name: custom}, storageUri: models:T}\n"
+
+
+@pytest.mark.parametrize("tag", ["latest", "prev"])
+def test_a_name_that_is_another_services_tag_host_is_refused_naming_both(controller: Controller, tag: str) -> None:
+    run(controller.apply(isvc("iris")))
+    with pytest.raises(ConfigurationError) as refused:
+        run(controller.apply(isvc(f"{tag}-iris")))
+    assert refused.value.message == (
+        f"InferenceService default/{tag}-iris and InferenceService default/iris would both answer at"
+        f" {tag}-iris.default.example.com (the {tag} tag of iris); rename one"
+    )
+    with pytest.raises(ConfigurationError, match=f"InferenceGraph default/{tag}-iris and InferenceService"):
+        run(controller.apply(graph_named(f"{tag}-iris")))
+    run(controller.apply(isvc(f"{tag}-iris", namespace="other")))  # another namespace: other hosts
+
+
+def test_a_service_named_after_the_tag_of_a_later_one_is_refused_too(controller: Controller) -> None:
+    run(controller.apply(isvc("latest-iris")))
+    with pytest.raises(ConfigurationError, match="InferenceService default/iris and InferenceService default/latest"):
+        run(controller.apply(isvc("iris")))
+    with pytest.raises(ConfigurationError, match=r"\(the latest tag of iris\)"):
+        run(controller.apply(isvc("iris") + "---\n" + isvc("latest-iris", who="b")))
+
+
+def test_the_tag_hosts_of_a_predictor_behind_a_transformer_are_taken(controller: Controller) -> None:
+    run(controller.apply(with_transformer(isvc("iris"))))
+    with pytest.raises(ConfigurationError, match=r"latest-iris-predictor.default.example.com \(the latest tag of"):
+        run(controller.apply(isvc("latest-iris-predictor")))
+
+
+def test_names_that_clash_among_stored_resources_alone_do_not_block_an_apply(controller: Controller) -> None:
+    for doc in parse(isvc("iris") + "---\n" + isvc("latest-iris")):  # as an older Wharf, which allowed it, left them
+        controller.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
+    assert run(controller.apply(isvc("other")))[0]["result"] == "created"
+    with pytest.raises(ConfigurationError, match="latest-iris"):
+        run(controller.apply(isvc("iris", who="b")))
+
+
+# -- warnings, round trips and the manifest's directory -------------------------------------------------------------
+
+PLACED = "    nodeSelector: {gpu: a100}\n    serviceAccountName: sa\n    tolerations: [{key: gpu, operator: Exists}]\n"
+
+
+def placed(name: str) -> str:
+    return isvc(name).replace("  predictor:\n", "  predictor:\n" + PLACED)
+
+
+def test_fields_without_effect_are_warned_about_at_apply_and_in_the_status(controller: Controller) -> None:
+    expected = [
+        "spec.predictor.nodeSelector has no effect on the local backend (it places pods on Kubernetes nodes;"
+        " replicas run on this machine)",
+        "spec.predictor.tolerations has no effect on the local backend (it places pods on Kubernetes nodes;"
+        " replicas run on this machine)",
+        "spec.predictor.serviceAccountName has no effect on the local backend (it is a pod's Kubernetes identity;"
+        " replicas run as the daemon's user, and storage credentials come from the daemon's environment)",
+    ]
+    [result] = run(controller.apply(placed("who")))
+    assert (result["result"], result["warnings"]) == ("created", expected)
+    assert controller.get(ISVC_KIND, "default", "who")["status"]["warnings"] == expected
+    assert controller.get(ISVC_KIND, "default", "who")["spec"]["predictor"]["nodeSelector"] == {"gpu": "a100"}
+    [plain] = run(controller.apply(isvc("plain")))
+    assert plain["warnings"] == [] and "warnings" not in controller.get(ISVC_KIND, "default", "plain")["status"]
+
+
+def test_a_shown_resource_applies_unchanged(controller: Controller) -> None:
+    run(controller.apply(with_transformer(placed("who"))))
+    shown = controller.get(ISVC_KIND, "default", "who")
+    assert shown["status"]["warnings"] and shown["status"]["components"]
+    shown["metadata"].update(resourceVersion="7", uid="u-1", creationTimestamp="2024-01-01T00:00:00Z")
+    for text in (yaml.safe_dump(shown, sort_keys=False), json.dumps(shown)):
+        [result] = run(controller.apply(text))
+        assert result["result"] == "unchanged", result
+
+
+def test_relative_paths_are_read_from_the_base_the_apply_names(controller: Controller, tmp_path: Path) -> None:
+    controller.policy = ManifestPolicy(storage_roots=(tmp_path,))
+    text = isvc("iris").replace("modelFormat: {name: custom}", "modelFormat: {name: sklearn}")
+    text = text.replace("storageUri: models:WhoAmI", "storageUri: ./model.joblib")
+    run(controller.apply(text, base=tmp_path / "manifests"))
+    stored = controller.get(ISVC_KIND, "default", "iris")["spec"]["predictor"]["model"]["storageUri"]
+    assert stored == str(tmp_path / "manifests/model.joblib")
+    with TestClient(create_app(controller)) as client:  # the API passes its base on (refused before any store read)
+        elsewhere = client.post("/apis/apply", params={"base": "/srv/manifests"}, content=text)
+        assert elsewhere.status_code == 400
+        assert elsewhere.json()["error"].startswith(
+            "spec.predictor.model.storageUri: /srv/manifests/model.joblib is outside the directories models load from"
+        )
+        relative = client.post("/apis/apply", params={"base": "manifests"}, content=text)
+        assert relative.status_code == 400
+        assert (
+            relative.json()["error"] == "base: must be the manifest file's directory as an absolute path, not manifests"
+        )
+
+
+def test_a_class_beside_the_manifest_must_lie_under_a_code_root(controller: Controller, tmp_path: Path) -> None:
+    (tmp_path / "models.py").write_text("")
+    controller.policy = ManifestPolicy(code_roots=(tmp_path / "code",))
+    with pytest.raises(ConfigurationError) as refused:
+        run(controller.apply(isvc("who"), base=tmp_path))
+    assert refused.value.message == (
+        f"spec.predictor.model.env[1].value: PYTHONPATH names {tmp_path} (the manifest's directory, where the class's"
+        f" module is), outside the directories code loads from: {tmp_path / 'code'} (WHARF_POLICY_CODE_ROOTS)"
+    )
+    controller.policy = ManifestPolicy(code_roots=(tmp_path,))
+    run(controller.apply(isvc("who"), base=tmp_path))
+    env = controller.get(ISVC_KIND, "default", "who")["spec"]["predictor"]["model"]["env"]
+    assert env == [{"name": "WHO", "value": "a"}, {"name": "PYTHONPATH", "value": str(tmp_path)}]
+    spec = next(iter(controller.reconciler.backend.specs.values()))  # type: ignore[attr-defined]
+    assert spec.env["PYTHONPATH"] == str(tmp_path)
 
 
 # -- rollback ----------------------------------------------------------------------------------------------------

@@ -68,10 +68,6 @@ def test_a_predictor_alone_is_its_own_front() -> None:
         ("  explainer: {containers: [{image: alibi}]}\n", ["explainer"]),
         ("  transformer: {containers: [{image: kserve/image-transformer}]}\n", ["transformer.containers"]),
         (
-            "  transformer:\n    logger: {mode: all}\n    model: {modelFormat: {name: custom}, storageUri: a:B}\n",
-            ["transformer.logger without a url (Wharf has no default sink)"],
-        ),
-        (
             "  transformer:\n    logger: {url: 'http://sink'}\n    model: {modelFormat: {name: custom}, storageUri: a:B}\n",
             [],
         ),

@@ -13,11 +13,13 @@ from wharf.control.spec import (
     RolloutPolicy,
     SpecError,
     component_fingerprint,
+    local_warnings,
     parse_manifest,
     parse_manifests,
     parse_quantity,
     revision_template,
 )
+from wharf.control.spec.ignored import REASONS, ContainerSettings, PodSettings
 from wharf.errors import ConfigurationError
 from wharf.model.runtimes import RUNTIMES
 
@@ -138,7 +140,19 @@ def test_logger() -> None:
     [service] = example("logger.yaml")
     logger = service.spec.predictor.logger
     assert (logger.mode, logger.url) == ("all", "http://message-dumper.default/")
-    assert parse_manifest(isvc(predictor(logger={}))).spec.predictor.logger.mode == "all"
+    assert parse_manifest(isvc(predictor(logger={"url": "http://sink/"}))).spec.predictor.logger.mode == "all"
+
+
+def test_a_logger_without_a_url_is_an_error_about_the_logger() -> None:
+    for component in ("predictor", "transformer"):
+        manifest = (
+            isvc(transformer={"model": {"modelFormat": {"name": "custom"}, "storageUri": "a:B"}}, predictor=predictor())
+            if component == "transformer"
+            else isvc()
+        )
+        manifest["spec"][component]["logger"] = {"mode": "request"}
+        reason = problems(manifest)[f"spec.{component}.logger.url"]
+        assert reason.startswith("required: a local Wharf has no default sink for payload logs")
 
 
 def test_autoscaling_fields_and_knative_annotations() -> None:
@@ -350,11 +364,14 @@ def test_graph_problems(nodes: dict[str, Any], path: str, words: str) -> None:
     assert words in problems(graph(**nodes))[f"spec.nodes{path}"]
 
 
-def test_graph_refuses_affinity_and_wharf_annotations() -> None:
+def test_graph_ignores_affinity_with_a_warning_and_refuses_volumes_and_wharf_annotations() -> None:
     manifest = graph(root=node("Sequence", step()))
-    manifest["spec"]["affinity"] = {}
-    assert "Kubernetes pod setting" in problems(manifest)["spec.affinity"]
-    del manifest["spec"]["affinity"]
+    manifest["spec"]["affinity"] = {"nodeAffinity": {}}
+    [warning] = local_warnings(parse_manifest(manifest))
+    assert warning.startswith("spec.affinity has no effect on the local backend (it places pods")
+    manifest["spec"]["volumes"] = []
+    assert "Kubernetes pod setting that a local Wharf cannot honour" in problems(manifest)["spec.volumes"]
+    del manifest["spec"]["volumes"]
     manifest["metadata"]["annotations"] = {SHADOW_PERCENT: "10"}
     assert "InferenceServices only" in problems(manifest)[f'metadata.annotations["{SHADOW_PERCENT}"]']
 
@@ -405,3 +422,80 @@ def test_fingerprint_changes_with_what_a_replica_runs_only() -> None:
     batched = copy.deepcopy(base)
     batched["spec"]["predictor"]["batcher"] = {}
     assert fingerprint(batched) != fingerprint(base)
+
+
+# -- fields a local replica ignores, and what the server writes ---------------------------------------------------
+
+POD_FIELDS = {
+    "serviceAccountName": "sa",
+    "nodeSelector": {"gpu": "a100"},
+    "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {}},
+    "imagePullSecrets": [{"name": "registry"}],
+    "priorityClassName": "high",
+    "securityContext": {"runAsNonRoot": True},
+    "labels": {"team": "fraud"},
+}
+CONTAINER_FIELDS = {"imagePullPolicy": "Always", "securityContext": {"readOnlyRootFilesystem": True}}
+
+
+def test_kubernetes_pod_fields_are_accepted_kept_and_named_in_warnings() -> None:
+    manifest = isvc(predictor(CONTAINER_FIELDS, **POD_FIELDS))
+    manifest["spec"]["transformer"] = {
+        "serviceAccountName": "sa",
+        "containers": [{"image": "t:1", **CONTAINER_FIELDS}],
+    }
+    service = parse_manifest(manifest)
+    found = local_warnings(service)
+    expected = [f"spec.predictor.{field}" for field in POD_FIELDS]
+    expected += [f"spec.predictor.model.{field}" for field in CONTAINER_FIELDS]
+    expected += ["spec.transformer.serviceAccountName"]
+    expected += [f"spec.transformer.containers[0].{field}" for field in CONTAINER_FIELDS]
+    assert sorted(w.split(" ")[0] for w in found) == sorted(expected)
+    assert all(" has no effect on the local backend (" in w for w in found)
+    shown = service.to_manifest()["spec"]["predictor"]
+    assert {k: shown[k] for k in POD_FIELDS} == POD_FIELDS
+    assert {k: shown["model"][k] for k in CONTAINER_FIELDS} == CONTAINER_FIELDS
+    assert local_warnings(parse_manifest(isvc())) == []
+
+
+def test_a_shorthand_keeps_its_container_fields_on_the_model() -> None:
+    service = parse_manifest(isvc({"sklearn": {"storageUri": IRIS_URI, "imagePullPolicy": "IfNotPresent"}}))
+    assert [w.split(" ")[0] for w in local_warnings(service)] == ["spec.predictor.model.imagePullPolicy"]
+
+
+def test_ignored_fields_are_checked_for_shape_and_settings_that_matter_stay_errors() -> None:
+    assert problems(isvc(predictor(nodeSelector=["gpu"])))["spec.predictor.nodeSelector"] == "must be a mapping"
+    for field in ("volumes", "hostNetwork", "readinessProbe"):
+        assert "cannot honour" in problems(isvc(predictor(**{field: {}})))[f"spec.predictor.{field}"]
+    assert "cannot honour" in problems(isvc(predictor({"volumeMounts": []})))["spec.predictor.model.volumeMounts"]
+
+
+def test_ignored_fields_make_no_new_revision() -> None:
+    assert fingerprint(isvc(predictor(CONTAINER_FIELDS, **POD_FIELDS))) == fingerprint(isvc())
+    transformer = {"containers": [{"image": "t:1"}]}
+    plain = parse_manifest(isvc(transformer=transformer)).spec.transformer
+    transformer = {"containers": [{"image": "t:1", **CONTAINER_FIELDS}], **POD_FIELDS}
+    marked = parse_manifest(isvc(transformer=transformer)).spec.transformer
+    assert component_fingerprint(plain) == component_fingerprint(marked)
+
+
+def test_every_ignored_field_has_its_reason() -> None:
+    fields = {f.alias for mixin in (PodSettings, ContainerSettings) for f in mixin.model_fields.values()}
+    assert fields == set(REASONS)
+
+
+def test_what_the_server_writes_is_dropped_so_a_shown_resource_applies_unchanged() -> None:
+    canonical = parse_manifest(isvc(predictor(**POD_FIELDS))).to_manifest()
+    shown = copy.deepcopy(canonical)
+    shown["metadata"].update(
+        resourceVersion="12", uid="4b1c", creationTimestamp="2024-01-01T00:00:00Z", generation=3, managedFields=[]
+    )
+    shown["status"] = {"url": "http://iris.default.example.com", "warnings": ["..."], "conditions": []}
+    read_back = parse_manifests(yaml.safe_dump(shown, sort_keys=False))
+    assert [m.to_manifest() for m in read_back] == [canonical]
+    assert "is set by the server" in problems(isvc(predictor(status={})))["spec.predictor.status"]
+    assert (
+        "is set by the server"
+        in problems({**isvc(), "metadata": {"name": "iris", "finalizers": []}})["metadata.finalizers"]
+    )

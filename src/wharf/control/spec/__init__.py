@@ -1,6 +1,7 @@
 """The specs Wharf applies: KServe's InferenceService (v1beta1) and InferenceGraph (v1alpha1), with their
 validation and defaults. Read a file with `parse_manifests`, a decoded document with `parse_manifest`; both raise
-`SpecError`, whose `problems` name each field path and what is wrong with it.
+`SpecError`, whose `problems` name each field path and what is wrong with it. `local_warnings` names the fields a
+manifest may carry that have no effect on a local replica.
 """
 
 from wharf.control.spec.common import (
@@ -37,6 +38,7 @@ from wharf.control.spec.inferenceservice import (
     component_fingerprint,
     revision_template,
 )
+from wharf.control.spec.ignored import local_warnings
 from wharf.control.spec.manifests import KINDS, MAX_DOCUMENTS, Manifest, parse_manifest, parse_manifests
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "Scaling",
     "SpecError",
     "component_fingerprint",
+    "local_warnings",
     "parse_manifest",
     "parse_manifests",
     "parse_quantity",

@@ -152,7 +152,7 @@ def _reason(error: Any, loc: Loc) -> str:
     return template.format(**ctx) if template else error["msg"]
 
 
-_POD = "is a Kubernetes pod setting, which has no meaning on a local Wharf"
+_POD = "is a Kubernetes pod setting that a local Wharf cannot honour"
 _IMAGE = (
     "container images cannot run on a local Wharf; write the model as a Python class (a wharf.Model subclass) and"
     " name it as model: {modelFormat: {name: custom}, storageUri: 'package.module:ClassName'}"
@@ -166,20 +166,9 @@ _SERVER_SET = "is set by the server; remove it from the manifest"
 UNSUPPORTED: dict[str, str] = {
     **dict.fromkeys(
         (
-            "affinity",
-            "nodeSelector",
-            "tolerations",
-            "nodeName",
-            "serviceAccountName",
-            "serviceAccount",
             "volumes",
             "volumeMounts",
-            "imagePullSecrets",
-            "imagePullPolicy",
-            "securityContext",
             "initContainers",
-            "priorityClassName",
-            "schedulerName",
             "hostNetwork",
             "hostIPC",
             "hostPID",
@@ -187,7 +176,6 @@ UNSUPPORTED: dict[str, str] = {
             "dnsConfig",
             "runtimeClassName",
             "terminationGracePeriodSeconds",
-            "topologySpreadConstraints",
             "readinessProbe",
             "livenessProbe",
             "startupProbe",
@@ -195,7 +183,6 @@ UNSUPPORTED: dict[str, str] = {
             "workingDir",
             "envFrom",
             "lifecycle",
-            "automountServiceAccountToken",
         ),
         _POD,
     ),
@@ -233,7 +220,6 @@ UNSUPPORTED: dict[str, str] = {
     "storageUris": "several storage locations are not supported; give one storageUri",
     "workerSpec": "multi-node serving is not supported on one machine",
     "deploymentStrategy": "Wharf rolls out a new revision with canaryTrafficPercent and serving.wharf.dev/ annotations",
-    "labels": "set labels on the resource's metadata",
     "annotations": "set annotations on the resource's metadata",
     "canary": "give canaryTrafficPercent on the component",
     "tracing": "is not supported yet",

@@ -27,6 +27,7 @@ from wharf.control.spec.common import (
     SpecModel,
     TopLevelResource,
 )
+from wharf.control.spec.ignored import PodSettings
 
 API_VERSION = "serving.kserve.io/v1alpha1"
 KIND = "InferenceGraph"
@@ -94,7 +95,7 @@ class InferenceRouter(SpecModel):
             yield ("data",), f"only Sequence nodes pass $response on (this node is a {kind})"
 
 
-class InferenceGraphSpec(Scaling):
+class InferenceGraphSpec(Scaling, PodSettings):
     """The graph: its nodes, and the router's own resources, timeout (seconds) and replicas."""
 
     nodes: dict[str, InferenceRouter] = Field(min_length=1)

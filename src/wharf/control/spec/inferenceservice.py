@@ -17,7 +17,9 @@ Wharf's extension for a model written in Python is the model format `custom`, wh
 The class loads its own artifacts (give their location with `env`); `env` may also set PYTHONPATH, within what
 `wharf.control.policy` allows. A transformer or an explainer is accepted as KServe writes it (one container image,
 kept for a backend that can run images) or as such a custom class; a local Wharf runs a transformer's class (a
-`wharf.Transformer`).
+`wharf.Transformer`). Where a pod is placed, its identity, security context and labels (`nodeSelector`,
+`serviceAccountName`, ... on a component; `imagePullPolicy`, `securityContext` on a model) are accepted and have no
+effect: `ignored` names them in warnings.
 
 Defaults are KServe's and Knative's: minReplicas 1, maxReplicas 0 (no bound of its own), scaleMetric
 concurrency, containerConcurrency 0 (no limit), timeout 300 s, no canary (the latest ready revision takes all
@@ -29,7 +31,8 @@ filled in, less the fields that only steer traffic and scaling (canaryTrafficPer
 scaleTarget, scaleMetric); `component_fingerprint` hashes it. Knative keeps scale bounds in the revision template
 (as annotations), so changing them there creates a revision, and with a canary, a rollout; Wharf applies them to
 the existing revisions instead, so that rescaling never restarts a model. Everything else (the model, its
-environment and resources, batcher, logger, containerConcurrency, timeout) makes a new revision, as in Knative.
+environment and resources, batcher, logger, containerConcurrency, timeout) makes a new revision, as in Knative,
+except the fields a local replica ignores.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from wharf.control.spec.common import (
     SpecModel,
     TopLevelResource,
 )
+from wharf.control.spec.ignored import ContainerSettings, PodSettings, ignored_exclude
 from wharf.model.runtimes import RUNTIMES
 from wharf.model.runtimes.custom import is_class_path
 from wharf.storage.stores import STORES
@@ -97,7 +101,7 @@ class ModelFormat(SpecModel):
         return value.lower()
 
 
-class PredictorExtension(SpecModel):
+class PredictorExtension(ContainerSettings):
     """What every way of naming a predictor's model shares (KServe's PredictorExtensionSpec, less the container).
 
     `args` are extra command-line arguments of the model server (the policy allows its batching options), `env`
@@ -139,6 +143,13 @@ class ModelSpec(PredictorExtension):
     def is_custom(self) -> bool:
         return self.model_format.name == CUSTOM_FORMAT
 
+    @property
+    def names_class(self) -> bool:
+        """Whether a replica runs a Python class (`module:Class`): a custom model, or a plain storageUri that the
+        model server reads as a class."""
+        uri = self.storage_uri or ""
+        return self.is_custom or (scheme(uri) == "" and is_class_path(uri))
+
     def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
         if not self.is_custom:
@@ -176,8 +187,17 @@ class LoggerSpec(SpecModel):
     url: HttpUrl | None = None
     metadata_headers: list[str] = []
 
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        if self.url is None:
+            yield (
+                ("url",),
+                "required: a local Wharf has no default sink for payload logs (KServe's is a Knative broker); give"
+                " the http(s) URL that receives the CloudEvents",
+            )
 
-class ComponentExtension(Scaling):
+
+class ComponentExtension(Scaling, PodSettings):
     """What every component (predictor, transformer, explainer) shares: KServe's ComponentExtensionSpec.
 
     `containerConcurrency` is the hard limit of requests in flight per replica (0: none); `timeout` is a request's
@@ -233,7 +253,7 @@ class PredictorSpec(ComponentExtension):
         return self
 
 
-class Container(SpecModel):
+class Container(ContainerSettings):
     """A container of a transformer or explainer, as KServe writes it."""
 
     name: str = "kserve-container"
@@ -305,8 +325,17 @@ class InferenceService(TopLevelResource):
 
 
 def revision_template(component: ComponentSpec) -> dict[str, Any]:
-    """What a revision of `component` runs: its spec, defaults filled in, less the traffic and scaling fields."""
-    return component.model_dump(mode="json", exclude_none=True, exclude=set(NOT_IN_REVISION))
+    """What a revision of `component` runs: its spec, defaults filled in, less the traffic and scaling fields and
+    the fields a local replica ignores (`ignored`)."""
+    return component.model_dump(mode="json", exclude_none=True, exclude=_not_in_revision(type(component)))
+
+
+def _not_in_revision(component: type[ComponentSpec]) -> dict[str, Any]:
+    exclude: dict[str, Any] = dict.fromkeys(NOT_IN_REVISION | ignored_exclude(component), True)
+    exclude["model"] = dict.fromkeys(ignored_exclude(ModelSpec), True)
+    if component is CustomComponentSpec:
+        exclude["containers"] = {"__all__": dict.fromkeys(ignored_exclude(Container), True)}
+    return exclude
 
 
 def component_fingerprint(component: ComponentSpec) -> str:

@@ -1,14 +1,21 @@
-"""Manifests from YAML or JSON: each document dispatched by its apiVersion and kind, its problems reported."""
+"""Manifests from YAML or JSON: each document dispatched by its apiVersion and kind, its problems reported.
+
+What the server writes into a resource it shows (`status`, and metadata such as `resourceVersion` or `uid`) is
+dropped from a document before it is read, as kubectl's apply does: `wharf get isvc NAME -o yaml | wharf apply -f -`
+changes nothing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from wharf.control.spec import graph, inferenceservice
 from wharf.control.spec.common import SpecError, validate
 from wharf.control.spec.graph import InferenceGraph
 from wharf.control.spec.inferenceservice import InferenceService
+from wharf.control.spec.paths import resolve_paths
 from wharf.control.spec.safe_yaml import load_documents
 
 Manifest = InferenceService | InferenceGraph
@@ -20,13 +27,25 @@ KINDS: dict[str, tuple[str, type[InferenceService] | type[InferenceGraph]]] = {
 }
 #: Documents one text may hold unless the caller says otherwise.
 MAX_DOCUMENTS = 100
+#: Object metadata that the server sets: a document that carries it (one read back from the server) is applied
+#: without it.
+SERVER_METADATA = frozenset(
+    {
+        "uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
+        "deletionTimestamp", "deletionGracePeriodSeconds",
+    }
+)  # fmt: skip
 _KNOWN = " and ".join(f"{kind} ({api_version})" for kind, (api_version, _) in KINDS.items())
 
 
 def parse_manifest(data: Any) -> Manifest:
-    """One manifest (already decoded from YAML or JSON), validated and with its defaults; raises SpecError."""
+    """One manifest (already decoded from YAML or JSON), validated and with its defaults, less what the server
+    sets (`status`, `SERVER_METADATA`); raises SpecError."""
     if not isinstance(data, Mapping):
         raise SpecError([("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")])
+    data = {key: value for key, value in data.items() if key != "status"}
+    if isinstance(data.get("metadata"), Mapping):
+        data["metadata"] = {k: v for k, v in data["metadata"].items() if k not in SERVER_METADATA}
     kind = data.get("kind")
     if not kind:
         raise SpecError([("kind", "required")])
@@ -38,8 +57,12 @@ def parse_manifest(data: Any) -> Manifest:
     return validate(model, data)
 
 
-def parse_manifests(text: str, max_documents: int = MAX_DOCUMENTS, documents_setting: str = "") -> list[Manifest]:
+def parse_manifests(
+    text: str, max_documents: int = MAX_DOCUMENTS, documents_setting: str = "", base: Path | None = None
+) -> list[Manifest]:
     """Every manifest in a YAML (or JSON) text of one or more documents (separated by `---`); raises SpecError.
+    With `base` (an absolute directory: the file's), relative paths in the manifests are made absolute under it
+    (`paths.resolve_paths`).
 
     The text is read within `safe_yaml`'s limits, and at most `max_documents` documents (`documents_setting` names
     what raises the limit). All documents are checked before anything is returned; when there are several, each
@@ -63,6 +86,8 @@ def parse_manifests(text: str, max_documents: int = MAX_DOCUMENTS, documents_set
             problems += [(_within(label, path), reason) for path, reason in e.problems]
             omitted += e.omitted
             continue
+        if base is not None and isinstance(manifest, InferenceService):
+            resolve_paths(manifest, base)
         key = (manifest.kind, manifest.namespace, manifest.name)
         if key in first_at:
             problems.append((label, f"the same {manifest.kind} as document {first_at[key]}"))
