@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.conftest import RunningServer, launch
+from tests.integration.conftest import RunningServer
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 

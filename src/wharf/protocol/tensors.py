@@ -71,10 +71,10 @@ def datatype_of(array: np.ndarray) -> str:
 
 def element_count(shape: Any, tensor: str) -> int:
     """Validate a request shape (see the module's docstring) and return its number of elements."""
+    if isinstance(shape, list) and len(shape) > MAX_DIMS:
+        raise InvalidInput(f"tensor '{tensor}': shape has {len(shape)} dimensions; at most {MAX_DIMS} are allowed")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidInput(f"tensor '{tensor}': shape must be a list of non-negative integers, got {_brief(shape)}")
-    if len(shape) > MAX_DIMS:
-        raise InvalidInput(f"tensor '{tensor}': shape has {len(shape)} dimensions; at most {MAX_DIMS} are allowed")
     count = math.prod(shape)
     if count == 0 and math.prod(d for d in shape if d) > MAX_ELEMENTS:
         raise InvalidInput(
@@ -130,9 +130,7 @@ def from_json(data: Any, shape: Any, datatype: str, tensor: str, text_size: int 
     return array.reshape(shape)
 
 
-def _numbers_from_json(
-    data: list, dtype: np.dtype, datatype: str, tensor: str, text_size: int | None
-) -> np.ndarray:
+def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, tensor: str, text_size: int | None) -> np.ndarray:
     if text_size is None or text_size > TEXT_LOOKED_THROUGH_ABOVE:  # no string may reach numpy (see above)
         if str in set(map(type, flat_values(data, f"tensor '{tensor}': data"))):
             raise _not_numbers(tensor, datatype, dtype)

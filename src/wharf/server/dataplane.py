@@ -167,7 +167,6 @@ class DataPlane:
         for key in [k for k in self._pipelines if k[0] == name]:
             self._pipelines.pop(key).close()
 
-
     def _repository_api_on(self) -> None:
         if not self.repository_api:
             raise Forbidden(
