@@ -23,6 +23,7 @@ CLASS_ANNOTATION = PREFIX + "class"
 KPA_CLASS = "kpa.autoscaling.knative.dev"
 
 Metric = Literal["concurrency", "rps"]
+TARGET_MIN = 0.01  # Knative's lowest per-replica target
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -92,9 +93,9 @@ class Setting:
 
 # Keyed by the matching field of AutoscalerDefaults (and ScalingPolicy's `target`).
 SETTINGS: dict[str, Setting] = {
-    "container_concurrency_target_default": Setting("container-concurrency-target-default", (), "number", 0.01),
-    "requests_per_second_target_default": Setting("requests-per-second-target-default", (), "number", 0.01),
-    "target": Setting(None, ("target",), "number", 0.01),
+    "container_concurrency_target_default": Setting("container-concurrency-target-default", (), "number", TARGET_MIN),
+    "requests_per_second_target_default": Setting("requests-per-second-target-default", (), "number", TARGET_MIN),
+    "target": Setting(None, ("target",), "number", TARGET_MIN),
     "target_utilization_percentage": Setting(
         "container-concurrency-target-percentage",
         ("target-utilization-percentage", "targetUtilizationPercentage"),

@@ -1,14 +1,15 @@
 """The Knative Pod Autoscaler's algorithm: desired replicas of one revision from its recent load.
 
-Each tick the caller records the revision's load (all its requests in flight, those queued at the gateway's
-activator included, or its requests per second) and asks for the desired replica count given the ready replicas:
+Each tick (about a second) the caller records the revision's load, one observation: the requests it has in flight,
+those queued at the gateway's activator included (concurrency), or the requests it answered per second since the
+last tick (rps). Then it asks for the desired replica count given the ready replicas:
 
-1. Average the load over the stable window and over the shorter panic window; divide each by the per-replica
-   target and round up.
-2. Panic when the panic window asks for at least `panic_threshold` times the ready replicas. While panicking,
-   follow the larger of the two windows and never go below the replicas reached or ready; panic ends once a whole
-   stable window has passed without the condition.
-3. Move at most to ceil(max_scale_up_rate x ready) and at least to floor(ready / max_scale_down_rate).
+1. Average the observations over the stable window and over the panic window (`panic-window-percentage` of it,
+   6 s of Knative's 60 s); divide each by the per-replica target and round up.
+2. Move each at most to ceil(max_scale_up_rate x ready) and at least to floor(ready / max_scale_down_rate).
+3. Panic when the panic window's figure of step 1 is at least `panic_threshold` times the ready replicas. While
+   panicking, follow the larger of the two windows and never go below the most replicas asked for since the panic
+   began; panic ends once more than a stable window has passed since the condition last held.
 4. Hold the highest recommendation of the last `scale_down_delay_s`.
 5. Until the revision has once had `initial_scale` ready replicas, ask for at least that many.
 6. Clamp to [min_scale, max_scale] (max_scale 0: no upper bound).
@@ -16,9 +17,16 @@ activator included, or its requests per second) and asks for the desired replica
    and retention periods. The wait starts no earlier than a stable window after `clock_start`, as Knative keeps a
    revision active for a stable window at least.
 
-As in Knative, no ready replicas count as one in steps 2 and 3, so a burst that arrives at zero replicas panics;
-any demand seen at zero asks for at least one replica (a positive average rounds up to one). All times are seconds
-on the caller's monotonic clock; nothing here reads a clock, sleeps or does I/O.
+Steps 1 to 4 are Knative's `autoscaler.Scale`, 5 to 7 its KPA reconciler's scaler. As in Knative, no ready
+replicas count as one in steps 2 and 3, so a burst that arrives at zero replicas panics; any demand seen at zero
+asks for at least one replica (a positive average rounds up to one).
+
+An autoscaler may take over a revision that already runs at a `scale` (a restarted control plane keeps the scale
+it had chosen, as Knative's deployments keep theirs while its autoscaler restarts): that scale stands in for the
+initial scale, so a revision scaled to zero stays there until demand comes; and over more than one replica it
+starts in panic with that scale as the peak, as Knative does, so that a stable window of observations is seen
+before it scales down. All times are seconds on the caller's monotonic clock; nothing here reads a clock, sleeps
+or does I/O.
 """
 
 from __future__ import annotations
@@ -56,18 +64,39 @@ class _Trail:
 
 
 class Autoscaler:
-    """The scaling state of one revision; `clock_start` is when the revision was created."""
+    """The scaling state of one revision; `clock_start` is when the revision was created, or taken over at `scale`
+    replicas (None: a new revision)."""
 
-    def __init__(self, policy: ScalingPolicy, clock_start: float) -> None:
+    def __init__(self, policy: ScalingPolicy, clock_start: float, scale: int | None = None) -> None:
+        if scale is not None and scale < 0:
+            raise ValueError(f"scale must be >= 0, got {scale}")
         self.policy = policy
         self._start = clock_start
         self._stable = SampleWindow(policy.stable_window_s)
         self._panic = SampleWindow(policy.panic_window_s)
         self._recent = SampleWindow(policy.scale_down_delay_s) if policy.scale_down_delay_s > 0 else None
-        self._last_over_threshold: float | None = None  # None: not panicking
-        self._panic_peak = 0
+        over_one = scale is not None and scale > 1
+        self._last_over_threshold: float | None = clock_start if over_one else None  # None: not panicking
+        self._panic_peak = scale if over_one else 0
+        self._taken_over_at = scale
         self._reached_initial_scale = False
         self._zero_since: float | None = None
+
+    def update(self, policy: ScalingPolicy) -> None:
+        """Follow a changed `policy`, keeping what was observed and decided (as Knative updates a decider); the
+        windows take their new spans, and start afresh when the metric changes."""
+        if policy.metric != self.policy.metric:
+            self._stable, self._panic = SampleWindow(policy.stable_window_s), SampleWindow(policy.panic_window_s)
+        else:
+            self._stable.resize(policy.stable_window_s)
+            self._panic.resize(policy.panic_window_s)
+        if policy.scale_down_delay_s <= 0:
+            self._recent = None
+        elif self._recent is None:
+            self._recent = SampleWindow(policy.scale_down_delay_s)
+        else:
+            self._recent.resize(policy.scale_down_delay_s)
+        self.policy = policy
 
     def record(self, now: float, concurrency: float | None = None, rps: float | None = None) -> None:
         """Take one load sample of the revision at `now`: either metric may be given; the policy's is needed."""
@@ -99,14 +128,17 @@ class Autoscaler:
         trail.apply("max-scale-up-rate", min(trail.replicas, math.ceil(policy.max_scale_up_rate * ready)))
         trail.apply("max-scale-down-rate", max(trail.replicas, math.floor(ready / policy.max_scale_down_rate)))
         if panicking:
-            trail.apply("no scale-down while panicking", max(trail.replicas, self._panic_peak, ready_replicas))
+            trail.apply("no scale-down while panicking", max(trail.replicas, self._panic_peak))
             self._panic_peak = trail.replicas
         if self._recent is not None:
             self._recent.add(now, trail.replicas)
             trail.apply("scale-down-delay", int(self._recent.maximum(now)))
-        self._reached_initial_scale = self._reached_initial_scale or ready_replicas >= policy.initial_scale
+        rule, initial_scale = ("initial-scale", policy.initial_scale)
+        if self._taken_over_at is not None:
+            rule, initial_scale = ("scale taken over", self._taken_over_at)
+        self._reached_initial_scale = self._reached_initial_scale or ready_replicas >= initial_scale
         if not self._reached_initial_scale:
-            trail.apply("initial-scale", max(trail.replicas, policy.initial_scale))
+            trail.apply(rule, max(trail.replicas, initial_scale))
         trail.apply("min-scale", max(trail.replicas, policy.min_scale))
         if policy.max_scale:
             trail.apply("max-scale", min(trail.replicas, policy.max_scale))
@@ -117,7 +149,7 @@ class Autoscaler:
         """Update and return the panic state, given the panic window's recommendation over the ready replicas."""
         if panic_ratio >= self.policy.panic_threshold:
             self._last_over_threshold = now
-        elif self._last_over_threshold is not None and now - self._last_over_threshold >= self.policy.stable_window_s:
+        elif self._last_over_threshold is not None and now - self._last_over_threshold > self.policy.stable_window_s:
             self._last_over_threshold = None
             self._panic_peak = 0
         return self._last_over_threshold is not None

@@ -10,6 +10,11 @@ Defaults are Knative's, as its Serving documentation gives them (knative.dev/doc
 - "Targets" (autoscaling-targets), "Configuring concurrency" (concurrency) and "Configuring the requests per
   second (RPS) target" (rps-target): 100 concurrent requests or 200 requests/s per replica, target utilisation 70%.
 
+The per-replica target is Knative's (ResolveMetricTarget in its autoscaler): a total per replica (the `target`
+annotation or `scaleTarget`; else `containerConcurrency`; else the metric's default) times the target utilisation
+(the annotation; else 70%, which for concurrency is `container-concurrency-target-percentage` and for rps a fixed
+figure in Knative), never below 0.01. So `scaleTarget: 20` with rps aims for 14 requests/s per replica.
+
 Precedence: the component fields `minReplicas`, `maxReplicas`, `scaleTarget` and `scaleMetric` when given (KServe
 turns them into these same annotations), then the annotation, then the platform default.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from wharf.autoscaler.annotations import PREFIX, SETTINGS, Metric, read_annotations, read_metric
+from wharf.autoscaler.annotations import PREFIX, SETTINGS, TARGET_MIN, Metric, read_annotations, read_metric
 
 
 def _check_bounds(name: str, min_scale: int, max_scale: int) -> None:
@@ -42,6 +47,7 @@ class AutoscalerDefaults:
     container_concurrency_target_default: float = 100.0
     requests_per_second_target_default: float = 200.0
     target_utilization_percentage: float = 70.0  # Knative's container-concurrency-target-percentage
+    rps_target_utilization_percentage: float = 70.0  # Knative's TargetUtilization: no config-autoscaler key sets it
     stable_window_s: float = 60.0
     panic_window_percentage: float = 10.0
     panic_threshold_percentage: float = 200.0
@@ -61,6 +67,9 @@ class AutoscalerDefaults:
             setting = SETTINGS.get(field.name)
             if setting is not None and setting.config_key is not None:
                 setting.check(setting.config_key, getattr(self, field.name))
+        SETTINGS["target_utilization_percentage"].check(
+            "rps_target_utilization_percentage", self.rps_target_utilization_percentage
+        )
         _check_bounds("min-scale", self.min_scale, self.max_scale)
         _check_initial_scale("initial-scale", self.initial_scale, self)
 
@@ -102,9 +111,7 @@ def policy_from_annotations(
     Pass a component field as None where the user left it unset, so that an annotation may set it. Raises
     ValueError naming the annotation (or field) for a value Knative would refuse.
 
-    The per-replica target is `scaleTarget` (or the `target` annotation), never above `containerConcurrency` when
-    that hard limit is set and the metric is concurrency; otherwise `containerConcurrency` times the target
-    utilisation when the limit is set; otherwise Knative's default target for the metric.
+    The per-replica target is Knative's: see the module docstring.
     """
     given, annotated_metric = read_annotations(annotations)
 
@@ -132,7 +139,8 @@ def policy_from_annotations(
     explicit_target = given.get("target")
     if scale_target is not None:
         explicit_target = SETTINGS["target"].check("scaleTarget", scale_target)
-    target = _target(metric, explicit_target, container_concurrency, setting("target_utilization_percentage"), defaults)
+    utilization = given.get("target_utilization_percentage")
+    target = _target(metric, explicit_target, container_concurrency, utilization, defaults)
     stable_window_s = setting("stable_window_s")
     return ScalingPolicy(
         metric=metric,
@@ -152,14 +160,22 @@ def policy_from_annotations(
 
 
 def _target(
-    metric: Metric, explicit: float | None, container_concurrency: int, utilization: float, defaults: AutoscalerDefaults
+    metric: Metric,
+    explicit: float | None,
+    container_concurrency: int,
+    utilization: float | None,
+    defaults: AutoscalerDefaults,
 ) -> float:
-    limited = metric == "concurrency" and container_concurrency > 0
-    if explicit is not None:
-        # Knative: of a soft target and a hard limit, the smaller one is used.
-        return min(explicit, container_concurrency) if limited else explicit
-    if limited:
-        return container_concurrency * utilization / 100
+    """The per-replica target: a total per replica times the target utilisation, as Knative resolves them."""
     if metric == "rps":
-        return defaults.requests_per_second_target_default
-    return defaults.container_concurrency_target_default
+        total = defaults.requests_per_second_target_default
+        percent = defaults.rps_target_utilization_percentage
+    else:
+        total = container_concurrency or defaults.container_concurrency_target_default
+        percent = defaults.target_utilization_percentage
+    if explicit is not None:
+        # Knative: of a soft target and a hard limit, the smaller one is the total.
+        total = min(explicit, container_concurrency) if metric == "concurrency" and container_concurrency else explicit
+    if utilization is not None:
+        percent = utilization
+    return max(TARGET_MIN, total * (percent / 100))

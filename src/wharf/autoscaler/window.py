@@ -1,14 +1,18 @@
 """A sliding time window of samples, for the load averages and the scale-down delay.
 
-The window ending at `now` holds the samples taken in `(now - span_s, now]`. Samples are expected one per tick, so
-the average is taken over the samples present: a window that is not yet full (a revision that has just started)
-is not diluted by the time before its first sample, and a window whose samples have all aged out averages 0.
+The window ending at `now` holds the samples taken in `(now - span_s, now]`. Knative keeps one bucket a second and
+averages the buckets since the first write; the caller here samples once a tick (about a second), so the average
+is taken over the samples present: with one sample a second it is Knative's average, a window that is not yet full
+(a revision that has just started) is not diluted by the time before its first sample, and a tick that comes late
+leaves no empty second behind to count as zero. A window whose samples have all aged out averages 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+
+_DIGITS = 6  # Knative rounds window averages to 6 decimal places, so float noise never asks for another replica
 
 
 class SampleWindow:
@@ -17,10 +21,12 @@ class SampleWindow:
     __slots__ = ("span_s", "_samples")
 
     def __init__(self, span_s: float) -> None:
-        if span_s <= 0:
-            raise ValueError(f"a window must span more than 0 s, got {span_s:g}")
-        self.span_s = span_s
+        self.span_s = _checked(span_s)
         self._samples: deque[tuple[float, float]] = deque()
+
+    def resize(self, span_s: float) -> None:
+        """Span `span_s` seconds from now on; samples already forgotten stay forgotten."""
+        self.span_s = _checked(span_s)
 
     def add(self, now: float, value: float) -> None:
         """Take a sample at `now`; time must not go backwards."""
@@ -30,14 +36,14 @@ class SampleWindow:
         self._forget(now)
 
     def average(self, now: float) -> float:
-        """The mean of the samples in the window ending at `now`; 0.0 without any.
+        """The mean of the samples in the window ending at `now`, rounded to 6 decimal places; 0.0 without any.
 
         Summed exactly (math.fsum), so a window of zeros averages exactly 0 and never asks for a replica.
         """
         self._forget(now)
         if not self._samples:
             return 0.0
-        return math.fsum(value for _, value in self._samples) / len(self._samples)
+        return round(math.fsum(value for _, value in self._samples) / len(self._samples), _DIGITS)
 
     def maximum(self, now: float) -> float:
         """The largest sample in the window ending at `now`; 0.0 without any."""
@@ -48,3 +54,9 @@ class SampleWindow:
         samples = self._samples
         while samples and samples[0][0] <= now - self.span_s:
             samples.popleft()
+
+
+def _checked(span_s: float) -> float:
+    if span_s <= 0:
+        raise ValueError(f"a window must span more than 0 s, got {span_s:g}")
+    return span_s

@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from wharf.control.backends import LocalBackend, ReplicaSpec, ReplicaState
+from wharf.control.backends import LocalBackend, ReplicaResources, ReplicaSpec, ReplicaState
 from wharf.control.gateway_process import GatewayProcess
 from wharf.control.graph_plan import GRAPH_KIND, graph_route
 from wharf.control.metrics import ControlMetrics
@@ -144,6 +144,7 @@ class Reconciler:
         self.metrics = ControlMetrics()
         self.metrics.count_payload_events(gateway.payload_counts)
         self.scaling = RevisionScaling(grace_s, self.metrics)
+        self.scaling.restore(_chosen_scales(store))  # a restart takes each revision over at the scale it had
         self._lock = asyncio.Lock()
         self._next_pass: asyncio.Task[None] | None = None  # a full pass waiting for the lock, for others to join
         self._capped: dict[str, tuple[int, int]] = {}  # revision -> (replicas wanted, granted) under the cap
@@ -257,12 +258,7 @@ class Reconciler:
         for resource in self.store.list(ISVC_KIND):
             for component, plan in self._plan(resource).components.items():
                 for revision in set(_routed(resource.status, component)):
-                    load = stats.get(revision)
-                    if load is None:
-                        self.scaling.observe_gateway(revision, plan.scaling, 0, 0, 0.0)
-                    else:
-                        rps = load.requests / self.stats_window_s
-                        self.scaling.observe_gateway(revision, plan.scaling, load.in_flight, load.queued, rps)
+                    self.scaling.observe_gateway(revision, plan.scaling, stats.get(revision))
 
     def adoptable_specs(self) -> dict[str, ReplicaSpec]:
         """The replica spec of every stored revision of every component, by revision name: what a restarted
@@ -336,8 +332,9 @@ class Reconciler:
         env = dict(spec["env"])
         if "predictor" in spec:
             env.update(predictor_env(spec["predictor"], self.ingress.http_url, self.ingress.grpc_target))
+        resources = ReplicaResources.from_kubernetes(spec.get("resources"))  # revisions made before have none
         return ReplicaSpec(
-            record.name, spec["model_name"], spec["model_uri"], spec["runtime"], env, tuple(spec["args"])
+            record.name, spec["model_name"], spec["model_uri"], spec["runtime"], env, tuple(spec["args"]), resources
         )
 
     def _judge_canaries(self, resource: Resource) -> list[tuple[str, str]]:
@@ -400,7 +397,7 @@ class Reconciler:
             )
             serving = all(name in ready for name in desired)
             waiting = "" if serving else "waiting for a ready replica of " + ", ".join(sorted(set(desired) - ready))
-            errors = [_replica_error(r) for rs in by_revision.values() for r in rs if r.last_error and not r.ready]
+            errors = [e for rs in by_revision.values() for r in rs if not r.ready and (e := _replica_error(r))]
             capped = "; ".join(self._cap_message(n) for n in sorted(names) if n in self._capped)
             reason = errors[0] if errors else capped or waiting
             conditions.append(_condition(f"{component.capitalize()}Ready", serving, reason))
@@ -429,6 +426,7 @@ class Reconciler:
                 "timeout_s": plan.components[component].timeout_s,
                 "container_concurrency": plan.components[component].container_concurrency,
                 "logger": plan.components[component].logger,
+                "scale": {n: chosen for n in sorted(names) if (chosen := self.scaling.chosen(n)) is not None},
             }
         url = self._url(resource, front, front)
         serving = all(c["status"] == "True" for c in conditions)
@@ -551,6 +549,17 @@ def _by_component(saved: dict[str, Any] | None) -> dict[str, Any]:
     return {PREDICTOR: saved} if "latest_created" in saved or "traffic" in saved else saved
 
 
+def _chosen_scales(store: Store) -> dict[str, int]:
+    """The replicas the autoscaler last chose for each revision, as the services' statuses keep them (absent from
+    a status written by the previous release)."""
+    return {
+        revision: scale
+        for resource in store.list(ISVC_KIND)
+        for component in (PREDICTOR, TRANSFORMER)
+        for revision, scale in (_routing(resource.status, component).get("scale") or {}).items()
+    }
+
+
 def _routing(status: dict[str, Any], component: str) -> dict[str, Any]:
     """The routing a component's last pass recorded (empty before its first)."""
     routing = status.get("routing") or {}
@@ -569,7 +578,10 @@ def _routed(status: dict[str, Any], component: str | None = None) -> list[str]:
 
 
 def _replica_error(state: ReplicaState) -> str:
-    """Why a replica is not ready: its last error, and the delay before it starts again when it is backing off."""
+    """Why a replica is not ready: what it waits for to start (Pending), or its last error, and the delay before it
+    starts again when it is backing off."""
+    if state.pending:
+        return state.pending
     if state.backoff_s:
         return f"CrashLoopBackOff: back-off {state.backoff_s:g} s restarting replica {state.id}: {state.last_error}"
     return state.last_error or ""

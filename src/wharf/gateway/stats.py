@@ -3,6 +3,10 @@
 Time is cut into buckets of `bucket_s` seconds by an injected clock; a snapshot sums the buckets of the last
 `window_s` seconds (the current, partly filled bucket included). Latencies go into a fixed log-scale histogram
 (bins 10% wide), so memory stays bounded and percentiles are exact to within about 5%.
+
+Each window also counts every request it has answered, and a snapshot says when it was taken: the autoscaler's
+requests per second are the difference of two snapshots' counts over the time between them, however often it
+looks (one integer added per request).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class RevisionStats:
     p50_ms: float | None  # None without requests
     p99_ms: float | None
     queued: int = 0  # requests waiting in the activator now; the revision's concurrency is in_flight + queued
+    answered: int = 0  # requests answered (or failed) since the gateway began counting the revision
+    taken_at: float = 0.0  # when these figures were taken, on the gateway's clock
 
 
 class _Bucket:
@@ -46,11 +52,12 @@ class RevisionWindow:
     """The live counters of one revision; `in_flight` and `queued` are raised and lowered by whoever forwards a
     request."""
 
-    __slots__ = ("in_flight", "queued", "_bucket_s", "_slots", "_buckets")
+    __slots__ = ("in_flight", "queued", "answered", "_bucket_s", "_slots", "_buckets")
 
     def __init__(self, bucket_s: float, window_s: float) -> None:
         self.in_flight = 0
         self.queued = 0
+        self.answered = 0
         self._bucket_s = bucket_s
         self._slots = max(1, math.ceil(window_s / bucket_s))
         self._buckets: deque[_Bucket] = deque()
@@ -65,6 +72,7 @@ class RevisionWindow:
                 buckets.popleft()
         bucket = buckets[-1]
         bucket.requests += 1
+        self.answered += 1
         bucket.errors += error
         index = bisect_left(_BOUNDS_MS, latency_s * 1000.0)
         bucket.bins[index] = bucket.bins.get(index, 0) + 1
@@ -87,6 +95,8 @@ class RevisionWindow:
             p50_ms=_percentile(bins, requests, 0.50),
             p99_ms=_percentile(bins, requests, 0.99),
             queued=self.queued,
+            answered=self.answered,
+            taken_at=now,
         )
 
 

@@ -34,7 +34,7 @@ def test_step_panics_and_converges_within_the_panic_window() -> None:
     assert max(tick.replicas for tick in ticks) == 5
     # Only the first tick is over the threshold (2 wanted, 1 ready); the replicas keep up from then on.
     calm = first(ticks, lambda tick: tick.time > STEP_AT and not tick.decision.panicking)
-    assert calm.time == STEP_AT + 1 + 60
+    assert calm.time == STEP_AT + 1 + 60 + 1  # more than a stable window after it (Knative: panicTime+60s < now)
     assert all(tick.replicas == 5 for tick in ticks if tick.time >= reached.time)
 
 
@@ -137,9 +137,10 @@ def test_idle_scales_to_zero_after_the_stable_window_and_the_longer_of_grace_and
 
 def test_scale_down_delay_holds_each_step_down_and_so_delays_scale_to_zero() -> None:
     ticks = replay(policy(target="10", scale_down_delay="20s"), burst_then_idle())
-    # The burst panics at 0 (no scale-down until 60); then each step the rate allows (5 -> 2 -> 1 -> 0) is held for
-    # 20 s from the last time it was recommended, and the last replica for the 30 s grace period after that.
-    assert changes(ticks) == [(0.0, 5), (59.0 + 20, 2), (79.0 + 20, 1), (99.0 + 20 + 30, 0)]
+    # The burst panics at 0, the only tick over the threshold: panic holds 5 while 60 s have not yet passed since
+    # (up to 60 inclusive). Then each step the rate allows (5 -> 2 -> 1 -> 0) is held for 20 s from the last time it
+    # was recommended, and the last replica for the 30 s grace period after that.
+    assert changes(ticks) == [(0.0, 5), (60.0 + 20, 2), (80.0 + 20, 1), (100.0 + 20 + 30, 0)]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from wharf.autoscaler.annotations import PREFIX
 
 KNATIVE = ScalingPolicy(
     metric="concurrency",
-    target=100.0,
+    target=70.0,  # Knative's 100 concurrent requests x 70% utilisation
     stable_window_s=60.0,
     panic_window_s=6.0,
     panic_threshold=2.0,
@@ -41,8 +41,9 @@ def test_other_annotations_are_not_looked_at() -> None:
 @pytest.mark.parametrize(
     ("name", "text", "field", "value"),
     [
-        ("target", "50", "target", 50.0),
-        ("target", "0.5", "target", 0.5),
+        ("target", "50", "target", 35.0),  # x 70% utilisation
+        ("target", "0.5", "target", 0.35),
+        ("target", "0.01", "target", 0.01),  # never below Knative's TargetMin, 0.01
         ("metric", "rps", "metric", "rps"),
         ("window", "40s", "stable_window_s", 40.0),
         ("window", "1m30s", "stable_window_s", 90.0),
@@ -61,7 +62,7 @@ def test_other_annotations_are_not_looked_at() -> None:
         ("scale-down-delay", "0", "scale_down_delay_s", 0.0),
         ("scale-to-zero-pod-retention-period", "1m5s", "scale_to_zero_pod_retention_period_s", 65.0),
         ("scaleToZeroPodRetentionPeriod", "500ms", "scale_to_zero_pod_retention_period_s", 0.5),
-        ("class", "kpa.autoscaling.knative.dev", "target", 100.0),
+        ("class", "kpa.autoscaling.knative.dev", "target", 70.0),
     ],
 )
 def test_each_annotation(name: str, text: str, field: str, value: object) -> None:
@@ -69,8 +70,8 @@ def test_each_annotation(name: str, text: str, field: str, value: object) -> Non
 
 
 def test_rps_has_its_own_default_target() -> None:
-    assert policy_from_annotations(annotated(metric="rps")).target == 200.0
-    assert policy_from_annotations({}, scale_metric="rps").target == 200.0
+    assert policy_from_annotations(annotated(metric="rps")).target == 140.0  # 200 requests/s x 70%
+    assert policy_from_annotations({}, scale_metric="rps").target == 140.0
 
 
 @pytest.mark.parametrize(
@@ -79,11 +80,14 @@ def test_rps_has_its_own_default_target() -> None:
         ({}, 10, 7.0),  # containerConcurrency x Knative's 70% utilisation
         ({"target-utilization-percentage": "80"}, 10, 8.0),
         ({"targetUtilizationPercentage": "50"}, 3, 1.5),
-        ({"target": "5"}, 10, 5.0),
-        ({"target": "50"}, 10, 10.0),  # a soft target never above the hard limit
-        ({"target-utilization-percentage": "80"}, 0, 100.0),
-        ({"metric": "rps"}, 10, 200.0),  # the hard limit is about concurrency, not rps
-        ({"metric": "rps", "target": "50"}, 10, 50.0),
+        ({"target": "5"}, 10, 3.5),  # the soft target x 70%
+        ({"target": "50"}, 10, 7.0),  # a soft target never above the hard limit, then x 70%
+        ({"target": "5", "target-utilization-percentage": "100"}, 10, 5.0),
+        ({"target-utilization-percentage": "80"}, 0, 80.0),  # Knative's default 100 x 80%
+        ({"metric": "rps"}, 10, 140.0),  # the hard limit is about concurrency, not rps: 200 x 70%
+        ({"metric": "rps", "target": "50"}, 10, 35.0),
+        ({"metric": "rps", "target": "20"}, 0, 14.0),  # the case: 70 requests/s want ceil(70/14) = 5
+        ({"metric": "rps", "target": "20", "target-utilization-percentage": "50"}, 0, 10.0),
     ],
 )
 def test_target_per_replica(annotations: dict[str, str], container_concurrency: int, target: float) -> None:
@@ -94,13 +98,13 @@ def test_target_per_replica(annotations: dict[str, str], container_concurrency: 
 def test_component_fields_win_over_annotations() -> None:
     annotations = annotated(**{"min-scale": "1", "max-scale": "9", "target": "50", "metric": "concurrency"})
     policy = policy_from_annotations(annotations, min_replicas=2, max_replicas=4, scale_target=20, scale_metric="rps")
-    assert (policy.min_scale, policy.max_scale, policy.target, policy.metric) == (2, 4, 20.0, "rps")
+    assert (policy.min_scale, policy.max_scale, policy.target, policy.metric) == (2, 4, 14.0, "rps")
 
 
 def test_unset_component_fields_leave_the_annotations() -> None:
     annotations = annotated(**{"min-scale": "1", "max-scale": "9", "target": "50", "metric": "rps"})
     policy = policy_from_annotations(annotations)
-    assert (policy.min_scale, policy.max_scale, policy.target, policy.metric) == (1, 9, 50.0, "rps")
+    assert (policy.min_scale, policy.max_scale, policy.target, policy.metric) == (1, 9, 35.0, "rps")
 
 
 @pytest.mark.parametrize(
@@ -130,7 +134,7 @@ def test_platform_defaults() -> None:
         min_scale=1,
     )
     policy = policy_from_annotations({}, defaults=defaults)
-    assert (policy.target, policy.stable_window_s, policy.panic_window_s) == (10.0, 30.0, 3.0)
+    assert (policy.target, policy.stable_window_s, policy.panic_window_s) == (7.0, 30.0, 3.0)
     assert (policy.max_scale_up_rate, policy.max_scale_down_rate, policy.scale_to_zero_grace_period_s) == (2, 4, 10)
     assert (policy.min_scale, policy.initial_scale) == (1, 1)
     assert policy_from_annotations({}, min_replicas=0, defaults=defaults).initial_scale == 0

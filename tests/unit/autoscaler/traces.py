@@ -24,7 +24,13 @@ def policy(
     defaults: AutoscalerDefaults = AutoscalerDefaults(),
     **annotations: str,
 ) -> ScalingPolicy:
-    """A policy from Knative annotations given as keywords: `panic_threshold_percentage="1000"`."""
+    """A policy from Knative annotations given as keywords: `panic_threshold_percentage="1000"`.
+
+    The target utilisation is 100% unless given, so that `target` is the per-replica target itself; the tests of
+    Knative's utilisation (70% by default) set it, or pass `target_utilization_percentage=""` for the default.
+    """
+    annotations.setdefault("target_utilization_percentage", "100")
+    annotations = {name: value for name, value in annotations.items() if value}
     return policy_from_annotations(
         {PREFIX + name.replace("_", "-"): value for name, value in annotations.items()},
         min_replicas=min_replicas,

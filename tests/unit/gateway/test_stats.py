@@ -17,7 +17,7 @@ class Clock:
 
 def test_no_requests() -> None:
     stats = Stats(window_s=60, bucket_s=10, clock=Clock())
-    assert stats.snapshot(["a"]) == {"a": RevisionStats(0, 0, 0, 0.0, None, None)}
+    assert stats.snapshot(["a"]) == {"a": RevisionStats(0, 0, 0, 0.0, None, None, taken_at=1000.0)}
 
 
 def test_counts_errors_and_percentiles() -> None:
