@@ -2,6 +2,9 @@
 
 from wharf.control.backends.local import LocalBackend
 from wharf.control.backends.replica import ReplicaSpec, ReplicaState
-from wharf.control.backends.settings import LocalBackendSettings
+from wharf.control.backends.resources import ReplicaResources
+from wharf.control.backends.settings import LocalBackendSettings, ResourceSettings
 
-__all__ = ["LocalBackend", "LocalBackendSettings", "ReplicaSpec", "ReplicaState"]
+__all__ = [
+    "LocalBackend", "LocalBackendSettings", "ReplicaResources", "ReplicaSpec", "ReplicaState", "ResourceSettings",
+]  # fmt: skip

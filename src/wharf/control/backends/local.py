@@ -6,6 +6,13 @@ checks its readiness every `health_interval_s` and, once it ends, starts it agai
 revisions cannot keep the machine busy starting processes. With
 `prewarm`, a process is forked from a template that has already imported the runtime, or started as a fresh
 interpreter where that fails.
+
+A replica's `resources` (resources.py) are enforced here. Before its first start it is given, for its whole life,
+the GPUs it asks for (its CUDA_VISIBLE_DEVICES; a replica that asks for none sees none), waiting `Pending` while
+too few are free; ceil(cpu limit) cores as its CPU affinity, spread over the machine; and, where the machine has
+cgroups v2 to spare (cgroup.py), a cgroup that holds it to its memory and cpu limits. Without a cgroup, a watchdog
+compares the memory of the replicas with a memory limit with it every `memory_check_s` (memory.py) and kills a
+replica over it: the replica ends `OOMKilled` and is restarted like any replica that ended.
 """
 
 from __future__ import annotations
@@ -14,18 +21,23 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import aiohttp
 
 from wharf.control.backends.backoff import RestartBackoff
+from wharf.control.backends.cgroup import ReplicaCgroups, cgroups_or_none
 from wharf.control.backends.logfile import LogFollower, last_lines, serving_ports
-from wharf.control.backends.process import ReplicaProcess, is_replica_process
+from wharf.control.backends.memory import over_limit
+from wharf.control.backends.process import Confinement, ReplicaProcess, is_replica_process
 from wharf.control.backends.replica import ReplicaSpec, ReplicaState
+from wharf.control.backends.resources import MIB, VISIBLE_GPUS, CpuSpread, GpuPool, machine_gpus
 from wharf.control.backends.settings import LocalBackendSettings
 from wharf.control.backends.template import ReplicaTemplate, TemplateError
 
@@ -68,12 +80,18 @@ class _Replica:
     failed_checks: int = 0
     log_offset: int = 0  # where the current process's output begins in the log file
     task: asyncio.Task[None] | None = None
+    pending: str | None = None  # what it waits for before its first start
+    gpus: tuple[str, ...] = ()  # what the machine gave it, for its whole life
+    cpus: tuple[int, ...] = ()
+    cgroup: Path | None = None
+    oom_kills: int = 0  # its cgroup's count when its current process started
+    killed: str | None = None  # why the backend killed its current process
 
     def state(self) -> ReplicaState:
         pid = self.process.pid if self.process else 0
         return ReplicaState(
             self.id, self.spec.revision, pid, self.http_port, self.grpc_port, self.ready, self.restarts,
-            self.last_exit, self.started_at, self.last_error, self.spec.digest, self.backoff_s,
+            self.last_exit, self.started_at, self.last_error, self.spec.digest, self.backoff_s, self.pending, self.gpus,
         )  # fmt: skip
 
 
@@ -97,6 +115,10 @@ class LocalBackend:
         self._stopping: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
+        self._cpus = CpuSpread(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else None
+        self._gpus: GpuPool | None = None  # found on first use
+        self._gpus_freed = asyncio.Condition()  # guards `_gpus`
+        self._memory_watchdog: asyncio.Task[None] | None = None
         s = self.settings
         self._template = (
             ReplicaTemplate(s.prewarm_modules, home / "logs" / "template.log", s.prewarm_timeout_s, s.prewarm_retry_s)
@@ -127,14 +149,16 @@ class LocalBackend:
         """Start or stop replicas of `spec.revision` until it has `replicas` of them.
 
         Returns at once: new replicas report their readiness through `on_change`, and stopped ones (those not
-        ready first, then the newest) leave `replicas()` immediately and drain in the background.
+        ready first, pending ones first among them, then the newest) leave `replicas()` immediately and drain in
+        the background.
         """
         if replicas < 0:
             raise ValueError(f"replicas must be 0 or more, not {replicas}")
         current = [r for r in self._replicas.values() if r.spec.revision == spec.revision]
         for _ in range(replicas - len(current)):
             self._launch(_Replica(self._new_id(spec.revision), spec))
-        surplus = sorted(current, key=lambda r: (r.ready, -r.started_at))[: max(len(current) - replicas, 0)]
+        retired_first = sorted(current, key=lambda r: (r.ready, r.pending is None, -r.started_at))
+        surplus = retired_first[: max(len(current) - replicas, 0)]
         self._retire(surplus)
 
     async def remove(self, revision: str) -> None:
@@ -164,6 +188,7 @@ class LocalBackend:
             self._retire(list(self._replicas.values()))
         else:
             await _cancel([r.task for r in self._replicas.values() if r.task])
+        await _cancel([self._memory_watchdog] if self._memory_watchdog else [])
         if self._stopping:
             await asyncio.wait(set(self._stopping))
         if self._template is not None:
@@ -184,6 +209,7 @@ class LocalBackend:
         back off waits its turn), watch it, and once it ends start it again after its revision's backoff."""
         backoff = self._backoff(r.spec.revision)
         if r.process is None:
+            await self._place(r)
             await self._back_off(r, backoff.wait_s())
         while True:
             failure = None if r.process is not None else await self._start(r)
@@ -210,11 +236,14 @@ class LocalBackend:
         path = self.log_path(r.spec.revision, r.id)
         r.log_offset = path.stat().st_size if path.exists() else 0
         r.started_at = time.time()
+        r.oom_kills = ReplicaCgroups.oom_kills(r.cgroup) if r.cgroup else 0
         try:
-            r.process = await self._spawn(r.spec, path)
+            r.process = await self._spawn(r, path)
         except OSError as e:
             return f"could not start: {e}"
         log.info("replica started", extra={"replica": r.id, "pid": r.process.pid})
+        if r.spec.resources.memory and r.cgroup is None:
+            self._watch_memory()
         self._changed()
         try:
             async with asyncio.timeout(self.settings.start_timeout_s):
@@ -227,15 +256,18 @@ class LocalBackend:
         r.http_port, r.grpc_port = ports
         return None
 
-    async def _spawn(self, spec: ReplicaSpec, log_path: Path) -> ReplicaProcess:
-        """A process for a replica of `spec`: forked from the template if it can, else a fresh interpreter."""
-        command, env = serve_command(spec), {**os.environ, **spec.env, **_CONTROLLED}
+    async def _spawn(self, r: _Replica, log_path: Path) -> ReplicaProcess:
+        """A process for the replica, confined to what it was given: forked from the template if it can, else a
+        fresh interpreter."""
+        command = serve_command(r.spec)
+        env = {**os.environ, **r.spec.env, **_CONTROLLED, VISIBLE_GPUS: ",".join(r.gpus)}
+        confine = Confinement(r.cpus, r.cgroup)
         if self._template is not None and self._template.can_fork(env):
-            try:
-                return await self._template.spawn(command[3:], env, log_path)  # the arguments after `-m wharf.cli`
+            try:  # the arguments after `-m wharf.cli`
+                return await self._template.spawn(command[3:], env, log_path, confine)
             except TemplateError as e:
                 log.warning("replica template failed; starting a fresh interpreter", extra={"reason": str(e)})
-        return ReplicaProcess.spawn(command, env, log_path)
+        return ReplicaProcess.spawn(command, env, log_path, confine)
 
     async def _watch(self, r: _Replica) -> None:
         """Check the replica's readiness every `health_interval_s` until its process ends."""
@@ -261,6 +293,8 @@ class LocalBackend:
         """Record why the replica's process ended (or never started), with the last lines of its log, and the
         `delay` before it starts again."""
         r.last_exit = r.process.returncode if r.process else None
+        what = r.killed or self._oom_killed(r) or what
+        r.killed = None
         status = "" if r.last_exit is None else f" (status {r.last_exit})"
         tail = last_lines(self.log_path(r.spec.revision, r.id), r.log_offset, self.settings.error_lines)
         r.last_error = f"{what}{status}" + (f":\n{tail}" if tail else "")
@@ -284,6 +318,7 @@ class LocalBackend:
         if healthy:
             r.process, r.http_port, r.grpc_port = process, record.http_port, record.grpc_port
             r.started_at, r.ready, r.ready_at = record.started_at, True, time.monotonic()
+            await self._keep_placement(r, tuple(record.gpus))
             self._backoff(spec.revision).ready()
             log.info("replica adopted", extra={"replica": r.id, "pid": record.pid})
         else:
@@ -308,12 +343,108 @@ class LocalBackend:
         if r.process is not None:
             await r.process.stop(self._drain_s(r.spec) + self.settings.kill_grace_s)
             log.info("replica stopped", extra={"replica": r.id, "status": r.process.returncode})
+        await self._release(r)
 
     def _drain_s(self, spec: ReplicaSpec) -> float:
         try:
             return float(spec.env[_DRAIN_ENV])
         except (KeyError, ValueError):
             return self.settings.drain_timeout_s
+
+    # -- the machine's share of each replica ---------------------------------------------------------------------
+    async def _place(self, r: _Replica) -> None:
+        """Give the replica what its resources ask of the machine, for its whole life: its GPUs (it waits, pending,
+        until enough are free), its cores and its cgroup."""
+        resources = r.spec.resources
+        if resources.gpus:
+            async with self._gpus_freed:
+                gpus = await self._gpu_pool()
+                while (taken := gpus.take(resources.gpus)) is None:
+                    self._pending(r, gpus.shortage(resources.gpus))
+                    await self._gpus_freed.wait()
+            r.gpus = taken
+            self._pending(r, None)
+        if resources.cores and self._cpus is not None:
+            r.cpus = self._cpus.take(resources.cores)
+        if (resources.memory or resources.cpus) and self._cgroups is not None:
+            try:
+                r.cgroup = self._cgroups.create(r.id, resources)
+            except OSError as e:
+                log.warning("replica cgroup not made; limits without it", extra={"replica": r.id, "error": str(e)})
+
+    async def _keep_placement(self, r: _Replica, gpus: tuple[str, ...]) -> None:
+        """Count what an adopted replica, running, was given by an earlier daemon (its GPUs as recorded)."""
+        if gpus:
+            async with self._gpus_freed:
+                (await self._gpu_pool()).hold(gpus)
+            r.gpus = gpus
+        if r.spec.resources.cores and self._cpus is not None and r.process is not None:
+            r.cpus = tuple(sorted(os.sched_getaffinity(r.process.pid)))
+            self._cpus.hold(r.cpus)
+        limited = r.spec.resources.memory or r.spec.resources.cpus
+        if limited and self._cgroups is not None and (cgroup := self._cgroups.base / r.id).is_dir():
+            r.cgroup = cgroup
+        if r.spec.resources.memory and r.cgroup is None:
+            self._watch_memory()
+
+    async def _release(self, r: _Replica) -> None:
+        """Give back what a stopped replica was given: its GPUs to the replicas waiting for them."""
+        if r.gpus:
+            async with self._gpus_freed:
+                assert self._gpus is not None
+                self._gpus.release(r.gpus)
+                self._gpus_freed.notify_all()
+        if r.cpus and self._cpus is not None:
+            self._cpus.release(r.cpus)
+        if r.cgroup is not None:
+            ReplicaCgroups.remove(r.cgroup)
+        r.gpus, r.cpus, r.cgroup = (), (), None
+
+    async def _gpu_pool(self) -> GpuPool:
+        """The GPUs replicas may be given, found on first use (call with `_gpus_freed` held)."""
+        if self._gpus is None:
+            self._gpus = await asyncio.to_thread(machine_gpus, self.settings.resources.gpus)
+            log.info("GPUs for replicas", extra={"gpus": list(self._gpus.ids), "source": self._gpus.source})
+        return self._gpus
+
+    @cached_property
+    def _cgroups(self) -> ReplicaCgroups | None:
+        """The replicas' cgroups, looked for when a replica with limits first needs one."""
+        return cgroups_or_none(self.settings.resources.cgroup)
+
+    def _pending(self, r: _Replica, reason: str | None) -> None:
+        if r.pending != reason:
+            r.pending = reason
+            self._changed()
+
+    def _oom_killed(self, r: _Replica) -> str | None:
+        """Why the replica's process ended, when its cgroup says the kernel killed it for its memory limit."""
+        if r.cgroup is None or ReplicaCgroups.oom_kills(r.cgroup) <= r.oom_kills:
+            return None
+        return f"OOMKilled: memory over the limit of {_mib(r.spec.resources.memory or 0)} (the cgroup's memory.max)"
+
+    def _watch_memory(self) -> None:
+        """Run the memory watchdog, if it is not running."""
+        if self._memory_watchdog is None or self._memory_watchdog.done():
+            self._memory_watchdog = asyncio.create_task(self._watch_memory_limits(), name="replica memory watchdog")
+
+    async def _watch_memory_limits(self) -> None:
+        """Every `memory_check_s`, while replicas with a memory limit (and no cgroup) run, kill those whose
+        processes hold more memory than their limit: each ends as OOMKilled and is restarted after its backoff."""
+        while limits := {
+            r.process.pid: r.spec.resources.memory
+            for r in self._replicas.values()
+            if r.process is not None and r.cgroup is None and r.spec.resources.memory and r.killed is None
+        }:
+            over = await asyncio.to_thread(over_limit, limits)
+            for r in self._replicas.values():
+                if r.process is None or r.killed is not None or (held := over.get(r.process.pid)) is None:
+                    continue
+                limit = r.spec.resources.memory or 0
+                r.killed = f"OOMKilled: memory {_mib(held)} over the limit of {_mib(limit)}"
+                log.warning("replica over its memory limit; killed", extra={"replica": r.id, "bytes": held})
+                r.process.signal(signal.SIGKILL)
+            await asyncio.sleep(self.settings.resources.memory_check_s)
 
     # -- small parts --------------------------------------------------------------------------------------------
     async def _ready(self, port: int) -> bool:
@@ -362,6 +493,10 @@ async def _serving_ports(process: ReplicaProcess, follower: LogFollower) -> tupl
         if exited:
             return None
         await asyncio.sleep(_LOG_POLL_S)
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.0f} MiB"
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -8,12 +8,28 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 _POLL_S = 0.05
 _KILL_WAIT_S = 5.0
 TEMPLATE_MODULE = "wharf.control.backends.zygote"  # run as the replica template; see there
 _TEMPLATE_COMMAND = f"-m\0{TEMPLATE_MODULE}\0".encode()  # the command line of a replica forked by the template
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What holds a new replica's process to its limits: the CPUs it may run on (none: any), the cgroup it joins."""
+
+    cpus: tuple[int, ...] = ()
+    cgroup: Path | None = None
+
+    def apply(self, pid: int) -> None:
+        """Confine process `pid`, before it starts threads or processes (they inherit both); raises OSError."""
+        if self.cpus:
+            os.sched_setaffinity(pid, self.cpus)
+        if self.cgroup is not None:
+            (self.cgroup / "cgroup.procs").write_text(str(pid))
 
 
 class ReplicaProcess:
@@ -27,14 +43,24 @@ class ReplicaProcess:
         self._exited = False
 
     @classmethod
-    def spawn(cls, command: Sequence[str], env: Mapping[str, str], log_path: Path) -> ReplicaProcess:
+    def spawn(
+        cls, command: Sequence[str], env: Mapping[str, str], log_path: Path, confine: Confinement | None = None
+    ) -> ReplicaProcess:
         """Start `command` in a session of its own (a Ctrl-C meant for the daemon does not reach it), its output
-        appended to `log_path`."""
+        appended to `log_path`, and `confine` it (at once: the interpreter it runs starts no thread or process
+        before reading its code). Raises OSError; a process that cannot be confined is killed."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 command, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
+        if confine is not None:
+            try:
+                confine.apply(popen.pid)
+            except OSError:
+                popen.kill()
+                popen.wait()
+                raise
         return cls(popen.pid, popen)
 
     def exited(self) -> bool:

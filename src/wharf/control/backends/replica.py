@@ -9,11 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from wharf.control.backends.resources import ReplicaResources
+
 
 @dataclass(frozen=True)
 class ReplicaSpec:
     """What every replica of a revision runs: `wharf serve MODEL_URI --name MODEL_NAME [--runtime R] ARGS...`
-    with `env` (WHARF_* server settings and the user's variables) on top of the daemon's environment."""
+    with `env` (WHARF_* server settings and the user's variables) on top of the daemon's environment, within the
+    limits of `resources`."""
 
     revision: str
     model_name: str
@@ -21,12 +24,16 @@ class ReplicaSpec:
     runtime: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
+    resources: ReplicaResources = ReplicaResources()
 
     @cached_property
     def digest(self) -> str:
         """A hash of every field, the same for equal specs whatever the order of `env`: a replica started from a
-        spec with the same digest runs the same thing."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        spec with the same digest runs the same thing. (A spec without limits keeps the digest it had before specs
+        had `resources`, so that replicas started then are adopted.)"""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "resources"}
+        if self.resources:
+            fields["resources"] = dataclasses.asdict(self.resources)
         canonical = json.dumps({**fields, "env": dict(self.env)}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -40,7 +47,9 @@ class ReplicaState:
     as for an adopted process), and `last_error` says why it ended, with the last lines of its log.
     `spec_digest` is the `ReplicaSpec.digest` of the spec its process was started with ("" in a record saved before
     digests were kept: it matches no spec). `backoff_s` is the delay it waits out before it starts again (0 when
-    it is not waiting): its revision's replicas keep ending (CrashLoopBackOff).
+    it is not waiting): its revision's replicas keep ending (CrashLoopBackOff). `pending` says why it has not
+    started yet when it waits for the machine (`Pending: needs 1 nvidia.com/gpu, 0 of 2 free`), and `gpus` are the
+    device ids it was given (its CUDA_VISIBLE_DEVICES), kept across its restarts.
     """
 
     id: str
@@ -55,3 +64,5 @@ class ReplicaState:
     last_error: str | None = None
     spec_digest: str = ""
     backoff_s: float = 0.0
+    pending: str | None = None
+    gpus: tuple[str, ...] = ()

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ResourceSettings(BaseSettings):
+    """How replicas' `resources` are enforced on this machine (read from the daemon's environment, WHARF_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="WHARF_", extra="ignore")
+
+    gpus: str | None = Field(
+        None,
+        description="the GPU device ids replicas may be given, comma-separated ('' for none); unset: the daemon's"
+        " CUDA_VISIBLE_DEVICES, else the GPUs nvidia-smi lists",
+    )
+    cgroup: str = Field(
+        "auto",
+        description="a cgroup v2 directory for the replicas' cgroups, 'auto' (one in the daemon's cgroup, where it"
+        " may enable the memory controller) or 'off' (memory limits by the watchdog)",
+    )
+    memory_check_s: float = Field(
+        0.5, gt=0, description="how often the watchdog compares replicas' memory with their limits (without cgroups)"
+    )
 
 
 class LocalBackendSettings(BaseModel):
+    resources: ResourceSettings = Field(default_factory=ResourceSettings)
     start_timeout_s: float = Field(120.0, gt=0, description="a replica must log `serving` within this, or is killed")
     health_interval_s: float = Field(1.0, gt=0, description="how often each replica is checked")
     health_timeout_s: float = Field(1.0, gt=0, description="deadline of one readiness request")

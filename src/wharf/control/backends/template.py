@@ -18,13 +18,15 @@ from typing import Any
 
 import orjson
 
-from wharf.control.backends.process import TEMPLATE_MODULE, ReplicaProcess
+from wharf.control.backends.process import TEMPLATE_MODULE, Confinement, ReplicaProcess
+from wharf.control.backends.resources import VISIBLE_GPUS
 
 log = logging.getLogger(__name__)
 
 # Read when the interpreter starts or a preloaded module is imported: a replica that wants other values than the
-# template's needs an interpreter of its own. (PYTHONPATH is not among them: the child puts it on sys.path.)
-_READ_AT_IMPORT = re.compile(r"PYTHON(?!PATH$)|LD_|OMP_|OPENBLAS_|MKL_|GRPC_|MALLOC_|.*_NUM_THREADS$")
+# template's needs an interpreter of its own. (PYTHONPATH is not among them: the child puts it on sys.path.) CUDA_
+# too: the template sees no GPU, and a replica given GPUs starts fresh, as a process that uses CUDA must.
+_READ_AT_IMPORT = re.compile(r"PYTHON(?!PATH$)|LD_|OMP_|OPENBLAS_|MKL_|GRPC_|MALLOC_|CUDA_|.*_NUM_THREADS$")
 _POLL_S = 0.05
 
 
@@ -96,7 +98,7 @@ class ReplicaTemplate:
         self.log_path = log_path
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
-        self._env = dict(os.environ)
+        self._env = {**os.environ, VISIBLE_GPUS: ""}  # as every replica without GPUs has it
         self._lock = asyncio.Lock()
         self._zygote: _Zygote | None = None
         self._failed_at = -math.inf
@@ -106,10 +108,15 @@ class ReplicaTemplate:
         names = {name for name in (*env, *self._env) if _READ_AT_IMPORT.match(name)}
         return all(env.get(name) == self._env.get(name) for name in names)
 
-    async def spawn(self, argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> ReplicaProcess:
+    async def spawn(
+        self, argv: Sequence[str], env: Mapping[str, str], log_path: Path, confine: Confinement = Confinement()
+    ) -> ReplicaProcess:
         """A replica running `wharf ARGV` with exactly `env`, in a session of its own, output appended to
-        `log_path`. Should the caller be cancelled meanwhile, a replica already forked is killed."""
-        request = orjson.dumps({"argv": list(argv), "env": dict(env), "log": str(log_path)}) + b"\n"
+        `log_path`, confined (by itself, before it runs anything) as `confine` says. Should the caller be cancelled
+        meanwhile, a replica already forked is killed."""
+        cgroup = None if confine.cgroup is None else str(confine.cgroup)
+        fields = {"argv": list(argv), "env": dict(env), "log": str(log_path), "cpus": confine.cpus, "cgroup": cgroup}
+        request = orjson.dumps(fields) + b"\n"
         exchange = asyncio.ensure_future(self._exchange(request))
         try:
             return await asyncio.shield(exchange)

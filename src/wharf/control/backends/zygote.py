@@ -3,8 +3,9 @@
 Run by the local backend (`template.py`) as `python -m wharf.control.backends.zygote MODULE...`. It imports each
 MODULE (one that is missing or fails is skipped: its replicas import it themselves), answers `{"ready": true,
 "skipped": [...]}` and then reads start requests from stdin, one JSON line each: `{"argv": [...], "env": {...},
-"log": "path"}`, a `wharf` command line with its whole environment and its log file. For each it forks a child
-that runs that command in a session of its own and answers `{"pid": N}` (or `{"error": "..."}`) on stdout; when
+"log": "path", "cpus": [...], "cgroup": "path"}`, a `wharf` command line with its whole environment, its log file,
+the CPUs it may run on (empty: any) and the cgroup it joins (null: none). For each it forks a child that confines
+itself so and runs that command in a session of its own, and answers `{"pid": N}` (or `{"error": "..."}`) on stdout; when
 a child ends it reports `{"exited": N, "status": S}`, S as Popen's returncode. Once stdin closes it takes no more
 requests and exits when its last child has ended (it reaps them, so none is left a zombie).
 
@@ -72,13 +73,16 @@ def _fork(request: dict[str, Any], answers_fd: int) -> dict[str, Any]:
         os.close(log_fd)
         return {"error": f"cannot fork: {e}"}
     if pid == 0:
-        _run_replica(request["argv"], request["env"], log_fd, answers_fd)
+        _run_replica(request, log_fd, answers_fd)
     os.close(log_fd)
     return {"pid": pid}
 
 
-def _run_replica(argv: list[str], env: dict[str, str], log_fd: int, answers_fd: int) -> NoReturn:
-    """In the child: become what `python -m wharf.cli ARGV` with `env` would be, run it, and exit."""
+def _run_replica(request: dict[str, Any], log_fd: int, answers_fd: int) -> NoReturn:
+    """In the child: become what `python -m wharf.cli ARGV` with the request's environment would be (confined as it
+    says), run it, and exit."""
+    argv: list[str] = request["argv"]
+    env: dict[str, str] = request["env"]
     code = 1
     try:
         os.setsid()
@@ -89,6 +93,11 @@ def _run_replica(argv: list[str], env: dict[str, str], log_fd: int, answers_fd: 
         os.dup2(log_fd, 2)
         os.close(devnull)
         os.close(log_fd)
+        if request.get("cpus"):
+            os.sched_setaffinity(0, request["cpus"])
+        if request.get("cgroup"):
+            with open(os.path.join(request["cgroup"], "cgroup.procs"), "w") as procs:
+                procs.write(str(os.getpid()))
         os.environ.clear()
         os.environ.update(env)
         sys.path[1:1] = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]

@@ -12,6 +12,8 @@ import pytest
 
 from wharf.control.backends.template import ReplicaTemplate, _TemplateChild
 
+NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
+
 
 @pytest.fixture
 def template(tmp_path: Path) -> ReplicaTemplate:
@@ -22,8 +24,10 @@ def template(tmp_path: Path) -> ReplicaTemplate:
 @pytest.mark.parametrize(
     ("env", "forked"),
     [
-        ({"OMP_NUM_THREADS": "2", "PYTHONPATH": "/a", "WHARF_DRAIN_TIMEOUT_S": "5", "WHO": "x"}, True),
-        ({"OMP_NUM_THREADS": "2", "PYTHONPATH": "/b"}, True),  # the child puts it on sys.path
+        ({**NO_GPU, "OMP_NUM_THREADS": "2", "PYTHONPATH": "/a", "WHARF_DRAIN_TIMEOUT_S": "5", "WHO": "x"}, True),
+        ({**NO_GPU, "OMP_NUM_THREADS": "2", "PYTHONPATH": "/b"}, True),  # the child puts it on sys.path
+        ({"OMP_NUM_THREADS": "2"}, False),  # every replica sets CUDA_VISIBLE_DEVICES, as the template has it
+        ({"CUDA_VISIBLE_DEVICES": "0", "OMP_NUM_THREADS": "2"}, False),  # a replica given a GPU starts fresh
         ({"OMP_NUM_THREADS": "1"}, False),
         ({}, False),  # unset where the template has it
         ({"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "1"}, False),
