@@ -153,6 +153,7 @@ def _component_plan(service: InferenceService, component: ComponentSpec, extra: 
         "runtime": None if model.is_custom else model.model_format.name,
         "env": env,
         "args": list(model.args),
+        "resources": model.resources.model_dump(mode="json"),
         **extra,
     }
     return ComponentPlan(
