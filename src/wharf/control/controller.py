@@ -46,8 +46,10 @@ class Controller:
         """Store every document (all are checked before any is stored), then reconcile the changed ones. `base`
         (absolute) is the directory of the file `text` was read from. Each result names a resource, what happened
         to it (`created`, `configured`, `unchanged`) and its `warnings`."""
-        if base is not None and not base.is_absolute():
-            raise ConfigurationError(f"base: must be the manifest file's directory as an absolute path, not {base}")
+        if base is not None and (not base.is_absolute() or "\x00" in str(base)):
+            raise ConfigurationError(
+                f"base: must be the manifest file's directory as an absolute path, not {base!s:.200}"
+            )
         async with self._applying:
             documents = await asyncio.to_thread(self._checked, text, base)
             stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]

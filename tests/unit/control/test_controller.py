@@ -214,6 +214,8 @@ def test_relative_paths_are_read_from_the_base_the_apply_names(controller: Contr
         assert elsewhere.json()["error"].startswith(
             "spec.predictor.model.storageUri: /srv/manifests/model.joblib is outside the directories models load from"
         )
+        for wrong in ("", "/a\x00b"):
+            assert client.post("/apis/apply", params={"base": wrong}, content=text).status_code == 400
         relative = client.post("/apis/apply", params={"base": "manifests"}, content=text)
         assert relative.status_code == 400
         assert (

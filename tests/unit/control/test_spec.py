@@ -278,6 +278,8 @@ def test_exactly_one_way_to_name_the_model() -> None:
         ({"image": "x"}, "image", "images cannot run"),
         ({"env": [{"name": "A", "valueFrom": {}}]}, "env[0].valueFrom", "secrets"),
         ({"env": [{"name": "1A"}]}, "env[0].name", "not start with a digit"),
+        ({"storageUri": "models/a\x00b"}, "storageUri", "must not contain a NUL character"),
+        ({"env": [{"name": "PYTHONPATH", "value": "/a\x00b"}]}, "env[0].value", "must not contain a NUL character"),
     ],
 )
 def test_model_problems(model: dict[str, Any], path: str, words: str) -> None:

@@ -513,6 +513,13 @@ class EnvVar(SpecModel):
             raise ValueError("must be letters, digits, '_', '-' or '.', and not start with a digit")
         return value
 
+    @field_validator("value")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character (a process's environment cannot hold one)")
+        return value
+
 
 # -- scaling -----------------------------------------------------------------------------------------------------
 

@@ -120,6 +120,8 @@ class PredictorExtension(ContainerSettings):
 def _storage_problems(uri: str | None) -> Iterator[Problem]:
     if not uri:
         yield ("storageUri",), "required: Wharf loads a model from its artifacts (a path or a URI)"
+    elif "\x00" in uri:
+        yield ("storageUri",), "must not contain a NUL character"
     elif scheme(uri) not in LOCAL_SCHEMES and scheme(uri) not in STORES:
         yield ("storageUri",), f"unsupported storage scheme {scheme(uri)}://; Wharf reads {_SCHEMES}"
 
