@@ -135,3 +135,21 @@ class Scale(Transformer):
     def postprocess(self, response: InferResponse) -> dict[str, np.ndarray]:
         y = response.outputs[0].data
         return {"y": y, "pid": np.full(len(y), os.getpid())}
+
+
+class Hog(Model):
+    """Allocates, and keeps, the number of MiB in input `mib` (pages written, so the process holds them); answers
+    with the MiB it holds in all, its process id and the GPUs it sees (CUDA_VISIBLE_DEVICES, `unset` without it):
+    the test model of `resources`."""
+
+    def load(self) -> None:
+        self.held: list[np.ndarray] = []
+
+    def predict(self, payload: InferRequest) -> dict[str, np.ndarray]:
+        mib = int(payload.named()["mib"].reshape(-1)[0])
+        self.held.append(np.ones(mib << 20, dtype=np.uint8))
+        return {
+            "held_mib": np.array([sum(a.nbytes for a in self.held) >> 20]),
+            "pid": np.array([os.getpid()]),
+            "gpus": np.array([os.environ.get("CUDA_VISIBLE_DEVICES", "unset").encode()], dtype=object),
+        }
