@@ -205,8 +205,9 @@ class LocalBackend:
         r.task = asyncio.create_task(self._supervise(r), name=f"replica {r.id}")
 
     async def _supervise(self, r: _Replica) -> None:
-        """Keep the replica running: start it (unless adopted running; a new replica of a revision whose restarts
-        back off waits its turn), watch it, and once it ends start it again after its revision's backoff."""
+        """Keep the replica running: start it (unless adopted running) once it has its share of the machine (and,
+        new to a revision whose restarts back off, its turn), watch it, and once it ends start it again after its
+        revision's backoff."""
         backoff = self._backoff(r.spec.revision)
         if r.process is None:
             await self._place(r)
