@@ -78,7 +78,7 @@ class Autoscaler:
         over_one = scale is not None and scale > 1
         self._last_over_threshold: float | None = clock_start if over_one else None  # None: not panicking
         self._panic_peak = scale if over_one else 0
-        self._taken_over_at = scale
+        self._takeover_scale = scale
         self._reached_initial_scale = False
         self._zero_since: float | None = None
 
@@ -134,8 +134,8 @@ class Autoscaler:
             self._recent.add(now, trail.replicas)
             trail.apply("scale-down-delay", int(self._recent.maximum(now)))
         rule, initial_scale = ("initial-scale", policy.initial_scale)
-        if self._taken_over_at is not None:
-            rule, initial_scale = ("scale taken over", self._taken_over_at)
+        if self._takeover_scale is not None:
+            rule, initial_scale = ("scale taken over", self._takeover_scale)
         self._reached_initial_scale = self._reached_initial_scale or ready_replicas >= initial_scale
         if not self._reached_initial_scale:
             trail.apply(rule, max(trail.replicas, initial_scale))
