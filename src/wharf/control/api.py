@@ -2,29 +2,41 @@
 
 KServe-shaped paths: `/apis/{group}/{version}/namespaces/{namespace}/{plural}[/{name}]`. Errors answer
 `{"error": "..."}` like the data plane, never FastAPI's `{"detail": ...}`.
+
+As Kubernetes' API does, a list takes `fieldSelector=metadata.name=NAME` (and `metadata.namespace`), and with
+`watch=true` streams one JSON object per line, `{"type": "ADDED|MODIFIED|DELETED", "object": {...}}`: every
+resource there, then each change (with `allowWatchBookmarks=true`, a `BOOKMARK` whose annotation
+`k8s.io/initial-events-end` marks the end of the first ones). A resource's `events` are its recent events; an
+InferenceService's `log` streams its replicas' logs as text (`component`, `revision`, `replica`, `tailLines`,
+`follow`), as a pod's `log` does.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from wharf import __version__
 from wharf.control.controller import Controller
 from wharf.embedded_http import read_body
-from wharf.errors import ConfigurationError, WharfError
+from wharf.errors import ConfigurationError, InvalidInput, WharfError
 
 log = logging.getLogger(__name__)
 
 MAX_MANIFEST_BYTES = 8 * 2**20  # far more YAML than any set of resources takes
 BODY_TIMEOUT_S = 30.0
 GROUPS = {"inferenceservices": "serving.kserve.io/v1beta1", "inferencegraphs": "serving.kserve.io/v1alpha1"}
+WATCH_MEDIA_TYPE = "application/json;stream=watch"
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+_SELECTABLE = ("metadata.name", "metadata.namespace")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -75,13 +87,48 @@ def create_app(controller: Controller) -> FastAPI:
             raise ConfigurationError(f"the request body must be UTF-8 YAML or JSON ({e})") from None
         return {"results": await controller.apply(text, None if base is None else Path(base))}
 
-    @app.get("/apis/{group}/{version}/{plural}", summary="List resources in every namespace")
-    async def list_all(group: str, version: str, plural: str) -> dict[str, Any]:
-        return {"items": controller.list(_kind(group, version, plural))}
+    def listed(
+        group: str, version: str, plural: str, namespace: str | None, selector: str | None, watch: bool, bookmarks: bool
+    ) -> Any:
+        kind = _kind(group, version, plural)
+        fields = _fields(selector)
+        if namespace is not None and fields.get("metadata.namespace", namespace) != namespace:
+            return {"items": []}
+        namespace = namespace or fields.get("metadata.namespace")
+        name = fields.get("metadata.name")
+        if not watch:
+            return {"items": controller.list(kind, namespace, name)}
+        events = _watch_lines(controller.watch(kind, namespace, name), kind, f"{group}/{version}", bookmarks)
+        return StreamingResponse(events, media_type=WATCH_MEDIA_TYPE)
 
-    @app.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}", summary="List resources in a namespace")
-    async def list_namespace(group: str, version: str, namespace: str, plural: str) -> dict[str, Any]:
-        return {"items": controller.list(_kind(group, version, plural), namespace)}
+    field_selector = Query(
+        None, alias="fieldSelector", description="metadata.name=NAME and/or metadata.namespace=NS, comma-separated"
+    )
+    watch_changes = Query(False, description="stream the resources, then their changes, as JSON lines")
+    allow_bookmarks = Query(False, alias="allowWatchBookmarks", description="mark the end of the first ones")
+
+    @app.get("/apis/{group}/{version}/{plural}", summary="List (or watch) resources in every namespace")
+    async def list_all(
+        group: str,
+        version: str,
+        plural: str,
+        fieldSelector: str | None = field_selector,  # noqa: N803 (Kubernetes' name)
+        watch: bool = watch_changes,
+        allowWatchBookmarks: bool = allow_bookmarks,  # noqa: N803
+    ) -> Any:
+        return listed(group, version, plural, None, fieldSelector, watch, allowWatchBookmarks)
+
+    @app.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}", summary="List (or watch) resources")
+    async def list_namespace(
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        fieldSelector: str | None = field_selector,  # noqa: N803
+        watch: bool = watch_changes,
+        allowWatchBookmarks: bool = allow_bookmarks,  # noqa: N803
+    ) -> Any:
+        return listed(group, version, plural, namespace, fieldSelector, watch, allowWatchBookmarks)
 
     @app.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}", summary="One resource with its status")
     async def get(group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
@@ -92,6 +139,30 @@ def create_app(controller: Controller) -> FastAPI:
         await controller.delete(_kind(group, version, plural), namespace, name)
         return {}
 
+    @app.get(
+        "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}/events",
+        summary="A resource's recent events (the last 100), oldest first",
+    )
+    async def events(group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
+        return {"items": controller.events_of(_kind(group, version, plural), namespace, name)}
+
+    @app.get(
+        "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}/log",
+        summary="The logs of a component revision's replicas, as text (WHARF_HOME/logs/REVISION/REPLICA.log)",
+        response_class=StreamingResponse,
+    )
+    async def replica_log(
+        namespace: str,
+        name: str,
+        component: str = Query("predictor", description="predictor or transformer"),
+        revision: str | None = Query(None, description="a revision's name or number (default: the latest)"),
+        replica: str | None = Query(None, description="one replica (default: every running replica)"),
+        tailLines: int | None = Query(None, ge=0, description="the last N lines of each replica"),  # noqa: N803
+        follow: bool = Query(False, description="then stream what they write until the client goes"),
+    ) -> StreamingResponse:
+        source = controller.log_source(namespace, name, component, revision, replica)
+        return StreamingResponse(controller.log(source, tailLines, follow), media_type="text/plain; charset=utf-8")
+
     @app.post("/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}/promote")
     async def promote(namespace: str, name: str) -> dict[str, Any]:
         return await controller.promote(namespace, name)
@@ -101,6 +172,32 @@ def create_app(controller: Controller) -> FastAPI:
         return await controller.rollback(namespace, name)
 
     return app
+
+
+def _fields(selector: str | None) -> dict[str, str]:
+    """A field selector's terms (`metadata.name=NAME,metadata.namespace=NS`; `==` as `=`)."""
+    fields: dict[str, str] = {}
+    for term in filter(None, (selector or "").split(",")):
+        field, _, value = term.replace("==", "=").partition("=")
+        if field.strip() not in _SELECTABLE or not value:
+            raise InvalidInput(
+                f"fieldSelector: {term!r} is not supported; select by {' or '.join(_SELECTABLE)}=VALUE"
+            )
+        fields[field.strip()] = value.strip()
+    return fields
+
+
+async def _watch_lines(
+    changes: AsyncIterator[tuple[str, dict[str, Any]]], kind: str, api_version: str, bookmarks: bool
+) -> AsyncIterator[bytes]:
+    """A watch's changes as JSON lines; the bookmark after the first ones only when the client asked for it."""
+    async for type_, resource in changes:
+        if type_ == "BOOKMARK":
+            if not bookmarks:
+                continue
+            annotations = {INITIAL_EVENTS_END: "true"}
+            resource = {"kind": kind, "apiVersion": api_version, "metadata": {"annotations": annotations}}
+        yield orjson.dumps({"type": type_, "object": resource}) + b"\n"
 
 
 def _kind(group: str, version: str, plural: str) -> str:

@@ -1,19 +1,29 @@
-"""What the control API does: apply manifests, read and delete resources, promote and roll back.
+"""What the control API does: apply manifests, read, watch and delete resources, promote and roll back, show a
+resource's events and its replicas' logs.
 
 An apply reads and checks its text off the event loop (a large or hostile manifest must not stall the replicas'
 supervision), one apply at a time (the machine's caps count what is stored). Relative paths in a manifest are read
 from the directory of its file when the apply names it (`base`), else from the daemon's working directory. Fields
 that have no effect on a local replica are kept with the manifest; the apply's answer and the resource's status
 (`status.warnings`, computed from the stored manifest) name them.
+
+A watch (`watch`) streams what changes, as Kubernetes' watch does: every resource it covers once (`ADDED`), then
+each creation, change and deletion as it is stored; it wakes on the store's change notices and compares each
+resource with what it last sent (a write that leaves what the API shows alone sends nothing). Watches and followed
+logs end when the controller closes (`close`), so that the API can stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wharf.control.events import EventRecorder
 from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
 from wharf.control.plan import (
     ISVC_KIND,
@@ -28,9 +38,21 @@ from wharf.control.plan import (
 )
 from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Reconciler
+from wharf.control.replica_logs import log_stream
 from wharf.control.spec import SpecError, local_warnings, parse_manifest
-from wharf.control.store import Resource, Store, revision_prefix
-from wharf.errors import ConfigurationError, NotFound
+from wharf.control.store import Change, EventRecord, Resource, Store, revision_prefix
+from wharf.errors import ConfigurationError, InvalidInput, NotFound
+
+COMPONENTS = (PREDICTOR, TRANSFORMER)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    """Where a component revision's replica logs are: its directory, and the replicas to show (none: the latest)."""
+
+    revision: str
+    directory: Path
+    replicas: list[str]
 
 
 class Controller:
@@ -40,7 +62,16 @@ class Controller:
         self.reconciler = reconciler
         self.metrics = reconciler.metrics
         self.policy = policy if policy is not None else ManifestPolicy()
+        self.events = EventRecorder(store)
         self._applying = asyncio.Lock()
+        self._closed = False
+        self._wakes: set[asyncio.Event] = set()  # one per open watch
+
+    def close(self) -> None:
+        """End every watch and followed log (the API cannot stop while one streams)."""
+        self._closed = True
+        for wake in self._wakes:
+            wake.set()
 
     async def apply(self, text: str, base: Path | None = None) -> list[dict[str, Any]]:
         """Store every document (all are checked before any is stored), then reconcile the changed ones. `base`
@@ -115,11 +146,93 @@ class Controller:
         if resources > len(stored) and (too_many := self.policy.too_many_resources(resources)):
             raise ConfigurationError(too_many)
 
-    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        return [_document(r) for r in self.store.list(kind, namespace)]
+    def list(self, kind: str, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        """The resources of `kind` (in `namespace`; named `name`: the API's field selector)."""
+        return [_document(r) for r in self.store.list(kind, namespace) if name in (None, r.name)]
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return _document(self._require(kind, namespace, name))
+
+    async def watch(
+        self, kind: str, namespace: str | None = None, name: str | None = None
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(`ADDED`|`MODIFIED`|`DELETED`, resource) for every resource of `kind` (in `namespace`, named `name`)
+        there now, then for each change, until the controller closes; (`BOOKMARK`, {}) marks the end of the first
+        ones."""
+        dirty: set[tuple[str, str]] = set()
+        wake = asyncio.Event()
+
+        def noticed(change: Change) -> None:
+            if change.kind == kind and namespace in (None, change.namespace) and name in (None, change.name):
+                dirty.add((change.namespace, change.name))
+                wake.set()
+
+        unsubscribe = self.store.subscribe(noticed)
+        self._wakes.add(wake)
+        try:
+            shown: dict[tuple[str, str], dict[str, Any]] = {}
+            for resource in self.store.list(kind, namespace):
+                if name in (None, resource.name):
+                    shown[(resource.namespace, resource.name)] = document = _document(resource)
+                    yield "ADDED", document
+            yield "BOOKMARK", {}
+            while not self._closed:
+                await wake.wait()
+                wake.clear()
+                changed, dirty = sorted(dirty), set()
+                for key in changed:
+                    resource, before = self.store.get(kind, *key), shown.get(key)
+                    if resource is None:
+                        if before is not None:
+                            del shown[key]
+                            yield "DELETED", before
+                    elif (document := _document(resource)) != before:
+                        shown[key] = document
+                        yield "ADDED" if before is None else "MODIFIED", document
+        finally:
+            unsubscribe()
+            self._wakes.discard(wake)
+
+    def events_of(self, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The resource's recent events, oldest first, as Kubernetes' Event objects show them."""
+        self._require(kind, namespace, name)
+        return [_event(e) for e in self.store.events(kind, namespace, name)]
+
+    def log_source(
+        self, namespace: str, name: str, component: str = PREDICTOR, revision: str | None = None, replica: str | None = None
+    ) -> LogSource:
+        """Where the logs of a service's component revision are (by default its latest created revision); `revision`
+        is a revision's name or number. Raises NotFound for a component, revision or replica it does not have."""
+        resource = self._require(ISVC_KIND, namespace, name)
+        if component not in COMPONENTS:
+            raise InvalidInput(f"component: must be one of {', '.join(COMPONENTS)}, not {component!r}")
+        records = self.store.revisions(namespace, name, component)
+        if not records:
+            raise NotFound(f"{ISVC_KIND} {namespace}/{name} has no {component}")
+        if revision is None:
+            latest = (resource.status.get("components") or {}).get(component, {}).get("latestCreatedRevision")
+            revision = latest or records[-1].name
+        else:
+            matched = [r.name for r in records if revision in (r.name, str(r.number))]
+            if not matched:
+                raise NotFound(
+                    f"{ISVC_KIND} {namespace}/{name} has no {component} revision {revision!r}; its {component}"
+                    f" revisions: {', '.join(r.name for r in records)}"
+                )
+            revision = matched[0]
+        backend = self.reconciler.backend
+        running = [r.id for r in backend.replicas(revision)]
+        if replica is not None and replica not in running:
+            raise NotFound(
+                f"revision {revision} has no replica {replica!r}; its replicas: {', '.join(running) or 'none'}"
+            )
+        directory = backend.log_path(revision, "replica").parent  # the backend's layout: one file per replica
+        return LogSource(revision, directory, [replica] if replica else running)
+
+    def log(self, source: LogSource, tail: int | None, follow: bool) -> AsyncIterator[bytes]:
+        """The replica logs of `source`: the last `tail` lines of each (None: all), then, with `follow`, what they
+        write next, until the reader goes or the controller closes."""
+        return log_stream(source.directory, source.replicas, tail, follow, lambda: self._closed)
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         self._require(kind, namespace, name)
@@ -209,10 +322,37 @@ def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[tuple
 
 
 def _document(resource: Resource) -> dict[str, Any]:
-    """A resource as the API shows it: its manifest, and its status with the warnings its manifest deserves."""
+    """A resource as the API shows it: its manifest with the metadata the server keeps (when it was created, its
+    generation), and its status with the warnings its manifest deserves."""
     status = {k: v for k, v in resource.status.items() if k not in ("rollout", "routing")}
     warnings = _warnings(resource)
-    return {**resource.manifest, "status": {**status, "warnings": warnings} if warnings else status}
+    metadata = {
+        **resource.manifest.get("metadata", {}),
+        "creationTimestamp": _timestamp(resource.created),
+        "generation": resource.generation,
+    }
+    return {
+        **resource.manifest,
+        "metadata": metadata,
+        "status": {**status, "warnings": warnings} if warnings else status,
+    }
+
+
+def _timestamp(seconds: float) -> str:
+    """RFC 3339 in UTC, to the second, as Kubernetes writes its timestamps."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _event(event: EventRecord) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message,
+        "count": event.count,
+        "firstTimestamp": _timestamp(event.first),
+        "lastTimestamp": _timestamp(event.last),
+        "involvedObject": {"kind": event.kind, "namespace": event.namespace, "name": event.name},
+    }
 
 
 def _warnings(resource: Resource) -> list[str]:

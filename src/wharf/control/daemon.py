@@ -139,7 +139,8 @@ async def run(settings: DaemonSettings) -> None:
                 log.exception("reconcile failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
             control = listen(settings.control_host, settings.control_port)
             control_port = control.getsockname()[1]
-            app = create_app(Controller(store, reconciler, ManifestPolicy(home=settings.home)))
+            controller = Controller(store, reconciler, ManifestPolicy(home=settings.home))
+            app = create_app(controller)
             api = EmbeddedServer(ControlGuard(app, credentials, settings.control_allowed_hosts))
             api_task = await api.start(control)
             address = DaemonAddress(
@@ -170,6 +171,7 @@ async def run(settings: DaemonSettings) -> None:
                     await reconciler.resync()
                 except Exception:  # one bad pass must not stop the daemon: the next resync tries again
                     log.exception("resync failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
+            controller.close()  # ends watches and followed logs, which would keep the API from stopping
             api.should_exit = True
             await api_task
         finally:

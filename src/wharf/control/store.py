@@ -1,15 +1,19 @@
-"""The control plane's state in SQLite: applied resources with their status, revisions, and replica records.
+"""The control plane's state in SQLite: applied resources with their status, revisions, replica records, and the
+recent events of each resource.
 
 One file under WHARF_HOME. Every write is one transaction; the daemon is the only writer (a lock file keeps a
-second daemon out), so a restart finds exactly what was last written.
+second daemon out), so a restart finds exactly what was last written. Whoever must follow the resources (watches,
+the event recorder) subscribes to their changes: each listener is called, on the writer's thread, after every
+write that created, changed or deleted a resource, with the resource before and after it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +34,18 @@ CREATE TABLE IF NOT EXISTS revisions (
 CREATE TABLE IF NOT EXISTS replicas (
     id TEXT PRIMARY KEY, revision TEXT NOT NULL, record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
+    count INTEGER NOT NULL, first REAL NOT NULL, last REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_resource ON events (kind, namespace, name, id);
 """
+EVENTS_KEPT = 100  # per resource: the oldest go first
+MAX_EVENT_MESSAGE = 4000  # characters of a message kept (a replica's last error carries lines of its log)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +58,36 @@ class Resource:
     status: dict[str, Any]
     created: float
     updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A write to a resource: `before` is None when it created the resource, `after` None when it deleted it."""
+
+    kind: str
+    namespace: str
+    name: str
+    before: Resource | None
+    after: Resource | None
+
+
+Listener = Callable[[Change], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """Something that happened to a resource, as Kubernetes' events say it: `type` Normal or Warning, a CamelCase
+    `reason`, a sentence; the same event again counts up (`count`, `last`) instead of being kept twice."""
+
+    kind: str
+    namespace: str
+    name: str
+    type: str
+    reason: str
+    message: str
+    count: int
+    first: float
+    last: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +125,26 @@ class Store:
         self._db = sqlite3.connect(path, isolation_level=None)  # autocommit; `with self._db` opens transactions
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self._listeners: list[Listener] = []
 
     def close(self) -> None:
         self._db.close()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` after each write that creates, changes or deletes a resource; returns the unsubscribe.
+        A listener that raises is logged and the write stands."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _changed(self, kind: str, namespace: str, name: str, before: Resource | None) -> None:
+        if not self._listeners:
+            return
+        change = Change(kind, namespace, name, before, self.get(kind, namespace, name))
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:
+                log.exception("a store listener failed", extra={"resource": f"{kind} {namespace}/{name}"})
 
     # -- resources --------------------------------------------------------------------------------------------
     def put(self, kind: str, namespace: str, name: str, manifest: dict[str, Any]) -> tuple[Resource, bool]:
@@ -105,6 +167,7 @@ class Store:
                 )
         resource = self.get(kind, namespace, name)
         assert resource is not None
+        self._changed(kind, namespace, name, old)
         return resource, True
 
     def get(self, kind: str, namespace: str, name: str) -> Resource | None:
@@ -120,18 +183,63 @@ class Store:
         return [_resource(row) for row in self._db.execute(query + " ORDER BY namespace, name", args)]
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete a resource with its revisions and events; whether it was there."""
+        before = self.get(kind, namespace, name) if self._listeners else None
         with self._transaction():
             gone = self._db.execute(
                 "DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?", (kind, namespace, name)
             ).rowcount
             self._db.execute("DELETE FROM revisions WHERE namespace = ? AND service = ?", (namespace, name))
+            self._db.execute(
+                "DELETE FROM events WHERE kind = ? AND namespace = ? AND name = ?", (kind, namespace, name)
+            )
+        if gone:
+            self._changed(kind, namespace, name, before)
         return gone > 0
 
     def set_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self._db.execute(
+        before = self.get(kind, namespace, name) if self._listeners else None
+        updated = self._db.execute(
             "UPDATE resources SET status = ? WHERE kind = ? AND namespace = ? AND name = ?",
             (_dumps(status), kind, namespace, name),
+        ).rowcount
+        if updated:
+            self._changed(kind, namespace, name, before)
+
+    # -- events -----------------------------------------------------------------------------------------------
+    def add_event(self, kind: str, namespace: str, name: str, type: str, reason: str, message: str) -> None:
+        """Record an event of a resource: the same as its last one counts that one up; beyond `EVENTS_KEPT` of
+        the resource, the oldest goes."""
+        now, message = time.time(), message[:MAX_EVENT_MESSAGE]
+        key = (kind, namespace, name)
+        with self._transaction():
+            last = self._db.execute(
+                "SELECT id, type, reason, message FROM events WHERE kind = ? AND namespace = ? AND name = ?"
+                " ORDER BY id DESC LIMIT 1",
+                key,
+            ).fetchone()
+            if last is not None and tuple(last[1:]) == (type, reason, message):
+                self._db.execute("UPDATE events SET count = count + 1, last = ? WHERE id = ?", (now, last[0]))
+                return
+            self._db.execute(
+                "INSERT INTO events (kind, namespace, name, type, reason, message, count, first, last)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                (*key, type, reason, message, now, now),
+            )
+            self._db.execute(
+                "DELETE FROM events WHERE kind = ? AND namespace = ? AND name = ? AND id <= (SELECT id FROM events"
+                " WHERE kind = ? AND namespace = ? AND name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (*key, *key, EVENTS_KEPT),
+            )
+
+    def events(self, kind: str, namespace: str, name: str) -> list[EventRecord]:
+        """The resource's recent events, oldest first."""
+        rows = self._db.execute(
+            "SELECT kind, namespace, name, type, reason, message, count, first, last FROM events"
+            " WHERE kind = ? AND namespace = ? AND name = ? ORDER BY id",
+            (kind, namespace, name),
         )
+        return [EventRecord(*row) for row in rows]
 
     # -- revisions --------------------------------------------------------------------------------------------
     def revision_for(

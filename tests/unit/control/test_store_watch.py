@@ -1,0 +1,79 @@
+"""Watching resources through the controller (over the store's change notices), and their events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.control.test_controller import Backend, Gateway, isvc
+from wharf.control.controller import Controller
+from wharf.control.plan import ISVC_KIND
+from wharf.control.reconciler import Ingress, Reconciler
+from wharf.control.store import Store
+from wharf.errors import NotFound
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Controller:
+    store = Store(tmp_path / "wharf.db")
+    reconciler = Reconciler(
+        store, Backend(), Gateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
+    )  # type: ignore[arg-type]
+    return Controller(store, reconciler)
+
+
+async def _next(changes: Any) -> tuple[str, dict[str, Any]]:
+    return await asyncio.wait_for(anext(changes), 5)
+
+
+def test_a_watch_sends_what_is_there_then_each_change_until_closed(controller: Controller) -> None:
+    async def watch() -> None:
+        await controller.apply(isvc("a"))
+        changes = controller.watch(ISVC_KIND, "default")
+        kind, first = await _next(changes)
+        assert kind == "ADDED" and first["metadata"]["name"] == "a" and first["metadata"]["generation"] == 1
+        assert first["metadata"]["creationTimestamp"].endswith("Z")
+        assert (await _next(changes))[0] == "BOOKMARK"
+        await controller.apply(isvc("b"))
+        await controller.apply(isvc("b", namespace="elsewhere"))  # not watched
+        seen = [await _next(changes)]
+        while seen[-1][1]["metadata"]["name"] != "b" or seen[-1][0] != "ADDED":
+            seen.append(await _next(changes))
+        await controller.apply(isvc("a", who="z"))
+        kind, changed = await _next(changes)
+        assert kind == "MODIFIED" and changed["metadata"]["generation"] == 2
+        await controller.delete(ISVC_KIND, "default", "a")
+        while (found := await _next(changes))[0] != "DELETED":
+            assert found[1]["metadata"]["name"] in ("a", "b")
+        assert found[1]["metadata"]["name"] == "a"
+        controller.close()
+        with pytest.raises(StopAsyncIteration):
+            await _next(changes)
+        assert all(e[1]["metadata"]["namespace"] == "default" for e in seen)
+
+    asyncio.run(watch())
+
+
+def test_a_watch_of_one_name_sees_only_it(controller: Controller) -> None:
+    async def watch() -> list[str]:
+        changes = controller.watch(ISVC_KIND, None, "b")
+        assert (await _next(changes))[0] == "BOOKMARK"
+        await controller.apply(isvc("a"))
+        await controller.apply(isvc("b"))
+        kind, found = await _next(changes)
+        controller.close()
+        return [kind, found["metadata"]["name"]]
+
+    assert asyncio.run(watch()) == ["ADDED", "b"]
+
+
+def test_events_are_kept_per_resource(controller: Controller) -> None:
+    asyncio.run(controller.apply(isvc("a")))
+    events = controller.events_of(ISVC_KIND, "default", "a")
+    assert [e["reason"] for e in events][:2] == ["RevisionCreated", "TrafficMoved"]
+    assert events[0]["involvedObject"] == {"kind": ISVC_KIND, "namespace": "default", "name": "a"}
+    with pytest.raises(NotFound):
+        controller.events_of(ISVC_KIND, "default", "missing")
