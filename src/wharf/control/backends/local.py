@@ -262,6 +262,8 @@ class LocalBackend:
         fresh interpreter."""
         command = serve_command(r.spec)
         env = {**os.environ, **r.spec.env, **_CONTROLLED, VISIBLE_GPUS: ",".join(r.gpus)}
+        if "PYTHONPATH" in r.spec.env and os.environ.get("PYTHONPATH"):  # the manifest's entries come first
+            env["PYTHONPATH"] = os.pathsep.join([r.spec.env["PYTHONPATH"], os.environ["PYTHONPATH"]])
         confine = Confinement(r.cpus, r.cgroup)
         if self._template is not None and self._template.can_fork(env):
             try:  # the arguments after `-m wharf.cli`
