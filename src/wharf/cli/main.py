@@ -22,7 +22,7 @@ def main() -> None:
     """Wharf: serve trained models in production."""
 
 
-for command in (control.apply, control.get, control.describe, control.delete):
+for command in (control.apply, control.get, control.describe, control.delete, control.wait, control.logs):
     app.command()(command)
 app.add_typer(control.rollout, name="rollout")
 

@@ -1,9 +1,11 @@
-"""`ControlClient`: the control plane's REST API (what `wharf apply/get/delete/rollout` use)."""
+"""`ControlClient`: the control plane's REST API (what `wharf apply/get/wait/logs/delete/rollout` use)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8002"
+_STREAM_MARGIN_S = 10.0
 DEFAULT_HOME = Path(".wharf")
 PLURALS = {
     "inferenceservice": "inferenceservices",
@@ -99,12 +102,57 @@ class ControlClient:
         )["results"]
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        collection = plural(kind)
-        scope = f"namespaces/{namespace}/" if namespace else ""
-        return self._call("GET", f"/apis/{_GROUPS[collection]}/{scope}{collection}")["items"]
+        """The resources of `kind` in `namespace` (None: in every namespace)."""
+        return self._call("GET", self._collection(kind, namespace))["items"]
 
     def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any]:
         return self._call("GET", self._path(kind, name, namespace))
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        name: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(`ADDED`|`MODIFIED`|`DELETED`, resource) for each resource of `kind` (in `namespace`, None: every one;
+        named `name`) there now, then `("BOOKMARK", {})`, then one for each change, until the control plane ends
+        the stream: after `timeout_s` (None: when it stops)."""
+        params = {"watch": "true", "allowWatchBookmarks": "true"}
+        if name is not None:
+            params["fieldSelector"] = f"metadata.name={name}"
+        if timeout_s is not None:
+            params["timeoutSeconds"] = f"{max(timeout_s, 0.001):.3f}"
+        read_timeout = None if timeout_s is None else timeout_s + _STREAM_MARGIN_S  # should the server not end it
+        with self._stream("GET", self._collection(kind, namespace), params, read_timeout) as answer:
+            for line in answer.iter_lines():
+                if line:
+                    event = json.loads(line)
+                    yield event["type"], {} if event["type"] == "BOOKMARK" else event["object"]
+
+    def events(self, kind: str, name: str, namespace: str = "default") -> list[dict[str, Any]]:
+        """The resource's recent events, oldest first (`type`, `reason`, `message`, `count`, `firstTimestamp`,
+        `lastTimestamp`)."""
+        return self._call("GET", self._path(kind, name, namespace) + "/events")["items"]
+
+    def logs(
+        self,
+        name: str,
+        namespace: str = "default",
+        component: str = "predictor",
+        revision: str | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> Iterator[bytes]:
+        """The logs of an InferenceService's replicas (of `component`'s `revision`, by default its latest): the last
+        `tail` lines of each (None: all), then with `follow` what they write next, for as long as this is read."""
+        params: dict[str, Any] = {"component": component, "follow": "true" if follow else "false"}
+        if revision is not None:
+            params["revision"] = revision
+        if tail is not None:
+            params["tailLines"] = tail
+        with self._stream("GET", self._path("isvc", name, namespace) + "/log", params, None) as answer:
+            yield from answer.iter_bytes()
 
     def delete(self, kind: str, name: str, namespace: str = "default") -> None:
         self._call("DELETE", self._path(kind, name, namespace))
@@ -115,6 +163,11 @@ class ControlClient:
     def rollback(self, name: str, namespace: str = "default") -> dict[str, Any]:
         return self._call("POST", self._path("isvc", name, namespace) + "/rollback")
 
+    def _collection(self, kind: str, namespace: str | None) -> str:
+        collection = plural(kind)
+        scope = f"namespaces/{namespace}/" if namespace else ""
+        return f"/apis/{_GROUPS[collection]}/{scope}{collection}"
+
     def _path(self, kind: str, name: str, namespace: str) -> str:
         collection = plural(kind)
         return f"/apis/{_GROUPS[collection]}/namespaces/{namespace}/{collection}/{name}"
@@ -123,11 +176,36 @@ class ControlClient:
         try:
             answer = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
-            raise ControlError(f"cannot reach the Wharf control plane at {self._http.base_url}: {e}") from None
-        if answer.status_code >= 400:
-            try:
-                message = answer.json()["error"]
-            except (ValueError, KeyError, TypeError):
-                message = answer.text
-            raise ControlError(message, answer.status_code)
+            raise self._unreachable(e) from None
+        _raise_for_error(answer)
         return answer.json() if answer.content else None
+
+    @contextmanager
+    def _stream(
+        self, method: str, path: str, params: dict[str, Any], timeout_s: float | None
+    ) -> Iterator[httpx.Response]:
+        """A streamed answer; ControlError for an error answer, or once nothing came for `timeout_s`."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=timeout_s)
+        try:
+            with self._http.stream(method, path, params=params, timeout=timeout) as answer:
+                if answer.status_code >= 400:
+                    answer.read()
+                    _raise_for_error(answer)
+                yield answer
+        except httpx.ReadTimeout:
+            raise ControlError(f"nothing came from the control plane within {timeout_s:g} s") from None
+        except httpx.HTTPError as e:
+            raise self._unreachable(e) from None
+
+    def _unreachable(self, error: httpx.HTTPError) -> ControlError:
+        return ControlError(f"cannot reach the Wharf control plane at {self._http.base_url}: {error}")
+
+
+def _raise_for_error(answer: httpx.Response) -> None:
+    if answer.status_code < 400:
+        return
+    try:
+        message = answer.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        message = answer.text
+    raise ControlError(message, answer.status_code)

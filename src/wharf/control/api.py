@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
@@ -37,6 +38,15 @@ GROUPS = {"inferenceservices": "serving.kserve.io/v1beta1", "inferencegraphs": "
 WATCH_MEDIA_TYPE = "application/json;stream=watch"
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _SELECTABLE = ("metadata.name", "metadata.namespace")
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A list's watch parameters, named as Kubernetes names them."""
+
+    watch: bool = Query(False, description="stream the resources, then their changes, as JSON lines")
+    allowWatchBookmarks: bool = Query(False, description="mark the end of the first ones with a BOOKMARK")  # noqa: N815
+    timeoutSeconds: float | None = Query(None, gt=0, description="end the watch after this")  # noqa: N815
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -88,7 +98,7 @@ def create_app(controller: Controller) -> FastAPI:
         return {"results": await controller.apply(text, None if base is None else Path(base))}
 
     def listed(
-        group: str, version: str, plural: str, namespace: str | None, selector: str | None, watch: bool, bookmarks: bool
+        group: str, version: str, plural: str, namespace: str | None, selector: str | None, watch: Watch
     ) -> Any:
         kind = _kind(group, version, plural)
         fields = _fields(selector)
@@ -96,16 +106,15 @@ def create_app(controller: Controller) -> FastAPI:
             return {"items": []}
         namespace = namespace or fields.get("metadata.namespace")
         name = fields.get("metadata.name")
-        if not watch:
+        if not watch.watch:
             return {"items": controller.list(kind, namespace, name)}
-        events = _watch_lines(controller.watch(kind, namespace, name), kind, f"{group}/{version}", bookmarks)
-        return StreamingResponse(events, media_type=WATCH_MEDIA_TYPE)
+        changes = controller.watch(kind, namespace, name, watch.timeoutSeconds)
+        lines = _watch_lines(changes, kind, f"{group}/{version}", watch.allowWatchBookmarks)
+        return StreamingResponse(lines, media_type=WATCH_MEDIA_TYPE)
 
     field_selector = Query(
         None, alias="fieldSelector", description="metadata.name=NAME and/or metadata.namespace=NS, comma-separated"
     )
-    watch_changes = Query(False, description="stream the resources, then their changes, as JSON lines")
-    allow_bookmarks = Query(False, alias="allowWatchBookmarks", description="mark the end of the first ones")
 
     @app.get("/apis/{group}/{version}/{plural}", summary="List (or watch) resources in every namespace")
     async def list_all(
@@ -113,10 +122,9 @@ def create_app(controller: Controller) -> FastAPI:
         version: str,
         plural: str,
         fieldSelector: str | None = field_selector,  # noqa: N803 (Kubernetes' name)
-        watch: bool = watch_changes,
-        allowWatchBookmarks: bool = allow_bookmarks,  # noqa: N803
+        watch: Watch = Depends(),
     ) -> Any:
-        return listed(group, version, plural, None, fieldSelector, watch, allowWatchBookmarks)
+        return listed(group, version, plural, None, fieldSelector, watch)
 
     @app.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}", summary="List (or watch) resources")
     async def list_namespace(
@@ -125,10 +133,9 @@ def create_app(controller: Controller) -> FastAPI:
         namespace: str,
         plural: str,
         fieldSelector: str | None = field_selector,  # noqa: N803
-        watch: bool = watch_changes,
-        allowWatchBookmarks: bool = allow_bookmarks,  # noqa: N803
+        watch: Watch = Depends(),
     ) -> Any:
-        return listed(group, version, plural, namespace, fieldSelector, watch, allowWatchBookmarks)
+        return listed(group, version, plural, namespace, fieldSelector, watch)
 
     @app.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}", summary="One resource with its status")
     async def get(group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
@@ -181,7 +188,7 @@ def _fields(selector: str | None) -> dict[str, str]:
         field, _, value = term.replace("==", "=").partition("=")
         if field.strip() not in _SELECTABLE or not value:
             raise InvalidInput(
-                f"fieldSelector: {term!r} is not supported; select by {' or '.join(_SELECTABLE)}=VALUE"
+                f"fieldSelector: {term!r} is not supported; select by {' or '.join(f'{f}=VALUE' for f in _SELECTABLE)}"
             )
         fields[field.strip()] = value.strip()
     return fields

@@ -154,11 +154,13 @@ class Controller:
         return _document(self._require(kind, namespace, name))
 
     async def watch(
-        self, kind: str, namespace: str | None = None, name: str | None = None
+        self, kind: str, namespace: str | None = None, name: str | None = None, timeout_s: float | None = None
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(`ADDED`|`MODIFIED`|`DELETED`, resource) for every resource of `kind` (in `namespace`, named `name`)
-        there now, then for each change, until the controller closes; (`BOOKMARK`, {}) marks the end of the first
-        ones."""
+        there now, then for each change, until the controller closes or `timeout_s` has passed; (`BOOKMARK`, {})
+        marks the end of the first ones."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
         dirty: set[tuple[str, str]] = set()
         wake = asyncio.Event()
 
@@ -177,7 +179,11 @@ class Controller:
                     yield "ADDED", document
             yield "BOOKMARK", {}
             while not self._closed:
-                await wake.wait()
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await wake.wait()
+                except TimeoutError:
+                    return
                 wake.clear()
                 changed, dirty = sorted(dirty), set()
                 for key in changed:

@@ -49,7 +49,8 @@ class LogFollower:
 
 
 def last_lines(path: Path, offset: int, count: int) -> str:
-    """The last `count` lines of the file after `offset` ("" when there are none)."""
+    """The last `count` lines of the file after `offset` that may tell why a replica ended ("" when there are
+    none): routine records (JSON lines at level info or debug, what a working server logs) are left out."""
     try:
         with open(path, "rb") as f:
             start = max(offset, f.seek(0, 2) - count * _TAIL_BYTES_PER_LINE)
@@ -59,4 +60,14 @@ def last_lines(path: Path, offset: int, count: int) -> str:
         return ""
     if start > offset:
         lines = lines[1:]  # the first one is cut
-    return "\n".join(lines[-count:])
+    return "\n".join([line for line in lines if not _routine(line)][-count:])
+
+
+def _routine(line: str) -> bool:
+    if not line.startswith("{") or '"level":"' not in line:
+        return False
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and record.get("level") in ("info", "debug")

@@ -78,3 +78,14 @@ def test_last_lines_of_a_long_log_read_only_its_end(tmp_path: Path) -> None:
     path = tmp_path / "replica.log"
     path.write_text("".join(f"line {i}\n" for i in range(200_000)))
     assert last_lines(path, 0, 2) == "line 199998\nline 199999"
+
+
+def test_last_lines_leave_out_routine_records(tmp_path: Path) -> None:
+    path = tmp_path / "replica.log"
+    path.write_text(
+        '{"level":"info","event":"model loaded"}\n{"level":"info","event":"serving"}\n'
+        'Traceback (most recent call last):\n{"level":"error","event":"boom"}\n'
+    )
+    assert last_lines(path, 0, 5) == 'Traceback (most recent call last):\n{"level":"error","event":"boom"}'
+    path.write_text('{"level":"info","event":"serving"}\n')  # killed while serving: nothing tells why
+    assert last_lines(path, 0, 5) == ""

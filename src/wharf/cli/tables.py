@@ -1,0 +1,137 @@
+"""How `wharf get` and `wharf describe` print resources: the columns of each kind (more with `-o wide`), ages as
+kubectl writes them, and tables whose later rows (a watch's) keep the columns of the first."""
+
+from __future__ import annotations
+
+import time
+from calendar import timegm
+from collections.abc import Callable, Iterable
+from typing import Any
+
+Row = tuple[str, ...]
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def _ready(item: dict[str, Any]) -> dict[str, Any]:
+    conditions = item.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
+def _traffic(item: dict[str, Any], latest: bool) -> str:
+    traffic = _predictor(item).get("traffic", [])
+    return next((str(t["percent"]) for t in traffic if bool(t.get("latestRevision")) == latest), "")
+
+
+def _predictor(item: dict[str, Any]) -> dict[str, Any]:
+    """The predictor's status (KServe's columns show the predictor's revisions and traffic)."""
+    return item.get("status", {}).get("components", {}).get("predictor", {})
+
+
+def _message(item: dict[str, Any]) -> str:
+    return _ready(item).get("message", "").split("\n")[0]
+
+
+def _age(item: dict[str, Any]) -> str:
+    created = item.get("metadata", {}).get("creationTimestamp")
+    return age(created) if created else ""
+
+
+_NAME: Column = ("NAME", lambda item: item["metadata"]["name"])
+_URL: Column = ("URL", lambda item: item.get("status", {}).get("url", ""))
+_READY: Column = ("READY", lambda item: _ready(item).get("status", "Unknown"))
+_AGE: Column = ("AGE", _age)
+_MESSAGE: Column = ("MESSAGE", _message)
+
+COLUMNS: dict[str, tuple[list[Column], list[Column]]] = {  # kind -> (columns, the more that -o wide adds)
+    "InferenceService": (
+        [
+            _NAME,
+            _URL,
+            _READY,
+            ("PREV", lambda item: _traffic(item, latest=False)),
+            ("LATEST", lambda item: _traffic(item, latest=True)),
+            ("REPLICAS", lambda item: str(item.get("status", {}).get("replicas", ""))),
+            _AGE,
+        ],
+        [
+            ("PREVROLLEDOUTREVISION", lambda item: _predictor(item).get("previousRolledoutRevision") or ""),
+            ("LATESTREADYREVISION", lambda item: _predictor(item).get("latestReadyRevision") or ""),
+            ("COMPONENTS", lambda item: ",".join(item.get("status", {}).get("components", {}))),
+            _MESSAGE,
+        ],
+    ),
+    "InferenceGraph": (
+        [_NAME, _URL, _READY, _AGE],
+        [("ROOT", lambda item: item.get("spec", {}).get("nodes", {}).get("root", {}).get("routerType", "")), _MESSAGE],
+    ),
+}
+
+
+def columns(kind: str, wide: bool, namespaces: bool) -> list[Column]:
+    """The columns of `kind`'s table: the wide ones too with `wide`, and first the namespace with `namespaces`."""
+    plain, more = COLUMNS[kind]
+    namespace: list[Column] = [("NAMESPACE", lambda item: item["metadata"].get("namespace", "default"))]
+    return [*(namespace if namespaces else []), *plain, *(more if wide else [])]
+
+
+class Table:
+    """Rows under a header, each column as wide as its widest cell; rows printed later (a watch's) keep the widths
+    of those printed first, and push a column wider only where a cell needs it."""
+
+    def __init__(self, columns: list[Column]) -> None:
+        self.columns = columns
+        self.widths = [len(header) for header, _ in columns]
+
+    def row(self, item: dict[str, Any]) -> Row:
+        return tuple(cell(item) for _, cell in self.columns)
+
+    def render(self, items: Iterable[dict[str, Any]], header: bool = True) -> str:
+        rows = [self.row(item) for item in items]
+        if header:
+            rows.insert(0, tuple(name for name, _ in self.columns))
+        for row in rows:
+            self.widths = [max(width, len(cell)) for width, cell in zip(self.widths, row, strict=True)]
+        return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, self.widths, strict=True)).rstrip() for row in rows)
+
+
+def age(timestamp: str, now: float | None = None) -> str:
+    """How long ago an RFC 3339 UTC timestamp (`2024-01-01T00:00:00Z`) was, as kubectl writes it: 45s, 3m12s,
+    5h, 2d3h."""
+    try:
+        then = timegm(time.strptime(timestamp.rstrip("Z").split(".")[0], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return ""
+    seconds = max(int((time.time() if now is None else now) - then), 0)
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if days < 2:
+        return f"{hours}h"
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    return f"{days}d"
+
+
+def events_table(events: list[dict[str, Any]], now: float | None = None) -> str:
+    """A resource's events as `kubectl describe` lists them (a message's further lines indented under it)."""
+    if not events:
+        return "Events:  <none>"
+    rows = [("TYPE", "REASON", "AGE", "MESSAGE")]
+    for event in events:
+        last, first = age(event["lastTimestamp"], now), age(event["firstTimestamp"], now)
+        when = last if event.get("count", 1) == 1 else f"{last} (x{event['count']} over {first})"
+        rows.append((event["type"], event["reason"], when, event["message"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["Events:"]
+    for row in rows:
+        head = "   ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        message, *more = row[3].split("\n")
+        lines.append(f"  {head}   {message}".rstrip())
+        lines += [" " * (len(head) + 5) + line for line in more]
+    return "\n".join(lines)
