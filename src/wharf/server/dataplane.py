@@ -61,6 +61,10 @@ class DataPlane:
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "wharf", "version": __version__, "extensions": EXTENSIONS}
 
+    def model_names(self) -> list[str]:
+        """Every model of the repository, ready or not (KServe's V1 list)."""
+        return self.repository.names()
+
     def model_ready(self, name: str, version: str | None = None) -> bool:
         return self.repository.is_ready(name, version)
 

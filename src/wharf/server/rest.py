@@ -37,6 +37,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 JSON = [(b"content-type", b"application/json")]
 _OK = b'{"live":true}', b'{"ready":true}'
+_ALIVE = b'{"status":"alive"}'  # KServe's V1 liveness answer at `/`
 DECODE_IN_THREAD_ABOVE = 2**20
 _LIMIT_BYTES_PER_STRING = 16
 T = TypeVar("T")
@@ -85,7 +86,9 @@ class _Reply:
 
 
 class RestApp:
-    """ASGI application serving the V2 and V1 REST protocols, repository extension and /metrics."""
+    """ASGI application serving the V2 and V1 REST protocols, repository extension and /metrics; as KServe's server
+    does, `GET /` answers liveness (`{"status": "alive"}`) and `GET /v1/models` lists the models (`{"models": [...]}`,
+    every model of the repository, ready or not)."""
 
     def __init__(
         self, dataplane: DataPlane, metrics: ServerMetrics, max_request_bytes: int, body_timeout_s: float
@@ -142,6 +145,12 @@ class RestApp:
             return await self._v2(request, parts[1:])
         if head == "v1" and len(parts) == 3 and parts[1] == "models":
             return await self._v1(request, parts[2])
+        if head == "v1" and len(parts) == 2 and parts[1] == "models":
+            _expect(request, "GET")
+            return _Reply(v2.dumps({"models": self.dataplane.model_names()}))
+        if head == "" and len(parts) == 1:  # KServe's V1 liveness (`InferenceRESTClient.is_server_live`)
+            _expect(request, "GET")
+            return _Reply(_ALIVE)
         if head == "metrics" and len(parts) == 1:
             _expect(request, "GET")
             return _Reply(self.metrics.render(), headers=[(b"content-type", self.metrics.content_type.encode())])
