@@ -272,7 +272,7 @@ class Controller:
         resources: list[Resource | Document] = [r for r in stored if _key(r) not in applied]
         resources += documents
         for resource in resources:
-            for name, role in _gateway_names(resource.kind, resource.name, resource.manifest):
+            for name, role in _gateway_names(resource.kind, resource.name):
                 other, other_role = hosts.setdefault((resource.namespace, name), (resource, role))
                 if _clash(resource, other, applied):
                     roles = " and ".join(r for r in (role, other_role) if r)
@@ -313,14 +313,13 @@ def _clash(resource: Resource | Document, other: Resource | Document, applied: s
     return _key(other) != _key(resource) and bool(applied & {_key(resource), _key(other)})
 
 
-def _gateway_names(kind: str, name: str, manifest: dict[str, Any]) -> list[tuple[str, str | None]]:
+def _gateway_names(kind: str, name: str) -> list[tuple[str, str | None]]:
     """The names a resource answers at on the gateway, each with what it is when that is not plain: its own, its
-    predictor's behind a transformer, and the tag names of each (`latest-NAME`, `prev-NAME`)."""
+    predictor's (`NAME-predictor`, with or without a transformer, as in KServe), and the tag names of each
+    (`latest-NAME`, `prev-NAME`)."""
     if kind != ISVC_KIND:
         return [(name, None)]
-    named: list[tuple[str, str | None]] = [(name, None)]
-    if manifest["spec"].get("transformer"):
-        named.append((component_name(name, PREDICTOR), f"the predictor of {name}"))
+    named: list[tuple[str, str | None]] = [(name, None), (component_name(name, PREDICTOR), f"the predictor of {name}")]
     return [
         *named,
         *((f"{tag}-{service}", f"the {tag} tag of {service}") for service, _ in named for tag in TAGS),

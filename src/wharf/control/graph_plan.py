@@ -58,6 +58,13 @@ def graph_route(namespace: str, name: str, manifest: dict[str, Any]) -> Graph:
     return Graph(namespace, name, graph_nodes(manifest), float(manifest["spec"]["timeout"]))
 
 
+def component_protocol(manifest: dict[str, Any], component: str) -> str:
+    """The protocolVersion of a component of an applied InferenceService (`v1` or `v2`): the protocol an
+    InferenceGraph's step calls it with when it is in front, as KServe's graph controller chooses the path (the
+    transformer's protocol when there is one, else the predictor's)."""
+    return str(manifest["spec"][component].get("model", {}).get("protocolVersion", "v1"))
+
+
 def _step(step: InferenceStep, name: str, condition: Condition | None) -> Step:
     return Step(
         name=name,

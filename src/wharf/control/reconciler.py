@@ -4,8 +4,9 @@ For each component of each service (the predictor, and a transformer in front of
 bookkeeping in the status (latest created / ready / rolled-out and previously rolled-out revisions), decides the
 traffic split (canary, promotion, rollback), asks the backend for replicas of every revision that takes traffic
 (or shadow traffic), and hands the gateway a fresh route table. The front component answers on the service's own
-host; behind a transformer, the predictor answers on `{service}-predictor`, where the transformer calls it through
-the gateway (so the predictor keeps its canary, autoscaling and scale from zero). The reconciler runs on events
+host; the predictor answers on `{service}-predictor` as well (as in KServe, with or without a transformer): behind a
+transformer, that is where the transformer calls it through the gateway (so the predictor keeps its canary,
+autoscaling and scale from zero). The reconciler runs on events
 (apply, delete, a replica's change) and on a periodic resync that records replicas for adoption and rolls back a
 canary whose error rate or p99 latency crosses the service's thresholds. A full pass asked for while another waits
 to start joins that one, so that a storm of replica changes costs one pass, not one each.
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 
 from wharf.control.backends import LocalBackend, ReplicaResources, ReplicaSpec, ReplicaState
 from wharf.control.gateway_process import GatewayProcess
-from wharf.control.graph_plan import GRAPH_KIND, graph_route
+from wharf.control.graph_plan import GRAPH_KIND, component_protocol, graph_route
 from wharf.control.metrics import ControlMetrics
 from wharf.control.plan import (
     ISVC_KIND,
@@ -492,6 +493,8 @@ class Reconciler:
             revisions=revisions,
             shadow=(shadow[0], shadow[1]) if shadow else None,
             front=front,
+            aliases=(component_name(resource.name, PREDICTOR),) if front and component == PREDICTOR else (),
+            protocol=component_protocol(resource.manifest, component),
         )
 
     def _graph_statuses(self) -> None:

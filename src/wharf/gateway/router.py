@@ -32,14 +32,17 @@ class Router:
         validate(table)
         self.table = table
         self._rng = rng
-        self._services = {service.key: service for service in table.services}
+        self._domain_suffix = f".{table.domain}".lower()
+        self._services: dict[str, Service] = {}
         self._hosts: dict[str, tuple[Service, str | None]] = {}
         self._models: dict[str, list[Service]] = {}
         self._splits: dict[str, tuple[tuple[int, Revision], ...]] = {}
+        # Aliases first, then names: a service's own name wins over another's alias of the same spelling.
         for service in table.services:
-            suffix = f"{service.name}.{service.namespace}.{table.domain}".lower()
-            for tag, revision in service.tags.items():
-                self._hosts[f"{tag}-{suffix}".lower()] = (service, revision)
+            for alias in service.aliases:
+                self._name(service, alias)
+        for service in table.services:
+            self._name(service, service.name)
             if service.front:
                 self._models.setdefault(service.model, []).append(service)
             total, split = 0, []
@@ -50,9 +53,20 @@ class Router:
             self._splits[service.key] = tuple(split)
         # A service's own host wins over a tag host of the same spelling.
         for service in table.services:
-            self._hosts[f"{service.name}.{service.namespace}.{table.domain}".lower()] = (service, None)
+            self._hosts[self._host(service.name, service.namespace)] = (service, None)
         self._graphs = {graph.key: graph for graph in table.graphs}
-        self._graph_hosts = {f"{g.name}.{g.namespace}.{table.domain}".lower(): g for g in table.graphs}
+        self._graph_hosts = {self._host(g.name, g.namespace): g for g in table.graphs}
+
+    def _host(self, name: str, namespace: str) -> str:
+        return f"{name}.{namespace}{self._domain_suffix}".lower()
+
+    def _name(self, service: Service, name: str) -> None:
+        """`service` answers at `name` in its namespace: key, host and tag hosts."""
+        self._services[f"{service.namespace}/{name}"] = service
+        host = self._host(name, service.namespace)
+        for tag, revision in service.tags.items():
+            self._hosts[f"{tag}-{host}"] = (service, revision)
+        self._hosts[host] = (service, None)
 
     def graph(self, host: str, path: str) -> Graph | None:
         """The InferenceGraph a request is for (by `/serving/{namespace}/{name}` path or Host), if any."""
@@ -74,6 +88,18 @@ class Router:
         if found is None:
             raise NotFound(f"no InferenceService for host {host!r} and path {path!r}")
         return Route(found[0], found[1], path)
+
+    def host_route(self, host: str) -> tuple[Service, str | None] | None:
+        """The service a gRPC request's `host` names, with the revision of a tag host; None for a host outside the
+        domain (an address such as a channel's default `127.0.0.1:8001`: it names no service), NotFound for one
+        within it that names none."""
+        name = _hostname(host)
+        found = self._hosts.get(name)
+        if found is not None or not name.endswith(self._domain_suffix):
+            return found
+        if name in self._graph_hosts:
+            raise NotFound(f"{host!r} is an InferenceGraph: graphs answer over REST only")
+        raise NotFound(f"no InferenceService for host {host!r}")
 
     def service(self, key: str) -> Service:
         """The service named `namespace/name`."""

@@ -42,6 +42,9 @@ class Service:
 
     A service with a transformer is two of these: the transformer in front, under the service's name, and the
     predictor behind it as `{name}-predictor` (`front` False), which gRPC requests naming the model do not reach.
+    A predictor in front has `{name}-predictor` as an alias, so that, as in KServe, that name reaches the predictor
+    of every service. An alias answers like the name (host, tag hosts, `/serving/` path, `x-wharf-service`) unless
+    another service has it as its own name.
     """
 
     namespace: str
@@ -52,6 +55,8 @@ class Service:
     revisions: Mapping[str, Revision]  # by revision name
     shadow: tuple[str, int] | None = None  # (revision name, percent of requests mirrored to it)
     front: bool = True  # whether requests naming `model` (gRPC without x-wharf-service) come here
+    aliases: tuple[str, ...] = ()  # other names it answers at in its namespace
+    protocol: str = "v1"  # its protocolVersion: InferenceGraph steps call it with `/v1/...:predict` or `/v2/.../infer`
 
     @property
     def key(self) -> str:
