@@ -33,7 +33,7 @@ from wharf.gateway.router import Router
 from wharf.gateway.routes import Graph, Replica, Revision, Service
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
-from wharf.graph import CallTarget, GraphRunner, ServiceTarget
+from wharf.graph import CallTarget, GraphRunner, ServiceTarget, StepAnswer, service_call
 from wharf.graph import Headers as GraphHeaders
 from wharf.logger import PayloadLogger
 
@@ -194,16 +194,16 @@ class RestProxy:
         return runner
 
     def _new_graph_runner(self, router: Router, graph: Graph) -> GraphRunner:
-        """A runner whose steps call services through `router`: V1 predict on the service's model, as KServe's
-        graph router does, with the request's headers."""
+        """A runner whose steps call services through `router`: the predict path of the service's protocol on its
+        model (`wharf.graph.protocols`), as KServe's graph router does, with the request's headers."""
         upstream = self._upstream
 
-        async def call(target: CallTarget, body: bytes, headers: GraphHeaders) -> tuple[int, bytes]:
+        async def call(target: CallTarget, body: bytes, headers: GraphHeaders) -> StepAnswer:
             if not isinstance(target, ServiceTarget):
                 raise Unimplemented(f"graph {graph.key!r}: only serviceName steps are served")
             service = router.service(f"{graph.namespace}/{target.name}")
             revision = router.revision(service)
-            path = f"/v1/models/{service.model}:predict"
+            path, called = service_call(service.protocol, service.model)
             sent = [*_JSON, *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())]
             log_answer = log_rest_exchange(self._payloads, revision.logger, "POST", sent, body)
 
@@ -211,7 +211,7 @@ class RestProxy:
                 return upstream.send(replica, "POST", path, sent, body)
 
             answer = await self._logged(revision, send, log_answer)
-            return answer.status, answer.body
+            return StepAnswer(answer.status, answer.body, called)
 
         return GraphRunner(graph.nodes, call, self._dispatcher.rng, step_timeout_s=graph.step_timeout_s)
 

@@ -116,7 +116,11 @@ class Router:
         if not services:
             raise NotFound(f"no InferenceService serves model {model!r}")
         names = ", ".join(s.key for s in services)
-        raise InvalidInput(f"model {model!r} is served by several InferenceServices ({names}); name one")
+        raise InvalidInput(
+            f"model {model!r} is served by several InferenceServices ({names}); name one by its host"
+            f" (host metadata such as {self._host(services[0].name, services[0].namespace)})"
+            " or as x-wharf-service: NAMESPACE/NAME"
+        )
 
     def revision(self, service: Service, pinned: str | None = None) -> Revision:
         """The revision `pinned` names, else one drawn by the service's traffic percentages."""

@@ -7,7 +7,8 @@ that reaches services and URLs. Conditions are the GJSON subset `wharf.graph.con
 
 from wharf.graph.condition import Condition, parse_condition
 from wharf.graph.nodes import ROOT, CallTarget, Node, NodeTarget, RouterType, ServiceTarget, Step, Target, UrlTarget
-from wharf.graph.runner import Call, GraphRunner, Headers, Rng, StepFailed
+from wharf.graph.protocols import ServiceCall, service_call
+from wharf.graph.runner import Call, GraphRunner, Headers, Rng, StepAnswer, StepFailed
 
 __all__ = [
     "ROOT",
@@ -20,10 +21,13 @@ __all__ = [
     "NodeTarget",
     "Rng",
     "RouterType",
+    "ServiceCall",
     "ServiceTarget",
     "Step",
+    "StepAnswer",
     "StepFailed",
     "Target",
     "UrlTarget",
     "parse_condition",
+    "service_call",
 ]

@@ -16,30 +16,44 @@ calls its target with the data described below and the request's headers, unchan
 
 Conditions read JSON; a body that is not JSON matches no condition.
 
+A step calls an InferenceService at the predict path of the service's protocol (`wharf.graph.protocols`: V1
+`:predict` or V2 `/infer`, as KServe resolves a serviceName step), with its data unchanged whatever the protocol.
+
 A step fails when its target answers a status outside 2xx, raises, or gives no answer within the step timeout
 (an Ensemble's step also fails when its answer is not JSON); a failing node is a failing step of the node that
 called it. A Hard step's failure fails its node. A Soft step's failure is skipped: a Sequence goes on with the
 last good data and an Ensemble leaves the step's key out. A node none of whose steps that ran succeeded fails all
 the same, with its first failure: a Switch's or Splitter's one step always decides. A failed graph answers
-`{"error": "step 's' of node 'n' failed: ..."}` naming the innermost failing step, with the status that step
-got (a 4xx as it came, 503 and 504 as they came, 504 for a timeout, 502 for any other failure).
+`{"error": "step 's' of node 'n' failed: ..."}` naming the innermost failing step (and, when a service answered
+it, the service, its protocol and the path called), with the status that step got (a 4xx as it came, 503 and 504
+as they came, 504 for a timeout, 502 for any other failure).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
 from wharf.errors import WharfError
 from wharf.graph.condition import MISSING
-from wharf.graph.nodes import ROOT, CallTarget, Node, NodeTarget, Step, check_graph
+from wharf.graph.nodes import ROOT, CallTarget, Node, NodeTarget, ServiceTarget, Step, check_graph
 
 Headers = Mapping[str, str]
-#: Calls a service or URL with a body and headers; answers (HTTP status, body).
-Call = Callable[[CallTarget, bytes, Headers], Awaitable[tuple[int, bytes]]]
+
+
+class StepAnswer(NamedTuple):
+    """What a step's target answered, and how errors name what was called (`ServiceCall.described`)."""
+
+    status: int
+    body: bytes
+    called: str = ""
+
+
+#: Calls a service or URL with a body and headers.
+Call = Callable[[CallTarget, bytes, Headers], Awaitable[StepAnswer]]
 
 
 class Rng(Protocol):
@@ -139,7 +153,7 @@ class GraphRunner:
             return await self._node(step.target.name, data, headers)
         try:
             async with asyncio.timeout(self.step_timeout_s):
-                status, answer = await self._call(step.target, data, headers)
+                status, answer, called = await self._call(step.target, data, headers)
         except TimeoutError:
             raise StepFailed(node, step.name, f"no answer within {self.step_timeout_s:g} s", 504) from None
         except WharfError as e:
@@ -147,7 +161,8 @@ class GraphRunner:
         except Exception as e:  # the transport's own errors: connection refused, reset, ...
             raise StepFailed(node, step.name, f"{type(e).__name__}: {e}", 502) from e
         if not 200 <= status < 300:
-            raise StepFailed(node, step.name, _upstream_reason(status, answer), _graph_status(status))
+            reason = f"{_named(step.target, called)} answered {_upstream_reason(status, answer)}"
+            raise StepFailed(node, step.name, reason, _graph_status(status))
         return answer
 
 
@@ -163,6 +178,11 @@ def _decode_answer(node: str, step: Step, answer: bytes) -> Any:
     if document is MISSING:
         raise StepFailed(node, step.name, "its answer is not JSON", 502)
     return document
+
+
+def _named(target: CallTarget, called: str) -> str:
+    named = f"InferenceService {target.name!r}" if isinstance(target, ServiceTarget) else target.url
+    return f"{named} ({called})" if called else named
 
 
 def _upstream_reason(status: int, answer: bytes) -> str:

@@ -9,7 +9,7 @@ from itertools import cycle
 
 import orjson
 
-from wharf.graph import CallTarget, ServiceTarget
+from wharf.graph import CallTarget, ServiceTarget, StepAnswer, service_call
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,14 @@ def echo(name: str) -> Script:
 
 @dataclass
 class FakeCall:
-    """Answers each call by its target's name (a service's name or a URL) from `script`, else by `echo`."""
+    """Answers each call by its target's name (a service's name or a URL) from `script`, else by `echo`; a service
+    speaks the protocol `protocols` gives it (v1 by default), serving the model of its name, as the gateway says."""
 
     script: Mapping[str, Script] = field(default_factory=dict)
+    protocols: Mapping[str, str] = field(default_factory=dict)
     calls: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
 
-    async def __call__(self, target: CallTarget, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+    async def __call__(self, target: CallTarget, body: bytes, headers: Mapping[str, str]) -> StepAnswer:
         name = target.name if isinstance(target, ServiceTarget) else target.url
         self.calls.append((name, body, dict(headers)))
         scripted = self.script.get(name, echo(name))
@@ -44,7 +46,9 @@ class FakeCall:
             await asyncio.sleep(answer.delay_s)
         if answer.error is not None:
             raise answer.error
-        return answer.status, answer.body
+        if not isinstance(target, ServiceTarget):
+            return StepAnswer(answer.status, answer.body)
+        return StepAnswer(answer.status, answer.body, service_call(self.protocols.get(name, "v1"), name).described)
 
     @property
     def called(self) -> list[str]:

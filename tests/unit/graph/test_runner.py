@@ -11,7 +11,18 @@ import orjson
 import pytest
 
 from wharf.errors import ConfigurationError, ServerBusy
-from wharf.graph import GraphRunner, Node, NodeTarget, RouterType, ServiceTarget, Step, UrlTarget, parse_condition
+from wharf.graph import (
+    GraphRunner,
+    Node,
+    NodeTarget,
+    RouterType,
+    ServiceTarget,
+    Step,
+    StepAnswer,
+    UrlTarget,
+    parse_condition,
+    service_call,
+)
 
 from .fakes import Answer, FakeCall, ScriptedRng
 
@@ -43,6 +54,11 @@ async def run(graph: GraphRunner, request: Any = REQUEST) -> tuple[int, Any]:
 
 def fails(status: int, error: str = "down") -> Answer:
     return Answer(status, orjson.dumps({"error": error}))
+
+
+def via(service: str, protocol: str = "v1") -> str:
+    """How a failure names the service a step called, serving the model of its name."""
+    return f"InferenceService {service!r} ({service_call(protocol, service).described})"
 
 
 # Sequence
@@ -123,12 +139,12 @@ async def test_an_ensemble_calls_its_steps_at_once_and_merges_their_answers_by_s
     both_started = asyncio.Event()
     started: list[str] = []
 
-    async def call(target: Any, body: bytes, headers: Any) -> tuple[int, bytes]:
+    async def call(target: Any, body: bytes, headers: Any) -> StepAnswer:
         started.append(target.name)
         if len(started) == 2:
             both_started.set()
         await asyncio.wait_for(both_started.wait(), 1)
-        return 200, orjson.dumps({"predictions": [len(target.name)]})
+        return StepAnswer(200, orjson.dumps({"predictions": [len(target.name)]}))
 
     graph = GraphRunner(
         {"root": node("Ensemble", step("xgb", "second"), step("sklearn", "first"))},
@@ -193,7 +209,10 @@ async def test_a_node_none_of_whose_steps_succeeded_fails_with_its_first_failure
     call = FakeCall({"a": fails(400, "bad shape"), "b": fails(500)})
     status, answer = await run(runner({"root": node("Sequence", step("a"), step("b"))}, call))
 
-    assert (status, answer) == (400, {"error": "step 'a' of node 'root' failed: status 400: bad shape"})
+    assert (status, answer) == (
+        400,
+        {"error": f"step 'a' of node 'root' failed: {via('a')} answered status 400: bad shape"},
+    )
 
 
 async def test_a_hard_failure_stops_the_sequence_and_fails_the_graph() -> None:
@@ -203,7 +222,7 @@ async def test_a_hard_failure_stops_the_sequence_and_fails_the_graph() -> None:
     status, answer = await run(runner({"root": sequence}, call))
 
     assert call.called == ["a", "b"]
-    assert (status, answer) == (502, {"error": "step 'b' of node 'root' failed: status 500: boom"})
+    assert (status, answer) == (502, {"error": f"step 'b' of node 'root' failed: {via('b')} answered status 500: boom"})
 
 
 async def test_an_ensemble_leaves_a_soft_failure_out() -> None:
@@ -228,17 +247,20 @@ async def test_an_ensemble_fails_on_a_hard_failure_and_cancels_the_rest() -> Non
 
     status, answer = await asyncio.wait_for(run(runner({"root": ensemble}, call)), 1)
 
-    assert (status, answer) == (404, {"error": "step 'bad' of node 'root' failed: status 404: no such model"})
+    assert (status, answer) == (
+        404,
+        {"error": f"step 'bad' of node 'root' failed: {via('bad')} answered status 404: no such model"},
+    )
 
 
 @pytest.mark.parametrize(
     ("answer", "status", "reason"),
     [
-        (fails(422, "wrong datatype"), 422, "status 422: wrong datatype"),
-        (fails(500), 502, "status 500: down"),
-        (Answer(502, b"<html>"), 502, "status 502"),
-        (fails(503, "busy"), 503, "status 503: busy"),
-        (fails(504, "slow"), 504, "status 504: slow"),
+        (fails(422, "wrong datatype"), 422, f"{via('model')} answered status 422: wrong datatype"),
+        (fails(500), 502, f"{via('model')} answered status 500: down"),
+        (Answer(502, b"<html>"), 502, f"{via('model')} answered status 502"),
+        (fails(503, "busy"), 503, f"{via('model')} answered status 503: busy"),
+        (fails(504, "slow"), 504, f"{via('model')} answered status 504: slow"),
         (Answer(error=ConnectionRefusedError("refused")), 502, "ConnectionRefusedError: refused"),
         (Answer(error=ServerBusy("queue full")), 503, "queue full"),
     ],
@@ -284,7 +306,10 @@ async def test_a_failure_inside_a_nested_node_names_the_innermost_step() -> None
     status, answer = await run(runner(nodes, call))
 
     assert call.called == ["pre", "m2"]
-    assert (status, answer) == (502, {"error": "step 'm2' of node 'inner' failed: status 500: down"})
+    assert (status, answer) == (
+        502,
+        {"error": f"step 'm2' of node 'inner' failed: {via('m2')} answered status 500: down"},
+    )
 
 
 async def test_a_soft_step_on_a_failing_node_is_skipped() -> None:
@@ -301,6 +326,39 @@ async def test_a_url_target_is_called_by_its_url() -> None:
     graph = runner({"root": node("Sequence", Step("ext", UrlTarget("http://ext.test/v1/models/m:predict")))}, call)
 
     assert (await run(graph))[0] == 200 and call.called == ["http://ext.test/v1/models/m:predict"]
+
+
+async def test_a_failure_names_the_protocol_and_path_of_the_service_called() -> None:
+    """A V1 body sent on to a V2 service: the service refuses it, and the error says which protocol it speaks."""
+    refused = fails(400, "inputs: required")
+    call = FakeCall({"v2-model": refused}, protocols={"v2-model": "v2"})
+    sequence = node("Sequence", step("v1-model"), step("v2-model", "second", hard=True, pass_response=True))
+
+    status, answer = await run(runner({"root": sequence}, call))
+
+    assert (status, answer) == (
+        400,
+        {
+            "error": "step 'second' of node 'root' failed: InferenceService 'v2-model'"
+            " (protocol v2: POST /v2/models/v2-model/infer) answered status 400: inputs: required"
+        },
+    )
+
+
+async def test_a_url_that_fails_is_named_by_its_url() -> None:
+    call = FakeCall({"http://ext.test/x": fails(500)})
+    graph = runner({"root": node("Sequence", Step("ext", UrlTarget("http://ext.test/x")))}, call)
+
+    assert await run(graph) == (
+        502,
+        {"error": "step 'ext' of node 'root' failed: http://ext.test/x answered status 500: down"},
+    )
+
+
+def test_each_protocol_is_called_at_its_predict_path() -> None:
+    assert service_call("v1", "iris") == ("/v1/models/iris:predict", "protocol v1: POST /v1/models/iris:predict")
+    assert service_call("v2", "iris").path == service_call("grpc-v2", "iris").path == "/v2/models/iris/infer"
+    assert service_call("grpc-v2", "iris").described == "protocol grpc-v2: POST /v2/models/iris/infer"
 
 
 # Graphs that cannot run
