@@ -1,8 +1,18 @@
 """gRPC proxy: forwards the unary RPCs of `inference.GRPCInferenceService` to replicas as raw bytes.
 
-The service is named by the `x-wharf-service: namespace/name` metadata or, failing that, by the model the
-request names; `x-wharf-revision` pins a revision. ServerLive, ServerReady and ServerMetadata naming no service are
-answered by the gateway itself. Request metadata goes to the replica, the deadline with it;
+Which service a request is for, in this order:
+1. its host, given as `host` metadata, when that names a service of the domain (`NAME.NAMESPACE.example.com`, a
+   tag host such as `latest-NAME...` pinning its revision, or `NAME-predictor...`), as KServe's ingress routes
+   by `:authority`. grpcio gives a Python server no access to the `:authority` pseudo-header itself (the channel's
+   target, `127.0.0.1:8001`, by default), so clients send the host as metadata: `metadata=[("host", ...)]`,
+   tritonclient's `headers={"host": ...}`, `grpcurl -H "host: ..."`. A host outside the domain (an address, the
+   gateway's own name) names nothing and routing goes on; one within it that names no service is NOT_FOUND.
+2. the `x-wharf-service: namespace/name` metadata;
+3. the model the request names, when exactly one service (of any namespace) serves it; when several do, the
+   request is INVALID_ARGUMENT naming them, so a second namespace serving a model of the same name never takes a
+   client's requests silently: clients of either name theirs by host or x-wharf-service.
+`x-wharf-revision` pins a revision. ServerLive, ServerReady and ServerMetadata without x-wharf-service are answered
+by the gateway itself. Request metadata goes to the replica, the deadline with it;
 the replica's status, details and metadata come back unchanged. One channel per replica target.
 
 The repository RPCs (RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload) are control operations: the
@@ -37,6 +47,7 @@ from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 SERVICE = "inference.GRPCInferenceService"
 STREAM = "ModelStreamInfer"
 INFER_METHOD = f"/{SERVICE}/ModelInfer"
+HOST_KEY = "host"
 SERVICE_KEY = "x-wharf-service"
 REVISION_KEY = "x-wharf-revision"
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -181,9 +192,9 @@ class GrpcProxy(grpc.GenericRpcHandler):
     async def _send(self, method: str, name: str, request: bytes, metadata: Metadata, timeout: float | None) -> _Reply:
         """Route one request and forward it (mirroring it to a shadow revision when one is drawn)."""
         router = self._dispatcher.router
-        service = self._service(router, name, request, metadata)
+        service, tagged = self._service(router, name, request, metadata)
         pinned = next((v for k, v in metadata if k == REVISION_KEY), None)
-        revision = router.revision(service, pinned if isinstance(pinned, str) else None)
+        revision = router.revision(service, pinned if isinstance(pinned, str) else tagged)
         outgoing = _passed_on(metadata)
         log_answer = None
         if method == INFER_METHOD:  # the payloads; the other methods ask about models and servers
@@ -241,15 +252,28 @@ class GrpcProxy(grpc.GenericRpcHandler):
         return reply.body
 
     @staticmethod
-    def _service(router: Router, name: str, request: bytes, metadata: Metadata) -> Service:
-        key = next((v for k, v in metadata if k == SERVICE_KEY), None)
+    def _service(router: Router, name: str, request: bytes, metadata: Metadata) -> tuple[Service, str | None]:
+        """The service a request is for, with the revision a tag host pins (see the module docstring)."""
+        host = key = None
+        for k, v in metadata:
+            if k == HOST_KEY:
+                host = v
+            elif k == SERVICE_KEY:
+                key = v
+        if isinstance(host, str):
+            found = router.host_route(host)
+            if found is not None:
+                return found
         if isinstance(key, str):
-            return router.service(key)
+            return router.service(key), None
         model_of = _MODEL_OF.get(name)
         if model_of is None:
-            raise NotFound(f"{name} names no model: say which InferenceService in the {SERVICE_KEY} metadata")
+            raise NotFound(
+                f"{name} names no model: say which InferenceService by its host (host metadata) or in the"
+                f" {SERVICE_KEY} metadata"
+            )
         try:
             model = model_of(request)
         except DecodeError:
             raise InvalidInput(f"{name} request is not a valid protobuf message") from None
-        return router.service_of_model(model)
+        return router.service_of_model(model), None
