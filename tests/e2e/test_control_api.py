@@ -57,4 +57,5 @@ def test_client_mistakes_answer_4xx_with_an_error(daemon: Daemon) -> None:
     assert run.returncode == 1 and "no canary or earlier revision to roll back to" in run.stderr
     conditions = daemon.wait("who", ready)["status"]["conditions"]
     assert not any("rolled back" in c["message"] for c in conditions)
-    assert daemon.wharf("describe", "isvc", "who").stdout == daemon.wharf("get", "isvc", "who", "-o", "yaml").stdout
+    described = daemon.wharf("describe", "isvc", "who").stdout  # the resource as YAML, then its events
+    assert described.startswith(daemon.wharf("get", "isvc", "who", "-o", "yaml").stdout) and "\nEvents:\n" in described

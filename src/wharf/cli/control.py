@@ -363,7 +363,8 @@ def _standing(item: dict[str, Any] | None, goal: progress.Wanted) -> str:
     if found is None:
         return f"; it has no {goal.condition} condition yet"
     message = f": {found['message']}" if found.get("message") else ""
-    return f"; {found['type']} is {found['status']}{message}"
+    why = progress.trouble(item)
+    return f"; {found['type']} is {found['status']}{message}" + (f" ({why})" if why and why not in message else "")
 
 
 def logs(

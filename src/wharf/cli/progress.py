@@ -113,14 +113,30 @@ def progress(item: dict[str, Any]) -> tuple[bool, str]:
     status = item.get("status", {})
     if ready is not None and ready["status"] == "True" and current(item):
         return True, f"ready at {status.get('url', '')}"
-    message = (ready or {}).get("message", "") if current(item) else ""
-    if message and not message.startswith(_WAITING):
-        return False, _brief(message)
+    failing = trouble(item) if current(item) else None
+    if failing:
+        return False, failing
     replicas = status.get("replicaStates") or []
     if not replicas:
-        return False, message or "waiting for the control plane"
+        return False, (ready or {}).get("message") or "waiting for the control plane"
     ready_count = sum(bool(r.get("ready")) for r in replicas)
     return False, f"starting replicas: {ready_count}/{len(replicas)} ready"
+
+
+def trouble(item: dict[str, Any]) -> str | None:
+    """What keeps a resource from being ready beyond waiting for its replicas to start (a replica's error, a
+    rollback, the machine's replica cap), briefly: the first such message of its component conditions
+    (PredictorReady, ...), else of Ready."""
+    conditions = item.get("status", {}).get("conditions", [])
+    ordered = [c for c in conditions if c.get("type") != "Ready"] + [c for c in conditions if c.get("type") == "Ready"]
+    return next(
+        (
+            _brief(c["message"])
+            for c in ordered
+            if c.get("status") == "False" and c.get("message") and not c["message"].startswith(_WAITING)
+        ),
+        None,
+    )
 
 
 def _brief(message: str) -> str:

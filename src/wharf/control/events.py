@@ -128,7 +128,11 @@ def _ready(status: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _split(component: dict[str, Any]) -> dict[str, int]:
-    return {t["revisionName"]: t["percent"] for t in component.get("traffic") or []}
+    return {t["revisionName"]: t["percent"] for t in sorted(component.get("traffic") or [], key=_revision)}
+
+
+def _revision(traffic: dict[str, Any]) -> str:
+    return traffic["revisionName"]
 
 
 def _rollout(status: dict[str, Any], component: str) -> dict[str, Any]:
