@@ -6,13 +6,16 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.unit.control.test_controller import Backend, Gateway, isvc
+from wharf.control.api import create_app
 from wharf.control.controller import Controller
 from wharf.control.plan import ISVC_KIND
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
+from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import NotFound
 
 
@@ -77,3 +80,59 @@ def test_events_are_kept_per_resource(controller: Controller) -> None:
     assert events[0]["involvedObject"] == {"kind": ISVC_KIND, "namespace": "default", "name": "a"}
     with pytest.raises(NotFound):
         controller.events_of(ISVC_KIND, "default", "missing")
+
+
+class Logs(Backend):
+    """A backend whose one replica writes its log under `home`, as the local backend lays them out."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__()
+        self.home = home
+
+    def log_path(self, revision: str, replica_id: str) -> Path:
+        return self.home / "logs" / revision / f"{replica_id}.log"
+
+
+def test_streams_end_when_their_client_goes_and_leave_the_loop_free(tmp_path: Path) -> None:
+    """A watch and a followed log over real HTTP: other requests answer meanwhile, and once the client closes
+    its connection, the server's request task ends (nothing goes on polling for it)."""
+    store = Store(tmp_path / "wharf.db")
+    backend = Logs(tmp_path)
+    reconciler = Reconciler(
+        store, backend, Gateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
+    )  # type: ignore[arg-type]
+    controller = Controller(store, reconciler)
+    log = tmp_path / "logs" / "a-predictor-00001" / "r1.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("started\n")
+
+    async def exercise() -> None:
+        await controller.apply(isvc("a"))
+        server = EmbeddedServer(create_app(controller))
+        task = await server.start(listen("127.0.0.1", 0))
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                for url, params, first in (
+                    (base, {"watch": "true"}, b'"type":"ADDED"'),
+                    (f"{base}/a/log", {"follow": "true", "revision": "1"}, b"started"),
+                ):
+                    async with client.stream("GET", url, params=params) as answer:
+                        assert answer.status_code == 200
+                        assert first in await anext(answer.aiter_raw())
+                        health = await client.get(f"http://127.0.0.1:{port}/healthz")
+                        assert health.status_code == 200
+                        assert server.server_state.tasks  # the stream's
+                    for _ in range(100):  # the client closed its stream: the server's task for it ends
+                        if not server.server_state.tasks:
+                            break
+                        await asyncio.sleep(0.05)
+                    assert not server.server_state.tasks, url
+            assert not controller._wakes  # the watch unsubscribed
+        finally:
+            controller.close()
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(exercise())
