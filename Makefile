@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
+GATEWAY_PORT ?= 8000
 
-.PHONY: run test clean bench
+.PHONY: run serve test clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 examples/iris/model.joblib: examples/iris/train.py | $(VENV)/.installed-run
 	$(BIN)/python examples/iris/train.py examples/iris/model.joblib
 
+# The platform: `wharf up` with the iris service and a canary of it deployed; Ctrl-C stops it all.
 run: $(VENV)/.installed-run examples/iris/model.joblib
+	@WHARF=$(BIN)/wharf PYTHON=$(BIN)/python GATEWAY_PORT=$(GATEWAY_PORT) bash examples/platform/run.sh
+
+# One model server, no control plane: `wharf serve` of the iris model.
+serve: $(VENV)/.installed-run examples/iris/model.joblib
 	@echo "Serving the iris model on http://127.0.0.1:$(PORT). Try, from another shell:"
 	@echo "  curl -s -H 'content-type: application/json' http://127.0.0.1:$(PORT)/v2/models/iris/infer \\"
 	@echo "    -d '{\"inputs\":[{\"name\":\"input-0\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[5.1,3.5,1.4,0.2]}]}'"
