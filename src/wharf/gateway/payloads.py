@@ -119,7 +119,7 @@ class SinkPost:
                 return await self._fallback(url, headers, body)
             base = f"http://{parts.netloc}"
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            sink = self._sinks[url] = (Replica(base, base, "", True), target)
+            sink = self._sinks[url] = (Replica(parts.netloc, base, "", True, role="payload log sink"), target)
         replica, target = sink
         sent = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
         return (await self._upstream.send(replica, "POST", target, sent, body)).status

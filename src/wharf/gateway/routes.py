@@ -22,6 +22,7 @@ class Replica:
     http_url: str  # e.g. "http://127.0.0.1:8080", no trailing slash
     grpc_target: str  # e.g. "127.0.0.1:8081"
     ready: bool
+    role: str = "replica"  # what the upstream's errors call it (a payload log sink is no replica)
 
 
 @dataclass(frozen=True, slots=True)

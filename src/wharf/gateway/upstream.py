@@ -44,9 +44,11 @@ class Answer(NamedTuple):
 
 
 class _Connection(asyncio.Protocol):
-    """One connection to a replica; `exchange` sends a request and returns the whole answer."""
+    """One connection to a replica (or another server: `peer` names it in errors); `exchange` sends a request and
+    returns the whole answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, peer: str = "replica") -> None:
+        self._peer = peer
         self.transport: asyncio.Transport | None = None
         self.open = False
         self.idle_since = 0.0
@@ -110,7 +112,7 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as e:
-            self._fail(UpstreamFailed(f"replica sent a malformed answer: {e}"))
+            self._fail(UpstreamFailed(f"{self._peer} sent a malformed answer: {e}"))
             self.close()
 
     def pause_writing(self) -> None:
@@ -128,7 +130,7 @@ class _Connection(asyncio.Protocol):
             self._done()
         else:  # NoAnswer when none of the answer came: the dispatcher may send the request once more
             failure = UpstreamFailed if self._status or self._headers else NoAnswer
-            self._fail(failure(f"replica closed the connection before answering ({exc or 'no error'})"))
+            self._fail(failure(f"{self._peer} closed the connection before answering ({exc or 'no error'})"))
 
     # -- httptools callbacks ------------------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -287,7 +289,7 @@ class HttpUpstream:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, connection = await loop.create_connection(_Connection, pool.host, pool.port)
+                _, connection = await loop.create_connection(lambda: _Connection(replica.role), pool.host, pool.port)
         except (OSError, TimeoutError) as e:
-            raise ConnectFailed(f"cannot connect to replica {replica.id!r} at {replica.http_url}: {e}") from e
+            raise ConnectFailed(f"cannot connect to {replica.role} {replica.id!r} at {replica.http_url}: {e}") from e
         return connection

@@ -161,3 +161,18 @@ async def test_idle_connections_beyond_the_pool_size_are_closed(serve: Serve) ->
 def test_replica_urls_must_be_plain_http() -> None:
     with pytest.raises(ValueError, match="not http://host:port"):
         asyncio.run(upstream().send(Replica("r", "https://x:1", "", True), "GET", "/", [], b""))
+
+
+async def test_errors_name_the_peer_by_its_role(serve: Serve) -> None:
+    """A payload log sink's failures say so, not "replica"."""
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    sink = Replica(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", "", True, role="payload log sink")
+    with pytest.raises(ConnectFailed, match=f"cannot connect to payload log sink '127.0.0.1:{port}'"):
+        await upstream().send(sink, "POST", "/", [], b"")
+    _, replica = await serve(lambda request: None)
+    dropping = Replica(replica.id, replica.http_url, "", True, role="payload log sink")
+    with pytest.raises(UpstreamFailed, match="^payload log sink closed the connection before answering"):
+        await asyncio.wait_for(upstream().send(dropping, "POST", "/", [], b"x"), 2)
