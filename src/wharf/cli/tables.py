@@ -8,6 +8,8 @@ from calendar import timegm
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from wharf.cli.progress import trouble
+
 Row = tuple[str, ...]
 Column = tuple[str, Callable[[dict[str, Any]], str]]
 
@@ -28,7 +30,8 @@ def _predictor(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _message(item: dict[str, Any]) -> str:
-    return _ready(item).get("message", "").split("\n")[0]
+    """Why it is not ready: a component's trouble (a replica's error) before Ready's own message."""
+    return trouble(item) or _ready(item).get("message", "").split("\n")[0]
 
 
 def _age(item: dict[str, Any]) -> str:
