@@ -7,8 +7,10 @@ one, else its predictor's).
   Open Inference Protocol over REST whichever protocol its service names)
 
 The step's data goes as it is: the graph converts no body from one protocol to the other (neither does KServe's
-router). A step whose service speaks another protocol than the data it gets is refused by that service; the
-graph's error names the step, the service, its protocol and the path.
+router), so a graph's services should speak the protocol of the data it is sent. A V1 body (`instances`) sent to
+a V2 service is refused (400: no `inputs`); a V2 body sent to a V1 service is read as V1, whose `inputs` are rows,
+which a model refuses unless it takes such rows. Either way the graph answers the service's 4xx, its error naming
+the step, the service, its protocol and the path.
 """
 
 from __future__ import annotations
