@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -336,10 +337,12 @@ def wait(
         targets = [_target(resources[0], resources[1], need_name=True)]
     else:
         targets = [_target(resource, None, need_name=True) for resource in resources]
+    deadline = time.monotonic() + timeout_s  # for all of them
     with _client(control_url) as client, _interruptible():
         for kind, name in targets:
             assert name is not None
-            met, last = progress.watch_until(client, kind, namespace, name, goal.met, timeout_s)
+            left = max(deadline - time.monotonic(), 0.0)
+            met, last = progress.watch_until(client, kind, namespace, name, goal.met, left)
             label = _label(kind, name)
             if met:
                 typer.echo(f"{label} {'deleted' if goal.condition is None else 'condition met'}")
