@@ -5,6 +5,7 @@ kubectl's shapes: `TYPE NAME` or `TYPE/NAME`, `-n NAMESPACE` or `-A`, `-o yaml|j
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -55,10 +56,13 @@ def _client(url: str | None) -> Iterator[ControlClient]:
 
 @contextmanager
 def _interruptible() -> Iterator[None]:
-    """Ctrl-C ends a command that follows something (a watch, a log) quietly."""
+    """Ctrl-C, or a reader that goes (`| head`), ends a command that follows something (a watch, a log) quietly."""
     try:
         yield
     except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         raise typer.Exit(0) from None
 
 
