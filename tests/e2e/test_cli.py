@@ -104,7 +104,9 @@ def test_get_watch_sees_a_service_become_ready(daemon: Daemon) -> None:
 
 def test_apply_a_directory_then_list_describe_and_delete_it(daemon: Daemon, tmp_path: Path) -> None:
     (tmp_path / "who.yaml").write_text(manifest("who", "a"))
-    (tmp_path / "other.json").write_text(json.dumps({**yaml.safe_load(manifest("other", "b")), "metadata": {"name": "other", "namespace": "team"}}))
+    (tmp_path / "other.json").write_text(
+        json.dumps({**yaml.safe_load(manifest("other", "b")), "metadata": {"name": "other", "namespace": "team"}})
+    )
     (tmp_path / "graph.yml").write_text(GRAPH)
     (tmp_path / "README.md").write_text("not a manifest")
     applied = daemon.wharf("apply", "-f", str(tmp_path), "--wait", "--timeout", "60s").stdout
@@ -178,16 +180,19 @@ def test_logs_follow_a_replica_through_its_restart(daemon: Daemon) -> None:
         restarted = follow.until('"event":"serving"')  # the new process, in the same file
         assert json.loads(restarted)["http_port"] != replica["http_port"]
         assert follow.interrupt() == 0
-    [state] = daemon.wait("who", lambda s: ready(s) and s["status"]["replicaStates"][0]["restarts"] == 1)[
-        "status"
-    ]["replicaStates"]
+    [state] = daemon.wait("who", lambda s: ready(s) and s["status"]["replicaStates"][0]["restarts"] == 1)["status"][
+        "replicaStates"
+    ]
     assert state["last_error"] == "exited (status -9)"  # not the start-up lines of the process that was killed
     events = daemon.wharf("describe", "isvc/who").stdout
     assert f"replica {replica['id']} restarted (1 in all) after: exited (status -9)" in events
     assert set(who_answers(daemon, "who.default.example.com", 3)) == {"a"}
 
     for refused, message in (
-        (("logs", "isvc/who", "--revision", "7"), "has no predictor revision '7'; its predictor revisions: who-predictor-00001"),
+        (
+            ("logs", "isvc/who", "--revision", "7"),
+            "has no predictor revision '7'; its predictor revisions: who-predictor-00001",
+        ),
         (("logs", "isvc/who", "-c", "transformer"), "InferenceService default/who has no transformer"),
         (("logs", "ig/chain"), "logs are an InferenceService's"),
     ):
@@ -207,7 +212,8 @@ def test_wait_and_apply_wait_say_why_a_service_is_not_ready(daemon: Daemon, monk
         assert time.monotonic() - started < 20, "the error shows within seconds"
         assert error.startswith("inferenceservice/broken: exited before serving (status 2): ... wharf serve: OSError")
         assert apply.proc.wait(20) == 1
-        assert "error: timed out after 8s waiting for inferenceservice/broken" in apply.proc.stderr.read()  # type: ignore[union-attr]
+        assert apply.proc.stderr is not None
+        assert "error: timed out after 8s waiting for inferenceservice/broken" in apply.proc.stderr.read()
 
     began = time.monotonic()
     timed_out = daemon.wharf("wait", "--for=condition=Ready", "isvc/broken", "--timeout", "3s", check=False)

@@ -79,7 +79,12 @@ def test_make_run_serves_the_example_and_ctrl_c_stops_everything(tmp_path: Path)
         v1, v2_head = curls
         v2 = v2_head.rstrip("\\") + " " + text.split(v2_head, 1)[1].splitlines()[1].strip()
         for command in (v1, v2):
-            answer = subprocess.run(["curl", "-sS", "--max-time", "10", *shlex.split(command)[1:]], capture_output=True, text=True, timeout=20)
+            answer = subprocess.run(
+                ["curl", "-sS", "--max-time", "10", *shlex.split(command)[1:]],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             assert answer.returncode == 0 and re.search(r'"(predictions|outputs)"', answer.stdout), (command, answer)
         assert re.search(r"/docs \(the admin token", text)
     finally:

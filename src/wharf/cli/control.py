@@ -34,7 +34,11 @@ Namespace = Annotated[str, typer.Option("--namespace", "-n")]
 Kind = Annotated[str, typer.Argument(help="isvc or ig, or TYPE/NAME", metavar="TYPE[/NAME]")]
 Files = Annotated[
     list[Path],
-    typer.Option("--filename", "-f", help="a YAML or JSON file, a directory of them (.yaml, .yml, .json), or - for standard input"),
+    typer.Option(
+        "--filename",
+        "-f",
+        help="a YAML or JSON file, a directory of them (.yaml, .yml, .json), or - for standard input",
+    ),
 ]
 KINDS = {"inferenceservices": "InferenceService", "inferencegraphs": "InferenceGraph"}
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -121,7 +125,9 @@ def _read(file: Path) -> str:
 
 def apply(
     files: Files,
-    wait: Annotated[bool, typer.Option("--wait", help="then show a live line per resource until each is Ready")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="then show a live line per resource until each is Ready")
+    ] = False,
     timeout: Annotated[str, typer.Option(help="how long --wait waits (e.g. 90s, 5m)")] = "5m",
     control_url: ControlUrl = None,
 ) -> None:
@@ -155,7 +161,9 @@ def delete(
         typer.Option("--filename", "-f", help="delete the resources these files (or directories, or -) name"),
     ] = None,
     namespace: Namespace = "default",
-    ignore_not_found: Annotated[bool, typer.Option("--ignore-not-found", help="a missing resource is no error")] = False,
+    ignore_not_found: Annotated[
+        bool, typer.Option("--ignore-not-found", help="a missing resource is no error")
+    ] = False,
     control_url: ControlUrl = None,
 ) -> None:
     """Delete resources (and stop their replicas): TYPE NAME, TYPE/NAME, or those named in files."""

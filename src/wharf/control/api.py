@@ -97,9 +97,7 @@ def create_app(controller: Controller) -> FastAPI:
             raise ConfigurationError(f"the request body must be UTF-8 YAML or JSON ({e})") from None
         return {"results": await controller.apply(text, None if base is None else Path(base))}
 
-    def listed(
-        group: str, version: str, plural: str, namespace: str | None, selector: str | None, watch: Watch
-    ) -> Any:
+    def listed(group: str, version: str, plural: str, namespace: str | None, selector: str | None, watch: Watch) -> Any:
         kind = _kind(group, version, plural)
         fields = _fields(selector)
         if namespace is not None and fields.get("metadata.namespace", namespace) != namespace:

@@ -205,7 +205,12 @@ class Controller:
         return [_event(e) for e in self.store.events(kind, namespace, name)]
 
     def log_source(
-        self, namespace: str, name: str, component: str = PREDICTOR, revision: str | None = None, replica: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        component: str = PREDICTOR,
+        revision: str | None = None,
+        replica: str | None = None,
     ) -> LogSource:
         """Where the logs of a service's component revision are (by default its latest created revision); `revision`
         is a revision's name or number. Raises NotFound for a component, revision or replica it does not have."""

@@ -75,7 +75,11 @@ def _component_events(component: str, before: dict[str, Any], after: dict[str, A
         was.get("rolled_back"),
         was.get("rollback_reason"),
     ):
-        yield WARNING, "RolledBack", f"{component} revision {now['rolled_back']} rolled back: {now.get('rollback_reason')}"
+        yield (
+            WARNING,
+            "RolledBack",
+            f"{component} revision {now['rolled_back']} rolled back: {now.get('rollback_reason')}",
+        )
 
 
 def _scale_events(before: dict[str, int], after: dict[str, int]) -> Iterator[Event]:

@@ -8,7 +8,15 @@ from wharf.cli.progress import Wanted, duration, progress, shown
 
 
 def test_durations_as_kubectl_takes_them() -> None:
-    assert [duration(t) for t in ("60s", "1m30s", "2m", "500ms", "1h", "12", "0.5")] == [60, 90, 120, 0.5, 3600, 12, 0.5]
+    assert [duration(t) for t in ("60s", "1m30s", "2m", "500ms", "1h", "12", "0.5")] == [
+        60,
+        90,
+        120,
+        0.5,
+        3600,
+        12,
+        0.5,
+    ]
     for bad in ("", "5x", "1m 30s", "-3"):
         with pytest.raises(ValueError):
             duration(bad)

@@ -10,7 +10,11 @@ NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 def _service(name: str, ready: str, message: str = "", **status: object) -> dict:
     return {
         "metadata": {"name": name, "namespace": "default", "creationTimestamp": "2023-11-14T22:13:00Z"},
-        "status": {"url": f"http://{name}.default.example.com", "conditions": [{"type": "Ready", "status": ready, "message": message}], **status},
+        "status": {
+            "url": f"http://{name}.default.example.com",
+            "conditions": [{"type": "Ready", "status": ready, "message": message}],
+            **status,
+        },
     }
 
 
@@ -33,13 +37,19 @@ def test_a_watch_keeps_the_columns_of_its_first_rows() -> None:
 
 def test_wide_columns_say_why_a_service_is_not_ready() -> None:
     conditions = [
-        {"type": "PredictorReady", "status": "False", "message": "exited before serving (status 2):\nOSError: no weights"},
+        {
+            "type": "PredictorReady",
+            "status": "False",
+            "message": "exited before serving (status 2):\nOSError: no weights",
+        },
         {"type": "Ready", "status": "False", "message": "waiting for a ready replica of who-predictor-00001"},
     ]
     service = _service("who", "False")
     service["status"]["conditions"] = conditions
     row = Table(columns("InferenceService", wide=True, namespaces=True)).render([service]).splitlines()[1]
-    assert row.split()[:2] == ["default", "who"] and row.endswith("exited before serving (status 2): ... OSError: no weights")
+    assert row.split()[:2] == ["default", "who"] and row.endswith(
+        "exited before serving (status 2): ... OSError: no weights"
+    )
     graph = Table(columns("InferenceGraph", wide=False, namespaces=False)).render([_service("chain", "True")])
     assert graph.splitlines()[0].split() == ["NAME", "URL", "READY", "AGE"]
 
@@ -47,8 +57,22 @@ def test_wide_columns_say_why_a_service_is_not_ready() -> None:
 def test_events_list_counts_and_the_further_lines_of_a_message() -> None:
     assert events_table([]) == "Events:  <none>"
     events = [
-        {"type": "Normal", "reason": "Ready", "message": "ready", "count": 1, "firstTimestamp": "2023-11-14T22:13:10Z", "lastTimestamp": "2023-11-14T22:13:10Z"},
-        {"type": "Warning", "reason": "ReplicaRestarted", "message": "replica a restarted:\nboom", "count": 3, "firstTimestamp": "2023-11-14T22:03:20Z", "lastTimestamp": "2023-11-14T22:13:00Z"},
+        {
+            "type": "Normal",
+            "reason": "Ready",
+            "message": "ready",
+            "count": 1,
+            "firstTimestamp": "2023-11-14T22:13:10Z",
+            "lastTimestamp": "2023-11-14T22:13:10Z",
+        },
+        {
+            "type": "Warning",
+            "reason": "ReplicaRestarted",
+            "message": "replica a restarted:\nboom",
+            "count": 3,
+            "firstTimestamp": "2023-11-14T22:03:20Z",
+            "lastTimestamp": "2023-11-14T22:13:00Z",
+        },
     ]
     assert events_table(events, NOW).splitlines() == [
         "Events:",

@@ -48,7 +48,9 @@ def test_events_repeat_as_a_count_keep_the_last_ones_and_go_with_their_resource(
         store.add_event(KIND, "default", "iris", "Normal", "Scaled", f"scaled {i}")
     store.add_event(KIND, "default", "other", "Normal", "Ready", "ready")
     kept = store.events(KIND, "default", "iris")
-    assert len(kept) == EVENTS_KEPT and kept[-1].message == f"scaled {EVENTS_KEPT + 4}" and kept[0].message == "scaled 5"
+    assert (
+        len(kept) == EVENTS_KEPT and kept[-1].message == f"scaled {EVENTS_KEPT + 4}" and kept[0].message == "scaled 5"
+    )
     store.delete(KIND, "default", "iris")
     assert store.events(KIND, "default", "iris") == [] and len(store.events(KIND, "default", "other")) == 1
 
