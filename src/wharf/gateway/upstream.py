@@ -200,7 +200,7 @@ class HttpUpstream:
 
     async def send(self, replica: Replica, method: str, target: str, headers: Headers, body: bytes) -> Answer:
         """`replica`'s answer to `method target` with `headers` (Host and Content-Length are set here) and `body`."""
-        pool = self._pool(replica)
+        pool = self._pools.get(replica.http_url) or self._new_pool(replica)
         request = _head(pool, method, target, headers)
         request += (b"content-length: %d\r\n\r\n" % len(body), body)
         connection = self._idle(pool) or await self._connect(pool, replica)
@@ -228,7 +228,7 @@ class HttpUpstream:
         """`replica`'s answer to `method target` with `headers` (Host and the framing are set here) and `body` sent
         as it comes: `length` bytes, or chunked when None. `body` is iterated once, and only once the connection is
         open (so ConnectFailed leaves it for another replica)."""
-        pool = self._pool(replica)
+        pool = self._pools.get(replica.http_url) or self._new_pool(replica)
         head = _head(pool, method, target, headers)
         head.append(b"content-length: %d\r\n\r\n" % length if length is not None else _CHUNKED)
         connection = self._idle(pool) or await self._connect(pool, replica)
@@ -243,10 +243,8 @@ class HttpUpstream:
         self._release(pool, replica, connection)
         return answer
 
-    def _pool(self, replica: Replica) -> _Pool:
-        pool = self._pools.get(replica.http_url)
-        if pool is None:
-            pool = self._pools[replica.http_url] = _Pool(replica.http_url)
+    def _new_pool(self, replica: Replica) -> _Pool:
+        pool = self._pools[replica.http_url] = _Pool(replica.http_url)
         return pool
 
     def _release(self, pool: _Pool, replica: Replica, connection: _Connection) -> None:
