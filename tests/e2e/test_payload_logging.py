@@ -36,6 +36,6 @@ def test_a_logger_sends_each_request_and_response_to_its_url(daemon: Daemon) -> 
         refused = daemon.wharf(
             "apply", "-f", "-", stdin=manifest("nowhere", "a", predictor={"logger": "{mode: all}"}), check=False
         )  # type: ignore[dict-item]
-        assert refused.returncode != 0 and "spec.predictor.logger without a url" in refused.stderr
+        assert refused.returncode != 0 and "spec.predictor.logger.url: required" in refused.stderr
     finally:
         sink.close()
