@@ -12,7 +12,7 @@ import grpc
 
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway.dispatch import Dispatcher
-from wharf.gateway.grpc_proxy import GrpcProxy, GrpcUpstream
+from wharf.gateway.grpc_proxy import GrpcProxy, GrpcUpstream, grpc_server_options
 from wharf.gateway.payloads import SinkPost
 from wharf.gateway.proxy import RestProxy
 from wharf.gateway.routes import RouteTable
@@ -124,10 +124,7 @@ class Gateway:
         self._http = self._http_task = self._grpc = None
 
     async def _start_grpc(self, address: str) -> int:
-        limit = self.settings.max_request_bytes
-        self._grpc = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
-        )
+        self._grpc = grpc.aio.server(options=grpc_server_options(self.settings))
         self._grpc.add_generic_rpc_handlers((GrpcProxy(self._dispatcher, self._grpc_upstream, self.payloads),))
         port = self._grpc.add_insecure_port(address)
         await self._grpc.start()
