@@ -49,6 +49,13 @@ class NotFound(WharfError):
     grpc_code = "NOT_FOUND"
 
 
+class Unauthenticated(WharfError):
+    """The request lacks credentials the resource asks for, or they are not accepted."""
+
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
 class Forbidden(WharfError):
     """The operation exists but is not offered to this caller here (e.g. a control operation sent to the gateway)."""
 
@@ -128,6 +135,7 @@ class PredictorFailed(WharfError):
 _ANSWERED = (
     InvalidInput,
     PayloadTooLarge,
+    Unauthenticated,
     Forbidden,
     NotFound,
     Unimplemented,

@@ -135,6 +135,20 @@ def up(
         raise typer.Exit(2) from None
 
 
+@app.command()
+def apikey() -> None:
+    """Make an API key for InferenceServices: give the key to their clients, put the annotation in the services'
+    metadata.annotations (it holds only the key's digest), and the gateway asks every request for the key."""
+    import secrets
+
+    from wharf.control.spec import API_KEY_SHA256
+    from wharf.gateway.api_keys import digest
+
+    key = secrets.token_urlsafe(32)
+    typer.echo(f"key: {key}")
+    typer.echo(f'annotation: {API_KEY_SHA256}: "{digest(key)}"')
+
+
 @app.command(hidden=True)
 def gateway(
     socket: Annotated[Path, typer.Option(help="the Unix socket its daemon reaches it on")],

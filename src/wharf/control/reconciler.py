@@ -28,6 +28,7 @@ from wharf.control.backends import LocalBackend, ReplicaResources, ReplicaSpec, 
 from wharf.control.gateway_process import GatewayProcess
 from wharf.control.graph_plan import GRAPH_KIND, component_protocol, graph_route
 from wharf.control.metrics import ControlMetrics
+from wharf.control.spec import api_key_digests
 from wharf.control.plan import (
     ISVC_KIND,
     PREDICTOR,
@@ -494,6 +495,7 @@ class Reconciler:
             shadow=(shadow[0], shadow[1]) if shadow else None,
             front=front,
             aliases=(component_name(resource.name, PREDICTOR),) if front and component == PREDICTOR else (),
+            api_keys=api_key_digests(resource.manifest["metadata"].get("annotations") or {}),
             protocol=component_protocol(resource.manifest, component),
         )
 

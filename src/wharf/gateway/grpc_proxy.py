@@ -34,6 +34,7 @@ from google.protobuf.message import DecodeError
 
 from wharf import __version__
 from wharf.errors import InvalidInput, NotFound, WharfError
+from wharf.gateway.api_keys import presented_key, require_key
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher
 from wharf.gateway.payloads import REQUEST_ID, log_grpc_exchange
 from wharf.gateway.proxy import REPOSITORY_REFUSED
@@ -193,6 +194,8 @@ class GrpcProxy(grpc.GenericRpcHandler):
         """Route one request and forward it (mirroring it to a shadow revision when one is drawn)."""
         router = self._dispatcher.router
         service, tagged = self._service(router, name, request, metadata)
+        if service.api_keys:
+            require_key(service, presented_key((k, v) for k, v in metadata if isinstance(v, str)))
         pinned = next((v for k, v in metadata if k == REVISION_KEY), None)
         revision = router.revision(service, pinned if isinstance(pinned, str) else tagged)
         outgoing = _passed_on(metadata)

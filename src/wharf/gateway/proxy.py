@@ -27,6 +27,7 @@ import orjson
 from wharf.embedded_http import BodyStream, read_body, start_body
 from wharf.errors import Forbidden, InvalidInput, MethodNotAllowed, PayloadTooLarge, Unimplemented, WharfError
 from wharf.gateway.activator import ActivationFailed
+from wharf.gateway.api_keys import presented_key, require_key
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.payloads import REQUEST_ID_HEADER, log_rest_exchange
 from wharf.gateway.router import Router
@@ -107,6 +108,8 @@ class RestProxy:
             status, answer = await self._graph_runner(router, graph).run(body, _step_headers(headers))
             return Answer(status, list(_JSON), answer)
         route = router.route(host, path)
+        if route.service.api_keys:
+            require_key(route.service, _key_of(headers))
         if _is_repository_api(route.path):
             raise Forbidden(REPOSITORY_REFUSED)
         revision = router.revision(route.service, pinned or route.tag_revision)
@@ -202,6 +205,7 @@ class RestProxy:
             if not isinstance(target, ServiceTarget):
                 raise Unimplemented(f"graph {graph.key!r}: only serviceName steps are served")
             service = router.service(f"{graph.namespace}/{target.name}")
+            require_key(service, presented_key(headers.items()))
             revision = router.revision(service)
             path, called = service_call(service.protocol, service.model)
             sent = [*_JSON, *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())]
@@ -214,6 +218,14 @@ class RestProxy:
             return StepAnswer(answer.status, answer.body, called)
 
         return GraphRunner(graph.nodes, call, self._dispatcher.rng, step_timeout_s=graph.step_timeout_s)
+
+
+def _key_of(headers: Headers) -> str | None:
+    """The API key a request carries (see `wharf.gateway.api_keys`)."""
+    return presented_key((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k in _KEY_HEADERS)
+
+
+_KEY_HEADERS = frozenset({b"authorization", b"x-api-key"})
 
 
 def _step_headers(headers: Headers) -> dict[str, str]:

@@ -57,6 +57,7 @@ class Service:
     shadow: tuple[str, int] | None = None  # (revision name, percent of requests mirrored to it)
     front: bool = True  # whether requests naming `model` (gRPC without x-wharf-service) come here
     aliases: tuple[str, ...] = ()  # other names it answers at in its namespace
+    api_keys: frozenset[str] = frozenset()  # SHA-256 digests (hex) of the keys its requests must carry; empty: none
     protocol: str = "v1"  # its protocolVersion: InferenceGraph steps call it with `/v1/...:predict` or `/v2/.../infer`
 
     @property

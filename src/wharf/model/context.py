@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 
-# What a transformer sends on to its predictor: W3C trace context, B3, and the request id.
+# What a transformer sends on to its predictor: W3C trace context, B3, the request id, and the API key the gateway
+# asks of a service with keys (`wharf.gateway.api_keys`).
 PROPAGATED = frozenset(
-    {"traceparent", "tracestate", "baggage", "x-request-id", "b3"}
+    {"traceparent", "tracestate", "baggage", "x-request-id", "b3", "authorization", "x-api-key"}
     | {"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"}
 )
 

@@ -6,6 +6,7 @@ manifest may carry that have no effect on a local replica.
 
 from wharf.control.spec.common import (
     AUTO_ROLLBACK_ERROR_RATE,
+    API_KEY_SHA256,
     AUTO_ROLLBACK_P99_MS,
     DEFAULT_TIMEOUT_S,
     SHADOW_PERCENT,
@@ -17,6 +18,7 @@ from wharf.control.spec.common import (
     Scaling,
     SpecError,
     parse_quantity,
+    api_key_digests,
 )
 from wharf.control.spec.graph import InferenceGraph, InferenceGraphSpec, InferenceRouter, InferenceStep
 from wharf.control.spec.inferenceservice import (
@@ -43,7 +45,9 @@ from wharf.control.spec.manifests import KINDS, MAX_DOCUMENTS, Manifest, parse_m
 
 __all__ = [
     "AUTO_ROLLBACK_ERROR_RATE",
+    "API_KEY_SHA256",
     "AUTO_ROLLBACK_P99_MS",
+    "api_key_digests",
     "CUSTOM_FORMAT",
     "DEFAULT_TIMEOUT_S",
     "FRAMEWORKS",

@@ -18,6 +18,11 @@ Wharf's annotations (on `metadata.annotations`, prefix `serving.wharf.dev/`) set
   default 60 s, Knative's stable window), Wharf takes it out of traffic (a rollback). The window is the gateway's,
   one for every service: `serving.wharf.dev/auto-rollback-window-s` is refused rather than ignored.
 
+- `serving.wharf.dev/api-key-sha256` (SHA-256 digests, hexadecimal, comma-separated): the gateway answers the
+  service only to requests that carry one of the keys with these digests, as `Authorization: Bearer KEY` or
+  `x-api-key: KEY` (gRPC: the same metadata); others get 401. `wharf apikey` makes a key and its digest. Only
+  digests are stored, so a manifest or a `wharf get` shows no key.
+
 An unknown `serving.wharf.dev/` annotation is an error (most likely a typo). Other annotations, such as Knative's
 `autoscaling.knative.dev/*`, are kept as plain strings for the components that read them.
 """
@@ -59,6 +64,8 @@ WHARF_PREFIX = "serving.wharf.dev/"
 SHADOW_PERCENT = WHARF_PREFIX + "shadow-percent"
 AUTO_ROLLBACK_ERROR_RATE = WHARF_PREFIX + "auto-rollback-error-rate"
 AUTO_ROLLBACK_P99_MS = WHARF_PREFIX + "auto-rollback-p99-ms"
+API_KEY_SHA256 = WHARF_PREFIX + "api-key-sha256"
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 GPU = "nvidia.com/gpu"
 RESOURCE_NAMES = ("cpu", "memory", GPU)
@@ -383,17 +390,39 @@ _NOT_SUPPORTED = {
 }
 
 
+def api_key_digests(annotations: Mapping[str, str]) -> frozenset[str]:
+    """The SHA-256 digests (lower-case hexadecimal) of the keys a service asks for; empty: no key needed."""
+    text = annotations.get(API_KEY_SHA256)
+    if text is None:
+        return frozenset()
+    digests = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+    wrong = [d for d in digests if not _SHA256_HEX.fullmatch(d)]
+    if wrong or not digests:
+        raise ValueError(
+            "must list SHA-256 digests of the keys, 64 hexadecimal digits each, comma-separated (`wharf apikey`"
+            " makes a key and its digest)" + (f"; not a digest: {wrong[0][:70]!r}" if wrong else "")
+        )
+    return digests
+
+
 def _read_rollout_policy(annotations: Mapping[str, str]) -> tuple[RolloutPolicy, list[Problem]]:
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     for key, text in annotations.items():
         if not key.startswith(WHARF_PREFIX):
             continue
+        if key == API_KEY_SHA256:
+            try:
+                api_key_digests(annotations)
+            except ValueError as e:
+                problems.append(((key,), str(e)))
+            continue
         if key in _NOT_SUPPORTED:
             problems.append(((key,), _NOT_SUPPORTED[key]))
             continue
         if key not in _WHARF_ANNOTATIONS:
-            problems.append(((key,), f"unknown Wharf annotation; known: {', '.join(_WHARF_ANNOTATIONS)}"))
+            known = ", ".join([*_WHARF_ANNOTATIONS, API_KEY_SHA256])
+            problems.append(((key,), f"unknown Wharf annotation; known: {known}"))
             continue
         attribute, read = _WHARF_ANNOTATIONS[key]
         try:
