@@ -46,7 +46,8 @@ def server_options(limits: GrpcLimits) -> Options:
         ("grpc.max_connection_idle_ms", _ms(limits.max_connection_idle_s)),
         ("grpc.max_connection_age_grace_ms", _ms(limits.max_connection_age_grace_s)),
         ("grpc.server_handshake_timeout_ms", _ms(limits.handshake_timeout_s)),
-        ("grpc.max_metadata_size", limits.max_metadata_bytes),
+        ("grpc.max_metadata_size", limits.max_metadata_bytes),  # the soft limit: refused with some probability
+        ("grpc.absolute_max_metadata_size", limits.max_metadata_bytes),  # the hard one: always refused
         ("grpc.http2.max_ping_strikes", limits.max_ping_strikes),
     ]
     if limits.max_connection_age_s is not None:
