@@ -13,6 +13,7 @@ import grpc
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.grpc_proxy import GrpcProxy, GrpcUpstream, grpc_server_options
+from wharf.gateway.metrics import GatewayMetrics
 from wharf.gateway.payloads import SinkPost
 from wharf.gateway.proxy import RestProxy
 from wharf.gateway.routes import RouteTable
@@ -43,6 +44,7 @@ class Gateway:
     ) -> None:
         self.settings = settings or GatewaySettings()
         self._dispatcher = Dispatcher(self.settings, rng, clock)
+        self.metrics = GatewayMetrics(self._dispatcher)  # served at /metrics on the REST port
         self.on_demand = on_demand
         self._http_upstream = HttpUpstream(
             self.settings.connect_timeout_s, self.settings.pool_size_per_replica, self.settings.pool_idle_timeout_s
@@ -132,7 +134,7 @@ class Gateway:
 
     async def _start_http(self, listener: socket.socket) -> None:
         self._http = EmbeddedServer(
-            RestProxy(self._dispatcher, self._http_upstream, self.settings, self.payloads),
+            RestProxy(self._dispatcher, self._http_upstream, self.settings, self.payloads, self.metrics),
             date_header=False,
             timeout_keep_alive=int(self.settings.keepalive_timeout_s),
         )

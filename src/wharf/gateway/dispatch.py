@@ -1,16 +1,16 @@
 """The protocol-neutral core of the gateway, which the REST and gRPC proxies share.
 
 It holds the current `Router` (swapped whole on `update`), sends one request to a replica of a revision within
-the revision's timeout, counts it in the revision's statistics, and mirrors a share of requests to a shadow
-revision without waiting for them.
+the revision's timeout, counts it in the revision's statistics (by the `Codes` of the transport: codes.py), and
+mirrors a share of requests to a shadow revision without waiting for them (counted apart, as the shadow's).
 
 A replica that dies costs no request that can be saved. A request goes to another replica when one refused its
 connection, and once more (to another replica where there is one, else over a new connection) when a connection
 broke before any of the answer came, as Knative's activator does: the replica died or closed the connection, and
 inference requests may be sent again. A replica that drops it again on a new connection is dying, and counts as
 refusing it. With no ready replica left to try, the request waits in the activator as when the revision scales from
-zero: the crashed replica is restarted, and the route table that says so wakes it. The happy path pays for none of
-this but a few attribute reads.
+zero: the crashed replica is restarted, and the route table that says so wakes it. Each try sent again is counted
+(the revision's window's `refused` and `resent`). The happy path pays for none of this but a few attribute reads.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import TypeVar
 from wharf.errors import RequestTimeout, WharfError
 from wharf.gateway.activator import Activator
 from wharf.gateway.balancer import Balancer, NoReadyReplica
+from wharf.gateway.codes import Codes
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Revision, RouteTable, Service
 from wharf.gateway.settings import GatewaySettings
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Send = Callable[[Replica], Awaitable[T]]  # sends the request to one replica and returns its answer
-Failed = Callable[[T], bool]  # whether an answer counts as an error of the revision
 
 
 class ConnectFailed(Exception):
@@ -105,8 +105,9 @@ class Dispatcher:
         """Statistics of every revision in the current table."""
         return self.stats.snapshot(r for s in self.router.table.services for r in s.revisions)
 
-    async def forward(self, revision: Revision, send: Send[T], failed: Failed[T]) -> T:
-        """The answer of a replica of `revision`, counted in its statistics.
+    async def forward(self, revision: Revision, send: Send[T], codes: Codes[T], mirrored: bool = False) -> T:
+        """The answer of a replica of `revision`, counted in its statistics under its code (`mirrored`: as a copy
+        sent to it as a shadow).
 
         While the revision has no ready replica left to try the request waits in the activator (ActivationFailed
         past its deadline); RequestTimeout once the revision's timeout has passed since the request came.
@@ -116,7 +117,6 @@ class Dispatcher:
         start = clock()
         deadline = asyncio.get_running_loop().time() + revision.timeout_s
         tries = _FIRST_TRY
-        error = True
         try:
             while True:
                 try:
@@ -129,19 +129,22 @@ class Dispatcher:
                         revision = await self.activator.wait(revision, deadline, tries.refused)
                     finally:
                         window.queued -= 1
-            error = failed(answer)
+            code = codes.of(answer)
             return answer
+        except BaseException as e:
+            code = codes.of_exception(e)
+            raise
         finally:
             end = clock()
-            window.record(end, end - start, error)
+            window.record(end, end - start, code, mirrored)
 
-    def mirror(self, router: Router, service: Service, send: Send[T], failed: Failed[T]) -> None:
+    def mirror(self, router: Router, service: Service, send: Send[T], codes: Codes[T]) -> None:
         """Also send this request to `service`'s shadow revision when it is among the share mirrored, unless
         `shadow_concurrency` mirrored requests are already in flight. Nobody waits for the answer."""
         revision = router.shadow(service)
         if revision is None or len(self._shadows) >= self._shadow_limit:
             return
-        task = asyncio.create_task(self._shadow(revision, send, failed))
+        task = asyncio.create_task(self._shadow(revision, send, codes))
         self._shadows.add(task)
         task.add_done_callback(self._shadows.discard)
 
@@ -158,14 +161,15 @@ class Dispatcher:
         window.in_flight += 1
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._send(revision, send, tries)
+                return await self._send(revision, send, window, tries)
         except TimeoutError:
             raise RequestTimeout(f"revision {revision.name!r} did not answer within {revision.timeout_s} s") from None
         finally:
             window.in_flight -= 1
 
-    async def _send(self, revision: Revision, send: Send[T], tries: _Tries) -> T:
-        """`send` to a replica of `revision` not refused before; _Held when none is left to try."""
+    async def _send(self, revision: Revision, send: Send[T], window: RevisionWindow, tries: _Tries) -> T:
+        """`send` to a replica of `revision` not refused before, counting each try sent again in `window`; _Held
+        when none is left to try."""
         refused, dropped = tries.refused, tries.dropped
         tried = frozenset(r.id for r in revision.replicas if r in refused) if refused else frozenset()
         avoid: frozenset[str] = frozenset()
@@ -180,6 +184,7 @@ class Dispatcher:
                 self.balancer.eject(replica)
                 refused |= {replica}
                 tried |= {replica.id}
+                window.refused += 1
             except NoAnswer:
                 if dropped is None:  # once more: to another replica if there is one, else over a new connection
                     dropped, avoid = replica, frozenset({replica.id})
@@ -188,12 +193,13 @@ class Dispatcher:
                     tried |= {replica.id}
                 else:
                     raise
+                window.resent += 1
             finally:
                 self.balancer.release(replica, revision)
 
-    async def _shadow(self, revision: Revision, send: Send[T], failed: Failed[T]) -> None:
+    async def _shadow(self, revision: Revision, send: Send[T], codes: Codes[T]) -> None:
         try:
-            await self.forward(revision, send, failed)
+            await self.forward(revision, send, codes, mirrored=True)
         except WharfError:
             pass  # counted in the revision's statistics; the answer goes nowhere
         except Exception:

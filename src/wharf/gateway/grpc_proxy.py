@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError
 from wharf import __version__
 from wharf.errors import InvalidInput, NotFound, WharfError
 from wharf.gateway.api_keys import presented_key, require_key
+from wharf.gateway.codes import GrpcCodes
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher
 from wharf.gateway.payloads import REQUEST_ID, log_grpc_exchange
 from wharf.gateway.proxy import REPOSITORY_REFUSED
@@ -95,8 +96,7 @@ def _numbered(metadata: Metadata, number: int) -> Metadata:
     return [(k, f"{v}-{number}" if k == REQUEST_ID and isinstance(v, str) else v) for k, v in metadata]
 
 
-def _failed(reply: _Reply) -> bool:
-    return reply.code in _REPLICA_FAULTS
+_CODES: GrpcCodes[_Reply] = GrpcCodes(lambda reply: reply.code, _REPLICA_FAULTS)
 
 
 def _passed_on(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
@@ -207,9 +207,9 @@ class GrpcProxy(grpc.GenericRpcHandler):
         def send(replica: Replica) -> Awaitable[_Reply]:
             return upstream.call(replica, method, request, outgoing, timeout)
 
-        self._dispatcher.mirror(router, service, send, _failed)
+        self._dispatcher.mirror(router, service, send, _CODES)
         try:
-            reply = await self._dispatcher.forward(revision, send, _failed)
+            reply = await self._dispatcher.forward(revision, send, _CODES)
         except WharfError as e:  # the gateway's own answer (no ready replica, timeout)
             if log_answer is not None:
                 log_answer(e.grpc_code, None, e.message)

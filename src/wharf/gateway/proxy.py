@@ -12,6 +12,8 @@ nowhere else (with a `Retry-After` header when the activator gave up waiting).
 
 The model repository API (`/v2/repository/...`: load, unload, index) is a control operation: it is refused (403)
 whatever the route, so that no client of the gateway can unload a service's model in its replicas.
+
+`GET /metrics` with a Host that names no service is answered by the gateway itself: its own metrics (metrics.py).
 """
 
 from __future__ import annotations
@@ -25,10 +27,20 @@ from urllib.parse import unquote
 import orjson
 
 from wharf.embedded_http import BodyStream, read_body, start_body
-from wharf.errors import Forbidden, InvalidInput, MethodNotAllowed, PayloadTooLarge, Unimplemented, WharfError
+from wharf.errors import (
+    Forbidden,
+    InvalidInput,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unimplemented,
+    WharfError,
+)
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.api_keys import presented_key, require_key
+from wharf.gateway.codes import HttpCodes
 from wharf.gateway.dispatch import Dispatcher
+from wharf.gateway.metrics import GatewayMetrics
 from wharf.gateway.payloads import REQUEST_ID_HEADER, log_rest_exchange
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Graph, Replica, Revision, Service
@@ -52,8 +64,7 @@ _NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwar
 _NOT_TO_STEPS = frozenset({b"content-type", b"accept-encoding"})
 
 
-def _failed(answer: Answer) -> bool:
-    return answer.status >= 500
+_CODES: HttpCodes[Answer] = HttpCodes(lambda answer: answer.status)
 
 
 class RestProxy:
@@ -65,8 +76,10 @@ class RestProxy:
         upstream: HttpUpstream,
         settings: GatewaySettings,
         payloads: PayloadLogger,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._metrics = metrics or GatewayMetrics(dispatcher)
         self._upstream = upstream
         self._payloads = payloads
         self._limit = settings.max_request_bytes
@@ -107,7 +120,12 @@ class RestProxy:
             body = await read_body(receive, self._limit, self._body_timeout)
             status, answer = await self._graph_runner(router, graph).run(body, _step_headers(headers))
             return Answer(status, list(_JSON), answer)
-        route = router.route(host, path)
+        try:
+            route = router.route(host, path)
+        except NotFound:
+            if path == "/metrics" and scope["method"] == "GET":  # a Host of no service: the gateway's own
+                return Answer(200, [(b"content-type", self._metrics.content_type.encode())], self._metrics.render())
+            raise
         if route.service.api_keys:
             require_key(route.service, _key_of(headers))
         if _is_repository_api(route.path):
@@ -128,7 +146,7 @@ class RestProxy:
             return upstream.send(replica, method, target, headers, body)
 
         log_answer = log_rest_exchange(self._payloads, revision.logger, method, headers, body)
-        self._dispatcher.mirror(router, route.service, send, _failed)
+        self._dispatcher.mirror(router, route.service, send, _CODES)
         answer = await self._logged(revision, send, log_answer)
         if log_answer is not None and not any(key == REQUEST_ID_HEADER for key, _ in answer.headers):
             # The client learns the id its payload events carry (the gateway may have made it).
@@ -166,7 +184,7 @@ class RestProxy:
             except (InvalidInput, PayloadTooLarge) as e:  # the client's body: answered, not the revision's fault
                 return _error(e.http_status, e.message)
 
-        return await self._dispatcher.forward(revision, send, _failed)
+        return await self._dispatcher.forward(revision, send, _CODES)
 
     async def _logged(
         self,
@@ -176,7 +194,7 @@ class RestProxy:
     ) -> Answer:
         """The answer of a replica of `revision`, handed to `log_answer` too (when the revision logs payloads)."""
         try:
-            answer = await self._dispatcher.forward(revision, send, _failed)
+            answer = await self._dispatcher.forward(revision, send, _CODES)
         except WharfError as e:  # the gateway's own answer (no ready replica, timeout): logged as it goes out
             if log_answer is not None:
                 log_answer(_error(e.http_status, e.message))

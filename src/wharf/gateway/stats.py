@@ -7,6 +7,12 @@ Time is cut into buckets of `bucket_s` seconds by an injected clock; a snapshot 
 Each window also counts every request it has answered, and a snapshot says when it was taken: the autoscaler's
 requests per second are the difference of two snapshots' counts over the time between them, however often it
 looks (one integer added per request).
+
+For the gateway's /metrics (metrics.py), each window also keeps counts since it began, as Prometheus counters and
+histograms want them, apart for the revision's own requests and the copies mirrored to it as a shadow (`Tally`):
+answers by status code, the latency bins and their sum; and the requests sent again (`refused`, `resent`). The
+latency bins' bounds include the Prometheus buckets' (`PROMETHEUS_BUCKETS_S`), so one bin lookup per request serves
+both the window's percentiles and an exact Prometheus histogram. Recording a request costs about 0.5 µs in all.
 """
 
 from __future__ import annotations
@@ -14,13 +20,21 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wharf.gateway.codes import Code
 
 _RATIO = 1.1
 _SMALLEST_MS = 0.01
-# Upper bounds of the latency bins: 0.01 ms, 0.011 ms, ... up to about half an hour.
-_BOUNDS_MS = tuple(_SMALLEST_MS * _RATIO**i for i in range(200))
+# The buckets of the gateway's latency histograms, as the model server's (0.5 ms .. 60 s).
+PROMETHEUS_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_PROMETHEUS_MS = tuple(round(b * 1000, 6) for b in PROMETHEUS_BUCKETS_S)
+# Upper bounds of the latency bins: 0.01 ms, 0.011 ms, ... up to about half an hour, and the Prometheus buckets'.
+_BOUNDS_MS = tuple(sorted({_SMALLEST_MS * _RATIO**i for i in range(200)} | set(_PROMETHEUS_MS)))
+_PROMETHEUS_BINS = tuple(_BOUNDS_MS.index(b) for b in _PROMETHEUS_MS)  # the bin each Prometheus bucket ends with
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,22 +62,64 @@ class _Bucket:
         self.bins: dict[int, int] = {}
 
 
+class Tally:
+    """Counts of a revision's answers since its window began: by code label, and their latencies."""
+
+    __slots__ = ("codes", "bins", "seconds")
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.bins = [0] * (len(_BOUNDS_MS) + 1)
+        self.seconds = 0.0  # the latencies' sum
+
+    @property
+    def count(self) -> int:
+        return sum(self.codes.values())
+
+    def histogram(self) -> Iterator[tuple[float, int]]:
+        """(upper bound in seconds, requests that took at most that long) for each Prometheus bucket, then
+        (inf, all requests)."""
+        bins, seen, start = self.bins, 0, 0
+        for bound_s, end in zip(PROMETHEUS_BUCKETS_S, _PROMETHEUS_BINS):
+            seen += sum(bins[start : end + 1])
+            start = end + 1
+            yield bound_s, seen
+        yield math.inf, seen + sum(bins[start:])
+
+
 class RevisionWindow:
     """The live counters of one revision; `in_flight` and `queued` are raised and lowered by whoever forwards a
-    request."""
+    request, `refused` and `resent` counted by whoever sends one again (after a refused connection, or one that
+    broke before any answer)."""
 
-    __slots__ = ("in_flight", "queued", "answered", "_bucket_s", "_slots", "_buckets")
+    __slots__ = (
+        "in_flight",
+        "queued",
+        "answered",
+        "live",
+        "mirrored",
+        "refused",
+        "resent",
+        "_bucket_s",
+        "_slots",
+        "_buckets",
+    )
 
     def __init__(self, bucket_s: float, window_s: float) -> None:
         self.in_flight = 0
         self.queued = 0
         self.answered = 0
+        self.live = Tally()  # requests routed to the revision
+        self.mirrored = Tally()  # copies of another revision's requests, sent to it as a shadow
+        self.refused = 0
+        self.resent = 0
         self._bucket_s = bucket_s
         self._slots = max(1, math.ceil(window_s / bucket_s))
         self._buckets: deque[_Bucket] = deque()
 
-    def record(self, now: float, latency_s: float, error: bool) -> None:
-        """Count one answered (or failed) request that ended at `now` and took `latency_s`."""
+    def record(self, now: float, latency_s: float, code: Code, mirrored: bool = False) -> None:
+        """Count one answered (or failed) request that ended at `now` with `code` and took `latency_s`
+        (`mirrored`: a shadow's copy)."""
         slot = int(now // self._bucket_s)
         buckets = self._buckets
         if not buckets or buckets[-1].slot != slot:
@@ -73,9 +129,14 @@ class RevisionWindow:
         bucket = buckets[-1]
         bucket.requests += 1
         self.answered += 1
-        bucket.errors += error
+        bucket.errors += code.error
         index = bisect_left(_BOUNDS_MS, latency_s * 1000.0)
         bucket.bins[index] = bucket.bins.get(index, 0) + 1
+        tally = self.mirrored if mirrored else self.live
+        tally.bins[index] += 1
+        tally.seconds += latency_s
+        codes, label = tally.codes, code.label
+        codes[label] = codes.get(label, 0) + 1
 
     def snapshot(self, now: float) -> RevisionStats:
         """The counts of the window that ends at `now`."""
@@ -101,7 +162,7 @@ class RevisionWindow:
 
 
 def _percentile(bins: dict[int, int], total: int, q: float) -> float | None:
-    """The geometric middle of the bin holding the q-quantile."""
+    """The geometric middle of the bin holding the q-quantile (bins are at most 10% wide)."""
     if not total:
         return None
     rank = max(1, math.ceil(q * total))
@@ -113,7 +174,7 @@ def _percentile(bins: dict[int, int], total: int, q: float) -> float | None:
                 return _SMALLEST_MS
             if index >= len(_BOUNDS_MS):
                 return _BOUNDS_MS[-1]
-            return _BOUNDS_MS[index] / math.sqrt(_RATIO)
+            return math.sqrt(_BOUNDS_MS[index - 1] * _BOUNDS_MS[index])
     raise AssertionError("bins add up to total")
 
 
@@ -132,6 +193,10 @@ class Stats:
         if window is None:
             window = self._windows[revision] = RevisionWindow(self._bucket_s, self._window_s)
         return window
+
+    def get(self, revision: str) -> RevisionWindow | None:
+        """The window of `revision` if it has one (no request yet: none)."""
+        return self._windows.get(revision)
 
     def retain(self, revisions: Iterable[str]) -> None:
         """Keep the windows of `revisions` only; requests still in flight on others finish uncounted."""

@@ -13,6 +13,7 @@ import pytest
 
 from wharf.gateway import ActivationFailed, Gateway, GatewaySettings, Replica, RouteTable
 from wharf.gateway.dispatch import Dispatcher, Send
+from wharf.gateway.codes import HttpCodes
 from wharf.gateway.proxy import RestProxy
 from wharf.logger import PayloadLogger
 
@@ -61,8 +62,7 @@ class Transport:
         return send
 
 
-def failed(answer: int) -> bool:
-    return answer >= 500
+CODES: HttpCodes[int] = HttpCodes(lambda answer: answer)  # the fake transports answer with a status
 
 
 async def settle() -> None:
@@ -77,7 +77,7 @@ async def test_waiters_wake_on_a_table_with_a_ready_replica_in_arrival_order() -
     transport = Transport()
     waiting = []
     for i in range(5):
-        waiting.append(asyncio.create_task(d.forward(rev, transport.send(i), failed)))
+        waiting.append(asyncio.create_task(d.forward(rev, transport.send(i), CODES)))
         await settle()  # each arrives after the one before
     stats = d.snapshot()["iris-1"]
     assert (stats.queued, stats.in_flight, stats.requests) == (5, 0, 0)
@@ -101,15 +101,15 @@ async def test_each_wait_signals_demand_once() -> None:
     d, demands = dispatcher(routes(COLD))
     rev = d.router.table.services[0].revisions["iris-1"]
     transport = Transport()
-    first = [asyncio.create_task(d.forward(rev, transport.send(i), failed)) for i in range(2)]
+    first = [asyncio.create_task(d.forward(rev, transport.send(i), CODES)) for i in range(2)]
     await settle()
     d.update(routes(WARM))
     await asyncio.wait_for(asyncio.gather(*first), 1)
-    assert await d.forward(rev, transport.send(2), failed) == 200  # the request's old revision: no wait
+    assert await d.forward(rev, transport.send(2), CODES) == 200  # the request's old revision: no wait
     assert demands == ["iris-1"]
 
     d.update(routes(COLD))  # scaled to zero again: the next request starts another wait
-    second = asyncio.create_task(d.forward(rev, transport.send(3), failed))
+    second = asyncio.create_task(d.forward(rev, transport.send(3), CODES))
     await settle()
     assert demands == ["iris-1", "iris-1"]
     d.update(routes(WARM))
@@ -121,7 +121,7 @@ async def test_waiting_past_the_deadline_fails() -> None:
     d, _ = dispatcher(routes(COLD, timeout_s=0.05), activator_retry_after_s=3)
     rev = d.router.table.services[0].revisions["iris-1"]
     with pytest.raises(ActivationFailed, match="none became ready within 0.05 s") as raised:
-        await d.forward(rev, Transport().send(0), failed)
+        await d.forward(rev, Transport().send(0), CODES)
     assert (raised.value.http_status, raised.value.grpc_code, raised.value.retry_after_s) == (503, "UNAVAILABLE", 3)
     stats = d.snapshot()["iris-1"]
     assert (stats.queued, stats.requests, stats.errors) == (0, 1, 1)
@@ -132,7 +132,7 @@ async def test_activator_timeout_caps_the_revision_timeout() -> None:
     rev = d.router.table.services[0].revisions["iris-1"]
     started = time.monotonic()
     with pytest.raises(ActivationFailed, match="within 0.05 s"):
-        await d.forward(rev, Transport().send(0), failed)
+        await d.forward(rev, Transport().send(0), CODES)
     assert time.monotonic() - started < 1
 
 
@@ -140,10 +140,10 @@ async def test_a_full_queue_refuses_at_once() -> None:
     d, demands = dispatcher(routes(COLD), activator_queue_size=2)
     rev = d.router.table.services[0].revisions["iris-1"]
     transport = Transport()
-    waiting = [asyncio.create_task(d.forward(rev, transport.send(i), failed)) for i in range(2)]
+    waiting = [asyncio.create_task(d.forward(rev, transport.send(i), CODES)) for i in range(2)]
     await settle()
     with pytest.raises(ActivationFailed, match="2 requests already wait for one") as raised:
-        await asyncio.wait_for(d.forward(rev, transport.send(2), failed), 0.5)
+        await asyncio.wait_for(d.forward(rev, transport.send(2), CODES), 0.5)
     assert raised.value.http_status == 503
     assert d.snapshot()["iris-1"].queued == 2
     d.update(routes(WARM))
@@ -155,7 +155,7 @@ async def test_a_waiter_that_leaves_is_never_dispatched() -> None:
     d, demands = dispatcher(routes(COLD))
     rev = d.router.table.services[0].revisions["iris-1"]
     transport = Transport()
-    waiting = [asyncio.create_task(d.forward(rev, transport.send(i), failed)) for i in range(3)]
+    waiting = [asyncio.create_task(d.forward(rev, transport.send(i), CODES)) for i in range(3)]
     await settle()
     waiting[1].cancel()  # its client went away
     await settle()
@@ -165,12 +165,12 @@ async def test_a_waiter_that_leaves_is_never_dispatched() -> None:
     assert transport.order == [0, 2]
 
     d.update(routes(COLD))
-    alone = asyncio.create_task(d.forward(rev, transport.send(3), failed))
+    alone = asyncio.create_task(d.forward(rev, transport.send(3), CODES))
     await settle()
     alone.cancel()  # the last waiter leaving ends the wait: the next request signals again
     await settle()
     assert d.snapshot()["iris-1"].queued == 0
-    late = asyncio.create_task(d.forward(rev, transport.send(4), failed))
+    late = asyncio.create_task(d.forward(rev, transport.send(4), CODES))
     await settle()
     assert demands == ["iris-1", "iris-1", "iris-1"]
     late.cancel()
@@ -181,19 +181,19 @@ async def test_a_waiter_that_leaves_is_never_dispatched() -> None:
 async def test_waiters_of_a_removed_revision_fail() -> None:
     d, _ = dispatcher(routes(COLD))
     rev = d.router.table.services[0].revisions["iris-1"]
-    waiting = asyncio.create_task(d.forward(rev, Transport().send(0), failed))
+    waiting = asyncio.create_task(d.forward(rev, Transport().send(0), CODES))
     await settle()
     d.update(table(service(name="other", traffic=(("other-1", 100),))))
     with pytest.raises(ActivationFailed, match="'iris-1' was removed while requests waited"):
         await asyncio.wait_for(waiting, 1)
     with pytest.raises(ActivationFailed, match="'iris-1' is no longer routed to"):
-        await d.forward(rev, Transport().send(1), failed)
+        await d.forward(rev, Transport().send(1), CODES)
 
 
 async def test_a_revision_whose_replicas_keep_failing_fails_its_waiters_and_new_requests_at_once() -> None:
     d, _ = dispatcher(routes(COLD))
     rev = d.router.table.services[0].revisions["iris-1"]
-    waiting = asyncio.create_task(d.forward(rev, Transport().send(0), failed))
+    waiting = asyncio.create_task(d.forward(rev, Transport().send(0), CODES))
     await settle()
     failing = dataclasses.replace(rev, failing="exited (status 1): OSError: weights missing")
     d.update(table(service(revisions=(failing,))))
@@ -201,7 +201,7 @@ async def test_a_revision_whose_replicas_keep_failing_fails_its_waiters_and_new_
     with pytest.raises(ActivationFailed, match=expected):
         await asyncio.wait_for(waiting, 1)
     with pytest.raises(ActivationFailed, match=expected):
-        await asyncio.wait_for(d.forward(failing, Transport().send(1), failed), 1)
+        await asyncio.wait_for(d.forward(failing, Transport().send(1), CODES), 1)
 
 
 async def test_a_failing_demand_callback_does_not_fail_the_request(caplog: pytest.LogCaptureFixture) -> None:
@@ -212,7 +212,7 @@ async def test_a_failing_demand_callback_does_not_fail_the_request(caplog: pytes
         raise RuntimeError("control plane down")
 
     d.activator.on_demand = broken
-    waiting = asyncio.create_task(d.forward(rev, Transport().send(0), failed))
+    waiting = asyncio.create_task(d.forward(rev, Transport().send(0), CODES))
     await settle()
     assert "on_demand failed" in caplog.text
     d.update(routes(WARM))

@@ -9,6 +9,7 @@ import pytest
 
 from wharf.errors import RequestTimeout
 from wharf.gateway import GatewaySettings, Replica, ReplicaUnavailable
+from wharf.gateway.codes import HttpCodes
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher, UpstreamFailed
 
 from .tables import replica, revision, service, table
@@ -20,8 +21,7 @@ def dispatcher(**settings) -> Dispatcher:  # type: ignore[no-untyped-def]
     return Dispatcher(GatewaySettings(**settings), random.Random(0))
 
 
-def failed(answer: int) -> bool:
-    return answer >= 500
+CODES: HttpCodes[int] = HttpCodes(lambda answer: answer)  # the fake transports answer with a status
 
 
 async def test_answers_are_counted_and_server_errors_are_errors() -> None:
@@ -35,8 +35,8 @@ async def test_answers_are_counted_and_server_errors_are_errors() -> None:
     async def broken(replica: Replica) -> int:
         return 500
 
-    assert await d.forward(rev, send, failed) == 200
-    assert await d.forward(rev, broken, failed) == 500
+    assert await d.forward(rev, send, CODES) == 200
+    assert await d.forward(rev, broken, CODES) == 500
     stats = d.snapshot()["iris-1"]
     assert (stats.in_flight, stats.requests, stats.errors, stats.error_rate) == (0, 2, 1, 0.5)
 
@@ -52,7 +52,7 @@ async def test_a_refused_connection_moves_to_another_replica() -> None:
             raise ConnectFailed("refused")
         return 200
 
-    assert [await d.forward(rev, send, failed) for _ in range(3)] == [200, 200, 200]
+    assert [await d.forward(rev, send, CODES) for _ in range(3)] == [200, 200, 200]
     assert tried.count("dead") == 1  # ejected after its refusal
     assert d.stats.snapshot(["iris-1"])["iris-1"].errors == 0
 
@@ -66,7 +66,7 @@ async def test_no_replica_accepting_a_connection_is_unavailable_once_none_came_i
         raise ConnectFailed("refused")
 
     with pytest.raises(ReplicaUnavailable, match="no ready replica that accepted a connection: none became ready"):
-        await d.forward(rev, refuse, failed)
+        await d.forward(rev, refuse, CODES)
     assert d.balancer.in_flight == {"a": 0, "b": 0}
 
 
@@ -81,7 +81,7 @@ async def test_a_failure_after_sending_is_not_retried() -> None:
         raise UpstreamFailed("connection reset")
 
     with pytest.raises(UpstreamFailed):
-        await d.forward(rev, drop, failed)
+        await d.forward(rev, drop, CODES)
     assert calls == 1
     assert d.stats.snapshot(["iris-1"])["iris-1"].errors == 1
 
@@ -95,7 +95,7 @@ async def test_the_revision_timeout_ends_the_request() -> None:
         return 200
 
     with pytest.raises(RequestTimeout, match="within 0.05 s") as raised:
-        await d.forward(rev, hang, failed)
+        await d.forward(rev, hang, CODES)
     assert raised.value.http_status == 504
     got = d.stats.snapshot(["iris-1"])["iris-1"]
     assert (got.in_flight, got.errors) == (0, 1)
@@ -117,8 +117,8 @@ async def test_mirrored_requests_are_counted_but_never_awaited() -> None:
         return 200
 
     for _ in range(3):  # the third finds two mirrored requests in flight and is not mirrored
-        d.mirror(d.router, iris, send, failed)
-        assert await d.forward(iris.revisions["iris-1"], send, failed) == 200
+        d.mirror(d.router, iris, send, CODES)
+        assert await d.forward(iris.revisions["iris-1"], send, CODES) == 200
     await asyncio.sleep(0)
     assert len(mirrored) == 2
     assert d.snapshot()["iris-shadow"].in_flight == 2
@@ -139,7 +139,7 @@ async def test_close_cancels_mirrored_requests() -> None:
         await asyncio.sleep(10)
         return 200
 
-    d.mirror(d.router, iris, hang, failed)
+    d.mirror(d.router, iris, hang, CODES)
     await asyncio.sleep(0)
     await asyncio.wait_for(d.close(), 1)
     assert d.snapshot()["iris-shadow"].in_flight == 0

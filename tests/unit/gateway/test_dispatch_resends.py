@@ -12,6 +12,7 @@ import pytest
 
 from wharf.gateway import ActivationFailed, GatewaySettings, Replica, Revision, RouteTable
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher, NoAnswer, UpstreamFailed
+from wharf.gateway.codes import HttpCodes
 from wharf.gateway.upstream import HttpUpstream
 
 from .tables import replica, revision, service, table
@@ -31,8 +32,7 @@ def dispatcher(first: RouteTable) -> tuple[Dispatcher, list[str]]:
     return d, demands
 
 
-def failed(answer: int) -> bool:
-    return answer >= 500
+CODES: HttpCodes[int] = HttpCodes(lambda answer: answer)  # the fake transports answer with a status
 
 
 def current(d: Dispatcher) -> Revision:
@@ -50,7 +50,7 @@ async def test_a_request_dropped_unanswered_goes_once_more_to_another_replica() 
         return 200
 
     d.balancer.in_flight["alive"] = 1  # the least loaded replica is the dying one
-    assert await d.forward(current(d), send, failed) == 200
+    assert await d.forward(current(d), send, CODES) == 200
     assert sent == ["dying", "alive"]
     assert d.stats.snapshot(["iris-1"])["iris-1"].errors == 0
 
@@ -65,7 +65,7 @@ async def test_with_one_replica_a_dropped_request_goes_again_over_a_new_connecti
             raise answer
         return answer
 
-    assert await d.forward(current(d), send, failed) == 200
+    assert await d.forward(current(d), send, CODES) == 200
 
 
 async def test_a_request_is_sent_again_once_at_most() -> None:
@@ -77,7 +77,7 @@ async def test_a_request_is_sent_again_once_at_most() -> None:
         raise NoAnswer("dropped")
 
     with pytest.raises(UpstreamFailed, match="dropped"):
-        await d.forward(current(d), drop, failed)
+        await d.forward(current(d), drop, CODES)
     assert sorted(sent) == ["a", "b"]
     assert d.balancer.in_flight == {"a": 0, "b": 0}
 
@@ -94,7 +94,7 @@ async def test_a_replica_that_drops_the_request_again_on_a_new_connection_is_dyi
             raise NoAnswer("connection reset")
         return 200
 
-    task = asyncio.create_task(d.forward(current(d), send, failed))
+    task = asyncio.create_task(d.forward(current(d), send, CODES))
     for _ in range(10):
         await asyncio.sleep(0)
     assert not task.done() and sent == [dying.http_url] * 2  # held for a replica other than the dying one
@@ -111,7 +111,7 @@ async def test_a_request_whose_answer_had_begun_is_not_sent_again() -> None:
         raise UpstreamFailed("closed in the middle of the answer")
 
     with pytest.raises(UpstreamFailed):
-        await d.forward(current(d), broken, failed)
+        await d.forward(current(d), broken, CODES)
     assert len(sent) == 1
 
 
@@ -133,7 +133,7 @@ async def test_requests_every_ready_replica_refused_wait_for_the_restarted_one()
             raise NoAnswer("connection reset")
         return await send(replica)
 
-    waiting = [asyncio.create_task(d.forward(current(d), each, failed)) for each in (dropped, send, send)]
+    waiting = [asyncio.create_task(d.forward(current(d), each, CODES)) for each in (dropped, send, send)]
     for _ in range(10):
         await asyncio.sleep(0)
     assert not any(task.done() for task in waiting)  # held, not answered 503
@@ -159,7 +159,7 @@ async def test_a_table_that_still_lists_only_refusing_replicas_wakes_nobody() ->
         calls += 1
         raise ConnectFailed("connection refused")
 
-    task = asyncio.create_task(d.forward(current(d), refuse, failed))
+    task = asyncio.create_task(d.forward(current(d), refuse, CODES))
     for _ in range(5):
         await asyncio.sleep(0)
     d.update(routes(dead, timeout_s=0.2))  # an unrelated change: the same replica, still listed as ready
