@@ -52,7 +52,11 @@ class HttpCodes(Generic[T]):
         self._codes: dict[int, Code] = {}
 
     def of(self, answer: T) -> Code:
-        return self.code(self._status(answer))
+        status = self._status(answer)
+        try:
+            return self._codes[status]
+        except KeyError:
+            return self.code(status)
 
     def of_exception(self, error: BaseException) -> Code:
         if isinstance(error, WharfError):
