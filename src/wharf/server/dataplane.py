@@ -144,7 +144,7 @@ class DataPlane:
                 max_queue=self.max_queue,
                 timeout_s=self.request_timeout_s,
                 policy=self.batch_policy,
-                observe=self.metrics.queue_observer(model.name),
+                observer=self.metrics.model_observer(model.name),
             )
         return pipeline
 

