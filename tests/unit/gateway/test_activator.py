@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from wharf.gateway import ActivationFailed, Gateway, GatewaySettings, Replica, RouteTable
-from wharf.gateway.dispatch import Dispatcher, Send
 from wharf.gateway.codes import HttpCodes
+from wharf.gateway.dispatch import Dispatcher, Send
 from wharf.gateway.proxy import RestProxy
 from wharf.logger import PayloadLogger
 

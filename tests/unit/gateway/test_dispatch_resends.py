@@ -11,8 +11,8 @@ import random
 import pytest
 
 from wharf.gateway import ActivationFailed, GatewaySettings, Replica, Revision, RouteTable
-from wharf.gateway.dispatch import ConnectFailed, Dispatcher, NoAnswer, UpstreamFailed
 from wharf.gateway.codes import HttpCodes
+from wharf.gateway.dispatch import ConnectFailed, Dispatcher, NoAnswer, UpstreamFailed
 from wharf.gateway.upstream import HttpUpstream
 
 from .tables import replica, revision, service, table
