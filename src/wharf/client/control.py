@@ -76,7 +76,9 @@ class ControlClient:
     def __init__(self, url: str | None = None, timeout_s: float = 30.0, token: str | None = None) -> None:
         address = DaemonAddress.read(home_from_env())
         url = url or os.environ.get("WHARF_CONTROL_URL") or (address.control_url if address else DEFAULT_URL)
-        token = token or os.environ.get("WHARF_TOKEN") or (address.token if address else None)
+        # The home's token goes only to the home's daemon: never to another URL the caller points at.
+        own = address.token if address and url.rstrip("/") == address.control_url.rstrip("/") else None
+        token = token or os.environ.get("WHARF_TOKEN") or own
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url, timeout=timeout_s, headers=headers)
 

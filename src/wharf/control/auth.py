@@ -70,10 +70,11 @@ class Credentials:
         return credentials, True
 
     def role(self, token: str) -> str | None:
-        """`admin`, `viewer`, or None for a token that is neither."""
-        if hmac.compare_digest(token, self.admin):
+        """`admin`, `viewer`, or None for a token that is neither (compared as bytes: any text may come)."""
+        given = token.encode("utf-8", "surrogateescape")
+        if hmac.compare_digest(given, self.admin.encode()):
             return "admin"
-        if hmac.compare_digest(token, self.viewer):
+        if hmac.compare_digest(given, self.viewer.encode()):
             return "viewer"
         return None
 
@@ -89,7 +90,10 @@ def write_private(path: Path, text: str) -> None:
 
 def host_allowed(host: str, allowed: Collection[str]) -> bool:
     """Whether a `Host` header (name or address, with or without a port) is one the API answers to."""
-    name = urlsplit(f"//{host}").hostname or ""
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        return False
     if name == "localhost" or name in allowed:
         return True
     try:
@@ -123,7 +127,7 @@ class ControlGuard:
         if not host_allowed(host, self.allowed_hosts):
             return 403, f"the control API does not answer to host {host!r} (WHARF_CONTROL_ALLOWED_HOSTS lists more)"
         origin = headers.get(b"origin")
-        if origin is not None and urlsplit(origin).netloc != host:
+        if origin is not None and _netloc(origin) != host:
             return 403, f"cross-origin request from {origin!r} refused"
         if _has_body(headers):
             content_type = headers.get(b"content-type", "").split(";")[0].strip().lower()
@@ -140,6 +144,13 @@ class ControlGuard:
             return 401, "a valid bearer token is required (WHARF_HOME/daemon.json holds the admin token)"
         if role != "admin" and scope["method"].encode() not in READ_METHODS:
             return 403, f"the {role} token may only read"
+        return None
+
+
+def _netloc(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
         return None
 
 

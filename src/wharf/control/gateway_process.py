@@ -78,7 +78,7 @@ class GatewayProcess:
         self._closing = True
         if self._follower is not None:
             self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):  # whatever ended it, the gateway and the replicas stop next
                 await self._follower
         await self._stop_adopted(grace_s)
 
@@ -126,6 +126,9 @@ class GatewayProcess:
                     raise
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             return False
+        except Exception:  # a Hello this daemon cannot read
+            log.exception("the gateway on this home answered unreadably")
+            return False
         if not isinstance(hello, channel.Hello):
             writer.close()
             return False
@@ -145,10 +148,14 @@ class GatewayProcess:
             assert self._reader is not None
             try:
                 message = await channel.receive(self._reader)
-            except (asyncio.IncompleteReadError, ConnectionError):
+            except (asyncio.IncompleteReadError, OSError):
                 log.warning("lost the gateway process; reaching it again")
                 self._disconnect()
                 await self._reach_again()
+                continue
+            except Exception:  # a message this daemon cannot read: a gateway of another release
+                log.exception("unreadable message from the gateway; starting a new gateway")
+                await self._replace()
                 continue
             if isinstance(message, channel.Load):
                 self._load = message
@@ -158,16 +165,23 @@ class GatewayProcess:
                 except Exception:
                     log.exception("on_demand failed", extra={"revision": message.revision})
 
-    async def _reach_again(self) -> None:
+    async def _replace(self) -> None:
+        """Stop the gateway this daemon cannot talk to and start one on the same address."""
         assert self.hello is not None
         hello = self.hello
+        await self._stop_adopted(5.0)
+        await self._reach_again(hello)
+
+    async def _reach_again(self, hello: channel.Hello | None = None) -> None:
+        hello = hello or self.hello
+        assert hello is not None
         while not await self._connect():
             process = self._current_process()
             if process is None or process.exited():
                 try:  # on the ports it had: transformers and clients know them
                     await self._spawn(hello.host, hello.http_port, hello.grpc_port)
                     return
-                except ConfigurationError:
+                except Exception:
                     log.exception("could not start the gateway again; retrying")
             await asyncio.sleep(_RETRY_S)
 

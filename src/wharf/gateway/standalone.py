@@ -21,6 +21,7 @@ from wharf.gateway.settings import GatewaySettings
 
 log = logging.getLogger("wharf.gateway")
 _STOP_GRACE_S = 10.0  # on a signal
+_MAX_UNREAD = 2**20  # bytes sent to a daemon that it has not read yet, beyond which statistics are skipped
 
 
 class DaemonLink:
@@ -74,7 +75,8 @@ class DaemonLink:
 
     async def _push(self, writer: asyncio.StreamWriter) -> None:
         while not writer.is_closing():
-            channel.send(writer, channel.Load(self.gateway.stats(), dict(self.gateway.payload_counts())))
+            if writer.transport.get_write_buffer_size() < _MAX_UNREAD:  # else the daemon is not reading: skip
+                channel.send(writer, channel.Load(self.gateway.stats(), dict(self.gateway.payload_counts())))
             await asyncio.sleep(channel.PUSH_S)
 
     def _demand(self, revision: str) -> None:
