@@ -43,7 +43,10 @@ def test_canary_split_tags_promotion_and_rollback(daemon: Daemon) -> None:
     assert set(who_answers(daemon, HOST, 10)) == {"b"}
 
     daemon.wharf("rollout", "rollback", "who")
-    daemon.wait("who", lambda s: _traffic(s) == {"who-predictor-00001": 100})
+    rolled_back = daemon.wait("who", lambda s: _traffic(s) == {"who-predictor-00001": 100})
+    condition = next(c for c in rolled_back["status"]["conditions"] if c["type"] == "RolledBack")
+    assert (condition["status"], condition["reason"]) == ("True", "RollbackRequested")
+    assert condition["message"] == "who-predictor-00002: rolled back by `wharf rollout rollback`"
     assert set(who_answers(daemon, HOST, 10)) == {"a"}
 
     table = daemon.wharf("get", "isvc").stdout
@@ -88,8 +91,10 @@ def test_a_failing_canary_is_rolled_back_automatically(daemon: Daemon) -> None:
         statuses = Counter(client.post("/v2/models/who/infer", json=body).status_code for _ in range(60))
     assert statuses[500] > 10  # the broken canary answered some
     rolled_back = daemon.wait("who", lambda s: _traffic(s) == {"who-predictor-00001": 100}, timeout=30)
-    condition = next(c for c in rolled_back["status"]["conditions"] if c["type"] == "Ready")
-    assert "who-predictor-00002 failed" in condition["message"]
+    conditions = {c["type"]: c for c in rolled_back["status"]["conditions"]}
+    assert (conditions["RolledBack"]["status"], conditions["RolledBack"]["reason"]) == ("True", "CanaryFailed")
+    assert "canary who-predictor-00002 failed" in conditions["RolledBack"]["message"]
+    assert "failed" not in conditions["Ready"]["message"]  # the reason has a condition of its own
     assert set(who_answers(daemon, HOST, 20)) == {"a"}
 
 

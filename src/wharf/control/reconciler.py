@@ -387,6 +387,7 @@ class Reconciler:
         components, conditions, routing = {}, [], {}
         replicas: list[ReplicaState] = []
         messages = []
+        rolled_back = [state.rollout for state in states.values() if state.rollout.rolled_back]
         for component, state in states.items():
             rollout, desired = state.rollout, state.desired
             names = {*state.traffic, *desired, *(state.shadow[:1] if state.shadow else ())}
@@ -403,8 +404,8 @@ class Reconciler:
             capped = "; ".join(self._cap_message(n) for n in sorted(names) if n in self._capped)
             reason = errors[0] if errors else capped or waiting
             conditions.append(_condition(f"{component.capitalize()}Ready", serving, reason))
-            if rollout.rollback_reason or capped or not serving:
-                messages.append(rollout.rollback_reason or capped or waiting)
+            if capped or not serving:
+                messages.append(capped or waiting)
             components[component] = {
                 "url": self._url(resource, component, front),
                 "latestCreatedRevision": rollout.latest_created,
@@ -440,6 +441,7 @@ class Reconciler:
                 *conditions,
                 _condition("IngressReady", True, ""),
                 _condition("Ready", serving, "; ".join(m for m in messages if m)),
+                *([_rolled_back_condition(rolled_back)] if rolled_back else []),
             ],
             "components": components,
             "replicas": len(replicas),
@@ -594,6 +596,16 @@ def _replica_error(state: ReplicaState) -> str:
 
 def _condition(kind: str, ok: bool, message: str) -> dict[str, str]:
     return {"type": kind, "status": "True" if ok else "False", "message": message}
+
+
+def _rolled_back_condition(rollouts: list[Rollout]) -> dict[str, str]:
+    """`RolledBack` True: the latest revision of each of `rollouts` is out of traffic. Its reason says how:
+    `CanaryFailed` when the canary judge did it (its verdicts begin "canary REVISION ..."), else
+    `RollbackRequested` (`wharf rollout rollback`); its message says why."""
+    automatic = all((r.rollback_reason or "").startswith(f"canary {r.rolled_back} ") for r in rollouts)
+    reason = "CanaryFailed" if automatic else "RollbackRequested"
+    message = "; ".join(f"{r.rolled_back}: {r.rollback_reason}" for r in rollouts)
+    return {"type": "RolledBack", "status": "True", "reason": reason, "message": message}
 
 
 # Replica bookkeeping kept out of a service's status: when its process started, the digest of its spec.
