@@ -17,10 +17,13 @@ The rules, in the order they are checked, for the model of each component (predi
   working directory; symbolic links followed) must lie under `storage_roots` (default: the daemon's working
   directory) or WHARF_HOME. `pvc://` paths lie under the operator's WHARF_PVC_ROOT.
 - **Pickles**: a format whose artifacts are pickles (`PICKLE_FORMATS`) loads only from `pickle_schemes`; by
-  default not over http(s), where anyone on the way may hand over a file.
+  default not over http(s), where anyone on the way may hand over a file. A scheme names no owner: `s3://` is
+  anyone's bucket, so this limits how a pickle travels, not who wrote it.
 - **Environment**: no variable matching `DENIED_ENV` (the interpreter's and the dynamic loader's variables, where
-  programs find what they run, credential files, Wharf's own settings but its tuning knobs `TUNING_ENV`) or the
-  patterns of `env_denylist` (shell patterns, added to the built-in ones); PYTHONPATH as above.
+  programs find what they run, the frameworks' model sources, the storage clients' endpoints, proxies, trusted
+  certificate authorities and credentials, Wharf's own settings but its tuning knobs `TUNING_ENV`) or the patterns
+  of `env_denylist` (shell patterns, added to the built-in ones), names compared without regard to case;
+  PYTHONPATH as above.
 - **Arguments**: `args` may give only the model server's `SERVER_OPTIONS`; the rest of a replica's command line
   (its address, ports, runtime) is Wharf's.
 - **Replicas**: minReplicas, maxReplicas and Knative's min-scale, max-scale and initial-scale annotations are at
@@ -55,20 +58,44 @@ PICKLE_FORMATS = {
     "sklearn": "joblib and pickle files are pickles",
     "pytorch": "TorchScript archives hold pickles",
 }
-#: Environment variables (shell patterns) a manifest never sets: they change what a replica loads or runs.
+#: Environment variables (shell patterns, matched without regard to case: libraries read `https_proxy` as
+#: `HTTPS_PROXY`, and Wharf's settings `wharf_host` as `WHARF_HOST`) a manifest never sets: they change what a
+#: replica loads or runs, or where (and from whom) it fetches its model. Credentials belong in the daemon's
+#: environment, which replicas inherit.
 DENIED_ENV = (
     "PYTHON*",  # the interpreter: where it imports from, what it runs first (PYTHONPATH: under code_roots)
     "LD_*",  # the dynamic loader: libraries loaded into every process
     "DYLD_*",
     "GCONV_PATH",
+    "OPENSSL_*",  # OpenSSL's configuration file may load an engine (a shared library)
     "PATH",  # where programs, and the files they read, are found
     "HOME",
     "XDG_*",
     "TORCH*",  # torch.load's safety switch, compiled-code caches
     "NUMBA_*",
-    "AWS_CONFIG_FILE",  # credential files may name programs to run (credential_process)
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "BOTO_CONFIG",
+    "KERAS_*",  # which framework reads a Keras model, and its configuration file
+    "HF_*",  # Hugging Face: the hub's address, caches, what from_pretrained reads
+    "HUGGINGFACE_*",
+    "TRANSFORMERS_*",
+    # storage: where a URI's bytes come from (an endpoint, a proxy, a trusted CA, a credential naming a program)
+    "AWS_*",  # botocore: AWS_ENDPOINT_URL*, AWS_CA_BUNDLE, AWS_CONFIG_FILE (credential_process), profiles
+    "BOTO_*",
+    "S3_*",  # S3_ENDPOINT, S3_USE_HTTPS (Wharf's StorageSettings read them, as KServe does)
+    "STORAGE_EMULATOR_HOST",  # gs:// from another server
+    "GOOGLE_*",  # GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES, mTLS endpoints
+    "GCE_METADATA_*",  # where google-auth asks for tokens
+    "CLOUDSDK_*",  # gcloud's configuration directory and its credentials
+    "GCSFS_*",
+    "AZURE_*",  # AZURE_STORAGE_ACCOUNT_NAME, AZURE_AUTHORITY_HOST, credential files
+    "IDENTITY_*",  # Azure's managed identity endpoints
+    "MSI_*",
+    "IMDS_ENDPOINT",
+    "FSSPEC_*",  # FSSPEC_<PROTOCOL>_<OPTION>: any filesystem option (an endpoint), FSSPEC_CONFIG_DIR
+    "*_PROXY",  # HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY
+    "SSL_CERT_*",  # the certificate authorities a TLS connection trusts
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSLKEYLOGFILE",  # TLS session keys written to a file
     "PROMETHEUS_MULTIPROC_DIR",
     "WHARF_*",  # a replica's own settings: its address, storage, what its API allows
 )
@@ -225,12 +252,14 @@ class ManifestPolicy(BaseSettings):
                 )
 
     def _denied(self, name: str) -> str | None:
-        """Why a manifest may not set the environment variable `name`, or None when it may."""
-        if any(fnmatchcase(name, pattern) for pattern in self.env_denylist):
+        """Why a manifest may not set the environment variable `name` (compared without regard to case), or None
+        when it may."""
+        upper = name.upper()
+        if any(fnmatchcase(upper, pattern.upper()) for pattern in self.env_denylist):
             return f"{name} may not be set by a manifest on this Wharf ({self.setting('env_denylist')})"
-        if any(fnmatchcase(name, pattern) for pattern in TUNING_ENV):
+        if any(fnmatchcase(upper, pattern) for pattern in TUNING_ENV):
             return None
-        if any(fnmatchcase(name, pattern) for pattern in DENIED_ENV):
+        if any(fnmatchcase(upper, pattern) for pattern in DENIED_ENV):
             return f"{name} may not be set by a manifest: it changes what a replica loads or runs"
         return None
 

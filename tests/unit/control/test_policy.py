@@ -171,12 +171,37 @@ def test_variables_that_change_what_a_replica_loads_are_refused(name: str) -> No
     }
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE", "AWS_PROFILE", "S3_ENDPOINT", "S3_USE_HTTPS",
+     "STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
+     "GCE_METADATA_HOST", "CLOUDSDK_CONFIG", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_AUTHORITY_HOST", "IDENTITY_ENDPOINT",
+     "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "no_proxy", "SSL_CERT_FILE",
+     "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "FSSPEC_S3", "FSSPEC_S3_ENDPOINT_URL",
+     "FSSPEC_CONFIG_DIR", "HF_ENDPOINT", "HF_HOME", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "KERAS_BACKEND",
+     "OPENSSL_CONF", "wharf_pvc_root", "Wharf_Host", "pythonpath"],
+)  # fmt: skip
+def test_variables_that_move_where_a_model_comes_from_are_refused(name: str) -> None:
+    found = problems(isvc({"env": [{"name": name, "value": "x"}]}))
+    assert found == {
+        "spec.predictor.model.env[0].name": f"{name} may not be set by a manifest: it changes what a replica loads or runs"
+    }
+
+
+def test_a_pickle_from_a_bucket_cannot_be_fetched_from_another_endpoint() -> None:
+    """The review's attack: an s3:// pickle (allowed) fetched from the attacker's server by the replica's settings."""
+    env = [{"name": "S3_ENDPOINT", "value": "evil:80"}, {"name": "S3_USE_HTTPS", "value": "0"}]
+    found = problems(isvc({"storageUri": "s3://b/m.joblib", "env": env}))
+    assert set(found) == {"spec.predictor.model.env[0].name", "spec.predictor.model.env[1].name"}
+
+
 def test_tuning_variables_are_allowed_and_the_denylist_extends() -> None:
     tuning = [
         {"name": n, "value": "2"} for n in ("WHARF_PREDICT_THREADS", "WHARF_ONNX_INTRA_OP_THREADS", "OMP_NUM_THREADS")
     ]
     assert problems(isvc({"env": tuning})) == {}
-    policy = ManifestPolicy(env_denylist=("OMP_*",))
+    assert problems(isvc({"env": [{"name": "wharf_predict_threads", "value": "2"}]})) == {}
+    policy = ManifestPolicy(env_denylist=("omp_*",))
     assert problems(isvc({"env": tuning}), policy) == {
         "spec.predictor.model.env[2].name": "OMP_NUM_THREADS may not be set by a manifest on this Wharf"
         " (WHARF_POLICY_ENV_DENYLIST)"
