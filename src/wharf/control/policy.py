@@ -6,9 +6,10 @@ Whoever may apply a manifest chooses code that runs as the daemon's user: a cust
 a pickle (unpickling calls whatever functions the file names, as scikit-learn's and PyTorch's documentation warn).
 The rules, in the order they are checked, for the model of each component (predictor, transformer, explainer):
 
-- **Custom classes** (`modelFormat: custom`, or a storageUri the model server reads as `module:Class`) load only
-  while `custom_classes` is on (the default). A replica imports the class from its Python path: the daemon's own
-  environment and working directory (replicas run there), and the PYTHONPATH entries the manifest's `env` gives,
+- **Custom classes** (`modelFormat: custom`, or a storageUri the model server reads as `module:Class`, such as
+  `s3:Model`: `custom.names_class` is the one reading of both) load only while `custom_classes` is on (the
+  default). A replica imports the class from its Python path: the daemon's own environment and working directory
+  (replicas run there), and the PYTHONPATH entries the manifest's `env` gives,
   each of which must lie under `code_roots` (default: the daemon's working directory). A class whose module lies
   beside the manifest file adds the file's directory to that PYTHONPATH (`spec.paths`), so that directory too must
   lie under `code_roots`: code from elsewhere runs only where the operator said it may.

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.control.test_controller import Backend, Gateway
+from tests.unit.model.test_custom_class_names import CLASSES, NOT_CLASSES
 from wharf.control.api import create_app
 from wharf.control.controller import Controller
 from wharf.control.plan import ISVC_KIND
@@ -20,6 +21,7 @@ from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.spec import parse_manifest, parse_manifests
 from wharf.control.store import Store
 from wharf.errors import ConfigurationError
+from wharf.model.runtimes.custom import names_class
 
 ROOT = Path(__file__).parents[3]
 EXAMPLES = ROOT / "examples" / "isvc"
@@ -147,6 +149,20 @@ def test_custom_classes_are_refused_when_the_policy_turns_them_off() -> None:
     }
     # a path the model server would read as module:Class is one too, whatever the format says
     assert "spec.predictor.model.storageUri" in problems(isvc({"storageUri": "m:Evil"}), policy)
+
+
+@pytest.mark.parametrize("uri", [*CLASSES, *NOT_CLASSES])
+@pytest.mark.parametrize("model_format", ["sklearn", "onnx"])
+def test_the_spec_runs_as_a_class_exactly_what_the_model_server_imports(uri: str, model_format: str) -> None:
+    """`s3:Model` is no storage URI: the model server imports module s3, so the custom-class rules apply to it."""
+    try:
+        model = parse_manifest(isvc({"modelFormat": {"name": model_format}, "storageUri": uri})).spec.predictor.model
+    except ConfigurationError:
+        assert not names_class(uri)  # refused by validation (an unknown scheme): runs nothing
+        return
+    assert model is not None and model.names_class == names_class(uri)
+    refused = problems(isvc({"storageUri": uri}), ManifestPolicy(custom_classes=False, pickle_schemes=("https",)))
+    assert ("is a Python class" in refused.get("spec.predictor.model.storageUri", "")) == names_class(uri)
 
 
 def test_a_transformer_is_checked_as_the_predictor_is() -> None:

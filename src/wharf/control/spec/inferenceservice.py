@@ -57,7 +57,7 @@ from wharf.control.spec.common import (
 )
 from wharf.control.spec.ignored import ContainerSettings, PodSettings, ignored_exclude
 from wharf.model.runtimes import RUNTIMES
-from wharf.model.runtimes.custom import is_class_path
+from wharf.model.runtimes.custom import names_class
 from wharf.storage.stores import STORES
 from wharf.storage.uri import LOCAL_SCHEMES, scheme
 
@@ -122,6 +122,8 @@ def _storage_problems(uri: str | None) -> Iterator[Problem]:
         yield ("storageUri",), "required: Wharf loads a model from its artifacts (a path or a URI)"
     elif "\x00" in uri:
         yield ("storageUri",), "must not contain a NUL character"
+    elif names_class(uri):  # a Python class (`s3:Model` too: the model server imports module s3): custom code
+        pass
     elif scheme(uri) not in LOCAL_SCHEMES and scheme(uri) not in STORES:
         yield ("storageUri",), f"unsupported storage scheme {scheme(uri)}://; Wharf reads {_SCHEMES}"
 
@@ -147,16 +149,15 @@ class ModelSpec(PredictorExtension):
 
     @property
     def names_class(self) -> bool:
-        """Whether a replica runs a Python class (`module:Class`): a custom model, or a plain storageUri that the
-        model server reads as a class."""
-        uri = self.storage_uri or ""
-        return self.is_custom or (scheme(uri) == "" and is_class_path(uri))
+        """Whether a replica runs a Python class: a custom model, or any storageUri that the model server reads as
+        one (`module:Class`, whatever the format: `s3:Model` imports module s3)."""
+        return self.is_custom or names_class(self.storage_uri or "")
 
     def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
         if not self.is_custom:
             yield from _storage_problems(self.storage_uri)
-        elif not is_class_path(self.storage_uri or ""):
+        elif not names_class(self.storage_uri or ""):
             yield ("storageUri",), "a custom model names its class here, as package.module:ClassName"
         if self.runtime is not None and self.runtime not in KSERVE_RUNTIMES:
             yield (

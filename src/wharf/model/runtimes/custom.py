@@ -16,16 +16,17 @@ from wharf.errors import ConfigurationError
 from wharf.model.base import Model
 from wharf.model.runtimes import kserve_model
 
-_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-def is_class_path(uri: str) -> bool:
-    return bool(_CLASS_PATH.match(uri))
+_CLASS_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 def names_class(uri: str) -> bool:
-    """Whether a model URI names a class (`module:Class`) rather than a file that happens to look like one."""
-    return is_class_path(uri) and not Path(uri).exists()
+    """Whether a model URI names a class (`package.module:ClassName`, so no `/` and no `://`) rather than a file.
+
+    The one reading of a URI on both sides: the control plane's spec and policy apply their custom-class rules to
+    exactly what the model server imports, so `s3:Model` is module `s3`'s class, never a storage URI, and a
+    file that happens to be named like a class is served as `./name:Class`. It reads no file system.
+    """
+    return _CLASS_PATH.fullmatch(uri) is not None
 
 
 def create(class_path: str, name: str, version: str | None = None, code_root: Path | None = None) -> Model:
