@@ -12,7 +12,8 @@ For the gateway's /metrics (metrics.py), each window also keeps counts since it 
 histograms want them, apart for the revision's own requests and the copies mirrored to it as a shadow (`Tally`):
 answers by status code, the latency bins and their sum; and the requests sent again (`refused`, `resent`). The
 latency bins' bounds include the Prometheus buckets' (`PROMETHEUS_BUCKETS_S`), so one bin lookup per request serves
-both the window's percentiles and an exact Prometheus histogram. Recording a request costs about 0.5 µs in all.
+both the window's percentiles and an exact Prometheus histogram. Recording a request costs about 0.9 µs in all,
+0.2 to 0.3 µs of it for these counts (timeit of `record` with the code lookup).
 """
 
 from __future__ import annotations
