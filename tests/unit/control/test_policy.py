@@ -317,6 +317,39 @@ def test_the_api_refuses_what_the_policy_forbids_with_400_naming_field_and_setti
     assert controller.store.list(ISVC_KIND) == []
 
 
+def test_the_manifests_that_made_apply_answer_500_are_refused_with_400(tmp_path: Path) -> None:
+    """An integer Python will not read, a scheme fsspec does not know, a module name the file system refuses."""
+    controller = controller_with(tmp_path, ManifestPolicy(custom_classes=False))
+    with TestClient(create_app(controller)) as client:
+        digits = client.post("/apis/apply", content=service("a", "    minReplicas: " + "9" * 5_000))
+        assert digits.status_code == 400
+        assert "cannot be read as an integer (a manifest's integers have at most 1000" in digits.json()["error"]
+        passwd = (
+            service("b").replace("{name: custom}", "{name: sklearn}").replace("models:WhoAmI", "FILE:///etc/passwd")
+        )
+        refused = client.post("/apis/apply", content=passwd)
+        assert refused.status_code == 400 and refused.json()["error"].startswith(
+            "spec.predictor.model.storageUri: write the scheme as file://, in lower case, at the start"
+        )
+        long_module = service("c").replace("models:WhoAmI", "m" * 300 + ":WhoAmI")
+        refused = client.post("/apis/apply", params={"base": str(tmp_path)}, content=long_module)
+        assert refused.status_code == 400 and "is a Python class, and this Wharf runs none" in refused.json()["error"]
+    assert controller.store.list(ISVC_KIND) == []
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["file:", "file://", "file://~/m", "file://host/etc/passwd", "file://a::s3://b", "x" * 5_000, "a/" * 3_000,
+     "data:x", "local:///etc/passwd", "s3://[x/m", "/%2e%2e/etc/passwd", "C:/etc/passwd", "a::s3://b"],
+)  # fmt: skip
+def test_the_policy_reads_every_uri_the_spec_lets_through(uri: str) -> None:
+    try:
+        manifest = parse_manifest(isvc({"storageUri": uri}))
+    except ConfigurationError:
+        return
+    ManifestPolicy().problems(manifest)  # refusals, never an exception
+
+
 def test_several_documents_name_the_one_at_fault(tmp_path: Path) -> None:
     controller = controller_with(tmp_path)
     text = service("good") + "---\n" + service("bad").replace("WHO", "LD_PRELOAD")

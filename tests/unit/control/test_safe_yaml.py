@@ -11,7 +11,7 @@ import pytest
 
 from wharf.control.spec import SpecError, parse_manifests
 from wharf.control.spec.common import MAX_REPORTED
-from wharf.control.spec.safe_yaml import MAX_DEPTH, MAX_VALUES
+from wharf.control.spec.safe_yaml import MAX_DEPTH, MAX_INT_CHARACTERS, MAX_VALUES
 
 SERVICE = """\
 apiVersion: serving.kserve.io/v1beta1
@@ -149,6 +149,31 @@ def test_problems_of_several_documents_are_counted_together() -> None:
     assert error.message.startswith("30 problems:") and error.omitted == 10
     assert error.problems[0] == ("document 1 (InferenceService iris): spec.predictor.model.k0", "unknown field")
     assert error.problems[-1][0] == "document 2 (InferenceService iris-2): spec.predictor.model.k4"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["9" * 5_000, "0x" + "f" * 5_000, "0b" + "1" * 20_000, "1" + ":59" * 100_000, "-" + "1" * (MAX_INT_CHARACTERS + 1)],
+)
+def test_an_integer_too_long_is_refused_where_it_is_written(value: str) -> None:
+    """Python refuses to read (or show) an integer of more than 4,300 digits, and YAML 1.1's base-60 integers
+    (1:59:59) take time quadratic in their length: a long one is refused before it is built."""
+    started = time.perf_counter()
+    message = refusal(SERVICE + f"    minReplicas: {value}\n")
+    assert time.perf_counter() - started < 1.0
+    assert message.startswith(f"invalid YAML: {value[:40]}... ({len(value)} characters) cannot be read as an integer")
+    assert (
+        f"(a manifest's integers have at most {MAX_INT_CHARACTERS} characters); quote it if it is a string" in message
+    )
+    assert "line 7, column 18" in message
+    assert parse_manifests(SERVICE + f"    minReplicas: {'0' * (MAX_INT_CHARACTERS - 1)}1\n")[0]
+
+
+@pytest.mark.parametrize(("value", "reason"), [("2020-13-45", "month must be in 1..12"), ("0000-01-01", "year 0")])
+def test_a_date_that_is_no_date_is_refused(value: str, reason: str) -> None:
+    message = refusal(SERVICE.replace("{name: iris}", f"{{name: iris, labels: {{made: {value}}}}}"))
+    assert message.startswith(f"invalid YAML: {value} cannot be read as a date ({reason}")
+    assert "quote it if it is a string" in message and "line 3" in message
 
 
 def test_json_reads_as_before() -> None:

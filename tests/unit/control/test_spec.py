@@ -279,6 +279,18 @@ def test_exactly_one_way_to_name_the_model() -> None:
         ({"env": [{"name": "A", "valueFrom": {}}]}, "env[0].valueFrom", "secrets"),
         ({"env": [{"name": "1A"}]}, "env[0].name", "not start with a digit"),
         ({"storageUri": "models/a\x00b"}, "storageUri", "must not contain a NUL character"),
+        ({"storageUri": "s3:\n//b/../../etc/m.joblib"}, "storageUri", "must not contain a control character ('\\n')"),
+        ({"storageUri": "fi\tle:///etc/m.joblib"}, "storageUri", "must not contain a control character ('\\t')"),
+        (
+            {"storageUri": "FILE:///etc/passwd"},
+            "storageUri",
+            "write the scheme as file://, in lower case, at the start",
+        ),
+        ({"storageUri": " file:///etc/passwd"}, "storageUri", "write the scheme as file://"),
+        ({"storageUri": "S3://bucket/m.joblib"}, "storageUri", "write the scheme as s3://"),
+        ({"storageUri": "s3:bucket/m.joblib"}, "storageUri", "write the scheme as s3://"),
+        ({"storageUri": "file::memory://m"}, "storageUri", "write the scheme as file://"),
+        ({"storageUri": "models/x::zip://m"}, "storageUri", "a path holds no ://"),
         ({"env": [{"name": "PYTHONPATH", "value": "/a\x00b"}]}, "env[0].value", "must not contain a NUL character"),
     ],
 )

@@ -69,3 +69,9 @@ def test_a_class_beside_the_manifest_puts_its_directory_first_on_the_pythonpath(
 def test_a_class_from_elsewhere_adds_nothing(tmp_path: Path) -> None:
     custom = "      modelFormat: {name: custom}\n      storageUri: wharf_test_models:Echo\n"
     assert model_of(service(custom, tmp_path))["env"] == []
+
+
+def test_a_module_name_longer_than_the_file_system_takes_is_not_beside_the_manifest(tmp_path: Path) -> None:
+    for module in ("m" * 300, "m" * 300 + ".sub", "m" * 5000):
+        custom = f"      modelFormat: {{name: custom}}\n      storageUri: {module}:Model\n"
+        assert model_of(service(custom, tmp_path))["env"] == []  # no ENAMETOOLONG: imported from elsewhere, if at all

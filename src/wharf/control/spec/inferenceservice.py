@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, Literal, Self
 
@@ -84,6 +85,7 @@ KSERVE_RUNTIMES = frozenset(
 NOT_IN_REVISION = frozenset({"canary_traffic_percent", "min_replicas", "max_replicas", "scale_target", "scale_metric"})
 
 _SCHEMES = ", ".join(["paths", *(f"{s}://" for s in (*LOCAL_SCHEMES, *STORES) if s)])
+_CONTROL = re.compile(r"[\x01-\x1f\x7f]")
 
 
 # -- the model ---------------------------------------------------------------------------------------------------
@@ -118,14 +120,24 @@ class PredictorExtension(ContainerSettings):
 
 
 def _storage_problems(uri: str | None) -> Iterator[Problem]:
+    """What is wrong with a model's storageUri. A URI reads the same to this spec, the policy and the stores (which
+    find a scheme only before `://`, in lower case): so a scheme is written `scheme://` in lower case at the start,
+    a path holds no `://`, and neither holds a control character (URL parsing drops tabs and line breaks)."""
+    found = scheme(uri or "")
     if not uri:
         yield ("storageUri",), "required: Wharf loads a model from its artifacts (a path or a URI)"
     elif "\x00" in uri:
         yield ("storageUri",), "must not contain a NUL character"
+    elif control := _CONTROL.search(uri):
+        yield ("storageUri",), f"must not contain a control character ({control.group()!r})"
     elif names_class(uri):  # a Python class (`s3:Model` too: the model server imports module s3): custom code
         pass
-    elif scheme(uri) not in LOCAL_SCHEMES and scheme(uri) not in STORES:
-        yield ("storageUri",), f"unsupported storage scheme {scheme(uri)}://; Wharf reads {_SCHEMES}"
+    elif found not in LOCAL_SCHEMES and found not in STORES:
+        yield ("storageUri",), f"unsupported storage scheme {found}://; Wharf reads {_SCHEMES}"
+    elif found and not uri.startswith(f"{found}://"):
+        yield ("storageUri",), f"write the scheme as {found}://, in lower case, at the start (Wharf reads {_SCHEMES})"
+    elif not found and "://" in uri:
+        yield ("storageUri",), f"a path holds no :// (a URI begins with its scheme: {_SCHEMES})"
 
 
 class FrameworkSpec(PredictorExtension):

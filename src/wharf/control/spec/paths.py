@@ -39,11 +39,19 @@ def _resolve(model: ModelSpec, base: Path) -> None:
             variable.value = os.pathsep.join(_under(base, e) if e else e for e in variable.value.split(os.pathsep))
     uri = model.storage_uri or ""
     if model.names_class:
-        module = uri.partition(":")[0].partition(".")[0]
-        if (base / f"{module}.py").is_file() or (base / module).is_dir():
+        if _module_in(base, uri.partition(":")[0].partition(".")[0]):
             _put_first_on_path(model, str(base))
     elif uri and scheme(uri) == "":
         model.storage_uri = _under(base, uri)
+
+
+def _module_in(base: Path, module: str) -> bool:
+    """Whether `base` holds the module (`module.py` or `module/`); a name the file system refuses (too long) is not
+    there."""
+    try:
+        return (base / f"{module}.py").is_file() or (base / module).is_dir()
+    except OSError:
+        return False
 
 
 def _under(base: Path, path: str) -> str:

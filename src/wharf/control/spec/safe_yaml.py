@@ -14,7 +14,10 @@ and it is refused, with the reason, when:
 - there are more documents than the caller allows.
 
 The first refusal stops the reading, so a refused text costs at most the events read up to it. A text that passes
-is then built by the same (C) loader.
+is then built by the same (C) loader, which refuses, as YAML errors at their place in the text, an integer
+written in more than `MAX_INT_CHARACTERS` characters (Python refuses to read, or to show, one of more than 4,300
+digits, and YAML 1.1's base-60 integers such as 1:59:59 take time quadratic in their length) and a plain value
+Python cannot make (a date such as 2020-13-45).
 """
 
 from __future__ import annotations
@@ -27,12 +30,41 @@ import yaml
 from wharf.control.spec.common import SpecError
 
 MAX_DEPTH = 64
+MAX_INT_CHARACTERS = 1_000
 MAX_VALUES = 100_000
 ALIAS_FACTOR = 10
 #: What aliases may add whatever the text's size: values, and characters of scalars.
 ALIAS_ALLOWANCE = (1_000, 64 * 2**10)
 
-_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SHOWN = 40  # characters of a refused value quoted in the refusal
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's parser when installed), refusing integers too long and values it cannot make."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as e:  # raised by the value's own constructor: datetime(), int()
+            raise _unreadable(node, str(e)) from None
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_INT_CHARACTERS:
+            raise _unreadable(node, f"a manifest's integers have at most {MAX_INT_CHARACTERS} characters")
+        return super().construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_KINDS = {"int": "an integer", "timestamp": "a date"}
+
+
+def _unreadable(node: yaml.Node, reason: str) -> yaml.constructor.ConstructorError:
+    shown = node.value if len(node.value) <= _SHOWN else f"{node.value[:_SHOWN]}... ({len(node.value)} characters)"
+    kind = node.tag.rpartition(":")[2]
+    problem = f"{shown} cannot be read as {_KINDS.get(kind, kind)} ({reason}); quote it if it is a string"
+    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
+
 _START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
