@@ -291,6 +291,7 @@ def test_exactly_one_way_to_name_the_model() -> None:
         ({"storageUri": "s3:bucket/m.joblib"}, "storageUri", "write the scheme as s3://"),
         ({"storageUri": "file::memory://m"}, "storageUri", "write the scheme as file://"),
         ({"storageUri": "models/x::zip://m"}, "storageUri", "a path holds no ://"),
+        ({"storageUri": "--workers=3"}, "storageUri", "must not begin with '-' (a file of that name is ./--workers=3)"),
         ({"env": [{"name": "PYTHONPATH", "value": "/a\x00b"}]}, "env[0].value", "must not contain a NUL character"),
     ],
 )

@@ -53,11 +53,12 @@ _CONTROLLED = {"WHARF_REPOSITORY_API": "off"}
 
 
 def serve_command(spec: ReplicaSpec) -> list[str]:
-    """The command line of one replica of `spec`; the server picks free ports and logs them."""
+    """The command line of one replica of `spec`; the server picks free ports and logs them. The model's URI comes
+    after `--`, so that one beginning with `-` is still the URI, never an option."""
     runtime = ("--runtime", spec.runtime) if spec.runtime else ()
     return [
-        sys.executable, "-m", "wharf.cli", "serve", spec.model_uri, "--name", spec.model_name,
-        "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *runtime, *spec.args,
+        sys.executable, "-m", "wharf.cli", "serve", "--name", spec.model_name,
+        "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *runtime, *spec.args, "--", spec.model_uri,
     ]  # fmt: skip
 
 

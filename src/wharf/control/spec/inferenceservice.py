@@ -122,7 +122,8 @@ class PredictorExtension(ContainerSettings):
 def _storage_problems(uri: str | None) -> Iterator[Problem]:
     """What is wrong with a model's storageUri. A URI reads the same to this spec, the policy and the stores (which
     find a scheme only before `://`, in lower case): so a scheme is written `scheme://` in lower case at the start,
-    a path holds no `://`, and neither holds a control character (URL parsing drops tabs and line breaks)."""
+    a path holds no `://`, and neither holds a control character (URL parsing drops tabs and line breaks) or
+    begins with `-`."""
     found = scheme(uri or "")
     if not uri:
         yield ("storageUri",), "required: Wharf loads a model from its artifacts (a path or a URI)"
@@ -130,6 +131,8 @@ def _storage_problems(uri: str | None) -> Iterator[Problem]:
         yield ("storageUri",), "must not contain a NUL character"
     elif control := _CONTROL.search(uri):
         yield ("storageUri",), f"must not contain a control character ({control.group()!r})"
+    elif uri.startswith("-"):  # a command line would read it as an option
+        yield ("storageUri",), f"must not begin with '-' (a file of that name is ./{uri})"
     elif names_class(uri):  # a Python class (`s3:Model` too: the model server imports module s3): custom code
         pass
     elif found not in LOCAL_SCHEMES and found not in STORES:
