@@ -16,7 +16,9 @@ The rules, in the order they are checked, for the model of each component (predi
 - **Storage**: the storageUri's scheme must be one of `storage_schemes` (a plain path counts as `file`). A local
   path (relative ones are from the manifest file's directory when the apply names it, else from the daemon's
   working directory; symbolic links followed) must lie under `storage_roots` (default: the daemon's working
-  directory) or WHARF_HOME. `pvc://` paths lie under the operator's WHARF_PVC_ROOT.
+  directory) or WHARF_HOME/models, and never elsewhere in WHARF_HOME, whatever the roots hold (its default,
+  `.wharf`, is in the working directory): its tokens, database and logs are no models, and a model's errors may
+  show what it read. `pvc://` paths lie under the operator's WHARF_PVC_ROOT.
 - **Pickles**: a format whose artifacts are pickles (`PICKLE_FORMATS`) loads only from `pickle_schemes`; by
   default not over http(s), where anyone on the way may hand over a file. A scheme names no owner: `s3://` is
   anyone's bucket, so this limits how a pickle travels, not who wrote it.
@@ -113,6 +115,8 @@ TUNING_ENV = (
 )
 #: The model server's options that `args` may give (each with its value, as `--option N` or `--option=N`).
 SERVER_OPTIONS = ("--max-batch-size", "--max-latency-ms")
+#: The directory of WHARF_HOME that models may load from (the rest of it is Wharf's own state).
+HOME_MODELS = "models"
 _PYTHONPATH = "PYTHONPATH"
 _SCALE_SETTINGS = ("min_scale", "max_scale", "initial_scale")
 
@@ -130,12 +134,13 @@ class ManifestPolicy(BaseSettings):
         ("file", "pvc", "s3", "gs", "az", "http", "https"), description="where models may load from"
     )
     storage_roots: tuple[Path, ...] = Field(
-        default_factory=_cwd, description="local directories models may load from (besides WHARF_HOME)"
+        default_factory=_cwd, description="local directories models may load from (besides WHARF_HOME/models)"
     )
     home: Path | None = Field(
         None,
         validation_alias="WHARF_HOME",
-        description="the daemon's state directory (WHARF_HOME): models under it may load",
+        description="the daemon's state directory (WHARF_HOME): models load from its models/ directory, never from"
+        " the rest of it",
     )
     pickle_schemes: tuple[str, ...] = Field(
         ("file", "pvc", "s3", "gs", "az"), description="where pickle-based formats may load from"
@@ -170,8 +175,13 @@ class ManifestPolicy(BaseSettings):
         return f"{cls.model_config['env_prefix']}{field.upper()}"
 
     @property
+    def home_models(self) -> Path | None:
+        """WHARF_HOME/models, where models in WHARF_HOME may be (symbolic links followed)."""
+        return (self.home / HOME_MODELS).resolve() if self.home is not None else None
+
+    @property
     def local_roots(self) -> tuple[Path, ...]:
-        return (*self.storage_roots, *((self.home,) if self.home is not None else ()))
+        return (*self.storage_roots, *((self.home_models,) if self.home_models is not None else ()))
 
     def problems(self, manifest: Manifest, base: Path | None = None) -> list[tuple[str, str]]:
         """What `manifest` (validated; its relative paths read from `base`, the manifest file's directory, when
@@ -227,11 +237,17 @@ class ManifestPolicy(BaseSettings):
             return
         if found == "file":
             path = Path(strip_protocol(uri)).resolve()  # a relative path is the replica's: from the working directory
-            if not _under(path, self.local_roots):
+            if self._is_state(path):
+                yield (
+                    at,
+                    f"{path} is Wharf's own state (WHARF_HOME: its tokens, database and logs), not a model; models"
+                    f" in WHARF_HOME go in {self.home_models}",
+                )
+            elif not _under(path, self.local_roots):
                 yield (
                     at,
                     f"{path} is outside the directories models load from: {_listed(self.local_roots)}"
-                    f" ({self.setting('storage_roots')}, or WHARF_HOME)",
+                    f" ({self.setting('storage_roots')}, or WHARF_HOME/{HOME_MODELS})",
                 )
         if model_format in PICKLE_FORMATS and found not in self.pickle_schemes:
             yield (
@@ -240,6 +256,11 @@ class ManifestPolicy(BaseSettings):
                 f" code it names: this Wharf loads pickles only from {', '.join(self.pickle_schemes) or 'nowhere'}"
                 f" ({self.setting('pickle_schemes')})",
             )
+
+    def _is_state(self, path: Path) -> bool:
+        """Whether `path` (resolved) is in WHARF_HOME but not in its models directory."""
+        home, models = self.home, self.home_models
+        return home is not None and models is not None and _under(path, (home,)) and not _under(path, (models,))
 
     def _code_path_problems(self, value: str, at: Loc, base: Path | None) -> Iterator[Problem]:
         for entry in value.split(os.pathsep):

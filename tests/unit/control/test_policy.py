@@ -71,7 +71,7 @@ def test_the_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("WHARF_POLICY_STORAGE_ROOTS", '["/models"]')
     monkeypatch.setenv("WHARF_POLICY_CUSTOM_CLASSES", "false")
     policy = ManifestPolicy()
-    assert policy.local_roots == (Path("/models"), tmp_path / "home")
+    assert policy.local_roots == (Path("/models"), tmp_path / "home" / "models")
     assert policy.code_roots == (ROOT,) and not policy.custom_classes
     assert ManifestPolicy.setting("pickle_schemes") == "WHARF_POLICY_PICKLE_SCHEMES"
 
@@ -83,13 +83,28 @@ def test_the_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
 def test_a_local_path_outside_the_roots_is_refused(uri: str) -> None:
     reason = problems(isvc({"storageUri": uri}))["spec.predictor.model.storageUri"]
     assert "is outside the directories models load from" in reason and str(ROOT) in reason
-    assert "(WHARF_POLICY_STORAGE_ROOTS, or WHARF_HOME)" in reason
+    assert "(WHARF_POLICY_STORAGE_ROOTS, or WHARF_HOME/models)" in reason
 
 
-def test_local_paths_under_the_working_directory_and_home_load(tmp_path: Path) -> None:
+def test_local_paths_under_the_working_directory_and_homes_models_load(tmp_path: Path) -> None:
     policy = ManifestPolicy(home=tmp_path)
     for uri in ("examples/iris/model.joblib", f"file://{ROOT}/m.joblib", str(tmp_path / "models/m.joblib")):
         assert problems(isvc({"storageUri": uri}), policy) == {}, uri
+
+
+@pytest.mark.parametrize("name", ["credentials.json", "daemon.json", "wharf.db", "logs/iris-00001-1.log", "."])
+def test_wharfs_own_state_is_no_model_even_under_a_storage_root(name: str, tmp_path: Path) -> None:
+    """The default WHARF_HOME, .wharf, lies in the working directory, the default storage root: its tokens,
+    database and logs still do not load (a model's load error could show what it read)."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "link.joblib").symlink_to(tmp_path / ".wharf" / "wharf.db")
+    policy = ManifestPolicy(home=tmp_path / ".wharf", storage_roots=(tmp_path,))
+    for uri in (str(tmp_path / ".wharf" / name), f"file://{tmp_path}/.wharf/{name}", str(tmp_path / "link.joblib")):
+        reason = problems(isvc({"storageUri": uri}), policy)["spec.predictor.model.storageUri"]
+        assert "is Wharf's own state (WHARF_HOME: its tokens, database and logs), not a model" in reason, uri
+        assert reason.endswith(f"models in WHARF_HOME go in {tmp_path / '.wharf' / 'models'}")
+    assert problems(isvc({"storageUri": str(tmp_path / ".wharf/models/m.joblib")}), policy) == {}
+    assert problems(isvc({"storageUri": str(tmp_path / "models/m.joblib")}), policy) == {}
 
 
 def test_a_symbolic_link_out_of_a_root_is_followed(tmp_path: Path) -> None:
