@@ -121,19 +121,31 @@ def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0), env: dict[
     return Daemon(proc, home, event["http_port"], event["grpc_port"], event["control_port"], lines)
 
 
-def _replica_pids(home: Path) -> list[int]:
-    """The processes still running for the daemon of `home`: its gateway, replicas started as `wharf serve`, the
-    replica template and the replicas forked from it (whose command line is the template's)."""
+def _leftover_pids(under: Path) -> list[int]:
+    """The processes still running for daemons whose WHARF_HOME lies under `under`: gateways, replicas started as
+    `wharf serve`, replica templates and the replicas forked from them (whose command line is the template's)."""
     command = "wharf.cli gateway|wharf.cli serve|wharf.control.backends.zygote"
     found = subprocess.run(["pgrep", "-f", command], capture_output=True, text=True).stdout.split()
     pids = []
     for pid in map(int, found):
         try:
-            if str(home) in open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"):
+            if f"WHARF_HOME={under}" in open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"):
                 pids.append(pid)
         except OSError:
             pass
     return pids
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Whatever a test's daemons left running (a daemon the test killed, one that failed to stop) is gone after it."""
+    yield
+    for pid in _leftover_pids(tmp_path):
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pid:  # a replica leads its own session
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -142,12 +154,6 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     running = start_daemon(tmp_path / "home")
     yield running
     running.stop()
-    for pid in _replica_pids(running.home):  # replicas of a daemon the test killed
-        with contextlib.suppress(ProcessLookupError):
-            if os.getpgid(pid) == pid:  # a replica leads its own session
-                os.killpg(pid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
 
 
 def manifest(
