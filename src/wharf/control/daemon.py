@@ -38,7 +38,6 @@ from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import ConfigurationError
-from wharf.gateway import GatewaySettings
 
 log = logging.getLogger("wharf.daemon")
 
@@ -100,7 +99,6 @@ async def run(settings: DaemonSettings) -> None:
         settings.home.chmod(0o700)  # state, logs, tokens and the gateway's socket: this user's only
         credentials, made = Credentials.load_or_create(settings.home)
         store = Store(settings.home / "wharf.db")
-        gateway_settings = GatewaySettings()
         gateway = GatewayProcess(settings.home)
         backend = LocalBackend(settings.home)
         stop = asyncio.Event()
@@ -117,7 +115,6 @@ async def run(settings: DaemonSettings) -> None:
                 gateway,
                 _ingress(settings.host, http_port, grpc_port),
                 settings.domain,
-                gateway_settings.stats_window_s,
                 settings.scale_to_zero_grace_s,
                 max_replicas=settings.max_replicas,
             )

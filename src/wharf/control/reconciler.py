@@ -132,7 +132,6 @@ class Reconciler:
         gateway: Gateway | GatewayProcess,
         ingress: Ingress,
         domain: str,
-        stats_window_s: float,
         grace_s: float,
         max_replicas: int = 64,
     ) -> None:
@@ -141,7 +140,6 @@ class Reconciler:
         self.gateway = gateway
         self.ingress = ingress
         self.domain = domain
-        self.stats_window_s = stats_window_s
         self.max_replicas = max_replicas
         self.metrics = ControlMetrics()
         self.metrics.count_payload_events(gateway.payload_counts)

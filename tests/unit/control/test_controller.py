@@ -14,49 +14,14 @@ import yaml
 from fastapi.testclient import TestClient
 
 from wharf.control.api import create_app
-from wharf.control.backends import ReplicaSpec, ReplicaState
 from wharf.control.controller import Controller
 from wharf.control.daemon import _log_failure
 from wharf.control.plan import ISVC_KIND, parse
 from wharf.control.policy import ManifestPolicy
-from wharf.control.reconciler import Ingress, Reconciler
-from wharf.control.store import Store, revision_prefix
+from wharf.control.store import revision_prefix
 from wharf.errors import ConfigurationError
-from wharf.logger import PayloadLogger
 
-
-class Backend:
-    def __init__(self) -> None:
-        self.scaled: dict[str, int] = {}
-        self.specs: dict[str, ReplicaSpec] = {}
-
-    def replicas(self, revision: str | None = None) -> list[ReplicaState]:
-        return []
-
-    async def scale(self, spec: ReplicaSpec, replicas: int) -> None:
-        self.scaled[spec.revision] = replicas
-        self.specs[spec.revision] = spec
-
-    async def remove(self, revision: str) -> None:
-        self.scaled.pop(revision, None)
-
-    def failing(self, revision: str) -> str | None:
-        return None
-
-
-class Gateway:
-    def __init__(self) -> None:
-        self.tables: list[Any] = []
-        self.payloads = PayloadLogger()
-
-    def payload_counts(self) -> dict[str, int]:
-        return self.payloads.counts
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-    def update(self, table: Any) -> None:
-        self.tables.append(table)
+from .fakes import control_plane
 
 
 def isvc(name: str, namespace: str = "default", who: str = "a", canary: int | None = None) -> str:
@@ -71,11 +36,7 @@ def isvc(name: str, namespace: str = "default", who: str = "a", canary: int | No
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Controller:
-    store = Store(tmp_path / "wharf.db")
-    reconciler = Reconciler(
-        store, Backend(), Gateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
-    )  # type: ignore[arg-type]
-    return Controller(store, reconciler)
+    return control_plane(tmp_path)
 
 
 def run(coroutine: Any) -> Any:

@@ -11,15 +11,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.control.test_controller import Backend, Gateway
+from tests.unit.control.fakes import control_plane
 from tests.unit.model.test_custom_class_names import CLASSES, NOT_CLASSES
 from wharf.control.api import create_app
 from wharf.control.controller import Controller
 from wharf.control.plan import ISVC_KIND
 from wharf.control.policy import ManifestPolicy
-from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.spec import parse_manifest, parse_manifests
-from wharf.control.store import Store
 from wharf.errors import ConfigurationError
 from wharf.model.runtimes.custom import names_class
 
@@ -279,11 +277,7 @@ def test_replicas_of_a_revision_are_capped() -> None:
 
 
 def controller_with(tmp_path: Path, policy: ManifestPolicy | None = None) -> Controller:
-    store = Store(tmp_path / "wharf.db")
-    reconciler = Reconciler(
-        store, Backend(), Gateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
-    )  # type: ignore[arg-type]
-    return Controller(store, reconciler, policy)
+    return control_plane(tmp_path, policy=policy)
 
 
 def controller_apply(controller: Controller, text: str) -> list[dict[str, str]]:

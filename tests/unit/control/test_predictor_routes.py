@@ -10,22 +10,17 @@ from pathlib import Path
 import pytest
 
 from wharf.control.controller import Controller
-from wharf.control.reconciler import Ingress, Reconciler
-from wharf.control.store import Store
 from wharf.errors import ConfigurationError
 from wharf.gateway.router import Router
 from wharf.gateway.routes import RouteTable
 
-from .test_controller import Backend, Gateway, isvc, run, with_transformer
+from .fakes import control_plane
+from .test_controller import isvc, run, with_transformer
 
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Controller:
-    store = Store(tmp_path / "wharf.db")
-    reconciler = Reconciler(
-        store, Backend(), Gateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
-    )  # type: ignore[arg-type]
-    return Controller(store, reconciler)
+    return control_plane(tmp_path)
 
 
 def table(controller: Controller) -> RouteTable:

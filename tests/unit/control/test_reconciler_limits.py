@@ -13,8 +13,8 @@ import pytest
 from wharf.control.backends import ReplicaSpec, ReplicaState
 from wharf.control.controller import Controller
 from wharf.control.plan import ISVC_KIND
-from wharf.control.reconciler import Ingress, Reconciler
-from wharf.control.store import Store
+
+from .fakes import control_plane
 
 
 class Backend:
@@ -44,20 +44,6 @@ class Backend:
         return None
 
 
-class Gateway:
-    def __init__(self) -> None:
-        self.tables: list[Any] = []
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-    def payload_counts(self) -> dict[str, int]:
-        return {}
-
-    def update(self, table: Any) -> None:
-        self.tables.append(table)
-
-
 def isvc(name: str, min_replicas: int) -> str:
     return (
         "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
@@ -73,11 +59,7 @@ def backend() -> Backend:
 
 
 def controller(tmp_path: Path, backend: Backend, max_replicas: int = 64) -> Controller:
-    store = Store(tmp_path / "wharf.db")
-    ingress = Ingress("http://127.0.0.1:1", "127.0.0.1:2")
-    gateway: Any = Gateway()
-    reconciler = Reconciler(store, backend, gateway, ingress, "example.com", 60.0, 30.0, max_replicas)  # type: ignore[arg-type]
-    return Controller(store, reconciler)
+    return control_plane(tmp_path, backend, max_replicas=max_replicas)
 
 
 def status(controller: Controller, name: str) -> dict[str, Any]:

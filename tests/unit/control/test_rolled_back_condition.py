@@ -10,11 +10,10 @@ import pytest
 
 from wharf.control.controller import Controller
 from wharf.control.plan import ISVC_KIND
-from wharf.control.reconciler import Ingress, Reconciler
-from wharf.control.store import Store
 from wharf.gateway import RevisionStats
 
-from .test_controller import Backend, Gateway, isvc, run
+from .fakes import Gateway, control_plane
+from .test_controller import isvc, run
 
 
 class JudgedGateway(Gateway):
@@ -30,11 +29,7 @@ class JudgedGateway(Gateway):
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Controller:
-    store = Store(tmp_path / "wharf.db")
-    reconciler = Reconciler(
-        store, Backend(), JudgedGateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
-    )  # type: ignore[arg-type]
-    return Controller(store, reconciler)
+    return control_plane(tmp_path, gateway=JudgedGateway())
 
 
 def guarded(who: str, canary: int) -> str:

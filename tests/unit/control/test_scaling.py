@@ -12,11 +12,10 @@ from wharf.autoscaler import policy_from_annotations
 from wharf.control.controller import Controller
 from wharf.control.metrics import ControlMetrics
 from wharf.control.plan import ISVC_KIND
-from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.scaling import RevisionScaling
-from wharf.control.store import Store
 from wharf.gateway.stats import RevisionStats
 
+from .fakes import control_plane
 from .test_reconciler_limits import Backend
 
 REVISION = "who-predictor-00001"
@@ -109,11 +108,9 @@ class Gateway:
 
 def controller(home: Path, backend: Backend, gateway: Gateway, clock: Clock) -> Controller:
     """A control plane over the store in `home`; a second one over the same home is a restart."""
-    store = Store(home / "wharf.db")
-    ingress = Ingress("http://127.0.0.1:1", "127.0.0.1:2")
-    reconciler = Reconciler(store, backend, gateway, ingress, "example.com", 60.0, 1.0)  # type: ignore[arg-type]
-    reconciler.scaling.clock = clock
-    return Controller(store, reconciler)
+    control = control_plane(home, backend, gateway, grace_s=1.0)
+    control.reconciler.scaling.clock = clock
+    return control
 
 
 def scale(control: Controller) -> dict[str, int]:

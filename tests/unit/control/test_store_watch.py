@@ -9,23 +9,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.control.test_controller import Backend, Gateway, isvc
+from tests.unit.control.fakes import Backend, control_plane
+from tests.unit.control.test_controller import isvc
 from wharf.control.api import create_app
 from wharf.control.controller import Controller
 from wharf.control.plan import ISVC_KIND
-from wharf.control.reconciler import Ingress, Reconciler
-from wharf.control.store import Store
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import NotFound
 
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Controller:
-    store = Store(tmp_path / "wharf.db")
-    reconciler = Reconciler(
-        store, Backend(), Gateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
-    )  # type: ignore[arg-type]
-    return Controller(store, reconciler)
+    return control_plane(tmp_path)
 
 
 async def _next(changes: Any) -> tuple[str, dict[str, Any]]:
@@ -96,12 +91,7 @@ class Logs(Backend):
 def test_streams_end_when_their_client_goes_and_leave_the_loop_free(tmp_path: Path) -> None:
     """A watch and a followed log over real HTTP: other requests answer meanwhile, and once the client closes
     its connection, the server's request task ends (nothing goes on polling for it)."""
-    store = Store(tmp_path / "wharf.db")
-    backend = Logs(tmp_path)
-    reconciler = Reconciler(
-        store, backend, Gateway(), Ingress("http://127.0.0.1:1", "127.0.0.1:2"), "example.com", 60.0, 30.0
-    )  # type: ignore[arg-type]
-    controller = Controller(store, reconciler)
+    controller = control_plane(tmp_path, Logs(tmp_path))
     log = tmp_path / "logs" / "a-predictor-00001" / "r1.log"
     log.parent.mkdir(parents=True)
     log.write_text("started\n")
