@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.processes import ROOT, start
 
@@ -200,3 +202,30 @@ def who_answers(daemon: Daemon, host: str, count: int, headers: dict[str, str] |
             assert answer.status_code == 200, answer.text
             answers.append(answer.json()["outputs"][0]["data"][0])
     return answers
+
+
+def custom_service(
+    name: str, storage_uri: str, *, namespace: str = "default", protocol: str = "v1", env: dict[str, str] | None = None
+) -> str:
+    """An InferenceService (a YAML document) serving the custom model class `storage_uri` over `protocol`, with
+    `env` in its environment."""
+    model = {
+        "modelFormat": {"name": "custom"},
+        "protocolVersion": protocol,
+        "storageUri": storage_uri,
+        "env": [{"name": key, "value": value} for key, value in (env or {}).items()],
+    }
+    spec = {"predictor": {"model": model}}
+    return _document("serving.kserve.io/v1beta1", "InferenceService", {"name": name, "namespace": namespace}, spec)
+
+
+def graph(name: str, router: str, *steps: dict[str, Any], nodes: dict[str, Any] | None = None) -> str:
+    """An InferenceGraph (a YAML document) whose root node routes with `router` (Sequence, Switch, Ensemble,
+    Splitter) over `steps`, each a step's fields as KServe names them; `nodes` adds other nodes by name."""
+    spec = {"nodes": {"root": {"routerType": router, "steps": list(steps)}, **(nodes or {})}}
+    return _document("serving.kserve.io/v1alpha1", "InferenceGraph", {"name": name}, spec)
+
+
+def _document(api_version: str, kind: str, metadata: dict[str, str], spec: dict[str, Any]) -> str:
+    document = {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
+    return "---\n" + yaml.safe_dump(document, sort_keys=False)

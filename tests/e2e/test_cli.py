@@ -18,19 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import Daemon, manifest, ready, who_answers
+from tests.e2e.conftest import Daemon, graph, manifest, ready, who_answers
 from tests.processes import ROOT
 
 BROKEN = manifest("broken", "a").replace("wharf_test_models:WhoAmI", "wharf_test_models:FailsToLoad")
-GRAPH = """apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: chain}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps: [{serviceName: who}]
-"""
+GRAPH = graph("chain", "Sequence", {"serviceName": "who"})
 
 
 class Lines:

@@ -9,84 +9,43 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Daemon, ready
+from tests.e2e.conftest import Daemon, custom_service, graph, ready
 
 ADDERS = "".join(
-    f"""---
-apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata: {{name: add-{name}}}
-spec:
-  predictor:
-    model:
-      modelFormat: {{name: custom}}
-      storageUri: wharf_test_models:Add
-      env: [{{name: ADD, value: '{amount}'}}]
-"""
+    custom_service(f"add-{name}", "wharf_test_models:Add", env={"ADD": str(amount)})
     for name, amount in (("one", 1), ("ten", 10))
 )
-
-GRAPHS = """---
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: chain}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-      - {name: first, serviceName: add-one}
-      - {name: second, serviceName: add-ten, data: $response}
----
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: pick}
-spec:
-  nodes:
-    root:
-      routerType: Switch
-      steps:
-      - {serviceName: add-one, condition: "[@this].#(route==\\"one\\")"}
-      - {serviceName: add-ten, condition: "[@this].#(route==\\"ten\\")"}
----
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: decide}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-      - {name: first, serviceName: add-one}
-      - {name: then, nodeName: by-prediction, data: $response}
-    by-prediction:
-      routerType: Switch
-      steps:
-      - {serviceName: add-ten, condition: "[@this].#(predictions.0.0>5)"}
-      - {serviceName: add-one, condition: "[@this].#(predictions.0.0<=5)"}
----
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: both}
-spec:
-  nodes:
-    root:
-      routerType: Ensemble
-      steps:
-      - {name: one, serviceName: add-one}
-      - {name: ten, serviceName: add-ten}
----
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: split}
-spec:
-  nodes:
-    root:
-      routerType: Splitter
-      steps:
-      - {serviceName: add-one, weight: 80}
-      - {serviceName: add-ten, weight: 20}
-"""
+GRAPHS = (
+    graph(
+        "chain",
+        "Sequence",
+        {"name": "first", "serviceName": "add-one"},
+        {"name": "second", "serviceName": "add-ten", "data": "$response"},
+    )
+    + graph(
+        "pick",
+        "Switch",
+        {"serviceName": "add-one", "condition": '[@this].#(route=="one")'},
+        {"serviceName": "add-ten", "condition": '[@this].#(route=="ten")'},
+    )
+    + graph(
+        "decide",
+        "Sequence",
+        {"name": "first", "serviceName": "add-one"},
+        {"name": "then", "nodeName": "by-prediction", "data": "$response"},
+        nodes={
+            "by-prediction": {
+                "routerType": "Switch",
+                "steps": [
+                    {"serviceName": "add-ten", "condition": "[@this].#(predictions.0.0>5)"},
+                    {"serviceName": "add-one", "condition": "[@this].#(predictions.0.0<=5)"},
+                ],
+            }
+        },
+    )
+    + graph("both", "Ensemble", {"name": "one", "serviceName": "add-one"}, {"name": "ten", "serviceName": "add-ten"})
+    + graph("split", "Splitter", {"serviceName": "add-one", "weight": 80}, {"serviceName": "add-ten", "weight": 20})
+)
 
 
 @pytest.fixture
@@ -128,7 +87,6 @@ def test_a_failing_step_is_named(daemon: Daemon, graphs: httpx.Client) -> None:
     answer = graphs.post("/", json={"instances": [["not a number"]]}, headers={"host": "chain.default.example.com"})
     assert answer.status_code == 400
     assert "step 'first' of node 'root' failed" in answer.json()["error"]
-    refused = daemon.wharf(
-        "apply", "-f", "-", check=False, stdin=GRAPHS.replace("serviceName: add-one}", "serviceUrl: 'http://x/'}", 1)
-    )
+    outside = graph("chain", "Sequence", {"name": "first", "serviceUrl": "http://x/"})
+    refused = daemon.wharf("apply", "-f", "-", check=False, stdin=outside)
     assert refused.returncode == 1 and "serviceUrl" in refused.stderr

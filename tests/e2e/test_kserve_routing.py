@@ -15,56 +15,22 @@ import pytest
 import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.e2e.conftest import MODELS, ROOT, Daemon, ready, start_daemon
+from tests.e2e.conftest import MODELS, ROOT, Daemon, custom_service, graph, ready, start_daemon
 from tests.integration.test_kserve_clients import SEEN, kserve_client_sees
 from tests.integration.test_kserve_predictor import PREDICTORS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def custom(name: str, storage_uri: str, namespace: str = "default", protocol: str = "v1", env: str = "[]") -> str:
-    return f"""---
-apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata: {{name: {name}, namespace: {namespace}}}
-spec:
-  predictor:
-    model:
-      modelFormat: {{name: custom}}
-      protocolVersion: {protocol}
-      storageUri: {storage_uri}
-      env: {env}
-"""
-
-
 SERVICES = (
-    custom("scaler", "kserve_predictors:Scaler")
-    + custom("who", "wharf_test_models:WhoAmI", env="[{name: WHO, value: a}]")
-    + custom("add-one", "wharf_test_models:Add", protocol="v2", env="[{name: ADD, value: '1'}]")
-    + custom("add-ten", "wharf_test_models:Add", protocol="v2", env="[{name: ADD, value: '10'}]")
+    custom_service("scaler", "kserve_predictors:Scaler")
+    + custom_service("who", "wharf_test_models:WhoAmI", env={"WHO": "a"})
+    + custom_service("add-one", "wharf_test_models:Add", protocol="v2", env={"ADD": "1"})
+    + custom_service("add-ten", "wharf_test_models:Add", protocol="v2", env={"ADD": "10"})
 )
-GRAPHS = """---
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: v2-both}
-spec:
-  nodes:
-    root:
-      routerType: Ensemble
-      steps:
-      - {name: one, serviceName: add-one}
-      - {name: ten, serviceName: add-ten}
----
-apiVersion: serving.kserve.io/v1alpha1
-kind: InferenceGraph
-metadata: {name: v2-first}
-spec:
-  nodes:
-    root:
-      routerType: Sequence
-      steps:
-      - {name: first, serviceName: add-one}
-"""
+GRAPHS = graph(
+    "v2-both", "Ensemble", {"name": "one", "serviceName": "add-one"}, {"name": "ten", "serviceName": "add-ten"}
+) + graph("v2-first", "Sequence", {"name": "first", "serviceName": "add-one"})
 V2_BODY = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]}
 
 
@@ -113,7 +79,7 @@ def test_grpc_by_host_keeps_clients_of_one_namespace_when_another_serves_the_mod
     try:
         assert _who(client) == "a"  # one service serves `who`: its name is enough
         assert _who(behind_a_name, "who.default.example.com") == "a"
-        second = custom("who", "wharf_test_models:WhoAmI", "team-b", env="[{name: WHO, value: b}]")
+        second = custom_service("who", "wharf_test_models:WhoAmI", namespace="team-b", env={"WHO": "b"})
         daemon.wharf("apply", "-f", "-", stdin=second)
         _wait_ready_in(daemon, "team-b", "who")
 
