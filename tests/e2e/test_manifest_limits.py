@@ -73,7 +73,7 @@ def test_what_the_policy_forbids_is_named_with_its_field_and_setting(daemon: Dae
         " most 64 replicas of a revision (WHARF_POLICY_MAX_REPLICAS_PER_REVISION)",
         manifest("preload", "x").replace("name: WHO", "name: LD_PRELOAD"): "spec.predictor.model.env[0].name:"
         " LD_PRELOAD may not be set by a manifest",
-        ISVC.replace("models/iris.joblib", "/etc/passwd"): "(WHARF_POLICY_STORAGE_ROOTS, or WHARF_HOME)",
+        ISVC.replace("models/iris.joblib", "/etc/passwd"): "(WHARF_POLICY_STORAGE_ROOTS, or WHARF_HOME/models)",
     }
     with daemon.control() as client:
         for text, reason in refusals.items():

@@ -97,6 +97,7 @@ def exclusive(home: Path) -> Iterator[IO[str]]:
 async def run(settings: DaemonSettings) -> None:
     with exclusive(settings.home):
         settings.home.chmod(0o700)  # state, logs, tokens and the gateway's socket: this user's only
+        (settings.home / "models").mkdir(exist_ok=True)  # where manifests may load models from, beside the cwd
         credentials, made = Credentials.load_or_create(settings.home)
         store = Store(settings.home / "wharf.db")
         gateway = GatewayProcess(settings.home)
