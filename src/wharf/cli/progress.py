@@ -125,8 +125,8 @@ def progress(item: dict[str, Any]) -> tuple[bool, str]:
 
 def trouble(item: dict[str, Any]) -> str | None:
     """What keeps a resource from being ready beyond waiting for its replicas to start (a replica's error, a
-    rollback, the machine's replica cap), briefly: the first such message of its component conditions
-    (PredictorReady, ...), else of Ready."""
+    rollback, the machine's replica cap) or how far a starting replica has got (`downloading model 40% of 1.2 GB`),
+    briefly: the first such message of its component conditions (PredictorReady, ...), else of Ready."""
     conditions = item.get("status", {}).get("conditions", [])
     ordered = [c for c in conditions if c.get("type") != "Ready"] + [c for c in conditions if c.get("type") == "Ready"]
     return next(

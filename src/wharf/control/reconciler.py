@@ -399,11 +399,13 @@ class Reconciler:
             serving = all(name in ready for name in desired)
             waiting = "" if serving else "waiting for a ready replica of " + ", ".join(sorted(set(desired) - ready))
             errors = [e for rs in by_revision.values() for r in rs if not r.ready and (e := _replica_error(r))]
+            progress = [r.progress for rs in by_revision.values() for r in rs if not r.ready and r.progress]
             capped = "; ".join(self._cap_message(n) for n in sorted(names) if n in self._capped)
-            reason = errors[0] if errors else capped or waiting
-            conditions.append(_condition(f"{component.capitalize()}Ready", serving, reason))
+            reason = errors[0] if errors else capped or waiting  # Ready's too; progress there: an event a second
+            message = (errors or progress or [reason])[0]
+            conditions.append(_condition(f"{component.capitalize()}Ready", serving, message))
             if capped or not serving:
-                messages.append(capped or waiting)
+                messages.append(capped if serving else reason)
             components[component] = {
                 "url": self._url(resource, component, front),
                 "latestCreatedRevision": rollout.latest_created,

@@ -2,27 +2,25 @@
 
 A plain path, `file://` or `pvc://NAME/PATH` (under `WHARF_PVC_ROOT`) resolves in place. `http(s)://`, `s3://`,
 `gs://` and `az://` are fetched through fsspec and its plugins into the cache (`WHARF_STORAGE_CACHE_DIR`), keyed
-by URI and by the version the store reports, so that an unchanged artifact is downloaded once. A `.zip`,
-`.tar.gz` or `.tgz` file, local or remote, is unpacked into the cache.
+by URI and by the version the store reports, so that an unchanged artifact is downloaded once, logging its
+progress as it comes (progress.py). A `.zip`, `.tar.gz` or `.tgz` file, local or remote, is unpacked into the cache.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 from pathlib import Path
 
 from wharf.errors import ConfigurationError, ModelLoadError, WharfError
 from wharf.storage.archive import is_archive
 from wharf.storage.artifact import Artifact
 from wharf.storage.cache import ArtifactCache
+from wharf.storage.progress import DownloadProgress
 from wharf.storage.settings import StorageSettings
 from wharf.storage.stores import connect
 from wharf.storage.uri import LOCAL_SCHEMES, local_path, model_name, redact, scheme
 
 __all__ = ["StorageSettings", "model_name", "resolve"]
-
-log = logging.getLogger(__name__)
 
 
 def resolve(uri: str, settings: StorageSettings | None = None) -> Path:
@@ -45,9 +43,11 @@ def _fetch(uri: str, settings: StorageSettings) -> Path:
     artifact = Artifact.find(*connect(uri, settings))
     cache = ArtifactCache(settings.storage_cache_dir)
     entry = cache.entry(uri, artifact.version)
-    if not entry.is_dir():
-        log.info("fetching model artifact", extra={"uri": redact(uri), "files": len(artifact.files)})
-    return artifact.local(cache.fill(entry, functools.partial(artifact.download, settings=settings)))
+    if entry.is_dir():
+        return artifact.local(entry)
+    with DownloadProgress(uri, artifact.size) as progress:
+        filled = cache.fill(entry, functools.partial(artifact.download, settings=settings, progress=progress))
+    return artifact.local(filled)
 
 
 def _reason(error: BaseException) -> str:

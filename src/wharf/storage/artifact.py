@@ -11,9 +11,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from fsspec import AbstractFileSystem
+from fsspec.callbacks import NoOpCallback
 
 from wharf.errors import ConfigurationError
 from wharf.storage.archive import extract, inside, is_archive
+from wharf.storage.progress import DownloadProgress
 from wharf.storage.settings import StorageSettings
 from wharf.storage.uri import redact
 
@@ -49,23 +51,31 @@ class Artifact:
         return json.dumps(sorted(stamps.items()), default=str)
 
     @property
+    def size(self) -> int | None:
+        """The bytes to fetch in all, or None if the store does not give the size of every file."""
+        sizes = [info.get("size") for info in self.files.values()]
+        return sum(sizes) if all(type(size) is int for size in sizes) else None  # type: ignore[arg-type]
+
+    @property
     def archive(self) -> str | None:
         """The name of the file, if the artifact is a single archive to unpack."""
         name = next(iter(self.files))
         return name if self.single and is_archive(name) else None
 
-    def download(self, directory: Path, settings: StorageSettings) -> None:
-        """Write the artifact into the empty `directory` (an archive unpacked within the limits of `settings`)."""
+    def download(self, directory: Path, settings: StorageSettings, progress: DownloadProgress | None = None) -> None:
+        """Write the artifact into the empty `directory` (an archive unpacked within the limits of `settings`),
+        counting its bytes in `progress` as they arrive."""
         sources = [info["name"] for info in self.files.values()]
         if self.archive is None:
             targets = [inside(directory, name) for name in self.files]
             for target in targets:
                 target.parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get(sources, [str(target) for target in targets])
+            callback = progress.files() if progress else NoOpCallback()
+            self.fs.get(sources, [str(target) for target in targets], callback=callback)
             return
         with tempfile.TemporaryDirectory(prefix=".archive-", dir=directory) as scratch:
             archive = Path(scratch) / self.archive
-            self.fs.get_file(sources[0], str(archive))
+            self.fs.get_file(sources[0], str(archive), callback=progress.file() if progress else NoOpCallback())
             extract(archive, directory, settings)
 
     def local(self, entry: Path) -> Path:

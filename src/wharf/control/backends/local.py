@@ -1,6 +1,7 @@
 """The local backend: replicas are `wharf serve` processes on this machine, supervised from the daemon's loop.
 
-Each replica has a task that starts its process, learns its ports from the `serving` line of its log file,
+Each replica has a task that starts its process, learns its ports from the `serving` line of its log file (and,
+meanwhile, how far the download of its model has got from its `downloading model` lines),
 checks its readiness every `health_interval_s` and, once it ends, starts it again after its revision's backoff
 (backoff.py: at once, then 10 s doubling up to 5 min, as Kubernetes' CrashLoopBackOff), so that crash-looping
 revisions cannot keep the machine busy starting processes. With
@@ -33,7 +34,7 @@ import aiohttp
 
 from wharf.control.backends.backoff import RestartBackoff
 from wharf.control.backends.cgroup import ReplicaCgroups, cgroups_or_none
-from wharf.control.backends.logfile import LogFollower, last_lines, serving_ports
+from wharf.control.backends.logfile import LogFollower, download_progress, last_lines, serving_ports
 from wharf.control.backends.memory import over_limit
 from wharf.control.backends.process import Confinement, ReplicaProcess, is_replica_process
 from wharf.control.backends.replica import ReplicaSpec, ReplicaState
@@ -87,12 +88,14 @@ class _Replica:
     cgroup: Path | None = None
     oom_kills: int = 0  # its cgroup's count when its current process started
     killed: str | None = None  # why the backend killed its current process
+    progress: str | None = None  # what its process, starting, last said of its progress
 
     def state(self) -> ReplicaState:
         pid = self.process.pid if self.process else 0
         return ReplicaState(
             self.id, self.spec.revision, pid, self.http_port, self.grpc_port, self.ready, self.restarts,
             self.last_exit, self.started_at, self.last_error, self.spec.digest, self.backoff_s, self.pending, self.gpus,
+            self.progress,
         )  # fmt: skip
 
 
@@ -234,7 +237,8 @@ class LocalBackend:
         r.backoff_s = 0.0
 
     async def _start(self, r: _Replica) -> str | None:
-        """Start the replica's process and wait for its `serving` line: None once serving, else what failed."""
+        """Start the replica's process and wait for its `serving` line (its progress shown meanwhile): None once
+        serving, else what failed."""
         path = self.log_path(r.spec.revision, r.id)
         r.log_offset = path.stat().st_size if path.exists() else 0
         r.started_at = time.time()
@@ -249,10 +253,12 @@ class LocalBackend:
         self._changed()
         try:
             async with asyncio.timeout(self.settings.start_timeout_s):
-                ports = await _serving_ports(r.process, LogFollower(path, r.log_offset))
+                ports = await _serving_ports(r.process, LogFollower(path, r.log_offset), lambda p: self._progress(r, p))
         except TimeoutError:
             await r.process.kill()
             return f"not serving within {self.settings.start_timeout_s:g} s, killed"
+        finally:
+            r.progress = None
         if ports is None:
             return "exited before serving"
         r.http_port, r.grpc_port = ports
@@ -421,6 +427,11 @@ class LocalBackend:
             r.pending = reason
             self._changed()
 
+    def _progress(self, r: _Replica, progress: str) -> None:
+        if r.progress != progress:
+            r.progress = progress
+            self._changed()
+
     def _oom_killed(self, r: _Replica) -> str | None:
         """Why the replica's process ended, when its cgroup says the kernel killed it for its memory limit."""
         if r.cgroup is None or ReplicaCgroups.oom_kills(r.cgroup) <= r.oom_kills:
@@ -487,13 +498,18 @@ class LocalBackend:
         return replica_id
 
 
-async def _serving_ports(process: ReplicaProcess, follower: LogFollower) -> tuple[int, int] | None:
-    """The ports from the process's `serving` line; None if it ends without logging one."""
+async def _serving_ports(
+    process: ReplicaProcess, follower: LogFollower, progress: Callable[[str], None]
+) -> tuple[int, int] | None:
+    """The ports from the process's `serving` line; None if it ends without logging one. What each `downloading
+    model` line before it says goes to `progress`."""
     while True:
         exited = process.exited()
         for line in follower.new_lines():
             if ports := serving_ports(line):
                 return ports
+            if (said := download_progress(line)) is not None:
+                progress(said)
         if exited:
             return None
         await asyncio.sleep(_LOG_POLL_S)

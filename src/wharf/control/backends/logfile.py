@@ -1,10 +1,13 @@
-"""Reading a replica's log file: the model server's `serving` line (its ports) and the last lines for errors."""
+"""Reading a replica's log file: the model server's `serving` line (its ports), its `downloading model` lines
+(how far the fetch of its model has got) and the last lines for errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import orjson
+
+from wharf.storage.progress import EVENT as DOWNLOADING
 
 _READ_BYTES = 1 << 20
 _MAX_LINE_BYTES = 1 << 16
@@ -25,6 +28,35 @@ def serving_ports(line: str | bytes) -> tuple[int, int] | None:
     if all(type(p) is int and 0 < p < 65536 for p in ports):
         return ports  # type: ignore[return-value]
     return None
+
+
+def download_progress(line: bytes) -> str | None:
+    """What the model server's `downloading model` line says, for a person: `downloading model 40% of 1.2 GB`
+    (`downloading model: 12.3 MB so far` when the store gave no size); None for other lines."""
+    if b'"downloading model"' not in line:
+        return None
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("event") != DOWNLOADING:
+        return None
+    done, total = doc.get("bytes_done"), doc.get("bytes_total")
+    if type(done) is not int or done < 0 or not (total is None or (type(total) is int and total >= 0)):
+        return None
+    if not total:
+        return f"{DOWNLOADING}: {_size(done)} so far"
+    return f"{DOWNLOADING} {min(done * 100 // total, 100)}% of {_size(total)}"
+
+
+def _size(count: int) -> str:
+    """A number of bytes in decimal units, as downloads are usually shown (`512 B`, `2.4 MB`, `1.2 GB`)."""
+    size, unit = float(count), "B"
+    for larger in ("kB", "MB", "GB", "TB"):
+        if size < 1000:
+            break
+        size, unit = size / 1000, larger
+    return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 class LogFollower:
