@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from wharf import __version__
 from wharf.control.controller import Controller
 from wharf.embedded_http import read_body
-from wharf.errors import ConfigurationError, InvalidInput, WharfError
+from wharf.errors import ConfigurationError, InvalidInput, ServerBusy, WharfError
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,40 @@ class Watch:
     timeoutSeconds: float | None = Query(None, gt=0, description="end the watch after this")  # noqa: N815
 
 
+MAX_STREAMS = 64  # watches and followed logs open at once: each holds a connection for as long as its client likes
+
+
+class StreamSlots:
+    """At most `limit` endless streams (watches, followed logs) at once: more answer 503, so that readers cannot
+    take every connection the API has (a viewer's token is enough to open one)."""
+
+    def __init__(self, limit: int = MAX_STREAMS) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def take(self, lines: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """`lines`, holding a slot while they are read; ServerBusy when none is free."""
+        if self.open >= self.limit:
+            raise ServerBusy(f"{self.limit} watches and followed logs are open; close one or retry later")
+
+        async def held() -> AsyncIterator[Any]:
+            self.open += 1
+            try:
+                async for line in lines:
+                    yield line
+            finally:
+                self.open -= 1
+
+        return held()
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(controller: Controller) -> FastAPI:
+def create_app(controller: Controller, streams: StreamSlots | None = None) -> FastAPI:
     app = FastAPI(title="Wharf control plane", version=__version__)
+    streams = streams or StreamSlots()
 
     @app.exception_handler(WharfError)
     async def wharf_error(_: Request, error: WharfError) -> JSONResponse:
@@ -108,7 +136,7 @@ def create_app(controller: Controller) -> FastAPI:
             return {"items": controller.list(kind, namespace, name)}
         changes = controller.watch(kind, namespace, name, watch.timeoutSeconds)
         lines = _watch_lines(changes, kind, f"{group}/{version}", watch.allowWatchBookmarks)
-        return StreamingResponse(lines, media_type=WATCH_MEDIA_TYPE)
+        return StreamingResponse(streams.take(lines), media_type=WATCH_MEDIA_TYPE)
 
     field_selector = Query(
         None, alias="fieldSelector", description="metadata.name=NAME and/or metadata.namespace=NS, comma-separated"
@@ -166,7 +194,8 @@ def create_app(controller: Controller) -> FastAPI:
         follow: bool = Query(False, description="then stream what they write until the client goes"),
     ) -> StreamingResponse:
         source = controller.log_source(namespace, name, component, revision, replica)
-        return StreamingResponse(controller.log(source, tailLines, follow), media_type="text/plain; charset=utf-8")
+        lines = controller.log(source, tailLines, follow)
+        return StreamingResponse(streams.take(lines) if follow else lines, media_type="text/plain; charset=utf-8")
 
     @app.post("/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}/promote")
     async def promote(namespace: str, name: str) -> dict[str, Any]:
