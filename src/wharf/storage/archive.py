@@ -2,7 +2,8 @@
 target.
 
 An archive may hold at most `storage_max_unpacked_files` members and unpack to at most
-`storage_max_unpacked_bytes`; both are counted member by member as they are written (a zip member's bytes as they
+`storage_max_unpacked_bytes`, and to at most `storage_max_unpack_ratio` times its own size beyond the first
+`_RATIO_ALLOWANCE` bytes (model files compress a few times; a bomb's zeros a thousand times); all are counted member by member as they are written (a zip member's bytes as they
 are decompressed, whatever its headers say; a tar member's as tarfile writes them: exactly the size its header
 gives), so that a bomb (a small archive of huge or countless files) is stopped at the limit, with an error naming
 the archive and the setting. The caller unpacks into a directory of its own and
@@ -24,6 +25,7 @@ from wharf.storage.settings import StorageSettings
 
 SUFFIXES = (".zip", ".tar.gz", ".tgz")
 _CHUNK = 2**20
+_RATIO_ALLOWANCE = 64 * 2**20  # what any archive may unpack to, however small: a few small files compress well
 
 
 def is_archive(name: str) -> bool:
@@ -44,7 +46,12 @@ class _Budget:
     def __init__(self, archive: Path, settings: StorageSettings) -> None:
         self._archive = archive.name
         self._max_files = settings.storage_max_unpacked_files
-        self._max_bytes = settings.storage_max_unpacked_bytes
+        ratio = settings.storage_max_unpack_ratio
+        by_ratio = max(ratio * archive.stat().st_size, _RATIO_ALLOWANCE)
+        if by_ratio < settings.storage_max_unpacked_bytes:
+            self._max_bytes, self._setting = by_ratio, f"{ratio:g} times its size: WHARF_STORAGE_MAX_UNPACK_RATIO"
+        else:
+            self._max_bytes, self._setting = settings.storage_max_unpacked_bytes, "WHARF_STORAGE_MAX_UNPACKED_BYTES"
         self._files = 0
         self._bytes = 0
 
@@ -52,16 +59,14 @@ class _Budget:
         self._files += 1
         if self._files > self._max_files:
             raise ModelLoadError(
-                f"archive {self._archive} holds more than {self._max_files} files "
-                "(WHARF_STORAGE_MAX_UNPACKED_FILES)"
+                f"archive {self._archive} holds more than {self._max_files} files (WHARF_STORAGE_MAX_UNPACKED_FILES)"
             )
 
     def take(self, size: int) -> None:
         self._bytes += size
         if self._bytes > self._max_bytes:
             raise ModelLoadError(
-                f"archive {self._archive} unpacks to more than {self._max_bytes} bytes "
-                "(WHARF_STORAGE_MAX_UNPACKED_BYTES)"
+                f"archive {self._archive} unpacks to more than {self._max_bytes:.0f} bytes ({self._setting})"
             )
 
     def copy(self, source: IO[bytes], target: Path) -> None:
@@ -110,4 +115,3 @@ def _extract_tar(archive: Path, target: Path, budget: _Budget) -> None:
             members.extractall(target, filter=admit)
         except tarfile.FilterError as e:
             raise ModelLoadError(f"archive member refused: {e}") from None
-

@@ -26,6 +26,11 @@ class StorageSettings(BaseSettings):
         8 * 2**30, ge=1, description="an archive that unpacks to more than this is refused (an archive bomb)"
     )
     storage_max_unpacked_files: int = Field(10_000, ge=1, description="an archive of more members is refused")
+    storage_max_unpack_ratio: float = Field(
+        100.0,
+        gt=0,
+        description="an archive that unpacks to more than this many times its size (past 64 MiB) is refused",
+    )
     pvc_root: Path | None = Field(None, description="directory where `pvc://NAME/PATH` is NAME/PATH")
     s3_endpoint_url: str | None = Field(
         None,

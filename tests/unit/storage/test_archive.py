@@ -179,3 +179,20 @@ def test_within_the_limits_everything_is_unpacked(tmp_path: Path) -> None:
     target.mkdir()
     extract(archive, target, StorageSettings(storage_max_unpacked_bytes=100 * 2**10, storage_max_unpacked_files=100))
     assert sorted(p.stat().st_size for p in (target / "d").iterdir()) == [2**10] * 100
+
+
+def test_a_bomb_under_the_byte_limit_is_refused_by_its_ratio(tmp_path: Path) -> None:
+    """The issue's case: a small archive that unpacks a thousand times over (here 96 MiB of zeros in about 100 KiB),
+    with the default settings, whose byte limit (8 GiB) it stays far under."""
+    archive = write_zeros_tar(tmp_path / "bomb.tar.gz", {"model.bin": 96 * 2**20})
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(ModelLoadError) as refused:
+        extract(archive, target, StorageSettings())
+    assert refused.value.message == (
+        f"archive bomb.tar.gz unpacks to more than {64 * 2**20} bytes (100 times its size: "
+        "WHARF_STORAGE_MAX_UNPACK_RATIO)"
+    )
+    big = write_zeros_tar(tmp_path / "weights.tar.gz", {"model.bin": 8 * 2**20})  # under the allowance: unpacked
+    extract(big, tmp_path / "weights", StorageSettings())
+    assert (tmp_path / "weights/model.bin").stat().st_size == 8 * 2**20
