@@ -307,9 +307,7 @@ def test_kserve_grpc_client(echo_server: RunningServer) -> None:
         text=True,
         timeout=60,
     )
-    if "No module named 'kserve'" in run.stderr:
-        pytest.skip("kserve is not installed")
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 0, run.stderr  # kserve comes with the test extra: missing, it fails
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     assert (seen["ready"], seen["live"], seen["model_ready"]) == (True, True, True)
     assert seen["raw"] == {"id": "raw", "datatype": "FP32", "shape": [2, 2], "data": [1.0, 2.0, 3.0, 4.0]}
