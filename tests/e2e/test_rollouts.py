@@ -108,4 +108,4 @@ def test_invalid_manifests_are_refused_with_the_field_path(daemon: Daemon) -> No
 def test_parts_not_served_yet_are_refused_not_ignored(daemon: Daemon) -> None:
     explained = manifest("who", "a") + "  explainer: {containers: [{image: kserve/alibi-explainer}]}\n"
     run = daemon.wharf("apply", "-f", "-", stdin=explained, check=False)
-    assert run.returncode == 1 and "spec.explainer not served by this Wharf yet" in run.stderr
+    assert run.returncode == 1 and "spec.explainer.containers not served by this Wharf yet" in run.stderr

@@ -26,10 +26,11 @@ from typing import Any
 from wharf.control.events import EventRecorder
 from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
 from wharf.control.plan import (
+    COMPONENTS,
+    EXPLAINER,
     ISVC_KIND,
     PREDICTOR,
     TAGS,
-    TRANSFORMER,
     Document,
     component_name,
     parse,
@@ -42,8 +43,6 @@ from wharf.control.replica_logs import log_stream
 from wharf.control.spec import SpecError, local_warnings, parse_manifest
 from wharf.control.store import Change, EventRecord, Resource, Store, revision_prefix
 from wharf.errors import ConfigurationError, InvalidInput, NotFound
-
-COMPONENTS = (PREDICTOR, TRANSFORMER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +287,7 @@ class Controller:
                     )
             if resource.kind != ISVC_KIND:
                 continue
-            for component in (PREDICTOR, TRANSFORMER):  # every component: a stored revision outlives its spec
+            for component in COMPONENTS:  # every component: a stored revision outlives its spec
                 prefix = revision_prefix(resource.namespace, resource.name, component)
                 other = prefixes.setdefault(prefix, resource)
                 if _clash(resource, other, applied):
@@ -320,11 +319,16 @@ def _clash(resource: Resource | Document, other: Resource | Document, applied: s
 
 def _gateway_names(kind: str, name: str) -> list[tuple[str, str | None]]:
     """The names a resource answers at on the gateway, each with what it is when that is not plain: its own, its
-    predictor's (`NAME-predictor`, with or without a transformer, as in KServe), and the tag names of each
+    predictor's (`NAME-predictor`, with or without a transformer, as in KServe), its explainer's (`NAME-explainer`,
+    kept for one whether it has one or not), and the tag names of each
     (`latest-NAME`, `prev-NAME`)."""
     if kind != ISVC_KIND:
         return [(name, None)]
-    named: list[tuple[str, str | None]] = [(name, None), (component_name(name, PREDICTOR), f"the predictor of {name}")]
+    named: list[tuple[str, str | None]] = [
+        (name, None),
+        (component_name(name, PREDICTOR), f"the predictor of {name}"),
+        (component_name(name, EXPLAINER), f"the explainer of {name}"),
+    ]
     return [
         *named,
         *((f"{tag}-{service}", f"the {tag} tag of {service}") for service, _ in named for tag in TAGS),

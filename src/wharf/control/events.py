@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from wharf.control.plan import COMPONENTS
 from wharf.control.store import Change, Store
 
 NORMAL, WARNING = "Normal", "Warning"
-_COMPONENTS = ("predictor", "transformer")
 
 Event = tuple[str, str, str]  # type, reason, message
 
@@ -48,7 +48,7 @@ class EventRecorder:
 def status_events(before: dict[str, Any], after: dict[str, Any]) -> list[Event]:
     """The events a status change makes, in the order of the module docstring."""
     events: list[Event] = []
-    for component in _COMPONENTS:
+    for component in COMPONENTS:
         events += _component_events(component, before, after)
         events += _scale_events(_scale(before, component), _scale(after, component))
     events += _replica_events(before.get("replicaStates") or [], after.get("replicaStates") or [])

@@ -1,10 +1,13 @@
 """From an applied InferenceService to what the reconciler runs: each component's revision and rollout plan.
 
-A service has a predictor and may have a transformer in front of it. Each component has revisions, a rollout
-and an autoscaler of its own. A revision's `replica` dictionary is everything a replica of it needs (`wharf serve`
+A service has a predictor and may have a transformer in front of it and an explainer beside it. Each component has
+revisions, a rollout and an autoscaler of its own. A revision's `replica` dictionary is everything a replica of it needs (`wharf serve`
 arguments and environment); it is stored with the revision, so an older revision keeps running the spec it was
-created from. A transformer's replica also names the predictor it calls (`predictor`: the predictor's host on the
-gateway, the protocol and the model), so that the reconciler can point it at the gateway it runs.
+created from. A transformer's or an explainer's replica also names the predictor it calls (`predictor`: the
+predictor's host on the gateway, the protocol and the model), so that the reconciler can point it at the gateway it
+runs. An explainer calls the predictor, never the transformer (as KServe's does): it explains the predictor's model
+on the predictor's inputs. A built-in explainer (`art`, `shap`) is the class `EXPLAINER_CLASS`, told its method by
+WHARF_EXPLAINER_CONFIG (the manifest's section, and for SHAP where the predictor's artifact is).
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from typing import Any
 
 from wharf.autoscaler import ScalingPolicy, policy_from_annotations
 from wharf.control.spec import (
+    CUSTOM_FORMAT,
     MAX_DOCUMENTS,
     ComponentSpec,
+    EnvVar,
+    ExplainerContainer,
+    ExplainerSpec,
     InferenceService,
     LoggerSpec,
     Manifest,
+    ModelFormat,
+    ModelSpec,
     RolloutPolicy,
     component_fingerprint,
     parse_manifest,
@@ -33,6 +42,15 @@ ISVC_KIND = "InferenceService"
 KNATIVE_PREFIX = "autoscaling.knative.dev/"
 PREDICTOR = "predictor"
 TRANSFORMER = "transformer"
+EXPLAINER = "explainer"
+#: Every component, in the order a service lists them.
+COMPONENTS = (PREDICTOR, TRANSFORMER, EXPLAINER)
+#: The model class a replica of a built-in explainer runs.
+EXPLAINER_CLASS = "wharf.explain.model:Explainer"
+#: The environment variable that tells it its method (`wharf.explain` reads it).
+EXPLAINER_CONFIG_ENV = "WHARF_EXPLAINER_CONFIG"
+#: The fields of a built-in explainer's section that make its container, not its method.
+_CONTAINER_FIELDS = frozenset(ExplainerContainer.model_fields) - {"storage_uri"}
 #: The tags every gateway service has (`latest-NAME.NAMESPACE.domain` reaches the latest created revision,
 #: `prev-...` the previously rolled-out one), as the reconciler names them.
 TAGS = ("latest", "prev")
@@ -91,10 +109,7 @@ def parse(
 def unserved_fields(manifest: dict[str, Any]) -> list[str]:
     """Valid parts of a spec that this release validates but cannot serve yet (they change what clients get)."""
     spec = manifest["spec"]
-    return [
-        *(["explainer"] if spec.get("explainer") else []),
-        *(["transformer.containers"] if (spec.get("transformer") or {}).get("containers") else []),
-    ]
+    return [f"{c}.containers" for c in (TRANSFORMER, EXPLAINER) if (spec.get(c) or {}).get("containers")]
 
 
 def service_plan(manifest: dict[str, Any], domain: str) -> ServicePlan:
@@ -102,19 +117,45 @@ def service_plan(manifest: dict[str, Any], domain: str) -> ServicePlan:
     service = parse_manifest(manifest)
     assert isinstance(service, InferenceService)
     predictor = service.spec.predictor
-    components = {PREDICTOR: _component_plan(service, predictor, {})}
+    components = {PREDICTOR: _component_plan(service, predictor, predictor.model_spec(), {})}
+    behind = component_name(service.name, PREDICTOR)
+    calls = {
+        "host": f"{behind}.{service.namespace}.{domain}",
+        "service": f"{service.namespace}/{behind}",
+        "model": service.model_name,
+        "protocol": predictor.model_spec().protocol_version,
+        "timeout_s": float(predictor.timeout),
+    }
     transformer = service.spec.transformer
     if transformer is not None:
-        behind = component_name(service.name, PREDICTOR)
-        calls = {
-            "host": f"{behind}.{service.namespace}.{domain}",
-            "service": f"{service.namespace}/{behind}",
-            "model": service.model_name,
-            "protocol": predictor.model_spec().protocol_version,
-            "timeout_s": float(predictor.timeout),
-        }
-        components = {TRANSFORMER: _component_plan(service, transformer, {"predictor": calls}), **components}
+        model = transformer.model
+        assert model is not None, "validation leaves a served transformer its model"
+        components = {TRANSFORMER: _component_plan(service, transformer, model, {"predictor": calls}), **components}
+    explainer = service.spec.explainer
+    if explainer is not None:
+        model = explainer.model or _explainer_model(explainer, predictor.model_spec())
+        components[EXPLAINER] = _component_plan(service, explainer, model, {"predictor": calls})
     return ServicePlan(service.model_name, service.rollout_policy, components)
+
+
+def _explainer_model(explainer: ExplainerSpec, predictor: ModelSpec) -> ModelSpec:
+    """The model a replica of a built-in explainer runs: `EXPLAINER_CLASS`, told its method in its environment."""
+    method = explainer.method
+    assert method is not None, "validation gives an explainer art, shap, containers or model"
+    config: dict[str, Any] = {
+        "method": "art" if explainer.art is not None else "shap",
+        **method.model_dump(mode="json", exclude_none=True, exclude=_CONTAINER_FIELDS),
+    }
+    if explainer.shap is not None and not predictor.names_class:
+        config["model"] = {"storageUri": predictor.storage_uri, "format": predictor.model_format.name}
+    env = [*method.env, EnvVar(name=EXPLAINER_CONFIG_ENV, value=json.dumps(config, sort_keys=True))]
+    return ModelSpec(
+        model_format=ModelFormat(name=CUSTOM_FORMAT),
+        storage_uri=EXPLAINER_CLASS,
+        env=env,
+        args=method.args,
+        resources=method.resources,
+    )
 
 
 def component_name(service: str, component: str) -> str:
@@ -137,11 +178,14 @@ def predictor_env(calls: dict[str, Any], url: str, grpc_target: str) -> dict[str
     }
 
 
-def _component_plan(service: InferenceService, component: ComponentSpec, extra: dict[str, Any]) -> ComponentPlan:
-    """A component's plan; `extra` joins its replica spec and its fingerprint (a transformer's predictor calls:
-    a predictor answering another protocol, or slower, needs a new transformer revision)."""
-    model = component.model
-    assert model is not None, "validation gives every served component a model"
+def _component_plan(
+    service: InferenceService, component: ComponentSpec, model: ModelSpec, extra: dict[str, Any]
+) -> ComponentPlan:
+    """A component's plan, running `model`; `extra` joins its replica spec and its fingerprint (a transformer's
+    predictor calls: a predictor answering another protocol, or slower, needs a new transformer revision). A model
+    made from more than the component (a built-in explainer's, which names the predictor's artifact) joins the
+    fingerprint too."""
+    derived = {**extra, "model": model.model_dump(mode="json")}
     env = {var.name: var.value for var in model.env}
     env["WHARF_REQUEST_TIMEOUT_S"] = str(component.timeout)
     if component.batcher is not None:
@@ -157,7 +201,7 @@ def _component_plan(service: InferenceService, component: ComponentSpec, extra: 
         **extra,
     }
     return ComponentPlan(
-        fingerprint=_fingerprint(component_fingerprint(component), extra),
+        fingerprint=_fingerprint(component_fingerprint(component), extra if model is component.model else derived),
         replica=replica,
         canary_percent=component.canary_traffic_percent,
         timeout_s=float(component.timeout),

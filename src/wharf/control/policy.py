@@ -53,7 +53,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from wharf.autoscaler.annotations import PREFIX as KNATIVE_PREFIX
 from wharf.autoscaler.annotations import SETTINGS as KNATIVE_SETTINGS
 from wharf.control.spec import InferenceGraph, InferenceService, Manifest, ModelSpec, Scaling
-from wharf.control.spec.common import Loc, Problem, format_path
+from wharf.control.spec.common import EnvVar, Loc, Problem, format_path
+from wharf.control.spec.explainer import ExplainerContainer
 from wharf.storage.uri import scheme
 
 #: Model formats whose artifacts are pickles, and what in them is.
@@ -192,6 +193,10 @@ class ManifestPolicy(BaseSettings):
                 found += self._replica_problems(component, ("spec", name))
                 if component.model is not None:
                     found += self._model_problems(component.model, ("spec", name, "model"), base)
+            if (explainer := manifest.spec.explainer) is not None and explainer.method is not None:
+                found += self._explainer_problems(
+                    explainer.method, ("spec", "explainer", "art" if explainer.art else "shap")
+                )
             found += self._annotation_problems(manifest.metadata.annotations)
         elif isinstance(manifest, InferenceGraph):
             found += self._replica_problems(manifest.spec, ("spec",))
@@ -219,12 +224,23 @@ class ManifestPolicy(BaseSettings):
                 )
         else:
             yield from self._storage_problems(model.model_format.name, uri, (*at, "storageUri"))
-        for i, variable in enumerate(model.env):
+        yield from self._container_problems(model.env, model.args, at, base)
+
+    def _explainer_problems(self, method: ExplainerContainer, at: Loc) -> Iterator[Problem]:
+        """A built-in explainer's: its data (no pickle: `wharf.explain` reads NPY without pickles) and container."""
+        if method.storage_uri:
+            yield from self._storage_problems("data", method.storage_uri, (*at, "storageUri"))
+        yield from self._container_problems(method.env, method.args, at, None)
+
+    def _container_problems(
+        self, env: Sequence[EnvVar], args: Sequence[str], at: Loc, base: Path | None
+    ) -> Iterator[Problem]:
+        for i, variable in enumerate(env):
             if variable.name == _PYTHONPATH:
                 yield from self._code_path_problems(variable.value, (*at, "env", i, "value"), base)
             elif reason := self._denied(variable.name):
                 yield (*at, "env", i, "name"), reason
-        yield from _argument_problems(model.args, (*at, "args"))
+        yield from _argument_problems(args, (*at, "args"))
 
     def _storage_problems(self, model_format: str, uri: str, at: Loc) -> Iterator[Problem]:
         found = scheme(uri) or "file"

@@ -1,12 +1,14 @@
 """The reconciler: turns applied InferenceServices into revisions, replicas and routes.
 
-For each component of each service (the predictor, and a transformer in front of it) it keeps KServe's rollout
+For each component of each service (the predictor, a transformer in front of it, an explainer beside it) it keeps KServe's rollout
 bookkeeping in the status (latest created / ready / rolled-out and previously rolled-out revisions), decides the
 traffic split (canary, promotion, rollback), asks the backend for replicas of every revision that takes traffic
 (or shadow traffic), and hands the gateway a fresh route table. The front component answers on the service's own
 host; the predictor answers on `{service}-predictor` as well (as in KServe, with or without a transformer): behind a
 transformer, that is where the transformer calls it through the gateway (so the predictor keeps its canary,
-autoscaling and scale from zero). The reconciler runs on events
+autoscaling and scale from zero), and so does an explainer, which answers on `{service}-explainer` and takes the
+explain requests of the service's host (V1 `:explain`, V2 `/explain`) and gRPC's for model `{model}-explainer`.
+The reconciler runs on events
 (apply, delete, a replica's change) and on a periodic resync that records replicas for adoption and rolls back a
 canary whose error rate or p99 latency crosses the service's thresholds. A full pass asked for while another waits
 to start joins that one, so that a storm of replica changes costs one pass, not one each.
@@ -30,6 +32,8 @@ from wharf.control.graph_plan import GRAPH_KIND, component_protocol, graph_route
 from wharf.control.metrics import ControlMetrics
 from wharf.control.spec import api_key_digests
 from wharf.control.plan import (
+    COMPONENTS,
+    EXPLAINER,
     ISVC_KIND,
     PREDICTOR,
     TRANSFORMER,
@@ -201,7 +205,7 @@ class Reconciler:
                 chosen = [component] if component in rollouts and rollouts[component].can_roll_back else []
             else:
                 chosen = [c for c, r in rollouts.items() if r.canary] or [
-                    c for c in (PREDICTOR, TRANSFORMER) if c in rollouts and rollouts[c].can_roll_back
+                    c for c in COMPONENTS if c in rollouts and rollouts[c].can_roll_back
                 ][:1]
                 if not chosen:
                     raise ConfigurationError(
@@ -213,7 +217,7 @@ class Reconciler:
             self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": saved})
         await self.reconcile(namespace, name)
 
-    async def readmit(self, namespace: str, name: str, components: Collection[str] = (PREDICTOR, TRANSFORMER)) -> None:
+    async def readmit(self, namespace: str, name: str, components: Collection[str] = COMPONENTS) -> None:
         """Put the rolled-back latest revision of each of `components` back in play (promoting it, or letting it
         take its canary percent, at the next pass); a component without one is left as it is."""
         async with self._lock:
@@ -266,7 +270,7 @@ class Reconciler:
         return {
             record.name: self._replica_spec(record)
             for resource in self.store.list(ISVC_KIND)
-            for component in (PREDICTOR, TRANSFORMER)
+            for component in COMPONENTS
             for record in self.store.revisions(resource.namespace, resource.name, component)
         }
 
@@ -459,7 +463,7 @@ class Reconciler:
             for component, route in (routing.get("components") or {}).items():
                 rollout = Rollout.from_status(resource.status, component)
                 front = component == routing["front"]
-                if rollout is None or not (front or component == PREDICTOR):  # a transformer not serving yet
+                if rollout is None or not (front or component in (PREDICTOR, EXPLAINER)):  # a transformer not serving
                     continue
                 services.append(self._service(resource, component, route, rollout, routing["model"], front))
         graphs = tuple(self._graph(r) for r in self.store.list(GRAPH_KIND))
@@ -487,18 +491,23 @@ class Reconciler:
             for revision in {*_routed(resource.status, component), *tags.values()}
         }
         shadow = route["shadow"]
+        explains = component == EXPLAINER
+        has_explainer = EXPLAINER in (resource.status.get("routing") or {}).get("components", {})
         return Service(
             namespace=resource.namespace,
             name=name,
-            model=model,
+            model=component_name(model, EXPLAINER) if explains else model,
             traffic=tuple(route["traffic"].items()),
             tags=tags,
             revisions=revisions,
             shadow=(shadow[0], shadow[1]) if shadow else None,
-            front=front,
+            front=front or explains,  # gRPC requests naming `{model}-explainer` go to the explainer
             aliases=(component_name(resource.name, PREDICTOR),) if front and component == PREDICTOR else (),
             api_keys=api_key_digests(resource.manifest["metadata"].get("annotations") or {}),
             protocol=component_protocol(resource.manifest, component),
+            explainer=f"{resource.namespace}/{component_name(resource.name, EXPLAINER)}"
+            if front and has_explainer
+            else None,
         )
 
     def _graph_statuses(self) -> None:
@@ -562,7 +571,7 @@ def _chosen_scales(store: Store) -> dict[str, int]:
     return {
         revision: scale
         for resource in store.list(ISVC_KIND)
-        for component in (PREDICTOR, TRANSFORMER)
+        for component in COMPONENTS
         for revision, scale in (_routing(resource.status, component).get("scale") or {}).items()
     }
 
@@ -575,7 +584,7 @@ def _routing(status: dict[str, Any], component: str) -> dict[str, Any]:
 
 def _routed(status: dict[str, Any], component: str | None = None) -> list[str]:
     """The revisions a component (or, without one, any component) routes or mirrors requests to, or scales for."""
-    components = [PREDICTOR, TRANSFORMER] if component is None else [component]
+    components = COMPONENTS if component is None else (component,)
     routed = []
     for each in components:
         routing = _routing(status, each)

@@ -14,6 +14,7 @@ from wharf.errors import InvalidInput, NotFound
 from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
 
 PATH_PREFIX = "/serving/"
+_EXPLAIN_ENDINGS = (":explain", "/explain")  # V1's verb, V2's explain extension
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +79,25 @@ class Router:
         return self._graph_hosts.get(_hostname(host))
 
     def route(self, host: str, path: str) -> Route:
-        """The route of an HTTP request: by `/serving/{namespace}/{name}/` path prefix, else by Host header."""
+        """The route of an HTTP request: by `/serving/{namespace}/{name}/` path prefix, else by Host header; an
+        explain request goes to the service's explainer when it has one."""
         serving = _serving_key(path)
         if serving is not None:
             service = self._services.get(serving[0])
             if service is not None:
-                return Route(service, None, serving[1])
+                return self._explained(Route(service, None, serving[1]))
         found = self._hosts.get(_hostname(host))
         if found is None:
             raise NotFound(f"no InferenceService for host {host!r} and path {path!r}")
-        return Route(found[0], found[1], path)
+        return self._explained(Route(found[0], found[1], path))
+
+    def _explained(self, route: Route) -> Route:
+        """`route`, or, for an explain request (`...:explain`, `.../explain`) to a service with an explainer, the
+        route to the explainer (whose own revisions answer: a tag of the service pins none of them)."""
+        explainer = route.service.explainer
+        if explainer is None or not route.path.endswith(_EXPLAIN_ENDINGS):
+            return route
+        return Route(self.service(explainer), None, route.path)
 
     def host_route(self, host: str) -> tuple[Service, str | None] | None:
         """The service a gRPC request's `host` names, with the revision of a tag host; None for a host outside the

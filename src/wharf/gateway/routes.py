@@ -59,6 +59,8 @@ class Service:
     aliases: tuple[str, ...] = ()  # other names it answers at in its namespace
     api_keys: frozenset[str] = frozenset()  # SHA-256 digests (hex) of the keys its requests must carry; empty: none
     protocol: str = "v1"  # its protocolVersion: InferenceGraph steps call it with `/v1/...:predict` or `/v2/.../infer`
+    explainer: str | None = None  # `namespace/name` of the service its explain requests go to (V1 `:explain`, V2
+    # `/explain`); None: they go where its other requests go
 
     @property
     def key(self) -> str:

@@ -65,7 +65,7 @@ def test_a_predictor_alone_is_its_own_front() -> None:
 @pytest.mark.parametrize(
     "extra, refused",
     [
-        ("  explainer: {containers: [{image: alibi}]}\n", ["explainer"]),
+        ("  explainer: {containers: [{image: alibi}]}\n", ["explainer.containers"]),
         ("  transformer: {containers: [{image: kserve/image-transformer}]}\n", ["transformer.containers"]),
         (
             "  transformer:\n    logger: {url: 'http://sink'}\n    model: {modelFormat: {name: custom}, storageUri: a:B}\n",

@@ -20,6 +20,7 @@ from wharf.control.spec.common import (
     parse_quantity,
     api_key_digests,
 )
+from wharf.control.spec.explainer import ARTExplainerSpec, ExplainerContainer, SHAPExplainerSpec
 from wharf.control.spec.graph import InferenceGraph, InferenceGraphSpec, InferenceRouter, InferenceStep
 from wharf.control.spec.inferenceservice import (
     CUSTOM_FORMAT,
@@ -31,6 +32,7 @@ from wharf.control.spec.inferenceservice import (
     ComponentSpec,
     Container,
     CustomComponentSpec,
+    ExplainerSpec,
     InferenceService,
     InferenceServiceSpec,
     LoggerSpec,
@@ -57,12 +59,15 @@ __all__ = [
     "NOT_IN_REVISION",
     "SHADOW_PERCENT",
     "WHARF_PREFIX",
+    "ARTExplainerSpec",
     "Batcher",
     "ComponentExtension",
     "ComponentSpec",
     "Container",
     "CustomComponentSpec",
     "EnvVar",
+    "ExplainerContainer",
+    "ExplainerSpec",
     "InferenceGraph",
     "InferenceGraphSpec",
     "InferenceRouter",
@@ -77,6 +82,7 @@ __all__ = [
     "PredictorSpec",
     "Resources",
     "RolloutPolicy",
+    "SHAPExplainerSpec",
     "Scaling",
     "SpecError",
     "component_fingerprint",

@@ -41,7 +41,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -56,6 +56,7 @@ from wharf.control.spec.common import (
     SpecModel,
     TopLevelResource,
 )
+from wharf.control.spec.explainer import TREE_FORMATS, ARTExplainerSpec, SHAPExplainerSpec
 from wharf.control.spec.ignored import ContainerSettings, PodSettings, ignored_exclude
 from wharf.model.runtimes import RUNTIMES
 from wharf.model.runtimes.custom import names_class
@@ -289,10 +290,16 @@ class CustomComponentSpec(ComponentExtension):
     containers: list[Container] | None = None
     model: ModelSpec | None = None
 
+    #: The ways of giving the component, of which a manifest gives exactly one.
+    _ways: ClassVar[tuple[str, ...]] = ("containers", "model")
+
     def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
-        if (self.containers is None) == (self.model is None):
-            yield (), "needs exactly one of containers or model (a custom Python class)"
+        given = [way for way in self._ways if getattr(self, way) is not None]
+        if len(given) != 1:
+            found = f"given: {', '.join(given)}" if given else "none given"
+            ways = f"{', '.join(self._ways[:-1])} or {self._ways[-1]}"
+            yield (), f"needs exactly one of {ways} (model: a custom Python class; {found})"
         if self.containers is not None and len(self.containers) != 1:
             yield ("containers",), "give exactly one container"
         if self.model is not None and not self.model.is_custom:
@@ -305,7 +312,21 @@ class CustomComponentSpec(ComponentExtension):
             )
 
 
-ComponentSpec = PredictorSpec | CustomComponentSpec
+class ExplainerSpec(CustomComponentSpec):
+    """An explainer: KServe's `art`, Wharf's `shap` (`wharf.control.spec.explainer`), or a custom one."""
+
+    art: ARTExplainerSpec | None = None
+    shap: SHAPExplainerSpec | None = None
+
+    _ways: ClassVar[tuple[str, ...]] = ("art", "shap", "containers", "model")
+
+    @property
+    def method(self) -> ARTExplainerSpec | SHAPExplainerSpec | None:
+        """The built-in explanation method it names, if any."""
+        return self.art or self.shap
+
+
+ComponentSpec = PredictorSpec | CustomComponentSpec | ExplainerSpec
 
 
 # -- the InferenceService ----------------------------------------------------------------------------------------
@@ -314,7 +335,35 @@ ComponentSpec = PredictorSpec | CustomComponentSpec
 class InferenceServiceSpec(SpecModel):
     predictor: PredictorSpec
     transformer: CustomComponentSpec | None = None
-    explainer: CustomComponentSpec | None = None
+    explainer: ExplainerSpec | None = None
+
+    def _problems(self) -> Iterator[Problem]:
+        yield from super()._problems()
+        explainer = self.explainer
+        if explainer is not None and explainer.art is not None and explainer.art.storage_uri is not None:
+            yield (
+                ("explainer", "art", "storageUri"),
+                "Wharf's ART explainer attacks the predictor itself and loads no artifact: leave storageUri out",
+            )
+        shap = explainer.shap if explainer is not None else None
+        if shap is None:
+            return
+        for loc, reason in _storage_problems(shap.storage_uri) if shap.storage_uri else ():
+            yield ("explainer", "shap", *loc), reason
+        model = self.predictor.model_spec() if self.predictor.model is not None else None
+        tree = model is not None and not model.names_class and model.model_format.name in TREE_FORMATS
+        at = ("explainer", "shap")
+        if shap.type == "Tree" and not tree:
+            yield (
+                (*at, "type"),
+                f"Tree explanations read the predictor's artifact: they need a predictor of format"
+                f" {', '.join(TREE_FORMATS)} (use Kernel, with background rows in storageUri)",
+            )
+        if shap.type == "Auto" and not tree and not shap.storage_uri:
+            yield (
+                (*at, "storageUri"),
+                "required here: this predictor is explained by Kernel SHAP, which needs background rows",
+            )
 
 
 class InferenceService(TopLevelResource):
@@ -351,8 +400,11 @@ def revision_template(component: ComponentSpec) -> dict[str, Any]:
 def _not_in_revision(component: type[ComponentSpec]) -> dict[str, Any]:
     exclude: dict[str, Any] = dict.fromkeys(NOT_IN_REVISION | ignored_exclude(component), True)
     exclude["model"] = dict.fromkeys(ignored_exclude(ModelSpec), True)
-    if component is CustomComponentSpec:
+    if issubclass(component, CustomComponentSpec):
         exclude["containers"] = {"__all__": dict.fromkeys(ignored_exclude(Container), True)}
+    if component is ExplainerSpec:
+        exclude["art"] = dict.fromkeys(ignored_exclude(ARTExplainerSpec), True)
+        exclude["shap"] = dict.fromkeys(ignored_exclude(SHAPExplainerSpec), True)
     return exclude
 
 

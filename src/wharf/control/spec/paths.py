@@ -3,7 +3,8 @@ theirs), not from wherever the daemon runs.
 
 `resolve_paths(service, base)` rewrites a validated InferenceService, `base` being the manifest's directory:
 
-- a relative local `storageUri` (a plain path such as `./model.joblib` or `models/iris`) becomes `base/...`;
+- a relative local `storageUri` (a plain path such as `./model.joblib` or `models/iris`) becomes `base/...`, an
+  explainer's background data (`shap.storageUri`) too;
 - relative PYTHONPATH entries of `env` become `base/...`;
 - a custom class (`module:Class`) whose module lies in `base` (a `module.py` file or a `module/` directory) puts
   `base` first on the component's PYTHONPATH, so that its replicas import it from there. A class whose module is
@@ -31,6 +32,10 @@ def resolve_paths(service: InferenceService, base: Path) -> None:
     for component in service.components().values():
         if component.model is not None:
             _resolve(component.model, base)
+    explainer = service.spec.explainer
+    method = explainer.method if explainer is not None else None
+    if method is not None and method.storage_uri and scheme(method.storage_uri) == "":
+        method.storage_uri = _under(base, method.storage_uri)
 
 
 def _resolve(model: ModelSpec, base: Path) -> None:
