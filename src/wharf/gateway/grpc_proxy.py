@@ -11,7 +11,8 @@ Which service a request is for, in this order:
 3. the model the request names, when exactly one service (of any namespace) serves it; when several do, the
    request is INVALID_ARGUMENT naming them, so a second namespace serving a model of the same name never takes a
    client's requests silently: clients of either name theirs by host or x-wharf-service.
-`x-wharf-revision` pins a revision. ServerLive, ServerReady and ServerMetadata without x-wharf-service are answered
+A ModelInfer naming model `{model}-explainer` by the host or x-wharf-service of a service with an explainer goes to
+the explainer (the model is read for that only when the service has one). `x-wharf-revision` pins a revision. ServerLive, ServerReady and ServerMetadata without x-wharf-service are answered
 by the gateway itself. Request metadata goes to the replica, the deadline with it;
 the replica's status, details and metadata come back unchanged. One channel per replica target.
 
@@ -44,6 +45,7 @@ from wharf.gateway.routes import Replica, Service
 from wharf.gateway.settings import GatewaySettings
 from wharf.grpc_limits import GrpcLimits, Options, server_options
 from wharf.logger import PayloadLogger
+from wharf.protocol.explanation import EXPLAINER_SUFFIX
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 
 SERVICE = "inference.GRPCInferenceService"
@@ -62,6 +64,22 @@ _MODEL_OF: dict[str, Callable[[bytes], str]] = {
     "ModelConfig": lambda raw: pb.ModelConfigRequest.FromString(raw).name,
     "ModelStatistics": lambda raw: pb.ModelStatisticsRequest.FromString(raw).name,
 }
+
+
+def _model(name: str, request: bytes) -> str:
+    """The model that request `request` of RPC `name` names."""
+    model_of = _MODEL_OF.get(name)
+    if model_of is None:
+        raise NotFound(
+            f"{name} names no model: say which InferenceService by its host (host metadata) or in the"
+            f" {SERVICE_KEY} metadata"
+        )
+    try:
+        return model_of(request)
+    except DecodeError:
+        raise InvalidInput(f"{name} request is not a valid protobuf message") from None
+
+
 _CONTROL_OPERATIONS = frozenset({"RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"})
 # What the gateway answers itself to the server-wide RPCs that name no InferenceService (health checks of clients
 # such as tritonclient's `is_server_live`): it is up, and serves no model of its own.
@@ -263,20 +281,13 @@ class GrpcProxy(grpc.GenericRpcHandler):
                 host = v
             elif k == SERVICE_KEY:
                 key = v
-        if isinstance(host, str):
-            found = router.host_route(host)
-            if found is not None:
-                return found
-        if isinstance(key, str):
-            return router.service(key), None
-        model_of = _MODEL_OF.get(name)
-        if model_of is None:
-            raise NotFound(
-                f"{name} names no model: say which InferenceService by its host (host metadata) or in the"
-                f" {SERVICE_KEY} metadata"
-            )
-        try:
-            model = model_of(request)
-        except DecodeError:
-            raise InvalidInput(f"{name} request is not a valid protobuf message") from None
-        return router.service_of_model(model), None
+        found = router.host_route(host) if isinstance(host, str) else None
+        if found is None and isinstance(key, str):
+            found = router.service(key), None
+        if found is not None:
+            service = found[0]
+            if service.explainer is not None and name == "ModelInfer":
+                if _model(name, request).endswith(EXPLAINER_SUFFIX):
+                    return router.service(service.explainer), None
+            return found
+        return router.service_of_model(_model(name, request)), None

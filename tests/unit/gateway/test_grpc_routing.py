@@ -92,3 +92,29 @@ async def test_model_calls_other_than_infer_are_routed_by_host_too(gateway_port:
         call = ready(request, metadata=(("host", "m.b.example.com"),), timeout=5)
         await call
         assert dict(await call.initial_metadata())["x-replica"] == "b-1"
+
+
+async def test_model_infer_on_model_explainer_reaches_the_services_explainer() -> None:
+    """`{model}-explainer` reaches the explainer by model name alone, and by the service's host or x-wharf-service
+    (where the service's other requests go to its predictor)."""
+    servers, revisions = [], {}
+    for name in ("m-1", "m-explainer-1"):
+        server, target = await start_replica(name)
+        servers.append(server)
+        revisions[name] = Revision(name, (Replica(name, "http://unused:1", target, True),), 5.0)
+    predictor = Service("a", "m", "m", (("m-1", 100),), {}, {"m-1": revisions["m-1"]}, explainer="a/m-explainer")
+    explainer = Service(
+        "a", "m-explainer", "m-explainer", (("m-explainer-1", 100),), {}, {"m-explainer-1": revisions["m-explainer-1"]}
+    )
+    gateway = Gateway(rng=random.Random(1))
+    gateway.update(RouteTable((predictor, explainer)))
+    _, port = await gateway.start("127.0.0.1", 0, 0)
+    try:
+        assert await replica_of(port, "m-explainer", ()) == "m-explainer-1"
+        assert await replica_of(port, "m-explainer", (("host", "m.a.example.com"),)) == "m-explainer-1"
+        assert await replica_of(port, "m-explainer", (("x-wharf-service", "a/m"),)) == "m-explainer-1"
+        assert await replica_of(port, "m", (("host", "m.a.example.com"),)) == "m-1"
+    finally:
+        await gateway.stop(0.5)
+        for server in servers:
+            await server.stop(None)

@@ -201,3 +201,21 @@ def test_a_predictor_behind_a_transformer_is_reached_by_its_host_and_key_not_by_
     assert router.service_of_model("reviews") is front
     assert router.route("reviews-predictor.default.example.com", "/v2/models/reviews/infer").service is behind
     assert router.service("default/reviews-predictor") is behind
+
+
+def test_explain_requests_go_to_the_services_explainer() -> None:
+    explainer = service("iris-explainer", traffic=(("iris-explainer-1", 100),), model="iris-explainer")
+    iris = dataclasses.replace(
+        service(tags={"latest": "iris-1"}), explainer="default/iris-explainer", aliases=("iris-predictor",)
+    )
+    r = router(iris, explainer)
+    for path in ("/v1/models/iris:explain", "/v2/models/iris/explain", "/v2/models/iris/versions/2/explain"):
+        assert r.route("iris.default.example.com", path).service is explainer
+        assert r.route("x", f"/serving/default/iris{path}").service is explainer
+    tagged = r.route("latest-iris.default.example.com", "/v1/models/iris:explain")
+    assert (tagged.service, tagged.tag_revision) == (explainer, None)  # a tag of the service pins none of its
+    assert r.route("iris.default.example.com", "/v1/models/iris:predict").service is iris
+    assert r.route("iris.default.example.com", "/v2/models/iris/infer").service is iris
+    # Without an explainer, explain requests go where the others go (a model may explain itself, else 501).
+    alone = router(service())
+    assert alone.route("iris.default.example.com", "/v1/models/iris:explain").service.name == "iris"
