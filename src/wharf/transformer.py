@@ -49,6 +49,23 @@ class PredictorSettings(BaseSettings):
     service: str | None = Field(None, description="x-wharf-service gRPC metadata: namespace/name on the gateway")
     timeout_s: float = Field(60.0, gt=0)
 
+    def check(self, caller: str) -> None:
+        """Refuse settings that name no predictor for the protocol; `caller` says who needs it (`transformer 'x'`)."""
+        address = self.grpc_target if self.protocol == "grpc-v2" else self.url
+        if not address:
+            needed = "WHARF_PREDICTOR_GRPC_TARGET" if self.protocol == "grpc-v2" else "WHARF_PREDICTOR_URL"
+            raise ConfigurationError(f"{caller} does not know its predictor: set {needed}")
+
+    def client_options(self) -> dict[str, Any]:
+        """The keyword arguments of an `InferenceClient` (or `SyncInferenceClient`) of the predictor, beside `url`."""
+        return {
+            "grpc_target": self.grpc_target,
+            "protocol": self.protocol,
+            "timeout_s": self.timeout_s,
+            "headers": {"host": self.host} if self.host else None,
+            "metadata": {"x-wharf-service": self.service} if self.service else None,
+        }
+
 
 # Predictor errors a transformer answers with as they are: the predictor's state, not a fault in the exchange.
 # (A client raises a predictor's 503 / UNAVAILABLE as ServerBusy, never as ModelNotReady.)
@@ -71,11 +88,7 @@ class Transformer(Model):
         self._client: InferenceClient | None = None
 
     def load(self) -> None:
-        settings = self.predictor
-        address = settings.grpc_target if settings.protocol == "grpc-v2" else settings.url
-        if not address:
-            needed = "WHARF_PREDICTOR_GRPC_TARGET" if settings.protocol == "grpc-v2" else "WHARF_PREDICTOR_URL"
-            raise ConfigurationError(f"transformer {self.name!r} does not know its predictor: set {needed}")
+        self.predictor.check(f"transformer {self.name!r}")
 
     async def predict(self, payload: Any) -> InferResponse:
         """Send `payload` (what `preprocess` returned) to the predictor and return its response.
@@ -115,15 +128,7 @@ class Transformer(Model):
     def client(self) -> InferenceClient:
         """The predictor's client, made on first use (in the event loop that will use it)."""
         if self._client is None:
-            settings = self.predictor
-            self._client = InferenceClient(
-                settings.url,
-                grpc_target=settings.grpc_target,
-                protocol=settings.protocol,
-                timeout_s=settings.timeout_s,
-                headers={"host": settings.host} if settings.host else None,
-                metadata={"x-wharf-service": settings.service} if settings.service else None,
-            )
+            self._client = InferenceClient(self.predictor.url, **self.predictor.client_options())
         return self._client
 
 
