@@ -40,6 +40,7 @@ class LightGBMModel(TabularModel):
             booster = lightgbm.Booster(model_file=str(self.artifact))
         except Exception as e:
             raise ModelLoadError(f"cannot load LightGBM model from {self.artifact}: {first_line(e)}") from None
+        self.estimator = booster
         self.n_features = booster.num_feature()
         names = booster.feature_name()
         if not all(_UNNAMED.fullmatch(n) for n in names):

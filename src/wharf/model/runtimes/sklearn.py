@@ -45,6 +45,7 @@ class SKLearnModel(TabularModel):
             raise ModelLoadError(f"cannot load scikit-learn model from {self.artifact}: {e}") from e
         if not hasattr(estimator, "predict") and not hasattr(estimator, "transform"):
             raise ModelLoadError(f"{self.artifact} holds a {type(estimator).__name__}, not an estimator")
+        self.estimator = estimator
         self.n_features = getattr(estimator, "n_features_in_", None)
         names = getattr(estimator, "feature_names_in_", None)
         if names is not None:

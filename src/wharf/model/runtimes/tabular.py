@@ -54,6 +54,9 @@ class TabularModel(Model):
         self.methods: dict[str, Method] = {}
         self.columns: list[str] | None = None
         self.column_datatypes: dict[str, str] = {}
+        #: The framework's own model once loaded (a scikit-learn estimator, an XGBoost or LightGBM Booster), for
+        #: code that reads its internals (tree explanations).
+        self.estimator: Any = None
 
     def inputs(self) -> list[TensorSpec]:
         if self.columns:

@@ -38,6 +38,7 @@ class XGBoostModel(TabularModel):
                 wrapper.load_model(saved)
         except Exception as e:
             raise ModelLoadError(f"cannot load XGBoost model from {self.artifact}: {first_line(e)}") from None
+        self.estimator = booster
         self.n_features = booster.num_features()
         self.columns = list(booster.feature_names) if booster.feature_names else None
         self.methods = _methods(booster, wrapper)
