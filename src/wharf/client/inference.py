@@ -28,6 +28,7 @@ from wharf.errors import (
     from_http_status,
 )
 from wharf.protocol import v1, v2
+from wharf.protocol.explanation import EXPLAINER_SUFFIX
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -98,14 +99,31 @@ class InferenceClient:
         (V1 knows no versions).
         """
         if self.protocol == "grpc-v2":
-            stub = self._grpc_stub()
-            message = codec.encode_request(request, model, version)
-            answer = await self._grpc_call(stub.ModelInfer, message, headers)
-            return self._decoded(self._target, lambda: codec.decode_response(answer))
+            return await self._model_infer(model, request, version, headers)
         if self.protocol == "v1":
             return await self._infer_v1(model, request, version, headers)
+        return await self._v2_call(f"{_v2_model_path(model, version)}/infer", request, headers)
+
+    async def explain_v2(
+        self, model: str, request: InferRequest, version: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> InferResponse:
+        """Wharf's V2 `explain` extension: the explanation of `request` as an `InferResponse` whose outputs are the
+        explanation's tensors, its method in `parameters["explainer"]`. Over gRPC (protocol 'grpc-v2') it is
+        ModelInfer on `{model}-explainer`, else `POST /v2/models/{model}[/versions/{v}]/explain`."""
+        if self.protocol == "grpc-v2":
+            return await self._model_infer(f"{model}{EXPLAINER_SUFFIX}", request, version, headers)
+        return await self._v2_call(f"{_v2_model_path(model, version)}/explain", request, headers)
+
+    async def _model_infer(
+        self, model: str, request: InferRequest, version: str | None, headers: Mapping[str, str] | None
+    ) -> InferResponse:
+        stub = self._grpc_stub()
+        message = codec.encode_request(request, model, version)
+        answer = await self._grpc_call(stub.ModelInfer, message, headers)
+        return self._decoded(self._target, lambda: codec.decode_response(answer))
+
+    async def _v2_call(self, path: str, request: InferRequest, headers: Mapping[str, str] | None) -> InferResponse:
         body, _ = v2.encode_request(request)
-        path = f"{_v2_model_path(model, version)}/infer"
         answer = await self._http_call("POST", path, content=body, headers=_json(headers))
         length = answer.headers.get(v2.BINARY_HEADER)
         return self._decoded(
@@ -232,6 +250,9 @@ class SyncInferenceClient:
 
     def explain(self, model: str, request: InferRequest) -> Any:
         return self._runner.run(self._client.explain(model, request))
+
+    def explain_v2(self, model: str, request: InferRequest, version: str | None = None) -> InferResponse:
+        return self._runner.run(self._client.explain_v2(model, request, version))
 
     def ready(self, model: str) -> bool:
         return self._runner.run(self._client.ready(model))

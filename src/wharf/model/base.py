@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from wharf.errors import InvalidInput
+from wharf.errors import InvalidInput, Unimplemented
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, TensorSpec
 
 
@@ -21,7 +21,12 @@ class Model:
 
     Subclasses override `load` and `predict`. `predict` receives what `preprocess` returned (by default the
     `InferRequest`) and may return an `InferResponse`, a mapping of output name to array, or one array.
-    `explain` is optional.
+
+    `explain` is optional. It answers every explain protocol when it returns a `wharf.protocol.explanation
+    .Explanation` (V1 `:explain` gets its V1 body, V2 `/explain` and gRPC `{name}-explainer` its tensors); an
+    `InferResponse` answers V2 and gRPC; any other JSON answers V1 `:explain` only. A model whose V1 `:explain`
+    body the V1 decoder refuses (KServe's ART explainer takes `{"instances": [image, label]}`, ragged rows) reads
+    the body itself by overriding `v1_explain_request`.
     """
 
     #: Framework name reported as the model's `platform` in metadata.
@@ -55,9 +60,15 @@ class Model:
         return result
 
     def explain(self, payload: Any) -> Any:
-        """Explain the predictions for `payload` (what `preprocess` returned), as V1 `:explain` asks: any JSON
-        object or list (numpy arrays allowed). A model that does not override it answers 501."""
+        """Explain the predictions for `payload` (what `preprocess` returned): an `Explanation`, an `InferResponse`,
+        or any JSON object or list (numpy arrays allowed; V1 only). A model that does not override it answers 501."""
         raise NotImplementedError(f"model {self.name!r} does not implement explain()")
+
+    def v1_explain_request(self, document: dict[str, Any]) -> InferRequest:
+        """The request `explain` is asked of, read from a V1 `:explain` body (`document`, the parsed JSON object);
+        raise ValueError or TypeError for a body that does not fit (400). Not overridden: the V1 decoder reads it,
+        as it reads `:predict`."""
+        raise NotImplementedError(f"model {self.name!r} reads V1 :explain bodies with the V1 decoder")
 
     def inputs(self) -> list[TensorSpec]:
         """Declared input tensors (empty: undeclared, anything is accepted)."""
@@ -71,6 +82,14 @@ class Model:
 def overrides(model: Model, method: str) -> bool:
     """Whether `model`'s class replaces `Model.method`."""
     return getattr(type(model), method) is not getattr(Model, method)
+
+
+def unexplained(model: str) -> Unimplemented:
+    """The error (501) answering an explanation asked of `model`, which has none: it says how to get one."""
+    return Unimplemented(
+        f"model '{model}' does not explain its predictions; add spec.explainer to its InferenceService "
+        "(shap or art) or override Model.explain"
+    )
 
 
 def is_async(model: Model, method: str) -> bool:

@@ -15,6 +15,10 @@ from wharf.protocol.v2 import InferResponse, Tensor
 
 #: The V2 response parameter naming the method that made an explanation.
 METHOD_PARAMETER = "explainer"
+#: The server metadata extension (`GET /v2`, ServerMetadata) of a server that answers V2 explain requests.
+EXTENSION = "explain"
+#: V2 infer (REST) or ModelInfer (gRPC) on `{name}-explainer`, where no model has that name, explains `{name}`.
+EXPLAINER_SUFFIX = "-explainer"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,10 @@ The server is ready once it serves and while every model of its repository is lo
 unloaded (or failing to load) is taken out of rotation rather than answering 503 for it. The repository API
 (load, unload, index) can be turned off (`ServerSettings.repository_api`, WHARF_REPOSITORY_API=off), as the
 control plane does for the replicas it runs: its calls are then refused (403, PERMISSION_DENIED).
+
+Explanations (`explain`) come in two shapes: JSON for KServe V1 `:explain` (`explain_as_json`) and a V2 infer
+response (`explain_as_response`) for V2 `/explain`, gRPC and the `{name}-explainer` alias, which transports look up
+(`explained`) only once a name is not found, so that inference pays nothing for it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import gc
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,14 +24,17 @@ from wharf import __version__
 from wharf.errors import (
     Forbidden,
     InvalidInput,
+    ModelNotFound,
     ModelNotReady,
     RequestTimeout,
     ServerBusy,
     Unimplemented,
     WharfError,
 )
-from wharf.model.base import Model, check_inputs, is_async, overrides, to_response
+from wharf.model.base import Model, check_inputs, is_async, overrides, to_response, unexplained
 from wharf.model.repository import ModelRepository
+from wharf.protocol import explanation
+from wharf.protocol.explanation import Explanation
 from wharf.protocol.v2 import InferRequest, InferResponse
 from wharf.server.metrics import ServerMetrics
 from wharf.server.pipeline import BatchPolicy, ModelPipeline
@@ -34,7 +42,9 @@ from wharf.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ["model_repository", "binary_tensor_data"]
+EXTENSIONS = ["model_repository", "binary_tensor_data", explanation.EXTENSION]
+#: What transports call to answer a V2 request with a V2 response: `DataPlane.infer` or `explain_as_response`.
+Answer = Callable[[Model, InferRequest], Awaitable[InferResponse]]
 
 
 class DataPlane:
@@ -82,6 +92,17 @@ class DataPlane:
         """The ready model answering `name` (raises ModelNotFound / ModelNotReady)."""
         return self.repository.get(name, version)
 
+    def explained(self, name: str, version: str | None, not_found: ModelNotFound) -> Model:
+        """The model that `name`, not found (`not_found`), asks explanations of: `{model}-explainer` names `model`
+        (else `not_found` is raised). Transports call it only on their not-found path."""
+        model_name = name.removesuffix(explanation.EXPLAINER_SUFFIX)
+        if model_name != name:
+            try:
+                return self.repository.get(model_name, version)
+            except ModelNotFound:
+                pass
+        raise not_found
+
     # -- inference --------------------------------------------------------------------------------------------
     async def infer(self, model: Model, request: InferRequest) -> InferResponse:
         """Run `request` through `model` (preprocess, predict, postprocess) within the request deadline."""
@@ -106,7 +127,7 @@ class DataPlane:
         if not model.ready:
             raise _unready(model)
         if not overrides(model, "explain"):
-            raise Unimplemented(f"model '{model.name}' does not explain its predictions")
+            raise unexplained(model.name)
         check_inputs(model, request)
         try:
             async with asyncio.timeout(self.request_timeout_s):
@@ -120,6 +141,24 @@ class DataPlane:
             raise
         except (ValueError, TypeError) as e:
             raise _rejected(model, e) from e
+
+    async def explain_as_json(self, model: Model, request: InferRequest) -> Any:
+        """`explain`, as V1 `:explain` answers it: an `Explanation`'s V1 body, else what the model returned."""
+        result = await self.explain(model, request)
+        return result.v1 if isinstance(result, Explanation) else result
+
+    async def explain_as_response(self, model: Model, request: InferRequest) -> InferResponse:
+        """`explain`, as a V2 infer response answering `request`: an `Explanation`'s tensors, with the method in
+        its parameters, or the `InferResponse` the model made; a model explaining in JSON only is refused (501)."""
+        result = await self.explain(model, request)
+        if isinstance(result, Explanation):
+            result = result.response(model.name)
+        elif not isinstance(result, InferResponse):
+            raise Unimplemented(
+                f"model '{model.name}' explains its predictions in JSON only, which a V2 response cannot carry; "
+                f"ask KServe V1: POST /v1/models/{model.name}:explain"
+            )
+        return to_response(model, result, request)
 
     async def _explaining(self, model: Model, method: str, payload: Any) -> Any:
         """`model.method(payload)`: awaited when async, else in an explanation thread if one is free."""

@@ -4,6 +4,9 @@ Each method decodes its message, calls the same data-plane method REST calls and
 become gRPC status codes in `_status` and nowhere else. A message that is not valid protobuf is answered
 INVALID_ARGUMENT (grpc's own answer to a failing deserializer is UNKNOWN): the deserializers hand it on as an
 `InvalidInput` for the method to raise, at the cost of one Python call and one type check per message.
+
+ModelInfer and ModelStreamInfer on `{name}-explainer`, where no model has that name, answer model `name`'s
+explanation (`DataPlane.explain_as_response`); the alias is looked up only once a model name is not found.
 """
 
 from __future__ import annotations
@@ -17,20 +20,21 @@ import grpc
 
 from google.protobuf.message import DecodeError
 
-from wharf.errors import InvalidInput, Unimplemented, WharfError
+from wharf.errors import InvalidInput, ModelNotFound, Unimplemented, WharfError
 from wharf.grpc_limits import GrpcLimits, server_options
 from wharf.model.base import Model
 from wharf.model.context import serving
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from wharf.server.dataplane import DataPlane
+from wharf.server.dataplane import Answer, DataPlane
 from wharf.server.metrics import ServerMetrics
 from wharf.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "grpc"
+EXPLAIN_PROTOCOL = "grpc-explain"  # the metrics' protocol label of explanations asked as `{name}-explainer`
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 Reply = TypeVar("Reply")
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Reply]]
@@ -115,11 +119,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 yield pb.ModelStreamInferResponse(error_message=_status(e)[1])
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        model = self.dataplane.model(request.model_name, request.model_version or None)
-        return await self.metrics.measured(model.name, PROTOCOL, self._infer_model(model, request))
+        dataplane = self.dataplane
+        try:
+            model = dataplane.model(request.model_name, request.model_version or None)
+        except ModelNotFound as e:
+            model = dataplane.explained(request.model_name, request.model_version or None, e)  # `{model}-explainer`
+        else:
+            return await self.metrics.measured(model.name, PROTOCOL, self._answer(model, request, dataplane.infer))
+        explaining = self._answer(model, request, dataplane.explain_as_response)
+        return await self.metrics.measured(model.name, EXPLAIN_PROTOCOL, explaining)
 
-    async def _infer_model(self, model: Model, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        response = await self.dataplane.infer(model, codec.decode_request(request))
+    @staticmethod
+    async def _answer(model: Model, request: pb.ModelInferRequest, answer: Answer) -> pb.ModelInferResponse:
+        """The ModelInferResponse `answer` (inference or explanation) gives to `request`."""
+        response = await answer(model, codec.decode_request(request))
         return codec.encode_response(response, raw=len(request.raw_input_contents) > 0)
 
     # -- model repository -------------------------------------------------------------------------------------

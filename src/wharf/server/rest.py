@@ -12,23 +12,28 @@ limit (4 Mi strings at 64 MiB; counted by their quotes, ~5 ms for 64 MiB), else 
 as binary data. The JSON parse itself holds the GIL, so the loop may still wait for one parse (~10-25 ns a byte,
 ~0.3 s for 16 MiB). Smaller bodies, most requests, are decoded at once: a thread hop would cost more than their
 decoding, and the check costs one comparison.
+
+Explain requests are decoded as their protocol's inference requests are: V2 `/explain` and `/infer` on the
+`{name}-explainer` alias like `/infer` (the alias is looked up only once a model name is not found), V1 `:explain`
+like `:predict` unless the model reads the body itself (`Model.v1_explain_request`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from wharf.embedded_http import read_body
-from wharf.errors import InvalidInput, MethodNotAllowed, NotFound, PayloadTooLarge, WharfError
+from wharf.errors import InvalidInput, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge, WharfError
 from wharf.model import context
-from wharf.model.base import Model
+from wharf.model.base import Model, overrides
 from wharf.protocol import v1, v2
 from wharf.protocol.v2 import InferRequest
-from wharf.server.dataplane import DataPlane
+from wharf.server.dataplane import Answer, DataPlane
 from wharf.server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,8 @@ _ALIVE = b'{"status":"alive"}'  # KServe's V1 liveness answer at `/`
 DECODE_IN_THREAD_ABOVE = 2**20
 _LIMIT_BYTES_PER_STRING = 16
 T = TypeVar("T")
+V1Decoder = Callable[[bytes, str], InferRequest]
+EXPLAIN_PROTOCOL = "v2-rest-explain"  # the metrics' protocol label of V2 explanations
 
 
 class _Request:
@@ -186,13 +193,27 @@ class RestApp:
         if rest == ["infer"]:
             _expect(request, "POST")
             return await self._infer(request, name, version)
+        if rest == ["explain"]:
+            _expect(request, "POST")
+            return await self._explain_v2(request, self.dataplane.model(name, version))
         raise NotFound(f"no endpoint for model '{name}': {'/'.join(rest)!r}")
 
     async def _infer(self, request: _Request, name: str, version: str | None) -> _Reply:
-        model = self.dataplane.model(name, version)
-        return await self.metrics.measured(model.name, "v2-rest", self._infer_v2(request, model))
+        dataplane = self.dataplane
+        try:
+            model = dataplane.model(name, version)
+        except ModelNotFound as e:
+            model = dataplane.explained(name, version, e)  # `{model}-explainer`
+        else:
+            return await self.metrics.measured(model.name, "v2-rest", self._answer_v2(request, model, dataplane.infer))
+        return await self._explain_v2(request, model)
 
-    async def _infer_v2(self, request: _Request, model: Model) -> _Reply:
+    async def _explain_v2(self, request: _Request, model: Model) -> _Reply:
+        answer = self._answer_v2(request, model, self.dataplane.explain_as_response)
+        return await self.metrics.measured(model.name, EXPLAIN_PROTOCOL, answer)
+
+    async def _answer_v2(self, request: _Request, model: Model, answer: Answer) -> _Reply:
+        """The V2 response `answer` (inference or explanation) gives to the V2 request `request` carries."""
         body = await request.body()
         header_length = request.int_header(v2.BINARY_HEADER.encode())
         if len(body) > DECODE_IN_THREAD_ABOVE:
@@ -200,7 +221,7 @@ class RestApp:
             infer_request = await self._decoded_in_thread(v2.decode_request, body, json_end, header_length)
         else:
             infer_request = v2.decode_request(body, header_length)
-        response = await self.dataplane.infer(model, infer_request)
+        response = await answer(model, infer_request)
         payload, header_length = v2.encode_response(response, infer_request)
         if header_length is None:
             return _Reply(payload)
@@ -225,19 +246,21 @@ class RestApp:
         call = self._predict_v1(request, model) if verb == "predict" else self._explain_v1(request, model)
         return await self.metrics.measured(model.name, "v1-rest" if verb == "predict" else "v1-rest-explain", call)
 
-    async def _v1_request(self, request: _Request, model: Model) -> InferRequest:
+    async def _v1_request(self, request: _Request, model: Model, decode: V1Decoder = v1.decode_request) -> InferRequest:
         declared = model.inputs()
         body, input_name = await request.body(), declared[0].name if declared else "input-0"
         if len(body) > DECODE_IN_THREAD_ABOVE:
-            return await self._decoded_in_thread(v1.decode_request, body, len(body), input_name)
-        return v1.decode_request(body, input_name)
+            return await self._decoded_in_thread(decode, body, len(body), input_name)
+        return decode(body, input_name)
 
     async def _predict_v1(self, request: _Request, model: Model) -> _Reply:
         infer_request = await self._v1_request(request, model)
         return _Reply(v1.encode_response(await self.dataplane.infer(model, infer_request)))
 
     async def _explain_v1(self, request: _Request, model: Model) -> _Reply:
-        explanation = await self.dataplane.explain(model, await self._v1_request(request, model))
+        reads_itself = overrides(model, "v1_explain_request")
+        decode = functools.partial(_v1_explain_request, model) if reads_itself else v1.decode_request
+        explanation = await self.dataplane.explain_as_json(model, await self._v1_request(request, model, decode))
         return _Reply(v2.dumps(explanation))
 
     async def _repository(self, request: _Request, parts: list[str]) -> _Reply:
@@ -254,6 +277,15 @@ class RestApp:
                 await self.dataplane.unload(parts[1])
             return _Reply(b"{}")
         raise NotFound(f"no endpoint 'v2/repository/{'/'.join(parts)}'")
+
+
+def _v1_explain_request(model: Model, body: bytes, _input_name: str) -> InferRequest:
+    """A V1 `:explain` body read by the model's own `v1_explain_request` (its ValueError or TypeError: 400)."""
+    document = v2.loads_object(body)
+    try:
+        return model.v1_explain_request(document)
+    except (ValueError, TypeError) as e:
+        raise InvalidInput(f"model '{model.name}' rejected the explain request: {e}") from None
 
 
 def _expect(request: _Request, method: str) -> None:

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from wharf.errors import ConfigurationError, ModelLoadError, Unimplemented, WharfError
+from wharf.errors import ConfigurationError, ModelLoadError, WharfError
 from wharf.model import context
-from wharf.model.base import Model
+from wharf.model.base import Model, unexplained
 from wharf.protocol import tensors, v1
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, TensorSpec
 
@@ -111,7 +111,7 @@ class KServeModel(Model):
     async def explain(self, payload: InferRequest) -> Any:
         predictor = self.predictor
         if not _overrides(predictor, "explain"):
-            raise Unimplemented(f"model '{self.name}' does not explain its predictions")
+            raise unexplained(self.name)
         headers = context.request_headers()
         body = self._v1_body(payload) if payload.protocol == "v1" else self._kserve_request(payload)
         step = predictor.validate(await _run(predictor.preprocess, body, headers))
