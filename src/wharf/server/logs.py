@@ -31,5 +31,5 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx"):  # httpx: a line per client request
         logging.getLogger(noisy).setLevel(logging.WARNING)
