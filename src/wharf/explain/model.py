@@ -9,21 +9,20 @@ fails the load, and so the replica's readiness, with a message that says so. A p
 cannot use (text labels, for SHAP) does not: each explain request is then refused (400) with that reason.
 
 `explain` runs in the model server's explanation threads (DataPlane.explain), within the request's deadline.
+Each method's library is imported when the method is loaded (shap takes 2 s to import, ART 4 s).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from wharf.errors import ConfigurationError, InvalidInput, ModelLoadError, PredictorFailed
 from wharf.explain import background as backgrounds
-from wharf.explain.adversarial import Adversarial, kserve_request
 from wharf.explain.features import feature_names
 from wharf.explain.predictor import INPUT, Predictor
 from wharf.explain.settings import ArtConfig, ExplainerSettings, ShapConfig
-from wharf.explain.shap_kernel import KernelShap
-from wharf.explain.shap_tree import TREE_FORMATS, TreeShap, TreeUnsupported, background_in_model_order, load_model
 from wharf.model.base import Model
 from wharf.protocol import v1, v2
 from wharf.protocol.explanation import Explanation
@@ -38,6 +37,9 @@ for _library in ("shap", "art"):  # they log each explanation's steps at INFO
 
 class Method(Protocol):
     def explain(self, request: InferRequest) -> Explanation: ...
+
+
+V1Reader = Callable[[dict[str, Any]], InferRequest | None]
 
 
 class Explainer(Model):
@@ -60,6 +62,7 @@ class Explainer(Model):
         self.method: Method | None = None
         self._predictor: Predictor | None = None
         self._unusable: str | None = None  # why the predictor's outputs cannot be explained, if they cannot
+        self._v1_reader: V1Reader | None = None  # the method's own reading of V1 bodies (None where it has none)
 
     def load(self) -> None:
         config = self.settings.method()
@@ -79,7 +82,7 @@ class Explainer(Model):
 
     def v1_explain_request(self, document: dict[str, Any]) -> InferRequest:
         """KServe's ART body `{"instances": [image, label]}`, else a V1 body read as `:predict` reads it."""
-        if isinstance(self.method, Adversarial) and (found := kserve_request(document)) is not None:
+        if self._v1_reader is not None and (found := self._v1_reader(document)) is not None:
             return found
         return v1.decode_request(v2.dumps(document), INPUT)
 
@@ -88,6 +91,9 @@ class Explainer(Model):
             self._predictor.close()
 
     def _shap(self, config: ShapConfig) -> Method:
+        from wharf.explain.shap_kernel import KernelShap
+        from wharf.explain.shap_tree import TREE_FORMATS, TreeUnsupported, load_model
+
         assert self._predictor is not None
         background = (
             backgrounds.load(config.storage_uri, config.sample_size, config.seed) if config.storage_uri else None
@@ -115,6 +121,8 @@ class Explainer(Model):
             ) from None
 
     def _tree(self, config: ShapConfig, model: Any, background: backgrounds.Background | None) -> Method:
+        from wharf.explain.shap_tree import TreeShap, TreeUnsupported, background_in_model_order
+
         assert self._predictor is not None and config.model is not None
         rows = None
         if background is not None:
@@ -129,5 +137,8 @@ class Explainer(Model):
         return tree
 
     def _art(self, config: ArtConfig) -> Method:
+        from wharf.explain.adversarial import Adversarial, kserve_request
+
         assert self._predictor is not None
+        self._v1_reader = kserve_request
         return Adversarial(self.name, self._predictor, config.type, config.options())

@@ -27,9 +27,9 @@ CONFIG_ENV = "WHARF_EXPLAINER_CONFIG"
 
 
 class _Config(BaseModel):
-    """camelCase keys on the wire (Python attributes are snake_case); unknown keys refused."""
+    """camelCase keys only (Python attributes are snake_case); unknown keys refused."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_name=False, validate_by_alias=True)
 
 
 class ModelSource(_Config):
