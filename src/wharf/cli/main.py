@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from wharf.cli import control
+from wharf.cli import control, monitor
 from wharf.errors import WharfError
 
 S = TypeVar("S")  # a settings class
@@ -25,6 +25,7 @@ def main() -> None:
 for command in (control.apply, control.get, control.describe, control.delete, control.wait, control.logs):
     app.command()(command)
 app.add_typer(control.rollout, name="rollout")
+app.add_typer(monitor.app, name="monitor")
 
 
 @app.command()
