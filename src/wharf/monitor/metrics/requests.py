@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic.alias_generators import to_camel
@@ -81,11 +82,19 @@ class GroupRequest(MetricRequest):
     favorable_outcome: Values
 
 
-R = TypeVar("R", bound=MetricRequest)
+class ScheduleId(BaseModel):
+    """The body of `DELETE .../request`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requestId: UUID  # TrustyAI's field name
 
 
-def parse(kind: type[R], body: Any) -> R:
-    """`body` as a `kind` request; InvalidInput naming each wrong field."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(kind: type[M], body: Any) -> M:
+    """`body` as a `kind`; InvalidInput naming each wrong field."""
     try:
         return kind.model_validate(body)
     except ValidationError as error:
