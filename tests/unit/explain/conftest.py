@@ -41,14 +41,14 @@ def digits() -> Data:
 @pytest.fixture(scope="session")
 def repository(tmp_path_factory: pytest.TempPathFactory, iris: Data, wide: Data, digits: Data) -> Path:
     """A model repository: `iris` (forest classifier), `iris-value` (forest regressor), `wide` (logistic
-    regression, 8 features), `digits` (logistic regression on images) and `names` (a forest answering text)."""
+    regression, 8 features), `digits` (a forest on images) and `names` (a forest answering text)."""
     root = tmp_path_factory.mktemp("predictors")
     x, y = iris
     fitted = {
         "iris": RandomForestClassifier(20, random_state=0).fit(x, y),
         "iris-value": RandomForestRegressor(20, random_state=0).fit(x, x[:, 0] + y),
         "wide": LogisticRegression(max_iter=2000).fit(*wide),
-        "digits": LogisticRegression(max_iter=3000).fit(*digits),
+        "digits": RandomForestClassifier(30, random_state=0).fit(*digits),
         "names": RandomForestClassifier(20, random_state=0).fit(x, np.array(["setosa", "versicolor", "virginica"])[y]),
     }
     for name, estimator in fitted.items():
