@@ -45,9 +45,15 @@ _DEFAULT_TYPE = "application/json"
 _ANSWERED = {"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]}
 _EMPTY = {"type": "http.response.body", "body": b""}
 Key = tuple[str, str, str, str]  # namespace, service, component, id
+# The attributes the monitor reads, and their binary-mode headers.
+_ATTRIBUTES = (
+    "specversion", "id", "source", "type", "time", "inferenceservicename", "namespace", "component", "endpoint",
+    "statuscode", "inferenceheadercontentlength",
+)
+_HEADERS = tuple((name, f"ce-{name}".encode()) for name in _ATTRIBUTES)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs 3 µs more to make, per event
 class Event:
     """A payload log event's attributes and body."""
 
@@ -79,15 +85,12 @@ class Event:
 
 def parse_event(headers: list[tuple[bytes, bytes]], body: bytes, arrived: float) -> Event:
     """The event an HTTP request carries (binary or structured mode); `InvalidInput` naming what is wrong."""
-    attributes: dict[str, str] = {}
-    content_type = _DEFAULT_TYPE
-    for name, value in headers:
-        if name.startswith(b"ce-"):
-            attributes[name[3:].decode("latin-1")] = value.decode("latin-1")
-        elif name == b"content-type":
-            content_type = value.decode("latin-1")
+    fields = dict(headers)  # ASGI header names are lower case
+    content_type = fields.get(b"content-type", b"").decode("latin-1") or _DEFAULT_TYPE
     if content_type.startswith(STRUCTURED):
         attributes, body, content_type = _structured(headers, body, content_type)
+    else:
+        attributes = {name: fields[header].decode("latin-1") for name, header in _HEADERS if header in fields}
     version = attributes.get("specversion")
     if version is None:
         raise InvalidInput(
@@ -135,9 +138,11 @@ def _structured(headers: list[tuple[bytes, bytes]], body: bytes, content_type: s
     except GenericException as e:
         raise InvalidInput(f"malformed structured CloudEvent: {e}") from None
     attributes = {name: str(value) for name, value in event.get_attributes().items()}
-    data = event.get_data()
+    data = event.get_data()  # the data's JSON text, or the bytes of `data_base64`
     if data is None:
         data = b""
+    elif isinstance(data, str):
+        data = data.encode()
     elif not isinstance(data, bytes | bytearray):
         data = orjson.dumps(data)
     return attributes, bytes(data), attributes.get("datacontenttype", _DEFAULT_TYPE)
@@ -158,7 +163,7 @@ def _time(value: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Half:
     """One half of an exchange, decoded: its rows (None for an error response) and what its event said."""
 

@@ -16,6 +16,7 @@ replaced).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ _PROTOBUF = "application/x-protobuf"
 _V2_TENSOR_KEYS = ("name", "shape", "datatype", "data", "parameters")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per event, where frozen costs more
 class Table:
     """Rows of one message: `columns[i]` (1-D, `rows` long) holds column `names[i]` of `datatypes[i]` (a protocol
     datatype; BYTES columns hold `str`)."""
@@ -126,7 +127,7 @@ def tensor_table(items: Sequence[v2.Tensor], kind: str) -> Table:
             rows, first = count, tensor.name
         elif count != rows:
             raise InvalidInput(f"{kind} '{tensor.name}' has {count} rows but {kind} '{first}' has {rows}")
-        width = int(np.prod(data.shape[1:], dtype=np.int64))
+        width = math.prod(data.shape[1:])
         block = data.reshape(count, width)
         if tensor.datatype == TEXT:
             block = _texts(block)

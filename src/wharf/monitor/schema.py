@@ -59,17 +59,16 @@ class Side:
     names: tuple[str, ...]
     datatypes: tuple[str, ...]
     shown: tuple[str, ...]
+    texts: tuple[bool, ...] = field(init=False, compare=False)  # which columns hold text
     _orders: dict[tuple[str, ...], tuple[int, ...] | None] = field(default_factory=dict, compare=False, repr=False)
     _widened: dict[tuple[str, ...], Side] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "texts", tuple(datatype == TEXT for datatype in self.datatypes))
 
     @classmethod
     def of(cls, table: Table, kind: str) -> Side:
         return cls(kind, table.names, table.datatypes, table.names)
-
-    @property
-    def texts(self) -> tuple[bool, ...]:
-        """Which columns hold text."""
-        return tuple(datatype == TEXT for datatype in self.datatypes)
 
     @property
     def renames(self) -> dict[str, str]:

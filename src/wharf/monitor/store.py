@@ -76,7 +76,7 @@ _INSERT_INFERENCE = (
 _OK = 400  # rows of exchanges answered with a status below this are what the model answered
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exchange:
     """A logged request and its response (`outputs` None when the response was an error)."""
 
