@@ -11,24 +11,22 @@ And `GET /metrics/all/requests?type=all|fairness|drift`: the scheduled requests 
 
 A listed request's `status` is Wharf's: the alert state (`outsideBounds`, `since`), when it was last computed, the
 latest value(s) and the error that kept the latest computation from a result. Bodies are read as JSON and
-validated by the metrics, so that a bad body is InvalidInput naming its field; every `wharf.errors` error is
-answered `{"error": ...}` with its status by the router's route class, whichever app mounts it. Reading rows and
-computing run in worker threads.
+validated by the metrics, so that a bad body is InvalidInput naming its field; the endpoints raise `wharf.errors`
+errors, which the app that mounts the router answers as `{"error": ...}` (`wharf.monitor.api` does). Reading rows
+and computing run in worker threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from wharf.errors import InvalidInput, WharfError
+from wharf.errors import InvalidInput
 from wharf.monitor.data import Rows
 from wharf.monitor.metrics.registry import METRICS, Metric, compute
 from wharf.monitor.metrics.requests import ScheduleId, parse
@@ -37,25 +35,10 @@ from wharf.monitor.metrics.scheduled import ScheduledRequest, Status
 from wharf.monitor.metrics.scheduler import Scheduler
 
 
-class _ErrorAnswers(APIRoute):
-    """Answers a `WharfError` as `{"error": message}` with its HTTP status."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def answer(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except WharfError as error:
-                return JSONResponse({"error": error.message}, status_code=error.http_status)
-
-        return answer
-
-
 def metrics_router(rows: Rows, scheduler: Scheduler) -> APIRouter:
-    """The metrics API over `rows`, scheduling with `scheduler` (whose `start()`/`stop()` the app calls in its
-    lifespan)."""
-    router = APIRouter(route_class=_ErrorAnswers, tags=["metrics"])
+    """The metrics API over `rows`, scheduling with `scheduler` (which the app starts and stops: see
+    `wharf.monitor.metrics.extension`)."""
+    router = APIRouter(tags=["metrics"])
     for metric in METRICS.values():
         _add_metric(router, metric, rows, scheduler)
 

@@ -56,10 +56,10 @@ class ScheduleStore:
             connection.execute("DELETE FROM scheduled_metrics WHERE id = ?", (str(request_id),))
 
     def load(self) -> list[StoredRequest]:
-        """Every stored request, oldest first."""
+        """Every stored request, in the order they were added."""
         with self._transaction() as connection:
             found = connection.execute(
-                "SELECT id, metric, body, registered FROM scheduled_metrics ORDER BY registered, id"
+                "SELECT id, metric, body, registered FROM scheduled_metrics ORDER BY rowid"
             ).fetchall()
         return [
             StoredRequest(UUID(id_), metric, orjson.loads(body), registered) for id_, metric, body, registered in found

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,9 @@ class Scheduler:
             self._scheduled.pop(request_id, None)
 
     def snapshot(self) -> list[tuple[ScheduledRequest, Status]]:
-        """Every scheduled request with its status, oldest first."""
+        """Every scheduled request with its status, in the order they were registered."""
         with self._lock:
-            return sorted(self._scheduled.values(), key=lambda entry: entry[0].registered)
+            return list(self._scheduled.values())
 
     def listed(self, name: str | None = None, kind: str | None = None) -> list[tuple[ScheduledRequest, Status]]:
         """The scheduled requests of metric `name`, or of a kind of metric ("drift", "fairness"), or all."""
@@ -111,6 +112,10 @@ class Scheduler:
             for entry in self.snapshot()
             if (metric is None or entry[0].metric is metric) and (kind is None or entry[0].metric.kind == kind)
         ]
+
+    def counts(self, model: str) -> dict[str, int]:
+        """How many requests of each metric `model` has scheduled (TrustyAI's `metricCounts`)."""
+        return dict(Counter(s.metric.name for s, _ in self.snapshot() if s.request.model_id == model))
 
     async def recompute(self) -> None:
         """One round: compute every scheduled request once."""
@@ -129,8 +134,8 @@ class Scheduler:
                         status = status.failed(outcome, now)
                     self._scheduled[request_id] = (scheduled, status)
 
-    async def start(self) -> None:
-        """Start recomputing every `interval_s` seconds, the first round at once."""
+    def start(self) -> None:
+        """Start recomputing every `interval_s` seconds, the first round at once (call it in the event loop)."""
         if self._task is None:
             self._task = asyncio.create_task(self._rounds(), name="scheduled metrics")
 

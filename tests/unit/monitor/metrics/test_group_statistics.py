@@ -42,7 +42,13 @@ def _random_case(seed: int) -> dict[str, np.ndarray]:
     group = rng.integers(0, 3, n)  # group 2 is in neither
     truth = rng.random(n) < np.where(group == 0, 0.35, 0.5)
     favorable = np.where(truth, rng.random(n) < np.where(group == 0, 0.6, 0.8), rng.random(n) < 0.2)
-    return {"group": group, "favorable": favorable, "truth": truth, "privileged": group == 1, "unprivileged": group == 0}
+    return {
+        "group": group,
+        "favorable": favorable,
+        "truth": truth,
+        "privileged": group == 1,
+        "unprivileged": group == 0,
+    }
 
 
 CASES = {"example": None, **{f"random {seed}": seed for seed in range(3)}}
