@@ -4,9 +4,9 @@ and exported as Prometheus gauges (`gauges`), with an alert state each.
 A request is checked when it is registered (the model, its columns and the reference data must exist; inferences
 need not yet) and kept in the database (`schedule_store`), so that a new scheduler on the same file has it again.
 Each round computes every request in a worker thread, so that the event loop never waits on the rows or the
-statistics; requests of one model share what they read within a round. A request whose computation fails keeps its
-error (listed with it) until one succeeds; the round goes on with the others. The clock (Unix seconds, for the
-alert states) and the sleep between rounds are injected for tests.
+statistics; within a round, requests that read the same rows (model, tag, batch size) read them once. A request
+whose computation fails keeps its error (listed with it) until one succeeds; the round goes on with the others.
+The clock (Unix seconds, for the alert states) and the sleep between rounds are injected for tests.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class Scheduler:
         self._lock = threading.Lock()  # the scheduled requests are read by scrapes and request threads too
         self._scheduled: dict[UUID, tuple[ScheduledRequest, Status]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._computing: asyncio.Future[dict[UUID, Result | str]] | None = None  # the latest round's thread
         for stored in self._store.load():
             self._restore(stored)
         registry.register(MetricGauges(self.snapshot))
@@ -122,7 +123,8 @@ class Scheduler:
         requests = [scheduled for scheduled, _ in self.snapshot()]
         if not requests:
             return
-        outcomes = await asyncio.to_thread(_compute_all, requests, self._rows)
+        self._computing = asyncio.ensure_future(asyncio.to_thread(_compute_all, requests, self._rows))
+        outcomes = await asyncio.shield(self._computing)  # stop() waits for the thread rather than leave it
         now = self._clock()
         with self._lock:
             for request_id, outcome in outcomes.items():
@@ -140,12 +142,14 @@ class Scheduler:
             self._task = asyncio.create_task(self._rounds(), name="scheduled metrics")
 
     async def stop(self) -> None:
-        """Stop recomputing; a round under way is abandoned."""
+        """Stop recomputing, once a round under way is done reading rows (its results are dropped)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._computing is not None:
+            await asyncio.wait([self._computing])
 
     async def _rounds(self) -> None:
         while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,26 @@ async def test_rounds_follow_the_interval_until_stopped(rows: FrameRows, databas
     assert status.result is not None and status.computed_at == clock.now
     await asyncio.sleep(0.05)
     assert len(delays) == count  # stopped
+
+
+async def test_stop_waits_for_the_rows_a_round_is_reading(rows: FrameRows, database: Path) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowRows(FrameRows):
+        def inferences(self, model: str, last: int | None = None) -> pd.DataFrame:
+            entered.set()
+            release.wait(10)
+            return super().inferences(model, last)
+
+    scheduler = scheduler_of(SlowRows(**rows.models), database)
+    scheduler.register("spd", SPD)
+    scheduler.start()
+    assert await asyncio.to_thread(entered.wait, 10)
+    stopping = asyncio.create_task(scheduler.stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # the store must not close under the round
+    release.set()
+    await asyncio.wait_for(stopping, timeout=10)
 
 
 def test_the_interval_setting(monkeypatch: pytest.MonkeyPatch) -> None:
