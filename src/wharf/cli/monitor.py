@@ -15,8 +15,12 @@ app = typer.Typer(help="The model monitor: payload logs, reference data, drift a
 @app.callback(invoke_without_command=True)
 def monitor(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="address to listen on (default WHARF_MONITOR_HOST, else 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(help="port, 0 for any free one (default WHARF_MONITOR_PORT, else 8003)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (default WHARF_MONITOR_HOST, else 127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="port, 0 for any free one (default WHARF_MONITOR_PORT, else 8003)")
+    ] = None,
     database: Annotated[
         Path | None, typer.Option(help="SQLite file (default WHARF_MONITOR_DATABASE, else WHARF_HOME/monitor.db)")
     ] = None,
@@ -46,7 +50,9 @@ def monitor(
 @app.command()
 def upload(
     model: Annotated[str, typer.Argument(help="the model's name (its InferenceService)")],
-    path: Annotated[Path, typer.Argument(help="a .csv or .parquet file, one column per feature", exists=True, dir_okay=False)],
+    path: Annotated[
+        Path, typer.Argument(help="a .csv or .parquet file, one column per feature", exists=True, dir_okay=False)
+    ],
     tag: Annotated[str, typer.Option(help="the data tag the rows are kept under")] = "TRAINING",
     output: Annotated[
         list[str] | None, typer.Option(help="a column holding an output rather than an input (repeat for several)")

@@ -129,7 +129,9 @@ def create_api(monitor: Monitor, routers: Sequence[APIRouter] = ()) -> FastAPI:
         await store.rename(model, *mappings)
         return "Feature and output name mapping successfully applied."
 
-    @api.delete("/info/names", summary="Show a model's columns by their own names again", response_class=PlainTextResponse)
+    @api.delete(
+        "/info/names", summary="Show a model's columns by their own names again", response_class=PlainTextResponse
+    )
     async def forget_names(request: Request) -> str:
         raw = (await body(request)).strip()
         try:
@@ -138,7 +140,7 @@ def create_api(monitor: Monitor, routers: Sequence[APIRouter] = ()) -> FastAPI:
             doc = raw.decode("utf-8", "replace")
         model = _model_id(doc) if isinstance(doc, dict) else doc
         if not isinstance(model, str) or not model:
-            raise InvalidInput("the body must name the model: its id, or {\"modelId\": ...}")
+            raise InvalidInput('the body must name the model: its id, or {"modelId": ...}')
         await store.forget_names(model)
         return "Feature and output name mapping successfully cleared."
 
@@ -149,7 +151,11 @@ def create_api(monitor: Monitor, routers: Sequence[APIRouter] = ()) -> FastAPI:
         ids = await asyncio.to_thread(store.request_ids, model)
         return [{"id": request_id, "timestamp": _iso(moment)} for request_id, moment in ids]
 
-    @api.post("/data/upload", summary="Upload reference rows, rows as if logged, or ground truth", response_class=PlainTextResponse)
+    @api.post(
+        "/data/upload",
+        summary="Upload reference rows, rows as if logged, or ground truth",
+        response_class=PlainTextResponse,
+    )
     async def upload(request: Request) -> str:
         raw = await body(request)
         upload = await asyncio.to_thread(decode_upload, raw) if len(raw) > _IN_THREAD_ABOVE else decode_upload(raw)

@@ -106,11 +106,16 @@ class MonitorCounts(Collector):
         yield CounterMetricFamily(
             "wharf_monitor_events_unpaired", "halves dropped before their other half came", ingest.pairing.dropped
         )
-        yield GaugeMetricFamily("wharf_monitor_events_waiting", "halves waiting for their other half", len(ingest.pairing))
+        yield GaugeMetricFamily(
+            "wharf_monitor_events_waiting", "halves waiting for their other half", len(ingest.pairing)
+        )
         yield CounterMetricFamily("wharf_monitor_rows_stored", "logged rows written", written["stored"])
-        yield CounterMetricFamily("wharf_monitor_rows_failed", "logged rows the database failed to write", written["failed"])
+        yield CounterMetricFamily(
+            "wharf_monitor_rows_failed", "logged rows the database failed to write", written["failed"]
+        )
         dropped = CounterMetricFamily(
-            "wharf_monitor_rows_dropped", "logged rows retention dropped (past retention_rows or retention_days)",
+            "wharf_monitor_rows_dropped",
+            "logged rows retention dropped (past retention_rows or retention_days)",
             labels=["reason"],
         )
         for reason in ("rows", "days"):

@@ -47,8 +47,17 @@ _EMPTY = {"type": "http.response.body", "body": b""}
 Key = tuple[str, str, str, str]  # namespace, service, component, id
 # The attributes the monitor reads, and their binary-mode headers.
 _ATTRIBUTES = (
-    "specversion", "id", "source", "type", "time", "inferenceservicename", "namespace", "component", "endpoint",
-    "statuscode", "inferenceheadercontentlength",
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "inferenceservicename",
+    "namespace",
+    "component",
+    "endpoint",
+    "statuscode",
+    "inferenceheadercontentlength",
 )
 _HEADERS = tuple((name, f"ce-{name}".encode()) for name in _ATTRIBUTES)
 
@@ -126,7 +135,9 @@ def parse_event(headers: list[tuple[bytes, bytes]], body: bytes, arrived: float)
     )
 
 
-def _structured(headers: list[tuple[bytes, bytes]], body: bytes, content_type: str) -> tuple[dict[str, str], bytes, str]:
+def _structured(
+    headers: list[tuple[bytes, bytes]], body: bytes, content_type: str
+) -> tuple[dict[str, str], bytes, str]:
     """A structured-mode event, read with the CloudEvents SDK: its attributes, its data as bytes and their type."""
     from cloudevents.exceptions import GenericException
     from cloudevents.http import from_http

@@ -202,4 +202,6 @@ class ModelSchema:
     @classmethod
     def from_dict(cls, key: int, name: str, doc: Mapping[str, Any]) -> ModelSchema:
         outputs = doc.get("outputs")
-        return cls(key, name, Side.from_dict("input", doc["inputs"]), Side.from_dict("output", outputs) if outputs else None)
+        return cls(
+            key, name, Side.from_dict("input", doc["inputs"]), Side.from_dict("output", outputs) if outputs else None
+        )

@@ -283,10 +283,7 @@ class MonitorStore:
         head = (schema.key, exchange.request_id)
         tail = (exchange.time, exchange.status, exchange.namespace, exchange.revision)
         self._writer.rows(
-            [
-                (*head, i, *tail, input_blobs[i], input_texts[i], output_blobs[i], output_texts[i])
-                for i in range(rows)
-            ]
+            [(*head, i, *tail, input_blobs[i], input_texts[i], output_blobs[i], output_texts[i]) for i in range(rows)]
         )
         self._queued += rows
 
@@ -432,7 +429,9 @@ class MonitorStore:
             if oldest is not None and oldest[0] < cutoff:
                 self._dropped(connection, key, "days", "model = ? AND time < ?", (key, cutoff))
 
-    def _dropped(self, connection: sqlite3.Connection, key: int, reason: str, where: str, args: tuple[Any, ...]) -> None:
+    def _dropped(
+        self, connection: sqlite3.Connection, key: int, reason: str, where: str, args: tuple[Any, ...]
+    ) -> None:
         dropped = connection.execute(f"DELETE FROM inferences WHERE {where}", args).rowcount  # noqa: S608
         held = self.held[key]
         held.rows -= dropped
@@ -496,9 +495,7 @@ class MonitorStore:
     def request_ids(self, model: str) -> list[tuple[str, float]]:
         """The request id and time of every logged row of `model`, oldest first (a request's rows in order)."""
         schema = self.schema(model)
-        return self._read(
-            "SELECT request_id, time FROM inferences WHERE model = ? ORDER BY seq", (schema.key,)
-        )
+        return self._read("SELECT request_id, time FROM inferences WHERE model = ? ORDER BY seq", (schema.key,))
 
     def rows_of(self, model: str, request_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
         """The logged rows of each request (input and output columns, in row order); requests not held are left

@@ -60,7 +60,9 @@ def decode_upload(body: bytes) -> Upload:
     if not isinstance(items, list) or not items:
         raise InvalidInput("'request' must hold 'inputs', a list of tensors: uploaded rows need at least one input")
     ids = items[0].get(EXECUTION_IDS) if isinstance(items[0], dict) else None
-    items = [{k: v for k, v in item.items() if k != EXECUTION_IDS} if isinstance(item, dict) else item for item in items]
+    items = [
+        {k: v for k, v in item.items() if k != EXECUTION_IDS} if isinstance(item, dict) else item for item in items
+    ]
     inputs = tensor_table(decode_tensors(items, "input", len(body)), "input")
     response = doc.get("response")
     outputs = None

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.anyio
 
 TARGET = LogTarget("http://sink", "all", "iris", "default", "predictor", "iris-predictor-00001", "http://iris")
 REQUEST = orjson.dumps({"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP32", "data": [1.5, 2.5]}]})
-RESPONSE = orjson.dumps({"model_name": "iris", "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [2]}]})
+RESPONSE = orjson.dumps(
+    {"model_name": "iris", "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [2]}]}
+)
 
 
 def asgi_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -35,7 +37,11 @@ def logged(request_id: str, status: int | None = None, body: bytes | None = None
 def test_the_loggers_events_read_as_the_sdks() -> None:
     event = logged("r1", status=200)
     assert (event.id, event.type, event.model, event.namespace, event.endpoint) == (
-        "r1", RESPONSE_TYPE, "iris", "default", "iris-predictor-00001"
+        "r1",
+        RESPONSE_TYPE,
+        "iris",
+        "default",
+        "iris-predictor-00001",
     )
     assert event.status == 200 and event.time > 0 and event.body == RESPONSE
     transformer = logged("r1", target=LogTarget("u", "all", "iris", "ns", "transformer", "iris-t-1", "http://iris"))
@@ -154,6 +160,10 @@ async def test_the_endpoint_stores_pairs_and_answers_problems_with_their_name(op
     await store.flush()
     assert store.inferences("iris")["input-0-1"].tolist() == [2.5]
     assert ingest.counts == {
-        "received_request": 3, "received_response": 2, "paired": 1, "refused_payload": 1, "refused_columns": 1
+        "received_request": 3,
+        "received_response": 2,
+        "paired": 1,
+        "refused_payload": 1,
+        "refused_columns": 1,
     }
     assert np.isfinite(store.inferences("iris")["predict"]).all()

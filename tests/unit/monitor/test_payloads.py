@@ -33,7 +33,9 @@ def test_named_tensors_are_one_column_each_and_n_by_1_keeps_the_name() -> None:
 
 
 def test_binary_tensor_extension_and_text_columns() -> None:
-    request = _request(v2.Tensor("x", np.array([1.0, 2.0])), v2.Tensor("city", np.array([b"Oslo", b"Lima"], dtype=object)))
+    request = _request(
+        v2.Tensor("x", np.array([1.0, 2.0])), v2.Tensor("city", np.array([b"Oslo", b"Lima"], dtype=object))
+    )
     body, length = v2.encode_request(request, binary=True)
     table = request_table(body, JSON, str(length))
     assert table.names == ("x", "city") and list(table.columns[1]) == ["Oslo", "Lima"]
