@@ -1,6 +1,7 @@
 """The metrics API, TrustyAI's paths and bodies, as a FastAPI router for the monitor's app to mount.
 
-For each metric at its path (`/metrics/drift/<name>` or `/metrics/group/fairness/<name>`, see `registry`):
+For each metric at its path (`/metrics/drift/<name>` or `/metrics/group/fairness/<name>`; SPD and DIR also at
+TrustyAI's deprecated `/metrics/spd` and `/metrics/dir`; see `registry`):
 - `POST <path>`: compute it now; TrustyAI's answer (`value` or `namedValues`, `thresholds`, `specificDefinition`,
   `name`, `id`, `timestamp`, `type`).
 - `POST <path>/request`: schedule it; answers `{"requestId", "timestamp"}`.
@@ -68,12 +69,13 @@ def _add_metric(router: APIRouter, metric: Metric, rows: Rows, scheduler: Schedu
     async def definition() -> PlainTextResponse:
         return PlainTextResponse(metric.definition)
 
-    name = metric.name.lower()
-    router.add_api_route(metric.path, now, methods=["POST"], name=name)
-    router.add_api_route(f"{metric.path}/request", schedule, methods=["POST"], name=f"{name}_schedule")
-    router.add_api_route(f"{metric.path}/requests", requests, methods=["GET"], name=f"{name}_requests")
-    router.add_api_route(f"{metric.path}/request", unschedule, methods=["DELETE"], name=f"{name}_unschedule")
-    router.add_api_route(f"{metric.path}/definition", definition, methods=["GET"], name=f"{name}_definition")
+    for path in metric.paths:
+        name = path.removeprefix("/metrics/").replace("/", "_")
+        router.add_api_route(path, now, methods=["POST"], name=name)
+        router.add_api_route(f"{path}/request", schedule, methods=["POST"], name=f"{name}_schedule")
+        router.add_api_route(f"{path}/requests", requests, methods=["GET"], name=f"{name}_requests")
+        router.add_api_route(f"{path}/request", unschedule, methods=["DELETE"], name=f"{name}_unschedule")
+        router.add_api_route(f"{path}/definition", definition, methods=["GET"], name=f"{name}_definition")
 
 
 async def _json(request: Request) -> Any:

@@ -1,8 +1,8 @@
 """Every metric the monitor computes, by TrustyAI's metric name: its request body, how it is computed and checked,
 its endpoint and its Prometheus gauge.
 
-A metric's endpoint is `/metrics/drift/<name>` or `/metrics/group/fairness/<name>` and its gauge
-`trustyai_<name>` (lower case), TrustyAI's rule, which Wharf's own metrics (JENSENSHANNON, PSI, CHISQUARE, EOD,
+A metric's endpoint is `/metrics/drift/<name>` or `/metrics/group/fairness/<name>` (SPD and DIR also at TrustyAI's
+deprecated `/metrics/spd` and `/metrics/dir`) and its gauge `trustyai_<name>` (lower case), TrustyAI's rule, which Wharf's own metrics (JENSENSHANNON, PSI, CHISQUARE, EOD,
 AOD, EQODDS) follow too. `compute` is the whole one-off computation: validate the body, read the rows, answer.
 """
 
@@ -21,6 +21,8 @@ from wharf.monitor.metrics.results import Result
 
 #: Where each kind of metric lives under /metrics.
 KINDS = {"drift": "drift", "fairness": "group/fairness"}
+#: The metrics TrustyAI also serves at their deprecated paths, `/metrics/<name>`.
+LEGACY_PATHS = {"SPD", "DIR"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class Metric:
     @property
     def path(self) -> str:
         return f"/metrics/{KINDS[self.kind]}/{self.name.lower()}"
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Its path, and TrustyAI's deprecated one where it has one."""
+        return (self.path, f"/metrics/{self.name.lower()}") if self.name in LEGACY_PATHS else (self.path,)
 
     @property
     def gauge(self) -> str:

@@ -65,6 +65,15 @@ async def test_spd_now(client: httpx.AsyncClient) -> None:
     uuid.UUID(body["id"])
 
 
+async def test_trustyais_deprecated_paths_of_spd_and_dir(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/metrics/dir", json=SPD)).json()["value"] == pytest.approx(0.5)
+    made = await client.post("/metrics/spd/request", json=SPD)
+    assert made.status_code == 200
+    [listed] = (await client.get("/metrics/group/fairness/spd/requests")).json()["requests"]
+    assert listed["id"] == made.json()["requestId"]
+    assert (await client.post("/metrics/kstest", json=MEANSHIFT)).status_code in (404, 405)
+
+
 async def test_drift_now(client: httpx.AsyncClient) -> None:
     answer = await client.post("/metrics/drift/meanshift", json=MEANSHIFT)
     assert answer.status_code == 200, answer.text

@@ -27,6 +27,13 @@ def test_every_metric_its_path_gauge_and_body() -> None:
     }
 
 
+def test_spd_and_dir_also_at_trustyais_deprecated_paths() -> None:
+    assert {name: m.paths[1:] for name, m in METRICS.items() if m.paths[1:]} == {
+        "SPD": ("/metrics/spd",),
+        "DIR": ("/metrics/dir",),
+    }
+
+
 def test_find_takes_any_case_and_names_the_metrics_there_are() -> None:
     assert find("spd") is find("SPD") is METRICS["SPD"]
     with pytest.raises(NotFound, match="no metric 'fourier' .*meanshift, kstest"):
