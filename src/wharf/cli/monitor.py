@@ -33,6 +33,7 @@ def monitor(
 
     from wharf.cli.main import _settings
     from wharf.monitor.app import run
+    from wharf.monitor.metrics.extension import metrics_extension
     from wharf.monitor.settings import MonitorSettings
     from wharf.server import logs
     from wharf.server.app import loop_factory
@@ -41,7 +42,7 @@ def monitor(
     logs.configure("INFO")
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(run(settings))
+            runner.run(run(settings, [metrics_extension]))
     except (WharfError, OSError) as e:
         typer.echo(f"wharf monitor: {getattr(e, 'message', e)}", err=True)
         raise typer.Exit(2) from None

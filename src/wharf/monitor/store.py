@@ -225,6 +225,12 @@ class _Writer:
             return work(self._connection)
 
 
+def _log_failure(job: concurrent.futures.Future[Any]) -> None:
+    """A job nobody awaits (keeping a model's columns) that failed: logged."""
+    if (error := job.exception()) is not None:
+        log.error("keeping a model's columns failed", exc_info=error)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -398,13 +404,14 @@ class MonitorStore:
         self.models[schema.name] = schema
         self.held.setdefault(schema.key, ModelCounts())
         columns = orjson.dumps(schema.as_dict())
-        self._writer.job(
+        written = self._writer.job(
             lambda connection: connection.execute(
                 "INSERT INTO models (key, name, columns) VALUES (?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET columns = excluded.columns",
                 (schema.key, schema.name, columns),
             )
         )
+        written.add_done_callback(_log_failure)
 
     async def _job(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         return await asyncio.wrap_future(self._writer.job(work))
