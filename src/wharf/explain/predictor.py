@@ -7,8 +7,9 @@ Explanations run in the model server's explanation threads, so each thread gets 
 
 Which output is explained: the configured one (over V2 and gRPC a requested output; over V1, where a request names
 no output, the request parameter `method`, which Wharf's tabular runtimes read), else the probabilities where the
-model offers them (V2 and gRPC: the output `predict_proba`, tried once at the first call), else the model's one
-output (V1: `predictions`). Outputs that are not numbers cannot be explained: InvalidInput, naming the output.
+model offers them (the output `predict_proba`, or over V1 the method, tried once at the first call: a model without
+it refuses it, and a model that ignores the parameter answers as without it), else the model's one output (V1:
+`predictions`). Outputs that are not numbers cannot be explained: InvalidInput, naming the output.
 A predictor refusing or failing a call is a 502 naming its answer; busy, slow or unreachable keeps its status.
 """
 
@@ -37,7 +38,7 @@ class Predictor:
         self.model = model
         #: The output explained: None until the first call settles it (see the module's docstring).
         self.output: str | None = output
-        self._settled = output is not None or settings.protocol == "v1"
+        self._settled = output is not None
         self._local = threading.local()
         self._clients: list[SyncInferenceClient] = []
         self._lock = threading.Lock()

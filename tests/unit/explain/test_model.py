@@ -99,7 +99,9 @@ def test_a_predictor_serving_another_model_fails_the_load(predictors: RunningSer
 def test_outputs_the_method_cannot_use_are_told_to_each_request(
     predictors: RunningServer, iris_csv: str, iris: Data
 ) -> None:
-    explainer = _explainer(predictors, "names", {"method": "shap", "storageUri": iris_csv}, protocol="v1")
+    explainer = _explainer(
+        predictors, "names", {"method": "shap", "storageUri": iris_csv, "output": "predict"}, protocol="v1"
+    )
     try:
         with pytest.raises(InvalidInput, match="answers output 'predictions' as BYTES, not numbers"):
             explainer.explain(rows_request(iris[0][:1]))
@@ -132,3 +134,13 @@ def test_v1_bodies_are_read_as_predict_reads_them_and_arts_as_kserves(predictors
     finally:
         shap_explainer.unload()
         art_explainer.unload()
+
+
+def test_auto_without_trees_or_background_says_why_neither_method_fits(
+    predictors: RunningServer, repository: Path
+) -> None:
+    config = {"method": "shap", "model": {"storageUri": str(repository / "wide")}}
+    with pytest.raises(ConfigurationError, match=r"Kernel SHAP needs background rows \(shap's TreeExplainer does not"):
+        _explainer(predictors, "wide", config)
+    with pytest.raises(ConfigurationError, match=r"background rows \(model format onnx\): give storageUri"):
+        _explainer(predictors, "wide", {"method": "shap", "model": {"storageUri": "m.onnx", "format": "onnx"}})

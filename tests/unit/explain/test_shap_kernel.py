@@ -83,7 +83,7 @@ def test_a_regression_over_v1_explains_its_predictions(predictors: RunningServer
 
 
 def test_text_outputs_cannot_be_explained(predictors: RunningServer, iris: Data) -> None:
-    predictor = Predictor(predictor_settings(predictors, "names", "v1"), "names")
+    predictor = Predictor(predictor_settings(predictors, "names", "v1"), "names", output="predict")
     try:
         with pytest.raises(InvalidInput, match="answers output 'predictions' as BYTES, not numbers"):
             KernelShap("iris", predictor, iris[0][::10], list("abcd"), n_samples=50, seed=0)
