@@ -16,6 +16,7 @@ replaced).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,16 +132,18 @@ def tensor_table(items: Sequence[v2.Tensor], kind: str) -> Table:
         block = data.reshape(count, width)
         if tensor.datatype == TEXT:
             block = _texts(block)
-        if width == 1:
-            names.append(tensor.name)
-            columns.append(block[:, 0])
-        else:
-            names.extend(f"{tensor.name}-{i}" for i in range(width))
-            columns.extend(block[:, i] for i in range(width))
+        names.extend(_names(tensor.name, width))
+        columns.extend(block.T)  # a view of each column
         datatypes.extend([tensor.datatype] * width)
     if len(set(names)) != len(names):
         raise InvalidInput(f"{kind} column names are not unique: {names}")
     return Table(tuple(names), tuple(datatypes), tuple(columns), max(rows, 0), len(items) == 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _names(tensor: str, width: int) -> tuple[str, ...]:
+    """The column names of a tensor `width` values wide (a few tensor shapes come again and again)."""
+    return (tensor,) if width == 1 else tuple(f"{tensor}-{i}" for i in range(width))
 
 
 def _texts(block: np.ndarray) -> np.ndarray:
