@@ -16,7 +16,10 @@ response answered with an error status keeps its request's row without outputs.
 Binary-mode events are read straight from the ASGI headers: the CloudEvents SDK's `from_http` costs about 80 µs an
 event, as much as the rest of an event's work together; structured mode (`application/cloudevents+json`, not sent
 by KServe's logger) goes through the SDK. Per event: the headers looked through once, the body decoded, a dict
-lookup to pair; bodies over 1 MiB are decoded in a thread, so the loop keeps answering meanwhile.
+lookup to pair; bodies over 1 MiB are decoded in a thread, so the loop keeps answering meanwhile. Measured: about
+170 µs of the process's CPU an event (a small V2 request or response over keep-alive HTTP, uvicorn and the writer
+included) on a busy two-core machine, some 6,000 events a second on one core; the protocol's decoders and uvicorn
+take most of it.
 """
 
 from __future__ import annotations
