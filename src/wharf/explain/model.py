@@ -100,6 +100,7 @@ class Explainer(Model):
         )
         source = config.model
         tree_format = source is not None and (source.format or "").lower() in ("", *TREE_FORMATS)
+        no_tree = "no model.storageUri for tree SHAP" if source is None else f"model format {source.format}"
         if source is not None and (config.type == "Tree" or (config.type == "Auto" and tree_format)):
             try:
                 return self._tree(config, load_model(source, self.name), background)
@@ -107,10 +108,10 @@ class Explainer(Model):
                 if config.type == "Tree":
                     raise
                 log.info("explaining with Kernel SHAP", extra={"reason": e.message})
+                no_tree = e.message
         if background is None:
             raise ConfigurationError(
-                "Kernel SHAP needs background rows: give storageUri (a CSV, Parquet or NPY file)"
-                + ("" if config.model else ", or model.storageUri for tree SHAP")
+                f"Kernel SHAP needs background rows ({no_tree}): give storageUri (a CSV, Parquet or NPY file)"
             )
         names = feature_names(background.rows.shape[1], config.feature_names, background.feature_names)
         try:
