@@ -117,6 +117,17 @@ class WhoAmI(Model):
         return {"who": np.array([who.encode()] * len(payload.inputs[0].data), dtype=object)}
 
 
+class RowSum(Model):
+    """Sums each row's features, taking SLEEP_PER_ROW_S seconds a row (at most 10 s a call): a predictor that large
+    calls keep busy."""
+
+    def predict(self, payload: InferRequest) -> np.ndarray:
+        rows = payload.inputs[0].data.astype(np.float64)
+        rows = rows.reshape(len(rows), -1)
+        time.sleep(min(len(rows) * float(os.environ.get("SLEEP_PER_ROW_S", "0")), 10.0))
+        return rows.sum(axis=1)
+
+
 class Add(Model):
     """Adds the number in the environment variable ADD to its input (for chaining models in graphs)."""
 
