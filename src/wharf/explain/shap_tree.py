@@ -20,7 +20,6 @@ would explain another model than the one serving.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,10 +60,9 @@ class TreeUnsupported(ConfigurationError):
     """The model is not one tree SHAP explains (Auto explains it with Kernel SHAP instead)."""
 
 
-def load_model(source: ModelSource, name: str, storage_settings: storage.StorageSettings | None = None) -> Any:
+def load_model(source: ModelSource, name: str) -> Any:
     """The predictor's model at `source`, loaded as the model server loads it."""
-    resolve = functools.partial(storage.resolve, settings=storage_settings)
-    model = source_factory(source.storage_uri, name, source.format, resolve)()
+    model = source_factory(source.storage_uri, name, source.format, storage.resolve)()
     model.load()
     return model
 
