@@ -220,7 +220,12 @@ def test_a_json_explanation_over_v2_points_to_v1(serve) -> None:  # type: ignore
 
 
 def test_explanations_over_v2_and_grpc_share_the_bounded_explanation_threads(serve) -> None:  # type: ignore[no-untyped-def]
-    env = {"WHARF_REQUEST_TIMEOUT_S": "1", "EXPLAIN_SLEEP_S": "3", "WHARF_PREDICT_THREADS": "1"}
+    env = {
+        "WHARF_REQUEST_TIMEOUT_S": "1",
+        "EXPLAIN_SLEEP_S": "3",
+        "WHARF_PREDICT_THREADS": "1",
+        "WHARF_MAX_QUEUED_EXPLANATIONS": "0",
+    }
     server = serve("wharf_explain_models:Linear", "--name", "linear", env=env)
     with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as client:
         late = client.post("/v2/models/linear/explain", json=_body())

@@ -3,6 +3,8 @@ timeouts, draining on SIGTERM, failures and several worker processes."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import shutil
 import signal
 import socket
@@ -103,7 +105,12 @@ def test_v1_explain_answers_the_models_explanation_within_the_deadline(serve) ->
         "wharf_test_models:Weighted",
         "--name",
         "weighted",
-        env={"WHARF_REQUEST_TIMEOUT_S": "1", "EXPLAIN_SLEEP_S": "3", "WHARF_PREDICT_THREADS": "1"},
+        env={
+            "WHARF_REQUEST_TIMEOUT_S": "1",
+            "EXPLAIN_SLEEP_S": "3",
+            "WHARF_PREDICT_THREADS": "1",
+            "WHARF_MAX_QUEUED_EXPLANATIONS": "0",
+        },
     )
     with httpx.Client(base_url=slow.url, timeout=10) as client:
         late = client.post("/v1/models/weighted:explain", json=rows)
@@ -111,6 +118,19 @@ def test_v1_explain_answers_the_models_explanation_within_the_deadline(serve) ->
         busy = client.post("/v1/models/weighted:explain", json=rows)  # the first still holds the one thread
         assert busy.status_code == 503 and "all 1 explanation threads are busy" in busy.json()["error"]
         assert client.post("/v1/models/weighted:predict", json=rows).json() == {"predictions": [4.5, 2.0]}
+
+
+def test_explanations_wait_for_a_thread_while_there_is_room_to_wait(serve) -> None:  # type: ignore[no-untyped-def]
+    env = {"EXPLAIN_SLEEP_S": "1", "WHARF_PREDICT_THREADS": "1", "WHARF_MAX_QUEUED_EXPLANATIONS": "1"}
+    server = serve("wharf_test_models:Weighted", "--name", "weighted", env=env)
+    rows = {"instances": [[1, 2, 3]]}
+
+    def explain(_: int) -> int:
+        return httpx.post(f"{server.url}/v1/models/weighted:explain", json=rows, timeout=10).status_code
+
+    with ThreadPoolExecutor(3) as pool:
+        codes = sorted(pool.map(explain, range(3)))
+    assert codes == [200, 200, 503]  # one runs, one waits for its thread, the third finds no room
 
 
 def test_a_body_that_never_comes_is_answered_within_the_body_timeout(serve) -> None:  # type: ignore[no-untyped-def]

@@ -59,7 +59,8 @@ class DataPlane:
         self.repository_api = settings.repository_api
         self._pipelines: dict[tuple[str, str | None], ModelPipeline] = {}
         self._explanation_threads = ThreadPoolExecutor(self.threads, thread_name_prefix="explain")
-        self._explanation_slots = threading.BoundedSemaphore(self.threads)
+        self._explanations_waiting = settings.max_queued_explanations
+        self._explanation_slots = threading.BoundedSemaphore(self.threads + self._explanations_waiting)
 
     # -- health and metadata ----------------------------------------------------------------------------------
     def live(self) -> bool:
@@ -121,8 +122,9 @@ class DataPlane:
         """`model.explain` of what `model.preprocess` makes of `request`, within the request deadline.
 
         Explanations are rare and slow: they run outside the models' batching and worker threads, in the server's
-        explanation threads (`predict_threads` of them; more explanations at once answer 503). Past the deadline
-        the caller is answered 504 while the thread finishes, and keeps its thread, on its own.
+        explanation threads (`predict_threads` of them), for which at most `max_queued_explanations` more wait;
+        more explanations at once answer 503. Past the deadline the caller is answered 504: one still waiting is
+        dropped, one running keeps its thread until it finishes, on its own.
         """
         if not model.ready:
             raise _unready(model)
@@ -161,12 +163,16 @@ class DataPlane:
         return to_response(model, result, request)
 
     async def _explaining(self, model: Model, method: str, payload: Any) -> Any:
-        """`model.method(payload)`: awaited when async, else in an explanation thread if one is free."""
+        """`model.method(payload)`: awaited when async, else in an explanation thread, waiting for one if there is
+        room to wait (a caller that stops waiting cancels a call not started: asyncio.wrap_future does)."""
         step = getattr(model, method)
         if is_async(model, method):
             return await step(payload)
         if not self._explanation_slots.acquire(blocking=False):
-            raise ServerBusy(f"all {self.threads} explanation threads are busy; try again later")
+            raise ServerBusy(
+                f"all {self.threads} explanation threads are busy and {self._explanations_waiting} explanations"
+                " wait for them (WHARF_PREDICT_THREADS, WHARF_MAX_QUEUED_EXPLANATIONS); try again later"
+            )
         future = self._explanation_threads.submit(step, payload)
         future.add_done_callback(lambda _: self._explanation_slots.release())  # when the thread is done with it
         return await asyncio.wrap_future(future)

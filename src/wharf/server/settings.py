@@ -15,6 +15,9 @@ class ServerSettings(BaseSettings):
     workers: int = Field(1, ge=1, description="processes serving the same ports")
     predict_threads: int = Field(1, ge=1, description="worker threads per model running its synchronous code")
     max_queued_requests: int = Field(1024, ge=1, description="requests a model may have waiting; more get 503")
+    max_queued_explanations: int = Field(
+        8, ge=0, description="explanations that may wait for an explanation thread; more get 503"
+    )
     max_batch_size: int = Field(1, ge=1, description="rows merged into one predict call; 1 turns batching off")
     max_batch_latency_ms: float = Field(
         2.0, ge=0, description="while requests arrive together, how long a batch may wait to fill up"
