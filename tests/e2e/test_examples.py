@@ -9,7 +9,9 @@ import sys
 import httpx
 import joblib
 import numpy as np
+import pytest
 import tritonclient.grpc as triton
+from sklearn.datasets import load_digits
 
 from tests.e2e.conftest import ROOT, Daemon, ready
 
@@ -52,3 +54,41 @@ def test_local_iris_example_over_rest_and_grpc(daemon: Daemon) -> None:
 
     described = daemon.wharf("describe", "isvc", "iris").stdout
     assert "latestReadyRevision: iris-predictor-00001" in described
+
+
+@pytest.mark.slow
+def test_the_explainer_examples(daemon: Daemon) -> None:
+    """Tree SHAP (its explainer scaled to zero until asked) and ART's SquareAttack, applied from their files."""
+    models = ROOT / "examples/explainers/models"
+    if not (models / "digits.joblib").exists():
+        subprocess.run([sys.executable, str(ROOT / "examples/explainers/train.py")], check=True, timeout=300)
+    for example in ("explainer-shap.yaml", "explainer-art.yaml"):
+        daemon.wharf("apply", "-f", f"examples/isvc/{example}")
+    daemon.wait("iris-shap", ready, timeout=120)
+    daemon.wait("digits-art", ready, timeout=120)
+    with httpx.Client(base_url=daemon.gateway_url, timeout=120) as client:
+        explained = client.post(
+            "/v1/models/iris-shap:explain", json={"instances": ROWS}, headers={"host": "iris-shap.default.example.com"}
+        )
+        assert explained.status_code == 200, explained.text
+        body = explained.json()
+        assert body["method"] == "shap.tree"
+        forest = joblib.load(models / "iris-forest.joblib")
+        for row, found in zip(forest.predict_proba(np.array(ROWS)), body["explanations"]):
+            assert found["feature_names"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+            total = np.asarray(found["base_values"]) + np.asarray(found["contributions"]).sum(axis=0)
+            np.testing.assert_allclose(total, row, atol=1e-6)
+
+        digits = load_digits()
+        attacked = client.post(
+            "/v1/models/digits-art:explain",
+            json={"instances": [digits.images[0].tolist(), int(digits.target[0])]},
+            headers={"host": "digits-art.default.example.com"},
+        )
+        assert attacked.status_code == 200, attacked.text
+        found = attacked.json()["explanations"]
+        example = np.asarray(found["adversarial_example"]).reshape(1, -1)
+        classifier = joblib.load(models / "digits.joblib")
+        assert found["prediction"] == digits.target[0] != found["adversarial_prediction"]
+        assert found["adversarial_prediction"] == classifier.predict(example)[0]
+    assert "ExplainerReady" in daemon.wharf("describe", "isvc", "iris-shap").stdout
