@@ -39,11 +39,11 @@ until tail -c "+$start" "$log" | grep -q '"event":"wharf is up"'; do
   fi
   sleep 0.2
 done
-read -r gateway grpc control < <("$PYTHON" -c 'import json, sys
+read -r gateway grpc control monitor < <("$PYTHON" -c 'import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["gateway_url"], d["gateway_grpc"], d["control_url"])' "$WHARF_HOME/daemon.json")
+print(d["gateway_url"], d["gateway_grpc"], d["control_url"], d.get("monitor_url") or "off")' "$WHARF_HOME/daemon.json")
 
-echo "Wharf is up: gateway $gateway (gRPC $grpc), control API $control, state in $WHARF_HOME."
+echo "Wharf is up: gateway $gateway (gRPC $grpc), control API $control, model monitor $monitor, state in $WHARF_HOME."
 "$WHARF" apply -f examples/isvc/local-iris.yaml --wait --timeout 180s
 "$WHARF" apply -f examples/isvc/local-iris-canary.yaml --wait --timeout 180s
 

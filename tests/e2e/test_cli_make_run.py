@@ -51,6 +51,7 @@ def test_make_run_serves_the_example_and_ctrl_c_stops_everything(tmp_path: Path)
         "GATEWAY_PORT": "0",
         "GATEWAY_GRPC_PORT": "0",
         "CONTROL_PORT": "0",
+        "WHARF_MONITOR_PORT": "0",
     }
     run = subprocess.Popen(
         ["bash", str(SCRIPT)],

@@ -52,6 +52,7 @@ class DaemonAddress:
     gateway_url: str
     gateway_grpc: str
     token: str
+    monitor_url: str | None = None  # the model monitor, when `wharf up` runs one
 
     FILE = "daemon.json"
 

@@ -1,4 +1,4 @@
-"""`wharf up`: the control plane, with embedded defaults, and its gateway as a process of its own.
+"""`wharf up`: the control plane, with embedded defaults, and its gateway and model monitor as processes of their own.
 
 State lives in SQLite under WHARF_HOME; a lock file there keeps a second daemon out. The gateway runs apart
 (`GatewayProcess`), so that the control plane's work never delays traffic. On SIGTERM/SIGINT the daemon stops its
@@ -33,11 +33,13 @@ from wharf.control.auth import ControlGuard, Credentials, write_private
 from wharf.control.backends import LocalBackend, ReplicaState
 from wharf.control.controller import Controller
 from wharf.control.gateway_process import GatewayProcess
+from wharf.control.monitor_process import MonitorProcess
 from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import ConfigurationError
+from wharf.monitor.settings import MonitorSettings
 
 log = logging.getLogger("wharf.daemon")
 
@@ -101,6 +103,7 @@ async def run(settings: DaemonSettings) -> None:
         credentials, made = Credentials.load_or_create(settings.home)
         store = Store(settings.home / "wharf.db")
         gateway = GatewayProcess(settings.home)
+        monitor: MonitorProcess | None = None
         backend = LocalBackend(settings.home)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -110,15 +113,20 @@ async def run(settings: DaemonSettings) -> None:
             http_port, grpc_port = await gateway.start(
                 settings.host, settings.gateway_http_port, settings.gateway_grpc_port
             )
+            ingress = _ingress(settings.host, http_port, grpc_port)
             reconciler = Reconciler(
                 store,
                 backend,
                 gateway,
-                _ingress(settings.host, http_port, grpc_port),
+                ingress,
                 settings.domain,
                 settings.scale_to_zero_grace_s,
                 max_replicas=settings.max_replicas,
             )
+            monitored, monitor_url = MonitorSettings(), None
+            if monitored.enabled:
+                monitor = MonitorProcess(settings.home, ingress.http_url, settings.domain)
+                monitor_url = await monitor.start(monitored.host, monitored.port)
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.adoptable_specs())  # replicas a crashed daemon left running
             tasks: set[asyncio.Task[None]] = set()  # kept referenced until done
@@ -146,6 +154,7 @@ async def run(settings: DaemonSettings) -> None:
                 _url(settings.host, http_port),
                 f"{settings.host}:{grpc_port}",
                 credentials.admin,
+                monitor_url,
             )
             write_private(settings.home / DaemonAddress.FILE, json.dumps(dataclasses.asdict(address)))
             tokens = {"admin_token": credentials.admin, "viewer_token": credentials.viewer} if made else {}
@@ -159,6 +168,7 @@ async def run(settings: DaemonSettings) -> None:
                     "http_port": http_port,
                     "grpc_port": grpc_port,
                     "control_port": control_port,
+                    "monitor": address.monitor_url,
                     **tokens,  # printed once, when made; kept in WHARF_HOME (credentials.json, daemon.json)
                 },
             )
@@ -166,6 +176,8 @@ async def run(settings: DaemonSettings) -> None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.resync_s)
                 try:
+                    if monitor is not None:
+                        await monitor.supervise()
                     await reconciler.resync()
                 except Exception:  # one bad pass must not stop the daemon: the next resync tries again
                     log.exception("resync failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
@@ -173,6 +185,8 @@ async def run(settings: DaemonSettings) -> None:
             api.should_exit = True
             await api_task
         finally:
+            if monitor is not None:
+                await monitor.stop(5.0)
             await gateway.stop(5.0)
             await backend.close(stop_replicas=True)
             store.close()
