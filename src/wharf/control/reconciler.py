@@ -156,6 +156,9 @@ class Reconciler:
         self._plans: dict[tuple[str, str, float, int], ServicePlan] = {}
         self._graphs: dict[tuple[str, str, float, int], Graph] = {}
         self._saved_replicas: dict[str, tuple[str, dict[str, Any]]] | None = None  # what the store last got
+        #: what the model monitor last said of each model it has rows of (its `GET /status`), shown in the status
+        #: of the service of that name as `monitoring`
+        self.monitoring: dict[str, Any] = {}
 
     def _plan(self, resource: Resource) -> ServicePlan:
         return _cached(self._plans, resource, lambda: service_plan(resource.manifest, self.domain))
@@ -452,6 +455,7 @@ class Reconciler:
             "replicaStates": [{k: v for k, v in dataclasses.asdict(r).items() if k not in _UNSHOWN} for r in replicas],
             "rollout": {component: dataclasses.asdict(state.rollout) for component, state in states.items()},
             "routing": {"model": plan.model_name, "front": front, "components": routing},
+            **({"monitoring": monitored} if (monitored := self.monitoring.get(resource.name)) else {}),
         }
 
     # -- routes -------------------------------------------------------------------------------------------------
