@@ -169,6 +169,7 @@ def main() -> None:
         "--protocol", choices=("v1", "v2"), default="v1", help="the predictors' protocolVersion (sklearn's default v1)"
     )
     args = parser.parse_args()
+    load_before = os.getloadavg()
     n_samples = args.n_samples or DEFAULT_N_SAMPLES
     kernel_fields: dict[str, Any] = {"type": "Kernel", **({"nSamples": args.n_samples} if args.n_samples else {})}
     with tempfile.TemporaryDirectory(prefix="wharf-bench-explain-") as tmp:
@@ -184,6 +185,9 @@ def main() -> None:
         finally:
             stop(daemon, where)
     report(results, args.protocol, n_samples)
+    print(
+        f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}; after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
 
 def measure(
