@@ -1,7 +1,7 @@
 """Explanations through `wharf up`'s gateway: tree SHAP and Kernel SHAP of one row, over V1 and V2, beside their
-floors (the same shap call in this process, and the predictor's own predict through the gateway).
+floors (the same shap call in this process; the predictor's own predict, through the gateway and in this process).
 
-    .venv/bin/python bench/explain.py [--requests 200] [--kernel-requests 10] [--n-samples N]
+    .venv/bin/python bench/explain.py [--requests 200] [--kernel-requests 10] [--n-samples N] [--protocol v1|v2]
 
 A `wharf up` of its own (temporary WHARF_HOME, free ports, stopped by PID at the end) serves a 100-tree
 RandomForestClassifier on 10 features (make_classification, seeded) twice: `tree` with `explainer.shap.type: Tree`
@@ -10,7 +10,8 @@ many as the default sampleSize, so the explainer uses them all). One keep-alive 
 after another, each with one held-out row: V1 `:explain` and V2 `/explain`, and V1 `:predict` and V2 `/infer` to
 the predictor. The floors in this process: `shap.TreeExplainer(forest, feature_perturbation="tree_path_dependent")
 .shap_values(row)` (what the explainer computes for a scikit-learn forest) and `shap.KernelExplainer(predict_proba,
-background).shap_values(row, nsamples=nSamples, l1_reg=False)`, seeded as the explainer seeds it. Before measuring,
+background).shap_values(row, nsamples=nSamples, l1_reg=False)`, seeded as the explainer seeds it, and the forest's
+`predict_proba(row)`. Before measuring,
 each protocol's answer is checked against the library's values. A Kernel explanation's cost is its model rows:
 counted in this process, and the predictor's calls and time read from its replica's /metrics over the run.
 """
@@ -81,8 +82,8 @@ def manifest(name: str, where: Path, protocol: str, shap_fields: dict[str, Any])
 class Calls:
     """One keep-alive client of the gateway; each method sends one row and returns the answer's JSON."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.client = httpx.Client(base_url=daemon.gateway_url, timeout=TIMEOUT_S)
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
 
     def _post(self, name: str, path: str, body: dict[str, Any]) -> Any:
         answer = self.client.post(path, json=body, headers={"host": f"{name}.default.example.com"})
@@ -181,13 +182,18 @@ def main() -> None:
             daemon.wharf("apply", "-f", "-", stdin=manifest("kernel", where, args.protocol, kernel_fields))
             for name in ("tree", "kernel"):
                 daemon.wait(name, ready, timeout=TIMEOUT_S)
-            results = measure(Calls(daemon), forest, background, rows, args.requests, args.kernel_requests, n_samples)
+            with httpx.Client(base_url=daemon.gateway_url, timeout=TIMEOUT_S) as client:
+                results = measure(
+                    Calls(client), forest, background, rows, args.requests, args.kernel_requests, n_samples
+                )
         finally:
             stop(daemon, where)
     report(results, args.protocol, n_samples)
-    print(
-        f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}; after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-    )
+    print(f"load average before: {loads(load_before)}; after: {loads(os.getloadavg())}")
+
+
+def loads(averages: tuple[float, float, float]) -> str:
+    return " ".join(f"{x:.2f}" for x in averages)
 
 
 def measure(
