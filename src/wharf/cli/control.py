@@ -385,7 +385,7 @@ def _standing(item: dict[str, Any] | None, goal: progress.Wanted) -> str:
 def logs(
     target: Annotated[str, typer.Argument(help="isvc/NAME (or NAME)", metavar="isvc/NAME")],
     container: Annotated[
-        str, typer.Option("--container", "-c", help="the component: predictor or transformer")
+        str, typer.Option("--container", "-c", help="the component: predictor, transformer or explainer")
     ] = "predictor",
     revision: Annotated[
         str | None, typer.Option(help="a revision's name or number (default: the latest created)")
