@@ -3,25 +3,28 @@ the detection rate on adversarial examples made with the adversarial-robustness-
 rate on clean images, at a threshold fitted on clean images for a target false-positive rate.
 
     .venv/bin/python bench/adversarial_detection.py [--images 300] [--attack square|hopskipjump] [--eps 2]
-                                                    [--max-iter 200] [--fpr 0.05] [--seed 0]
+        [--max-iter 200] [--fpr 0.05] [--seeds 10] [--model mlp|logistic]
 
 In process, no servers: the detector (`wharf.monitor.detectors.AdversarialDetector`) calls the classifier through an
-async `predict` as it calls a predictor through the gateway. Seeded (the split, the classifier, the attack's
-numpy random state), so a run repeats its numbers.
+async `predict` as it calls a predictor through the gateway. Each seed (0..seeds-1) makes its own split, classifier
+and attack (ART draws from numpy's global random state, seeded), so a run repeats its numbers; the last line pools
+the seeds' counts.
 
-1. The images are split, stratified: half to train the classifier, a quarter of validation, a quarter of test.
-   The classifier is a multi-layer perceptron (two hidden layers of 64) on pixels scaled to [0, 1]: confident on
-   clean images and with sharp decision boundaries, so that an adversarial example, left just past a boundary,
-   changes its answer when squeezed while a clean image keeps it (a logistic regression, less confident on clean
-   digits, is the weaker case: `--model logistic`).
+1. The images are split, stratified: half to train the classifier, a quarter of validation (halved again: one half
+   to choose the squeezers, one to fit the threshold), a quarter of test. The classifier is a multi-layer
+   perceptron (two hidden layers of 64) on pixels scaled to [0, 1]: confident on clean images and with sharp
+   decision boundaries, so that an adversarial example, left just past a boundary, changes its answer when
+   squeezed while a clean image keeps it (a logistic regression, less confident on clean digits, is the weaker
+   case: `--model logistic`).
 2. The attack (ART's SquareAttack, L-inf at most `--eps` of 16 levels, or HopSkipJump, L2, decision-based) runs on
-   the classifier as a black box, on `--images` validation and `--images` test images. An adversarial example
-   counts where the attack changed the answer on an image the classifier got right.
-3. The squeezers are chosen on validation only: every candidate set (one or two of bit-depth reductions to 2..8
-   levels and 2x2 or 3x3 median smoothing) gets its threshold from the clean validation images at `--fpr` and its
-   detection rate on the validation adversarial examples; the best set is kept.
-4. The detector is fitted with those squeezers on the clean validation images and measured on the test split:
-   its false-positive rate on every clean test image and its detection rate on the test adversarial examples.
+   the classifier as a black box, on up to `--images` images of the choosing half and `--images` test images. An
+   adversarial example counts where the attack changed the answer on an image the classifier got right.
+3. The squeezers are chosen on the choosing half only: every candidate set (one or two of bit-depth reductions to
+   2..8 levels and 2x2 or 3x3 median smoothing) gets its threshold from that half's clean images at `--fpr` and
+   its detection rate on that half's adversarial examples; the best set is kept.
+4. The detector is fitted with those squeezers on the other half's clean images (`AdversarialDetector.fit`) and
+   measured on the test split: its false-positive rate on every clean test image and its detection rate on the test
+   adversarial examples.
 """
 
 from __future__ import annotations
@@ -62,9 +65,10 @@ class Measurement:
     adversarial: int  # test adversarial examples (the attack changed a right answer)
     mean_l2: float  # of their perturbations, in pixel levels
     mean_linf: float
-    squeezers: tuple[str, ...]  # the set chosen on validation
+    squeezers: tuple[str, ...]  # the set chosen on the selection half
     threshold: float
-    validation_detection: float
+    selection_adversarial: int  # adversarial examples the squeezers were chosen on
+    selection_detection: float
     fpr: float  # on clean test images
     detection: float  # on test adversarial examples
     clean_test: int
@@ -133,14 +137,14 @@ async def measure(
         return found[kept], rows[kept]
 
     began = time.perf_counter()
-    val_adversarial, _ = attacked(x_select[:images], y_select[:images])
+    select_adversarial, _ = attacked(x_select[:images], y_select[:images])
     test_adversarial, test_originals = attacked(x_test[:images], y_test[:images])
     seconds["attack"] = time.perf_counter() - began
 
     began = time.perf_counter()
     pool = squeezer_pool()
     clean_distances = await squeezing_distances(predict, pool, x_select)
-    adversarial_distances = await squeezing_distances(predict, pool, val_adversarial)
+    adversarial_distances = await squeezing_distances(predict, pool, select_adversarial)
     best: tuple[float, int, tuple[int, ...]] = (-1.0, 0, ())
     for size in (1, 2):
         for chosen in itertools.combinations(range(len(pool)), size):
@@ -164,7 +168,8 @@ async def measure(
         mean_linf=float(np.abs(perturbation).max(axis=1).mean()) if len(perturbation) else 0.0,
         squeezers=tuple(s.name for s in squeezers),
         threshold=detector.threshold,
-        validation_detection=best[0],
+        selection_adversarial=len(select_adversarial),
+        selection_detection=best[0],
         fpr=float(false_positives.mean()),
         detection=float(detected.mean()) if len(detected) else 0.0,
         clean_test=len(x_test),

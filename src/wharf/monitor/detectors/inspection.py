@@ -59,20 +59,26 @@ class Inspector:
         self._warned_at = -float("inf")
 
     async def inspect_outliers(self, logged: Sequence[Logged]) -> None:
-        """Score every row of `logged` for outliers; report the inferences with one."""
-        if self.outliers is None or not logged:
+        """Score every row of `logged` for outliers; report the inferences with one. Rows that are not of the
+        detector's columns count as failed."""
+        if self.outliers is None:
+            return
+        logged = self._shaped("outlier", logged, (len(self.outliers.columns),))
+        if not logged:
             return
         scores = await asyncio.to_thread(self.outliers.score, np.concatenate([item.rows for item in logged]))
         self._report("outlier", logged, scores.is_outlier, lambda a, b: scores.rows(a, b).data(self.feature_scores))
 
     async def inspect_adversarial(self, logged: Sequence[Logged]) -> None:
         """Score the rows of the inferences of `logged` the sampler takes for adversarial inputs; report those
-        with one. A model that cannot be called counts their rows as failed (a warning says so now and then)."""
+        with one. A model that cannot be called, or rows of another shape than the first inference's, count as
+        failed (a warning says so now and then)."""
         if self.adversarial is None:
             return
         taken = [item for item in logged if self.sampler.take()]
         if not taken:
             return
+        taken = self._shaped("adversarial", taken, taken[0].rows.shape[1:])
         try:
             scores = await self.adversarial.score(np.concatenate([item.rows for item in taken]))
         except WharfError as e:
@@ -99,6 +105,20 @@ class Inspector:
             if detected:
                 self.reports.emit(detector, item.origin, data(start, stop))
             start = stop
+
+    def _shaped(self, detector: Detector, logged: Sequence[Logged], shape: tuple[int, ...]) -> list[Logged]:
+        """The inferences whose rows are [rows, *shape]; the others' rows count as failed (a warning says so)."""
+        shaped = []
+        for item in logged:
+            if item.rows.shape[1:] == shape:
+                shaped.append(item)
+            else:
+                self.reports.count(detector, item.origin, 0, failed=len(item.rows))
+                self._warn(
+                    f"{detector} detection takes rows [rows, {', '.join(map(str, shape))}], got {list(item.rows.shape)}",
+                    item.origin,
+                )
+        return shaped
 
     def _warn(self, why: str, origin: Origin) -> None:
         now = time.monotonic()

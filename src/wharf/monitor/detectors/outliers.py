@@ -10,16 +10,20 @@ out of the fit; at most `max_rows` rows (a seeded sample) are fitted.
 - `instance_score`: scikit-learn's `-score_samples`, higher meaning more unusual: for the isolation forest the
   anomaly score 2^(-mean path length / c(256)), in (0, 1], near 0.5 for ordinary rows and towards 1 for rows easily
   isolated; for the elliptic envelope the squared Mahalanobis distance from the robust mean;
-- `is_outlier`: `instance_score > threshold` (what the estimator's own `predict` calls -1);
+- `is_outlier`: `instance_score > threshold` (what the estimator's own `predict` calls -1), or a feature out of the
+  reference's range: its feature score above `max_z` and above that of every reference row. The rule is there
+  for the isolation forest, which cannot see past the range of the rows its trees were grown on: a value 20
+  standard deviations out lands in the same leaf as the reference's most extreme one, and scores like it. No
+  reference row breaks it, so the share of reference rows flagged stays `contamination`;
 - `feature_score`: per feature, |x - reference mean| / reference standard deviation, how many standard deviations
   of the reference the value lies from its mean (a constant reference column: the distance in the column's units),
   so the largest one points at the feature that made the row unusual.
 A row with a missing or infinite value is an outlier with instance score +inf.
 
-Cost (scikit-learn 1.9, 100 trees, 4 or 64 features, one core): the isolation forest costs about 9 ms a call plus
-about 4 µs a row, so about 13 µs a row in batches of 1,000 and 90 µs in batches of 100; score rows in batches, off
-the request path. The elliptic envelope costs about 1 µs a row in batches of 1,000, but its fit (MinCovDet) takes
-seconds, tens of seconds at 64 features: fit in a worker thread.
+Cost (scikit-learn 1.9, 100 trees, 4 or 64 features, one core of a busy two-core machine): the isolation forest
+costs about 9 ms a call plus 5 to 10 µs a row, so 13 to 19 µs a row in batches of 1,000, 90 to 130 µs in batches
+of 100: score rows in batches, off the request path. The elliptic envelope scores 1 to 2 µs a row in batches of
+1,000, but its fit (MinCovDet) takes seconds (14 s for 1,000 rows of 64 features): fit in a worker thread.
 """
 
 from __future__ import annotations
@@ -70,12 +74,19 @@ class OutlierDetector:
     """A fitted outlier detector over `columns`; make it with `fit`."""
 
     def __init__(
-        self, estimator: IsolationForest | EllipticEnvelope, columns: list[str], mean: np.ndarray, scale: np.ndarray
+        self,
+        estimator: IsolationForest | EllipticEnvelope,
+        columns: list[str],
+        mean: np.ndarray,
+        scale: np.ndarray,
+        bounds: np.ndarray,
     ) -> None:
         self.estimator = estimator
         self.columns = columns
         #: Rows whose instance score is above it are outliers.
         self.threshold = float(-estimator.offset_)
+        #: Per feature, the feature score above which a row is out of the reference's range.
+        self.bounds = bounds
         self._mean = mean
         self._scale = scale
 
@@ -87,6 +98,7 @@ class OutlierDetector:
         contamination: float = 0.01,
         seed: int = 0,
         max_rows: int = 10_000,
+        max_z: float = 6.0,
     ) -> OutlierDetector:
         """A detector fitted on `reference` rows (its columns are the features, in order); InvalidInput names a
         column that is not numeric, an unknown method, or too few usable rows."""
@@ -108,8 +120,10 @@ class OutlierDetector:
         else:
             estimator = EllipticEnvelope(contamination=contamination, random_state=seed)
         estimator.fit(rows)
-        std = rows.std(axis=0)
-        return cls(estimator, columns, rows.mean(axis=0), np.where(std > 0, std, 1.0))
+        mean, std = rows.mean(axis=0), rows.std(axis=0)
+        scale = np.where(std > 0, std, 1.0)
+        bounds = np.maximum(max_z, (np.abs(rows - mean) / scale).max(axis=0))
+        return cls(estimator, columns, mean, scale, bounds)
 
     def score(self, rows: np.ndarray) -> OutlierScores:
         """The scores of `rows` [rows, features], features in `columns` order (one call of the estimator)."""
@@ -128,7 +142,8 @@ class OutlierDetector:
             instance_score = np.full(len(rows), np.inf)
             if finite.any():
                 instance_score[finite] = -self.estimator.score_samples(rows[finite])
-        return OutlierScores(instance_score > self.threshold, instance_score, feature_score)
+        is_outlier = (instance_score > self.threshold) | (feature_score > self.bounds).any(axis=1)
+        return OutlierScores(is_outlier, instance_score, feature_score)
 
 
 def _numeric(reference: pd.DataFrame | np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -95,7 +95,7 @@ async def test_adversarial_findings_are_sent_for_the_sampled_inferences_only(sin
     }
 
 
-async def test_a_model_that_cannot_be_called_counts_the_rows_as_failed_and_without_a_reply_url_nothing_is_sent(
+async def test_rows_that_cannot_be_scored_count_as_failed_and_without_a_reply_url_nothing_is_sent(
     outliers: OutlierDetector,
 ) -> None:
     async def unreachable(rows: np.ndarray) -> np.ndarray:
@@ -105,11 +105,11 @@ async def test_a_model_that_cannot_be_called_counts_the_rows_as_failed_and_witho
     inspector = Inspector(reports, outliers, AdversarialDetector(unreachable, (Round(1.0),), 0.5))
     logged = [Logged(_origin("req-1"), np.array([[0.0, 50.0, 0.0]]))]
     await inspector.inspect_adversarial(logged)
-    await inspector.inspect_outliers(logged)
+    await inspector.inspect_outliers([*logged, Logged(_origin("req-2"), np.zeros((2, 2)))])  # 2 columns, not 3
     await reports.close()
     counts = reports.counts("default", "iris")
     assert counts["adversarial"] == {"inspected": 0, "detected": 0, "failed": 1}
-    assert counts["outlier"] == {"inspected": 1, "detected": 1, "failed": 0}
+    assert counts["outlier"] == {"inspected": 1, "detected": 1, "failed": 2}
     assert reports.logger.counts == {"sent": 0, "dropped": 0, "failed": 0}
     assert reports.counts("default", "other") == {
         "outlier": {"inspected": 0, "detected": 0, "failed": 0},
