@@ -11,7 +11,8 @@ poster (`wharf.logger.PayloadLogger`: a bounded queue, a timeout per event, drop
 
 Counters, labelled `detector` (outlier, adversarial), `namespace` and `service` (the InferenceService):
 `wharf_monitor_inspected_rows_total` (rows scored), `wharf_monitor_detected_rows_total` (rows found outliers or
-adversarial) and `wharf_monitor_detector_failed_rows_total` (rows not scored because the model could not be called).
+adversarial) and `wharf_monitor_detector_failed_rows_total` (rows not scored: the model could not be called, or the
+rows were not of the shape the detector takes).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ _LABELS = ("detector", "namespace", "service")
 _COUNTERS = {
     "inspected": ("wharf_monitor_inspected_rows", "Logged rows a detector scored."),
     "detected": ("wharf_monitor_detected_rows", "Logged rows found outliers or adversarial."),
-    "failed": ("wharf_monitor_detector_failed_rows", "Logged rows a detector could not score (the model call failed)."),
+    "failed": (
+        "wharf_monitor_detector_failed_rows",
+        "Logged rows a detector could not score (model call failed, or wrong shape).",
+    ),
 }
 
 
