@@ -34,6 +34,20 @@ def _message(item: dict[str, Any]) -> str:
     return trouble(item) or _ready(item).get("message", "").split("\n")[0]
 
 
+def _monitor(item: dict[str, Any]) -> str:
+    """What the model monitor says of the service (its `status.monitoring`), in a few words: the scheduled metrics
+    outside their bounds, the share of rows found outliers or adversarial, else `ok`; empty when it says nothing."""
+    said = item.get("status", {}).get("monitoring")
+    if not said:
+        return ""
+    parts = [f"outside: {','.join(said['outsideBounds'])}"] if said.get("outsideBounds") else []
+    for detector in ("outliers", "adversarial"):
+        counts = said.get(detector) or {}
+        if counts.get("detected"):
+            parts.append(f"{detector} {100 * counts.get('rate', 0):.3g}%")
+    return "; ".join(parts) or "ok"
+
+
 def _age(item: dict[str, Any]) -> str:
     created = item.get("metadata", {}).get("creationTimestamp")
     return age(created) if created else ""
@@ -60,6 +74,7 @@ COLUMNS: dict[str, tuple[list[Column], list[Column]]] = {  # kind -> (columns, t
             ("PREVROLLEDOUTREVISION", lambda item: _predictor(item).get("previousRolledoutRevision") or ""),
             ("LATESTREADYREVISION", lambda item: _predictor(item).get("latestReadyRevision") or ""),
             ("COMPONENTS", lambda item: ",".join(item.get("status", {}).get("components", {}))),
+            ("MONITOR", _monitor),
             _MESSAGE,
         ],
     ),

@@ -54,6 +54,31 @@ def test_wide_columns_say_why_a_service_is_not_ready() -> None:
     assert graph.splitlines()[0].split() == ["NAME", "URL", "READY", "AGE"]
 
 
+def test_a_wide_monitor_column_sums_up_what_the_model_monitor_says() -> None:
+    table = Table(columns("InferenceService", wide=True, namespaces=False))
+    header = [name for name, _ in table.columns]
+    assert header[-2:] == ["MONITOR", "MESSAGE"] and "MONITOR" not in [
+        name for name, _ in columns("InferenceService", wide=False, namespaces=False)
+    ]
+    monitor = header.index("MONITOR")
+    detectors = {"outliers": {"inspected": 400, "detected": 10, "rate": 0.025}}
+    said = [
+        {},  # not monitored
+        {"rows": 300, "outsideBounds": []},
+        {"rows": 300, "outsideBounds": ["kstest", "spd"]},
+        {"rows": 400, "outsideBounds": [], **detectors, "adversarial": {"inspected": 50, "detected": 0, "rate": 0.0}},
+        {"rows": 400, "outsideBounds": ["meanshift"], "adversarial": {"inspected": 3, "detected": 1, "rate": 0.3333}},
+    ]
+    services = [_service("who", "True", **({"monitoring": s} if s else {})) for s in said]
+    assert [table.row(service)[monitor] for service in services] == [
+        "",
+        "ok",
+        "outside: kstest,spd",
+        "outliers 2.5%",
+        "outside: meanshift; adversarial 33.3%",
+    ]
+
+
 def test_events_list_counts_and_the_further_lines_of_a_message() -> None:
     assert events_table([]) == "Events:  <none>"
     events = [
