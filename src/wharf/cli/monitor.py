@@ -9,7 +9,10 @@ import typer
 
 from wharf.errors import WharfError
 
-app = typer.Typer(help="The model monitor: payload logs, reference data, drift and bias.", add_completion=False)
+app = typer.Typer(
+    help="The model monitor: payload logs, reference data, drift and bias, outliers and adversarial inputs.",
+    add_completion=False,
+)
 
 
 @app.callback(invoke_without_command=True)
@@ -33,6 +36,7 @@ def monitor(
 
     from wharf.cli.main import _settings
     from wharf.monitor.app import run
+    from wharf.monitor.detectors.extension import detectors_extension
     from wharf.monitor.metrics.extension import metrics_extension
     from wharf.monitor.settings import MonitorSettings
     from wharf.server import logs
@@ -42,7 +46,7 @@ def monitor(
     logs.configure("INFO")
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(run(settings, [metrics_extension]))
+            runner.run(run(settings, [metrics_extension, detectors_extension]))
     except (WharfError, OSError) as e:
         typer.echo(f"wharf monitor: {getattr(e, 'message', e)}", err=True)
         raise typer.Exit(2) from None

@@ -16,6 +16,7 @@ mounted here (the metrics) get the same mapping.
 - `POST /data/labels` `{"modelId", "requestId", "labels": {output: [true value per row]}}`: ground truth of one
   logged request, without repeating its inputs (Wharf's; TrustyAI's way is the ground-truth upload).
 - `GET /metrics` and `GET /q/metrics` (TrustyAI's path): Prometheus text of the monitor's registry.
+- `GET /status`: per model, what the control plane shows of it (`wharf.monitor.status`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from wharf.embedded_http import read_body
 from wharf.errors import InvalidInput, WharfError
 from wharf.monitor.payloads import Table, tensor_table
 from wharf.monitor.schema import Side
+from wharf.monitor.status import monitor_status
 from wharf.monitor.store import Exchange, MonitorStore
 from wharf.monitor.upload import Upload, decode_upload
 from wharf.protocol import v1, v2
@@ -96,6 +98,10 @@ def create_api(monitor: Monitor, routers: Sequence[APIRouter] = ()) -> FastAPI:
     async def metrics() -> Response:
         monitor.ingest.pairing.expire()
         return Response(generate_latest(monitor.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @api.get("/status", summary="Per model: rows, metrics outside their bounds, detectors' counts (no times)")
+    async def status() -> dict[str, Any]:
+        return monitor_status(store, monitor.status_parts)
 
     @api.get("/info", summary="Per model: its columns, names, rows, tags and scheduled metrics (TrustyAI's shape)")
     async def info() -> dict[str, Any]:

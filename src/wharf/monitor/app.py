@@ -7,7 +7,8 @@ goes to the FastAPI app of `wharf.monitor.api`, where extensions mount their rou
 Extensions (the metrics, the detectors) are functions `extension(monitor) -> routers` that `run` calls once the
 store is open, in the event loop: they read rows through `monitor.store` (a `wharf.monitor.data.Rows`), register
 Prometheus collectors on `monitor.registry`, may set `monitor.scheduled` (per model, the scheduled metrics' counts
-by name, for `GET /info`), start background tasks, and add what stops them to `monitor.on_stop`.
+by name, for `GET /info`), add parts to `monitor.status_parts` (what they say of each model in `GET /status`, see
+`wharf.monitor.status`), start background tasks, and add what stops them to `monitor.on_stop`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from wharf.embedded_http import EmbeddedServer, listen
 from wharf.monitor.api import create_api
 from wharf.monitor.ingest import Ingest
 from wharf.monitor.settings import MonitorSettings
+from wharf.monitor.status import StatusPart
 from wharf.monitor.store import MonitorStore
 
 log = logging.getLogger("wharf.monitor")
@@ -45,6 +47,8 @@ class Monitor:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     #: per model, how many scheduled metrics of each name it has (TrustyAI's `metricCounts` in `GET /info`)
     scheduled: Callable[[str], Mapping[str, int]] | None = None
+    #: what each extension says of the models in `GET /status` (`wharf.monitor.status.StatusPart`)
+    status_parts: list[StatusPart] = field(default_factory=list)
     #: called in reverse order when the monitor stops, before the store closes
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -103,6 +107,9 @@ class MonitorCounts(Collector):
         yield received
         yield refused
         yield CounterMetricFamily("wharf_monitor_exchanges", "requests paired with their responses", counts["paired"])
+        yield CounterMetricFamily(
+            "wharf_monitor_events_skipped", "events of the detectors' own calls, left out", counts["skipped"]
+        )
         yield CounterMetricFamily(
             "wharf_monitor_events_unpaired", "halves dropped before their other half came", ingest.pairing.dropped
         )

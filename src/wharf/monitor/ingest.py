@@ -87,12 +87,17 @@ class Event:
 
     @property
     def model(self) -> str:
-        """The model its rows belong to: the InferenceService, or SERVICE-COMPONENT for other than its predictor."""
-        return self.service if self.component in ("", PREDICTOR) else f"{self.service}-{self.component}"
+        return model_name(self.service, self.component)
 
     @property
     def key(self) -> Key:
         return (self.namespace, self.service, self.component, self.id)
+
+
+def model_name(service: str, component: str) -> str:
+    """The model a component's rows belong to: the InferenceService, or SERVICE-COMPONENT for other than its
+    predictor."""
+    return service if component in ("", PREDICTOR) else f"{service}-{component}"
 
 
 def parse_event(headers: list[tuple[bytes, bytes]], body: bytes, arrived: float) -> Event:
@@ -254,7 +259,11 @@ def exchange(request: Half, response: Half) -> Exchange:
 
 class Ingest:
     """The ASGI endpoint events are posted to (`POST /`): answers 202 once an event is decoded and paired (its rows
-    are written later), else the error naming the problem; `counts` counts what came and what became of it."""
+    are written later), else the error naming the problem; `counts` counts what came and what became of it.
+
+    Two hooks, for the detectors: `skip(event id)` true answers an event 202 and counts it as skipped before it is
+    decoded (the detectors' own calls of a model, which the gateway logs too); `on_stored(request event, exchange)`
+    is called with each exchange handed to the store, in the event loop, and must only queue it."""
 
     def __init__(self, settings: MonitorSettings, store: MonitorStore, clock: Callable[[], float] = time.time) -> None:
         self._store = store
@@ -262,7 +271,9 @@ class Ingest:
         self._timeout_s = settings.body_timeout_s
         self._clock = clock
         self.pairing = Pairing(settings.pairing_timeout_s, settings.max_unpaired)
-        self.counts: Counter[str] = Counter()  # received_*, paired, refused_*
+        self.counts: Counter[str] = Counter()  # received_*, paired, skipped, refused_*
+        self.skip: Callable[[str], bool] | None = None
+        self.on_stored: Callable[[Event, Exchange], None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[Any], Any]) -> None:
         reason = "body"
@@ -271,6 +282,11 @@ class Ingest:
             reason = "event"
             event = parse_event(scope["headers"], body, self._clock())
             self.counts["received_request" if event.is_request else "received_response"] += 1
+            if self.skip is not None and self.skip(event.id):
+                self.counts["skipped"] += 1
+                await send(_ANSWERED)
+                await send(_EMPTY)
+                return
             reason = "payload"
             half = await asyncio.to_thread(decode_half, event) if len(body) > _IN_THREAD_ABOVE else decode_half(event)
             reason = "columns"
@@ -294,5 +310,8 @@ class Ingest:
         """Pair a decoded half; a whole exchange goes to the store (`InvalidInput` if it does not fit its model)."""
         pair = self.pairing.match(half)
         if pair is not None:
-            self._store.add_exchange(exchange(*pair))
+            stored = exchange(*pair)
+            self._store.add_exchange(stored)
             self.counts["paired"] += 1
+            if self.on_stored is not None:
+                self.on_stored(pair[0].event, stored)

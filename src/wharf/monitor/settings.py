@@ -1,5 +1,6 @@
 """The monitor's settings (environment prefix `WHARF_MONITOR_`): where it listens, where and how long it keeps rows,
-how it batches writes and how long half an exchange waits for its other half."""
+how it batches writes, how long half an exchange waits for its other half, and what its detectors need (the gateway
+they call a predictor through, where their findings go, how many rows wait for them)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,21 @@ class MonitorSettings(BaseSettings):
     max_event_bytes: int = Field(64 * 2**20, ge=1024, description="larger event or upload bodies get 413")
     body_timeout_s: float = Field(30.0, gt=0, description="a body must arrive within this")
     keepalive_timeout_s: float = Field(30.0, gt=0, description="idle keep-alive connections close after this")
+    gateway_url: str | None = Field(
+        None, description="the gateway adversarial detection calls predictors through (None: it is unavailable)"
+    )
+    domain: str = Field(
+        "example.com", description="the gateway's domain: a predictor's host is NAME-predictor.NS.DOMAIN"
+    )
+    reply_url: str | None = Field(
+        None, description="where detectors send their findings by default (None: findings are only counted)"
+    )
+    detector_queue_rows: int = Field(
+        100_000,
+        ge=1,
+        description="logged rows waiting for each kind of detector; beyond them rows are dropped, counted",
+    )
+    detector_batch_rows: int = Field(1000, ge=1, description="rows a detector scores in one call at most")
 
     @property
     def url(self) -> str:
