@@ -34,7 +34,7 @@ class DetectorBody(BaseModel):
     model_id: str = Field(min_length=1, description="the model (its InferenceService) whose logged rows are checked")
     reference_tag: str = Field("TRAINING", min_length=1, description="the data tag of the reference rows to fit on")
     reply_url: str | None = Field(
-        None, min_length=1, description="where findings go as CloudEvents (None: WHARF_MONITOR_REPLY_URL)"
+        None, pattern=r"^https?://\S+$", description="where findings go as CloudEvents (None: WHARF_MONITOR_REPLY_URL)"
     )
 
 

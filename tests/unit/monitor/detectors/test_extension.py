@@ -127,6 +127,7 @@ async def test_what_is_missing_or_wrong_is_named(tmp_path: Path) -> None:
                 ({"modelId": "iris", "method": "lof"}, "body.method"),
                 ({"modelId": "iris", "contamination": 0.9}, "body.contamination"),
                 ({"modelId": "iris", "window": 10}, "body.window"),
+                ({"modelId": "iris", "replyUrl": "sink:8080"}, "body.replyUrl"),
             ],
         }
         for status, cases in refused.items():

@@ -1,0 +1,238 @@
+"""The model monitor's ingestion on one core, and a drift metric and a bias metric over 100,000 stored rows.
+
+    .venv/bin/python bench/monitor_ingest.py [--exchanges 100000] [--connections 64] [--outliers] [--profile FILE]
+
+`wharf monitor` runs pinned to CPU 0 (`taskset -c 0`) on a free port, with a temporary WHARF_HOME and database,
+and is stopped by PID at the end. This process drives it from CPU 1: aiohttp, `--connections` keep-alive
+connections, each posting exchanges one after the other as the gateway's payload logger posts them: a binary-mode
+CloudEvent of the request (a 1-row iris V2 JSON request, `input-0` FP32 [1, 4]) and then one of its response
+(`predict` INT64 [1]), sharing the request's id, with the headers `wharf.logger.events.PayloadEvent.to_http` makes.
+The rows are the iris data set's, in turn.
+
+Reported:
+- events/s received: events answered 202, over the time from the first post to the last answer (the monitor's
+  own count, `wharf_monitor_events_total`, is checked against it), and the monitor's CPU time per event
+  (/proc/PID/stat);
+- rows/s stored: `wharf_monitor_rows_stored_total` reaching every row, over the time from the first post;
+- then, with the iris data set uploaded as reference data (tag TRAINING), the wall time of `POST
+  /metrics/drift/kstest` (batchSize 100000: every stored row) and of `POST /metrics/group/fairness/spd`
+  (protected: sepal width, privileged 3.0 and above; outcome: `predict` = 0), each asked `--repeats` times.
+`--outliers` configures an outlier detector on the reference rows first, so that every row is also inspected.
+`--profile FILE` runs the monitor under cProfile (stats written to FILE when it stops; slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.datasets import load_iris
+
+from wharf.logger.events import LogTarget, PayloadEvent
+
+MONITOR_CPU = "0"
+CLIENT_CPU = 1
+START_TIMEOUT_S = 60.0
+STORE_TIMEOUT_S = 300.0
+TARGET_EVENTS_S = 5000.0
+TARGET_METRIC_S = 1.0
+TARGET = LogTarget("http://monitor/", "all", "iris", "default", "predictor", "iris-predictor-00001", "http://iris")
+
+
+def events(features: np.ndarray, classes: np.ndarray) -> list[tuple[dict[str, str], bytes, dict[str, str], bytes]]:
+    """Per iris row, the headers and body of its request event and of its response event (the id is set per
+    exchange)."""
+    out = []
+    for row, label in zip(features, classes, strict=True):
+        request = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": row.tolist()}]}
+        response = {
+            "model_name": "iris",
+            "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [int(label)]}],
+        }
+        asked = PayloadEvent(TARGET, "id", orjson.dumps(request), "application/json", {}).to_http()
+        answered = PayloadEvent(TARGET, "id", orjson.dumps(response), "application/json", {}, 200).to_http()
+        out.append((*asked, *answered))
+    return out
+
+
+def start_monitor(home: Path, profile: Path | None) -> tuple[subprocess.Popen[bytes], str]:
+    """`wharf monitor` on CPU 0 and a free port; the process and its URL once it says it is up."""
+    python = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else [])]
+    command = ["taskset", "-c", MONITOR_CPU, *python, "-m", "wharf.cli", "monitor", "--port", "0"]
+    command += ["--database", str(home / "monitor.db")]
+    env = {**os.environ, "WHARF_HOME": str(home), "WHARF_MONITOR_RETENTION_ROWS": "10000000"}
+    log = open(home / "monitor.log", "wb")  # noqa: SIM115 (closed with the process)
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for line in (home / "monitor.log").read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == "monitor is up":
+                    return process, f"http://127.0.0.1:{record['port']}"
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop(process)
+    raise SystemExit(f"the monitor did not start:\n{(home / 'monitor.log').read_text(errors='replace')[-2000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """The monitor's counters, by sample name."""
+    async with session.get(f"{url}/metrics") as answer:
+        text = await answer.text()
+    return {
+        sample.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def send(url: str, pairs: list[Any], exchanges: int, connections: int) -> tuple[float, float, int]:
+    """Post `exchanges` exchanges over `connections` connections; (start, end, events refused)."""
+    refused = 0
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        next_exchange = 0
+
+        async def worker() -> None:
+            nonlocal next_exchange, refused
+            while next_exchange < exchanges:
+                number = next_exchange
+                next_exchange += 1
+                asked, request, answered, response = pairs[number % len(pairs)]
+                for headers, body in ((asked, request), (answered, response)):
+                    async with session.post(url, data=body, headers={**headers, "ce-id": f"bench-{number}"}) as reply:
+                        await reply.read()
+                        refused += reply.status != 202
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return start, time.perf_counter(), refused
+
+
+async def timed(session: aiohttp.ClientSession, url: str, body: dict[str, Any], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        async with session.post(url, json=body) as answer:
+            text = await answer.text()
+        times.append(time.perf_counter() - start)
+        if answer.status != 200:
+            raise SystemExit(f"{url}: {answer.status} {text}")
+    return times
+
+
+async def measure(url: str, pid: int, args: argparse.Namespace) -> None:
+    features, classes = load_iris(return_X_y=True)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        tensor = {"name": "input-0", "shape": [len(features), 4], "datatype": "FP64", "data": features.ravel().tolist()}
+        upload = {"model_name": "iris", "data_tag": "TRAINING", "request": {"inputs": [tensor]}}
+        async with session.post(f"{url}/data/upload", json=upload) as answer:
+            assert answer.status == 200, await answer.text()
+        if args.outliers:
+            async with session.post(f"{url}/detectors/outliers", json={"modelId": "iris"}) as answer:
+                assert answer.status == 200, await answer.text()
+
+        cpu_before, client_before = cpu_seconds(pid), time.process_time()
+        start, end, refused = await send(f"{url}/", events(features, classes), args.exchanges, args.connections)
+        cpu, client_cpu = cpu_seconds(pid) - cpu_before, time.process_time() - client_before
+        sent = 2 * args.exchanges
+        while True:
+            counts = await scrape(session, url)
+            if counts.get("wharf_monitor_rows_stored_total", 0) >= args.exchanges:
+                break
+            if time.perf_counter() - end > STORE_TIMEOUT_S:
+                raise SystemExit(f"rows not all stored within {STORE_TIMEOUT_S} s: {counts}")
+            await asyncio.sleep(0.05)
+        stored_at = time.perf_counter()
+        received = sum(counts.get(f"wharf_monitor_events_total{{type={kind}}}", 0) for kind in ("request", "response"))
+        print(f"events sent {sent}, refused {refused}, the monitor counted {received:.0f} received")
+        print(
+            f"received: {sent / (end - start):,.0f} events/s ({end - start:.1f} s); "
+            f"monitor CPU {cpu:.1f} s = {1e6 * cpu / sent:.0f} us/event (this client's {client_cpu:.1f} s)"
+        )
+        print(f"stored:   {args.exchanges / (stored_at - start):,.0f} rows/s ({stored_at - start:.1f} s to the last row)")
+        if args.outliers:
+            inspected = counts.get("wharf_monitor_inspected_rows_total{detector=outlier,namespace=default,service=iris}")
+            dropped = counts.get("wharf_monitor_detector_dropped_rows_total{detector=outlier}")
+            print(f"outliers: {inspected:.0f} rows inspected, {dropped:.0f} dropped (queue full)")
+
+        kstest = {"modelId": "iris", "referenceTag": "TRAINING", "batchSize": args.exchanges}
+        sepal_width = sorted(set(features[:, 1].tolist()))
+        spd = {
+            "modelId": "iris",
+            "batchSize": args.exchanges,
+            "protectedAttribute": "input-0-1",
+            "privilegedAttribute": [w for w in sepal_width if w >= 3.0],
+            "unprivilegedAttribute": [w for w in sepal_width if w < 3.0],
+            "outcomeName": "predict",
+            "favorableOutcome": 0,
+        }
+        for name, path, body in (
+            ("kstest", "/metrics/drift/kstest", kstest),
+            ("spd", "/metrics/group/fairness/spd", spd),
+        ):
+            times = await timed(session, f"{url}{path}", body, args.repeats)
+            print(
+                f"{name} over {args.exchanges:,} rows: median {statistics.median(times):.3f} s, "
+                f"min {min(times):.3f} s, max {max(times):.3f} s ({args.repeats} calls)"
+            )
+        rate = sent / (end - start)
+        worst = max(await timed(session, f"{url}/metrics/drift/kstest", kstest, 1))
+        verdict = "met" if rate >= TARGET_EVENTS_S and worst < TARGET_METRIC_S else "NOT met"
+        print(f"targets (>= {TARGET_EVENTS_S:,.0f} events/s, a metric < {TARGET_METRIC_S} s): {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--exchanges", type=int, default=100_000, help="request + response pairs (rows stored)")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5, help="calls of each metric")
+    parser.add_argument("--outliers", action="store_true", help="inspect every row with an outlier detector")
+    parser.add_argument("--profile", type=Path, help="run the monitor under cProfile, stats to this file")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {CLIENT_CPU})
+    print(f"load average before: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="wharf-monitor-bench-") as home:
+        process, url = start_monitor(Path(home), args.profile.resolve() if args.profile else None)
+        try:
+            asyncio.run(measure(url, process.pid, args))
+        finally:
+            stop(process)
+    print(f"load average after: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
