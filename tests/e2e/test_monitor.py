@@ -31,7 +31,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from bench.adversarial_detection import HIGH, adversarial_examples, classifier
 from tests.e2e.conftest import Daemon, ready, start_daemon
 from tests.event_sink import EventSink
 from wharf.monitor.detectors.events import ADVERSARIAL_TYPE, OUTLIER_TYPE
@@ -362,6 +361,8 @@ def digits(daemon: Daemon, tmp_path: Path) -> Digits:
     """The digits classifier of docs/MONITORING_DETECTORS.md (an MLP on pixels scaled to [0, 1], served on the raw
     pixels 0..16), the clean rows its adversarial detector is fitted on, clean test rows and adversarial examples
     made from other test rows with ART's SquareAttack against the model in this process (seeded, as the bench)."""
+    from bench.adversarial_detection import HIGH, adversarial_examples, classifier  # imports ART: seconds
+
     x, y = load_digits(return_X_y=True)
     x_train, x_rest, y_train, y_rest = train_test_split(x, y, test_size=0.5, random_state=SEED, stratify=y)
     x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=0.5, random_state=SEED, stratify=y_rest)
