@@ -126,9 +126,10 @@ def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0), env: dict[
 
 
 def _leftover_pids(under: Path) -> list[int]:
-    """The processes still running for daemons whose WHARF_HOME lies under `under`: gateways, replicas started as
-    `wharf serve`, replica templates and the replicas forked from them (whose command line is the template's)."""
-    command = "wharf.cli gateway|wharf.cli serve|wharf.control.backends.zygote"
+    """The processes still running for daemons whose WHARF_HOME lies under `under`: gateways, monitors, replicas
+    started as `wharf serve`, replica templates and the replicas forked from them (whose command line is the
+    template's)."""
+    command = "wharf.cli gateway|wharf.cli monitor|wharf.cli serve|wharf.control.backends.zygote"
     found = subprocess.run(["pgrep", "-f", command], capture_output=True, text=True).stdout.split()
     pids = []
     for pid in map(int, found):
