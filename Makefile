@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[sklearn]'
+	$(BIN)/pip install --quiet -e '.[sklearn,monitor]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python

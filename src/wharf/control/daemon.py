@@ -126,7 +126,11 @@ async def run(settings: DaemonSettings) -> None:
             monitored, monitor_url = MonitorSettings(), None
             if monitored.enabled:
                 monitor = MonitorProcess(settings.home, ingress.http_url, settings.domain)
-                monitor_url = await monitor.start(monitored.host, monitored.port)
+                try:
+                    monitor_url = await monitor.start(monitored.host, monitored.port)
+                except ConfigurationError as e:  # serving goes on without it; the log says why
+                    log.error("the model monitor did not start; running without it", extra={"reason": e.message})
+                    monitor = None
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.adoptable_specs())  # replicas a crashed daemon left running
             tasks: set[asyncio.Task[None]] = set()  # kept referenced until done
