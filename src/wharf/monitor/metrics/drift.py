@@ -58,9 +58,6 @@ class DriftStatistic:
     def drifted(self, value: float, delta: float) -> bool:
         return value <= delta if self.test else value > delta
 
-    def delta(self, request: DriftRequest) -> float:
-        return self.default_delta if request.threshold_delta is None else request.threshold_delta
-
     @property
     def no_drift(self) -> float:
         return 1.0 if self.test else 0.0
@@ -108,9 +105,10 @@ def _compares(statistic: DriftStatistic, column: pd.Series) -> bool:
 
 
 def compute(statistic: DriftStatistic, request: DriftRequest, rows: Rows) -> Result:
+    """`statistic` for `request`, parsed by `registry.Metric.parse` (so its thresholdDelta is filled in)."""
     reference, compared = compared_columns(statistic, request, rows)
     current = rows.inferences(request.model_id, last=request.batch_size)
-    delta = statistic.delta(request)
+    delta = request.threshold_delta
     values: dict[str, float] = {}
     for name in compared:
         old = reference[name].dropna()

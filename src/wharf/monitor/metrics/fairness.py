@@ -59,11 +59,9 @@ class GroupStatistic:
     default_delta: float
     bounds: Callable[[float], Bounds]
     of: Callable[[Groups], float]
-    #: What a value says, given it and the phrases naming the privileged group, the unprivileged one and the outcome.
+    #: What a value says, given it and the phrases naming the privileged group ("gender = 1 (privileged)"), the
+    #: unprivileged one and the outcome ("approved = 1").
     meaning: Callable[[float, str, str, str], str]
-
-    def delta(self, request: GroupRequest) -> float:
-        return self.default_delta if request.threshold_delta is None else request.threshold_delta
 
 
 def check(request: GroupRequest, rows: Rows) -> None:
@@ -74,6 +72,7 @@ def check(request: GroupRequest, rows: Rows) -> None:
 
 
 def compute(statistic: GroupStatistic, request: GroupRequest, rows: Rows) -> Result:
+    """`statistic` for `request`, parsed by `registry.Metric.parse` (so its thresholdDelta is filled in)."""
     check(request, rows)
     model, last = request.model_id, request.batch_size
     frame = rows.labelled(model, last=last) if statistic.needs_truth else rows.inferences(model, last=last)
@@ -91,11 +90,11 @@ def compute(statistic: GroupStatistic, request: GroupRequest, rows: Rows) -> Res
     value = statistic.of(groups)
     if not math.isfinite(value):
         raise InvalidInput(f"{statistic.name} is undefined on {which}: {groups.counts()}")
-    delta = statistic.delta(request)
+    delta = request.threshold_delta
     bounds = statistic.bounds(delta)
     phrases = (
-        _phrase(protected, request.privileged_attribute),
-        _phrase(protected, request.unprivileged_attribute),
+        f"{_phrase(protected, request.privileged_attribute)} (privileged)",
+        f"{_phrase(protected, request.unprivileged_attribute)} (unprivileged)",
         _phrase(outcome, request.favorable_outcome),
     )
     return Result(
@@ -125,46 +124,49 @@ def _phrase(column: str, value: Scalar | list[Scalar]) -> str:
     return f"{column} {'in' if isinstance(value, list) else '='} {json.dumps(value)}"
 
 
+def _points(value: float) -> str:
+    """A difference of two rates, without its sign, in percentage points."""
+    return f"{abs(value) * 100:.2f} percentage points"
+
+
 def _how_often(value: float) -> str:
     if value == 0:
         return "as often as"
-    return f"{abs(value) * 100:.2f} percentage points {'more' if value > 0 else 'less'} often than"
+    return f"{_points(value)} {'more' if value > 0 else 'less'} often than"
 
 
 def _spd(value: float, privileged: str, unprivileged: str, outcome: str) -> str:
     return (
-        f"The SPD of {value:.4f} means that rows with {unprivileged} (unprivileged) got {outcome} "
-        f"{_how_often(value)} rows with {privileged} (privileged)."
+        f"The SPD of {value:.4f} means that rows with {unprivileged} got {outcome} {_how_often(value)} rows with "
+        f"{privileged}."
     )
 
 
 def _dir(value: float, privileged: str, unprivileged: str, outcome: str) -> str:
     return (
-        f"The DIR of {value:.4f} means that rows with {unprivileged} (unprivileged) got {outcome} {value:.4f} "
-        f"times as often as rows with {privileged} (privileged)."
+        f"The DIR of {value:.4f} means that rows with {unprivileged} got {outcome} {value:.4f} times as often as "
+        f"rows with {privileged}."
     )
 
 
 def _eod(value: float, privileged: str, unprivileged: str, outcome: str) -> str:
     return (
         f"The EOD of {value:.4f} means that among rows whose ground truth is {outcome}, those with {unprivileged} "
-        f"(unprivileged) were predicted {outcome} {_how_often(value)} those with {privileged} (privileged)."
+        f"were predicted {outcome} {_how_often(value)} those with {privileged}."
     )
 
 
 def _aod(value: float, privileged: str, unprivileged: str, outcome: str) -> str:
     return (
-        f"The AOD of {value:.4f} means that rows with {unprivileged} (unprivileged) have true and false positive "
-        f"rates for {outcome} {abs(value) * 100:.2f} percentage points {'higher' if value >= 0 else 'lower'} on "
-        f"average than rows with {privileged} (privileged)."
+        f"The AOD of {value:.4f} means that rows with {unprivileged} have true and false positive rates for "
+        f"{outcome} {_points(value)} {'higher' if value >= 0 else 'lower'} on average than rows with {privileged}."
     )
 
 
 def _eqodds(value: float, privileged: str, unprivileged: str, outcome: str) -> str:
     return (
         f"The equalized odds difference of {value:.4f} means that the true or false positive rates for {outcome} "
-        f"of rows with {unprivileged} (unprivileged) and rows with {privileged} (privileged) differ by up to "
-        f"{value * 100:.2f} percentage points."
+        f"of rows with {unprivileged} and rows with {privileged} differ by up to {_points(value)}."
     )
 
 

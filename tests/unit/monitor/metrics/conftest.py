@@ -1,5 +1,6 @@
 """Stored rows for the metrics' tests: a model with numeric and categorical columns whose inferences drift in one
-feature, and the hand-computed fairness example of `test_group_statistics` as a model's logged rows."""
+feature, and the hand-computed fairness example of `test_group_statistics` as a model's logged rows; the request
+bodies of a drift and a fairness metric over them."""
 
 from __future__ import annotations
 
@@ -63,6 +64,26 @@ def fairness_example() -> pd.DataFrame:
     )
 
 
+def drift_body(**fields: object) -> dict[str, object]:
+    """A drift metric's body over model "iris" of `drifting` against its reference TRAINING, with `fields` added."""
+    return {"modelId": "iris", "referenceTag": "TRAINING", **fields}
+
+
+def fairness_body(**fields: object) -> dict[str, object]:
+    """A group fairness metric's body over the latest 25 rows of model "credit" (`credit`: the fairness example),
+    gender 1 privileged and 0 unprivileged, approved = 1 favorable; `fields` add or replace fields."""
+    return {
+        "modelId": "credit",
+        "protectedAttribute": "gender",
+        "privilegedAttribute": 1,
+        "unprivilegedAttribute": 0,
+        "outcomeName": "approved",
+        "favorableOutcome": 1,
+        "batchSize": 25,
+        **fields,
+    }
+
+
 @pytest.fixture
 def credit() -> FrameRows:
     """Model "credit" logging the fairness example, after 100 older rows all approved (outside any batch of 25)."""
@@ -74,3 +95,9 @@ def credit() -> FrameRows:
             inferences=pd.concat([older, fairness_example()], ignore_index=True),
         )
     )
+
+
+@pytest.fixture
+def rows(credit: FrameRows, drifting: FrameRows) -> FrameRows:
+    """Models "credit" and "iris" in one store."""
+    return FrameRows(**credit.models, **drifting.models)

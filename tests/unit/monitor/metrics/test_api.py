@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from tests.unit.monitor.metrics.conftest import drift_body, fairness_body
 from tests.unit.monitor.metrics.fakes import FrameRows
 from wharf.errors import WharfError
 from wharf.monitor.metrics import Scheduler, metrics_router
@@ -20,21 +21,8 @@ from wharf.monitor.metrics.registry import METRICS
 
 pytestmark = pytest.mark.anyio
 
-SPD = {
-    "modelId": "credit",
-    "protectedAttribute": "gender",
-    "privilegedAttribute": 1,
-    "unprivilegedAttribute": 0,
-    "outcomeName": "approved",
-    "favorableOutcome": 1,
-    "batchSize": 25,
-}
-MEANSHIFT = {"modelId": "iris", "referenceTag": "TRAINING", "batchSize": 1500}
-
-
-@pytest.fixture
-def rows(credit: FrameRows, drifting: FrameRows) -> FrameRows:
-    return FrameRows(**credit.models, **drifting.models)
+SPD = fairness_body()
+MEANSHIFT = drift_body(batchSize=1500)
 
 
 @pytest.fixture

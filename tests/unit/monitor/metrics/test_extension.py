@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.unit.monitor.metrics.conftest import fairness_example
+from tests.unit.monitor.metrics.conftest import fairness_body, fairness_example
 from wharf.monitor.app import Monitor, create_app
 from wharf.monitor.metrics.extension import metrics_extension
 from wharf.monitor.metrics.settings import MetricsSettings
@@ -63,14 +63,7 @@ async def test_metrics_over_the_monitors_store(monitor: Monitor) -> None:
         assert answer.status_code == 200, answer.text
         await monitor.store.flush()
 
-        spd = {
-            "modelId": "credit",
-            "protectedAttribute": "gender",
-            "privilegedAttribute": 1,
-            "unprivilegedAttribute": 0,
-            "outcomeName": "approved",
-            "favorableOutcome": 1,
-        }
+        spd = fairness_body()
         answer = await client.post("/metrics/group/fairness/spd", json=spd)
         assert answer.status_code == 200, answer.text
         assert answer.json()["value"] == pytest.approx(-0.3)

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.monitor.metrics.conftest import sample
+from tests.unit.monitor.metrics.conftest import drift_body, fairness_body, sample
 from tests.unit.monitor.metrics.fakes import FrameRows, StoredModel
 from wharf.errors import InvalidInput, NotFound
 from wharf.monitor.data import ground_truth
@@ -26,17 +26,8 @@ from wharf.monitor.metrics.settings import MetricsSettings
 
 pytestmark = pytest.mark.anyio
 
-SPD = {
-    "modelId": "credit",
-    "protectedAttribute": "gender",
-    "privilegedAttribute": 1,
-    "unprivilegedAttribute": 0,
-    "outcomeName": "approved",
-    "favorableOutcome": 1,
-    "batchSize": 25,
-    "requestName": "gender parity",
-}
-KSTEST = {"modelId": "iris", "referenceTag": "TRAINING", "fitColumns": ["x1", "x2"], "batchSize": 1500}
+SPD = fairness_body(requestName="gender parity")
+KSTEST = drift_body(fitColumns=["x1", "x2"], batchSize=1500)
 
 
 class Clock:
@@ -45,11 +36,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def rows(credit: FrameRows, drifting: FrameRows) -> FrameRows:
-    return FrameRows(**credit.models, **drifting.models)
 
 
 @pytest.fixture
