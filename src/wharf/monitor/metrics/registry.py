@@ -1,9 +1,11 @@
 """Every metric the monitor computes, by TrustyAI's metric name: its request body, how it is computed and checked,
 its endpoint and its Prometheus gauge.
 
-A metric's endpoint is `/metrics/drift/<name>` or `/metrics/group/fairness/<name>` (SPD and DIR also at TrustyAI's
-deprecated `/metrics/spd` and `/metrics/dir`) and its gauge `trustyai_<name>` (lower case), TrustyAI's rule, which Wharf's own metrics (JENSENSHANNON, PSI, CHISQUARE, EOD,
-AOD, EQODDS) follow too. `compute` is the whole one-off computation: validate the body, read the rows, answer.
+A metric's endpoint is `/metrics/drift/<name>`, `/metrics/group/fairness/<name>` (SPD and DIR also at TrustyAI's
+deprecated `/metrics/spd` and `/metrics/dir`) or `/metrics/performance/<name>`, and its gauge `trustyai_<name>`
+(lower case), TrustyAI's rule, which Wharf's own drift and fairness metrics (JENSENSHANNON, PSI, CHISQUARE, EOD, AOD,
+EQODDS) follow too; the performance metrics (ACCURACY, MAE, RMSE), of a kind TrustyAI has no gauges for, are
+`wharf_<name>`. `compute` is the whole one-off computation: validate the body, read the rows, answer.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Any
 
 from wharf.errors import InvalidInput, NotFound
 from wharf.monitor.data import Rows
-from wharf.monitor.metrics import drift, fairness
-from wharf.monitor.metrics.requests import GroupRequest, MetricRequest, parse
+from wharf.monitor.metrics import drift, fairness, performance
+from wharf.monitor.metrics.requests import GroupRequest, MetricRequest, PerformanceRequest, parse
 from wharf.monitor.metrics.results import Result
 
 #: Where each kind of metric lives under /metrics.
-KINDS = {"drift": "drift", "fairness": "group/fairness"}
+KINDS = {"drift": "drift", "fairness": "group/fairness", "performance": "performance"}
+#: The kinds of metric that are Wharf's alone: their gauges are `wharf_<name>`, not TrustyAI's `trustyai_<name>`.
+WHARFS_KINDS = {"performance"}
 #: The metrics TrustyAI also serves at their deprecated paths, `/metrics/<name>`.
 LEGACY_PATHS = {"SPD", "DIR"}
 
@@ -30,7 +34,7 @@ class Metric:
     name: str
     kind: str
     definition: str
-    default_delta: float
+    default_delta: float | None  # None: the body must give thresholdDelta
     request: type[MetricRequest]
     compute: Callable[[Any, Rows], Result]
     #: Checks a request against the model's columns and reference data without reading inferences.
@@ -47,7 +51,7 @@ class Metric:
 
     @property
     def gauge(self) -> str:
-        return f"trustyai_{self.name.lower()}"
+        return f"{'wharf' if self.kind in WHARFS_KINDS else 'trustyai'}_{self.name.lower()}"
 
     def parse(self, body: Any) -> MetricRequest:
         """The body as this metric's request, with its metric name and threshold filled in."""
@@ -82,8 +86,25 @@ def _fairness(statistic: fairness.GroupStatistic) -> Metric:
     )
 
 
+def _performance(statistic: performance.PerformanceStatistic) -> Metric:
+    return Metric(
+        name=statistic.name,
+        kind="performance",
+        definition=statistic.summary,
+        default_delta=None,
+        request=PerformanceRequest,
+        compute=partial(performance.compute, statistic),
+        check=partial(performance.check, statistic),
+    )
+
+
 METRICS: Mapping[str, Metric] = {
-    metric.name: metric for metric in (*map(_drift, drift.STATISTICS), *map(_fairness, fairness.STATISTICS))
+    metric.name: metric
+    for metric in (
+        *map(_drift, drift.STATISTICS),
+        *map(_fairness, fairness.STATISTICS),
+        *map(_performance, performance.STATISTICS),
+    )
 }
 
 

@@ -8,7 +8,8 @@ that the metric can compare when absent); `approxkstest` adds the sketch's rank 
 distances (`jensenshannon`, `psi`) the number of bins (`bins`), both Wharf's. Group fairness bodies name the
 protected input (`protectedAttribute`), its privileged and unprivileged values, the outcome (`outcomeName`, an
 output) and its favorable value. A value is a JSON scalar, TrustyAI's typed form `{"type": "INT32", "value": 1}`,
-or (Wharf's) a non-empty list of scalars meaning any of them.
+or (Wharf's) a non-empty list of scalars meaning any of them. Performance bodies (Wharf's) name the output compared
+with its ground truth (`outcomeName`) and must give `thresholdDelta`: no default bound suits every model.
 
 Unknown fields are refused, not ignored. Parsing is pure; whether the model, its columns and the reference exist is
 checked against the stored rows by the metrics themselves.
@@ -80,6 +81,11 @@ class GroupRequest(MetricRequest):
     unprivileged_attribute: Values
     outcome_name: str = Field(min_length=1)
     favorable_outcome: Values
+
+
+class PerformanceRequest(MetricRequest):
+    outcome_name: str = Field(min_length=1)
+    threshold_delta: float = Field(ge=0, allow_inf_nan=False)  # required: accuracy's lower or an error's upper bound
 
 
 class ScheduleId(BaseModel):

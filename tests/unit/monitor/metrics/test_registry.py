@@ -7,7 +7,13 @@ import pytest
 from tests.unit.monitor.metrics.fakes import FrameRows
 from wharf.errors import InvalidInput, NotFound
 from wharf.monitor.metrics.registry import METRICS, compute, find
-from wharf.monitor.metrics.requests import ApproxKSTestRequest, BinnedDriftRequest, DriftRequest, GroupRequest
+from wharf.monitor.metrics.requests import (
+    ApproxKSTestRequest,
+    BinnedDriftRequest,
+    DriftRequest,
+    GroupRequest,
+    PerformanceRequest,
+)
 
 
 def test_every_metric_its_path_gauge_and_body() -> None:
@@ -24,6 +30,9 @@ def test_every_metric_its_path_gauge_and_body() -> None:
         "EOD": ("/metrics/group/fairness/eod", "trustyai_eod", GroupRequest),
         "AOD": ("/metrics/group/fairness/aod", "trustyai_aod", GroupRequest),
         "EQODDS": ("/metrics/group/fairness/eqodds", "trustyai_eqodds", GroupRequest),
+        "ACCURACY": ("/metrics/performance/accuracy", "wharf_accuracy", PerformanceRequest),
+        "MAE": ("/metrics/performance/mae", "wharf_mae", PerformanceRequest),
+        "RMSE": ("/metrics/performance/rmse", "wharf_rmse", PerformanceRequest),
     }
 
 
