@@ -55,6 +55,7 @@ START_TIMEOUT_S = 60.0
 STORE_TIMEOUT_S = 300.0
 TARGET_EVENTS_S = 5000.0
 TARGET_METRIC_S = 1.0
+OUTLIER_LABELS = {"detector": "outlier", "namespace": "default", "service": "iris"}
 ID = "00000000-0000-0000-0000-000000000000"  # where each exchange's id goes in its events
 TARGET = LogTarget("http://monitor/", "all", "iris", "default", "predictor", "iris-predictor-00001", "http://iris")
 
@@ -171,10 +172,25 @@ async def scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
     async with session.get(f"{url}/metrics") as answer:
         text = await answer.text()
     return {
-        sample.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items())): sample.value
+        _key(sample.name, sample.labels): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def _key(name: str, labels: dict[str, str]) -> str:
+    """`name{label=value,...}`, labels sorted, no quotes."""
+    return name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}" if labels else "")
+
+
+async def wait_for(session: aiohttp.ClientSession, url: str, done: Any, what: str) -> dict[str, float]:
+    """The monitor's counters once `done(counters)` is true."""
+    deadline = time.perf_counter() + STORE_TIMEOUT_S
+    while not done(counts := await scrape(session, url)):
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"{what}: not within {STORE_TIMEOUT_S} s: {counts}")
+        await asyncio.sleep(0.05)
+    return counts
 
 
 async def send(port: int, pairs: list[tuple[bytes, bytes, bytes, bytes]], exchanges: int, connections: int) -> Sent:
@@ -231,13 +247,9 @@ async def measure(url: str, pid: int, args: argparse.Namespace) -> None:
         start, end, refused = await send(port, pairs, args.exchanges, args.connections)
         cpu, client_cpu = cpu_seconds(pid) - cpu_before, time.process_time() - client_before
         sent = 2 * args.exchanges
-        while True:
-            counts = await scrape(session, url)
-            if counts.get("wharf_monitor_rows_stored_total", 0) >= args.exchanges:
-                break
-            if time.perf_counter() - end > STORE_TIMEOUT_S:
-                raise SystemExit(f"rows not all stored within {STORE_TIMEOUT_S} s: {counts}")
-            await asyncio.sleep(0.05)
+        counts = await wait_for(
+            session, url, lambda c: c.get("wharf_monitor_rows_stored_total", 0) >= args.exchanges, "rows stored"
+        )
         stored_at = time.perf_counter()
         received = sum(counts.get(f"wharf_monitor_events_total{{type={kind}}}", 0) for kind in ("request", "response"))
         print(f"events sent {sent}, refused {refused}, the monitor counted {received:.0f} received")
@@ -249,12 +261,15 @@ async def measure(url: str, pid: int, args: argparse.Namespace) -> None:
             f"stored:   {args.exchanges / (stored_at - start):,.0f} rows/s ({stored_at - start:.1f} s to the last row)"
         )
         if args.outliers:
-            inspected = counts.get(
-                "wharf_monitor_inspected_rows_total{detector=outlier,namespace=default,service=iris}"
+            inspected = _key("wharf_monitor_inspected_rows_total", OUTLIER_LABELS)
+            dropped = _key("wharf_monitor_detector_dropped_rows_total", {"detector": "outlier"})
+            counts = await wait_for(
+                session, url, lambda c: c.get(inspected, 0) + c.get(dropped, 0) >= args.exchanges, "rows inspected"
             )
-            dropped = counts.get("wharf_monitor_detector_dropped_rows_total{detector=outlier}")
-            print(f"outliers: {inspected:.0f} rows inspected, {dropped:.0f} dropped (queue full)")
-
+            print(
+                f"outliers: {counts[inspected]:.0f} rows inspected, {counts[dropped]:.0f} dropped (queue full), "
+                f"the last {time.perf_counter() - end:.1f} s after the last event"
+            )
         kstest = {"modelId": "iris", "referenceTag": "TRAINING", "batchSize": args.exchanges}
         sepal_width = sorted(set(features[:, 1].tolist()))
         spd = {
