@@ -114,7 +114,8 @@ def test_apply_a_directory_then_list_describe_and_delete_it(daemon: Daemon, tmp_
     assert everywhere[0].split()[:2] == ["NAMESPACE", "NAME"]
     assert [row.split()[:2] for row in everywhere[1:]] == [["default", "who"], ["team", "other"]]
     wide = daemon.wharf("get", "isvc/who", "-o", "wide").stdout.splitlines()
-    assert wide[0].split()[-4:] == ["PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "COMPONENTS", "MESSAGE"]
+    columns = ["PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "COMPONENTS", "MONITOR", "MESSAGE"]
+    assert wide[0].split()[-5:] == columns
     assert "who-predictor-00001" in wide[1] and "predictor" in wide[1].split()
     graphs = daemon.wharf("get", "ig").stdout.splitlines()
     assert graphs[0].split() == ["NAME", "URL", "READY", "AGE"]
