@@ -87,17 +87,12 @@ class Event:
 
     @property
     def model(self) -> str:
-        return model_name(self.service, self.component)
+        """The model its rows belong to: the InferenceService, or SERVICE-COMPONENT for other than its predictor."""
+        return self.service if self.component in ("", PREDICTOR) else f"{self.service}-{self.component}"
 
     @property
     def key(self) -> Key:
         return (self.namespace, self.service, self.component, self.id)
-
-
-def model_name(service: str, component: str) -> str:
-    """The model a component's rows belong to: the InferenceService, or SERVICE-COMPONENT for other than its
-    predictor."""
-    return service if component in ("", PREDICTOR) else f"{service}-{component}"
 
 
 def parse_event(headers: list[tuple[bytes, bytes]], body: bytes, arrived: float) -> Event:
