@@ -37,6 +37,18 @@ def tensors(**columns: list[float]) -> list[dict[str, object]]:
     return [{"name": name, "shape": [len(data)], "datatype": "FP64", "data": data} for name, data in columns.items()]
 
 
+def ground_truth_upload(request_id: str, row: list[float], label: int) -> dict[str, object]:
+    """An upload of the ground truth `label` of logged request `request_id`, whose input row was `row`."""
+    inputs = [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row, "executionIDs": [request_id]}]
+    outputs = [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [label]}]
+    return {
+        "model_name": "iris",
+        "is_ground_truth": True,
+        "request": {"inputs": inputs},
+        "response": {"outputs": outputs},
+    }
+
+
 @asynccontextmanager
 async def serving(
     tmp_path: Path, routers: Sequence[APIRouter] = ()
@@ -108,23 +120,7 @@ async def test_logged_rows_reference_data_names_and_labels(tmp_path: Path) -> No
             "/data/labels", json={"modelId": "iris", "requestId": "r1", "labels": {"species": [0, 2]}}
         )
         assert answer.status_code == 200, answer.text
-        truth = {
-            "model_name": "iris",
-            "is_ground_truth": True,
-            "request": {
-                "inputs": [
-                    {
-                        "name": "input-0",
-                        "shape": [1, 4],
-                        "datatype": "FP64",
-                        "data": [7.7, 3.0, 6.1, 2.3],
-                        "executionIDs": ["r2"],
-                    }
-                ]
-            },
-            "response": {"outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [2]}]},
-        }
-        answer = await client.post("/data/upload", json=truth)
+        answer = await client.post("/data/upload", json=ground_truth_upload("r2", [7.7, 3.0, 6.1, 2.3], 2))
         assert answer.status_code == 200 and answer.text.startswith("1 ground truths"), answer.text
         labelled = monitor.store.labelled("iris")
         assert labelled["ground_truth:species"].tolist() == [0, 2, 2] and labelled["species"].tolist() == [0, 1, 2]
@@ -142,23 +138,7 @@ async def test_what_is_refused_is_named_and_nothing_stored_is_lost(tmp_path: Pat
         wrong = {"model_name": "iris", "data_tag": "TRAINING", "request": {"inputs": tensors(a=[1.0], b=[2.0])}}
         answer = await client.post("/data/upload", json=wrong)
         assert answer.status_code == 400 and "unexpected: ['a', 'b']" in answer.json()["error"]
-        truth = {
-            "model_name": "iris",
-            "is_ground_truth": True,
-            "request": {
-                "inputs": [
-                    {
-                        "name": "input-0",
-                        "shape": [1, 4],
-                        "datatype": "FP64",
-                        "data": [9, 9, 9, 9],
-                        "executionIDs": ["r1"],
-                    }
-                ]
-            },
-            "response": {"outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [1]}]},
-        }
-        answer = await client.post("/data/upload", json=truth)
+        answer = await client.post("/data/upload", json=ground_truth_upload("r1", [9, 9, 9, 9], 1))
         assert answer.status_code == 400 and "not those logged" in answer.json()["error"]
         answer = await client.post(
             "/data/labels", json={"modelId": "iris", "requestId": "nope", "labels": {"predict": [1]}}

@@ -11,9 +11,6 @@ reference rows at start-up (the fit is seeded, so they come back the same).
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +18,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
+
+from wharf.monitor.side_table import SideTable
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +82,12 @@ class DetectorTable:
     """The configurations kept in the SQLite file `database`."""
 
     def __init__(self, database: str | Path, busy_timeout_s: float = 10.0) -> None:
-        self._database = str(database)
-        self._busy_timeout_s = busy_timeout_s
-        with self._transaction() as connection:
-            connection.execute(_SCHEMA)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self._database, timeout=self._busy_timeout_s)) as connection, connection:
-            yield connection
+        self._table = SideTable(database, _SCHEMA, busy_timeout_s)
 
     def put(self, config: DetectorConfig, replaces: str | None = None) -> None:
         """Keep `config`, in place of configuration `replaces` (if any), in one transaction."""
         body = orjson.dumps(config.body.model_dump(mode="json", by_alias=True)).decode()
-        with self._transaction() as connection:
+        with self._table.transaction() as connection:
             if replaces is not None:
                 connection.execute("DELETE FROM detectors WHERE id = ?", (replaces,))
             connection.execute(
@@ -105,12 +96,12 @@ class DetectorTable:
             )
 
     def remove(self, config_id: str) -> None:
-        with self._transaction() as connection:
+        with self._table.transaction() as connection:
             connection.execute("DELETE FROM detectors WHERE id = ?", (config_id,))
 
     def load(self) -> list[DetectorConfig]:
         """Every kept configuration, oldest first (one whose kind or body is no longer understood is left out)."""
-        with self._transaction() as connection:
+        with self._table.transaction() as connection:
             found = connection.execute("SELECT id, kind, body, kept, created FROM detectors ORDER BY rowid").fetchall()
         configs = []
         for config_id, kind, body, kept, created in found:

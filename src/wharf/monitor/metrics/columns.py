@@ -21,6 +21,12 @@ def require(name: str, among: list[str], field: str, model: str, what: str = "co
         raise InvalidInput(f"{field}: model {model!r} has no {what} {name!r} (its {what}s: {', '.join(among)})")
 
 
+def require_outcome(rows: Rows, model: str, outcome: str) -> None:
+    """InvalidInput naming `outcomeName` unless `outcome` is one of the model's outputs (NotFound for an unknown
+    model)."""
+    require(outcome, rows.output_names(model), "outcomeName", model, "output")
+
+
 def is_numeric(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 

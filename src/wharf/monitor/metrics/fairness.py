@@ -68,7 +68,7 @@ def check(request: GroupRequest, rows: Rows) -> None:
     """InvalidInput or NotFound unless the model has the protected input and the outcome output."""
     model = request.model_id
     columns.require(request.protected_attribute, rows.input_names(model), "protectedAttribute", model, "input")
-    columns.require(request.outcome_name, rows.output_names(model), "outcomeName", model, "output")
+    columns.require_outcome(rows, model, request.outcome_name)
 
 
 def compute(statistic: GroupStatistic, request: GroupRequest, rows: Rows) -> Result:
@@ -97,13 +97,7 @@ def compute(statistic: GroupStatistic, request: GroupRequest, rows: Rows) -> Res
         f"{_phrase(protected, request.unprivileged_attribute)} (unprivileged)",
         _phrase(outcome, request.favorable_outcome),
     )
-    return Result(
-        name=statistic.name,
-        bounds=bounds,
-        outside_bounds=bounds.outside(value),
-        definition=statistic.meaning(value, *phrases),
-        value=value,
-    )
+    return Result.single(statistic.name, bounds, value, statistic.meaning(value, *phrases))
 
 
 def _matches(column: pd.Series, values: tuple[Scalar, ...], field: str) -> np.ndarray:

@@ -45,7 +45,7 @@ class PerformanceStatistic:
 def check(statistic: PerformanceStatistic, request: PerformanceRequest, rows: Rows) -> None:
     """InvalidInput or NotFound unless the model has the outcome output and the bounds can hold."""
     model = request.model_id
-    columns.require(request.outcome_name, rows.output_names(model), "outcomeName", model, "output")
+    columns.require_outcome(rows, model, request.outcome_name)
     if not statistic.regression and request.threshold_delta > 1:
         raise InvalidInput(
             f"thresholdDelta: {request.threshold_delta:g} is above 1; it is the lowest {statistic.name.lower()} "
@@ -75,13 +75,7 @@ def compute(statistic: PerformanceStatistic, request: PerformanceRequest, rows: 
     value = statistic.of(pairs[outcome], pairs[truth])
     bounds = statistic.bounds(request.threshold_delta)
     which = f"the latest {len(pairs)} inferences of model {model!r} with ground truth of {outcome!r}"
-    return Result(
-        name=statistic.name,
-        bounds=bounds,
-        outside_bounds=bounds.outside(value),
-        definition=statistic.meaning(value, outcome, which, len(pairs)),
-        value=value,
-    )
+    return Result.single(statistic.name, bounds, value, statistic.meaning(value, outcome, which, len(pairs)))
 
 
 def _errors(outputs: pd.Series, truths: pd.Series) -> np.ndarray:

@@ -38,6 +38,11 @@ class Result:
     named_values: Mapping[str, float] | None = None
     named_outside_bounds: Mapping[str, bool] | None = None
 
+    @classmethod
+    def single(cls, name: str, bounds: Bounds, value: float, definition: str) -> Result:
+        """A one-value result (a fairness or performance metric): outside its bounds when `value` is."""
+        return cls(name=name, bounds=bounds, outside_bounds=bounds.outside(value), definition=definition, value=value)
+
     def answer(self, now: datetime | None = None) -> dict[str, Any]:
         """TrustyAI's answer (`BaseMetricResponse`), with `namedOutsideBounds` added for per-column metrics."""
         thresholds: dict[str, Any] = {

@@ -4,15 +4,14 @@ operations are rare (registering, deleting, starting), never on the path of logg
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import orjson
+
+from wharf.monitor.side_table import SideTable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scheduled_metrics (
@@ -34,30 +33,22 @@ class StoredRequest:
 
 class ScheduleStore:
     def __init__(self, database: str | Path, busy_timeout_s: float = 5.0) -> None:
-        self._database = str(database)
-        self._busy_timeout_s = busy_timeout_s
-        with self._transaction() as connection:
-            connection.execute(_SCHEMA)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self._database, timeout=self._busy_timeout_s)) as connection, connection:
-            yield connection
+        self._table = SideTable(database, _SCHEMA, busy_timeout_s)
 
     def add(self, request: StoredRequest) -> None:
-        with self._transaction() as connection:
+        with self._table.transaction() as connection:
             connection.execute(
                 "INSERT INTO scheduled_metrics (id, metric, body, registered) VALUES (?, ?, ?, ?)",
                 (str(request.id), request.metric, orjson.dumps(request.body).decode(), request.registered),
             )
 
     def remove(self, request_id: UUID) -> None:
-        with self._transaction() as connection:
+        with self._table.transaction() as connection:
             connection.execute("DELETE FROM scheduled_metrics WHERE id = ?", (str(request_id),))
 
     def load(self) -> list[StoredRequest]:
         """Every stored request, in the order they were added."""
-        with self._transaction() as connection:
+        with self._table.transaction() as connection:
             found = connection.execute(
                 "SELECT id, metric, body, registered FROM scheduled_metrics ORDER BY rowid"
             ).fetchall()
