@@ -6,9 +6,11 @@ __version__ = "0.1.0"
 
 from wharf.model.base import Model  # noqa: E402
 from wharf.model.context import request_headers  # noqa: E402
+from wharf.protocol.explanation import Explanation  # noqa: E402
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, TensorSpec  # noqa: E402
 
 __all__ = [
+    "Explanation",
     "Model",
     "ModelServer",
     "Transformer",
