@@ -182,7 +182,8 @@ async def run(settings: DaemonSettings) -> None:
                 try:
                     if monitor is not None:
                         await monitor.supervise()
-                        reconciler.monitoring = await monitor.summary()
+                        if (summary := await monitor.summary()) is not None:
+                            reconciler.monitoring = summary
                     await reconciler.resync()
                 except Exception:  # one bad pass must not stop the daemon: the next resync tries again
                     log.exception("resync failed; the next pass retries", extra={"retry_in_s": settings.resync_s})

@@ -46,6 +46,7 @@ class MonitorProcess:
         self._host = ""
         self._port = 0
         self._process: ReplicaProcess | None = None
+        self._http: httpx.AsyncClient | None = None
 
     async def start(self, host: str, port: int) -> str:
         """Adopt this home's running monitor if it listens where asked (port 0: anywhere), else start one; its URL."""
@@ -71,21 +72,30 @@ class MonitorProcess:
             await self._spawn(self._host, self._port)
 
     async def stop(self, grace_s: float = 10.0) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
         if self._process is not None:
             await self._process.stop(grace_s)
             self._process = None
         (self.home / self.FILE).unlink(missing_ok=True)
 
-    async def summary(self) -> dict[str, Any]:
-        """What the monitor knows of each model (`GET /status`); empty when it does not answer."""
+    async def summary(self) -> dict[str, Any] | None:
+        """What the monitor knows of each model (`GET /status`); None when it does not answer (restarting, say),
+        so that what was last known stays shown."""
         if self.url is None:
-            return {}
+            return None
         try:
-            async with httpx.AsyncClient(timeout=_ASK_TIMEOUT_S) as client:
-                answer = await client.get(f"{self.url}/status")
-            return dict(answer.json().get("models", {})) if answer.status_code == 200 else {}
+            answer = await self._client().get(f"{self.url}/status")
+            return dict(answer.json().get("models", {})) if answer.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
-            return {}
+            return None
+
+    def _client(self) -> httpx.AsyncClient:
+        """One keep-alive client for every question the daemon asks its monitor (once a second)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=_ASK_TIMEOUT_S)
+        return self._http
 
     async def _spawn(self, host: str, port: int) -> str:
         command = [sys.executable, "-m", "wharf.cli", "monitor", "--host", host, "--port", str(port)]
@@ -144,8 +154,7 @@ class MonitorProcess:
 
     async def _answers(self, host: str, port: int) -> bool:
         try:
-            async with httpx.AsyncClient(timeout=_ASK_TIMEOUT_S) as client:
-                return (await client.get(f"{_url(host, port)}/healthz")).status_code == 200
+            return (await self._client().get(f"{_url(host, port)}/healthz")).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -213,7 +213,7 @@ def test_explain_requests_go_to_the_services_explainer() -> None:
         assert r.route("iris.default.example.com", path).service is explainer
         assert r.route("x", f"/serving/default/iris{path}").service is explainer
     tagged = r.route("latest-iris.default.example.com", "/v1/models/iris:explain")
-    assert (tagged.service, tagged.tag_revision) == (explainer, None)  # a tag of the service pins none of its
+    assert (tagged.service, tagged.tag_revision) == (explainer, None)  # a tag of the service pins no explainer revision
     assert r.route("iris.default.example.com", "/v1/models/iris:predict").service is iris
     assert r.route("iris.default.example.com", "/v2/models/iris/infer").service is iris
     # Without an explainer, explain requests go where the others go (a model may explain itself, else 501).
