@@ -128,9 +128,9 @@ class _Connection(asyncio.Protocol):
         self.resume_writing()
         if self._status and not self._framed:  # an answer that ends where the connection does
             self._done()
-        else:  # NoAnswer when none of the answer came: the dispatcher may send the request once more
-            failure = UpstreamFailed if self._status or self._headers else NoAnswer
-            self._fail(failure(f"{self._peer} closed the connection before answering ({exc or 'no error'})"))
+        else:  # the answer is read whole, so none of it reached the client: the dispatcher may send it once more
+            what = "in the middle of its answer" if self._status or self._headers else "before answering"
+            self._fail(NoAnswer(f"{self._peer} closed the connection {what} ({exc or 'no error'})"))
 
     # -- httptools callbacks ------------------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -189,7 +189,8 @@ class HttpUpstream:
 
     At most `pool_size` idle connections are kept per replica, each for at most `idle_timeout_s`; a connection
     that cannot be opened within `connect_timeout_s` raises ConnectFailed (the request never left), a connection
-    that breaks before any of the answer came NoAnswer, any later failure UpstreamFailed.
+    that breaks before the whole answer came NoAnswer (answers are read whole: none of it reached the client), a
+    malformed answer UpstreamFailed.
     """
 
     def __init__(self, connect_timeout_s: float, pool_size: int, idle_timeout_s: float) -> None:
