@@ -1,0 +1,1 @@
+"""Telemetry: traces, Prometheus discovery, cost and utilisation figures; a leaf the other packages use."""
