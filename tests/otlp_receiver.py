@@ -1,16 +1,14 @@
-"""`OtlpReceiver`: a real OTLP/HTTP trace receiver (`POST /v1/traces`, protobuf), decoding with opentelemetry-proto;
-and the fixtures `receiver` and `traced` (tracing on in the test's own process), which test modules import."""
+"""`OtlpReceiver`: a real OTLP/HTTP trace receiver (`POST /v1/traces`, protobuf), decoding with opentelemetry-proto."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -147,25 +145,3 @@ def describe(spans: list[ReceivedSpan]) -> str:
 
 def children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedSpan]:
     return [span for span in spans if span.parent_id == parent.span_id]
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture
-def traced(receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
-    """Tracing on in this process, exporting to `receiver` every 50 ms; off again (what was queued flushed) after
-    the test."""
-    from wharf.telemetry import tracing
-
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
-        monkeypatch.delenv(name, raising=False)
-    assert tracing.configure("wharf-test", {"wharf.component": "unit"})
-    yield receiver
-    tracing.shutdown()

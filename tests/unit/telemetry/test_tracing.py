@@ -7,9 +7,11 @@ import time
 
 import pytest
 
-from tests.otlp_receiver import INTERNAL, SERVER, OtlpReceiver, receiver, traced  # noqa: F401 (fixtures)
+from tests.otlp_receiver import INTERNAL, SERVER, OtlpReceiver
 from wharf.errors import ConfigurationError
 from wharf.telemetry import tracing
+
+pytest_plugins = ["tests.otlp_fixtures"]  # its fixtures: receiver, traced
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = "b7ad6b7169203331"
