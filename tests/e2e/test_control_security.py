@@ -25,12 +25,13 @@ def _credentials(daemon: Daemon) -> dict[str, str]:
 def test_every_call_needs_a_token_and_the_viewer_only_reads(daemon: Daemon) -> None:
     tokens = _credentials(daemon)
     with httpx.Client(base_url=daemon.control_url, timeout=10) as anonymous:
-        for method, path in [("GET", LIST), ("GET", "/metrics"), ("POST", "/apis/apply")]:
+        for method, path in [("GET", LIST), ("GET", "/prometheus/targets"), ("POST", "/apis/apply")]:
             answer = anonymous.request(method, path, headers={"content-type": "application/yaml"}, content=b"x: 1")
             assert answer.status_code == 401, (method, path, answer.text)
             assert "bearer token" in answer.json()["error"]
             assert answer.headers["www-authenticate"].startswith("Bearer")
         assert anonymous.get("/healthz").status_code == 200  # probes need no token
+        assert anonymous.get("/metrics").status_code == 200  # nor scrapes: a scrape job's token reaches every target
         wrong = anonymous.get(LIST, headers={"authorization": "Bearer not-the-token"})
         assert wrong.status_code == 401
     viewer = {"authorization": f"Bearer {tokens['viewer']}"}

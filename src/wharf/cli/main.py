@@ -108,6 +108,16 @@ def up(
     control_port: Annotated[
         int | None, typer.Option(help="control API port (default WHARF_CONTROL_PORT, else 8002)")
     ] = None,
+    prometheus: Annotated[
+        bool | None,
+        typer.Option(
+            "--prometheus/--no-prometheus",
+            help="run a Prometheus server scraping this Wharf (default WHARF_PROMETHEUS, else off)",
+        ),
+    ] = None,
+    prometheus_port: Annotated[
+        int | None, typer.Option(help="that Prometheus's port (default WHARF_PROMETHEUS_PORT, else 9090)")
+    ] = None,
 ) -> None:
     """Run the control plane and the gateway (state in SQLite under WHARF_HOME) until SIGTERM or Ctrl-C.
 
@@ -126,6 +136,8 @@ def up(
         gateway_http_port=gateway_port,
         gateway_grpc_port=gateway_grpc_port,
         control_port=control_port,
+        prometheus=prometheus,
+        prometheus_port=prometheus_port,
     )
     logs.configure("INFO")
     try:

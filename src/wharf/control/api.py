@@ -9,6 +9,9 @@ resource there, then each change (with `allowWatchBookmarks=true`, a `BOOKMARK` 
 `k8s.io/initial-events-end` marks the end of the first ones). A resource's `events` are its recent events; an
 InferenceService's `log` streams its replicas' logs as text (`component`, `revision`, `replica`, `tailLines`,
 `follow`), as a pod's `log` does.
+
+`/metrics` is the control plane's Prometheus text; `/prometheus/targets` (with `wharf up`) is Prometheus HTTP service
+discovery of every process of this Wharf to scrape (`wharf.control.discovery`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from wharf import __version__
+from wharf.control import discovery
 from wharf.control.controller import Controller
 from wharf.embedded_http import read_body
 from wharf.errors import ConfigurationError, InvalidInput, ServerBusy, WharfError
@@ -80,7 +84,10 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(controller: Controller, streams: StreamSlots | None = None) -> FastAPI:
+def create_app(
+    controller: Controller, streams: StreamSlots | None = None, targets: discovery.ScrapeTargets | None = None
+) -> FastAPI:
+    """The API of `controller`; with `targets`, Prometheus service discovery at `discovery.PATH` too."""
     app = FastAPI(title="Wharf control plane", version=__version__)
     streams = streams or StreamSlots()
 
@@ -109,6 +116,12 @@ def create_app(controller: Controller, streams: StreamSlots | None = None) -> Fa
     @app.get("/metrics", summary="Prometheus metrics: replicas, panic mode, queued requests, cold starts")
     async def metrics() -> Response:
         return Response(controller.metrics.render(), media_type=controller.metrics.content_type)
+
+    if targets is not None:
+
+        @app.get(discovery.PATH, summary="Prometheus HTTP service discovery: every process of this Wharf to scrape")
+        async def prometheus_targets() -> Response:
+            return Response(orjson.dumps(targets.http_sd()), media_type="application/json")
 
     @app.post("/apis/apply", summary="Apply one or more YAML or JSON manifests (multi-document, idempotent)")
     async def apply(

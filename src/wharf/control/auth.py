@@ -2,7 +2,9 @@
 
 `wharf up` makes two bearer tokens on its first start and keeps them in WHARF_HOME/credentials.json (mode 0600):
 `admin` may do everything, `viewer` may only read (GET and HEAD). Every call needs one
-(`Authorization: Bearer TOKEN`) except the health check and the API's own documentation.
+(`Authorization: Bearer TOKEN`) except the health check, the API's own documentation and `/metrics`: a Prometheus
+scrape job sends one authorization to every target it scrapes, replicas running users' code among them, so the
+control plane's figures are open as the gateway's and the replicas' are (its service discovery needs a token).
 
 A web page of another site must not reach the API through the user's browser, so before the token is looked at:
 - the `Host` must be one the API answers to: an IP address, `localhost`, or a name listed in the settings (a page
@@ -31,7 +33,7 @@ ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]
 ]
 
-OPEN_PATHS = frozenset({"/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+OPEN_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
 READ_METHODS = frozenset({b"GET", b"HEAD"})
 BODY_TYPES = frozenset(
     {

@@ -32,9 +32,11 @@ from wharf.control.api import create_app
 from wharf.control.auth import ControlGuard, Credentials, write_private
 from wharf.control.backends import LocalBackend, ReplicaState
 from wharf.control.controller import Controller
+from wharf.control.discovery import ScrapeTargets, discovery_url
 from wharf.control.gateway_process import GatewayProcess
 from wharf.control.monitor_process import MonitorProcess
 from wharf.control.policy import ManifestPolicy
+from wharf.control.prometheus_process import PrometheusProcess
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
 from wharf.embedded_http import EmbeddedServer, listen
@@ -60,6 +62,11 @@ class DaemonSettings(BaseSettings):
     resync_s: float = Field(1.0, gt=0, description="how often load is sampled, canaries judged, replicas recorded")
     scale_to_zero_grace_s: float = Field(30.0, ge=0, description="an idle revision's last replica goes after this")
     max_replicas: int = Field(64, ge=1, description="replicas on this machine in all")
+    prometheus: bool = Field(False, description="run a Prometheus server scraping this Wharf (`--prometheus`)")
+    prometheus_host: str = Field("127.0.0.1", description="where that Prometheus listens")
+    prometheus_port: int = Field(9090, ge=0, le=65535, description="its port (0: a free one)")
+    prometheus_scrape_interval_s: float = Field(5.0, gt=0, description="how often it scrapes every target")
+    prometheus_binary: str = Field("prometheus", description="the Prometheus server to run")
 
 
 def _ingress(host: str, http_port: int, grpc_port: int) -> Ingress:
@@ -103,6 +110,7 @@ async def run(settings: DaemonSettings) -> None:
         credentials, made = Credentials.load_or_create(settings.home)
         store = Store(settings.home / "wharf.db")
         gateway = GatewayProcess(settings.home)
+        prometheus = PrometheusProcess(settings.home, settings.prometheus_binary)
         monitor: MonitorProcess | None = None
         backend = LocalBackend(settings.home)
         stop = asyncio.Event()
@@ -149,12 +157,25 @@ async def run(settings: DaemonSettings) -> None:
                 log.exception("reconcile failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
             control = listen(settings.control_host, settings.control_port)
             control_port = control.getsockname()[1]
+            control_url = _url(settings.control_host, control_port)
             controller = Controller(store, reconciler, ManifestPolicy(home=settings.home))
-            app = create_app(controller)
+            targets = ScrapeTargets.of_daemon(store, backend, ingress.http_url, control_url, monitor_url)
+            app = create_app(controller, targets=targets)
             api = EmbeddedServer(ControlGuard(app, credentials, settings.control_allowed_hosts))
             api_task = await api.start(control)
+            prometheus_config = prometheus.configure(
+                discovery_url(settings.control_host, control_port),
+                credentials.viewer,
+                settings.prometheus_scrape_interval_s,
+            )
+            prometheus_url = None
+            if settings.prometheus:
+                try:
+                    prometheus_url = await prometheus.start(settings.prometheus_host, settings.prometheus_port)
+                except ConfigurationError as e:  # serving goes on without it; the log says why
+                    log.error("prometheus did not start; running without it", extra={"reason": e.message})
             address = DaemonAddress(
-                _url(settings.control_host, control_port),
+                control_url,
                 _url(settings.host, http_port),
                 f"{settings.host}:{grpc_port}",
                 credentials.admin,
@@ -173,6 +194,8 @@ async def run(settings: DaemonSettings) -> None:
                     "grpc_port": grpc_port,
                     "control_port": control_port,
                     "monitor": address.monitor_url,
+                    "prometheus": prometheus_url,
+                    "prometheus_config": str(prometheus_config),
                     **tokens,  # printed once, when made; kept in WHARF_HOME (credentials.json, daemon.json)
                 },
             )
@@ -180,6 +203,7 @@ async def run(settings: DaemonSettings) -> None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.resync_s)
                 try:
+                    await prometheus.supervise()
                     if monitor is not None:
                         await monitor.supervise()
                         if (summary := await monitor.summary()) is not None:
@@ -191,6 +215,7 @@ async def run(settings: DaemonSettings) -> None:
             api.should_exit = True
             await api_task
         finally:
+            await prometheus.stop(5.0)
             if monitor is not None:
                 await monitor.stop(5.0)
             await gateway.stop(5.0)
