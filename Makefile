@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 GATEWAY_PORT ?= 8000
 
-.PHONY: run serve test clean bench
+.PHONY: run serve test clean bench prometheus
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,19 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[sklearn,monitor]'
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python prometheus
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed-run
+
+# Debian's Prometheus server, when there is none: the tests scrape a running Wharf with it (`wharf up --prometheus`).
+# The package would start a server of its own on :9090 where an init system runs; Wharf runs its own, so that one is
+# stopped and disabled.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+prometheus:
+	@command -v prometheus >/dev/null || { \
+	  $(SUDO) apt-get install -y --no-install-recommends prometheus || \
+	    { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends prometheus; } && \
+	  { $(SUDO) systemctl disable --now prometheus 2>/dev/null || $(SUDO) invoke-rc.d prometheus stop 2>/dev/null || true; }; }
 
 examples/iris/model.joblib: examples/iris/train.py | $(VENV)/.installed-run
 	$(BIN)/python examples/iris/train.py examples/iris/model.joblib
