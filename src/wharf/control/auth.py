@@ -2,7 +2,8 @@
 
 `wharf up` makes two bearer tokens on its first start and keeps them in WHARF_HOME/credentials.json (mode 0600):
 `admin` may do everything, `viewer` may only read (GET and HEAD). Every call needs one
-(`Authorization: Bearer TOKEN`) except the health check, the API's own documentation and `/metrics`: a Prometheus
+(`Authorization: Bearer TOKEN`) except the health check, the API's own documentation, the web console's page and
+files (`/`, `/console/...`: no data in them) and `/metrics`: a Prometheus
 scrape job sends one authorization to every target it scrapes, replicas running users' code among them, so the
 control plane's figures are open as the gateway's and the replicas' are (its service discovery needs a token).
 
@@ -33,7 +34,8 @@ ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]
 ]
 
-OPEN_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+OPEN_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/"})
+OPEN_PREFIX = "/console/"  # the web console's scripts and styles
 READ_METHODS = frozenset({b"GET", b"HEAD"})
 BODY_TYPES = frozenset(
     {
@@ -138,7 +140,7 @@ class ControlGuard:
                     415,
                     f"the body must be JSON or YAML (content-type application/json or application/yaml), not {content_type or 'untyped'!r}",
                 )
-        if scope["path"] in OPEN_PATHS:
+        if scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIX):
             return None
         scheme, _, token = headers.get(b"authorization", "").partition(" ")
         role = self.credentials.role(token.strip()) if scheme.lower() == "bearer" else None
@@ -146,6 +148,7 @@ class ControlGuard:
             return 401, "a valid bearer token is required (WHARF_HOME/daemon.json holds the admin token)"
         if role != "admin" and scope["method"].encode() not in READ_METHODS:
             return 403, f"the {role} token may only read"
+        scope.setdefault("state", {})["role"] = role  # for the routes that say who is asking (the console's)
         return None
 
 
