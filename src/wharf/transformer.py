@@ -47,6 +47,11 @@ class PredictorSettings(BaseSettings):
     model: str | None = Field(None, description="the model to call (default: the transformer's own name)")
     host: str | None = Field(None, description="HTTP Host header to send: the predictor's host on the gateway")
     service: str | None = Field(None, description="x-wharf-service gRPC metadata: namespace/name on the gateway")
+    caller: str | None = Field(
+        None,
+        description="x-wharf-caller header and gRPC metadata: who calls (namespace/service/component), which"
+        " the gateway counts its calls under (its service graph)",
+    )
     timeout_s: float = Field(60.0, gt=0)
 
     def check(self, caller: str) -> None:
@@ -62,9 +67,14 @@ class PredictorSettings(BaseSettings):
             "grpc_target": self.grpc_target,
             "protocol": self.protocol,
             "timeout_s": self.timeout_s,
-            "headers": {"host": self.host} if self.host else None,
-            "metadata": {"x-wharf-service": self.service} if self.service else None,
+            "headers": _present({"host": self.host, "x-wharf-caller": self.caller}),
+            "metadata": _present({"x-wharf-service": self.service, "x-wharf-caller": self.caller}),
         }
+
+
+def _present(values: dict[str, str | None]) -> dict[str, str] | None:
+    """The headers (or metadata) that have a value; None if none has."""
+    return {key: value for key, value in values.items() if value} or None
 
 
 # Predictor errors a transformer answers with as they are: the predictor's state, not a fault in the exchange.

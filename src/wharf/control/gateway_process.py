@@ -1,9 +1,10 @@
 """`GatewayProcess`: the control plane's handle on its gateway, which runs as a process of its own.
 
-It offers what the reconciler needs of a gateway (`update`, `stats`, `payload_counts`, `on_demand`) over
-`wharf.gateway.channel`. `start` adopts the gateway a crashed daemon left running on this WHARF_HOME (it kept
-routing meanwhile) or starts one; if the gateway process dies, a new one is started on the same ports and handed
-the last table. Statistics are the snapshot the gateway last pushed (at most `channel.PUSH_S` old).
+It offers what the reconciler needs of a gateway (`update`, `stats`, `payload_counts`, `on_demand`), and the
+service graph its `edges`, over `wharf.gateway.channel`. `start` adopts the gateway a crashed daemon left running
+on this WHARF_HOME (it kept routing meanwhile) or starts one; if the gateway process dies, a new one is started on
+the same ports and handed the last table. Statistics are the snapshot the gateway last pushed (at most
+`channel.PUSH_S` old).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from wharf.control.backends.process import ReplicaProcess
 from wharf.errors import ConfigurationError
 from wharf.gateway import channel
+from wharf.gateway.edges import EdgeStats
 from wharf.gateway.routes import RouteTable
 from wharf.gateway.stats import RevisionStats
 
@@ -72,6 +74,10 @@ class GatewayProcess:
 
     def payload_counts(self) -> dict[str, int]:
         return self._load.payload_counts
+
+    def edges(self) -> tuple[EdgeStats, ...]:
+        """Who called whom, as the gateway last pushed it (none from a gateway of an earlier release)."""
+        return getattr(self._load, "edges", ())
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop the gateway: requests in flight get up to `grace_s` to finish."""

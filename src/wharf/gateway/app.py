@@ -12,6 +12,7 @@ import grpc
 
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway.dispatch import Dispatcher
+from wharf.gateway.edges import EdgeStats
 from wharf.gateway.grpc_proxy import GrpcProxy, GrpcUpstream, grpc_server_options
 from wharf.gateway.metrics import GatewayMetrics
 from wharf.gateway.payloads import SinkPost
@@ -79,6 +80,10 @@ class Gateway:
         """Per revision name of the current table: requests in flight and waiting in the activator now, and
         answers over the stats window."""
         return self._dispatcher.snapshot()
+
+    def edges(self) -> tuple[EdgeStats, ...]:
+        """Who called which revision or graph of the current table over the stats window (edges.py)."""
+        return self._dispatcher.edges.snapshot(self._dispatcher.router.table)
 
     def payload_counts(self) -> dict[str, int]:
         """How many payload log events were sent, dropped and failed so far."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wharf.gateway.edges import EdgeStats
 from wharf.gateway.routes import RouteTable
 from wharf.gateway.stats import RevisionStats
 
@@ -47,10 +48,14 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """The gateway's statistics per revision, and what its payload logger did so far."""
+    """The gateway's statistics per revision, what its payload logger did so far, and who called whom.
+
+    A gateway of an earlier release sends no `edges`: unpickled here, the field is not set at all (read it with
+    `getattr(load, "edges", ())`); a daemon of an earlier release ignores it."""
 
     stats: dict[str, RevisionStats]
     payload_counts: dict[str, int] = field(default_factory=dict)
+    edges: tuple[EdgeStats, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

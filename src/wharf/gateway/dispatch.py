@@ -28,6 +28,7 @@ from wharf.errors import RequestTimeout, WharfError
 from wharf.gateway.activator import Activator
 from wharf.gateway.balancer import Balancer, NoReadyReplica
 from wharf.gateway.codes import Codes
+from wharf.gateway.edges import Edges
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Revision, RouteTable, Service
 from wharf.gateway.settings import GatewaySettings
@@ -83,6 +84,7 @@ class Dispatcher:
         self.router = Router(RouteTable(), self._rng)
         self.balancer = Balancer(self._rng, settings.max_queued_per_revision, settings.eject_s, clock)
         self.stats = Stats(settings.stats_window_s, settings.stats_bucket_s, clock)
+        self.edges = Edges(self.stats, settings.stats_window_s, settings.stats_bucket_s)
         self.activator = Activator(
             settings.activator_queue_size, settings.activator_timeout_s, settings.activator_retry_after_s
         )
@@ -99,6 +101,7 @@ class Dispatcher:
         self.router = Router(table, self._rng)
         revisions = [r for service in table.services for r in service.revisions.values()]
         self.stats.retain(r.name for r in revisions)
+        self.edges.update(table)
         self.balancer.retain(revisions)
         self.activator.retain(revisions)
 
@@ -106,9 +109,11 @@ class Dispatcher:
         """Statistics of every revision in the current table."""
         return self.stats.snapshot(r for s in self.router.table.services for r in s.revisions)
 
-    async def forward(self, revision: Revision, send: Send[T], codes: Codes[T], mirrored: bool = False) -> T:
+    async def forward(
+        self, revision: Revision, send: Send[T], codes: Codes[T], mirrored: bool = False, source: str | None = None
+    ) -> T:
         """The answer of a replica of `revision`, counted in its statistics under its code (`mirrored`: as a copy
-        sent to it as a shadow).
+        sent to it as a shadow), and on the edge from `source` when the request says who sent it (edges.py).
 
         While the revision has no ready replica left to try the request waits in the activator (ActivationFailed
         past its deadline); RequestTimeout once the revision's timeout has passed since the request came.
@@ -138,14 +143,18 @@ class Dispatcher:
         finally:
             end = clock()
             window.record(end, end - start, code, mirrored)
+            if source is not None:
+                self.edges.record(source, revision.name, end, end - start, code)
 
-    def mirror(self, router: Router, service: Service, send: Send[T], codes: Codes[T]) -> None:
+    def mirror(
+        self, router: Router, service: Service, send: Send[T], codes: Codes[T], source: str | None = None
+    ) -> None:
         """Also send this request to `service`'s shadow revision when it is among the share mirrored, unless
         `shadow_concurrency` mirrored requests are already in flight. Nobody waits for the answer."""
         revision = router.shadow(service)
         if revision is None or len(self._shadows) >= self._shadow_limit:
             return
-        task = asyncio.create_task(self._shadow(revision, send, codes))
+        task = asyncio.create_task(self._shadow(revision, send, codes, source))
         self._shadows.add(task)
         task.add_done_callback(self._shadows.discard)
 
@@ -198,9 +207,9 @@ class Dispatcher:
             finally:
                 self.balancer.release(replica, revision)
 
-    async def _shadow(self, revision: Revision, send: Send[T], codes: Codes[T]) -> None:
+    async def _shadow(self, revision: Revision, send: Send[T], codes: Codes[T], source: str | None) -> None:
         try:
-            await self.forward(revision, send, codes, mirrored=True)
+            await self.forward(revision, send, codes, mirrored=True, source=source)
         except WharfError:
             pass  # counted in the revision's statistics; the answer goes nowhere
         except Exception:

@@ -12,9 +12,11 @@ Which service a request is for, in this order:
    request is INVALID_ARGUMENT naming them, so a second namespace serving a model of the same name never takes a
    client's requests silently: clients of either name theirs by host or x-wharf-service.
 A ModelInfer naming model `{model}-explainer` by the host or x-wharf-service of a service with an explainer goes to
-the explainer (the model is read for that only when the service has one). `x-wharf-revision` pins a revision. ServerLive, ServerReady and ServerMetadata without x-wharf-service are answered
-by the gateway itself. Request metadata goes to the replica, the deadline with it;
-the replica's status, details and metadata come back unchanged. One channel per replica target.
+the explainer (the model is read for that only when the service has one). `x-wharf-revision` pins a revision;
+`x-wharf-caller` is counted on its caller's edge (edges.py) and not sent on. ServerLive, ServerReady and
+ServerMetadata without x-wharf-service are answered by the gateway itself. Request metadata goes to the replica,
+the deadline with it; the replica's status, details and metadata come back unchanged. One channel per replica
+target.
 
 The repository RPCs (RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload) are control operations: the
 gateway answers them PERMISSION_DENIED itself, so that no client of the gateway can unload a service's model.
@@ -38,6 +40,7 @@ from wharf.errors import InvalidInput, NotFound, WharfError
 from wharf.gateway.api_keys import presented_key, require_key
 from wharf.gateway.codes import GrpcCodes
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher
+from wharf.gateway.edges import CALLER_HEADER
 from wharf.gateway.payloads import REQUEST_ID, log_grpc_exchange
 from wharf.gateway.proxy import REPOSITORY_REFUSED
 from wharf.gateway.router import Router
@@ -95,7 +98,7 @@ _REPLICA_FAULTS = frozenset(
 )
 # Metadata that gRPC itself sets on each hop.
 _RESERVED = ("grpc-", ":")
-_HOP_KEYS = frozenset({"user-agent", "content-type", "te", "host"})
+_HOP_KEYS = frozenset({"user-agent", "content-type", "te", "host", CALLER_HEADER})  # the caller: counted, not sent
 
 
 class _Reply(NamedTuple):
@@ -115,6 +118,17 @@ def _numbered(metadata: Metadata, number: int) -> Metadata:
 
 
 _CODES: GrpcCodes[_Reply] = GrpcCodes(lambda reply: reply.code, _REPLICA_FAULTS)
+
+
+def _pinned_and_caller(metadata: Metadata) -> tuple[str | bytes | None, str | bytes | None]:
+    """The revision a request pins (`x-wharf-revision`, the first) and the caller it names (`x-wharf-caller`)."""
+    pinned = caller = None
+    for k, v in metadata:
+        if k == REVISION_KEY and pinned is None:
+            pinned = v
+        elif k == CALLER_HEADER:
+            caller = v
+    return pinned, caller
 
 
 def _passed_on(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
@@ -214,8 +228,9 @@ class GrpcProxy(grpc.GenericRpcHandler):
         service, tagged = self._service(router, name, request, metadata)
         if service.api_keys:
             require_key(service, presented_key((k, v) for k, v in metadata if isinstance(v, str)))
-        pinned = next((v for k, v in metadata if k == REVISION_KEY), None)
+        pinned, caller = _pinned_and_caller(metadata)
         revision = router.revision(service, pinned if isinstance(pinned, str) else tagged)
+        source = caller if isinstance(caller, str) else None
         outgoing = _passed_on(metadata)
         log_answer = None
         if method == INFER_METHOD:  # the payloads; the other methods ask about models and servers
@@ -225,9 +240,9 @@ class GrpcProxy(grpc.GenericRpcHandler):
         def send(replica: Replica) -> Awaitable[_Reply]:
             return upstream.call(replica, method, request, outgoing, timeout)
 
-        self._dispatcher.mirror(router, service, send, _CODES)
+        self._dispatcher.mirror(router, service, send, _CODES, source)
         try:
-            reply = await self._dispatcher.forward(revision, send, _CODES)
+            reply = await self._dispatcher.forward(revision, send, _CODES, source=source)
         except WharfError as e:  # the gateway's own answer (no ready replica, timeout)
             if log_answer is not None:
                 log_answer(e.grpc_code, None, e.message)

@@ -6,7 +6,8 @@ A body that came whole with its headers (a small one) is forwarded whole, over p
 it, and the revision has a ready replica (a body waiting in the activator is read whole first); otherwise it is
 read whole, then forwarded.
 Either way at most `max_request_bytes`, and the client may keep the gateway waiting for it `body_timeout_s` in all.
-Hop-by-hop headers are dropped both ways; `x-forwarded-for` and `x-forwarded-host` are set. Replica answers,
+Hop-by-hop headers are dropped both ways, and a request's `x-wharf-caller` (it only counts the request on its
+caller's edge: edges.py); `x-forwarded-for` and `x-forwarded-host` are set. Replica answers,
 errors included, pass through unchanged; the gateway's own errors are `{"error": ...}` bodies, made here and
 nowhere else (with a `Retry-After` header when the activator gave up waiting).
 
@@ -40,6 +41,7 @@ from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.api_keys import presented_key, require_key
 from wharf.gateway.codes import HttpCodes
 from wharf.gateway.dispatch import Dispatcher
+from wharf.gateway.edges import CALLER_HEADER
 from wharf.gateway.metrics import GatewayMetrics
 from wharf.gateway.payloads import REQUEST_ID_HEADER, log_rest_exchange
 from wharf.gateway.router import Router
@@ -56,15 +58,17 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 REVISION_HEADER = b"x-wharf-revision"
+_CALLER = CALLER_HEADER.encode()  # counted on its edge (edges.py), never forwarded
 REPOSITORY_REFUSED = "repository load/unload are control operations; use the control plane"
 _JSON: Headers = [(b"content-type", b"application/json")]  # copy it before appending
 # Set again for the replica: the body is whole (no 100-continue), and the Host is the replica's.
-_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for"}
+_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for", _CALLER}
 # A graph's steps send JSON and read the answers themselves (uncompressed).
 _NOT_TO_STEPS = frozenset({b"content-type", b"accept-encoding"})
 
 
 _CODES: HttpCodes[Answer] = HttpCodes(lambda answer: answer.status)
+_GRAPH_CODES: HttpCodes[tuple[int, bytes]] = HttpCodes(lambda answer: answer[0])
 
 
 class RestProxy:
@@ -110,7 +114,7 @@ class RestProxy:
 
     async def _forward(self, scope: dict[str, Any], receive: Receive) -> Answer:
         router = self._dispatcher.router  # this request keeps this table, whatever update() does meanwhile
-        host, pinned, length, headers = _request_headers(scope)
+        host, pinned, length, headers, caller = _request_headers(scope)
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         graph = router.graph(host, path)
@@ -118,7 +122,8 @@ class RestProxy:
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"graph {graph.key!r} takes a POST of its request", "POST")
             body = await read_body(receive, self._limit, self._body_timeout)
-            status, answer = await self._graph_runner(router, graph).run(body, _step_headers(headers))
+            run = self._graph_runner(router, graph).run(body, _step_headers(headers))
+            status, answer = await self._dispatcher.edges.counted(caller, graph.key, run, _GRAPH_CODES)
             return Answer(status, list(_JSON), answer)
         try:
             route = router.route(host, path)
@@ -136,7 +141,7 @@ class RestProxy:
         method = scope["method"]
         body = await start_body(receive, self._limit, self._body_timeout)
         if not isinstance(body, bytes):  # a larger body, still arriving
-            streamed = await self._stream(route.service, revision, method, target, headers, length, body)
+            streamed = await self._stream(route.service, revision, method, target, headers, length, body, caller)
             if isinstance(streamed, Answer):
                 return streamed
             body = streamed
@@ -146,8 +151,8 @@ class RestProxy:
             return upstream.send(replica, method, target, headers, body)
 
         log_answer = log_rest_exchange(self._payloads, revision.logger, method, headers, body)
-        self._dispatcher.mirror(router, route.service, send, _CODES)
-        answer = await self._logged(revision, send, log_answer)
+        self._dispatcher.mirror(router, route.service, send, _CODES, caller)
+        answer = await self._logged(revision, send, log_answer, caller)
         if log_answer is not None and not any(key == REQUEST_ID_HEADER for key, _ in answer.headers):
             # The client learns the id its payload events carry (the gateway may have made it).
             answer.headers.append(next((k, v) for k, v in headers if k == REQUEST_ID_HEADER))
@@ -162,6 +167,7 @@ class RestProxy:
         headers: Headers,
         length: bytes | None,
         body: BodyStream,
+        caller: str | None,
     ) -> Answer | bytes:
         """The answer to a request whose body is forwarded as it arrives; or the whole body, read, where it may
         not be streamed (see the module docstring)."""
@@ -184,17 +190,19 @@ class RestProxy:
             except (InvalidInput, PayloadTooLarge) as e:  # the client's body: answered, not the revision's fault
                 return _error(e.http_status, e.message)
 
-        return await self._dispatcher.forward(revision, send, _CODES)
+        return await self._dispatcher.forward(revision, send, _CODES, source=caller)
 
     async def _logged(
         self,
         revision: Revision,
         send: Callable[[Replica], Awaitable[Answer]],
         log_answer: Callable[[Answer], None] | None,
+        source: str | None,
     ) -> Answer:
-        """The answer of a replica of `revision`, handed to `log_answer` too (when the revision logs payloads)."""
+        """The answer of a replica of `revision` to a request from `source` (None: a client), handed to `log_answer`
+        too (when the revision logs payloads)."""
         try:
-            answer = await self._dispatcher.forward(revision, send, _CODES)
+            answer = await self._dispatcher.forward(revision, send, _CODES, source=source)
         except WharfError as e:  # the gateway's own answer (no ready replica, timeout): logged as it goes out
             if log_answer is not None:
                 log_answer(_error(e.http_status, e.message))
@@ -232,7 +240,7 @@ class RestProxy:
             def send(replica: Replica) -> Awaitable[Answer]:
                 return upstream.send(replica, "POST", path, sent, body)
 
-            answer = await self._logged(revision, send, log_answer)
+            answer = await self._logged(revision, send, log_answer, graph.key)
             return StepAnswer(answer.status, answer.body, called)
 
         return GraphRunner(graph.nodes, call, self._dispatcher.rng, step_timeout_s=graph.step_timeout_s)
@@ -256,10 +264,10 @@ def _step_headers(headers: Headers) -> dict[str, str]:
     return steps
 
 
-def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, bytes | None, Headers]:
-    """The Host, the pinned revision, the Content-Length and the headers to forward (x-forwarded-* set, hop-by-hop
-    dropped)."""
-    host = forwarded_for = connection = pinned = length = None
+def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, bytes | None, Headers, str | None]:
+    """The Host, the pinned revision, the Content-Length, the headers to forward (x-forwarded-* set, hop-by-hop
+    dropped) and the caller the request names (`x-wharf-caller`)."""
+    host = forwarded_for = connection = pinned = length = caller = None
     has_forwarded_host = False
     headers: Headers = []
     for key, value in scope["headers"]:
@@ -272,6 +280,8 @@ def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, bytes | No
                 forwarded_for = value
             elif key == b"connection":
                 connection = value
+            elif key == _CALLER:
+                caller = value.decode("latin-1")
             continue
         if key == REVISION_HEADER:
             pinned = value.decode("latin-1")
@@ -287,7 +297,7 @@ def _request_headers(scope: dict[str, Any]) -> tuple[str, str | None, bytes | No
         headers.append((b"x-forwarded-for", forwarded_for + b", " + address if forwarded_for else address))
     if host is not None and not has_forwarded_host:
         headers.append((b"x-forwarded-host", host))
-    return (host or b"").decode("latin-1"), pinned, length, headers
+    return (host or b"").decode("latin-1"), pinned, length, headers, caller
 
 
 def _is_repository_api(path: str) -> bool:

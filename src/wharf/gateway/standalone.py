@@ -76,7 +76,8 @@ class DaemonLink:
     async def _push(self, writer: asyncio.StreamWriter) -> None:
         while not writer.is_closing():
             if writer.transport.get_write_buffer_size() < _MAX_UNREAD:  # else the daemon is not reading: skip
-                channel.send(writer, channel.Load(self.gateway.stats(), dict(self.gateway.payload_counts())))
+                gateway = self.gateway
+                channel.send(writer, channel.Load(gateway.stats(), dict(gateway.payload_counts()), gateway.edges()))
             await asyncio.sleep(channel.PUSH_S)
 
     def _demand(self, revision: str) -> None:

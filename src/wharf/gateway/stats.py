@@ -139,30 +139,37 @@ class RevisionWindow:
         codes, label = tally.codes, code.label
         codes[label] = codes.get(label, 0) + 1
 
-    def snapshot(self, now: float) -> RevisionStats:
-        """The counts of the window that ends at `now`."""
+    def totals(self, now: float) -> tuple[int, int, dict[int, int]]:
+        """The requests, errors and latency bins (bin index -> requests) of the window that ends at `now`."""
         oldest = int(now // self._bucket_s) - self._slots
         live = [b for b in self._buckets if b.slot > oldest]
-        requests = sum(b.requests for b in live)
-        errors = sum(b.errors for b in live)
         bins: dict[int, int] = {}
         for bucket in live:
             for index, count in bucket.bins.items():
                 bins[index] = bins.get(index, 0) + count
+        return sum(b.requests for b in live), sum(b.errors for b in live), bins
+
+    def covered_s(self, now: float) -> float:
+        """The seconds the window that ends at `now` spans: from the start of its oldest bucket to `now`."""
+        return now - (int(now // self._bucket_s) - self._slots + 1) * self._bucket_s
+
+    def snapshot(self, now: float) -> RevisionStats:
+        """The counts of the window that ends at `now`."""
+        requests, errors, bins = self.totals(now)
         return RevisionStats(
             in_flight=self.in_flight,
             requests=requests,
             errors=errors,
             error_rate=errors / requests if requests else 0.0,
-            p50_ms=_percentile(bins, requests, 0.50),
-            p99_ms=_percentile(bins, requests, 0.99),
+            p50_ms=percentile(bins, requests, 0.50),
+            p99_ms=percentile(bins, requests, 0.99),
             queued=self.queued,
             answered=self.answered,
             taken_at=now,
         )
 
 
-def _percentile(bins: dict[int, int], total: int, q: float) -> float | None:
+def percentile(bins: dict[int, int], total: int, q: float) -> float | None:
     """The geometric middle of the bin holding the q-quantile (bins are at most 10% wide)."""
     if not total:
         return None
