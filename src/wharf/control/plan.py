@@ -164,10 +164,12 @@ def component_name(service: str, component: str) -> str:
     return f"{service}-{component}"
 
 
-def predictor_env(calls: dict[str, Any], url: str, grpc_target: str) -> dict[str, str]:
+def predictor_env(calls: dict[str, Any], url: str, grpc_target: str, caller: str) -> dict[str, str]:
     """The environment that tells a transformer where its predictor is (`wharf.transformer.PredictorSettings`):
-    `calls` as a transformer's revision stores it, and the gateway's addresses."""
+    `calls` as a transformer's revision stores it, the gateway's addresses, and who it is to the gateway (`caller`:
+    `namespace/service/component`, which the gateway counts its calls under)."""
     return {
+        "WHARF_PREDICTOR_CALLER": caller,
         "WHARF_PREDICTOR_URL": url,
         "WHARF_PREDICTOR_GRPC_TARGET": grpc_target,
         "WHARF_PREDICTOR_HOST": str(calls["host"]),

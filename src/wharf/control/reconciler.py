@@ -338,7 +338,8 @@ class Reconciler:
         spec = record.spec
         env = dict(spec["env"])
         if "predictor" in spec:
-            env.update(predictor_env(spec["predictor"], self.ingress.http_url, self.ingress.grpc_target))
+            caller = f"{record.namespace}/{record.service}/{record.component}"
+            env.update(predictor_env(spec["predictor"], self.ingress.http_url, self.ingress.grpc_target, caller))
         resources = ReplicaResources.from_kubernetes(spec.get("resources"))  # revisions made before have none
         return ReplicaSpec(
             record.name, spec["model_name"], spec["model_uri"], spec["runtime"], env, tuple(spec["args"]), resources

@@ -93,18 +93,19 @@ def test_the_environment_that_points_a_transformer_at_its_predictor_is_what_it_r
     from wharf.transformer import PredictorSettings
 
     calls = service_plan(manifest(TRANSFORMED), "example.com").components[TRANSFORMER].replica["predictor"]
-    env = predictor_env(calls, "http://127.0.0.1:8000", "127.0.0.1:8001")
+    env = predictor_env(calls, "http://127.0.0.1:8000", "127.0.0.1:8001", "shop/reviews/transformer")
     settings = PredictorSettings(**{k.removeprefix("WHARF_PREDICTOR_").lower(): v for k, v in env.items()})
     assert (settings.url, settings.grpc_target, settings.protocol) == (
         "http://127.0.0.1:8000",
         "127.0.0.1:8001",
         "grpc-v2",
     )
-    assert (settings.host, settings.service, settings.model, settings.timeout_s) == (
+    assert (settings.host, settings.service, settings.model, settings.timeout_s, settings.caller) == (
         "reviews-predictor.shop.example.com",
         "shop/reviews-predictor",
         "reviews",
         20.0,
+        "shop/reviews/transformer",
     )
 
 
