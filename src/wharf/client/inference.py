@@ -242,8 +242,10 @@ class SyncInferenceClient:
         finally:
             self._runner.close()
 
-    def infer(self, model: str, request: InferRequest, version: str | None = None) -> InferResponse:
-        return self._runner.run(self._client.infer(model, request, version))
+    def infer(
+        self, model: str, request: InferRequest, version: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> InferResponse:
+        return self._runner.run(self._client.infer(model, request, version, headers))
 
     def predict(self, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._runner.run(self._client.predict(model, body))

@@ -3,7 +3,8 @@ ART's black-box attacks, and tree SHAP's check at load time).
 
 Explanations run in the model server's explanation threads, so each thread gets a `SyncInferenceClient` of its own
 (made as a transformer makes its client, from `WHARF_PREDICTOR_*`); each call has the predictor's timeout
-(WHARF_PREDICTOR_TIMEOUT_S). Rows go as one FP64 tensor `[rows, values]` named `input-0`.
+(WHARF_PREDICTOR_TIMEOUT_S) and the trace headers of the request explained (the threads run in its context). Rows
+go as one FP64 tensor `[rows, values]` named `input-0`.
 
 Which output is explained: the configured one (over V2 and gRPC a requested output; over V1, where a request names
 no output, the request parameter `method`, which Wharf's tabular runtimes read), else the probabilities where the
@@ -21,6 +22,7 @@ import numpy as np
 
 from wharf.client.inference import SyncInferenceClient
 from wharf.errors import InvalidInput, PredictorFailed, RequestTimeout, ServerBusy, ServerUnreachable, WharfError
+from wharf.model.context import propagated_headers
 from wharf.protocol.v2 import InferRequest, InferResponse, RequestedOutput, Tensor
 from wharf.transformer import PredictorSettings
 
@@ -87,7 +89,7 @@ class Predictor:
 
     def _call(self, request: InferRequest) -> InferResponse:
         try:
-            return self._client().infer(self.model, request)
+            return self._client().infer(self.model, request, headers=propagated_headers())
         except WharfError as e:
             if not e.answered or isinstance(e, _PASSED_ON):
                 raise

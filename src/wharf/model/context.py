@@ -2,14 +2,19 @@
 trace (`traceparent`, `x-request-id`, ...) on to its predictor, a model may read its own.
 
 The model server sets them for each request (HTTP headers, or gRPC metadata). Async model methods see them: they
-run in the request's task; plain methods run in worker threads, which may serve several requests in one batch,
-and see none.
+run in the request's task; so do explanations, run in explanation threads in the request's context; plain methods
+run in worker threads, which may serve several requests in one batch, and see none.
+
+While tracing is on, the W3C trace context a call passes on is the current span's (`wharf.telemetry.tracing`), so
+the called server's spans are children of the caller's, not siblings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+
+from wharf.telemetry import tracing
 
 # What a transformer sends on to its predictor: W3C trace context, B3, the request id, and the API key the gateway
 # asks of a service with keys (`wharf.gateway.api_keys`).
@@ -40,5 +45,9 @@ def request_headers() -> dict[str, str]:
 
 
 def propagated_headers() -> dict[str, str]:
-    """The request's trace headers (`PROPAGATED`), for a call it makes to another server."""
-    return {name: value for name, value in request_headers().items() if name in PROPAGATED}
+    """The request's trace headers (`PROPAGATED`), for a call it makes to another server (the current span's trace
+    context in place of the request's while tracing is on)."""
+    found = {name: value for name, value in request_headers().items() if name in PROPAGATED}
+    if tracing.enabled:
+        found.update(tracing.trace_headers())
+    return found

@@ -1,4 +1,9 @@
-"""The model-server process: wires the repository, data plane, transports and metrics, and runs them."""
+"""The model-server process: wires the repository, data plane, transports and metrics, and runs them.
+
+Tracing is configured as the process starts (`wharf.telemetry.tracing`, off unless OTEL_EXPORTER_OTLP_* names an
+endpoint): service `wharf-model-server`, with the replica's identity where `wharf up` gave it (WHARF_SERVICE,
+WHARF_COMPONENT, WHARF_REVISION, WHARF_REPLICA); what is queued is exported as it stops.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from wharf.server.grpc import start_grpc_server
 from wharf.server.metrics import ServerMetrics
 from wharf.server.rest import RestApp
 from wharf.server.settings import ServerSettings
+from wharf.telemetry import tracing
 
 log = logging.getLogger("wharf.server")
 
@@ -41,10 +47,14 @@ class ModelServer:
     def start(self, models: list[Model] | None = None) -> None:
         """Register `models`, load everything and serve; returns once the server has drained and stopped."""
         logs.configure(self.settings.log_level)
+        tracing.configure("wharf-model-server", resource_attributes(self.settings))
         for model in models or ():
             self.repository.add(model)
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(self.serve())
+        try:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                runner.run(self.serve())
+        finally:
+            tracing.shutdown()
 
     def stop(self) -> None:
         """Begin a graceful stop (what SIGTERM does)."""
@@ -96,6 +106,19 @@ class ModelServer:
             rest.close()
             dataplane.close()
             log.info("stopped")
+
+
+def resource_attributes(settings: ServerSettings) -> dict[str, str]:
+    """The replica's identity, as its spans' resource attributes (those `wharf up` gave it)."""
+    namespace, _, service = settings.service.rpartition("/")
+    found = {
+        "service.namespace": namespace,
+        "wharf.service": service,
+        "wharf.component": settings.component,
+        "wharf.revision": settings.revision,
+        "service.instance.id": settings.replica,
+    }
+    return {key: value for key, value in found.items() if value}
 
 
 def loop_factory():  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ response (`explain_as_response`) for V2 `/explain`, gRPC and the `{name}-explain
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import threading
@@ -163,8 +164,9 @@ class DataPlane:
         return to_response(model, result, request)
 
     async def _explaining(self, model: Model, method: str, payload: Any) -> Any:
-        """`model.method(payload)`: awaited when async, else in an explanation thread, waiting for one if there is
-        room to wait (a caller that stops waiting cancels a call not started: asyncio.wrap_future does)."""
+        """`model.method(payload)`: awaited when async, else in an explanation thread (in the request's context),
+        waiting for one if there is room to wait (a caller that stops waiting cancels a call not started:
+        asyncio.wrap_future does)."""
         step = getattr(model, method)
         if is_async(model, method):
             return await step(payload)
@@ -173,7 +175,8 @@ class DataPlane:
                 f"all {self.threads} explanation threads are busy and {self._explanations_waiting} explanations"
                 " wait for them (WHARF_PREDICT_THREADS, WHARF_MAX_QUEUED_EXPLANATIONS); try again later"
             )
-        future = self._explanation_threads.submit(step, payload)
+        # in the request's context: its headers and current span, which the explainer's calls of its predictor carry
+        future = self._explanation_threads.submit(contextvars.copy_context().run, step, payload)
         future.add_done_callback(lambda _: self._explanation_slots.release())  # when the thread is done with it
         return await asyncio.wrap_future(future)
 

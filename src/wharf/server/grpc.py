@@ -7,6 +7,11 @@ INVALID_ARGUMENT (grpc's own answer to a failing deserializer is UNKNOWN): the d
 
 ModelInfer and ModelStreamInfer on `{name}-explainer`, where no model has that name, answer model `name`'s
 explanation (`DataPlane.explain_as_response`); the alias is looked up only once a model name is not found.
+
+While tracing is on (`wharf.telemetry.tracing`), a ModelInfer is a SERVER span
+`inference.GRPCInferenceService/ModelInfer` continuing the trace its metadata carries (attributes `rpc.system`,
+`rpc.service`, `rpc.method`, `rpc.grpc.status_code`), with children `decode` and `encode` (and the model's own: see
+pipeline.py); each request of a ModelStreamInfer is such a span of its own. Off, a check of `tracing.enabled`.
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from wharf.server.dataplane import Answer, DataPlane
 from wharf.server.metrics import ServerMetrics
 from wharf.server.settings import ServerSettings
+from wharf.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "grpc"
 EXPLAIN_PROTOCOL = "grpc-explain"  # the metrics' protocol label of explanations asked as `{name}-explainer`
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+_RPC_ATTRIBUTES = {"rpc.system": "grpc", "rpc.service": SERVICE.full_name, "rpc.method": "ModelInfer"}
 Reply = TypeVar("Reply")
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Reply]]
 
@@ -103,6 +110,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @_answering
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         serving(context.invocation_metadata)
+        if tracing.enabled:
+            return await self._traced(request, context)
         return await self._infer(request)
 
     async def ModelStreamInfer(
@@ -114,9 +123,23 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             try:
                 if type(request) is InvalidInput:
                     raise request
-                yield pb.ModelStreamInferResponse(infer_response=await self._infer(request))
+                infer = self._traced(request, context) if tracing.enabled else self._infer(request)
+                yield pb.ModelStreamInferResponse(infer_response=await infer)
             except Exception as e:
                 yield pb.ModelStreamInferResponse(error_message=_status(e)[1])
+
+    async def _traced(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+        """`_infer` in a SERVER span continuing the trace of the call's metadata."""
+        metadata = context.invocation_metadata() or ()
+        with tracing.server_span(f"{SERVICE.full_name}/ModelInfer", metadata, _RPC_ATTRIBUTES) as span:
+            try:
+                response = await self._infer(request)
+            except Exception as e:
+                code = grpc.StatusCode[e.grpc_code] if isinstance(e, WharfError) else grpc.StatusCode.INTERNAL
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                raise
+            span.set_attribute("rpc.grpc.status_code", 0)
+            return response
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         dataplane = self.dataplane
@@ -132,6 +155,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @staticmethod
     async def _answer(model: Model, request: pb.ModelInferRequest, answer: Answer) -> pb.ModelInferResponse:
         """The ModelInferResponse `answer` (inference or explanation) gives to `request`."""
+        if tracing.enabled:
+            with tracing.span("decode"):
+                decoded = codec.decode_request(request)
+            response = await answer(model, decoded)
+            with tracing.span("encode"):
+                return codec.encode_response(response, raw=len(request.raw_input_contents) > 0)
         response = await answer(model, codec.decode_request(request))
         return codec.encode_response(response, raw=len(request.raw_input_contents) > 0)
 

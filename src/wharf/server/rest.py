@@ -16,6 +16,11 @@ decoding, and the check costs one comparison.
 Explain requests are decoded as their protocol's inference requests are: V2 `/explain` and `/infer` on the
 `{name}-explainer` alias like `/infer` (the alias is looked up only once a model name is not found), V1 `:explain`
 like `:predict` unless the model reads the body itself (`Model.v1_explain_request`).
+
+While tracing is on (`wharf.telemetry.tracing`), each request is a SERVER span `{METHOD} {path}` continuing the
+trace its headers carry (attributes `http.request.method`, `url.path`, `http.response.status_code`), with children
+`decode` and `encode` around an inference request's decoding and encoding (and the model's own: see pipeline.py).
+Off, a request pays a check of `tracing.enabled` at each of those three places.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from wharf.protocol import v1, v2
 from wharf.protocol.v2 import InferRequest
 from wharf.server.dataplane import Answer, DataPlane
 from wharf.server.metrics import ServerMetrics
+from wharf.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +140,27 @@ class RestApp:
             return
         request = _Request(scope, receive, self.max_request_bytes, self.body_timeout_s)
         context.serving(request.headers)
-        try:
-            reply = await self._route(request)
-        except WharfError as e:
-            reply = _error(e)
-        except Exception as e:  # a fault of the server itself, not of the request
-            log.exception("unhandled error", extra={"path": scope["path"]})
-            reply = _Reply(v2.dumps({"error": f"internal error: {type(e).__name__}: {e}"}), 500)
+        if tracing.enabled:
+            path = scope["path"]
+            attributes = {"http.request.method": request.method, "url.path": path}
+            with tracing.server_span(f"{request.method} {path}", request.headers, attributes) as span:
+                reply = await self._reply(request, path)
+                span.set_attribute("http.response.status_code", reply.status)
+                tracing.failed(reply.status)
+        else:
+            reply = await self._reply(request, scope["path"])
         headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode())]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
+
+    async def _reply(self, request: _Request, path: str) -> _Reply:
+        try:
+            return await self._route(request)
+        except WharfError as e:
+            return _error(e)
+        except Exception as e:  # a fault of the server itself, not of the request
+            log.exception("unhandled error", extra={"path": path})
+            return _Reply(v2.dumps({"error": f"internal error: {type(e).__name__}: {e}"}), 500)
 
     async def _route(self, request: _Request) -> _Reply:
         parts = request.parts
@@ -214,15 +231,16 @@ class RestApp:
 
     async def _answer_v2(self, request: _Request, model: Model, answer: Answer) -> _Reply:
         """The V2 response `answer` (inference or explanation) gives to the V2 request `request` carries."""
-        body = await request.body()
-        header_length = request.int_header(v2.BINARY_HEADER.encode())
-        if len(body) > DECODE_IN_THREAD_ABOVE:
-            json_end = len(body) if header_length is None else header_length
-            infer_request = await self._decoded_in_thread(v2.decode_request, body, json_end, header_length)
+        if tracing.enabled:
+            with tracing.span("decode"):
+                infer_request = await self._v2_request(request)
+            response = await answer(model, infer_request)
+            with tracing.span("encode"):
+                payload, header_length = v2.encode_response(response, infer_request)
         else:
-            infer_request = v2.decode_request(body, header_length)
-        response = await answer(model, infer_request)
-        payload, header_length = v2.encode_response(response, infer_request)
+            infer_request = await self._v2_request(request)
+            response = await answer(model, infer_request)
+            payload, header_length = v2.encode_response(response, infer_request)
         if header_length is None:
             return _Reply(payload)
         return _Reply(
@@ -232,6 +250,14 @@ class RestApp:
                 (v2.BINARY_HEADER.encode(), str(header_length).encode()),
             ],
         )
+
+    async def _v2_request(self, request: _Request) -> InferRequest:
+        body = await request.body()
+        header_length = request.int_header(v2.BINARY_HEADER.encode())
+        if len(body) > DECODE_IN_THREAD_ABOVE:
+            json_end = len(body) if header_length is None else header_length
+            return await self._decoded_in_thread(v2.decode_request, body, json_end, header_length)
+        return v2.decode_request(body, header_length)
 
     async def _v1(self, request: _Request, target: str) -> _Reply:
         name, _, verb = target.partition(":")
@@ -254,6 +280,12 @@ class RestApp:
         return decode(body, input_name)
 
     async def _predict_v1(self, request: _Request, model: Model) -> _Reply:
+        if tracing.enabled:
+            with tracing.span("decode"):
+                infer_request = await self._v1_request(request, model)
+            response = await self.dataplane.infer(model, infer_request)
+            with tracing.span("encode"):
+                return _Reply(v1.encode_response(response))
         infer_request = await self._v1_request(request, model)
         return _Reply(v1.encode_response(await self.dataplane.infer(model, infer_request)))
 

@@ -8,6 +8,11 @@ request arrived, and never longer than ten of its recent calls took.
 
 A model's observer (server/metrics.py) hears of each group as it starts, and is told to flush what it recorded by a
 worker that has been idle for a second.
+
+While tracing is on (`wharf.telemetry.tracing`), a request submitted within a span gets two spans under it when its
+group runs: `queue wait` (from its submission to the group's start) and `batch` (the group's run, with the
+attributes `wharf.batch.size`, the group's rows, and `wharf.batch.requests`); the model's steps record theirs under
+`batch` (`traced_batches`, see pipeline.py). Off, a submission and a group pay one check of `tracing.enabled` each.
 """
 
 from __future__ import annotations
@@ -18,17 +23,24 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from wharf.errors import RequestTimeout, ServerBusy
+from wharf.telemetry import tracing
 
 _STOP = object()
 _PATIENCE_CALLS = 10
 _IDLE_FLUSH_S = 1.0
 
 Outcome = tuple[Any, BaseException | None]
+_group = threading.local()  # a worker's `batch` spans while its group runs
+
+
+def traced_batches() -> Sequence[Any]:
+    """The `batch` spans of the group this worker thread runs (none outside a traced group)."""
+    return getattr(_group, "batches", ())
 
 
 @dataclass(slots=True)
@@ -37,6 +49,7 @@ class Job:
     future: asyncio.Future[Any]
     size: int
     queued_at: float
+    trace: Any = None  # the context it was submitted in, while tracing is on
 
 
 Dispatch = Callable[[list[Job]], list[Outcome]]
@@ -123,7 +136,7 @@ class ThreadRunner:
         future = self._loop.create_future()
         self.depth += 1
         now = time.perf_counter()
-        self._queue.put(Job(payload, future, size, now))
+        self._queue.put(Job(payload, future, size, now, tracing.current() if tracing.enabled else None))
         self._deadlines.append((now + self._timeout_s, future))
         if not self._sweeping:
             self._sweeping = True
@@ -204,12 +217,32 @@ class ThreadRunner:
             (gone if job.future.done() else live).append(job)
         if self._observer is not None and live:
             self._observer.group(live, time.perf_counter(), self._queue.qsize())
-        outcomes = self._dispatch(live) if live else []
+        if tracing.enabled and live:
+            outcomes = self._traced(live)
+        else:
+            outcomes = self._dispatch(live) if live else []
         answer = self._loop.call_soon_threadsafe
         for job, (result, error) in zip(live, outcomes):
             answer(self._answer, job.future, result, error)
         for job in gone:
             answer(self._answer, job.future, None, None)
+
+    def _traced(self, live: list[Job]) -> list[Outcome]:
+        """Dispatch `live` with the `queue wait` and `batch` spans of each job submitted within a span."""
+        start_ns, start = time.time_ns(), time.perf_counter()
+        attributes = {"wharf.batch.size": sum(job.size for job in live), "wharf.batch.requests": len(live)}
+        batches = []
+        for job in live:
+            if job.trace is not None:
+                tracing.recorded("queue wait", job.trace, start_ns - int((start - job.queued_at) * 1e9), start_ns)
+                batches.append(tracing.recorded("batch", job.trace, start_ns, attributes=attributes))
+        _group.batches = batches
+        try:
+            return self._dispatch(live)
+        finally:
+            _group.batches = ()
+            for batch in batches:
+                batch.end()
 
     def _answer(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
         self.depth -= 1

@@ -35,6 +35,11 @@ class ServerSettings(BaseSettings):
     grpc_keepalive_permit_without_calls: bool = Field(False, description="keepalive pings also without calls in flight")
     grpc_min_ping_interval_s: float = Field(300.0, ge=0, description="clients pinging more often are disconnected")
     log_level: str = "INFO"
+    # What `wharf up` tells a replica of itself, for its spans' resource (`wharf.telemetry.tracing`).
+    service: str = Field("", description="namespace/name of the InferenceService it serves")
+    component: str = Field("", description="predictor, transformer or explainer")
+    revision: str = Field("", description="the revision it is a replica of")
+    replica: str = Field("", description="its replica id")
     repository_api: bool = Field(
         True,
         description="on: clients may load, unload and list models (/v2/repository/*, gRPC Repository*); off: those "
