@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException
 from wharf import __version__
 from wharf.control import discovery
 from wharf.control.controller import Controller
+from wharf.control.usage import UsageRecorder
 from wharf.embedded_http import read_body
 from wharf.errors import ConfigurationError, InvalidInput, ServerBusy, WharfError
 
@@ -85,9 +86,13 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def create_app(
-    controller: Controller, streams: StreamSlots | None = None, targets: discovery.ScrapeTargets | None = None
+    controller: Controller,
+    streams: StreamSlots | None = None,
+    targets: discovery.ScrapeTargets | None = None,
+    usage: UsageRecorder | None = None,
 ) -> FastAPI:
-    """The API of `controller`; with `targets`, Prometheus service discovery at `discovery.PATH` too."""
+    """The API of `controller`; with `targets`, Prometheus service discovery at `discovery.PATH` too; with `usage`,
+    what revisions use now (`/apis/usage/top`) and the cost report (`/apis/usage/cost`)."""
     app = FastAPI(title="Wharf control plane", version=__version__)
     streams = streams or StreamSlots()
 
@@ -122,6 +127,25 @@ def create_app(
         @app.get(discovery.PATH, summary="Prometheus HTTP service discovery: every process of this Wharf to scrape")
         async def prometheus_targets() -> Response:
             return Response(orjson.dumps(targets.http_sd()), media_type="application/json")
+
+    if usage is not None:
+        namespace_query = Query(None, description="only this namespace's services (default: every namespace)")
+        name_query = Query(None, description="only this InferenceService")
+
+        @app.get("/apis/usage/top", summary="What each revision and its replicas use now: CPU, memory, load")
+        async def usage_top(namespace: str | None = namespace_query, name: str | None = name_query) -> dict[str, Any]:
+            return {"items": usage.top(namespace, name)}
+
+        @app.get(
+            "/apis/usage/cost",
+            summary="Cost and utilisation per service and revision over a window, naming over- and under-scaled ones",
+        )
+        async def usage_cost(
+            since: float = Query(3600.0, description="seconds back from now (the minutes that end in them)"),
+            namespace: str | None = namespace_query,
+            name: str | None = name_query,
+        ) -> dict[str, Any]:
+            return usage.cost(since, namespace, name)
 
     @app.post("/apis/apply", summary="Apply one or more YAML or JSON manifests (multi-document, idempotent)")
     async def apply(

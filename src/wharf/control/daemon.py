@@ -39,6 +39,8 @@ from wharf.control.policy import ManifestPolicy
 from wharf.control.prometheus_process import PrometheusProcess
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
+from wharf.control.usage import UsageRecorder
+from wharf.control.usage_table import UsageTable
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import ConfigurationError
 from wharf.monitor.settings import MonitorSettings
@@ -149,6 +151,8 @@ async def run(settings: DaemonSettings) -> None:
                 task.add_done_callback(tasks.discard)
                 task.add_done_callback(_log_failure)
 
+            usage = UsageRecorder(reconciler, UsageTable(settings.home / "wharf.db"))
+            soon(usage.run(stop))
             backend.on_change = lambda: soon(reconciler.reconcile())
             gateway.on_demand = lambda revision: soon(reconciler.demand(revision))
             try:
@@ -160,7 +164,7 @@ async def run(settings: DaemonSettings) -> None:
             control_url = _url(settings.control_host, control_port)
             controller = Controller(store, reconciler, ManifestPolicy(home=settings.home))
             targets = ScrapeTargets.of_daemon(store, backend, ingress.http_url, control_url, monitor_url)
-            app = create_app(controller, targets=targets)
+            app = create_app(controller, targets=targets, usage=usage)
             api = EmbeddedServer(ControlGuard(app, credentials, settings.control_allowed_hosts))
             api_task = await api.start(control)
             prometheus_config = prometheus.configure(

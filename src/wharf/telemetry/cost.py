@@ -203,22 +203,22 @@ class Report:
                 {
                     "namespace": s.namespace,
                     "service": s.service,
-                    "usage": _camel(dataclasses.asdict(s.usage)),
+                    "usage": camel_keys(dataclasses.asdict(s.usage)),
                     "verdicts": list(s.verdicts),
                 }
                 for s in self.services
             ],
             "revisions": [
                 {
-                    **_camel(dataclasses.asdict(r.key)),
-                    "scale": _camel(dataclasses.asdict(r.scale)),
-                    "figures": _camel(dataclasses.asdict(r.figures)),
+                    **camel_keys(dataclasses.asdict(r.key)),
+                    "scale": camel_keys(dataclasses.asdict(r.scale)),
+                    "figures": camel_keys(dataclasses.asdict(r.figures)),
                     "verdict": r.verdict,
                     "recommendation": None if r.recommendation is None else dataclasses.asdict(r.recommendation),
                 }
                 for r in self.revisions
             ],
-            "thresholds": _camel(dataclasses.asdict(self.thresholds)),
+            "thresholds": camel_keys(dataclasses.asdict(self.thresholds)),
             "edges": [dict(edge) for edge in self.edges],
         }
 
@@ -413,7 +413,8 @@ def _s(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def _camel(values: dict[str, Any]) -> dict[str, Any]:
+def camel_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with their snake_case keys in camelCase, as the control API writes its JSON."""
     return {_camel_case(name): value for name, value in values.items()}
 
 
