@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from wharf.cli import control, monitor
+from wharf.cli import control, monitor, usage
 from wharf.errors import WharfError
 
 S = TypeVar("S")  # a settings class
@@ -22,7 +22,9 @@ def main() -> None:
     """Wharf: serve trained models in production."""
 
 
-for command in (control.apply, control.get, control.describe, control.delete, control.wait, control.logs):
+for command in (
+    control.apply, control.get, control.describe, control.delete, control.wait, control.logs, usage.top, usage.cost,
+):  # fmt: skip
     app.command()(command)
 app.add_typer(control.rollout, name="rollout")
 app.add_typer(monitor.app, name="monitor")

@@ -166,6 +166,17 @@ class ControlClient:
     def rollback(self, name: str, namespace: str = "default") -> dict[str, Any]:
         return self._call("POST", self._path("isvc", name, namespace) + "/rollback")
 
+    def top(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        """What each revision (of `namespace`'s InferenceServices, None: of every namespace; of the one named
+        `name`) and each of its replicas use now: CPU, resident memory, requests in flight and waiting."""
+        return self._call("GET", "/apis/usage/top", params=_given(namespace=namespace, name=name))["items"]
+
+    def cost(self, since_s: float = 3600.0, namespace: str | None = None, name: str | None = None) -> dict[str, Any]:
+        """The cost report of the last `since_s` seconds: per service and revision, its usage, figures, and verdict
+        (over-scaled, under-scaled, fits, unjudged) with the recommendation and the numbers behind it."""
+        params = {"since": since_s, **_given(namespace=namespace, name=name)}
+        return self._call("GET", "/apis/usage/cost", params=params)
+
     def _collection(self, kind: str, namespace: str | None) -> str:
         collection = plural(kind)
         scope = f"namespaces/{namespace}/" if namespace else ""
@@ -202,6 +213,11 @@ class ControlClient:
 
     def _unreachable(self, error: httpx.HTTPError) -> ControlError:
         return ControlError(f"cannot reach the Wharf control plane at {self._http.base_url}: {error}")
+
+
+def _given(**params: str | None) -> dict[str, str]:
+    """The query parameters that have a value."""
+    return {key: value for key, value in params.items() if value is not None}
 
 
 def _raise_for_error(answer: httpx.Response) -> None:
