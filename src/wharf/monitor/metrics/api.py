@@ -11,8 +11,9 @@ TrustyAI's deprecated `/metrics/spd` and `/metrics/dir`; see `registry`):
 And `GET /metrics/all/requests?type=all|fairness|drift`: the scheduled requests of every metric (or of one kind).
 
 A listed request's `status` is Wharf's: the alert state (`outsideBounds`, `since`), when it was last computed, the
-latest value(s) and the error that kept the latest computation from a result. Bodies are read as JSON and
-validated by the metrics, so that a bad body is InvalidInput naming its field; the endpoints raise `wharf.errors`
+latest value(s), the bounds they were judged by (`thresholds`: `lowerBound`, `upperBound`, and for a per-column
+metric `namedOutsideBounds`) and the error that kept the latest computation from a result. Bodies are read as JSON
+and validated by the metrics, so that a bad body is InvalidInput naming its field; the endpoints raise `wharf.errors`
 errors, which the app that mounts the router answers as `{"error": ...}` (`wharf.monitor.api` does). Reading rows
 and computing run in worker threads.
 """
@@ -31,7 +32,7 @@ from wharf.errors import InvalidInput
 from wharf.monitor.data import Rows
 from wharf.monitor.metrics.registry import METRICS, Metric, compute
 from wharf.monitor.metrics.requests import ScheduleId, parse
-from wharf.monitor.metrics.results import timestamp
+from wharf.monitor.metrics.results import Result, timestamp
 from wharf.monitor.metrics.scheduled import ScheduledRequest, Status
 from wharf.monitor.metrics.scheduler import Scheduler
 
@@ -100,8 +101,19 @@ def _listed(scheduled: ScheduledRequest, status: Status) -> dict[str, Any]:
             "computedAt": _moment(status.computed_at),
             "value": None if result is None else result.value,
             "namedValues": None if result is None or result.named_values is None else dict(result.named_values),
+            "thresholds": None if result is None else _thresholds(result),
             "error": status.error,
         },
+    }
+
+
+def _thresholds(result: Result) -> dict[str, Any]:
+    """The latest result's bounds, and for a per-column metric each column's verdict (the console draws them)."""
+    named = result.named_outside_bounds
+    return {
+        "lowerBound": result.bounds.lower,
+        "upperBound": result.bounds.upper,
+        "namedOutsideBounds": None if named is None else dict(named),
     }
 
 

@@ -92,12 +92,14 @@ async def test_schedule_list_and_delete(client: httpx.AsyncClient, scheduler: Sc
         "computedAt": None,
         "value": None,
         "namedValues": None,
+        "thresholds": None,
         "error": None,
     }
     await scheduler.recompute()
     [listed] = (await client.get("/metrics/group/fairness/spd/requests")).json()["requests"]
     assert listed["status"]["outsideBounds"] is True and listed["status"]["value"] == pytest.approx(-0.3)
     assert listed["status"]["since"] == listed["status"]["computedAt"]
+    assert listed["status"]["thresholds"] == {"lowerBound": -0.1, "upperBound": 0.1, "namedOutsideBounds": None}
 
     everything = (await client.get("/metrics/all/requests")).json()["requests"]
     assert [r["request"]["metricName"] for r in everything] == ["SPD", "KSTEST"]
