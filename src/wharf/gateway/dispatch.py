@@ -12,6 +12,12 @@ killed between writing its answer's head and its body is as likely as one killed
 refusing it. With no ready replica left to try, the request waits in the activator as when the revision scales from
 zero: the crashed replica is restarted, and the route table that says so wakes it. Each try sent again is counted
 (the revision's window's `refused` and `resent`). The happy path pays for none of this but a few attribute reads.
+
+While tracing is on (`wharf.telemetry.tracing`), a wait in the activator is a span `activator wait` (attributes
+`wharf.revision`, `wharf.cold_start`: whether the revision had no ready replica at all), each try sent again an event
+on the request's span (`refused` or `resent`, with `wharf.replica`), and a mirrored copy a CLIENT span `shadow`
+(`wharf.revision`) under the request's, which the copy's replica continues. Off, none of it costs more than the
+check of `tracing.enabled` on those paths (none on the happy path).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Revision, RouteTable, Service
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.stats import RevisionStats, RevisionWindow, Stats
+from wharf.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +139,10 @@ class Dispatcher:
                     tries = held.tries
                     window.queued += 1
                     try:
-                        revision = await self.activator.wait(revision, deadline, tries.refused)
+                        cold = not any(replica.ready for replica in revision.replicas)
+                        attributes = {"wharf.revision": revision.name, "wharf.cold_start": cold}
+                        with tracing.span("activator wait", attributes):
+                            revision = await self.activator.wait(revision, deadline, tries.refused)
                     finally:
                         window.queued -= 1
             code = codes.of(answer)
@@ -195,6 +205,8 @@ class Dispatcher:
                 refused |= {replica}
                 tried |= {replica.id}
                 window.refused += 1
+                if tracing.enabled:
+                    tracing.event("refused", {"wharf.replica": replica.id})
             except NoAnswer:
                 if dropped is None:  # once more: to another replica if there is one, else over a new connection
                     dropped, avoid = replica, frozenset({replica.id})
@@ -204,12 +216,15 @@ class Dispatcher:
                 else:
                     raise
                 window.resent += 1
+                if tracing.enabled:
+                    tracing.event("resent", {"wharf.replica": replica.id})
             finally:
                 self.balancer.release(replica, revision)
 
     async def _shadow(self, revision: Revision, send: Send[T], codes: Codes[T], source: str | None) -> None:
         try:
-            await self.forward(revision, send, codes, mirrored=True, source=source)
+            with tracing.span("shadow", {"wharf.revision": revision.name}, client=True):
+                await self.forward(revision, send, codes, mirrored=True, source=source)
         except WharfError:
             pass  # counted in the revision's statistics; the answer goes nowhere
         except Exception:

@@ -24,6 +24,12 @@ gateway answers them PERMISSION_DENIED itself, so that no client of the gateway 
 `ModelStreamInfer` is forwarded request by request: each request of the client's stream is routed on its own
 (so requests for different models may share a stream) and sent to a replica as a `ModelInfer`; the answers come
 back on the stream in order, and a failed request is reported in the stream (`error_message`), which goes on.
+
+While tracing is on (`wharf.telemetry.tracing`), each request forwarded (each of a stream's too) is a SERVER span
+`inference.GRPCInferenceService/{method}` continuing the trace of its metadata (attributes `rpc.system`,
+`rpc.service`, `rpc.method`, `rpc.grpc.status_code`, and once routed `wharf.service`, `wharf.revision`), and the
+metadata sent to the replica carries the current span's `traceparent` in place of the client's. Off, a check of
+`tracing.enabled` per request and per send.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from wharf.grpc_limits import GrpcLimits, Options, server_options
 from wharf.logger import PayloadLogger
 from wharf.protocol.explanation import EXPLAINER_SUFFIX
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
+from wharf.telemetry import tracing
 
 SERVICE = "inference.GRPCInferenceService"
 STREAM = "ModelStreamInfer"
@@ -222,6 +229,20 @@ class GrpcProxy(grpc.GenericRpcHandler):
 
         return grpc.unary_unary_rpc_method_handler(forward)
 
+    async def _traced(
+        self, method: str, name: str, request: bytes, metadata: Metadata, timeout: float | None
+    ) -> _Reply:
+        """`_send` in a SERVER span continuing the trace of the request's metadata."""
+        attributes = {"rpc.system": "grpc", "rpc.service": SERVICE, "rpc.method": name}
+        with tracing.server_span(f"{SERVICE}/{name}", metadata, attributes) as span:
+            try:
+                reply = await self._send(method, name, request, metadata, timeout)
+            except WharfError as e:
+                span.set_attribute("rpc.grpc.status_code", grpc.StatusCode[e.grpc_code].value[0])
+                raise
+            span.set_attribute("rpc.grpc.status_code", reply.code.value[0])
+            return reply
+
     async def _send(self, method: str, name: str, request: bytes, metadata: Metadata, timeout: float | None) -> _Reply:
         """Route one request and forward it (mirroring it to a shadow revision when one is drawn)."""
         router = self._dispatcher.router
@@ -237,8 +258,12 @@ class GrpcProxy(grpc.GenericRpcHandler):
             outgoing, log_answer = log_grpc_exchange(self._payloads, revision.logger, outgoing, request)
         upstream = self._upstream
 
+        if tracing.enabled:
+            tracing.annotate({"wharf.service": service.key, "wharf.revision": revision.name})
+
         def send(replica: Replica) -> Awaitable[_Reply]:
-            return upstream.call(replica, method, request, outgoing, timeout)
+            sent = tracing.outgoing_metadata(outgoing) if tracing.enabled else outgoing  # the shadow's span too
+            return upstream.call(replica, method, request, sent, timeout)
 
         self._dispatcher.mirror(router, service, send, _CODES, source)
         try:
@@ -259,7 +284,8 @@ class GrpcProxy(grpc.GenericRpcHandler):
             number += 1
             try:
                 each = _numbered(metadata, number)
-                reply = await self._send(INFER_METHOD, "ModelInfer", request, each, context.time_remaining())
+                forward = self._traced if tracing.enabled else self._send
+                reply = await forward(INFER_METHOD, "ModelInfer", request, each, context.time_remaining())
             except WharfError as e:
                 yield pb.ModelStreamInferResponse(error_message=e.message).SerializeToString()
                 continue
@@ -274,7 +300,8 @@ class GrpcProxy(grpc.GenericRpcHandler):
         if name in _GATEWAY_ANSWERS and not any(k == SERVICE_KEY for k, _ in metadata):
             return _GATEWAY_ANSWERS[name]  # about the gateway itself: no InferenceService named
         try:
-            reply = await self._send(method, name, request, metadata, context.time_remaining())
+            forward = self._traced if tracing.enabled else self._send
+            reply = await forward(method, name, request, metadata, context.time_remaining())
         except WharfError as e:
             await context.abort(grpc.StatusCode[e.grpc_code], e.message)
         initial = _passed_on(reply.initial)

@@ -1,5 +1,6 @@
 """What the proxies hand the payload logger of an exchange with a revision that has a `logger`: the request and
-the answer, named by one request id (the client's `x-request-id`, else one the gateway makes and forwards)."""
+the answer, named by one request id (the client's `x-request-id`, else one the gateway makes and forwards), and,
+while tracing is on, the trace context of the request's span (posted with the events)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from wharf.errors import from_grpc_code
 from wharf.gateway.routes import Replica
 from wharf.gateway.upstream import Answer, Headers, HttpUpstream
 from wharf.logger import LogTarget, PayloadEvent, PayloadLogger, Post
+from wharf.telemetry import tracing
 
 REQUEST_ID = "x-request-id"
 REQUEST_ID_HEADER = REQUEST_ID.encode()
@@ -79,13 +81,15 @@ def _log(
     for key, value in fields:
         if (name := kept.get(key.lower())) is not None:
             metadata.setdefault(name, []).append(value)
+    trace = tracing.trace_headers() if tracing.enabled else None
     if target.requests:
-        logger.submit(PayloadEvent(target, request_id, body, content_type, metadata, None, json_length))
+        logger.submit(PayloadEvent(target, request_id, body, content_type, metadata, None, json_length, trace))
     if not target.responses:
         return None
 
     def log_answer(status: int, answer: bytes, answer_type: str, answer_json_length: str | None) -> None:
-        logger.submit(PayloadEvent(target, request_id, answer, answer_type, metadata, status, answer_json_length))
+        event = PayloadEvent(target, request_id, answer, answer_type, metadata, status, answer_json_length, trace)
+        logger.submit(event)
 
     return log_answer
 

@@ -15,6 +15,13 @@ The model repository API (`/v2/repository/...`: load, unload, index) is a contro
 whatever the route, so that no client of the gateway can unload a service's model in its replicas.
 
 `GET /metrics` with a Host that names no service is answered by the gateway itself: its own metrics (metrics.py).
+
+While tracing is on (`wharf.telemetry.tracing`), each request is a SERVER span `{METHOD} {path}` continuing the
+client's trace (attributes `http.request.method`, `url.path`, `http.response.status_code`, and once routed
+`wharf.service`, `wharf.revision`, `wharf.route`: the path forwarded; or `wharf.graph`), and what goes to a replica,
+a graph step's service or a payload log sink carries the current span's `traceparent` instead of the client's, so
+that the replica's spans are its children (dispatch.py adds the activator wait, retries and the shadow copy). Off,
+a request pays a check of `tracing.enabled` where it starts, once routed, and per send.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
 from wharf.graph import CallTarget, GraphRunner, ServiceTarget, StepAnswer, service_call
 from wharf.graph import Headers as GraphHeaders
 from wharf.logger import PayloadLogger
+from wharf.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +103,24 @@ class RestProxy:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if tracing.enabled:
+            method, path = scope["method"], scope["path"]
+            attributes = {"http.request.method": method, "url.path": path}
+            with tracing.server_span(f"{method} {path}", scope["headers"], attributes) as span:
+                answer = await self._answer(scope, receive)
+                span.set_attribute("http.response.status_code", answer.status)
+                tracing.failed(answer.status)
+        else:
+            answer = await self._answer(scope, receive)
+        headers = answer.headers
+        headers.append((b"content-length", b"%d" % len(answer.body)))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _answer(self, scope: dict[str, Any], receive: Receive) -> Answer:
+        """The answer to the request: a replica's, or the gateway's own error."""
         try:
-            answer = await self._forward(scope, receive)
+            return await self._forward(scope, receive)
         except ActivationFailed as e:
             answer = _error(e.http_status, e.message)
             answer.headers.append((b"retry-after", b"%d" % e.retry_after_s))
@@ -107,10 +131,7 @@ class RestProxy:
         except Exception as e:  # a fault of the gateway itself
             log.exception("unhandled error", extra={"path": scope["path"]})
             answer = _error(500, f"gateway error: {type(e).__name__}: {e}")
-        headers = answer.headers
-        headers.append((b"content-length", b"%d" % len(answer.body)))
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
+        return answer
 
     async def _forward(self, scope: dict[str, Any], receive: Receive) -> Answer:
         router = self._dispatcher.router  # this request keeps this table, whatever update() does meanwhile
@@ -121,6 +142,8 @@ class RestProxy:
         if graph is not None:
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"graph {graph.key!r} takes a POST of its request", "POST")
+            if tracing.enabled:
+                tracing.annotate({"wharf.graph": graph.key})
             body = await read_body(receive, self._limit, self._body_timeout)
             run = self._graph_runner(router, graph).run(body, _step_headers(headers))
             status, answer = await self._dispatcher.edges.counted(caller, graph.key, run, _GRAPH_CODES)
@@ -136,6 +159,10 @@ class RestProxy:
         if _is_repository_api(route.path):
             raise Forbidden(REPOSITORY_REFUSED)
         revision = router.revision(route.service, pinned or route.tag_revision)
+        if tracing.enabled:
+            tracing.annotate(
+                {"wharf.service": route.service.key, "wharf.revision": revision.name, "wharf.route": route.path}
+            )
         query = scope["query_string"]
         target = f"{route.path}?{query.decode('latin-1')}" if query else route.path
         method = scope["method"]
@@ -148,7 +175,8 @@ class RestProxy:
         upstream = self._upstream
 
         def send(replica: Replica) -> Awaitable[Answer]:
-            return upstream.send(replica, method, target, headers, body)
+            sent = tracing.outgoing_headers(headers) if tracing.enabled else headers  # in the shadow's span too
+            return upstream.send(replica, method, target, sent, body)
 
         log_answer = log_rest_exchange(self._payloads, revision.logger, method, headers, body)
         self._dispatcher.mirror(router, route.service, send, _CODES, caller)
@@ -186,7 +214,8 @@ class RestProxy:
 
         async def send(replica: Replica) -> Answer:
             try:
-                return await upstream.stream(replica, method, target, headers, body, declared)
+                sent = tracing.outgoing_headers(headers) if tracing.enabled else headers
+                return await upstream.stream(replica, method, target, sent, body, declared)
             except (InvalidInput, PayloadTooLarge) as e:  # the client's body: answered, not the revision's fault
                 return _error(e.http_status, e.message)
 
@@ -238,7 +267,8 @@ class RestProxy:
             log_answer = log_rest_exchange(self._payloads, revision.logger, "POST", sent, body)
 
             def send(replica: Replica) -> Awaitable[Answer]:
-                return upstream.send(replica, "POST", path, sent, body)
+                traced = tracing.outgoing_headers(sent) if tracing.enabled else sent  # the step's span
+                return upstream.send(replica, "POST", path, traced, body)
 
             answer = await self._logged(revision, send, log_answer, graph.key)
             return StepAnswer(answer.status, answer.body, called)

@@ -3,7 +3,8 @@
 Traffic must not depend on the control plane's health: a slow apply, a reconcile storm or a crashed daemon would
 stop every request if both shared an event loop. So the gateway runs here, routes by the last table its daemon
 sent, and keeps routing by it while no daemon is connected; a restarted daemon connects again on the same socket
-and sends a fresh table. The process ends on SIGTERM/SIGINT or when its daemon sends `Stop`.
+and sends a fresh table. The process ends on SIGTERM/SIGINT or when its daemon sends `Stop`. Its spans (service
+`wharf-gateway`; `wharf.telemetry.tracing`, on where OTEL_EXPORTER_OTLP_* names an endpoint) are flushed as it ends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from wharf.gateway import channel
 from wharf.gateway.app import Gateway
 from wharf.gateway.settings import GatewaySettings
+from wharf.telemetry import tracing
 
 log = logging.getLogger("wharf.gateway")
 _STOP_GRACE_S = 10.0  # on a signal
@@ -87,6 +89,7 @@ class DaemonLink:
 
 async def run(host: str, http_port: int, grpc_port: int, socket_path: Path) -> None:
     """Serve until SIGTERM/SIGINT or the daemon's `Stop`; the channel listens on `socket_path`."""
+    tracing.configure("wharf-gateway")
     gateway = Gateway(GatewaySettings())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,4 +112,5 @@ async def run(host: str, http_port: int, grpc_port: int, socket_path: Path) -> N
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         await gateway.stop(link.grace_s)
+        tracing.shutdown()
         log.info("gateway is down")

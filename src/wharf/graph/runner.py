@@ -27,6 +27,10 @@ the same, with its first failure: a Switch's or Splitter's one step always decid
 `{"error": "step 's' of node 'n' failed: ..."}` naming the innermost failing step (and, when a service answered
 it, the service, its protocol and the path called), with the status that step got (a 4xx as it came, 503 and 504
 as they came, 504 for a timeout, 502 for any other failure).
+
+While tracing is on (`wharf.telemetry.tracing`), each step is a span `step {step}` (attributes `wharf.graph.node`,
+`wharf.graph.step`; failed where the step failed), current while its target runs, so that the service it calls
+continues it and a step calling a node holds that node's steps. Off, a check of `tracing.enabled` per step.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import orjson
 from wharf.errors import WharfError
 from wharf.graph.condition import MISSING
 from wharf.graph.nodes import ROOT, CallTarget, Node, NodeTarget, ServiceTarget, Step, check_graph
+from wharf.telemetry import tracing
 
 Headers = Mapping[str, str]
 
@@ -149,6 +154,12 @@ class GraphRunner:
             return failure
 
     async def _step(self, node: str, step: Step, data: bytes, headers: Headers) -> bytes:
+        if tracing.enabled:
+            with tracing.span(f"step {step.name}", {"wharf.graph.node": node, "wharf.graph.step": step.name}):
+                return await self._run_step(node, step, data, headers)
+        return await self._run_step(node, step, data, headers)
+
+    async def _run_step(self, node: str, step: Step, data: bytes, headers: Headers) -> bytes:
         if isinstance(step.target, NodeTarget):
             return await self._node(step.target.name, data, headers)
         try:

@@ -7,12 +7,14 @@ that served it); `metadata` holds the request headers the logger was asked to ke
 object of lists keyed as the logger names them (always there when it names any), a response's `statuscode` its
 HTTP status, and `inferenceheadercontentlength` the length of the JSON part of a body that carries binary tensors
 (its Inference-Header-Content-Length). Header values stay ASCII: `metadata` escapes other characters as JSON does,
-other attributes percent-encode them.
+other attributes percent-encode them. An event made while its request was traced carries that trace's context
+(`traceparent`, `tracestate`) as HTTP headers, so that the sink's spans join the request's trace.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -56,6 +58,7 @@ class PayloadEvent:
     metadata: dict[str, list[str]]
     status: int | None = None
     json_length: str | None = None  # the body's JSON part, when it uses the binary tensor extension
+    trace: Mapping[str, str] | None = None  # the trace context headers of the request's span, while tracing is on
 
     def to_http(self) -> tuple[dict[str, str], bytes]:
         """The event's HTTP headers and body (binary content mode).
@@ -82,6 +85,8 @@ class PayloadEvent:
             headers["ce-statuscode"] = str(self.status)
         if self.json_length is not None:
             headers["ce-inferenceheadercontentlength"] = _ascii(self.json_length)
+        if self.trace:
+            headers.update(self.trace)
         return headers, self.body
 
 
