@@ -72,10 +72,11 @@ class Controller:
         for wake in self._wakes:
             wake.set()
 
-    async def apply(self, text: str, base: Path | None = None) -> list[dict[str, Any]]:
+    async def apply(self, text: str, base: Path | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
         """Store every document (all are checked before any is stored), then reconcile the changed ones. `base`
         (absolute) is the directory of the file `text` was read from. Each result names a resource, what happened
-        to it (`created`, `configured`, `unchanged`) and its `warnings`."""
+        to it (`created`, `configured`, `unchanged`) and its `warnings`. A `dry_run` checks the same and says what
+        would happen, storing nothing."""
         if base is not None and (not base.is_absolute() or "\x00" in str(base)):
             raise ConfigurationError(
                 f"base: must be the manifest file's directory as an absolute path, not {base!s:.200}"
@@ -88,9 +89,13 @@ class Controller:
             results, changed = [], []
             for doc in documents:
                 before = self.store.get(doc.kind, doc.namespace, doc.name)
-                _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
+                if dry_run:
+                    was_changed = before is None or before.manifest != doc.manifest  # as `Store.put` judges it
+                else:
+                    _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
                 if (
-                    before is not None
+                    not dry_run
+                    and before is not None
                     and doc.kind == ISVC_KIND
                     and (retried := _canary_changes(before.manifest, doc.manifest))
                 ):
@@ -104,7 +109,7 @@ class Controller:
                         "warnings": local_warnings(doc.resource),
                     }
                 )
-                if was_changed:
+                if was_changed and not dry_run:
                     changed.append(doc)
         for doc in changed:
             await self.reconciler.reconcile(doc.namespace, doc.name)
