@@ -31,6 +31,7 @@ from wharf.monitor.ingest import Ingest
 from wharf.monitor.settings import MonitorSettings
 from wharf.monitor.status import StatusPart
 from wharf.monitor.store import MonitorStore
+from wharf.telemetry import tracing
 
 log = logging.getLogger("wharf.monitor")
 
@@ -135,7 +136,9 @@ class MonitorCounts(Collector):
 
 
 async def run(settings: MonitorSettings, extensions: Sequence[Extension] = ()) -> None:
-    """Serve until SIGTERM or SIGINT; logs "monitor is up" (with its port) once it listens."""
+    """Serve until SIGTERM or SIGINT; logs "monitor is up" (with its port) once it listens. Traces (service
+    `wharf-monitor`) where OTEL_EXPORTER_OTLP_* names an endpoint (`wharf.telemetry.tracing`)."""
+    tracing.configure("wharf-monitor")
     monitor = Monitor.open(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -157,4 +160,5 @@ async def run(settings: MonitorSettings, extensions: Sequence[Extension] = ()) -
         for hook in reversed(monitor.on_stop):
             await hook()
         await asyncio.to_thread(monitor.store.close)
+        tracing.shutdown()
         log.info("monitor is down")

@@ -20,6 +20,11 @@ lookup to pair; bodies over 1 MiB are decoded in a thread, so the loop keeps ans
 170 µs of the process's CPU an event (a small V2 request or response over keep-alive HTTP, uvicorn and the writer
 included) on a busy two-core machine, some 6,000 events a second on one core; the protocol's decoders and uvicorn
 take most of it.
+
+While tracing is on (`wharf.telemetry.tracing`), each event posted is a SERVER span `ingest` continuing the trace
+its headers carry (the gateway's payload logger sends the logged request's `traceparent`), with the attributes
+`cloudevents.event_type`, `cloudevents.event_id`, `wharf.service` (namespace/name) and `http.response.status_code`.
+Off, a check of `tracing.enabled` per event.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from wharf.logger.events import REQUEST_TYPE, RESPONSE_TYPE
 from wharf.monitor.payloads import Table, request_table, response_table
 from wharf.monitor.settings import MonitorSettings
 from wharf.monitor.store import Exchange, MonitorStore
+from wharf.telemetry import tracing
 
 STRUCTURED = "application/cloudevents"  # +json; the batch mode (cloudevents-batch+json) is refused
 PREDICTOR = "predictor"
@@ -252,6 +258,15 @@ def exchange(request: Half, response: Half) -> Exchange:
     )
 
 
+def _traced(event: Event) -> dict[str, str]:
+    """An event's attributes on its span."""
+    return {
+        "cloudevents.event_type": event.type,
+        "cloudevents.event_id": event.id,
+        "wharf.service": f"{event.namespace}/{event.service}",
+    }
+
+
 class Ingest:
     """The ASGI endpoint events are posted to (`POST /`): answers 202 once an event is decoded and paired (its rows
     are written later), else the error naming the problem; `counts` counts what came and what became of it.
@@ -271,17 +286,28 @@ class Ingest:
         self.on_stored: Callable[[Event, Exchange], None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[Any], Any]) -> None:
+        if tracing.enabled:
+            with tracing.server_span("ingest", scope["headers"]) as span:
+                status = await self._ingest(scope, receive, send)
+                span.set_attribute("http.response.status_code", status)
+        else:
+            await self._ingest(scope, receive, send)
+
+    async def _ingest(self, scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[Any], Any]) -> int:
+        """Take one posted event; the status answered."""
         reason = "body"
         try:
             body = await read_body(receive, self._limit, self._timeout_s)
             reason = "event"
             event = parse_event(scope["headers"], body, self._clock())
+            if tracing.enabled:
+                tracing.annotate(_traced(event))
             self.counts["received_request" if event.is_request else "received_response"] += 1
             if self.skip is not None and self.skip(event.id):
                 self.counts["skipped"] += 1
                 await send(_ANSWERED)
                 await send(_EMPTY)
-                return
+                return 202
             reason = "payload"
             half = await asyncio.to_thread(decode_half, event) if len(body) > _IN_THREAD_ABOVE else decode_half(event)
             reason = "columns"
@@ -297,9 +323,10 @@ class Ingest:
                 }
             )
             await send({"type": "http.response.body", "body": answer})
-            return
+            return e.http_status
         await send(_ANSWERED)
         await send(_EMPTY)
+        return 202
 
     def accept(self, half: Half) -> None:
         """Pair a decoded half; a whole exchange goes to the store (`InvalidInput` if it does not fit its model)."""
