@@ -58,26 +58,33 @@ def service_graph(
     reports them (`Gateway.edges`, `GatewayProcess.edges`)."""
     services = store.list(ISVC_KIND, namespace)
     graphs = store.list(GRAPH_KIND, namespace)
-    components = {
-        revision_prefix(s.namespace, s.name, component): (f"{s.namespace}/{s.name}", component)
-        for s in services
-        for component in _routing(s)
-    }
-    graph_ids = {f"{g.namespace}/{g.name}" for g in graphs}
-    shown: list[dict[str, Any]] = []
+    shown = _shown(services, graphs, edges)
     reached: dict[str, set[str]] = {}  # node id -> revisions that edges reach
-    for edge in edges:
-        shown_edge = _edge(edge, components, graph_ids)
-        if shown_edge is not None:
-            shown.append(shown_edge)
-            if shown_edge["revision"] is not None:
-                reached.setdefault(shown_edge["destination"], set()).add(shown_edge["revision"])
+    for edge in shown:
+        if edge["revision"] is not None:
+            reached.setdefault(edge["destination"], set()).add(edge["revision"])
     nodes: list[dict[str, Any]] = (
         [{"id": CLIENT, "kind": "Client"}] if any(e["source"] == CLIENT for e in shown) else []
     )
     nodes += [_graph_node(g) for g in graphs]
     nodes += [_service_node(s, backend, reached.get(f"{s.namespace}/{s.name}", set())) for s in services]
     return {"nodes": nodes, "edges": shown}
+
+
+def graph_edges(store: Store, edges: Iterable[EdgeStats], namespace: str | None = None) -> list[dict[str, Any]]:
+    """The edges alone, as `service_graph` shows them (for the cost report, which carries them)."""
+    return _shown(store.list(ISVC_KIND, namespace), store.list(GRAPH_KIND, namespace), edges)
+
+
+def _shown(services: list[Resource], graphs: list[Resource], edges: Iterable[EdgeStats]) -> list[dict[str, Any]]:
+    """The edges to `services` and `graphs`, as the API shows them."""
+    components = {
+        revision_prefix(s.namespace, s.name, component): (f"{s.namespace}/{s.name}", component)
+        for s in services
+        for component in _routing(s)
+    }
+    graph_ids = {f"{g.namespace}/{g.name}" for g in graphs}
+    return [shown for edge in edges if (shown := _edge(edge, components, graph_ids)) is not None]
 
 
 def _edge(edge: EdgeStats, components: dict[str, tuple[str, str]], graph_ids: set[str]) -> dict[str, Any] | None:
