@@ -164,6 +164,11 @@ def component_name(service: str, component: str) -> str:
     return f"{service}-{component}"
 
 
+def identity_env(namespace: str, service: str, component: str, revision: str) -> dict[str, str]:
+    """The environment that tells a replica what it serves (`wharf.server.settings`: its spans' resource)."""
+    return {"WHARF_SERVICE": f"{namespace}/{service}", "WHARF_COMPONENT": component, "WHARF_REVISION": revision}
+
+
 def predictor_env(calls: dict[str, Any], url: str, grpc_target: str, caller: str) -> dict[str, str]:
     """The environment that tells a transformer where its predictor is (`wharf.transformer.PredictorSettings`):
     `calls` as a transformer's revision stores it, the gateway's addresses, and who it is to the gateway (`caller`:

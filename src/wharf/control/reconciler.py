@@ -40,6 +40,7 @@ from wharf.control.plan import (
     ComponentPlan,
     ServicePlan,
     component_name,
+    identity_env,
     predictor_env,
     service_plan,
 )
@@ -334,9 +335,10 @@ class Reconciler:
         return any(replica.ready for replica in self.backend.replicas(revision))
 
     def _replica_spec(self, record: RevisionRecord) -> ReplicaSpec:
-        """What a replica of `record` runs; a transformer's also says where the gateway is, to call its predictor."""
+        """What a replica of `record` runs, told what it serves; a transformer's also says where the gateway is, to
+        call its predictor."""
         spec = record.spec
-        env = dict(spec["env"])
+        env = {**spec["env"], **identity_env(record.namespace, record.service, record.component, record.name)}
         if "predictor" in spec:
             caller = f"{record.namespace}/{record.service}/{record.component}"
             env.update(predictor_env(spec["predictor"], self.ingress.http_url, self.ingress.grpc_target, caller))

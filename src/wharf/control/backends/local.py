@@ -268,7 +268,7 @@ class LocalBackend:
         """A process for the replica, confined to what it was given: forked from the template if it can, else a
         fresh interpreter."""
         command = serve_command(r.spec)
-        env = {**os.environ, **r.spec.env, **_CONTROLLED, VISIBLE_GPUS: ",".join(r.gpus)}
+        env = {**os.environ, **r.spec.env, **_CONTROLLED, VISIBLE_GPUS: ",".join(r.gpus), "WHARF_REPLICA": r.id}
         if "PYTHONPATH" in r.spec.env and os.environ.get("PYTHONPATH"):  # the manifest's entries come first
             env["PYTHONPATH"] = os.pathsep.join([r.spec.env["PYTHONPATH"], os.environ["PYTHONPATH"]])
         confine = Confinement(r.cpus, r.cgroup)
