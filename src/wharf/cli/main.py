@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from wharf.cli import control, monitor, usage
+from wharf.cli import console, control, monitor, usage
 from wharf.errors import WharfError
 
 S = TypeVar("S")  # a settings class
@@ -27,6 +27,7 @@ for command in (
 ):  # fmt: skip
     app.command()(command)
 app.add_typer(control.rollout, name="rollout")
+app.command()(console.console)
 app.add_typer(monitor.app, name="monitor")
 
 
