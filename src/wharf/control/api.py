@@ -17,13 +17,13 @@ discovery of every process of this Wharf to scrape (`wharf.control.discovery`).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
@@ -90,9 +90,12 @@ def create_app(
     streams: StreamSlots | None = None,
     targets: discovery.ScrapeTargets | None = None,
     usage: UsageRecorder | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The API of `controller`; with `targets`, Prometheus service discovery at `discovery.PATH` too; with `usage`,
-    what revisions use now (`/apis/usage/top`) and the cost report (`/apis/usage/cost`)."""
+    what revisions use now (`/apis/usage/top`) and the cost report (`/apis/usage/cost`); and the routes of
+    `routers` (the web console's: `wharf.console.assets`, `wharf.control.console_api`), ahead of the generic
+    `/apis/{group}/{version}/...` ones."""
     app = FastAPI(title="Wharf control plane", version=__version__)
     streams = streams or StreamSlots()
 
@@ -121,6 +124,9 @@ def create_app(
     @app.get("/metrics", summary="Prometheus metrics: replicas, panic mode, queued requests, cold starts")
     async def metrics() -> Response:
         return Response(controller.metrics.render(), media_type=controller.metrics.content_type)
+
+    for router in routers:
+        app.include_router(router)
 
     if targets is not None:
 
@@ -155,12 +161,15 @@ def create_app(
             description="the manifest file's directory (absolute): relative paths in the manifests are read from"
             " there, else from the daemon's working directory",
         ),
+        dryRun: str | None = Query(  # noqa: N803 (Kubernetes' name)
+            None, pattern="^All$", description="All: check everything and say what would happen, storing nothing"
+        ),
     ) -> dict[str, Any]:
         try:
             text = (await read_body(request.receive, MAX_MANIFEST_BYTES, BODY_TIMEOUT_S)).decode()
         except UnicodeDecodeError as e:
             raise ConfigurationError(f"the request body must be UTF-8 YAML or JSON ({e})") from None
-        return {"results": await controller.apply(text, None if base is None else Path(base))}
+        return {"results": await controller.apply(text, None if base is None else Path(base), dryRun == "All")}
 
     def listed(group: str, version: str, plural: str, namespace: str | None, selector: str | None, watch: Watch) -> Any:
         kind = _kind(group, version, plural)

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import signal
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -28,13 +29,17 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wharf.client.control import DEFAULT_HOME, DaemonAddress
+from wharf.console.assets import console_routes
 from wharf.control.api import create_app
 from wharf.control.auth import ControlGuard, Credentials, write_private
 from wharf.control.backends import LocalBackend, ReplicaState
+from wharf.control.console_api import console_router
 from wharf.control.controller import Controller
 from wharf.control.discovery import ScrapeTargets, discovery_url
 from wharf.control.gateway_process import GatewayProcess
+from wharf.control.history import History
 from wharf.control.monitor_process import MonitorProcess
+from wharf.control.monitor_view import MonitorView
 from wharf.control.policy import ManifestPolicy
 from wharf.control.prometheus_process import PrometheusProcess
 from wharf.control.reconciler import Ingress, Reconciler
@@ -164,7 +169,11 @@ async def run(settings: DaemonSettings) -> None:
             control_url = _url(settings.control_host, control_port)
             controller = Controller(store, reconciler, ManifestPolicy(home=settings.home))
             targets = ScrapeTargets.of_daemon(store, backend, ingress.http_url, control_url, monitor_url)
-            app = create_app(controller, targets=targets, usage=usage)
+            history = History()  # the console's charts: the last hour of each revision and of the monitor
+            monitor_view = MonitorView(monitor_url, history)
+            gateway_url = _url(settings.host, http_port)
+            console = [console_routes(), console_router(controller, history, monitor_view, gateway_url)]
+            app = create_app(controller, targets=targets, usage=usage, routers=console)
             api = EmbeddedServer(ControlGuard(app, credentials, settings.control_allowed_hosts))
             api_task = await api.start(control)
             prometheus_config = prometheus.configure(
@@ -180,7 +189,7 @@ async def run(settings: DaemonSettings) -> None:
                     log.error("prometheus did not start; running without it", extra={"reason": e.message})
             address = DaemonAddress(
                 control_url,
-                _url(settings.host, http_port),
+                gateway_url,
                 f"{settings.host}:{grpc_port}",
                 credentials.admin,
                 monitor_url,
@@ -213,11 +222,14 @@ async def run(settings: DaemonSettings) -> None:
                         if (summary := await monitor.summary()) is not None:
                             reconciler.monitoring = summary
                     await reconciler.resync()
+                    history.observe(time.time(), gateway.stats(), reconciler.metrics)
+                    await monitor_view.sample(time.time())
                 except Exception:  # one bad pass must not stop the daemon: the next resync tries again
                     log.exception("resync failed; the next pass retries", extra={"retry_in_s": settings.resync_s})
             controller.close()  # ends watches and followed logs, which would keep the API from stopping
             api.should_exit = True
             await api_task
+            await monitor_view.close()
         finally:
             await prometheus.stop(5.0)
             if monitor is not None:

@@ -120,7 +120,8 @@ class History:
             self.record(REVISION + revision, now, sample, REVISION_FIELDS)
 
     def live(self) -> dict[str, dict[str, float | None]]:
-        """Each observed revision's live figures (the fields of `REVISION_FIELDS`, and `coldStartSeconds`)."""
+        """Each observed revision's live figures: the fields of `REVISION_FIELDS`, `coldStartSeconds`, and the
+        gateway window's `requests` and `errors` (so that a service's error ratio can be summed over revisions)."""
         return self._live
 
     def record(
@@ -184,8 +185,10 @@ class History:
 def _load(load: RevisionStats | None) -> dict[str, float | None]:
     """The figures of a gateway snapshot (none yet: no requests)."""
     if load is None:
-        return {"errorRatio": 0.0, "p50Ms": None, "p99Ms": None, "inFlight": 0, "queued": 0}
+        return {"requests": 0, "errors": 0, "errorRatio": 0.0, "p50Ms": None, "p99Ms": None, "inFlight": 0, "queued": 0}
     return {
+        "requests": load.requests,
+        "errors": load.errors,
         "errorRatio": load.error_rate,
         "p50Ms": load.p50_ms,
         "p99Ms": load.p99_ms,

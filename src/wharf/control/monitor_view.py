@@ -2,8 +2,9 @@
 
 The browser cannot ask the monitor itself: it listens on another port, without the control API's token. So the
 control API passes on a few of the monitor's read-only answers (`PATHS`: GET only, no query but `type`), under the
-control API's own authentication (`get`). And since the monitor keeps only each metric's latest value, `sample`
-(called by the daemon once a resync; it asks the monitor every `History.interval_s`) records into the `History`:
+control API's own authentication, with whatever could be a secret hidden (`get`; `wharf.control.redaction`). And
+since the monitor keeps only each metric's latest value, `sample` (called by the daemon once a resync; it asks the
+monitor every `History.interval_s`) records into the `History`:
 - `metric/ID`: each scheduled metric request's value (`value`, or one field per column of `namedValues`);
 - `detector/ID`: each detector's rows `inspected` and `detected` so far.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from wharf.control.history import History
+from wharf.control.redaction import redacted
 from wharf.errors import InvalidInput, NotFound, ServerUnreachable
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ class MonitorView:
         if answer.status_code >= 400:
             error = body.get("error") if isinstance(body, dict) else None
             raise _error(answer.status_code, error or answer.text)
-        return body
+        return redacted(body)  # a detector's reply URL, say, may carry a token
 
     async def sample(self, now: float) -> None:
         """Record the monitor's metric values and detector counts, once every `History.interval_s`."""
