@@ -91,7 +91,7 @@ def test_cost_names_the_idle_minimum_over_scaled_and_the_queue_at_the_maximum_un
     assert busy["recommendation"]["rule"] == "held-at-max-replicas"
     assert busy["recommendation"]["change"]["maxReplicas"] >= CLIENTS  # one replica per request at once, at least
     figures = busy["figures"]
-    assert figures["atMaxShare"] == 1.0 and figures["waitingMax"] >= CLIENTS - 2 and figures["requests"] > 20
+    assert figures["atMaxShare"] >= 0.9 and figures["waitingMax"] >= CLIENTS - 2 and figures["requests"] > 20
     assert figures["queueingShare"] >= 0.5 and figures["concurrencyMax"] >= CLIENTS - 1
 
     text = loaded.daemon.wharf("cost", "--since", "10m").stdout
