@@ -87,11 +87,15 @@ def cost_text(report: dict[str, Any], since: str, namespaces: bool) -> str:
     lines = [f"Usage in the last {since}:", table.render(revisions), ""]
     advised = [r for r in revisions if r["recommendation"]]
     if not advised:
-        return "\n".join([*lines, "Recommendations: none (every revision fits its load, or was observed too short)"])
-    lines.append("Recommendations:")
-    for r in advised:
-        where = f"{r['namespace']}/{r['service']} ({r['component']} {r['revision']})"
-        lines.append(f"  {r['verdict']}  {where}: {r['recommendation']['reason']}")
+        lines.append("Recommendations: none (every revision fits its load, or was observed too short)")
+    else:
+        lines.append("Recommendations:")
+        for r in advised:
+            where = f"{r['namespace']}/{r['service']} ({r['component']} {r['revision']})"
+            lines.append(f"  {r['verdict']}  {where}: {r['recommendation']['reason']}")
+    if report.get("edges"):
+        lines += ["", "Calls (the service graph's edges, over the gateway's window):"]
+        lines.append(Table(_EDGE_COLUMNS).render(report["edges"]))
     return "\n".join(lines)
 
 
@@ -166,6 +170,15 @@ _REPLICA_COLUMNS: list[Column] = [
     ("CPU(cores)", lambda replica: _cores(replica["cpuCores"])),
     ("CPU-SECONDS", lambda replica: _g(replica["cpuSeconds"])),
     ("MEMORY(bytes)", lambda replica: _bytes(replica["memoryBytes"])),
+]
+_EDGE_COLUMNS: list[Column] = [
+    ("SOURCE", lambda e: "/".join(filter(None, (e.get("source"), e.get("sourceComponent"))))),
+    ("DESTINATION", lambda e: "/".join(filter(None, (e.get("destination"), e.get("component"))))),
+    ("REVISION", lambda e: e.get("revision") or "-"),
+    ("REQUESTS", lambda e: str(e.get("requests", 0))),
+    ("RPS", lambda e: _g(e.get("requestsPerSecond"))),
+    ("ERRORS", lambda e: _share(e.get("errorRatio"))),
+    ("P99(ms)", lambda e: _g(e.get("p99Ms"))),
 ]
 _COST_COLUMNS: list[Column] = [
     ("SERVICE", lambda r: r["service"]),

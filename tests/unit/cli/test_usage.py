@@ -47,6 +47,21 @@ def test_the_cost_table_has_a_row_per_revision_then_each_recommendation_with_its
     assert lines[6].startswith("  under-scaled  default/busy (predictor busy-predictor-00001): held at maxReplicas 1")
     assert lines[7].startswith("  over-scaled  default/idle (predictor idle-predictor-00001): minReplicas 3 kept 3")
     assert "NAMESPACE" in cost_text(document, "1h", namespaces=True).splitlines()[1]
+    assert "Calls" not in text
+
+
+def test_the_service_graphs_edges_follow_the_recommendations_when_the_report_has_them() -> None:
+    edge = {"source": "default/chain", "sourceComponent": None, "destination": "default/idle"}
+    edge |= {"component": "predictor", "revision": "idle-predictor-00001", "requests": 20, "errors": 1}
+    edge |= {"requestsPerSecond": 0.33, "errorRatio": 0.05, "p50Ms": 4.2, "p99Ms": 11.0}
+    idle = Usage(seconds=120, replica_seconds=120, requests=20)
+    document = report([Bucket(0.0, IDLE, Scale(min_replicas=1), idle)], edges=[edge]).document()
+    lines = cost_text(document, "1h", namespaces=False).splitlines()
+    calls = lines.index("Calls (the service graph's edges, over the gateway's window):")
+    assert lines[calls + 1].split() == ["SOURCE", "DESTINATION", "REVISION", "REQUESTS", "RPS", "ERRORS", "P99(ms)"]
+    assert lines[calls + 2].split() == [
+        "default/chain", "default/idle/predictor", "idle-predictor-00001", "20", "0.33", "5%", "11",
+    ]  # fmt: skip
     assert cost_text(report([]).document(), "30m", namespaces=False) == "No usage recorded in the last 30m."
 
 
