@@ -54,14 +54,15 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT_S
         time.sleep(0.1)
 
 
-def monitoring(home: Path) -> Daemon:
+def monitoring(home: Path, env: dict[str, str] | None = None) -> Daemon:
     """`wharf up` on `home` with its monitor on (scheduled metrics recomputed every second, rows written within
-    50 ms) and models loadable from `artifacts` beside the home."""
+    50 ms) and models loadable from `artifacts` beside the home; `env` added to its environment."""
     settings = {
         "WHARF_MONITOR_ENABLED": "true",
         "WHARF_MONITOR_METRICS_INTERVAL_S": "1",
         "WHARF_MONITOR_FLUSH_INTERVAL_S": "0.05",
         "WHARF_POLICY_STORAGE_ROOTS": json.dumps([str(home.parent / "artifacts")]),
+        **(env or {}),
     }
     return start_daemon(home, env=settings)
 
@@ -140,7 +141,11 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
 @pytest.fixture
 def iris(daemon: Daemon, tmp_path: Path) -> Path:
     """The iris classifier and its training set (the reference data: features and the true species)."""
-    artifacts = tmp_path / "artifacts"
+    return iris_artifacts(tmp_path / "artifacts")
+
+
+def iris_artifacts(artifacts: Path) -> Path:
+    """`artifacts`, holding the iris classifier (iris.joblib) and its training set (iris.csv)."""
     features, species = load_iris(return_X_y=True)
     joblib.dump(LogisticRegression(max_iter=1000).fit(features, species), artifacts / "iris.joblib")
     frame = pd.DataFrame(features, columns=FEATURES).assign(species=species)
