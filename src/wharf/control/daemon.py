@@ -69,6 +69,9 @@ class DaemonSettings(BaseSettings):
     resync_s: float = Field(1.0, gt=0, description="how often load is sampled, canaries judged, replicas recorded")
     scale_to_zero_grace_s: float = Field(30.0, ge=0, description="an idle revision's last replica goes after this")
     max_replicas: int = Field(64, ge=1, description="replicas on this machine in all")
+    history_interval_s: float = Field(
+        10.0, gt=0, description="the console's charts: a sample of each revision every this many seconds"
+    )
     prometheus: bool = Field(False, description="run a Prometheus server scraping this Wharf (`--prometheus`)")
     prometheus_host: str = Field("127.0.0.1", description="where that Prometheus listens")
     prometheus_port: int = Field(9090, ge=0, le=65535, description="its port (0: a free one)")
@@ -169,7 +172,7 @@ async def run(settings: DaemonSettings) -> None:
             control_url = _url(settings.control_host, control_port)
             controller = Controller(store, reconciler, ManifestPolicy(home=settings.home))
             targets = ScrapeTargets.of_daemon(store, backend, ingress.http_url, control_url, monitor_url)
-            history = History()  # the console's charts: the last hour of each revision and of the monitor
+            history = History(settings.history_interval_s)  # the console's charts: the last hour of each revision
             monitor_view = MonitorView(monitor_url, history)
             gateway_url = _url(settings.host, http_port)
             console = [console_routes(), console_router(controller, history, monitor_view, gateway_url)]
