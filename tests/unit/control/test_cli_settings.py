@@ -62,3 +62,12 @@ def test_serve_takes_ports_from_the_environment_unless_given(captured: list[Any]
 def test_an_invalid_setting_in_the_environment_is_named(captured: list[Any]) -> None:
     result = CliRunner().invoke(app, ["up"], env={"WHARF_CONTROL_PORT": "seventy"})
     assert result.exit_code == 2 and "control_port" in result.output and not captured
+
+
+def test_up_runs_prometheus_when_asked(captured: list[Any]) -> None:
+    env = {"WHARF_PROMETHEUS_SCRAPE_INTERVAL_S": "1", "WHARF_PROMETHEUS_PORT": "9191"}
+    assert CliRunner().invoke(app, ["up"], env=env).exit_code == 0
+    assert CliRunner().invoke(app, ["up", "--prometheus", "--prometheus-port", "0"], env=env).exit_code == 0
+    off, on = captured
+    assert (off.prometheus, off.prometheus_port, off.prometheus_scrape_interval_s) == (False, 9191, 1.0)
+    assert (on.prometheus, on.prometheus_port, on.prometheus_host) == (True, 0, "127.0.0.1")
