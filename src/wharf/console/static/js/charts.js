@@ -1,5 +1,5 @@
-// Time charts over uPlot (vendored: /console/vendor/uPlot.iife.min.js, MIT): one line per series, times in Unix
-// seconds, gaps where a value is missing; dashed lines for thresholds.
+// Time charts over uPlot (vendored: /console/vendor/uPlot.iife.min.js, MIT) of the last hour: one line per series
+// (with its samples as dots), times in Unix seconds, gaps where a value is missing; dashed lines for thresholds.
 
 import { h } from "./dom.js";
 
@@ -8,7 +8,7 @@ import { h } from "./dom.js";
 export function timeChart(parent, title, unit) {
   const box = h("figure", { class: "chart" }, h("figcaption", {}, title));
   const area = h("div", { class: "plot" });
-  const empty = h("p", { class: "empty" }, "no samples yet (one every 10 s)");
+  const empty = h("p", { class: "empty" }, "no samples yet");
   box.append(area, empty);
   parent.append(box);
   let plot = null;
@@ -31,9 +31,12 @@ export function timeChart(parent, title, unit) {
         width: area.clientWidth || 480,
         height: 160,
         legend: { live: false },
-        scales: { x: { time: true } },
+        scales: { x: { time: true, range: () => [Date.now() / 1000 - 3600, Date.now() / 1000] } },
         axes: [{}, { size: 56, values: (_, ticks) => ticks.map((t) => `${+t.toPrecision(3)}${unit}`) }],
-        series: [{}, ...lines.map((l) => ({ label: l.label, stroke: l.colour, width: l.dash ? 1 : 1.5, dash: l.dash, spanGaps: false, points: { show: false } }))],
+        series: [
+          {},
+          ...lines.map((l) => ({ label: l.label, stroke: l.colour, width: l.dash ? 1 : 1.5, dash: l.dash, spanGaps: false, points: { show: !l.dash, size: 3, fill: l.colour } })),
+        ],
       },
       data,
       area,

@@ -67,9 +67,10 @@ export function render(root, [namespace, name], context) {
       if (!state.revisions) {
         const shown = await api(paths.revisions(namespace, name));
         state.revisions = { ...shown, latest: latestRevisions(service) };
-        showRevisions(revisions, state.revisions, service);
+        showRevisions(revisions, state.revisions);
       }
-      showReplicas(replicas, service, state.revisions);
+      showRevisionTables(revisions, state.revisions, service);
+      if (showReplicas(replicas, service, state.revisions)) await showLogs(replicas, namespace, name, service);
     }, 2000),
     poll(async () => {
       if (!state.revisions) return;
@@ -207,22 +208,9 @@ function showCharts(charts, series) {
   charts.errors.update(names.map((k) => ({ label: label(k), colour: colour(label(k)), values: column(k, "errorRatio", 100) })), times);
 }
 
-function showRevisions(el, shown, service) {
-  const components = service.status?.components || {};
+/** Each component's revisions (a table, filled by `showRevisionTables`) and what changed between two of them. */
+function showRevisions(el, shown) {
   const blocks = Object.entries(shown.components).map(([component, list]) => {
-    const status = components[component] || {};
-    const share = Object.fromEntries((status.traffic || []).map((t) => [t.revisionName, t.percent]));
-    const rows = list
-      .slice()
-      .reverse()
-      .map((r) => {
-        const tags = [
-          r.name === status.latestCreatedRevision && "latest",
-          r.name === status.latestRolledoutRevision && "rolled out",
-          r.name === status.previousRolledoutRevision && "previous",
-        ].filter(Boolean);
-        return h("tr", {}, h("td", {}, r.name), h("td", {}, fmt.ago(r.created)), h("td", {}, share[r.name] ? `${share[r.name]}%` : "–"), h("td", {}, tags.join(", ")));
-      });
     const names = list.map((r) => r.name);
     const from = h("select", { "aria-label": "from" }, names.map((n) => h("option", { value: n }, n)));
     const to = h("select", { "aria-label": "to" }, names.map((n) => h("option", { value: n }, n)));
@@ -241,7 +229,7 @@ function showRevisions(el, shown, service) {
       "div",
       { class: "component-revisions" },
       h("h3", {}, component),
-      h("table", { class: "grid" }, h("thead", {}, h("tr", {}, ["Revision", "Created", "Traffic", ""].map((c) => h("th", {}, c)))), h("tbody", {}, rows)),
+      h("table", { class: "grid" }, h("thead", {}, h("tr", {}, ["Revision", "Created", "Traffic", ""].map((c) => h("th", {}, c)))), h("tbody", { "data-component": component })),
       h("p", { class: "diff-pick" }, "What changed from ", from, " to ", to, " (secrets hidden):"),
       out,
     );
@@ -253,6 +241,28 @@ function showRevisions(el, shown, service) {
   );
 }
 
+/** The revisions' rows: when each was made, its share of traffic and its place in the rollout, as they are now. */
+function showRevisionTables(el, shown, service) {
+  const components = service.status?.components || {};
+  for (const [component, list] of Object.entries(shown.components)) {
+    const status = components[component] || {};
+    const share = Object.fromEntries((status.traffic || []).map((t) => [t.revisionName, t.percent]));
+    const rows = list
+      .slice()
+      .reverse()
+      .map((r) => {
+        const tags = [
+          r.name === status.latestCreatedRevision && "latest",
+          r.name === status.latestRolledoutRevision && "rolled out",
+          r.name === status.previousRolledoutRevision && "previous",
+        ].filter(Boolean);
+        return h("tr", {}, h("td", {}, r.name), h("td", {}, fmt.ago(r.created)), h("td", {}, share[r.name] ? `${share[r.name]}%` : "–"), h("td", {}, tags.join(", ")));
+      });
+    const body = el.querySelector(`tbody[data-component="${component}"]`);
+    if (body) fill(body, rows);
+  }
+}
+
 function revisionComponent(revisions, revision) {
   for (const [component, list] of Object.entries(revisions?.components || {})) {
     if (list.some((r) => r.name === revision)) return component;
@@ -260,12 +270,15 @@ function revisionComponent(revisions, revision) {
   return "predictor";
 }
 
+/** Each component's replicas, and a box for its log lines; whether a component was new (its logs are due now). */
 function showReplicas(el, service, revisions) {
   const components = Object.keys(service.status?.components || {});
   const states = service.status?.replicaStates || [];
+  let added = false;
   for (const component of components) {
     let block = el.querySelector(`[data-component="${component}"]`);
     if (!block) {
+      added = true;
       block = h("div", { class: "component", "data-component": component }, h("h3", {}, component), h("ul", { class: "replica-list" }), h("pre", { class: "log" }, "…"));
       el.append(block);
     }
@@ -286,6 +299,7 @@ function showReplicas(el, service, revisions) {
         : h("li", { class: "empty" }, "no replicas (scaled to zero)"),
     );
   }
+  return added;
 }
 
 async function showLogs(el, namespace, name, service) {
