@@ -29,6 +29,15 @@ prometheus:
 	    { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends prometheus; } && \
 	  { $(SUDO) systemctl disable --now prometheus 2>/dev/null || $(SUDO) invoke-rc.d prometheus stop 2>/dev/null || true; }; }
 
+# Debian's chromium, when there is none: the console's end-to-end tests (tests/e2e/test_console.py) drive it with
+# Playwright, which never downloads a browser of its own.
+.PHONY: chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+$(VENV)/.installed-test: | chromium
+chromium:
+	@test -x /usr/bin/chromium || $(SUDO) apt-get install -y --no-install-recommends chromium || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
 examples/iris/model.joblib: examples/iris/train.py | $(VENV)/.installed-run
 	$(BIN)/python examples/iris/train.py examples/iris/model.joblib
 
