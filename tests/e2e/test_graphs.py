@@ -1,8 +1,10 @@
-"""InferenceGraphs on `wharf up`: Sequence with `$response`, Switch, Ensemble and Splitter over real services."""
+"""InferenceGraphs on `wharf up`: Sequence with `$response`, Switch, Ensemble and Splitter over real services; and
+the service graph of who called whom (graphs, a transformer, clients)."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -90,3 +92,54 @@ def test_a_failing_step_is_named(daemon: Daemon, graphs: httpx.Client) -> None:
     outside = graph("chain", "Sequence", {"name": "first", "serviceUrl": "http://x/"})
     refused = daemon.wharf("apply", "-f", "-", check=False, stdin=outside)
     assert refused.returncode == 1 and "serviceUrl" in refused.stderr
+
+
+SCALED = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: scaled}
+spec:
+  transformer:
+    model: {modelFormat: {name: custom}, storageUri: wharf_test_models:Scale, env: [{name: FACTOR, value: '3'}]}
+  predictor:
+    model: {modelFormat: {name: custom}, storageUri: wharf_test_models:Add, env: [{name: ADD, value: '1'}]}
+"""
+
+
+def test_the_service_graph_shows_who_called_whom(daemon: Daemon, graphs: httpx.Client) -> None:
+    daemon.wharf("apply", "-f", "-", stdin=SCALED)
+    daemon.wait("scaled", ready)
+    for _ in range(3):
+        assert _ask(graphs, "chain", {"instances": [[1.0]]}) == {"predictions": [[12.0]]}
+    scaled = {"host": "scaled.default.example.com"}
+    for _ in range(2):
+        answer = graphs.post("/v1/models/scaled:predict", json={"instances": [[1.0]]}, headers=scaled)
+        assert answer.json()["predictions"][0]["y"] == [4.0]  # x * 3 in the transformer, then + 1
+    # The predictor does not explain: 501 through the transformer, an error on both edges.
+    assert graphs.post("/v1/models/scaled:explain", json={"instances": [[1.0]]}, headers=scaled).status_code == 501
+    expected = {
+        ("client", None, "default/chain", None): (3, 0),
+        ("default/chain", None, "default/add-one", "predictor"): (3, 0),
+        ("default/chain", None, "default/add-ten", "predictor"): (3, 0),
+        ("client", None, "default/scaled", "transformer"): (3, 1),
+        ("default/scaled", "transformer", "default/scaled", "predictor"): (3, 1),
+    }
+    with daemon.control() as control:
+        deadline = time.monotonic() + 10  # the gateway pushes its figures every 0.25 s
+        while True:
+            answer = control.get("/apis/wharf.dev/v1/servicegraph", params={"namespace": "default"})
+            assert answer.status_code == 200, answer.text
+            edges = {
+                (e["source"], e["sourceComponent"], e["destination"], e["component"]): e for e in answer.json()["edges"]
+            }
+            if {key: (e["requests"], e["errors"]) for key, e in edges.items()} == expected:
+                break
+            assert time.monotonic() < deadline, edges
+            time.sleep(0.2)
+    calls = edges[("default/scaled", "transformer", "default/scaled", "predictor")]
+    assert calls["revision"] == "scaled-predictor-00001" and calls["requestsPerSecond"] > 0 and calls["p99Ms"] > 0
+    nodes = {node["id"]: node for node in answer.json()["nodes"]}
+    assert {"client", "default/chain", "default/add-one", "default/add-ten", "default/scaled"} <= set(nodes)
+    (predictor,) = nodes["default/scaled"]["components"]["predictor"]["revisions"]
+    (replica,) = predictor["replicas"]
+    assert predictor["trafficPercent"] == 100 and replica["ready"] and replica["pid"] > 0 and replica["httpPort"] > 0

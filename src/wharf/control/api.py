@@ -11,7 +11,8 @@ InferenceService's `log` streams its replicas' logs as text (`component`, `revis
 `follow`), as a pod's `log` does.
 
 `/metrics` is the control plane's Prometheus text; `/prometheus/targets` (with `wharf up`) is Prometheus HTTP service
-discovery of every process of this Wharf to scrape (`wharf.control.discovery`).
+discovery of every process of this Wharf to scrape (`wharf.control.discovery`). `/apis/wharf.dev/v1/servicegraph` is
+who calls whom through the gateway, and where each runs (`wharf.control.service_graph`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from wharf import __version__
-from wharf.control import discovery
+from wharf.control import discovery, service_graph
 from wharf.control.controller import Controller
 from wharf.control.usage import UsageRecorder
 from wharf.embedded_http import read_body
@@ -152,6 +153,16 @@ def create_app(
             name: str | None = name_query,
         ) -> dict[str, Any]:
             return usage.cost(since, namespace, name)
+
+    @app.get(
+        service_graph.PATH,
+        summary="Which services and graphs call which (requests/s, errors, latency), and where they run",
+    )
+    async def servicegraph(
+        namespace: str | None = Query(None, description="only this namespace's services and graphs (default: all)"),
+    ) -> dict[str, Any]:
+        reconciler = controller.reconciler
+        return service_graph.service_graph(controller.store, reconciler.backend, reconciler.gateway.edges(), namespace)
 
     @app.post("/apis/apply", summary="Apply one or more YAML or JSON manifests (multi-document, idempotent)")
     async def apply(
