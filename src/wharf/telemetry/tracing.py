@@ -100,14 +100,16 @@ class _Api:
 
 
 class _PairsGetter:
-    """Reads a propagator's fields out of header pairs (ASGI's lower-case bytes, or gRPC metadata)."""
+    """Reads a propagator's fields out of header pairs: ASGI's names (lower-case bytes) or gRPC metadata keys
+    (lower-case str), compared as they are."""
 
     def get(self, carrier: Pairs, key: str) -> list[str] | None:
-        found = [_text(v) for k, v in carrier if _text(k).lower() == key]
+        wanted = key.encode()
+        found = [_text(v) for k, v in carrier if k == wanted or k == key]
         return found or None
 
     def keys(self, carrier: Pairs) -> list[str]:
-        return [_text(k).lower() for k, _ in carrier]
+        return [_text(k) for k, _ in carrier]
 
 
 def _text(value: bytes | str) -> str:
@@ -123,8 +125,9 @@ def server_span(name: str, headers: Pairs, attributes: Attributes | None = None)
 
 @contextlib.contextmanager
 def span(name: str, attributes: Attributes | None = None, client: bool = False) -> Iterator[Any]:
-    """A child of the current span, made current (kind CLIENT with `client`: a call out); nothing while off."""
-    if not enabled:
+    """A child of the current span, made current (kind CLIENT with `client`: a call out); nothing while off or
+    while the current span is not sampled (its children would not be either: making them would only cost)."""
+    if not enabled or not _sampled(_api.trace.get_current_span()):
         yield None
         return
     kind = _api.client if client else _api.trace.SpanKind.INTERNAL
@@ -133,8 +136,15 @@ def span(name: str, attributes: Attributes | None = None, client: bool = False) 
 
 
 def current() -> Any:
-    """The current context, to hand to `recorded` from another thread. Call only while `enabled`."""
-    return _api.context.get_current()
+    """The current context, to hand to `recorded` from another thread; None where its span is not sampled. Call
+    only while `enabled`."""
+    context = _api.context.get_current()
+    return context if _sampled(_api.trace.get_current_span(context)) else None
+
+
+def _sampled(span: Any) -> bool:
+    """Whether `span` was sampled (ended or not): only then are its children."""
+    return bool(span.get_span_context().trace_flags.sampled)
 
 
 def recorded(
