@@ -7,7 +7,7 @@ import { h } from "./dom.js";
  * ([{label, colour, values, dash}]) over `times`, recreating the plot only when the lines change. */
 export function timeChart(parent, title, unit) {
   const box = h("figure", { class: "chart" }, h("figcaption", {}, title));
-  const area = h("div", { class: "plot" });
+  const area = h("div", { class: "plot", hidden: true });
   const empty = h("p", { class: "empty" }, "no samples yet");
   box.append(area, empty);
   parent.append(box);

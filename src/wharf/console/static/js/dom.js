@@ -53,9 +53,6 @@ export const fmt = {
     if (s < 86400) return `${Math.round(s / 3600)}h ago`;
     return `${Math.round(s / 86400)}d ago`;
   },
-  time(seconds) {
-    return new Date(seconds * 1000).toLocaleString();
-  },
 };
 
 /** Run `task` now and every `ms` while the page is visible (never two at once); returns the function that stops it. */

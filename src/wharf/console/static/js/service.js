@@ -52,6 +52,13 @@ export function render(root, [namespace, name], context) {
   };
   buildActions(actions, namespace, name, context, () => state.service);
   const tryItShows = buildTryIt(tryIt, namespace, name, context);
+  const refreshCharts = async () => {
+    if (!state.revisions) return;
+    const names = Object.values(state.revisions.components).flatMap((list) => list.map((r) => r.name));
+    const params = new URLSearchParams(names.map((n) => ["series", `revision/${n}`]));
+    params.set("since", String(Date.now() / 1000 - 3600));
+    showCharts(chartSet, (await api(paths.history(params))).series);
+  };
 
   stops.push(
     poll(async () => {
@@ -68,17 +75,12 @@ export function render(root, [namespace, name], context) {
         const shown = await api(paths.revisions(namespace, name));
         state.revisions = { ...shown, latest: latestRevisions(service) };
         showRevisions(revisions, state.revisions);
+        await refreshCharts(); // its revisions are known now: no need to wait for the charts' next turn
       }
       showRevisionTables(revisions, state.revisions, service);
       if (showReplicas(replicas, service, state.revisions)) await showLogs(replicas, namespace, name, service);
     }, 2000),
-    poll(async () => {
-      if (!state.revisions) return;
-      const names = Object.values(state.revisions.components).flatMap((list) => list.map((r) => r.name));
-      const params = new URLSearchParams(names.map((n) => ["series", `revision/${n}`]));
-      params.set("since", String(Date.now() / 1000 - 3600));
-      showCharts(chartSet, (await api(paths.history(params))).series);
-    }, 5000),
+    poll(refreshCharts, 5000),
     poll(async () => {
       const listed = await api(paths.events(namespace, name));
       fill(
@@ -335,9 +337,9 @@ function buildTryIt(el, namespace, name, context) {
   const protocol = h("select", { id: "try-protocol" }, h("option", { value: "v1" }, "V1 (:predict)"), h("option", { value: "v2" }, "V2 (/infer)"));
   const body = h("textarea", { id: "try-body", rows: 6, spellcheck: "false" });
   const key = h("input", { id: "try-key", type: "password", placeholder: "API key, if the service asks for one", autocomplete: "off" });
-  const answer = h("pre", { id: "try-answer", class: "answer" });
+  const answer = h("pre", { id: "try-answer", class: "answer", hidden: true });
   const explanation = h("pre", { id: "try-explanation", class: "answer", hidden: true });
-  const example = () => (body.value = JSON.stringify(EXAMPLES[protocol.value], null, 1));
+  const example = () => (body.value = JSON.stringify(EXAMPLES[protocol.value]));
   protocol.onchange = example;
   example();
   const send = async (verb, out) => {

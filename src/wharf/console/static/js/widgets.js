@@ -41,14 +41,14 @@ export function splitBar(traffic) {
   return updateSplit(h("div", { class: "split", role: "img" }), traffic);
 }
 
-/** "iris-predictor-00002" as "00002" when the bar is narrow: the revision's number says which. */
-export function shortRevision(name) {
+/** "iris-predictor-00002" as "#2": the revision's number says which. */
+function shortRevision(name) {
   const number = /-(\d+)$/.exec(name || "");
   return number ? `#${Number(number[1])}` : name;
 }
 
 /** The component that answers a service's host: its transformer when it has one. */
-export function frontComponent(service) {
+function frontComponent(service) {
   const components = service.status?.components || {};
   return components.transformer ? "transformer" : "predictor";
 }
