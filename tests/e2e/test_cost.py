@@ -93,6 +93,8 @@ def test_cost_names_the_idle_minimum_over_scaled_and_the_queue_at_the_maximum_un
     figures = busy["figures"]
     assert figures["atMaxShare"] >= 0.9 and figures["waitingMax"] >= CLIENTS - 2 and figures["requests"] > 20
     assert figures["queueingShare"] >= 0.5 and figures["concurrencyMax"] >= CLIENTS - 1
+    [edge] = [e for e in report["edges"] if e["destination"] == "default/busy"]  # the service graph's, carried
+    assert edge["source"] == "client" and edge["requests"] > 0
 
     text = loaded.daemon.wharf("cost", "--since", "10m").stdout
     assert "over-scaled  default/idle (predictor idle-predictor-00001): minReplicas 3 kept" in text

@@ -152,7 +152,8 @@ def create_app(
             namespace: str | None = namespace_query,
             name: str | None = name_query,
         ) -> dict[str, Any]:
-            return usage.cost(since, namespace, name)
+            edges = service_graph.graph_edges(controller.store, controller.reconciler.gateway.edges(), namespace)
+            return usage.cost(since, namespace, name, edges)
 
     @app.get(
         service_graph.PATH,
