@@ -50,6 +50,9 @@ class Gateway:
     def stats(self) -> dict[str, Any]:
         return {}
 
+    def edges(self) -> tuple[Any, ...]:
+        return ()
+
     def update(self, table: Any) -> None:
         self.tables.append(table)
 

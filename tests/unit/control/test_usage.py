@@ -8,8 +8,9 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import httpx
+from fastapi import FastAPI
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from wharf.control.api import create_app
@@ -226,15 +227,20 @@ def test_the_api_serves_top_and_cost_and_names_a_bad_since(rig: Rig) -> None:
     rig.sample()
     rig.gateway.load = busy_load(20)
     rig.sample()
-    with TestClient(create_app(rig.controller, usage=rig.recorder)) as client:
-        top = client.get("/apis/usage/top", params={"namespace": "default"})
+    # In this thread, as in the daemon's loop: the store's SQLite connection stays in the thread that made it.
+    asyncio.run(_ask_top_and_cost(create_app(rig.controller, usage=rig.recorder)))
+
+
+async def _ask_top_and_cost(app: FastAPI) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        top = await client.get("/apis/usage/top", params={"namespace": "default"})
         assert top.status_code == 200
         assert [item["service"] for item in top.json()["items"]] == ["busy", "idle"]
         assert top.json()["items"][0]["inFlight"] == 8
-        cost = client.get("/apis/usage/cost", params={"since": "600", "name": "idle"})
+        cost = await client.get("/apis/usage/cost", params={"since": "600", "name": "idle"})
         assert cost.status_code == 200 and cost.json()["since"] == 600.0
         assert [r["verdict"] for r in cost.json()["revisions"]] == ["over-scaled"]
         for bad in ("soon", "0", "1e9"):
-            refused = client.get("/apis/usage/cost", params={"since": bad})
+            refused = await client.get("/apis/usage/cost", params={"since": bad})
             assert refused.status_code == 400 and "since" in refused.json()["error"], refused.text
-        assert "/apis/usage/cost" in client.get("/openapi.json").json()["paths"]
+        assert "/apis/usage/cost" in (await client.get("/openapi.json")).json()["paths"]
