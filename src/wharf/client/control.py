@@ -1,16 +1,19 @@
-"""`ControlClient`: the control plane's REST API (what `wharf apply/get/wait/logs/delete/rollout` use)."""
+"""`AsyncControlClient`: the control plane's REST API; `ControlClient` is the same client for code without an event
+loop (what `wharf apply/get/wait/logs/delete/rollout` use), and `wharf.client.sdk` builds on it."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from wharf.client.blocking import BlockingFace, blocking, blocking_iter
 
 DEFAULT_URL = "http://127.0.0.1:8002"
 _STREAM_MARGIN_S = 10.0
@@ -27,12 +30,15 @@ _GROUPS = {"inferenceservices": "serving.kserve.io/v1beta1", "inferencegraphs": 
 
 
 class ControlError(Exception):
-    """The control plane refused a call, or could not be reached."""
+    """The control plane refused a call (`status`, and the decoded `body` of its answer when it was JSON), or could
+    not be reached (`status` None; `timed_out` when it was reached but did not answer in time)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, body: Any = None, timed_out: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.body = body
+        self.timed_out = timed_out
 
 
 def plural(kind: str) -> str:
@@ -69,7 +75,7 @@ def home_from_env() -> Path:
     return Path(os.environ.get("WHARF_HOME") or DEFAULT_HOME)
 
 
-class ControlClient:
+class AsyncControlClient:
     """The control API. Without `url`, the client finds its daemon the way kubectl finds its cluster:
     WHARF_CONTROL_URL, else the `daemon.json` of WHARF_HOME, else the default address; the token likewise comes
     from `token`, WHARF_TOKEN or that file."""
@@ -81,43 +87,48 @@ class ControlClient:
         own = address.token if address and url.rstrip("/") == address.control_url.rstrip("/") else None
         token = token or os.environ.get("WHARF_TOKEN") or own
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=url, timeout=timeout_s, headers=headers)
+        self._http = httpx.AsyncClient(base_url=url, timeout=timeout_s, headers=headers)
 
-    def close(self) -> None:
-        self._http.close()
+    @property
+    def url(self) -> str:
+        return str(self._http.base_url)
 
-    def __enter__(self) -> ControlClient:
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncControlClient:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
-    def apply(self, manifests: str, base: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    async def apply(self, manifests: str, base: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
         """Apply one or more YAML (or JSON) documents; returns what happened to each resource (`kind`,
         `namespace`, `name`, `result` and the `warnings` about fields with no effect there). `base` is the
         directory relative paths in the manifests are read from (the file's); without it, the daemon's."""
-        return self._call(
+        answer = await self._call(
             "POST",
             "/apis/apply",
             content=manifests.encode(),
             headers={"content-type": "application/yaml"},
             params={} if base is None else {"base": os.path.abspath(base)},
-        )["results"]
+        )
+        return answer["results"]
 
-    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    async def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """The resources of `kind` in `namespace` (None: in every namespace)."""
-        return self._call("GET", self._collection(kind, namespace))["items"]
+        return (await self._call("GET", self._collection(kind, namespace)))["items"]
 
-    def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any]:
-        return self._call("GET", self._path(kind, name, namespace))
+    async def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any]:
+        return await self._call("GET", self._path(kind, name, namespace))
 
-    def watch(
+    async def watch(
         self,
         kind: str,
         namespace: str | None = None,
         name: str | None = None,
         timeout_s: float | None = None,
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(`ADDED`|`MODIFIED`|`DELETED`, resource) for each resource of `kind` (in `namespace`, None: every one;
         named `name`) there now, then `("BOOKMARK", {})`, then one for each change, until the control plane ends
         the stream: after `timeout_s` (None: when it stops)."""
@@ -127,18 +138,18 @@ class ControlClient:
         if timeout_s is not None:
             params["timeoutSeconds"] = f"{max(timeout_s, 0.001):.3f}"
         read_timeout = None if timeout_s is None else timeout_s + _STREAM_MARGIN_S  # should the server not end it
-        with self._stream("GET", self._collection(kind, namespace), params, read_timeout) as answer:
-            for line in answer.iter_lines():
+        async with self._stream("GET", self._collection(kind, namespace), params, read_timeout) as answer:
+            async for line in answer.aiter_lines():
                 if line:
                     event = json.loads(line)
                     yield event["type"], {} if event["type"] == "BOOKMARK" else event["object"]
 
-    def events(self, kind: str, name: str, namespace: str = "default") -> list[dict[str, Any]]:
+    async def events(self, kind: str, name: str, namespace: str = "default") -> list[dict[str, Any]]:
         """The resource's recent events, oldest first (`type`, `reason`, `message`, `count`, `firstTimestamp`,
         `lastTimestamp`)."""
-        return self._call("GET", self._path(kind, name, namespace) + "/events")["items"]
+        return (await self._call("GET", self._path(kind, name, namespace) + "/events"))["items"]
 
-    def logs(
+    async def logs(
         self,
         name: str,
         namespace: str = "default",
@@ -146,7 +157,7 @@ class ControlClient:
         revision: str | None = None,
         tail: int | None = None,
         follow: bool = False,
-    ) -> Iterator[bytes]:
+    ) -> AsyncIterator[bytes]:
         """The logs of an InferenceService's replicas (of `component`'s `revision`, by default its latest): the last
         `tail` lines of each (None: all), then with `follow` what they write next, for as long as this is read."""
         params: dict[str, Any] = {"component": component, "follow": "true" if follow else "false"}
@@ -154,28 +165,31 @@ class ControlClient:
             params["revision"] = revision
         if tail is not None:
             params["tailLines"] = tail
-        with self._stream("GET", self._path("isvc", name, namespace) + "/log", params, None) as answer:
-            yield from answer.iter_bytes()
+        async with self._stream("GET", self._path("isvc", name, namespace) + "/log", params, None) as answer:
+            async for chunk in answer.aiter_bytes():
+                yield chunk
 
-    def delete(self, kind: str, name: str, namespace: str = "default") -> None:
-        self._call("DELETE", self._path(kind, name, namespace))
+    async def delete(self, kind: str, name: str, namespace: str = "default") -> None:
+        await self._call("DELETE", self._path(kind, name, namespace))
 
-    def promote(self, name: str, namespace: str = "default") -> dict[str, Any]:
-        return self._call("POST", self._path("isvc", name, namespace) + "/promote")
+    async def promote(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        return await self._call("POST", self._path("isvc", name, namespace) + "/promote")
 
-    def rollback(self, name: str, namespace: str = "default") -> dict[str, Any]:
-        return self._call("POST", self._path("isvc", name, namespace) + "/rollback")
+    async def rollback(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        return await self._call("POST", self._path("isvc", name, namespace) + "/rollback")
 
-    def top(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+    async def top(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """What each revision (of `namespace`'s InferenceServices, None: of every namespace; of the one named
         `name`) and each of its replicas use now: CPU, resident memory, requests in flight and waiting."""
-        return self._call("GET", "/apis/usage/top", params=_given(namespace=namespace, name=name))["items"]
+        return (await self._call("GET", "/apis/usage/top", params=_given(namespace=namespace, name=name)))["items"]
 
-    def cost(self, since_s: float = 3600.0, namespace: str | None = None, name: str | None = None) -> dict[str, Any]:
+    async def cost(
+        self, since_s: float = 3600.0, namespace: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
         """The cost report of the last `since_s` seconds: per service and revision, its usage, figures, and verdict
         (over-scaled, under-scaled, fits, unjudged) with the recommendation and the numbers behind it."""
         params = {"since": since_s, **_given(namespace=namespace, name=name)}
-        return self._call("GET", "/apis/usage/cost", params=params)
+        return await self._call("GET", "/apis/usage/cost", params=params)
 
     def _collection(self, kind: str, namespace: str | None) -> str:
         collection = plural(kind)
@@ -186,33 +200,62 @@ class ControlClient:
         collection = plural(kind)
         return f"/apis/{_GROUPS[collection]}/namespaces/{namespace}/{collection}/{name}"
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            answer = self._http.request(method, path, **kwargs)
+            answer = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
             raise self._unreachable(e) from None
         _raise_for_error(answer)
-        return answer.json() if answer.content else None
+        try:
+            return answer.json() if answer.content else None
+        except ValueError:
+            raise ControlError(f"malformed answer from {answer.url}: not JSON", answer.status_code) from None
 
-    @contextmanager
-    def _stream(
+    @asynccontextmanager
+    async def _stream(
         self, method: str, path: str, params: dict[str, Any], timeout_s: float | None
-    ) -> Iterator[httpx.Response]:
+    ) -> AsyncIterator[httpx.Response]:
         """A streamed answer; ControlError for an error answer, or once nothing came for `timeout_s`."""
         timeout = httpx.Timeout(self._http.timeout.connect, read=timeout_s)
         try:
-            with self._http.stream(method, path, params=params, timeout=timeout) as answer:
+            async with self._http.stream(method, path, params=params, timeout=timeout) as answer:
                 if answer.status_code >= 400:
-                    answer.read()
+                    await answer.aread()
                     _raise_for_error(answer)
                 yield answer
         except httpx.ReadTimeout:
-            raise ControlError(f"nothing came from the control plane within {timeout_s:g} s") from None
+            raise ControlError(f"nothing came from the control plane within {timeout_s:g} s", timed_out=True) from None
         except httpx.HTTPError as e:
             raise self._unreachable(e) from None
 
     def _unreachable(self, error: httpx.HTTPError) -> ControlError:
+        if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
+            return ControlError(f"no answer from the Wharf control plane at {self._http.base_url}", timed_out=True)
         return ControlError(f"cannot reach the Wharf control plane at {self._http.base_url}: {error}")
+
+
+class ControlClient(BlockingFace[AsyncControlClient]):
+    """`AsyncControlClient` for code without an event loop: the same arguments, calls and errors, each call blocking
+    until its answer (`watch` and `logs` return iterators)."""
+
+    def __init__(self, url: str | None = None, timeout_s: float = 30.0, token: str | None = None) -> None:
+        super().__init__(AsyncControlClient(url, timeout_s, token))
+
+    @property
+    def url(self) -> str:
+        return self._async.url
+
+    apply = blocking(AsyncControlClient.apply)
+    list = blocking(AsyncControlClient.list)
+    get = blocking(AsyncControlClient.get)
+    watch = blocking_iter(AsyncControlClient.watch)
+    events = blocking(AsyncControlClient.events)
+    logs = blocking_iter(AsyncControlClient.logs)
+    delete = blocking(AsyncControlClient.delete)
+    promote = blocking(AsyncControlClient.promote)
+    rollback = blocking(AsyncControlClient.rollback)
+    top = blocking(AsyncControlClient.top)
+    cost = blocking(AsyncControlClient.cost)
 
 
 def _given(**params: str | None) -> dict[str, str]:
@@ -224,7 +267,9 @@ def _raise_for_error(answer: httpx.Response) -> None:
     if answer.status_code < 400:
         return
     try:
-        message = answer.json()["error"]
-    except (ValueError, KeyError, TypeError):
-        message = answer.text
-    raise ControlError(message, answer.status_code)
+        body = answer.json()
+    except ValueError:
+        body = None
+    # Wharf's {"error": ...}, or a Kubernetes Status object's message
+    message = (body.get("error") or body.get("message")) if isinstance(body, dict) else None
+    raise ControlError(message if isinstance(message, str) else answer.text, answer.status_code, body)

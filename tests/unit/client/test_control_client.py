@@ -26,12 +26,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _authorization(client: ControlClient) -> str | None:
-    return client._http.headers.get("authorization")
+    return client._async._http.headers.get("authorization")
 
 
 def test_the_home_daemon_gets_the_home_token(home: Path) -> None:
     with ControlClient() as client:
-        assert str(client._http.base_url).startswith("http://127.0.0.1:8002")
+        assert str(client.url).startswith("http://127.0.0.1:8002")
         assert _authorization(client) == "Bearer home-token"
 
 
