@@ -107,6 +107,7 @@ def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0), env: dict[
         "WHARF_SCALE_TO_ZERO_GRACE_S": "1",  # Knative's 30 s is long for a test
         "WHARF_MONITOR_ENABLED": "false",  # the tests of the monitor turn it on (it takes a second to start)
         "WHARF_MONITOR_PORT": "0",
+        "WHARF_KUBE_PORT": "0",  # kubectl's TLS port: any free one (WHARF_HOME/kubeconfig names it)
         **(env or {}),
     }
     command = [

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from wharf.cli import console, control, monitor, usage
+from wharf.cli import console, control, kubeconfig, monitor, usage
 from wharf.errors import WharfError
 
 S = TypeVar("S")  # a settings class
@@ -28,6 +28,7 @@ for command in (
     app.command()(command)
 app.add_typer(control.rollout, name="rollout")
 app.command()(console.console)
+app.command()(kubeconfig.kubeconfig)
 app.add_typer(monitor.app, name="monitor")
 
 

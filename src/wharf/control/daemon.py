@@ -38,6 +38,9 @@ from wharf.control.controller import Controller
 from wharf.control.discovery import ScrapeTargets, discovery_url
 from wharf.control.gateway_process import GatewayProcess
 from wharf.control.history import History
+from wharf.control.kube import kubeconfig
+from wharf.control.kube.routes import kube_router
+from wharf.control.kube.tls import KubeListener
 from wharf.control.monitor_process import MonitorProcess
 from wharf.control.monitor_view import MonitorView
 from wharf.control.policy import ManifestPolicy
@@ -64,6 +67,9 @@ class DaemonSettings(BaseSettings):
     control_port: int = Field(8002, ge=0, le=65535)
     control_allowed_hosts: list[str] = Field(
         [], description="host names the control API answers to besides localhost and IP addresses"
+    )
+    kube_port: int = Field(
+        8443, ge=0, le=65535, description="the control API over TLS, for kubectl (it sends a token only over TLS)"
     )
     domain: str = "example.com"
     resync_s: float = Field(1.0, gt=0, description="how often load is sampled, canaries judged, replicas recorded")
@@ -176,9 +182,20 @@ async def run(settings: DaemonSettings) -> None:
             monitor_view = MonitorView(monitor_url, history)
             gateway_url = _url(settings.host, http_port)
             console = [console_routes(), console_router(controller, history, monitor_view, gateway_url)]
-            app = create_app(controller, targets=targets, usage=usage, routers=console)
-            api = EmbeddedServer(ControlGuard(app, credentials, settings.control_allowed_hosts))
+            app = create_app(controller, targets=targets, usage=usage, routers=[*console, kube_router()])
+            guarded = ControlGuard(app, credentials, settings.control_allowed_hosts)
+            api = EmbeddedServer(guarded)
             api_task = await api.start(control)
+            kube, kube_url = KubeListener(settings.home), None
+            try:  # kubectl's way in: WHARF_HOME/kubeconfig points at it
+                kube_url, authority = await kube.start(
+                    guarded, settings.control_host, settings.kube_port, settings.control_allowed_hosts
+                )
+                kubeconfig.write(
+                    settings.home / kubeconfig.FILE, kubeconfig.kubeconfig(kube_url, authority, credentials.admin)
+                )
+            except OSError as e:  # serving goes on without it; the log says why
+                log.error("the Kubernetes API (kubectl) did not start; running without it", extra={"reason": str(e)})
             prometheus_config = prometheus.configure(
                 discovery_url(settings.control_host, control_port),
                 credentials.viewer,
@@ -209,6 +226,7 @@ async def run(settings: DaemonSettings) -> None:
                     "http_port": http_port,
                     "grpc_port": grpc_port,
                     "control_port": control_port,
+                    "kube": kube_url,
                     "monitor": address.monitor_url,
                     "prometheus": prometheus_url,
                     "prometheus_config": str(prometheus_config),
@@ -232,6 +250,7 @@ async def run(settings: DaemonSettings) -> None:
             controller.close()  # ends watches and followed logs, which would keep the API from stopping
             api.should_exit = True
             await api_task
+            await kube.stop()
             await monitor_view.close()
         finally:
             await prometheus.stop(5.0)
