@@ -1,14 +1,15 @@
 """The control plane's REST API (FastAPI, documented by OpenAPI at /docs and /openapi.json).
 
-KServe-shaped paths: `/apis/{group}/{version}/namespaces/{namespace}/{plural}[/{name}]`. Errors answer
-`{"error": "..."}` like the data plane, never FastAPI's `{"detail": ...}`.
-
-As Kubernetes' API does, a list takes `fieldSelector=metadata.name=NAME` (and `metadata.namespace`), and with
-`watch=true` streams one JSON object per line, `{"type": "ADDED|MODIFIED|DELETED", "object": {...}}`: every
-resource there, then each change (with `allowWatchBookmarks=true`, a `BOOKMARK` whose annotation
-`k8s.io/initial-events-end` marks the end of the first ones). A resource's `events` are its recent events; an
-InferenceService's `log` streams its replicas' logs as text (`component`, `revision`, `replica`, `tailLines`,
-`follow`), as a pod's `log` does.
+The resources are Kubernetes' API (`wharf.control.kube`): `/apis/{group}/{version}/namespaces/{namespace}/{plural}`
+lists (`labelSelector`, `fieldSelector`), watches (`watch=true`, `resourceVersion`, `allowWatchBookmarks`,
+`timeoutSeconds`: one JSON object per line, `{"type": "ADDED|MODIFIED|DELETED|BOOKMARK|ERROR", "object": {...}}`)
+and creates (POST); `.../{name}` gets, replaces (PUT), patches (PATCH: merge, JSON patch, server-side apply) and
+deletes; `.../{name}/status` is the status subresource; `/apis/{group}/{version}/{plural}` lists and watches every
+namespace, and `/api/v1/namespaces` names the namespaces. Their errors are Kubernetes `Status` objects
+(`kube.status`); Wharf's other routes answer `{"error": "..."}` like the data plane, never FastAPI's
+`{"detail": ...}`. `POST /apis/apply` is Wharf's own apply of YAML documents (`wharf apply`), through the same
+controller and store. A resource's `events` are its recent events; an InferenceService's `log` streams its replicas'
+logs as text (`component`, `revision`, `replica`, `tailLines`, `follow`), as a pod's `log` does.
 
 `/metrics` is the control plane's Prometheus text; `/prometheus/targets` (with `wharf up`) is Prometheus HTTP service
 discovery of every process of this Wharf to scrape (`wharf.control.discovery`). `/apis/wharf.dev/v1/servicegraph` is
@@ -32,27 +33,51 @@ from starlette.exceptions import HTTPException
 from wharf import __version__
 from wharf.control import discovery, service_graph
 from wharf.control.controller import Controller
+from wharf.control.kube import objects, patch, resources
+from wharf.control.kube import status as kube_status
+from wharf.control.kube.selectors import selector
+from wharf.control.kube.status import StatusError
 from wharf.control.usage import UsageRecorder
 from wharf.embedded_http import read_body
-from wharf.errors import ConfigurationError, InvalidInput, ServerBusy, WharfError
+from wharf.errors import ConfigurationError, ServerBusy, WharfError
 
 log = logging.getLogger(__name__)
 
 MAX_MANIFEST_BYTES = 8 * 2**20  # far more YAML than any set of resources takes
 BODY_TIMEOUT_S = 30.0
-GROUPS = {"inferenceservices": "serving.kserve.io/v1beta1", "inferencegraphs": "serving.kserve.io/v1alpha1"}
-WATCH_MEDIA_TYPE = "application/json;stream=watch"
-INITIAL_EVENTS_END = "k8s.io/initial-events-end"
-_SELECTABLE = ("metadata.name", "metadata.namespace")
 
 
 @dataclass(frozen=True)
-class Watch:
-    """A list's watch parameters, named as Kubernetes names them."""
+class ListQuery:
+    """A list's parameters, named as Kubernetes names them (`limit` and `continue` are taken, and everything is
+    answered at once)."""
 
+    labelSelector: str | None = Query(None, description="e.g. app=iris,tier in (a,b),!canary")  # noqa: N815
+    fieldSelector: str | None = Query(  # noqa: N815
+        None, description="metadata.name=NAME and/or metadata.namespace=NS (or !=), comma-separated"
+    )
     watch: bool = Query(False, description="stream the resources, then their changes, as JSON lines")
-    allowWatchBookmarks: bool = Query(False, description="mark the end of the first ones with a BOOKMARK")  # noqa: N815
-    timeoutSeconds: float | None = Query(None, gt=0, description="end the watch after this")  # noqa: N815
+    resourceVersion: str | None = Query(  # noqa: N815
+        None, description="with watch: the changes after this version (a list's), without: everything there, then"
+    )
+    allowWatchBookmarks: bool = Query(False, description="send BOOKMARKs (the first one after what is there)")  # noqa: N815
+    timeoutSeconds: float | None = Query(None, ge=0, description="end the watch after this")  # noqa: N815
+    limit: int | None = Query(None, ge=0, description="taken; every item is answered at once")
+    resourceVersionMatch: str | None = Query(None, description="taken; a list is always the latest")  # noqa: N815
+    sendInitialEvents: bool | None = Query(  # noqa: N815
+        None, description="with watch: what is there first (with resourceVersion unset: the default)"
+    )
+
+
+@dataclass(frozen=True)
+class WriteQuery:
+    """A write's parameters (`fieldValidation` is taken: Wharf refuses unknown fields whatever it says)."""
+
+    fieldManager: str | None = Query(None, description="who makes the change (metadata.managedFields)")  # noqa: N815
+    dryRun: str | None = Query(None, description="All: check everything, store nothing")  # noqa: N815
+    fieldValidation: str | None = Query(  # noqa: N815
+        None, pattern="^(Strict|Warn|Ignore)$", description="taken; unknown fields are always refused"
+    )
 
 
 MAX_STREAMS = 64  # watches and followed logs open at once: each holds a connection for as long as its client likes
@@ -82,8 +107,24 @@ class StreamSlots:
         return held()
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(request: Request, error: WharfError) -> JSONResponse:
+    """The one mapping of errors to answers: a Status under the Kubernetes routes, else `{"error": ...}`."""
+    if kube_status.is_kube_path(request.url.path):
+        return JSONResponse(kube_status.of_error(error), status_code=error.http_status)
+    return JSONResponse({"error": error.message}, status_code=error.http_status)
+
+
+def _json(document: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(document), status_code=status_code, media_type=resources.JSON)
+
+
+async def _body(request: Request) -> Any:
+    """A write's body, decoded by its content type (`kube.patch.decode`)."""
+    try:
+        body = await read_body(request.receive, MAX_MANIFEST_BYTES, BODY_TIMEOUT_S)
+    except WharfError as e:
+        raise StatusError(e.http_status, e.message) from None
+    return patch.decode(body, request.headers.get("content-type"))
 
 
 def create_app(
@@ -101,22 +142,22 @@ def create_app(
     streams = streams or StreamSlots()
 
     @app.exception_handler(WharfError)
-    async def wharf_error(_: Request, error: WharfError) -> JSONResponse:
-        return _error(error.http_status, error.message)
+    async def wharf_error(request: Request, error: WharfError) -> JSONResponse:
+        return _error(request, error)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
-        return _error(error.status_code, str(error.detail))
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return _error(request, StatusError(error.status_code, str(error.detail)))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        return _error(400, problems)
+        return _error(request, StatusError(400, problems))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=error, extra={"path": request.url.path})
-        return _error(500, f"internal error: {type(error).__name__}: {error}")
+        return _error(request, StatusError(500, f"internal error: {type(error).__name__}: {error}"))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:
@@ -183,59 +224,121 @@ def create_app(
             raise ConfigurationError(f"the request body must be UTF-8 YAML or JSON ({e})") from None
         return {"results": await controller.apply(text, None if base is None else Path(base), dryRun == "All")}
 
-    def listed(group: str, version: str, plural: str, namespace: str | None, selector: str | None, watch: Watch) -> Any:
-        kind = _kind(group, version, plural)
-        fields = _fields(selector)
-        if namespace is not None and fields.get("metadata.namespace", namespace) != namespace:
-            return {"items": []}
-        namespace = namespace or fields.get("metadata.namespace")
-        name = fields.get("metadata.name")
-        if not watch.watch:
-            return {"items": controller.list(kind, namespace, name)}
-        changes = controller.watch(kind, namespace, name, watch.timeoutSeconds)
-        lines = _watch_lines(changes, kind, f"{group}/{version}", watch.allowWatchBookmarks)
-        return StreamingResponse(streams.take(lines), media_type=WATCH_MEDIA_TYPE)
+    def listed(group: str, version: str, plural: str, namespace: str | None, query: ListQuery) -> Response:
+        served = objects.served(group, version, plural)
+        chosen = selector(query.labelSelector, query.fieldSelector)
+        if not query.watch:
+            return _json(resources.listed(controller, served, namespace, chosen))
+        version_ = None if query.sendInitialEvents else query.resourceVersion
+        lines = resources.watched(
+            controller, served, namespace, chosen, version_, query.timeoutSeconds, query.allowWatchBookmarks
+        )
+        return StreamingResponse(streams.take(lines), media_type=resources.WATCH_MEDIA_TYPE)
 
-    field_selector = Query(
-        None, alias="fieldSelector", description="metadata.name=NAME and/or metadata.namespace=NS, comma-separated"
-    )
+    collection = "/apis/{group}/{version}/namespaces/{namespace}/{plural}"
+    one = collection + "/{name}"
 
     @app.get("/apis/{group}/{version}/{plural}", summary="List (or watch) resources in every namespace")
-    async def list_all(
-        group: str,
-        version: str,
-        plural: str,
-        fieldSelector: str | None = field_selector,  # noqa: N803 (Kubernetes' name)
-        watch: Watch = Depends(),
-    ) -> Any:
-        return listed(group, version, plural, None, fieldSelector, watch)
+    async def list_all(group: str, version: str, plural: str, query: ListQuery = Depends()) -> Response:
+        return listed(group, version, plural, None, query)
 
-    @app.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}", summary="List (or watch) resources")
+    @app.get(collection, summary="List (or watch) resources")
     async def list_namespace(
+        group: str, version: str, namespace: str, plural: str, query: ListQuery = Depends()
+    ) -> Response:
+        return listed(group, version, plural, namespace, query)
+
+    @app.post(collection, summary="Create a resource (201; 409 AlreadyExists)", status_code=201)
+    async def create(
+        request: Request, group: str, version: str, namespace: str, plural: str, query: WriteQuery = Depends()
+    ) -> Response:
+        served = objects.served(group, version, plural)
+        options = _options(request, query, None, False)
+        created = await resources.create(controller, served, namespace, await _body(request), options)
+        return _json(created, 200 if options.dry_run else 201)
+
+    @app.get(one, summary="One resource with its status")
+    async def get(group: str, version: str, namespace: str, plural: str, name: str) -> Response:
+        return _json(resources.got(controller, objects.served(group, version, plural), namespace, name))
+
+    @app.put(one, summary="Replace a resource (its metadata.resourceVersion must be the stored one)")
+    async def replace(
+        request: Request,
         group: str,
         version: str,
         namespace: str,
         plural: str,
-        fieldSelector: str | None = field_selector,  # noqa: N803
-        watch: Watch = Depends(),
-    ) -> Any:
-        return listed(group, version, plural, namespace, fieldSelector, watch)
+        name: str,
+        query: WriteQuery = Depends(),
+    ) -> Response:
+        served = objects.served(group, version, plural)
+        options = _options(request, query, None, False)
+        return _json(await resources.replace(controller, served, namespace, name, await _body(request), options))
 
-    @app.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}", summary="One resource with its status")
-    async def get(group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
-        return controller.get(_kind(group, version, plural), namespace, name)
-
-    @app.delete("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}", summary="Delete a resource")
-    async def delete(group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
-        await controller.delete(_kind(group, version, plural), namespace, name)
-        return {}
-
-    @app.get(
-        "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}/events",
-        summary="A resource's recent events (the last 100), oldest first",
+    @app.patch(
+        one,
+        summary="Patch a resource: JSON merge patch, JSON patch, or server-side apply (which may create it)",
     )
+    async def patch_(
+        request: Request,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        query: WriteQuery = Depends(),
+        force: bool | None = Query(None, description="an apply takes the fields other managers have"),
+    ) -> Response:
+        served = objects.served(group, version, plural)
+        patch_type = patch.check_patch_type(request.headers.get("content-type"))
+        options = _options(request, query, force, patch_type == patch.APPLY)
+        body = await _body(request)
+        patched, created = await resources.patch(controller, served, namespace, name, patch_type, body, options)
+        return _json(patched, 201 if created and not options.dry_run else 200)
+
+    @app.delete(one, summary="Delete a resource (DeleteOptions' preconditions and dryRun honoured)")
+    async def delete(
+        request: Request,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        dryRun: str | None = Query(None, pattern="^All$", description="All: check, delete nothing"),  # noqa: N803
+    ) -> Response:
+        served = objects.served(group, version, plural)
+        body = await _body(request) if request.headers.get("content-length", "0") != "0" else None
+        return _json(await resources.delete(controller, served, namespace, name, body, dryRun == "All"))
+
+    @app.get(one + "/status", summary="A resource's status subresource (the object)")
+    async def get_status(group: str, version: str, namespace: str, plural: str, name: str) -> Response:
+        return _json(resources.got(controller, objects.served(group, version, plural), namespace, name))
+
+    async def write_status(group: str, version: str, namespace: str, plural: str, name: str) -> Response:
+        served = objects.served(group, version, plural)
+        resources.got(controller, served, namespace, name)  # 404 first, as for any write
+        raise StatusError(405, f"the status of a {served.kind} is written by Wharf's controller only")
+
+    for method in ("PUT", "PATCH"):
+        app.add_api_route(
+            one + "/status",
+            write_status,
+            methods=[method],
+            operation_id=f"{method.lower()}_status",
+            summary="Refused: Wharf's controller writes status",
+        )
+
+    @app.get("/api/v1/namespaces", summary="The namespaces: default, and those that hold resources")
+    async def namespaces() -> Response:
+        return _json(resources.namespace_list(controller))
+
+    @app.get("/api/v1/namespaces/{name}", summary="One namespace")
+    async def namespace(name: str) -> Response:
+        return _json(resources.namespace(controller, name))
+
+    @app.get(one + "/events", summary="A resource's recent events (the last 100), oldest first")
     async def events(group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any]:
-        return {"items": controller.events_of(_kind(group, version, plural), namespace, name)}
+        return {"items": controller.events_of(objects.served(group, version, plural).kind, namespace, name)}
 
     @app.get(
         "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}/log",
@@ -266,33 +369,6 @@ def create_app(
     return app
 
 
-def _fields(selector: str | None) -> dict[str, str]:
-    """A field selector's terms (`metadata.name=NAME,metadata.namespace=NS`; `==` as `=`)."""
-    fields: dict[str, str] = {}
-    for term in filter(None, (selector or "").split(",")):
-        field, _, value = term.replace("==", "=").partition("=")
-        if field.strip() not in _SELECTABLE or not value:
-            raise InvalidInput(
-                f"fieldSelector: {term!r} is not supported; select by {' or '.join(f'{f}=VALUE' for f in _SELECTABLE)}"
-            )
-        fields[field.strip()] = value.strip()
-    return fields
-
-
-async def _watch_lines(
-    changes: AsyncIterator[tuple[str, dict[str, Any]]], kind: str, api_version: str, bookmarks: bool
-) -> AsyncIterator[bytes]:
-    """A watch's changes as JSON lines; the bookmark after the first ones only when the client asked for it."""
-    async for type_, resource in changes:
-        if type_ == "BOOKMARK":
-            if not bookmarks:
-                continue
-            annotations = {INITIAL_EVENTS_END: "true"}
-            resource = {"kind": kind, "apiVersion": api_version, "metadata": {"annotations": annotations}}
-        yield orjson.dumps({"type": type_, "object": resource}) + b"\n"
-
-
-def _kind(group: str, version: str, plural: str) -> str:
-    if GROUPS.get(plural) != f"{group}/{version}":
-        raise HTTPException(404, f"no resource collection {group}/{version}/{plural}")
-    return {"inferenceservices": "InferenceService", "inferencegraphs": "InferenceGraph"}[plural]
+def _options(request: Request, query: WriteQuery, force: bool | None, apply: bool) -> resources.WriteOptions:
+    user_agent = request.headers.get("user-agent")
+    return resources.write_options(query.fieldManager, user_agent, query.dryRun, force, apply)

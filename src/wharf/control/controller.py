@@ -7,24 +7,31 @@ from the directory of its file when the apply names it (`base`), else from the d
 that have no effect on a local replica are kept with the manifest; the apply's answer and the resource's status
 (`status.warnings`, computed from the stored manifest) name them.
 
-A watch (`watch`) streams what changes, as Kubernetes' watch does: every resource it covers once (`ADDED`), then
-each creation, change and deletion as it is stored; it wakes on the store's change notices and compares each
-resource with what it last sent (a write that leaves what the API shows alone sends nothing). Watches and followed
-logs end when the controller closes (`close`), so that the API can stop.
+The Kubernetes API writes one resource at a time (`write`): it proposes the object and its field managers
+(`Edit`, made by `wharf.control.kube.resources`), which are checked and stored as an apply's documents are, under the
+same lock, so that a read-modify-write of either kind never loses the other's. An apply is an update of each of its
+resources by the field manager `wharf` (`wharf.control.kube.fields`).
+
+Watches (`changes`, `wharf.control.kube.watch`) follow the store's changes; they and followed logs end when the
+controller closes (`close`), so that the API can stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from wharf.control.events import EventRecorder
 from wharf.control.graph_plan import GRAPH_KIND, graph_nodes
+from wharf.control.kube import fields
+from wharf.control.kube.objects import document, timestamp
+from wharf.control.kube.watch import ChangeLog
 from wharf.control.plan import (
     COMPONENTS,
     EXPLAINER,
@@ -41,8 +48,11 @@ from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Reconciler
 from wharf.control.replica_logs import log_stream
 from wharf.control.spec import SpecError, local_warnings, parse_manifest
-from wharf.control.store import Change, EventRecord, Resource, Store, revision_prefix
+from wharf.control.store import EventRecord, Resource, Store, revision_prefix
 from wharf.errors import ConfigurationError, InvalidInput, NotFound
+
+#: The field manager of Wharf's own apply (`wharf apply`, `POST /apis/apply`).
+WHARF_MANAGER = "wharf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,15 @@ class LogSource:
     replicas: list[str]
 
 
+class Edit(Protocol):
+    """One write of the Kubernetes API to a resource: the object it proposes for what is stored now (None: nothing),
+    and the field managers of what is then stored (its manifest, validated); either may raise StatusError."""
+
+    def proposed(self, current: Resource | None) -> dict[str, Any]: ...
+
+    def managed(self, current: Resource | None, stored: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
 class Controller:
     def __init__(self, store: Store, reconciler: Reconciler, policy: ManifestPolicy | None = None) -> None:
         """`policy` (what a manifest may do) defaults to the one the environment sets (WHARF_POLICY_*)."""
@@ -62,15 +81,14 @@ class Controller:
         self.metrics = reconciler.metrics
         self.policy = policy if policy is not None else ManifestPolicy()
         self.events = EventRecorder(store)
+        self.changes = ChangeLog(store)
         self._applying = asyncio.Lock()
         self._closed = False
-        self._wakes: set[asyncio.Event] = set()  # one per open watch
 
     def close(self) -> None:
         """End every watch and followed log (the API cannot stop while one streams)."""
         self._closed = True
-        for wake in self._wakes:
-            wake.set()
+        self.changes.close()
 
     async def apply(self, text: str, base: Path | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
         """Store every document (all are checked before any is stored), then reconcile the changed ones. `base`
@@ -83,23 +101,18 @@ class Controller:
             )
         async with self._applying:
             documents = await asyncio.to_thread(self._checked, text, base)
-            stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]
-            self._check_names(documents, stored)
-            self._check_room(documents, stored)
+            self._check_together(documents)
             results, changed = [], []
             for doc in documents:
                 before = self.store.get(doc.kind, doc.namespace, doc.name)
-                if dry_run:
-                    was_changed = before is None or before.manifest != doc.manifest  # as `Store.put` judges it
-                else:
-                    _, was_changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest)
-                if (
-                    not dry_run
-                    and before is not None
-                    and doc.kind == ISVC_KIND
-                    and (retried := _canary_changes(before.manifest, doc.manifest))
-                ):
-                    await self.reconciler.readmit(doc.namespace, doc.name, retried)  # a new canary percent: retry it
+                managed = fields.updated(
+                    before.managed if before else (),
+                    before.manifest if before else None,
+                    doc.manifest,
+                    WHARF_MANAGER,
+                    doc.manifest["apiVersion"],
+                )
+                _, was_changed = await self._store(doc, before, managed, dry_run)
                 results.append(
                     {
                         "kind": doc.kind,
@@ -115,10 +128,60 @@ class Controller:
             await self.reconciler.reconcile(doc.namespace, doc.name)
         return results
 
+    async def write(self, kind: str, namespace: str, name: str, edit: Edit, dry_run: bool = False) -> Resource:
+        """Store what `edit` proposes for a resource, checked as an apply's documents are, then reconcile it; returns
+        the resource as stored (with `dry_run`, as it would be, storing nothing)."""
+        async with self._applying:
+            current = self.store.get(kind, namespace, name)
+            proposed = edit.proposed(current)
+            doc = await asyncio.to_thread(self._checked_object, proposed)
+            self._check_together([doc])
+            managed = edit.managed(current, doc.manifest)
+            resource, changed = await self._store(doc, current, managed, dry_run)
+        if changed and not dry_run:
+            await self.reconciler.reconcile(namespace, name)
+            resource = self.store.get(kind, namespace, name) or resource
+        return resource
+
+    async def _store(
+        self, doc: Document, before: Resource | None, managed: list[dict[str, Any]], dry_run: bool
+    ) -> tuple[Resource, bool]:
+        """Store a checked document with its field managers (with `dry_run`, only say what would be stored); the
+        resource and whether its manifest changed. A new canary percent retries a rolled-back canary."""
+        if dry_run:
+            changed = before is None or before.manifest != doc.manifest  # as `Store.put` judges it
+            now = time.time()
+            would_be = Resource(
+                doc.kind, doc.namespace, doc.name, doc.manifest, 1, {}, now, now, managed=tuple(managed)
+            )
+            if before is not None:
+                generation = before.generation + changed
+                would_be = dataclasses.replace(
+                    before, manifest=doc.manifest, generation=generation, managed=tuple(managed)
+                )
+            return would_be, changed
+        resource, changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest, managed)
+        if before is not None and doc.kind == ISVC_KIND and (retried := _canary_changes(before.manifest, doc.manifest)):
+            await self.reconciler.readmit(doc.namespace, doc.name, retried)  # a new canary percent: retry it
+        return resource, changed
+
     def _checked(self, text: str, base: Path | None) -> list[Document]:
         """The documents of `text` (relative paths read from `base`), once each is valid, runs here and the policy
         allows it; raises ConfigurationError (SpecError) otherwise. Reads no store: it runs in a worker thread."""
         documents = parse(text, self.policy.max_documents, ManifestPolicy.setting("max_documents"), base)
+        self._check_documents(documents, base)
+        return documents
+
+    def _checked_object(self, obj: dict[str, Any]) -> Document:
+        """One decoded object as a document, checked as `_checked` checks (relative paths from the daemon's working
+        directory); runs in a worker thread."""
+        manifest = parse_manifest(obj)
+        doc = Document(manifest.kind, manifest.namespace, manifest.name, manifest.to_manifest(), manifest)
+        self._check_documents([doc], None)
+        return doc
+
+    def _check_documents(self, documents: list[Document], base: Path | None) -> None:
+        """Raise ConfigurationError (SpecError) for documents that cannot run here or the policy refuses."""
         for doc in documents:
             if doc.kind == GRAPH_KIND:
                 graph_nodes(doc.manifest)  # raises on conditions or steps the gateway cannot run
@@ -139,7 +202,12 @@ class Controller:
         ]
         if problems:
             raise SpecError(problems)
-        return documents
+
+    def _check_together(self, documents: list[Document]) -> None:
+        """Refuse documents that would clash with the stored resources, or not fit beside them."""
+        stored = [r for kind in (ISVC_KIND, GRAPH_KIND) for r in self.store.list(kind)]
+        self._check_names(documents, stored)
+        self._check_room(documents, stored)
 
     def _check_room(self, documents: list[Document], stored: list[Resource]) -> None:
         """Refuse documents that would take the machine past its count of InferenceServices and InferenceGraphs,
@@ -152,56 +220,10 @@ class Controller:
 
     def list(self, kind: str, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """The resources of `kind` (in `namespace`; named `name`: the API's field selector)."""
-        return [_document(r) for r in self.store.list(kind, namespace) if name in (None, r.name)]
+        return [document(r) for r in self.store.list(kind, namespace) if name in (None, r.name)]
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        return _document(self._require(kind, namespace, name))
-
-    async def watch(
-        self, kind: str, namespace: str | None = None, name: str | None = None, timeout_s: float | None = None
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(`ADDED`|`MODIFIED`|`DELETED`, resource) for every resource of `kind` (in `namespace`, named `name`)
-        there now, then for each change, until the controller closes or `timeout_s` has passed; (`BOOKMARK`, {})
-        marks the end of the first ones."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_s is None else loop.time() + timeout_s
-        dirty: set[tuple[str, str]] = set()
-        wake = asyncio.Event()
-
-        def noticed(change: Change) -> None:
-            if change.kind == kind and namespace in (None, change.namespace) and name in (None, change.name):
-                dirty.add((change.namespace, change.name))
-                wake.set()
-
-        unsubscribe = self.store.subscribe(noticed)
-        self._wakes.add(wake)
-        try:
-            shown: dict[tuple[str, str], dict[str, Any]] = {}
-            for resource in self.store.list(kind, namespace):
-                if name in (None, resource.name):
-                    shown[(resource.namespace, resource.name)] = document = _document(resource)
-                    yield "ADDED", document
-            yield "BOOKMARK", {}
-            while not self._closed:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await wake.wait()
-                except TimeoutError:
-                    return
-                wake.clear()
-                changed, dirty = sorted(dirty), set()
-                for key in changed:
-                    resource, before = self.store.get(kind, *key), shown.get(key)
-                    if resource is None:
-                        if before is not None:
-                            del shown[key]
-                            yield "DELETED", before
-                    elif (document := _document(resource)) != before:
-                        shown[key] = document
-                        yield "ADDED" if before is None else "MODIFIED", document
-        finally:
-            unsubscribe()
-            self._wakes.discard(wake)
+        return document(self._require(kind, namespace, name))
 
     def events_of(self, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
         """The resource's recent events, oldest first, as Kubernetes' Event objects show them."""
@@ -340,45 +362,16 @@ def _gateway_names(kind: str, name: str) -> list[tuple[str, str | None]]:
     ]
 
 
-def _document(resource: Resource) -> dict[str, Any]:
-    """A resource as the API shows it: its manifest with the metadata the server keeps (when it was created, its
-    generation), and its status with the warnings its manifest deserves."""
-    status = {k: v for k, v in resource.status.items() if k not in ("rollout", "routing")}
-    warnings = _warnings(resource)
-    metadata = {
-        **resource.manifest.get("metadata", {}),
-        "creationTimestamp": _timestamp(resource.created),
-        "generation": resource.generation,
-    }
-    return {
-        **resource.manifest,
-        "metadata": metadata,
-        "status": {**status, "warnings": warnings} if warnings else status,
-    }
-
-
-def _timestamp(seconds: float) -> str:
-    """RFC 3339 in UTC, to the second, as Kubernetes writes its timestamps."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
 def _event(event: EventRecord) -> dict[str, Any]:
     return {
         "type": event.type,
         "reason": event.reason,
         "message": event.message,
         "count": event.count,
-        "firstTimestamp": _timestamp(event.first),
-        "lastTimestamp": _timestamp(event.last),
+        "firstTimestamp": timestamp(event.first),
+        "lastTimestamp": timestamp(event.last),
         "involvedObject": {"kind": event.kind, "namespace": event.namespace, "name": event.name},
     }
-
-
-def _warnings(resource: Resource) -> list[str]:
-    try:
-        return local_warnings(parse_manifest(resource.manifest))
-    except ConfigurationError as e:  # stored by an older Wharf; its reconcile fails and is logged too
-        return [f"the stored manifest is no longer valid: {e.message}"]
 
 
 def _canary_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -5,6 +5,14 @@ One file under WHARF_HOME. Every write is one transaction; the daemon is the onl
 second daemon out), so a restart finds exactly what was last written. Whoever must follow the resources (watches,
 the event recorder) subscribes to their changes: each listener is called, on the writer's thread, after every
 write that created, changed or deleted a resource, with the resource before and after it.
+
+Each resource has what Kubernetes' API server keeps of an object: a `uid` (made when it is created; a resource
+deleted and created again has a new one), the `version` of its last write (its `resourceVersion`), its field
+managers (`managed`, as `metadata.managedFields` shows them) and its `generation` (counted up when its manifest
+changes). Versions come from one counter for every resource, kept in the same file and counted up in the
+transaction of each create, change (of manifest, managers or status) and delete, so that they only ever grow, across
+restarts too; `version` is the last one given. A write that would change nothing is not made and takes no version.
+A database of an older Wharf gains the columns when opened: its resources get a uid and a version then.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import json
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +33,11 @@ CREATE TABLE IF NOT EXISTS resources (
     kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
     manifest TEXT NOT NULL, generation INTEGER NOT NULL, status TEXT NOT NULL DEFAULT '{}',
     created REAL NOT NULL, updated REAL NOT NULL,
+    uid TEXT NOT NULL DEFAULT '', version INTEGER NOT NULL DEFAULT 0, managed TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (kind, namespace, name)
 );
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('version', 0);
 CREATE TABLE IF NOT EXISTS revisions (
     namespace TEXT NOT NULL, service TEXT NOT NULL, component TEXT NOT NULL, number INTEGER NOT NULL,
     name TEXT NOT NULL UNIQUE, fingerprint TEXT NOT NULL, spec TEXT NOT NULL, created REAL NOT NULL,
@@ -42,6 +54,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_resource ON events (kind, namespace, name, id);
 """
+#: The columns of `resources` that a database made by an older Wharf lacks, with their definitions.
+_ADDED_COLUMNS = {
+    "uid": "TEXT NOT NULL DEFAULT ''",
+    "version": "INTEGER NOT NULL DEFAULT 0",
+    "managed": "TEXT NOT NULL DEFAULT '[]'",
+}
+_RESOURCE_COLUMNS = "kind, namespace, name, manifest, generation, status, created, updated, uid, version, managed"
 EVENTS_KEPT = 100  # per resource: the oldest go first
 MAX_EVENT_MESSAGE = 4000  # characters of a message kept (a replica's last error carries lines of its log)
 
@@ -58,17 +77,22 @@ class Resource:
     status: dict[str, Any]
     created: float
     updated: float
+    uid: str = ""
+    version: int = 0  # of its last write (its resourceVersion)
+    managed: tuple[dict[str, Any], ...] = ()  # its field managers, as metadata.managedFields shows them
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A write to a resource: `before` is None when it created the resource, `after` None when it deleted it."""
+    """A write to a resource: `before` is None when it created the resource, `after` None when it deleted it;
+    `version` is the write's."""
 
     kind: str
     namespace: str
     name: str
     before: Resource | None
     after: Resource | None
+    version: int = 0
 
 
 Listener = Callable[[Change], None]
@@ -125,7 +149,36 @@ class Store:
         self._db = sqlite3.connect(path, isolation_level=None)  # autocommit; `with self._db` opens transactions
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self._listeners: list[Listener] = []
+
+    def _migrate(self) -> None:
+        """Give a database of an older Wharf the columns it lacks, and its resources a uid and a version."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(resources)")}
+        with self._transaction():
+            for column, definition in _ADDED_COLUMNS.items():
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE resources ADD COLUMN {column} {definition}")
+            unstamped = self._db.execute(
+                "SELECT kind, namespace, name FROM resources WHERE uid = '' OR version = 0 ORDER BY created"
+            ).fetchall()
+            for key in unstamped:
+                self._db.execute(
+                    "UPDATE resources SET uid = CASE uid WHEN '' THEN ? ELSE uid END, version = ?"
+                    " WHERE kind = ? AND namespace = ? AND name = ?",
+                    (str(uuid.uuid4()), self._next_version(), *key),
+                )
+
+    @property
+    def version(self) -> int:
+        """The last version given to a write (a list's resourceVersion)."""
+        return self._db.execute("SELECT value FROM counters WHERE name = 'version'").fetchone()[0]
+
+    def _next_version(self) -> int:
+        """The next version, counted in the caller's transaction."""
+        return self._db.execute(
+            "UPDATE counters SET value = value + 1 WHERE name = 'version' RETURNING value"
+        ).fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
@@ -136,10 +189,10 @@ class Store:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _changed(self, kind: str, namespace: str, name: str, before: Resource | None) -> None:
+    def _changed(self, kind: str, namespace: str, name: str, before: Resource | None, version: int) -> None:
         if not self._listeners:
             return
-        change = Change(kind, namespace, name, before, self.get(kind, namespace, name))
+        change = Change(kind, namespace, name, before, self.get(kind, namespace, name), version)
         for listener in list(self._listeners):
             try:
                 listener(change)
@@ -147,64 +200,101 @@ class Store:
                 log.exception("a store listener failed", extra={"resource": f"{kind} {namespace}/{name}"})
 
     # -- resources --------------------------------------------------------------------------------------------
-    def put(self, kind: str, namespace: str, name: str, manifest: dict[str, Any]) -> tuple[Resource, bool]:
-        """Create or update a resource; returns it and whether its manifest changed (a new generation)."""
+    def put(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        manifest: dict[str, Any],
+        managed: list[dict[str, Any]] | None = None,
+    ) -> tuple[Resource, bool]:
+        """Create or update a resource, with its field managers (None: those it has); returns it and whether its
+        manifest changed (a new generation)."""
         now = time.time()
         old = self.get(kind, namespace, name)
-        if old is not None and old.manifest == manifest:
+        changed = old is None or old.manifest != manifest
+        if not changed and (managed is None or tuple(managed) == old.managed):
+            assert old is not None
             return old, False
         with self._transaction():
+            version = self._next_version()
             if old is None:
                 self._db.execute(
-                    "INSERT INTO resources VALUES (?, ?, ?, ?, 1, '{}', ?, ?)",
-                    (kind, namespace, name, _dumps(manifest), now, now),
+                    f"INSERT INTO resources ({_RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, 1, '{{}}', ?, ?, ?, ?, ?)",
+                    (
+                        kind,
+                        namespace,
+                        name,
+                        _dumps(manifest),
+                        now,
+                        now,
+                        str(uuid.uuid4()),
+                        version,
+                        _dumps(managed or []),
+                    ),
                 )
             else:
                 self._db.execute(
-                    "UPDATE resources SET manifest = ?, generation = generation + 1, updated = ?"
-                    " WHERE kind = ? AND namespace = ? AND name = ?",
-                    (_dumps(manifest), now, kind, namespace, name),
+                    "UPDATE resources SET manifest = ?, generation = generation + ?, updated = ?, version = ?,"
+                    " managed = ? WHERE kind = ? AND namespace = ? AND name = ?",
+                    (
+                        _dumps(manifest),
+                        int(changed),
+                        now,
+                        version,
+                        _dumps(list(old.managed) if managed is None else managed),
+                        kind,
+                        namespace,
+                        name,
+                    ),
                 )
         resource = self.get(kind, namespace, name)
         assert resource is not None
-        self._changed(kind, namespace, name, old)
-        return resource, True
+        self._changed(kind, namespace, name, old, version)
+        return resource, changed
 
     def get(self, kind: str, namespace: str, name: str) -> Resource | None:
         row = self._db.execute(
-            "SELECT * FROM resources WHERE kind = ? AND namespace = ? AND name = ?", (kind, namespace, name)
+            f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
+            (kind, namespace, name),
         ).fetchone()
         return _resource(row) if row else None
 
     def list(self, kind: str, namespace: str | None = None) -> list[Resource]:
-        query, args = "SELECT * FROM resources WHERE kind = ?", [kind]
+        query, args = f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE kind = ?", [kind]
         if namespace is not None:
             query, args = query + " AND namespace = ?", [kind, namespace]
         return [_resource(row) for row in self._db.execute(query + " ORDER BY namespace, name", args)]
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a resource with its revisions and events; whether it was there."""
-        before = self.get(kind, namespace, name) if self._listeners else None
+        before = self.get(kind, namespace, name)
         with self._transaction():
-            gone = self._db.execute(
+            version = self._next_version() if before is not None else 0
+            self._db.execute(
                 "DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?", (kind, namespace, name)
-            ).rowcount
+            )
             self._db.execute("DELETE FROM revisions WHERE namespace = ? AND service = ?", (namespace, name))
             self._db.execute(
                 "DELETE FROM events WHERE kind = ? AND namespace = ? AND name = ?", (kind, namespace, name)
             )
-        if gone:
-            self._changed(kind, namespace, name, before)
-        return gone > 0
+        if before is None:
+            return False
+        self._changed(kind, namespace, name, before, version)
+        return True
 
     def set_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        before = self.get(kind, namespace, name) if self._listeners else None
-        updated = self._db.execute(
-            "UPDATE resources SET status = ? WHERE kind = ? AND namespace = ? AND name = ?",
-            (_dumps(status), kind, namespace, name),
-        ).rowcount
-        if updated:
-            self._changed(kind, namespace, name, before)
+        """Replace a resource's status (nothing when it is gone, or when the status is the same)."""
+        before = self.get(kind, namespace, name)
+        if before is None or before.status == status:
+            return
+        with self._transaction():
+            version = self._next_version()
+            self._db.execute(
+                "UPDATE resources SET status = ?, version = ? WHERE kind = ? AND namespace = ? AND name = ?",
+                (_dumps(status), version, kind, namespace, name),
+            )
+        self._changed(kind, namespace, name, before, version)
 
     # -- events -----------------------------------------------------------------------------------------------
     def add_event(self, kind: str, namespace: str, name: str, type: str, reason: str, message: str) -> None:
@@ -298,5 +388,17 @@ class Store:
 
 
 def _resource(row: tuple) -> Resource:  # type: ignore[type-arg]
-    kind, namespace, name, manifest, generation, status, created, updated = row
-    return Resource(kind, namespace, name, json.loads(manifest), generation, json.loads(status), created, updated)
+    kind, namespace, name, manifest, generation, status, created, updated, uid, version, managed = row
+    return Resource(
+        kind,
+        namespace,
+        name,
+        json.loads(manifest),
+        generation,
+        json.loads(status),
+        created,
+        updated,
+        uid,
+        version,
+        tuple(json.loads(managed)),
+    )

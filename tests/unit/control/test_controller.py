@@ -317,11 +317,12 @@ def test_an_unexpected_error_answers_json(controller: Controller, monkeypatch: p
     def broken(*_: Any) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(controller, "list", broken)
+    monkeypatch.setattr("wharf.control.kube.resources.listed", broken)
     with TestClient(create_app(controller), raise_server_exceptions=False) as client:
         answer = client.get("/apis/serving.kserve.io/v1beta1/inferenceservices")
-    assert answer.status_code == 500
-    assert answer.json() == {"error": "internal error: RuntimeError: disk on fire"}
+    assert answer.status_code == 500  # a Kubernetes route: a Status, with Wharf's error beside its message
+    assert answer.json()["error"] == answer.json()["message"] == "internal error: RuntimeError: disk on fire"
+    assert answer.json()["kind"] == "Status" and answer.json()["reason"] == "InternalError"
 
 
 # -- the daemon's background work --------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from tests.unit.control.fakes import Backend, control_plane
 from tests.unit.control.test_controller import isvc
 from wharf.control.api import create_app
 from wharf.control.controller import Controller
+from wharf.control.kube.objects import document
+from wharf.control.kube.selectors import selector
 from wharf.control.plan import ISVC_KIND
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.errors import NotFound
@@ -24,13 +26,19 @@ def controller(tmp_path: Path) -> Controller:
 
 
 async def _next(changes: Any) -> tuple[str, dict[str, Any]]:
-    return await asyncio.wait_for(anext(changes), 5)
+    event = await asyncio.wait_for(anext(changes), 5)
+    return event.type, document(event.resource) if event.resource else {}
+
+
+def _watch(controller: Controller, namespace: str | None, name: str | None = None, **options: Any) -> Any:
+    chosen = selector(None, f"metadata.name={name}" if name else None)
+    return controller.changes.watch(ISVC_KIND, namespace, chosen, **options)
 
 
 def test_a_watch_sends_what_is_there_then_each_change_until_closed(controller: Controller) -> None:
     async def watch() -> None:
         await controller.apply(isvc("a"))
-        changes = controller.watch(ISVC_KIND, "default")
+        changes = _watch(controller, "default", bookmarks=True)
         kind, first = await _next(changes)
         assert kind == "ADDED" and first["metadata"]["name"] == "a" and first["metadata"]["generation"] == 1
         assert first["metadata"]["creationTimestamp"].endswith("Z")
@@ -41,8 +49,9 @@ def test_a_watch_sends_what_is_there_then_each_change_until_closed(controller: C
         while seen[-1][1]["metadata"]["name"] != "b" or seen[-1][0] != "ADDED":
             seen.append(await _next(changes))
         await controller.apply(isvc("a", who="z"))
-        kind, changed = await _next(changes)
-        assert kind == "MODIFIED" and changed["metadata"]["generation"] == 2
+        while (found := await _next(changes))[1]["metadata"]["name"] != "a":
+            seen.append(found)
+        assert found[0] == "MODIFIED" and found[1]["metadata"]["generation"] == 2
         await controller.delete(ISVC_KIND, "default", "a")
         while (found := await _next(changes))[0] != "DELETED":
             assert found[1]["metadata"]["name"] in ("a", "b")
@@ -57,7 +66,7 @@ def test_a_watch_sends_what_is_there_then_each_change_until_closed(controller: C
 
 def test_a_watch_of_one_name_sees_only_it(controller: Controller) -> None:
     async def watch() -> list[str]:
-        changes = controller.watch(ISVC_KIND, None, "b")
+        changes = _watch(controller, None, "b", bookmarks=True)
         assert (await _next(changes))[0] == "BOOKMARK"
         await controller.apply(isvc("a"))
         await controller.apply(isvc("b"))
@@ -119,7 +128,7 @@ def test_streams_end_when_their_client_goes_and_leave_the_loop_free(tmp_path: Pa
                             break
                         await asyncio.sleep(0.05)
                     assert not server.server_state.tasks, url
-            assert not controller._wakes  # the watch unsubscribed
+            assert controller.changes.watchers == 0  # the watch let go
         finally:
             controller.close()
             server.should_exit = True
