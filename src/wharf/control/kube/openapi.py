@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, get_args
 
 import orjson
@@ -78,7 +79,28 @@ def _name(resource: ServedResource, model: str) -> str:
     return ".".join([*_reversed(resource.group), resource.version, model])
 
 
-def _structural(schema: Any, rename: dict[str, str]) -> Any:
+@dataclass(frozen=True, slots=True)
+class _Defs:
+    """What a schema's refs point at: each pydantic definition's name in the document, and its description (which a
+    field that refers to it and says nothing of its own shows in `kubectl explain`)."""
+
+    names: dict[str, str]
+    descriptions: dict[str, str]
+
+    def ref(self, ref: str) -> str:
+        return "#/components/schemas/" + self.names[ref.rpartition("/")[2]]
+
+    def described(self, field: dict[str, Any], ref: str | None) -> dict[str, Any]:
+        said = self.descriptions.get(ref.rpartition("/")[2]) if ref else None
+        return {**field, "description": said} if said and "description" not in field else field
+
+
+def _unwrapped(text: str) -> str:
+    """A docstring's paragraphs, each on one line (kubectl wraps them to the terminal)."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in text.split("\n\n"))
+
+
+def _structural(schema: Any, defs: _Defs) -> Any:
     """A pydantic JSON Schema (a part of one) as a structural OpenAPI 3.0 schema (see the module's docstring)."""
     if not isinstance(schema, dict):
         return schema
@@ -87,21 +109,23 @@ def _structural(schema: Any, rename: dict[str, str]) -> Any:
         if key == "title" or (key == "default" and value is None):
             continue
         if key == "properties":
-            out[key] = {name: _structural(s, rename) for name, s in value.items()}
+            out[key] = {name: _structural(defs.described(s, s.get("$ref")), defs) for name, s in value.items()}
         elif key in ("items", "not"):
-            out[key] = _structural(value, rename)
+            out[key] = _structural(value, defs)
         elif key in ("anyOf", "allOf", "oneOf"):
-            out[key] = [_structural(s, rename) for s in value]
+            out[key] = [_structural(s, defs) for s in value]
         elif key == "additionalProperties":
             if value is True:
                 out["x-kubernetes-preserve-unknown-fields"] = True
             elif isinstance(value, dict):
-                out[key] = _structural(value, rename)
+                out[key] = _structural(value, defs)
             # False: every object schema is closed already
         elif key == "const":
             out["enum"] = [value]
         elif key == "$ref":
-            out[key] = "#/components/schemas/" + rename[value.rpartition("/")[2]]
+            out[key] = defs.ref(value)
+        elif key == "description":
+            out[key] = _unwrapped(value)
         else:
             out[key] = value
     if "$ref" in out and len(out) > 1:  # OpenAPI 3.0 ignores a $ref's siblings: Kubernetes puts it in allOf
@@ -113,13 +137,18 @@ def _kind_schemas(resource: ServedResource, model: type[TopLevelResource]) -> di
     """The schemas of one kind and of everything its spec names, by their names in the document."""
     generated = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_KubeSchema)
     defs = generated.pop("$defs", {})
-    rename = {name: _name(resource, name) for name in defs}
-    schemas = {rename[name]: _structural(schema, rename) for name, schema in defs.items()}
-    meta = schemas[f"{META}.ObjectMeta"]
-    meta["description"] = "Kubernetes' object metadata: what a manifest gives, and what the server sets."
-    meta["properties"] |= {field: _SERVER_SET_TYPES[field] for field in sorted(SERVER_METADATA)}
-    kind = _structural(generated, rename)
+    defs["ObjectMeta"]["description"] = "Kubernetes' object metadata: what a manifest gives, and what the server sets."
+    found = _Defs(
+        {name: _name(resource, name) for name in defs},
+        {n: d["description"] for n, d in defs.items() if "description" in d},
+    )
+    schemas = {found.names[name]: _structural(schema, found) for name, schema in defs.items()}
+    schemas[f"{META}.ObjectMeta"]["properties"] |= {
+        field: _SERVER_SET_TYPES[field] for field in sorted(SERVER_METADATA)
+    }
+    kind = _structural(generated, found)
     kind["properties"]["status"] = _STATUS
+    kind["description"] = f"KServe's {resource.kind}, as Wharf serves it."
     gvk = {"group": resource.group, "version": resource.version, "kind": resource.kind}
     kind["x-kubernetes-group-version-kind"] = [gvk]
     listed = {
