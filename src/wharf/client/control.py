@@ -83,9 +83,10 @@ class AsyncControlClient:
     def __init__(self, url: str | None = None, timeout_s: float = 30.0, token: str | None = None) -> None:
         address = DaemonAddress.read(home_from_env())
         url = url or os.environ.get("WHARF_CONTROL_URL") or (address.control_url if address else DEFAULT_URL)
+        #: the home's `wharf up` when `url` is its control API (where its gateway listens), else None
+        self.daemon = address if address and url.rstrip("/") == address.control_url.rstrip("/") else None
         # The home's token goes only to the home's daemon: never to another URL the caller points at.
-        own = address.token if address and url.rstrip("/") == address.control_url.rstrip("/") else None
-        token = token or os.environ.get("WHARF_TOKEN") or own
+        token = token or os.environ.get("WHARF_TOKEN") or (self.daemon.token if self.daemon else None)
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(base_url=url, timeout=timeout_s, headers=headers)
 
@@ -102,16 +103,20 @@ class AsyncControlClient:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
-    async def apply(self, manifests: str, base: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    async def apply(
+        self, manifests: str, base: str | os.PathLike[str] | None = None, dry_run: bool = False
+    ) -> list[dict[str, Any]]:
         """Apply one or more YAML (or JSON) documents; returns what happened to each resource (`kind`,
         `namespace`, `name`, `result` and the `warnings` about fields with no effect there). `base` is the
-        directory relative paths in the manifests are read from (the file's); without it, the daemon's."""
+        directory relative paths in the manifests are read from (the file's); without it, the daemon's. A
+        `dry_run` checks everything and says what would happen, changing nothing."""
+        params = {} if base is None else {"base": os.path.abspath(base)}
         answer = await self._call(
             "POST",
             "/apis/apply",
             content=manifests.encode(),
             headers={"content-type": "application/yaml"},
-            params={} if base is None else {"base": os.path.abspath(base)},
+            params={**params, "dryRun": "All"} if dry_run else params,
         )
         return answer["results"]
 
