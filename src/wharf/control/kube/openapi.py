@@ -3,12 +3,15 @@ source of truth): what `kubectl explain isvc.spec.predictor` prints, and what `k
 
 - `GET /openapi/v3`: the index, one entry per group version, each a server-relative URL with the document's hash.
 - `GET /openapi/v3/apis/serving.kserve.io/v1beta1` (and `.../v1alpha1`): the kinds of that version under
-  `components.schemas`, each top-level one marked with `x-kubernetes-group-version-kind`, and their paths.
+  `components.schemas`, each top-level one marked with `x-kubernetes-group-version-kind`, and their paths. The PATCH operations take no
+  `fieldValidation` parameter and no strategic merge patch: so kubectl validates a manifest on the client
+  (`openapi_v2`) and patches with JSON merge patches.
 
 The pydantic JSON Schemas become the structural OpenAPI 3.0 schemas Kubernetes writes: an optional field is its
 type (no `null`), a `$ref` with a default or description sits in `allOf`, a mapping of anything is
 `x-kubernetes-preserve-unknown-fields`, a constant is a one-value `enum`, a quantity (cpu, memory) is
-`x-kubernetes-int-or-string`, and titles go. Every object schema is closed, as the spec models are (kubectl reports
+`x-kubernetes-int-or-string`, titles go, and a field that names a model and says nothing of its own carries that
+model's description (docstrings, each paragraph on one line). Every object schema is closed, as the spec models are (kubectl reports
 a field that is not in it as unknown). `metadata` is Kubernetes' ObjectMeta as far as a manifest gives it, plus the
 fields the server sets (kept so that an object read back validates); `status` is the server's and open.
 
@@ -34,7 +37,8 @@ from wharf.control.spec.manifests import KINDS, SERVER_METADATA
 INDEX_PATH = "/openapi/v3"
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _QUANTITIES = get_args(Quantities)[1].func  # the validator that marks a mapping of Kubernetes quantities
-#: The types of the object metadata fields the server sets (as Kubernetes' ObjectMeta has them).
+#: The types of the object metadata fields the server sets (as Kubernetes' ObjectMeta has them; one not here takes
+#: any value).
 _SERVER_SET_TYPES: dict[str, dict[str, Any]] = {
     "uid": {"type": "string"},
     "resourceVersion": {"type": "string"},
@@ -144,7 +148,7 @@ def _kind_schemas(resource: ServedResource, model: type[TopLevelResource]) -> di
     )
     schemas = {found.names[name]: _structural(schema, found) for name, schema in defs.items()}
     schemas[f"{META}.ObjectMeta"]["properties"] |= {
-        field: _SERVER_SET_TYPES[field] for field in sorted(SERVER_METADATA)
+        field: _SERVER_SET_TYPES.get(field, {}) for field in sorted(SERVER_METADATA)
     }
     kind = _structural(generated, found)
     kind["properties"]["status"] = _STATUS

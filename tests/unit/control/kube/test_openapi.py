@@ -16,6 +16,7 @@ import yaml
 
 from wharf.control.kube import openapi, openapi_v2
 from wharf.control.spec import KINDS
+from wharf.control.spec.manifests import SERVER_METADATA
 
 ROOT = Path(__file__).resolve().parents[4]
 EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
@@ -101,6 +102,10 @@ def test_what_the_server_sets_validates_so_an_object_read_back_applies() -> None
     manifest["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Apply"}]
     manifest["status"] = {"url": "http://x", "conditions": [{"type": "Ready", "status": "True"}]}
     assert errors(manifest) == []
+
+
+def test_every_field_the_server_sets_has_its_type() -> None:
+    assert SERVER_METADATA <= set(openapi._SERVER_SET_TYPES)
 
 
 def test_quantities_take_numbers_or_strings() -> None:
