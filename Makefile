@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[sklearn,monitor]'
+	$(BIN)/pip install --quiet -e '.[sklearn,monitor,tracing]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python prometheus
@@ -52,8 +52,10 @@ serve: $(VENV)/.installed-run examples/iris/model.joblib
 	@echo "    -d '{\"inputs\":[{\"name\":\"input-0\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[5.1,3.5,1.4,0.2]}]}'"
 	$(BIN)/wharf serve examples/iris/model.joblib --name iris --http-port $(PORT)
 
+# Two workers, each taking whole test files (their module-scoped daemons are started once): most end-to-end tests
+# wait on real processes rather than compute, so two at a time take about 60% of the serial time on two cores.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(VENV)/.installed-test
 	bash bench/rest_iris.sh
