@@ -10,6 +10,7 @@ from wharf.protocol.explanation import Explanation  # noqa: E402
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor, TensorSpec  # noqa: E402
 
 __all__ = [
+    "AsyncWharf",
     "Explanation",
     "Model",
     "ModelServer",
@@ -18,13 +19,15 @@ __all__ = [
     "InferResponse",
     "Tensor",
     "TensorSpec",
+    "Wharf",
     "request_headers",
     "__version__",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # The server (and its web stack) and the transformer (and its clients) are imported only by those who use them.
+    # The server (and its web stack), the transformer (and its clients) and the SDK (and the spec models) are
+    # imported only by those who use them.
     if name == "ModelServer":
         from wharf.server.app import ModelServer
 
@@ -33,4 +36,8 @@ def __getattr__(name: str) -> Any:
         from wharf.transformer import Transformer
 
         return Transformer
+    if name in ("Wharf", "AsyncWharf"):
+        from wharf.client import sdk
+
+        return getattr(sdk, name)
     raise AttributeError(name)
