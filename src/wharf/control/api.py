@@ -114,8 +114,13 @@ def _error(request: Request, error: WharfError) -> JSONResponse:
     return JSONResponse({"error": error.message}, status_code=error.http_status)
 
 
-def _json(document: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(document), status_code=status_code, media_type=resources.JSON)
+def _json(document: Any, status_code: int = 200, media_type: str = resources.JSON) -> Response:
+    return Response(orjson.dumps(document), status_code=status_code, media_type=media_type)
+
+
+def _printing(request: Request) -> resources.Printing:
+    """Objects, or a Table when `Accept` asks for one (`includeObject` says what its rows carry)."""
+    return resources.Printing.asked(request.headers.get("accept"), request.query_params.get("includeObject"))
 
 
 async def _body(request: Request) -> Any:
@@ -224,14 +229,18 @@ def create_app(
             raise ConfigurationError(f"the request body must be UTF-8 YAML or JSON ({e})") from None
         return {"results": await controller.apply(text, None if base is None else Path(base), dryRun == "All")}
 
-    def listed(group: str, version: str, plural: str, namespace: str | None, query: ListQuery) -> Response:
+    def listed(
+        request: Request, group: str, version: str, plural: str, namespace: str | None, query: ListQuery
+    ) -> Response:
         served = objects.served(group, version, plural)
         chosen = selector(query.labelSelector, query.fieldSelector)
+        printing = _printing(request)
         if not query.watch:
-            return _json(resources.listed(controller, served, namespace, chosen))
+            answer = printing.shown(served, resources.listed(controller, served, namespace, chosen))
+            return _json(answer, media_type=printing.media_type)
         version_ = None if query.sendInitialEvents else query.resourceVersion
         lines = resources.watched(
-            controller, served, namespace, chosen, version_, query.timeoutSeconds, query.allowWatchBookmarks
+            controller, served, namespace, chosen, version_, query.timeoutSeconds, query.allowWatchBookmarks, printing
         )
         return StreamingResponse(streams.take(lines), media_type=resources.WATCH_MEDIA_TYPE)
 
@@ -239,14 +248,16 @@ def create_app(
     one = collection + "/{name}"
 
     @app.get("/apis/{group}/{version}/{plural}", summary="List (or watch) resources in every namespace")
-    async def list_all(group: str, version: str, plural: str, query: ListQuery = Depends()) -> Response:
-        return listed(group, version, plural, None, query)
+    async def list_all(
+        request: Request, group: str, version: str, plural: str, query: ListQuery = Depends()
+    ) -> Response:
+        return listed(request, group, version, plural, None, query)
 
     @app.get(collection, summary="List (or watch) resources")
     async def list_namespace(
-        group: str, version: str, namespace: str, plural: str, query: ListQuery = Depends()
+        request: Request, group: str, version: str, namespace: str, plural: str, query: ListQuery = Depends()
     ) -> Response:
-        return listed(group, version, plural, namespace, query)
+        return listed(request, group, version, plural, namespace, query)
 
     @app.post(collection, summary="Create a resource (201; 409 AlreadyExists)", status_code=201)
     async def create(
@@ -258,8 +269,11 @@ def create_app(
         return _json(created, 200 if options.dry_run else 201)
 
     @app.get(one, summary="One resource with its status")
-    async def get(group: str, version: str, namespace: str, plural: str, name: str) -> Response:
-        return _json(resources.got(controller, objects.served(group, version, plural), namespace, name))
+    async def get(request: Request, group: str, version: str, namespace: str, plural: str, name: str) -> Response:
+        served = objects.served(group, version, plural)
+        printing = _printing(request)
+        shown = printing.shown(served, resources.got(controller, served, namespace, name))
+        return _json(shown, media_type=printing.media_type)
 
     @app.put(one, summary="Replace a resource (its metadata.resourceVersion must be the stored one)")
     async def replace(

@@ -284,15 +284,17 @@ class Store:
         return True
 
     def set_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Replace a resource's status (nothing when it is gone, or when the status is the same)."""
+        """Replace a resource's status (nothing when it is gone, or when the status is the same as JSON: a tuple the
+        same as the list stored)."""
         before = self.get(kind, namespace, name)
-        if before is None or before.status == status:
+        text = _dumps(status)
+        if before is None or _dumps(before.status) == text:
             return
         with self._transaction():
             version = self._next_version()
             self._db.execute(
                 "UPDATE resources SET status = ?, version = ? WHERE kind = ? AND namespace = ? AND name = ?",
-                (_dumps(status), version, kind, namespace, name),
+                (text, version, kind, namespace, name),
             )
         self._changed(kind, namespace, name, before, version)
 

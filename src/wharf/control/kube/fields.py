@@ -20,6 +20,7 @@ is one name with one operation, so `kubectl` applying and `kubectl` patching are
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class Conflict:
     manager: str
     operation: str
     api_version: str
+    time: str
     path: Path
 
     @property
@@ -54,8 +56,11 @@ class Conflict:
 
     @property
     def message(self) -> str:
-        operation = "" if self.operation == APPLY else f" with {self.operation!r}"
-        return f"conflict with {self.manager!r}{operation} using {self.api_version}"
+        """As Kubernetes words it: `conflict with "kubectl"`, and for an update's manager with its version and time."""
+        manager = json.dumps(self.manager)
+        if self.operation == APPLY:
+            return f"conflict with {manager}"
+        return f"conflict with {manager} using {self.api_version}" + (f" at {self.time}" if self.time else "")
 
 
 def fields(obj: Mapping[str, Any]) -> Fields:
@@ -134,17 +139,19 @@ def updated(
     changed = {path for path, value in new.items() if old.get(path, missing) != value}
     result = []
     mine: set[Path] = set(changed)
+    previous = None
     for e, paths in _owned(managed):
         if _is(e, manager, UPDATE):
             mine |= paths
+            previous = e, paths
             continue
         kept = (paths - changed) & new.keys()
         if kept:
             result.append(_with(e, kept))
     mine &= new.keys()
     if mine:
-        result.append(entry(manager, UPDATE, api_version, mine))
-    return result
+        result.append(_renewed(previous, manager, UPDATE, api_version, mine))
+    return _ordered(result)
 
 
 def applied(
@@ -159,14 +166,15 @@ def applied(
     wanted, current = fields(config), fields(live or {})
     owners = _owned(managed)
     conflicts = [
-        Conflict(e.get("manager", ""), e.get("operation", ""), e.get("apiVersion", ""), path)
+        Conflict(e.get("manager", ""), e.get("operation", ""), e.get("apiVersion", ""), e.get("time", ""), path)
         for e, paths in owners
         if not _is(e, manager, APPLY)
         for path in sorted(paths & wanted.keys())
         if path in current and current[path] != wanted[path]
     ]
     taken = {c.path for c in conflicts} if force else set()
-    before = next((paths for e, paths in owners if _is(e, manager, APPLY)), set())
+    previous = next(((e, paths) for e, paths in owners if _is(e, manager, APPLY)), None)
+    before = previous[1] if previous else set()
     others = set().union(*(paths for e, paths in owners if not _is(e, manager, APPLY)))
     obj = copy.deepcopy(dict(live or {}))
     for path in sorted(before - wanted.keys() - others):
@@ -177,8 +185,8 @@ def applied(
         if key in config:
             obj[key] = config[key]
     result = [_with(e, paths - taken) for e, paths in owners if not _is(e, manager, APPLY) and paths - taken]
-    result.append(entry(manager, APPLY, str(config.get("apiVersion", "")), wanted))
-    return obj, result, [] if force else conflicts
+    result.append(_renewed(previous, manager, APPLY, str(config.get("apiVersion", "")), set(wanted)))
+    return obj, _ordered(result), [] if force else conflicts
 
 
 def kept(managed: Iterable[Mapping[str, Any]], stored: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -187,8 +195,27 @@ def kept(managed: Iterable[Mapping[str, Any]], stored: Mapping[str, Any]) -> lis
     return [_with(e, paths & present) for e, paths in _owned(managed) if paths & present]
 
 
+def _ordered(managed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Managers in one order (by name and operation), so that the same ones compare equal."""
+    return sorted(managed, key=lambda e: (e.get("manager", ""), e.get("operation", "")))
+
+
 def _with(e: Mapping[str, Any], paths: set[Path]) -> dict[str, Any]:
     return {**e, "fieldsV1": encode(paths)}
+
+
+def _renewed(
+    previous: tuple[Mapping[str, Any], set[Path]] | None,
+    manager: str,
+    operation: str,
+    api_version: str,
+    paths: set[Path],
+) -> dict[str, Any]:
+    """The manager's entry for `paths`: its previous one (and time) when that had the same fields, so that a write
+    that changes nothing leaves the managers as they were."""
+    if previous is not None and previous[1] == paths and previous[0].get("apiVersion") == api_version:
+        return dict(previous[0])
+    return entry(manager, operation, api_version, paths)
 
 
 def _set(obj: dict[str, Any], path: Path, value: Any) -> None:

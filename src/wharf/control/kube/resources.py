@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from wharf.control.controller import Controller
-from wharf.control.kube import fields
+from wharf.control.kube import fields, table
 from wharf.control.kube.discovery import ServedResource
 from wharf.control.kube.objects import document, object_list, timestamp
 from wharf.control.kube.patch import APPLY, JSON_PATCH, json_patch, merge_patch, shorthand_wins
@@ -85,6 +85,31 @@ def got(controller: Controller, served: ServedResource, namespace: str, name: st
     return document(_existing(controller, served, namespace, name))
 
 
+@dataclass(frozen=True, slots=True)
+class Printing:
+    """How a read answers: the objects, or (when `Accept` asks for one) a Table of them (`wharf.control.kube.table`)
+    whose rows carry what `includeObject` says."""
+
+    table_version: str | None = None
+    include_object: str | None = None
+
+    @classmethod
+    def asked(cls, accept: str | None, include_object: str | None) -> Printing:
+        return cls(table.table_version(accept or ""), include_object)
+
+    @property
+    def media_type(self) -> str:
+        return table.content_type(self.table_version) if self.table_version else JSON
+
+    def shown(self, served: ServedResource, answer: dict[str, Any], columns: bool = True) -> dict[str, Any]:
+        """An object or a list as asked: itself, or its Table."""
+        if self.table_version is None:
+            return answer
+        items = answer["items"] if "items" in answer else [answer]
+        version = (answer.get("metadata") or {}).get("resourceVersion") if "items" in answer else None
+        return table.table(served.kind, items, self.include_object, version, self.table_version, columns)
+
+
 def watched(
     controller: Controller,
     served: ServedResource,
@@ -93,16 +118,19 @@ def watched(
     resource_version: str | None,
     timeout_s: float | None,
     bookmarks: bool,
+    printing: Printing = Printing(),
 ) -> AsyncIterator[bytes]:
-    """A watch's events as JSON lines (`{"type", "object"}`); see `wharf.control.kube.watch`."""
+    """A watch's events as JSON lines (`{"type", "object"}`, each object a Table of one row when asked, the first
+    with the columns); see `wharf.control.kube.watch`."""
     since = _version(resource_version)
     events = controller.changes.watch(
         served.kind, _narrowed(namespace, selector), selector, since, timeout_s or None, bookmarks
     )
-    return _lines(events, served)
+    return _lines(events, served, printing)
 
 
-async def _lines(events: AsyncIterator[WatchEvent], served: ServedResource) -> AsyncIterator[bytes]:
+async def _lines(events: AsyncIterator[WatchEvent], served: ServedResource, printing: Printing) -> AsyncIterator[bytes]:
+    columns = True
     async for event in events:
         if event.type == "ERROR":
             shown = event.error
@@ -113,7 +141,8 @@ async def _lines(events: AsyncIterator[WatchEvent], served: ServedResource) -> A
             shown = {"kind": served.kind, "apiVersion": served.group_version, "metadata": metadata}
         else:
             assert event.resource is not None
-            shown = document(event.resource)
+            shown = printing.shown(served, document(event.resource), columns)
+            columns = False
         yield orjson.dumps({"type": event.type, "object": shown}) + b"\n"
 
 
@@ -243,7 +272,7 @@ def _applied(edit: _Edit, current: Resource | None, config: dict[str, Any]) -> d
         live, current.managed if current else (), config, edit.options.manager, edit.options.force
     )
     if conflicts:
-        listed_ = "\n".join(f"- {c.message}: {c.field}" for c in conflicts)
+        listed_ = "; ".join(f"{c.message}: {c.field}" for c in conflicts)
         raise StatusError(
             409,
             f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: {listed_}",
