@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
@@ -199,12 +200,13 @@ async def test_the_async_sdk_watches_while_it_rolls_out(url: str) -> None:
         await wharf.apply(service("who"))
         await wharf.apply(service("who", "b", canary=10))
         changes = []
-        async for event in wharf.watch(name="who", timeout_s=5):
-            changes.append(event.resource.traffic())
-            if len(changes) == 1:
-                await wharf.promote("who")
-            elif event.resource.traffic() == {"who-predictor-00002": 100}:
-                break
+        async with aclosing(wharf.watch(name="who", timeout_s=5)) as events:
+            async for event in events:
+                changes.append(event.resource.traffic())
+                if len(changes) == 1:
+                    await wharf.promote("who")
+                elif event.resource.traffic() == {"who-predictor-00002": 100}:
+                    break
         assert changes[0] == {"who-predictor-00002": 10, "who-predictor-00001": 90}
         assert changes[-1] == {"who-predictor-00002": 100}
         assert (await wharf.wait_ready("who", timeout_s=5)).ready

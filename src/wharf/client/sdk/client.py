@@ -182,7 +182,8 @@ class AsyncWharf:
     ) -> AsyncIterator[WatchEvent[M]]:
         """Each resource of `kind` (in `namespace`, None: every one; named `name`) there now as ADDED, then each
         change as it happens, for `timeout_s` (None: for as long as it is read). The stream is reopened every
-        `segment_s` seconds, without showing anything twice."""
+        `segment_s` seconds, without showing anything twice. To stop reading early, close it, as any async
+        generator (`async with contextlib.aclosing(wharf.watch()) as events: ...`); `Wharf.watch` closes itself."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         seen = Seen()
