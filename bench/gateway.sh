@@ -35,15 +35,6 @@ run_wrk_gateway() {  # run_wrk_gateway DURATION CONNECTIONS URL [HOST]: run_wrk 
     taskset -c 1 wrk -t1 -c"$2" -d"$1" --latency -s bench/post.lua -H "Host: ${4:-$SERVICE_HOST}" "$3"
 }
 
-SINK_PID=""
-stop_sink() {
-    [[ -n $SINK_PID ]] || return 0
-    kill -TERM "$SINK_PID" 2>/dev/null || true
-    wait "$SINK_PID" 2>/dev/null || true
-    SINK_PID=""
-}
-trap 'stop_server; stop_sink' EXIT
-
 check_answer() {  # check_answer NAME URL: a setosa comes back as class 0
     local body
     body=$(curl -sSf -H "Host: $SERVICE_HOST" -H 'Content-Type: application/json' "$2" \
@@ -61,8 +52,7 @@ for port in "$GATEWAY_PORT" "$GATEWAY_GRPC_PORT" "$REPLICA_GRPC_PORT" "$SINK_POR
 done
 
 .venv/bin/python examples/iris/train.py "$WORK/model.joblib"
-setsid taskset -c 1 .venv/bin/python bench/event_sink.py "$SINK_PORT" >"$OUT/logs/event-sink.log" 2>&1 &
-SINK_PID=$!
+start_sink bench/event_sink.py "$SINK_PORT" "$OUT/logs/event-sink.log"
 start_server gateway-pair "$REPLICA_PORT" iris .venv/bin/python bench/gateway_pair.py "$WORK/model.joblib" \
     "$REPLICA_PORT" "$REPLICA_GRPC_PORT" "$GATEWAY_PORT" "$GATEWAY_GRPC_PORT" "http://$HOST:$SINK_PORT/"
 deadline=$((SECONDS + READY_TIMEOUT))

@@ -3,8 +3,9 @@
 #
 # It gives: the common settings (durations, retries, ports, the pins of the servers compared), venvs for KServe
 # and MLServer, starting one model server at a time pinned to CPU 0 and waiting until its model is ready,
-# stopping it by its PID and process group (also from the EXIT trap), and measure_point, which runs a load
-# generator on CPU 1 and measures again while other work took more than BENCH_BUSY_PERCENT of CPU 0.
+# stopping it by its PID and process group (also from the EXIT trap), a payload or span sink on CPU 1 beside the
+# load generator (start_sink, stop_sink), and measure_point, which runs a load generator on CPU 1 and measures
+# again while other work took more than BENCH_BUSY_PERCENT of CPU 0.
 #
 # A script sources it from the repository root: `cd "$(dirname "$0")/.." && source bench/lib.sh`.
 # Environment: BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_READY_TIMEOUT (seconds, 90), BENCH_ATTEMPTS (3),
@@ -84,7 +85,20 @@ stop_server() {
     kill -KILL -- "-$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
-trap stop_server EXIT
+# A sink beside the load generator (bench/event_sink.py, bench/otlp_sink.py), one at a time, also stopped on EXIT.
+SINK_PID=""
+start_sink() {  # start_sink SCRIPT PORT LOG: run the sink SCRIPT on CPU 1, listening on PORT, its output in LOG
+    setsid taskset -c 1 .venv/bin/python "$1" "$2" >"$3" 2>&1 &
+    SINK_PID=$!
+}
+
+stop_sink() {  # a sink prints what it took as it stops
+    [[ -n $SINK_PID ]] || return 0
+    kill -TERM "$SINK_PID" 2>/dev/null || true
+    wait "$SINK_PID" 2>/dev/null || true
+    SINK_PID=""
+}
+trap 'stop_server; stop_sink' EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }

@@ -20,14 +20,6 @@ CONNECTIONS=${BENCH_CONNECTIONS:-1 64}
 OTLP_PORT=${BENCH_OTLP_PORT:-18130}
 RAW=$OUT/raw/tracing
 WORK=$OUT/work/tracing
-SINK_PID=""
-stop_sink() {
-    [[ -n $SINK_PID ]] || return 0
-    kill -TERM "$SINK_PID" 2>/dev/null || true
-    wait "$SINK_PID" 2>/dev/null || true
-    SINK_PID=""
-}
-trap 'stop_server; stop_sink' EXIT
 
 require wrk taskset setsid curl python3
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -48,8 +40,7 @@ for entry in "${CASES[@]}"; do
     settings=${entry#*|}
     echo "== tracing $name ${settings:+($settings)}"
     if [[ -n $settings ]]; then
-        setsid taskset -c 1 .venv/bin/python bench/otlp_sink.py "$OTLP_PORT" >"$OUT/logs/otlp-sink-$name.log" 2>&1 &
-        SINK_PID=$!
+        start_sink bench/otlp_sink.py "$OTLP_PORT" "$OUT/logs/otlp-sink-$name.log"
         # shellcheck disable=SC2086  # the settings split into VAR=value words on purpose
         export $settings OTEL_EXPORTER_OTLP_ENDPOINT="http://$HOST:$OTLP_PORT"
     fi
