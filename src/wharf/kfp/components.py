@@ -28,13 +28,14 @@ IMAGE = f"wharf:{wharf.__version__}"  # wharf[kfp,sklearn] on python:3.11-slim: 
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def store_model(model: Input[Model], directory: str, name: str, filename: str = "model.joblib") -> str:
+def store_model(model: Input[Model], name: str, directory: str = "", filename: str = "model.joblib") -> str:
     """Copy a model to where Wharf's daemon reads it, addressed by its content.
 
     Args:
         model: The model: a file, or a directory.
-        directory: A local path on the daemon's machine, or an fsspec URL it reads (s3://..., gs://...).
         name: The folder of this model's versions under `directory` (the service's name, say).
+        directory: A local path on the daemon's machine, or an fsspec URL it reads (s3://..., gs://...); empty:
+            WHARF_HOME/models, where the daemon's policy lets local models load from.
         filename: The model's name in its version's folder; its suffix tells Wharf's runtime the format.
 
     Returns:

@@ -9,7 +9,7 @@ this machine with KFP's local runner:
     from kfp import local
     from wharf.kfp.pipelines import iris_canary
     local.init(runner=local.SubprocessRunner(use_venv=False))
-    iris_canary(model_store="/srv/models").outputs   # {'accuracy': 0.97..., 'metrics': Metrics(...), 'verdict': 'promoted', ...}
+    iris_canary().outputs   # {'accuracy': 0.97..., 'metrics': Metrics(...), 'verdict': 'promoted', ...}
 """
 
 import sys
@@ -51,24 +51,25 @@ def train_iris(model: Output[Model], held_out: Output[Dataset], test_fraction: f
 
 @dsl.pipeline(name="wharf-iris-canary")
 def iris_canary(
-    model_store: str,
     name: str = "iris",
     namespace: str = "default",
     canary_traffic_percent: int = 20,
     threshold: float = 0.9,
     seed: int = 0,
+    model_store: str = "",
     control_url: str = "",
     gateway_url: str = "",
 ) -> NamedTuple("Outcome", accuracy=float, metrics=Metrics, verdict=str, revision=str):
     """Train an iris classifier, deploy it as a canary on Wharf, check its answers and promote it or roll it back.
 
     Args:
-        model_store: Where models are stored for the daemon: a path on its machine, or an fsspec URL it reads.
         name: The InferenceService.
         namespace: The InferenceService's namespace.
         canary_traffic_percent: The new revision's share of the traffic until it is promoted.
         threshold: The least accuracy on the held-out rows that is promoted.
         seed: Which rows are held out of training.
+        model_store: Where models are stored for the daemon: a path on its machine, or an fsspec URL it reads;
+            empty: WHARF_HOME/models.
         control_url: Wharf's control API; empty: found as the wharf CLI finds it (WHARF_HOME's daemon.json).
         gateway_url: Wharf's gateway; empty: the one in WHARF_HOME's daemon.json.
     """

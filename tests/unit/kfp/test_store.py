@@ -31,6 +31,12 @@ def test_a_relative_directory_is_made_absolute_for_the_daemon(tmp_path: Path, mo
     assert store("m", "models", "iris", "model.bst").startswith(f"{tmp_path}/models/iris/")
 
 
+def test_without_a_directory_models_go_to_the_daemons_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHARF_HOME", str(tmp_path / "home"))
+    (tmp_path / "m").write_bytes(b"w")
+    assert store(tmp_path / "m", "", "iris").startswith(f"{tmp_path}/home/models/iris/")
+
+
 def test_a_model_directory_is_stored_whole(tmp_path: Path) -> None:
     model = tmp_path / "saved"
     (model / "variables").mkdir(parents=True)
