@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,10 +144,11 @@ class AsyncControlClient:
             params["timeoutSeconds"] = f"{max(timeout_s, 0.001):.3f}"
         read_timeout = None if timeout_s is None else timeout_s + _STREAM_MARGIN_S  # should the server not end it
         async with self._stream("GET", self._collection(kind, namespace), params, read_timeout) as answer:
-            async for line in answer.aiter_lines():
-                if line:
-                    event = json.loads(line)
-                    yield event["type"], {} if event["type"] == "BOOKMARK" else event["object"]
+            async with aclosing(answer.aiter_lines()) as lines:  # closed here when the reader stops, not later
+                async for line in lines:
+                    if line:
+                        event = json.loads(line)
+                        yield event["type"], {} if event["type"] == "BOOKMARK" else event["object"]
 
     async def events(self, kind: str, name: str, namespace: str = "default") -> list[dict[str, Any]]:
         """The resource's recent events, oldest first (`type`, `reason`, `message`, `count`, `firstTimestamp`,
@@ -171,8 +172,9 @@ class AsyncControlClient:
         if tail is not None:
             params["tailLines"] = tail
         async with self._stream("GET", self._path("isvc", name, namespace) + "/log", params, None) as answer:
-            async for chunk in answer.aiter_bytes():
-                yield chunk
+            async with aclosing(answer.aiter_bytes()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
 
     async def delete(self, kind: str, name: str, namespace: str = "default") -> None:
         await self._call("DELETE", self._path(kind, name, namespace))

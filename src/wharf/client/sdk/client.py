@@ -264,8 +264,9 @@ class AsyncWharf:
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The control API's watch, for at most `timeout_s`."""
         try:
-            async for change in self._control.watch(kind_name(kind), namespace, name, max(timeout_s, 0.001)):
-                yield change
+            async with aclosing(self._control.watch(kind_name(kind), namespace, name, max(timeout_s, 0.001))) as stream:
+                async for change in stream:
+                    yield change
         except ControlError as e:
             raise typed(e) from None
 
