@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from tests.http_sink import Answer, HttpSink
 
 SERVER, CLIENT, INTERNAL = 2, 3, 1  # opentelemetry.proto.trace.v1.Span.SpanKind
 
@@ -73,69 +72,39 @@ def decode(body: bytes) -> list[ReceivedSpan]:
     return spans
 
 
-class OtlpReceiver:
+class OtlpReceiver(HttpSink[ReceivedSpan]):
     """Listens on 127.0.0.1 (a free port) and keeps every span exported to it; thread-safe."""
 
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-        self._changed = threading.Condition()
-        receiver = self
+    def take(self, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        if path != "/v1/traces":
+            return _NOT_FOUND
+        self.keep(decode(body))
+        return _EXPORTED
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if self.path != "/v1/traces":
-                    self.send_response(404)
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                    return
-                received = decode(body)
-                with receiver._changed:
-                    receiver.spans.extend(received)
-                    receiver._changed.notify_all()
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+    @property
+    def spans(self) -> list[ReceivedSpan]:
+        return self.received
 
     @property
     def endpoint(self) -> str:
         """The value of OTEL_EXPORTER_OTLP_ENDPOINT that sends spans here."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
     def wait_for(
         self, found: Callable[[list[ReceivedSpan]], bool], timeout: float = 15.0, what: str = "the spans"
     ) -> list[ReceivedSpan]:
         """Every span received, once `found(spans)` holds (AssertionError after `timeout` seconds)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not found(self.spans):
-                left = deadline - time.monotonic()
-                assert left > 0, f"{what} did not come within {timeout} s; received: {describe(self.spans)}"
-                self._changed.wait(left)
-            return list(self.spans)
+        return self.wait_until(
+            found, timeout, lambda spans: f"{what} did not come within {timeout} s; received: {describe(spans)}"
+        )
 
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         with self._changed:
-            return [span for span in self.spans if span.trace_id == trace_id]
+            return [span for span in self.received if span.trace_id == trace_id]
 
-    def clear(self) -> None:
-        with self._changed:
-            self.spans.clear()
 
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+_NOT_FOUND = Answer(404)
+_EXPORTED = Answer(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
 
 def describe(spans: list[ReceivedSpan]) -> str:
