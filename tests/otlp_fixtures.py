@@ -1,5 +1,6 @@
-"""Fixtures of tests that read spans: `receiver` (an OtlpReceiver) and `traced` (tracing on in the test's own
-process). A test module takes them with `pytest_plugins = ["tests.otlp_fixtures"]`."""
+"""Fixtures of tests that read spans: `receiver` (an OtlpReceiver), `otlp` (one for the whole module, for the
+processes a module starts once) and `traced` (tracing on in the test's own process). A test module takes them with
+`pytest_plugins = ["tests.otlp_fixtures"]`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from tests.otlp_receiver import OtlpReceiver
 
 @pytest.fixture
 def receiver() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def otlp() -> Iterator[OtlpReceiver]:
     receiver = OtlpReceiver()
     yield receiver
     receiver.close()

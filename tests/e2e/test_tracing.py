@@ -16,16 +16,10 @@ from tests.otlp_receiver import CLIENT, SERVER, OtlpReceiver, ReceivedSpan, chil
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
+pytest_plugins = ["tests.otlp_fixtures"]  # its fixture otlp: one receiver for the module
 CLIENT_SPAN = "00f067aa0ba902b7"
 FAST_WINDOW = {"autoscaling.knative.dev/window": "6s"}  # Knative's shortest stable window: idle to zero soon
 GATEWAY, SERVER_PROCESS = "wharf-gateway", "wharf-model-server"
-
-
-@pytest.fixture(scope="module")
-def otlp() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,11 @@ from tests.otlp_receiver import INTERNAL, SERVER, OtlpReceiver, children, descri
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
+pytest_plugins = ["tests.otlp_fixtures"]  # its fixture otlp: one receiver for the module
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 ROWS = [[6.8, 2.8, 4.8, 1.4], [5.1, 3.5, 1.4, 0.2]]
 MODEL_SPANS = {"decode", "queue wait", "batch", "encode"}
-
-
-@pytest.fixture(scope="module")
-def otlp() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture(scope="module")
