@@ -135,8 +135,9 @@ class AsyncControlClient:
         timeout_s: float | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(`ADDED`|`MODIFIED`|`DELETED`, resource) for each resource of `kind` (in `namespace`, None: every one;
-        named `name`) there now, then `("BOOKMARK", {})`, then one for each change, until the control plane ends
-        the stream: after `timeout_s` (None: when it stops)."""
+        named `name`) there now, then `("BOOKMARK", {})`, then one for each change (and a `BOOKMARK` now and then),
+        until the control plane ends the stream: after `timeout_s` (None: when it stops). An `ERROR` event (a
+        Kubernetes Status: 410 when the watch fell too far behind) is raised as a ControlError."""
         params = {"watch": "true", "allowWatchBookmarks": "true"}
         if name is not None:
             params["fieldSelector"] = f"metadata.name={name}"
@@ -146,9 +147,13 @@ class AsyncControlClient:
         async with self._stream("GET", self._collection(kind, namespace), params, read_timeout) as answer:
             async with aclosing(answer.aiter_lines()) as lines:  # closed here when the reader stops, not later
                 async for line in lines:
-                    if line:
-                        event = json.loads(line)
-                        yield event["type"], {} if event["type"] == "BOOKMARK" else event["object"]
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":
+                        error = event.get("object") or {}
+                        raise ControlError(error.get("message") or line, error.get("code"), error)
+                    yield event["type"], {} if event["type"] == "BOOKMARK" else event["object"]
 
     async def events(self, kind: str, name: str, namespace: str = "default") -> list[dict[str, Any]]:
         """The resource's recent events, oldest first (`type`, `reason`, `message`, `count`, `firstTimestamp`,
@@ -178,6 +183,13 @@ class AsyncControlClient:
 
     async def delete(self, kind: str, name: str, namespace: str = "default") -> None:
         await self._call("DELETE", self._path(kind, name, namespace))
+
+    async def patch(self, kind: str, name: str, patch: dict[str, Any], namespace: str = "default") -> dict[str, Any]:
+        """Change the resource by a JSON merge patch (RFC 7386: the fields given replace those there, a null removes
+        one); the resource as patched."""
+        content = json.dumps(patch).encode()
+        headers = {"content-type": "application/merge-patch+json"}
+        return await self._call("PATCH", self._path(kind, name, namespace), content=content, headers=headers)
 
     async def promote(self, name: str, namespace: str = "default") -> dict[str, Any]:
         return await self._call("POST", self._path("isvc", name, namespace) + "/promote")
@@ -259,6 +271,7 @@ class ControlClient(BlockingFace[AsyncControlClient]):
     events = blocking(AsyncControlClient.events)
     logs = blocking_iter(AsyncControlClient.logs)
     delete = blocking(AsyncControlClient.delete)
+    patch = blocking(AsyncControlClient.patch)
     promote = blocking(AsyncControlClient.promote)
     rollback = blocking(AsyncControlClient.rollback)
     top = blocking(AsyncControlClient.top)

@@ -5,9 +5,10 @@ store with a backend whose replicas are ready as soon as they are asked for (tho
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from wharf.client.blocking import LoopThread
 from wharf.control.api import create_app
@@ -47,20 +48,21 @@ def manifest(name: str, who: str = "a", canary: int | None = None, namespace: st
 
 
 @contextmanager
-def control_api(home: Path) -> Iterator[str]:
-    """The control API's URL while it serves."""
+def serving(make: Callable[[], tuple[Any, Callable[[], None]]]) -> Iterator[str]:
+    """The URL of the ASGI app that `make()` returns (in the server's thread) with what ends its streams, called
+    before the server stops."""
     loop = LoopThread("control-api")
 
-    async def start() -> tuple[object, EmbeddedServer, asyncio.Task[None], int]:
-        controller = control_plane(home, ReadyBackend())
+    async def start() -> tuple[Callable[[], None], EmbeddedServer, asyncio.Task[None], int]:
+        app, close = make()
         listener = listen("127.0.0.1", 0)
-        server = EmbeddedServer(create_app(controller))
-        return controller, server, await server.start(listener), listener.getsockname()[1]
+        server = EmbeddedServer(app)
+        return close, server, await server.start(listener), listener.getsockname()[1]
 
-    controller, server, task, port = loop.run(start())
+    close, server, task, port = loop.run(start())
 
     async def stop() -> None:
-        controller.close()  # type: ignore[attr-defined]
+        close()
         server.should_exit = True
         await asyncio.wait_for(task, 10)
 
@@ -69,3 +71,15 @@ def control_api(home: Path) -> Iterator[str]:
     finally:
         loop.run(stop())
         loop.stop()
+
+
+@contextmanager
+def control_api(home: Path) -> Iterator[str]:
+    """The control API's URL while it serves."""
+
+    def make() -> tuple[Any, Callable[[], None]]:
+        controller = control_plane(home, ReadyBackend())
+        return create_app(controller), controller.close
+
+    with serving(make) as url:
+        yield url

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from fastapi import FastAPI, Response
 
 from wharf.client import AsyncWharf, Wharf
+from wharf.client.control import ControlClient, ControlError
 from wharf.client.sdk import NotReady, Resource
 from wharf.control.spec import InferenceGraph, InferenceService, SpecError, parse_manifest
 from wharf.errors import InvalidInput, NotFound, RequestTimeout, ServerUnreachable
 
-from .sdk_plane import BROKEN, control_api, manifest
+from .sdk_plane import BROKEN, control_api, manifest, serving
 
 
 @pytest.fixture(autouse=True)
@@ -174,7 +177,7 @@ def test_watch_shows_what_is_there_then_each_change_once_across_reopened_streams
     wharf.apply(manifest("other", namespace="team"))
     with Wharf(url, timeout_s=10) as other:
         seen = []
-        for event in wharf.watch(timeout_s=1.5, segment_s=0.3):  # about five streams
+        for event in wharf.watch(timeout_s=1.5, segment_s=0.3):  # two streams, a second apart
             seen.append((event.type, event.resource.name, event.resource.traffic()))
             if len(seen) == 1:
                 other.apply(manifest("who", "b", canary=30))
@@ -192,6 +195,38 @@ def test_leaving_a_watch_early_closes_its_stream(wharf: Wharf) -> None:
             assert event.type == "ADDED"
             break
     assert wharf.get("who").ready
+
+
+def expiring_watch() -> tuple[Any, Callable[[], None]]:
+    """A collection whose first watch sends a service, the end of the first events, then a 410 Expired ERROR as
+    Kubernetes does to a watch that fell behind; later watches send the same service and end."""
+    app = FastAPI()
+    opened: list[int] = []
+    who = service("who").to_manifest() | {"status": {"url": "http://who.default.example.com"}}
+    expired = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}
+
+    @app.get("/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices")
+    async def watch() -> Response:
+        opened.append(1)
+        events = [("ADDED", who), ("BOOKMARK", {})] + ([("ERROR", expired)] if len(opened) == 1 else [])
+        body = "".join(json.dumps({"type": kind, "object": obj}) + "\n" for kind, obj in events)
+        return Response(body, media_type="application/json;stream=watch")
+
+    app.state.opened = opened
+    return app, lambda: None
+
+
+def test_a_watch_that_fell_behind_lists_again_and_another_error_is_raised() -> None:
+    made = expiring_watch()
+    with serving(lambda: made) as url, Wharf(url, timeout_s=10) as wharf:
+        events = list(wharf.watch(timeout_s=1.6, segment_s=10))
+        assert [(e.type, e.resource.name) for e in events] == [("ADDED", "who")]  # shown once, across two streams
+        assert len(made[0].state.opened) >= 2
+    made[0].state.opened.clear()
+    with serving(lambda: made) as url, ControlClient(url) as control:  # the ERROR as the CLI's client sees it
+        with pytest.raises(ControlError, match="too old") as error:
+            list(control.watch("isvc", "default"))
+        assert error.value.status == 410
 
 
 @pytest.mark.anyio

@@ -34,13 +34,15 @@ from wharf.client.sdk.errors import NotReady, typed
 from wharf.client.sdk.following import Seen
 from wharf.client.sdk.sources import Source, prepare
 from wharf.client.sdk.views import M, Applied, Resource, WatchEvent, kind_name, resource
-from wharf.control.spec import InferenceService, parse_manifest
-from wharf.errors import ModelNotReady, NotFound, RequestTimeout
+from wharf.control.spec import InferenceService
+from wharf.errors import ModelNotReady, NotFound, RequestTimeout, WharfError
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
 
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8000"
 #: How long one watch stream lasts before `watch` reopens it: the longest a silently dead connection goes unnoticed.
 WATCH_SEGMENT_S = 300.0
+REOPEN_S = 1.0  # the least time between the starts of two watch streams
+EXPIRED = 410  # a watch's ERROR when it fell too far behind the changes: list again
 InferenceProtocol = Literal["v1", "v2"]
 Outputs = np.ndarray | dict[str, np.ndarray]
 T = TypeVar("T")
@@ -182,17 +184,27 @@ class AsyncWharf:
     ) -> AsyncIterator[WatchEvent[M]]:
         """Each resource of `kind` (in `namespace`, None: every one; named `name`) there now as ADDED, then each
         change as it happens, for `timeout_s` (None: for as long as it is read). The stream is reopened every
-        `segment_s` seconds, without showing anything twice. To stop reading early, close it, as any async
-        generator (`async with contextlib.aclosing(wharf.watch()) as events: ...`); `Wharf.watch` closes itself."""
+        `segment_s` seconds (and when the control plane says it fell behind: 410 Expired), without showing anything
+        twice. To stop reading early, close it, as any async generator
+        (`async with contextlib.aclosing(wharf.watch()) as events: ...`); `Wharf.watch` closes itself."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         seen = Seen()
+        opened = -REOPEN_S
         while (left := segment_s if deadline is None else min(deadline - loop.time(), segment_s)) > 0:
+            if (pause := opened + REOPEN_S - loop.time()) > 0:  # a stream that ended early is not reopened at once
+                await asyncio.sleep(min(pause, left))
+                continue
+            opened = loop.time()
             seen.opened()
-            async with aclosing(self._changes(kind, namespace, name, left)) as changes:
-                async for change, document in changes:
-                    for shown, shown_document in seen.saw(change, document):
-                        yield WatchEvent(shown, resource(shown_document, kind))  # type: ignore[arg-type]
+            try:
+                async with aclosing(self._changes(kind, namespace, name, left)) as changes:
+                    async for change, document in changes:
+                        for shown, shown_document in seen.saw(change, document):
+                            yield WatchEvent(shown, resource(shown_document, kind))  # type: ignore[arg-type]
+            except WharfError as e:
+                if e.http_status != EXPIRED:
+                    raise
 
     # -- rollouts -------------------------------------------------------------------------------------------------
     async def promote(self, name: str, namespace: str = "default") -> Resource[InferenceService]:
@@ -206,15 +218,15 @@ class AsyncWharf:
     async def set_canary(
         self, name: str, percent: int, namespace: str = "default", component: str = "predictor"
     ) -> Resource[InferenceService]:
-        """Give the latest revision of `component` `percent` of its traffic (`canaryTrafficPercent`), the rest
-        staying with the revision rolled out before it; `promote` ends the canary."""
+        """Give the latest revision of `component` `percent` of its traffic (`canaryTrafficPercent`, by a merge
+        patch: nothing else of the spec changes), the rest staying with the revision rolled out before it;
+        `promote` ends the canary."""
         current = await self.get(name, namespace)
-        document = current.manifest.to_manifest()
-        if component not in document["spec"]:
+        if component not in current.manifest.components():
             raise NotFound(f"InferenceService {namespace}/{name} has no {component}")
-        document["spec"][component]["canaryTrafficPercent"] = percent
-        await self.apply(parse_manifest(document))
-        return await self.get(name, namespace)
+        patch = {"spec": {component: {"canaryTrafficPercent": percent}}}
+        patched = await self._call(self._control.patch("isvc", name, patch, namespace))
+        return resource(patched, InferenceService)
 
     # -- inference ------------------------------------------------------------------------------------------------
     async def predict(
