@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Daemon, custom_service, graph, ready
+from tests.e2e.test_transformers import scaled
 
 ADDERS = "".join(
     custom_service(f"add-{name}", "wharf_test_models:Add", env={"ADD": str(amount)})
@@ -94,29 +95,17 @@ def test_a_failing_step_is_named(daemon: Daemon, graphs: httpx.Client) -> None:
     assert refused.returncode == 1 and "serviceUrl" in refused.stderr
 
 
-SCALED = """
-apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata: {name: scaled}
-spec:
-  transformer:
-    model: {modelFormat: {name: custom}, storageUri: wharf_test_models:Scale, env: [{name: FACTOR, value: '3'}]}
-  predictor:
-    model: {modelFormat: {name: custom}, storageUri: wharf_test_models:Add, env: [{name: ADD, value: '1'}]}
-"""
-
-
 def test_the_service_graph_shows_who_called_whom(daemon: Daemon, graphs: httpx.Client) -> None:
-    daemon.wharf("apply", "-f", "-", stdin=SCALED)
+    daemon.wharf("apply", "-f", "-", stdin=scaled("v1", add=1))
     daemon.wait("scaled", ready)
     for _ in range(3):
         assert _ask(graphs, "chain", {"instances": [[1.0]]}) == {"predictions": [[12.0]]}
-    scaled = {"host": "scaled.default.example.com"}
+    host = {"host": "scaled.default.example.com"}
     for _ in range(2):
-        answer = graphs.post("/v1/models/scaled:predict", json={"instances": [[1.0]]}, headers=scaled)
+        answer = graphs.post("/v1/models/scaled:predict", json={"instances": [[1.0]]}, headers=host)
         assert answer.json()["predictions"][0]["y"] == [4.0]  # x * 3 in the transformer, then + 1
     # The predictor does not explain: 501 through the transformer, an error on both edges.
-    assert graphs.post("/v1/models/scaled:explain", json={"instances": [[1.0]]}, headers=scaled).status_code == 501
+    assert graphs.post("/v1/models/scaled:explain", json={"instances": [[1.0]]}, headers=host).status_code == 501
     expected = {
         ("client", None, "default/chain", None): (3, 0),
         ("default/chain", None, "default/add-one", "predictor"): (3, 0),
