@@ -249,7 +249,7 @@ def report(
 def figures(spans: Sequence[Bucket]) -> Figures:
     """The figures of one revision's buckets, oldest first (their latest's scale applies)."""
     scale = spans[-1].scale
-    u = sum((b.usage for b in spans), Usage())
+    u = _total(spans)
     seconds = u.seconds
     replicas = u.replica_seconds
     target = scale.target
@@ -261,11 +261,11 @@ def figures(spans: Sequence[Bucket]) -> Figures:
         replicas_max=u.replicas_max,
         replica_seconds=replicas,
         idle_replica_seconds=u.idle_replica_seconds,
-        idle_share=_ratio(u.idle_replica_seconds, replicas) if replicas else None,
+        idle_share=_per(u.idle_replica_seconds, replicas),
         cpu_seconds=u.cpu_seconds,
         cpu_cores_avg=_ratio(u.cpu_seconds, seconds),
-        cpu_cores_per_replica=_ratio(u.cpu_seconds, replicas) if replicas else None,
-        memory_avg_bytes=_ratio(u.memory_byte_seconds, replicas) if replicas else None,
+        cpu_cores_per_replica=_per(u.cpu_seconds, replicas),
+        memory_avg_bytes=_per(u.memory_byte_seconds, replicas),
         memory_max_bytes=u.memory_max,
         requests=u.requests,
         requests_per_second=_ratio(u.requests, seconds),
@@ -281,13 +281,13 @@ def figures(spans: Sequence[Bucket]) -> Figures:
         panic_share=_ratio(u.panic_seconds, seconds),
         at_max_share=_ratio(u.at_max_seconds, seconds),
         cold_starts=u.cold_starts,
-        cold_start_avg_s=_ratio(u.cold_start_seconds, u.cold_starts) if u.cold_starts else None,
+        cold_start_avg_s=_per(u.cold_start_seconds, u.cold_starts),
     )
 
 
 def _judge(key: RevisionKey, spans: Sequence[Bucket], thresholds: Thresholds) -> RevisionCost:
     scale = spans[-1].scale
-    usage = sum((b.usage for b in spans), Usage())
+    usage = _total(spans)
     f = figures(spans)
     verdict, recommendation = FITS, None
     if f.observed_s < thresholds.min_observed_s:
@@ -308,9 +308,9 @@ def _held_at_max(usage: Usage, scale: Scale, f: Figures, thresholds: Thresholds)
         return None
     if usage.queueing_at_max_seconds < thresholds.queueing_share * at_max:
         return None
-    wanted = math.ceil(_load(usage, scale) / scale.target - 1e-9)
+    wanted = _replicas_for(_load(usage, scale), scale.target)
     if scale.container_concurrency:
-        wanted = max(wanted, math.ceil(f.concurrency_avg / scale.container_concurrency - 1e-9))
+        wanted = max(wanted, _replicas_for(f.concurrency_avg, scale.container_concurrency))
     wanted = max(wanted, scale.max_replicas + 1)
     trend = f" and {f.waiting_trend}" if f.waiting_trend else ""
     concurrency = (
@@ -376,7 +376,7 @@ def _load(usage: Usage, scale: Scale) -> float:
 
 def _need(usage: Usage, scale: Scale) -> int:
     """The replicas a span's load asks for at the target; at least one when it had requests."""
-    wanted = math.ceil(_load(usage, scale) / scale.target - 1e-9)
+    wanted = _replicas_for(_load(usage, scale), scale.target)
     return max(wanted, 1 if usage.requests or usage.concurrency_max else 0)
 
 
@@ -385,7 +385,7 @@ def _trend(spans: Sequence[Bucket]) -> str | None:
     if len(spans) < 2:
         return None
     half = len(spans) // 2
-    early, late = (sum((b.usage for b in part), Usage()) for part in (spans[:half], spans[half:]))
+    early, late = _total(spans[:half]), _total(spans[half:])
     before, after = _ratio(early.waiting_seconds, early.seconds), _ratio(late.waiting_seconds, late.seconds)
     margin = max(0.5, 0.2 * before)
     return "rising" if after > before + margin else "falling" if after < before - margin else "steady"
@@ -401,8 +401,22 @@ def _load_words(f: Figures, scale: Scale) -> str:
     return f"{load} over {f.replicas_avg:.3g} replicas against a target of {scale.target:.3g} a replica"
 
 
+def _total(spans: Sequence[Bucket]) -> Usage:
+    return sum((b.usage for b in spans), Usage())
+
+
+def _replicas_for(load: float, per_replica: float) -> int:
+    """The replicas that carry `load` at `per_replica` each (a rounding error above a whole number is that number)."""
+    return math.ceil(load / per_replica - 1e-9)
+
+
 def _ratio(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
+
+
+def _per(part: float, whole: float) -> float | None:
+    """`part` over `whole`; None, no figure, when `whole` is nothing."""
+    return part / whole if whole else None
 
 
 def _percent(share: float) -> str:
