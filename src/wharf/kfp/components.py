@@ -3,14 +3,14 @@ deploy it as an InferenceService (as a canary when asked) and wait until its new
 revision's answers through the gateway, and promote it or roll it back on the measure.
 
 They are lightweight Python components: each body imports Wharf and calls the plain functions of `wharf.kfp.rollout`,
-`wharf.kfp.evaluation` and `wharf.kfp.store`, so they need an image with `wharf[kfp]` and the model's framework
+`wharf.kfp.evaluation` and `wharf.kfp.store` (clients of the control API and the gateway through Wharf's SDK), so they need an image with `wharf[kfp]` and the model's framework
 installed (`IMAGE`, built by examples/kfp/Dockerfile; `task.set_container_image(...)` names another). KFP's local
 runner (`kfp.local.SubprocessRunner(use_venv=False)`) runs them in the current Python environment instead.
 
 How they reach Wharf: no token is a parameter (a pipeline's spec would show it). Without `control_url` or
-`gateway_url` they find the daemon as the `wharf` CLI does: WHARF_CONTROL_URL and WHARF_TOKEN, else the
-`daemon.json` that `wharf up` writes in WHARF_HOME; on a cluster, set those variables on the tasks (from a
-Kubernetes secret for the token).
+`gateway_url` they find the daemon as the `wharf` CLI does: WHARF_CONTROL_URL, WHARF_GATEWAY_URL and WHARF_TOKEN,
+else the `daemon.json` that `wharf up` writes in WHARF_HOME; on a cluster, set those variables on the tasks (the
+token from a Kubernetes secret).
 
 Each component that changes or reads the live service has KFP's caching off where it is used (see
 `wharf.kfp.pipelines`): a cached deploy would skip the deployment. A batch-prediction component waits for
@@ -89,24 +89,28 @@ def deploy_model(
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def check_accuracy(
-    service_url: str,
+    name: str,
     revision: str,
     rows: Input[Dataset],
     metrics: Output[Metrics],
+    namespace: str = "default",
     label_column: str = "label",
-    gateway_url: str = "",
     batch_size: int = 64,
+    control_url: str = "",
+    gateway_url: str = "",
 ) -> float:
     """Measure one revision's accuracy on labelled rows, asking it through Wharf's gateway.
 
     Args:
-        service_url: The service's URL (deploy_model's url).
+        name: The InferenceService.
         revision: The revision to ask (deploy_model's revision), whatever its share of the traffic.
         rows: A CSV file with a header: the label in `label_column`, the features (numbers) in the others.
         metrics: Where the accuracy is logged as the metric `accuracy`.
+        namespace: The InferenceService's namespace.
         label_column: The column holding each row's expected prediction.
-        gateway_url: The gateway; empty: the one of the daemon in WHARF_HOME.
         batch_size: Rows per request.
+        control_url: The control API; empty: found as the wharf CLI finds it.
+        gateway_url: The gateway; empty: WHARF_GATEWAY_URL, else the one of the daemon in WHARF_HOME.
 
     Returns:
         The share of rows predicted as labelled.
@@ -114,7 +118,15 @@ def check_accuracy(
     from wharf.kfp.evaluation import accuracy, predictions, read_labelled_rows
 
     labelled = read_labelled_rows(rows.path, label_column)
-    answers = predictions(service_url, revision, labelled.features, gateway_url=gateway_url, batch_size=batch_size)
+    answers = predictions(
+        name,
+        revision,
+        labelled.features,
+        namespace=namespace,
+        control_url=control_url,
+        gateway_url=gateway_url,
+        batch_size=batch_size,
+    )
     value = accuracy(answers, labelled.labels)
     metrics.log_metric("accuracy", value)
     return value

@@ -3,8 +3,9 @@ features in the others, in order) are sent through Wharf's gateway to one revisi
 `x-wharf-revision` header, so a canary is measured alone whatever its share of the traffic), as KServe V1
 `instances` in batches, and its predictions are compared with the labels.
 
-A client of the gateway only: without a `gateway_url` it takes the one in WHARF_HOME's `daemon.json`, which
-`wharf up` writes.
+The service's host and the gateway come from Wharf's SDK (`wharf.client.Wharf`), which finds the daemon as the
+`wharf` CLI does (WHARF_HOME's `daemon.json` names the gateway; WHARF_GATEWAY_URL or `gateway_url` another); the
+requests go through the SDK's `InferenceClient` with the pinning header, which `Wharf.predict` does not send.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from wharf.client.control import DaemonAddress, home_from_env
 from wharf.client.inference import SyncInferenceClient
-from wharf.errors import ConfigurationError, InvalidInput
+from wharf.client.sdk import Wharf
+from wharf.errors import ConfigurationError, InvalidInput, ModelNotReady
 
 REVISION_HEADER = "x-wharf-revision"
 
@@ -70,40 +71,28 @@ def accuracy(predictions: Sequence[Any], labels: Sequence[str]) -> float:
     return sum(map(matches, predictions, labels)) / len(labels)
 
 
-def gateway_address(gateway_url: str | None = None) -> str:
-    """`gateway_url`, else the gateway of the daemon in WHARF_HOME."""
-    if gateway_url:
-        return gateway_url
-    home = home_from_env()
-    address = DaemonAddress.read(home)
-    if address is None:
-        raise ConfigurationError(
-            f"gateway_url: none given, and no {DaemonAddress.FILE} of a running `wharf up` in {home}"
-        )
-    return address.gateway_url
-
-
 def predictions(
-    service_url: str,
+    name: str,
     revision: str,
     rows: list[list[float]],
     *,
+    namespace: str = "default",
+    control_url: str | None = None,
     gateway_url: str | None = None,
     batch_size: int = 64,
     timeout_s: float = 30.0,
 ) -> list[Any]:
-    """What `revision` of the service at `service_url` (`http://NAME.NAMESPACE.DOMAIN`) predicts for `rows`."""
-    host = urlsplit(service_url).hostname
-    if not host:
-        raise ConfigurationError(f"service_url: {service_url!r} names no host")
-    model = host.split(".")[0]  # a service's model answers by the service's name
-    headers = {"host": host, REVISION_HEADER: revision}
+    """What `revision` of the InferenceService `namespace`/`name` predicts for `rows`."""
+    batches = list(_batches(rows, batch_size))
+    with Wharf(control_url or None, gateway_url=gateway_url or None) as wharf:
+        service_url, gateway = wharf.get(name, namespace).url, wharf.gateway_url
+    if not service_url:
+        raise ModelNotReady(f"InferenceService {namespace}/{name} has no URL yet")
+    headers = {"host": urlsplit(service_url).netloc, REVISION_HEADER: revision}
     answers: list[Any] = []
-    with SyncInferenceClient(
-        gateway_address(gateway_url), protocol="v1", headers=headers, timeout_s=timeout_s
-    ) as client:
-        for batch in _batches(rows, batch_size):
-            answer = client.predict(model, {"instances": batch})["predictions"]
+    with SyncInferenceClient(gateway, protocol="v1", headers=headers, timeout_s=timeout_s) as client:
+        for batch in batches:
+            answer = client.predict(name, {"instances": batch})["predictions"]
             if len(answer) != len(batch):
                 raise InvalidInput(f"{revision} answered {len(answer)} predictions for {len(batch)} instances")
             answers += answer

@@ -71,7 +71,7 @@ def iris_canary(
         model_store: Where models are stored for the daemon: a path on its machine, or an fsspec URL it reads;
             empty: WHARF_HOME/models.
         control_url: Wharf's control API; empty: found as the wharf CLI finds it (WHARF_HOME's daemon.json).
-        gateway_url: Wharf's gateway; empty: the one in WHARF_HOME's daemon.json.
+        gateway_url: Wharf's gateway; empty: WHARF_GATEWAY_URL, else the one in WHARF_HOME's daemon.json.
     """
     trained = train_iris(seed=seed)
     stored = store_model(model=trained.outputs["model"], directory=model_store, name=name)
@@ -83,9 +83,11 @@ def iris_canary(
         control_url=control_url,
     )
     checked = check_accuracy(
-        service_url=deployed.outputs["url"],
+        name=name,
         revision=deployed.outputs["revision"],
         rows=trained.outputs["held_out"],
+        namespace=namespace,
+        control_url=control_url,
         gateway_url=gateway_url,
     )
     gated = gate_canary(

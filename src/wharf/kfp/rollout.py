@@ -2,21 +2,23 @@
 a service for the model (as a canary when asked), wait until its newest revision is ready, then promote that
 revision or roll it back on a metric.
 
-A client of the control API only: without a `control_url` it finds the daemon and its token as the `wharf` CLI does
-(WHARF_CONTROL_URL and WHARF_TOKEN, else WHARF_HOME's `daemon.json`), so no token ever appears in a pipeline's spec.
+A client of the control API through Wharf's SDK (`wharf.client.Wharf`): without a `control_url` it finds the daemon
+and its token as the `wharf` CLI does (WHARF_CONTROL_URL and WHARF_TOKEN, else WHARF_HOME's `daemon.json`), so no
+token ever appears in a pipeline's spec.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from wharf.client.control import ControlClient
-from wharf.errors import ConfigurationError, ModelLoadError, NotFound, RequestTimeout
+from wharf.client.sdk import NotReady, Resource, Wharf
+from wharf.errors import ConfigurationError, ModelLoadError, NotFound
+
+if TYPE_CHECKING:
+    from wharf.control.spec import InferenceService
 
 NO_CANARY = -1  # what a pipeline parameter says for "no canaryTrafficPercent" (KFP parameters have no None)
 Verdict = Literal["promoted", "rolled back"]
@@ -61,44 +63,38 @@ def service_manifest(
     }
 
 
-def rolled_out(service: dict[str, Any]) -> Deployed | None:
+def rolled_out(service: Resource[InferenceService]) -> Deployed | None:
     """The service's newest predictor revision once it is ready for the spec the service has now, None while it
     starts; ModelLoadError when a replica of it failed before serving (a model that does not load fails the same way
     on every restart, and a pipeline should hear of it now, not at its timeout)."""
-    status = service.get("status") or {}
-    if status.get("observedGeneration", 0) < service.get("metadata", {}).get("generation", 0):
-        return None  # the status still describes an older spec
-    predictor = status.get("components", {}).get("predictor", {})
-    latest = predictor.get("latestCreatedRevision")
-    if latest and predictor.get("latestReadyRevision") == latest:
-        return Deployed(latest, status.get("url") or predictor.get("url") or "")
-    for replica in status.get("replicaStates", []):
-        if replica.get("revision") == latest and replica.get("last_error") and not replica.get("ready"):
-            raise ModelLoadError(f"revision {latest} failed to start: {replica['last_error']}")
+    predictor = service.status.components.get("predictor")
+    if not service.current or predictor is None:
+        return None  # the status still describes an older spec, or none yet
+    latest = predictor.latest_created_revision
+    if latest and predictor.latest_ready_revision == latest:
+        return Deployed(latest, service.url or predictor.url or "")
+    for replica in service.replicas:
+        if replica.revision == latest and replica.last_error and not replica.ready:
+            raise ModelLoadError(f"revision {latest} failed to start: {replica.last_error}")
     return None
 
 
 def deploy(manifest: dict[str, Any], *, timeout_s: float = 300.0, control_url: str | None = None) -> Deployed:
-    """Apply `manifest` (one InferenceService) and wait, within `timeout_s`, until its newest revision is ready."""
+    """Apply `manifest` (one InferenceService) and wait, within `timeout_s`, until its newest revision is ready
+    (NotReady, with the Ready condition's message, if it is not by then)."""
     metadata = manifest["metadata"]
     namespace, name = metadata.get("namespace", "default"), metadata["name"]
-    with ControlClient(control_url or None) as client:
-        client.apply(json.dumps(manifest))
-        deadline = time.monotonic() + timeout_s
-        last: dict[str, Any] = {}
-        while (left := deadline - time.monotonic()) > 0:
-            with closing(client.watch("isvc", namespace, name, timeout_s=left)) as changes:
-                for change, service in changes:
-                    if change == "DELETED":
-                        raise NotFound(f"InferenceService {namespace}/{name} was deleted while it rolled out")
-                    if change != "BOOKMARK":
-                        last = service
-                        if (done := rolled_out(service)) is not None:
-                            return done
-        ready = next((c for c in last.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {})
-        raise RequestTimeout(
-            f"InferenceService {namespace}/{name} was not ready within {timeout_s:g} s: {ready.get('message') or '?'}"
-        )
+    with Wharf(control_url or None) as wharf:
+        wharf.apply(manifest)
+        last = None
+        with closing(wharf.watch(namespace, name, timeout_s=timeout_s)) as events:
+            for event in events:
+                if event.type == "DELETED":
+                    raise NotFound(f"InferenceService {namespace}/{name} was deleted while it rolled out")
+                last = event.resource
+                if (done := rolled_out(last)) is not None:
+                    return done
+        raise NotReady(f"InferenceService {namespace}/{name}", timeout_s, last)
 
 
 def passes(metric: float, threshold: float) -> bool:
@@ -118,14 +114,15 @@ def gate(
     """Promote the service's `revision` (all traffic to it) when `metric` meets `threshold`, else roll it back (its
     traffic to the revision rolled out before it). Refused when `revision` is no longer the service's newest: the
     verdict is about the revision that was measured, never one deployed since."""
-    with ControlClient(control_url or None) as client:
-        latest = client.get("isvc", name, namespace)["status"]["components"]["predictor"]["latestCreatedRevision"]
+    with Wharf(control_url or None) as wharf:
+        predictor = wharf.get(name, namespace).status.components.get("predictor")
+        latest = predictor.latest_created_revision if predictor else None
         if latest != revision:
             raise ConfigurationError(
                 f"revision: {revision} is no longer the newest of {namespace}/{name} ({latest} is); nothing changed"
             )
         if passes(metric, threshold):
-            client.promote(name, namespace)
+            wharf.promote(name, namespace)
             return "promoted"
-        client.rollback(name, namespace)
+        wharf.rollback(name, namespace)
         return "rolled back"

@@ -1,14 +1,13 @@
-"""Checking answers: labelled rows read from CSV, predictions compared with labels, the gateway found."""
+"""Checking answers: labelled rows read from CSV, predictions compared with labels."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from wharf.errors import ConfigurationError, InvalidInput
-from wharf.kfp.evaluation import accuracy, gateway_address, matches, predictions, read_labelled_rows
+from wharf.kfp.evaluation import accuracy, matches, predictions, read_labelled_rows
 
 
 def _csv(tmp_path: Path, text: str) -> Path:
@@ -47,18 +46,6 @@ def test_a_prediction_matches_its_label_as_a_number_or_as_text() -> None:
         accuracy([0, 1, 2], ["0", "1"])
 
 
-def test_the_gateway_is_the_one_given_else_the_home_daemons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WHARF_HOME", str(tmp_path))
-    with pytest.raises(ConfigurationError, match=f"gateway_url: none given, and no daemon.json .* in {tmp_path}"):
-        gateway_address()
-    address = {"control_url": "http://c", "gateway_url": "http://127.0.0.1:8000", "gateway_grpc": "g", "token": "t"}
-    (tmp_path / "daemon.json").write_text(json.dumps(address))
-    assert gateway_address() == "http://127.0.0.1:8000"
-    assert gateway_address("http://gateway:80") == "http://gateway:80"
-
-
-def test_a_service_url_without_a_host_or_a_batch_of_no_rows_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="service_url: 'iris' names no host"):
-        predictions("iris", "iris-predictor-00001", [[1.0]], gateway_url="http://127.0.0.1:9")
+def test_a_batch_of_no_rows_is_refused_before_anything_is_asked() -> None:
     with pytest.raises(ConfigurationError, match="batch_size: 0 must be at least 1"):
-        predictions("http://iris.default.example.com", "r", [[1.0]], gateway_url="http://127.0.0.1:9", batch_size=0)
+        predictions("iris", "iris-predictor-00001", [[1.0]], control_url="http://127.0.0.1:9", batch_size=0)

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from wharf.control.spec import parse_manifest
+from wharf.client.sdk import Resource
+from wharf.client.sdk.views import resource
+from wharf.control.spec import InferenceService, parse_manifest
 from wharf.errors import ConfigurationError, ModelLoadError
 from wharf.kfp.rollout import NO_CANARY, Deployed, passes, rolled_out, service_manifest
 
@@ -41,35 +43,41 @@ def _service(
     created: str = "iris-predictor-00002",
     ready: str | None = None,
     **status: Any,
-) -> dict[str, Any]:
-    predictor = {"latestCreatedRevision": created, "latestReadyRevision": ready}
-    return {
-        "metadata": {"name": "iris", "generation": generation},
-        "status": {
-            "observedGeneration": observed,
-            "url": "http://iris.default.example.com",
-            "components": {"predictor": predictor},
-            **status,
-        },
+) -> Resource[InferenceService]:
+    """The iris service as the control API shows it, through the SDK's typed view."""
+    document = service_manifest("iris", "/m.joblib", canary_traffic_percent=20)
+    document["metadata"]["generation"] = generation
+    document["status"] = {
+        "observedGeneration": observed,
+        "url": "http://iris.default.example.com",
+        "components": {"predictor": {"latestCreatedRevision": created, "latestReadyRevision": ready}},
+        **status,
     }
+    return resource(document, InferenceService)
 
 
 def test_the_new_revision_is_rolled_out_once_ready_for_the_current_spec() -> None:
     assert rolled_out(_service(ready="iris-predictor-00001")) is None  # still starting
     assert rolled_out(_service(generation=3, ready="iris-predictor-00002")) is None  # an older spec's status
-    assert rolled_out({"metadata": {"name": "iris", "generation": 1}}) is None  # no status yet
+    unreported = resource(service_manifest("iris", "/m.joblib"), InferenceService)
+    assert rolled_out(unreported) is None  # no status yet
     done = rolled_out(_service(ready="iris-predictor-00002"))
     assert done == Deployed("iris-predictor-00002", "http://iris.default.example.com")
 
 
 def test_a_revision_whose_replica_fails_to_start_fails_the_deployment_at_once() -> None:
     replicas = [
-        {"revision": "iris-predictor-00001", "ready": True, "last_error": None},
-        {"revision": "iris-predictor-00002", "ready": False, "last_error": "exited before serving: bad pickle"},
+        {"id": "a", "revision": "iris-predictor-00001", "ready": True, "last_error": None},
+        {
+            "id": "b",
+            "revision": "iris-predictor-00002",
+            "ready": False,
+            "last_error": "exited before serving: bad pickle",
+        },
     ]
     with pytest.raises(ModelLoadError, match="revision iris-predictor-00002 failed to start: .*bad pickle"):
         rolled_out(_service(ready="iris-predictor-00001", replicaStates=replicas))
-    old_failure = [{"revision": "iris-predictor-00001", "ready": False, "last_error": "killed"}]
+    old_failure = [{"id": "a", "revision": "iris-predictor-00001", "ready": False, "last_error": "killed"}]
     assert rolled_out(_service(ready="iris-predictor-00001", replicaStates=old_failure)) is None
 
 
