@@ -22,6 +22,9 @@ HERE = Path(__file__).resolve().parent
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 ERRORS = "5..|499|INTERNAL|UNKNOWN|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED|CANCELLED"
 RATE = "$__rate_interval"
+LATENCY = "wharf_gateway_request_duration_seconds"
+LATENCY_DESCRIPTION = "At the gateway, from arrival to answer (activator wait included)."
+INDEX = "wharf_gateway_requests_in_flight"  # a sample for every revision the gateway routes to: the variables' values
 WIDTH, HEIGHT = 12, 8  # two panels a row
 
 # Selectors, by the variables of the dashboard they are used in.
@@ -129,11 +132,21 @@ def rate(metric: str, selector: str, by: str) -> str:
     return f"sum by ({by}) (rate({metric}{{{selector}}}[{RATE}]))"
 
 
+def total(metric: str, selector: str, by: str, op: str = "sum") -> str:
+    """`metric`'s series summed (or `op`, such as max) by the labels `by`."""
+    return f"{op} by ({by}) ({metric}{{{selector}}})"
+
+
+def share(part: str, whole: str) -> str:
+    """`part` over `whole`, 0 (not empty) where `whole` has series and `part` has none."""
+    return f"({part} or {whole} * 0) / {whole}"
+
+
 def error_ratio(selector: str, by: str) -> str:
     """Errors over answers of the live traffic, 0 while there are answers and no error."""
     answers = rate("wharf_gateway_requests_total", f'{selector}, traffic="live"', by)
     errors = rate("wharf_gateway_requests_total", f'{selector}, traffic="live", code=~"{ERRORS}"', by)
-    return f"({errors} or {answers} * 0) / {answers}"
+    return share(errors, answers)
 
 
 def quantile(q: float, histogram: str, selector: str, by: str) -> str:
@@ -146,7 +159,7 @@ def mean(histogram: str, selector: str, by: str) -> str:
 
 def per_service(metric: str) -> str:
     """A control-plane metric labelled by revision, summed by the namespace and service the gateway gives it."""
-    services = f"group by (namespace, service, revision) (wharf_gateway_requests_in_flight{{{ALL_SERVICES}}})"
+    services = f"group by (namespace, service, revision) ({INDEX}{{{ALL_SERVICES}}})"
     return f"sum by (namespace, service) ({metric} * on (revision) group_left (namespace, service) {services})"
 
 
@@ -154,35 +167,32 @@ def overview() -> dict[str, Any]:
     live = f'{ALL_SERVICES}, traffic="live"'
     by = "namespace, service"
     legend = "{{namespace}}/{{service}}"
-    latency = "wharf_gateway_request_duration_seconds"
     panels = [
         panel("Requests/s", "Answers of every service, live traffic.", "reqps",
               (f'sum(rate(wharf_gateway_requests_total{{{live}}}[{RATE}]))', "requests/s"), kind="stat"),
         panel("Processes up", "Scrape targets answering, by job (replicas, gateway, control plane, monitor).",
-              "short", ('sum by (job) (up{job=~"wharf-.*"})', "{{job}}"), kind="stat"),
+              "short", (total("up", 'job=~"wharf-.*"', "job"), "{{job}}"), kind="stat"),
         row("Traffic"),
         panel("Requests/s by service", "Answers per second at the gateway, live traffic.", "reqps",
               (rate("wharf_gateway_requests_total", live, by), legend)),
         panel("Error ratio by service", f"Errors ({ERRORS}) over answers.", "percentunit",
               (error_ratio(ALL_SERVICES, by), legend)),
-        panel("p50 latency by service", "At the gateway, from arrival to answer (activator wait included).", "s",
-              (quantile(0.5, latency, live, by), legend)),
-        panel("p99 latency by service", "At the gateway, from arrival to answer (activator wait included).", "s",
-              (quantile(0.99, latency, live, by), legend)),
+        panel("p50 latency by service", LATENCY_DESCRIPTION, "s",
+              (quantile(0.5, LATENCY, live, by), legend)),
+        panel("p99 latency by service", LATENCY_DESCRIPTION, "s",
+              (quantile(0.99, LATENCY, live, by), legend)),
         row("Capacity"),
         panel("Replicas ready and desired by service", "What the autoscaler wants, and what is ready.", "short",
               (per_service("wharf_revision_ready_replicas"), legend + " ready"),
               (per_service("wharf_revision_desired_replicas"), legend + " desired")),
         panel("Requests waiting in the activator", "Requests held at the gateway until a replica is ready.", "short",
-              (f"sum by ({by}) (wharf_gateway_activator_queued_requests{{{ALL_SERVICES}}})", legend)),
+              (total("wharf_gateway_activator_queued_requests", ALL_SERVICES, by), legend)),
         panel("CPU by service", "Cores the replicas' processes use.", "short",
               (rate("wharf_replica_cpu_seconds_total", ALL_SERVICES, by), legend)),
         panel("Resident memory by service", "Of the replicas' processes.", "bytes",
-              (f"sum by ({by}) (wharf_replica_resident_memory_bytes{{{ALL_SERVICES}}})", legend)),
+              (total("wharf_replica_resident_memory_bytes", ALL_SERVICES, by), legend)),
     ]  # fmt: skip
-    namespace = variable(
-        "namespace", "Namespace", "label_values(wharf_gateway_requests_in_flight, namespace)", multi=True
-    )
+    namespace = variable("namespace", "Namespace", f"label_values({INDEX}, namespace)", multi=True)
     return dashboard("wharf-overview", "Wharf / Overview", "Every InferenceService on one Wharf.", [namespace], panels)
 
 
@@ -190,7 +200,6 @@ def service() -> dict[str, Any]:
     live = f'{ONE_SERVICE}, traffic="live"'
     by = "revision"
     legend = "{{revision}}"
-    latency = "wharf_gateway_request_duration_seconds"
     panels = [
         row("Traffic"),
         panel("Requests/s by revision", "Answers per second at the gateway, live traffic: canary beside stable.",
@@ -203,26 +212,26 @@ def service() -> dict[str, Any]:
               (rate("wharf_gateway_requests_total", live, "code"), "{{code}}")),
         panel("Error ratio by revision", f"Errors ({ERRORS}) over answers: canary vs stable.", "percentunit",
               (error_ratio(ONE_SERVICE, by), legend)),
-        panel("Latency by revision", "At the gateway, from arrival to answer (activator wait included).", "s",
-              (quantile(0.5, latency, live, by), legend + " p50"),
-              (quantile(0.9, latency, live, by), legend + " p90"),
-              (quantile(0.99, latency, live, by), legend + " p99")),
+        panel("Latency by revision", LATENCY_DESCRIPTION, "s",
+              (quantile(0.5, LATENCY, live, by), legend + " p50"),
+              (quantile(0.9, LATENCY, live, by), legend + " p90"),
+              (quantile(0.99, LATENCY, live, by), legend + " p99")),
         panel("Retries by revision", "Tries sent again: a refused connection, or one that broke before any answer.",
               "reqps", (rate("wharf_gateway_retries_total", ONE_SERVICE, "revision, reason"), "{{revision}} {{reason}}")),
         row("Scaling"),
         panel("Replicas ready and desired", "What the autoscaler wants, and what is ready.", "short",
-              (f"sum by ({by}) (wharf_revision_ready_replicas{{{REVISIONS}}})", legend + " ready"),
-              (f"sum by ({by}) (wharf_revision_desired_replicas{{{REVISIONS}}})", legend + " desired")),
+              (total("wharf_revision_ready_replicas", REVISIONS, by), legend + " ready"),
+              (total("wharf_revision_desired_replicas", REVISIONS, by), legend + " desired")),
         panel("Panic mode", "1 while the autoscaler panics (a burst beyond what the replicas can take).", "short",
-              (f"max by ({by}) (wharf_revision_panic{{{REVISIONS}}})", legend)),
+              (total("wharf_revision_panic", REVISIONS, by, "max"), legend)),
         panel("Activator queue and requests in flight", "Requests waiting for a ready replica, and being served.",
               "short",
-              (f"sum by ({by}) (wharf_gateway_activator_queued_requests{{{ONE_SERVICE}}})", legend + " waiting"),
-              (f"sum by ({by}) (wharf_gateway_requests_in_flight{{{ONE_SERVICE}}})", legend + " in flight")),
+              (total("wharf_gateway_activator_queued_requests", ONE_SERVICE, by), legend + " waiting"),
+              (total("wharf_gateway_requests_in_flight", ONE_SERVICE, by), legend + " in flight")),
         panel("Cold starts", "Scale-ups from zero so far (each step is one), and their mean duration.", "short",
-              (f"sum by ({by}) (wharf_cold_start_seconds_count{{{REVISIONS}}})", legend + " cold starts"),
-              (f"sum by ({by}) (wharf_cold_start_seconds_sum{{{REVISIONS}}}) / "
-               f"sum by ({by}) (wharf_cold_start_seconds_count{{{REVISIONS}}})", legend + " mean seconds")),
+              (total("wharf_cold_start_seconds_count", REVISIONS, by), legend + " cold starts"),
+              (f'{total("wharf_cold_start_seconds_sum", REVISIONS, by)} / '
+               f'{total("wharf_cold_start_seconds_count", REVISIONS, by)}', legend + " mean seconds")),
         row("Model servers"),
         panel("Batch size", "Rows per predict call (a batch is one call).", "short",
               (quantile(0.5, "wharf_batch_size", ONE_SERVICE, by), legend + " p50"),
@@ -232,19 +241,19 @@ def service() -> dict[str, Any]:
               (quantile(0.5, "wharf_queue_wait_seconds", ONE_SERVICE, by), legend + " p50"),
               (quantile(0.99, "wharf_queue_wait_seconds", ONE_SERVICE, by), legend + " p99")),
         panel("Queue depth", "Requests waiting for the model's worker when it last took work.", "short",
-              (f"max by ({by}) (wharf_queue_depth{{{ONE_SERVICE}}})", legend)),
+              (total("wharf_queue_depth", ONE_SERVICE, by, "max"), legend)),
         panel("Model step time p99", "One call of preprocess, predict or postprocess.", "s",
               (quantile(0.99, "wharf_model_step_seconds", ONE_SERVICE, "revision, step"), "{{revision}} {{step}}")),
         panel("Model server answers by status", "As the replicas count them, by protocol.", "reqps",
               (rate("wharf_requests_total", ONE_SERVICE, "revision, protocol, status"),
                "{{revision}} {{protocol}} {{status}}")),
         panel("Model load time", "How long each replica took to load its model.", "s",
-              (f"max by ({by}) (wharf_model_load_seconds{{{ONE_SERVICE}}})", legend)),
+              (total("wharf_model_load_seconds", ONE_SERVICE, by, "max"), legend)),
         row("Cost and utilisation"),
         panel("CPU", "Cores the replicas' processes use.", "short",
               (rate("wharf_replica_cpu_seconds_total", ONE_SERVICE, by), legend)),
         panel("Resident memory", "Of the replicas' processes.", "bytes",
-              (f"sum by ({by}) (wharf_replica_resident_memory_bytes{{{ONE_SERVICE}}})", legend)),
+              (total("wharf_replica_resident_memory_bytes", ONE_SERVICE, by), legend)),
         panel("Replicas running and idle", "Mean replicas running, and the share of their time with no request.",
               "short",
               (rate("wharf_revision_replica_seconds_total", ONE_SERVICE, by), legend + " running"),
@@ -252,21 +261,21 @@ def service() -> dict[str, Any]:
                f"{rate('wharf_revision_replica_seconds_total', ONE_SERVICE, by)}", legend + " idle share")),
         panel("Concurrency: used and target", "Requests in flight and waiting, and the autoscaler's target per replica.",
               "short",
-              (f"sum by ({by}) (wharf_revision_concurrency{{{ONE_SERVICE}}})", legend + " used"),
-              (f"sum by ({by}) (wharf_revision_concurrency_target{{{ONE_SERVICE}}})", legend + " target per replica")),
+              (total("wharf_revision_concurrency", ONE_SERVICE, by), legend + " used"),
+              (total("wharf_revision_concurrency_target", ONE_SERVICE, by), legend + " target per replica")),
     ]  # fmt: skip
     variables = [
-        variable("namespace", "Namespace", "label_values(wharf_gateway_requests_in_flight, namespace)", multi=False),
+        variable("namespace", "Namespace", f"label_values({INDEX}, namespace)", multi=False),
         variable(
             "service",
             "Service",
-            'label_values(wharf_gateway_requests_in_flight{namespace="$namespace"}, service)',
+            f'label_values({INDEX}{{namespace="$namespace"}}, service)',
             multi=False,
         ),
         variable(
             "revision",
             "Revision",
-            'label_values(wharf_gateway_requests_in_flight{namespace="$namespace", service="$service"}, revision)',
+            f'label_values({INDEX}{{namespace="$namespace", service="$service"}}, revision)',
             multi=True,
         ),
     ]
@@ -290,21 +299,20 @@ def monitoring() -> dict[str, Any]:
         row("Detectors"),
         panel("Detected rate", "Share of the inspected rows found outliers or adversarial, by detector.",
               "percentunit",
-              (f"({rate('wharf_monitor_detected_rows_total', detectors, 'detector, service')} or "
-               f"{rate('wharf_monitor_inspected_rows_total', detectors, 'detector, service')} * 0) / "
-               f"{rate('wharf_monitor_inspected_rows_total', detectors, 'detector, service')}",
+              (share(rate("wharf_monitor_detected_rows_total", detectors, "detector, service"),
+                     rate("wharf_monitor_inspected_rows_total", detectors, "detector, service")),
                "{{service}} {{detector}}")),
         panel("Rows inspected and detected", "Rows scored by the detectors so far, and those reported.", "short",
-              (f"sum by (detector, service) (wharf_monitor_inspected_rows_total{{{detectors}}})",
+              (total("wharf_monitor_inspected_rows_total", detectors, "detector, service"),
                "{{service}} {{detector}} inspected"),
-              (f"sum by (detector, service) (wharf_monitor_detected_rows_total{{{detectors}}})",
+              (total("wharf_monitor_detected_rows_total", detectors, "detector, service"),
                "{{service}} {{detector}} detected")),
         row("Ingestion"),
         panel("Payload events", "Received by the monitor; and sent, dropped or failed by the gateway.", "reqps",
               (rate("wharf_monitor_events_total", "", "type"), "received {{type}}"),
               (rate("wharf_payload_log_events_total", "", "outcome"), "gateway {{outcome}}")),
         panel("Logged rows held", "Rows kept per model (retention drops the oldest).", "short",
-              (f"sum by (model) (wharf_monitor_rows{{{MODELS}}})", "{{model}}")),
+              (total("wharf_monitor_rows", MODELS, "model"), "{{model}}")),
     ]  # fmt: skip
     models = variable("model", "Model", "label_values(wharf_monitor_rows, model)", multi=True)
     description = "The model monitor: drift and fairness gauges, outlier and adversarial rates, ingestion."
