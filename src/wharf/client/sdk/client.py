@@ -7,8 +7,8 @@ explanations go through the gateway (`InferenceClient`, V1 or V2 REST) to a serv
 gives (`NAME.NAMESPACE.example.com`).
 
 The daemon is found the way the `wharf` command finds it: `url` and `token` when given, else WHARF_CONTROL_URL and
-WHARF_TOKEN, else the `daemon.json` that `wharf up` leaves in WHARF_HOME (`./.wharf`), which also says where its
-gateway listens (else WHARF_GATEWAY_URL, else `gateway_url`, else http://127.0.0.1:8000).
+WHARF_TOKEN, else the `daemon.json` that `wharf up` leaves in WHARF_HOME (`./.wharf`). The gateway is `gateway_url`
+when given, else WHARF_GATEWAY_URL, else the one that `daemon.json` names, else http://127.0.0.1:8000.
 
 Every call waits at most `timeout_s` for the control plane (`inference_timeout_s` for the gateway); waits and
 watches take their own `timeout_s`. Errors are `wharf.errors` types carrying the server's message and status
