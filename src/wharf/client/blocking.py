@@ -10,6 +10,7 @@ microseconds), nothing per byte.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -75,6 +76,9 @@ class LoopThread:
         """Stop the loop and its thread (again: nothing more)."""
         if self.closed:
             return
+        # Close the async generators still open (a watch left early: its stream's lines) while the loop runs.
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._loop.shutdown_asyncgens(), self._loop).result(_STOP_TIMEOUT_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_STOP_TIMEOUT_S)
         if not self._thread.is_alive():
