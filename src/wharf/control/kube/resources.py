@@ -210,7 +210,8 @@ async def create(
 
     def make(edit: _Edit, current: Resource | None) -> dict[str, Any]:
         if current is not None:
-            raise StatusError(409, f'{_what(served)} "{edit.name}" already exists', details=_details(served, edit.name))
+            what = f'{_what(served)} "{edit.name}" already exists'
+            raise StatusError(409, what, "AlreadyExists", _details(served, edit.name))
         return obj
 
     return (await _write(controller, served, namespace, obj["metadata"]["name"], options, make))[0]

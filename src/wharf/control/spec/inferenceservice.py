@@ -109,9 +109,11 @@ class PredictorExtension(ContainerSettings):
 
     `args` are extra command-line arguments of the model server (the policy allows its batching options), `env`
     its environment. `runtimeVersion` (an image tag in KServe) is kept but changes nothing: Wharf runs the framework
-    version that is installed.
+    version that is installed. `name` is the container's in KServe (its SDK always sends one, if only empty); a
+    local replica runs no container, so it names nothing.
     """
 
+    name: str | None = None
     storage_uri: str | None = None
     runtime_version: str | None = None
     protocol_version: ProtocolVersion | None = None
