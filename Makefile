@@ -38,6 +38,15 @@ chromium:
 	@test -x /usr/bin/chromium || $(SUDO) apt-get install -y --no-install-recommends chromium || \
 	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
+# kubectl, when there is none: the Kubernetes API's end-to-end tests (tests/e2e/test_kubectl*.py) drive the real one.
+# Debian packages it as kubectl where it has that package, as kubernetes-client otherwise.
+.PHONY: kubectl
+$(VENV)/.installed-test: | kubectl
+KUBECTL_INSTALL = $(SUDO) apt-get install -y --no-install-recommends kubectl || \
+	$(SUDO) apt-get install -y --no-install-recommends kubernetes-client
+kubectl:
+	@command -v kubectl >/dev/null || { $(KUBECTL_INSTALL); } || { $(SUDO) apt-get update && { $(KUBECTL_INSTALL); }; }
+
 examples/iris/model.joblib: examples/iris/train.py | $(VENV)/.installed-run
 	$(BIN)/python examples/iris/train.py examples/iris/model.joblib
 
