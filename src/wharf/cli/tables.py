@@ -53,6 +53,19 @@ def _age(item: dict[str, Any]) -> str:
     return age(created) if created else ""
 
 
+def _holding(item: dict[str, Any]) -> dict[str, Any]:
+    """A BatchJob's condition that holds (Running, Succeeded or Failed)."""
+    conditions = item.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c.get("status") == "True"), {})
+
+
+def _progress(item: dict[str, Any]) -> str:
+    """Rows done of the total (`1200/5000`), or just those done while the total is not known."""
+    status = item.get("status", {})
+    done, total = status.get("rowsDone"), status.get("rowsTotal")
+    return "" if done is None else f"{done}/{total}" if total is not None else str(done)
+
+
 _NAME: Column = ("NAME", lambda item: item["metadata"]["name"])
 _URL: Column = ("URL", lambda item: item.get("status", {}).get("url", ""))
 _READY: Column = ("READY", lambda item: _ready(item).get("status", "Unknown"))
@@ -81,6 +94,19 @@ COLUMNS: dict[str, tuple[list[Column], list[Column]]] = {  # kind -> (columns, t
     "InferenceGraph": (
         [_NAME, _URL, _READY, _AGE],
         [("ROOT", lambda item: item.get("spec", {}).get("nodes", {}).get("root", {}).get("routerType", "")), _MESSAGE],
+    ),
+    "BatchJob": (
+        [
+            _NAME,
+            ("STATUS", lambda item: _holding(item).get("type", "Pending")),
+            ("ROWS", _progress),
+            ("ERRORS", lambda item: str(item.get("status", {}).get("errors", ""))),
+            _AGE,
+        ],
+        [
+            ("MODEL", lambda item: item.get("spec", {}).get("model", "")),
+            ("MESSAGE", lambda item: _holding(item).get("message", "").split("\n")[0]),
+        ],
     ),
 }
 

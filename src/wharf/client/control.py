@@ -25,8 +25,15 @@ PLURALS = {
     "inferencegraph": "inferencegraphs",
     "inferencegraphs": "inferencegraphs",
     "ig": "inferencegraphs",
+    "batchjob": "batchjobs",
+    "batchjobs": "batchjobs",
+    "bj": "batchjobs",
 }
-_GROUPS = {"inferenceservices": "serving.kserve.io/v1beta1", "inferencegraphs": "serving.kserve.io/v1alpha1"}
+_GROUPS = {
+    "inferenceservices": "serving.kserve.io/v1beta1",
+    "inferencegraphs": "serving.kserve.io/v1alpha1",
+    "batchjobs": "wharf.dev/v1alpha1",
+}
 
 
 class ControlError(Exception):
@@ -46,7 +53,7 @@ def plural(kind: str) -> str:
     try:
         return PLURALS[kind.lower()]
     except KeyError:
-        raise ControlError(f"unknown resource kind {kind!r}; use isvc or ig") from None
+        raise ControlError(f"unknown resource kind {kind!r}; use isvc, ig or bj") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from wharf.control.plan import (
 from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Reconciler
 from wharf.control.replica_logs import log_stream
-from wharf.control.spec import SpecError, local_warnings, parse_manifest
+from wharf.control.spec import SpecError, batchjob, local_warnings, parse_manifest
 from wharf.control.store import EventRecord, Resource, Store, revision_prefix
 from wharf.errors import ConfigurationError, InvalidInput, NotFound
 
@@ -185,6 +185,8 @@ class Controller:
         for doc in documents:
             if doc.kind == GRAPH_KIND:
                 graph_nodes(doc.manifest)  # raises on conditions or steps the gateway cannot run
+                continue
+            if doc.kind == batchjob.KIND:  # run by BatchJobs, not the reconciler
                 continue
             not_served = [f"spec.{path}" for path in unserved_fields(doc.manifest)]
             if not_served:
@@ -349,6 +351,8 @@ def _gateway_names(kind: str, name: str) -> list[tuple[str, str | None]]:
     predictor's (`NAME-predictor`, with or without a transformer, as in KServe), its explainer's (`NAME-explainer`,
     kept for one whether it has one or not), and the tag names of each
     (`latest-NAME`, `prev-NAME`)."""
+    if kind == batchjob.KIND:
+        return []
     if kind != ISVC_KIND:
         return [(name, None)]
     named: list[tuple[str, str | None]] = [

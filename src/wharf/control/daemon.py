@@ -41,6 +41,7 @@ from wharf.control.history import History
 from wharf.control.kube import kubeconfig
 from wharf.control.kube.routes import kube_router
 from wharf.control.kube.tls import KubeListener
+from wharf.control.batch_jobs import BatchJobs
 from wharf.control.monitor_process import MonitorProcess
 from wharf.control.monitor_view import MonitorView
 from wharf.control.policy import ManifestPolicy
@@ -129,6 +130,7 @@ async def run(settings: DaemonSettings) -> None:
         prometheus = PrometheusProcess(settings.home, settings.prometheus_binary)
         monitor: MonitorProcess | None = None
         backend = LocalBackend(settings.home)
+        batch_jobs = BatchJobs(store, settings.home)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -243,6 +245,7 @@ async def run(settings: DaemonSettings) -> None:
                         if (summary := await monitor.summary()) is not None:
                             reconciler.monitoring = summary
                     await reconciler.resync()
+                    await batch_jobs.sync()
                     history.observe(time.time(), gateway.stats(), reconciler.metrics)
                     await monitor_view.sample(time.time())
                 except Exception:  # one bad pass must not stop the daemon: the next resync tries again
@@ -253,6 +256,7 @@ async def run(settings: DaemonSettings) -> None:
             await kube.stop()
             await monitor_view.close()
         finally:
+            await batch_jobs.stop()
             await prometheus.stop(5.0)
             if monitor is not None:
                 await monitor.stop(5.0)

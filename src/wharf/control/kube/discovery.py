@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wharf import __version__
-from wharf.control.spec import graph, inferenceservice
+from wharf.control.spec import batchjob, graph, inferenceservice
 
 KUBE_MINOR = 32  # the Kubernetes release whose API conventions Wharf follows (the kubectl Debian ships with)
 DISCOVERY_GROUP = "apidiscovery.k8s.io"
@@ -96,10 +96,17 @@ KSERVE_GROUP = inferenceservice.API_VERSION.split("/")[0]
 RESOURCES: tuple[ServedResource, ...] = (
     _served(inferenceservice.API_VERSION, inferenceservice.KIND, "isvc"),
     _served(graph.API_VERSION, graph.KIND, "ig"),
+    ServedResource(
+        *batchjob.API_VERSION.split("/"), "batchjobs", "batchjob", batchjob.KIND, ("bj",), ("all",), status=True
+    ),
     ServedResource("", "v1", "namespaces", "namespace", "Namespace", ("ns",), namespaced=False, verbs=("get", "list")),
 )
 #: group -> its versions, the preferred (KServe's storage version, v1beta1) first
-VERSIONS: dict[str, tuple[str, ...]] = {"": ("v1",), KSERVE_GROUP: ("v1beta1", "v1alpha1")}
+VERSIONS: dict[str, tuple[str, ...]] = {
+    "": ("v1",),
+    KSERVE_GROUP: ("v1beta1", "v1alpha1"),
+    batchjob.API_VERSION.split("/")[0]: (batchjob.API_VERSION.split("/")[1],),
+}
 
 
 def resources_of(group: str, version: str) -> list[ServedResource]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wharf.control.spec import graph, inferenceservice
+from wharf.control.spec import batchjob, graph, inferenceservice
 from wharf.errors import InvalidInput
 
 GROUP = "meta.k8s.io"
@@ -154,6 +154,22 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _MESSAGE,
     ),
     graph.KIND: (_NAME, _URL, _READY, _AGE, _MESSAGE),
+    batchjob.KIND: (
+        _NAME,
+        Column(
+            "Status",
+            "string",
+            "Its condition that holds: Running, Succeeded or Failed.",
+            lambda o, _: next(
+                (c.get("type") for c in _status(o).get("conditions", []) if c.get("status") == "True"), None
+            ),
+        ),
+        Column("Rows", "integer", "Rows scored so far.", lambda o, _: _status(o).get("rowsDone")),
+        Column("Total", "integer", "Rows in the input, once known.", lambda o, _: _status(o).get("rowsTotal")),
+        Column("Errors", "integer", "Bad rows set aside.", lambda o, _: _status(o).get("errors")),
+        _AGE,
+        _MESSAGE,
+    ),
 }
 
 

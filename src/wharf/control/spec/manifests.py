@@ -11,19 +11,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from wharf.control.spec import graph, inferenceservice
+from wharf.control.spec import batchjob, graph, inferenceservice
+from wharf.control.spec.batchjob import BatchJob
 from wharf.control.spec.common import SpecError, validate
 from wharf.control.spec.graph import InferenceGraph
 from wharf.control.spec.inferenceservice import InferenceService
 from wharf.control.spec.paths import resolve_paths
 from wharf.control.spec.safe_yaml import load_documents
 
-Manifest = InferenceService | InferenceGraph
+Manifest = InferenceService | InferenceGraph | BatchJob
 
 #: kind -> (the apiVersion Wharf reads it in, its model)
-KINDS: dict[str, tuple[str, type[InferenceService] | type[InferenceGraph]]] = {
+KINDS: dict[str, tuple[str, type[InferenceService] | type[InferenceGraph] | type[BatchJob]]] = {
     inferenceservice.KIND: (inferenceservice.API_VERSION, InferenceService),
     graph.KIND: (graph.API_VERSION, InferenceGraph),
+    batchjob.KIND: (batchjob.API_VERSION, BatchJob),
 }
 #: Documents one text may hold unless the caller says otherwise.
 MAX_DOCUMENTS = 100
