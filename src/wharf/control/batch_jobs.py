@@ -6,14 +6,18 @@
 2. a BatchJob that has not finished (no Succeeded or Failed condition) and has no process gets one, its output
    appended to WHARF_HOME/logs/batchjobs/NAMESPACE/NAME.log; one that was Running when the daemon stopped starts
    again, and `wharf batch` resumes from its output's manifest (finished chunks are not scored twice);
-3. a running job's progress is the last plain progress line in its log (`read_progress`); an ended job is Succeeded
-   (exit status 0) or Failed, with the last lines of its log as the message.
+3. a running job's progress is what its output's manifest.json says (rows written, bad rows; read when the output
+   is a local path) and the total of its last plain progress line (`read_progress`, which also reads the final
+   summary); an ended job is Succeeded (exit status 0, or 3: done, with bad rows set aside in errors.jsonl) or
+   Failed, with the last lines of its log as the message.
 The status is written only when it changed. A finished job stays finished: changing its spec does not run it
-again (delete it and apply it anew). Costs one read of each running job's new log bytes per pass.
+again (delete it and apply it anew). Costs, per running job and pass, one read of its new log bytes and of its
+manifest (a few bytes per chunk).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -26,7 +30,7 @@ from typing import Any
 from wharf.control.backends.logfile import last_lines
 from wharf.control.backends.process import ReplicaProcess
 from wharf.control.kube.objects import timestamp
-from wharf.control.spec.batchjob import KIND
+from wharf.control.spec.batchjob import KIND, SERVICE_PREFIX
 from wharf.control.store import Resource, Store
 
 log = logging.getLogger(__name__)
@@ -34,8 +38,12 @@ RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
 CONDITIONS = (RUNNING, SUCCEEDED, FAILED)
 STOP_GRACE_S = 5.0
 _MESSAGE_LINES = 5
-#: `wharf batch`'s plain progress lines: `rows 1200/5000 errors 3 ...` (the total once known).
-_PROGRESS = re.compile(r"\brows[= ](?P<done>\d+)(?:/(?P<total>\d+))?.*?\berrors[= ](?P<errors>\d+)")
+SUCCEEDED_EXITS = (0, 3)  # `wharf batch`'s exit status: every row predicted, or done with bad rows set aside
+#: `wharf batch`'s plain progress line (`batch: 1200/5000 rows, ...`) and final summary (`wharf batch: 5000 rows
+#: predicted, 3 bad row(s), ...`)
+_LINES = re.compile(
+    r"batch: (?:(?P<done>\d+)/(?P<total>\d+) rows,|(?P<predicted>\d+) rows predicted, (?P<bad>\d+) bad row)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +54,27 @@ class Progress:
 
 
 def read_progress(text: str, before: Progress | None = None) -> Progress | None:
-    """The progress the last progress line of `text` reports, else `before`."""
+    """The progress that `before` and the progress lines and summary of `text` (in order) report."""
     found = before
-    for match in _PROGRESS.finditer(text):
-        total = match["total"]
-        found = Progress(int(match["done"]), int(total) if total else None, int(match["errors"]))
+    for match in _LINES.finditer(text):
+        found = found or Progress()
+        if match["done"] is not None:
+            found = Progress(int(match["done"]), int(match["total"]), found.errors)
+        else:  # the summary: every row is predicted or bad
+            rows, bad = int(match["predicted"]), int(match["bad"])
+            found = Progress(rows, rows + bad, bad)
     return found
+
+
+def manifest_progress(data: bytes, before: Progress | None) -> Progress | None:
+    """Rows written and bad rows of a `wharf batch` output's manifest.json (`done`: chunk -> {rows, bad}), with
+    `before`'s total; `before` when the manifest cannot be read."""
+    try:
+        done = json.loads(data)["done"].values()
+        rows, bad = sum(int(c["rows"]) for c in done), sum(len(c["bad"]) for c in done)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return before
+    return Progress(rows, before.rows_total if before else None, bad)
 
 
 def job_status(
@@ -85,9 +108,13 @@ def finished(status: dict[str, Any]) -> bool:
     return any(c.get("status") == "True" and c["type"] in (SUCCEEDED, FAILED) for c in status.get("conditions", []))
 
 
-def batch_command(spec: dict[str, Any]) -> list[str]:
-    """The `wharf batch` command line of a BatchJob's spec (as stored: camelCase, unset options left out)."""
-    command = [sys.executable, "-m", "wharf.cli", "batch", spec["model"], spec["input"], spec["output"]]
+def batch_command(spec: dict[str, Any], namespace: str) -> list[str]:
+    """The `wharf batch` command line of a BatchJob's spec (as stored: camelCase, unset options left out) in
+    `namespace` (where its `isvc/NAME` is)."""
+    model = spec["model"]
+    if model.startswith(SERVICE_PREFIX):
+        model = f"{SERVICE_PREFIX}{namespace}/{model.removeprefix(SERVICE_PREFIX)}"
+    command = [sys.executable, "-m", "wharf.cli", "batch", model, spec["input"], spec["output"]]
     for key, option in (("workers", "--workers"), ("batchSize", "--batch-size"), ("chunkRows", "--chunk-rows")):
         if key in spec:
             command += [option, str(spec[key])]
@@ -144,7 +171,7 @@ class BatchJobs:
         offset = log_path.stat().st_size if log_path.exists() else 0
         env = {**os.environ, "WHARF_HOME": str(self.home)}
         try:
-            process = ReplicaProcess.spawn(batch_command(job.manifest["spec"]), env, log_path)
+            process = ReplicaProcess.spawn(batch_command(job.manifest["spec"], job.namespace), env, log_path)
         except OSError as e:
             self._set(job, job_status(job.status, FAILED, None, f"could not start wharf batch: {e}"))
             return
@@ -154,12 +181,12 @@ class BatchJobs:
 
     def _observe(self, job: Resource, run: _Run) -> None:
         ended = run.process.exited()  # before reading: the lines it wrote before it ended are all there
-        run.progress = read_progress(self._new_output(run), run.progress)
+        run.progress = _manifest(job.manifest["spec"]["output"], read_progress(self._new_output(run), run.progress))
         if not ended:
             self._set(job, job_status(job.status, RUNNING, run.progress))
             return
         del self._runs[(job.namespace, job.name)]
-        if run.process.returncode == 0:
+        if run.process.returncode in SUCCEEDED_EXITS:
             self._set(job, job_status(job.status, SUCCEEDED, run.progress))
         else:
             why = last_lines(run.log_path, run.offset, _MESSAGE_LINES) or "nothing logged"
@@ -182,3 +209,17 @@ class BatchJobs:
     def _set(self, job: Resource, status: dict[str, Any]) -> None:
         if status != job.status:
             self.store.set_status(KIND, job.namespace, job.name, status)
+
+
+def _manifest(output: str, progress: Progress | None) -> Progress | None:
+    """`progress` updated from the manifest of `output` when it is a local directory (a URI's is left unread)."""
+    if "://" in output and not output.startswith("file://"):
+        return progress
+    try:
+        data = (Path(output.removeprefix("file://")) / "manifest.json").read_bytes()
+    except OSError:
+        return progress
+    found = manifest_progress(data, progress)
+    if progress is not None and found is not None and progress.rows_done > found.rows_done:
+        return progress  # the summary, read after the last save
+    return found

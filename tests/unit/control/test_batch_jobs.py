@@ -16,6 +16,7 @@ from wharf.control.batch_jobs import (
     batch_command,
     finished,
     job_status,
+    manifest_progress,
     read_progress,
 )
 from wharf.control.spec import SpecError, parse_manifest
@@ -70,18 +71,33 @@ def test_a_batch_job_needs_wharfs_api_version() -> None:
 
 def test_the_command_passes_each_option_given_and_no_other() -> None:
     spec = parse_manifest(batch_job(chunkRows=1000, keep=["a", "b"], idColumn="key")).to_manifest()["spec"]
-    assert batch_command(spec) == [
+    assert batch_command(spec, "team") == [
         *(sys.executable, "-m", "wharf.cli", "batch", "/models/iris", "/data/in.csv", "/data/out"),
         *("--chunk-rows", "1000", "--keep", "a,b", "--id-column", "key"),
+    ]
+    service = parse_manifest(batch_job(model="isvc/iris", outputs=["predict_proba"])).to_manifest()["spec"]
+    assert batch_command(service, "team")[4:] == [
+        "isvc/team/iris",
+        "/data/in.csv",
+        "/data/out",
+        "--output",
+        "predict_proba",
     ]
 
 
 def test_progress_is_the_last_progress_line_and_stays_when_none_is_new() -> None:
-    text = "starting\nrows 100/1000 errors 0 50 rows/s\nrows 300/1000 errors 2 60 rows/s\nsome log\n"
-    assert read_progress(text) == Progress(300, 1000, 2)
-    assert read_progress("rows=40 errors=1\n") == Progress(40, None, 1)
+    lines = "starting\nbatch: 100/1000 rows, 50 rows/s, ETA 18 s\nbatch: 300/1000 rows, 60 rows/s, ETA 12 s\nlog\n"
+    assert read_progress(lines, Progress(0, None, 2)) == Progress(300, 1000, 2)
+    summary = "wharf batch: 997 rows predicted, 3 bad row(s), in 2.0 s (498 rows/s)\n"
+    assert read_progress(summary) == Progress(997, 1000, 3)
     assert read_progress("nothing here\n", Progress(5, 10, 0)) == Progress(5, 10, 0)
     assert read_progress("") is None
+
+
+def test_the_manifest_counts_rows_written_and_bad_rows() -> None:
+    manifest = b'{"job": {}, "chunks": 3, "done": {"0": {"rows": 10, "bad": [[3, "x"]]}, "2": {"rows": 4, "bad": []}}}'
+    assert manifest_progress(manifest, Progress(0, 20, 0)) == Progress(14, 20, 1)
+    assert manifest_progress(b"{half", Progress(1, 20, 0)) == Progress(1, 20, 0)
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
