@@ -219,12 +219,15 @@ def _renewed(
 
 
 def _set(obj: dict[str, Any], path: Path, value: Any) -> None:
+    """Set a field; an empty map sets only where there is no map (it owns the map, not what others put in it)."""
     node = obj
     for key in path[:-1]:
         child = node.get(key)
         if not isinstance(child, dict):
             child = node[key] = {}
         node = child
+    if value == {} and isinstance(node.get(path[-1]), dict):
+        return
     node[path[-1]] = value
 
 
