@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from wharf.cli import console, control, kubeconfig, monitor, usage
+from wharf.cli import batch, console, control, kubeconfig, monitor, usage
 from wharf.errors import WharfError
 
 S = TypeVar("S")  # a settings class
@@ -29,6 +29,7 @@ for command in (
 app.add_typer(control.rollout, name="rollout")
 app.command()(console.console)
 app.command()(kubeconfig.kubeconfig)
+app.command()(batch.batch)
 app.add_typer(monitor.app, name="monitor")
 
 

@@ -1,0 +1,1 @@
+"""`wharf batch`: scoring a table of rows in chunks across worker processes, resumable (see runner.py)."""

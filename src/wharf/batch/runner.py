@@ -1,0 +1,138 @@
+"""Running a batch job on this machine: its chunks across worker processes, each read, predicted and written on its
+own, the manifest kept by this (the parent) process.
+
+Each worker loads the predictor once, then takes chunks one at a time: it reads the chunk (formats.py), adds the
+row numbers as the id column when the input has none, predicts (predictor.py), and writes the chunk's part. A
+chunk whose prediction fails is tried once more; failing again, it is reported failed and the job goes on. At
+most two chunks per worker are handed out at once, and only their descriptions cross between processes, so memory
+stays about `chunk_rows` rows per worker whatever the input's size. The parent records each finished chunk in the
+manifest (job.py) as it ends.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TextIO
+
+import pyarrow as pa
+
+from wharf.batch import formats, job
+from wharf.batch.formats import BadRow, Chunk, Source
+from wharf.batch.job import ChunkDone, JobSpec
+from wharf.batch.predictor import Predictor, load_predictor
+from wharf.batch.progress import Progress, Summary
+from wharf.errors import WharfError
+from wharf.storage.settings import StorageSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a worker reports of one chunk: done (rows written, rows refused), or failed with a reason."""
+
+    index: int
+    rows: int
+    bad: list[BadRow]
+    failure: str | None = None
+
+
+class _Worker:
+    """A worker process's state: the input, the output, the predictor (loaded once, by `_start`)."""
+
+    spec: JobSpec
+    source: Source
+    out_fs: object
+    out_dir: str
+    out_format: str
+    predictor: Predictor | None = None
+    load_error: str | None = None
+
+
+def _start(spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
+    settings = StorageSettings()
+    _Worker.spec, _Worker.source, _Worker.out_dir, _Worker.out_format = spec, source, out_dir, out_format
+    _Worker.out_fs, _ = formats.filesystem(spec.output, settings, create=True)
+    try:
+        _Worker.predictor = load_predictor(spec.model, runtime=spec.runtime, batch_size=spec.batch_size)
+    except Exception as e:
+        _Worker.load_error = _reason(e)
+
+
+def _reason(error: BaseException) -> str:
+    return error.message if isinstance(error, WharfError) else f"{type(error).__name__}: {error}"
+
+
+def process_chunk(chunk: Chunk) -> Outcome:
+    """Read, predict and write one chunk (in a worker process)."""
+    spec, predictor = _Worker.spec, _Worker.predictor
+    if predictor is None:
+        return Outcome(chunk.index, 0, [], f"the model did not load: {_Worker.load_error}")
+    try:
+        table, rows, bad = formats.read_chunk(_Worker.source, chunk)
+        if spec.id_column not in table.column_names:
+            table = table.append_column(spec.id_column, pa.array(rows, pa.int64()))
+    except Exception as e:
+        return Outcome(chunk.index, 0, [], f"reading it failed: {_reason(e)}")
+    for attempt in (1, 2):
+        try:
+            predicted = predictor.predict_table(table, spec.outputs, spec.keep, spec.id_column)
+            break
+        except Exception as e:
+            if attempt == 2:
+                return Outcome(chunk.index, 0, bad, f"the model failed twice: {_reason(e)}")
+    path = f"{_Worker.out_dir}/{job.part_name(chunk.index, _Worker.out_format)}"
+    try:
+        formats.write_part(predicted, _Worker.out_fs, path, _Worker.out_format)  # type: ignore[arg-type]
+    except Exception as e:
+        return Outcome(chunk.index, 0, bad, f"writing its part failed: {_reason(e)}")
+    return Outcome(chunk.index, len(predicted), bad)
+
+
+def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) -> Summary:
+    """Run (or resume) `spec` with `workers` processes (default: one per core); the summary says what happened."""
+    started = time.monotonic()
+    settings = StorageSettings()
+    source = formats.open_source(spec.input, spec.input_format, settings, (job.MANIFEST, job.ERRORS))
+    out_format = formats.format_of(spec.output, spec.output_format or source.format)
+    chunks = formats.plan(source, spec.chunk_rows)
+    out_fs, out_dir = formats.filesystem(spec.output, settings, create=True)
+    manifest = job.begin(out_fs, out_dir, spec, len(chunks))
+    progress = Progress(sum(c.rows for c in chunks), stream, already=sum(chunks[i].rows for i in manifest.done))
+    failed: list[int] = []
+    pending = [chunks[i] for i in manifest.pending()]
+    count = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
+    try:
+        if pending:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                count, context, initializer=_start, initargs=(spec, source, out_dir, out_format)
+            ) as pool:
+                in_flight: set[Future[Outcome]] = set()
+                queue = iter(pending)
+                while True:
+                    for chunk in queue:
+                        in_flight.add(pool.submit(process_chunk, chunk))
+                        if len(in_flight) >= 2 * count:
+                            break
+                    if not in_flight:
+                        break
+                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in sorted(finished, key=lambda f: f.result().index):
+                        outcome = future.result()
+                        if outcome.failure is not None:
+                            failed.append(outcome.index)
+                            print(f"batch: chunk {outcome.index} failed: {outcome.failure}", file=stream, flush=True)
+                            continue
+                        manifest = manifest.finished(outcome.index, ChunkDone(outcome.rows, outcome.bad))
+                        job.save(out_fs, out_dir, manifest)
+                        progress.advance(chunks[outcome.index].rows)
+    finally:
+        progress.close()
+    bad = manifest.bad_rows()
+    if bad:
+        job.save_errors(out_fs, out_dir, bad)
+    return Summary(manifest.rows, len(bad), sorted(failed), time.monotonic() - started)
