@@ -26,14 +26,12 @@ import orjson
 
 from wharf.control.controller import Controller
 from wharf.control.kube import fields, table
-from wharf.control.kube.discovery import ServedResource
+from wharf.control.kube.discovery import RESOURCES, ServedResource
 from wharf.control.kube.objects import document, object_list, timestamp
 from wharf.control.kube.patch import APPLY, JSON_PATCH, json_patch, merge_patch, shorthand_wins
 from wharf.control.kube.selectors import Selector
 from wharf.control.kube.status import StatusError
 from wharf.control.kube.watch import INITIAL_EVENTS_END, WatchEvent
-from wharf.control.graph_plan import GRAPH_KIND
-from wharf.control.plan import ISVC_KIND
 from wharf.control.spec import SpecError
 from wharf.control.store import Resource
 
@@ -149,7 +147,7 @@ async def _lines(events: AsyncIterator[WatchEvent], served: ServedResource, prin
 def namespaces(controller: Controller) -> list[dict[str, Any]]:
     """The namespaces: `default`, and every one that holds a resource (created when its first one was)."""
     created: dict[str, float | None] = {"default": None}
-    for kind in (ISVC_KIND, GRAPH_KIND):
+    for kind in (served.kind for served in RESOURCES if served.group):
         for resource in controller.store.list(kind):
             first = created.get(resource.namespace)
             created[resource.namespace] = resource.created if first is None else min(first, resource.created)

@@ -18,8 +18,8 @@ from typing import Any
 
 from wharf.errors import WharfError
 
-#: Wharf's own groups under /apis: their errors stay `{"error": ...}`.
-WHARF_GROUPS = frozenset({"wharf.dev"})
+#: Where Wharf's own REST routes are (their errors stay `{"error": ...}`); its kinds have other versions.
+WHARF_ROUTES = "/apis/wharf.dev/v1/"
 
 #: HTTP status -> the reason Kubernetes gives it (`metav1.StatusReason`).
 REASONS = {
@@ -52,14 +52,14 @@ class StatusError(WharfError):
 
 
 def is_kube_path(path: str) -> bool:
-    """Whether `path` is one of the Kubernetes API's (`/api...`, `/apis`, `/apis/GROUP/...` of a group with a dot
-    that is not Wharf's own): its errors are Status objects."""
+    """Whether `path` is one of the Kubernetes API's: `/api...`, `/apis`, and `/apis/GROUP/...` of a group with a dot,
+    except Wharf's own REST routes under `WHARF_ROUTES` (the console's, the service graph). Its errors are Status
+    objects."""
     if path in ("/api", "/apis") or path.startswith("/api/"):
         return True
-    if not path.startswith("/apis/"):
+    if not path.startswith("/apis/") or path.startswith(WHARF_ROUTES):
         return False
-    group = path[len("/apis/") :].split("/", 1)[0]
-    return "." in group and group not in WHARF_GROUPS
+    return "." in path[len("/apis/") :].split("/", 1)[0]
 
 
 def status(code: int, message: str, reason: str | None = None, details: dict[str, Any] | None = None) -> dict[str, Any]:
