@@ -14,7 +14,10 @@ a custom resource, naming the types above.
 
 A patched InferenceService whose predictor names its model both as `model` and with a framework shorthand (what
 `kubectl apply` of a `sklearn:` manifest sends to a stored service, whose shorthand was made `model`) keeps the
-shorthand's, which becomes its `model` again when validated: KServe's defaulting webhook does the same.
+shorthand's, which becomes its `model` again when validated: KServe's defaulting webhook does the same. A
+server-side apply's configuration is read with its shorthand as `model` (`shorthand_as_model`) before it is merged,
+so that its manager owns the fields the stored object has (`spec.predictor.model.storageUri`) and applying it again
+changes nothing.
 """
 
 from __future__ import annotations
@@ -187,3 +190,17 @@ def shorthand_wins(obj: Any) -> Any:
         if sum(predictor.get(f) is not None for f in FRAMEWORKS) == 1:
             del predictor["model"]
     return obj
+
+
+def shorthand_as_model(obj: Any) -> Any:
+    """`obj` (a copy, when changed) whose predictor's framework shorthand is written as `model` with that format,
+    as validation writes it."""
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    predictor = spec.get("predictor") if isinstance(spec, dict) else None
+    given = [f for f in FRAMEWORKS if isinstance(predictor, dict) and isinstance(predictor.get(f), dict)]
+    if len(given) != 1:
+        return obj
+    assert isinstance(predictor, dict)
+    predictor = {k: v for k, v in predictor.items() if k not in (given[0], "model")}
+    predictor["model"] = {**obj["spec"]["predictor"][given[0]], "modelFormat": {"name": given[0]}}
+    return {**obj, "spec": {**obj["spec"], "predictor": predictor}}

@@ -28,7 +28,7 @@ from wharf.control.controller import Controller
 from wharf.control.kube import fields, table
 from wharf.control.kube.discovery import RESOURCES, ServedResource
 from wharf.control.kube.objects import document, object_list, timestamp
-from wharf.control.kube.patch import APPLY, JSON_PATCH, json_patch, merge_patch, shorthand_wins
+from wharf.control.kube.patch import APPLY, JSON_PATCH, json_patch, merge_patch, shorthand_as_model, shorthand_wins
 from wharf.control.kube.selectors import Selector
 from wharf.control.kube.status import StatusError
 from wharf.control.kube.watch import INITIAL_EVENTS_END, WatchEvent
@@ -268,7 +268,7 @@ def _applied(edit: _Edit, current: Resource | None, config: dict[str, Any]) -> d
         _check_preconditions(edit.served, current, config["metadata"])
     live = current.manifest if current else None
     obj, managers, conflicts = fields.applied(
-        live, current.managed if current else (), config, edit.options.manager, edit.options.force
+        live, current.managed if current else (), shorthand_as_model(config), edit.options.manager, edit.options.force
     )
     if conflicts:
         listed_ = "; ".join(f"{c.message}: {c.field}" for c in conflicts)
@@ -283,7 +283,7 @@ def _applied(edit: _Edit, current: Resource | None, config: dict[str, Any]) -> d
         )
     obj.setdefault("metadata", {}).update(name=edit.name, namespace=edit.namespace)
     edit.applied = managers
-    return shorthand_wins(obj)
+    return obj
 
 
 async def _write(

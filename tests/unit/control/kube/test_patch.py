@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from wharf.control.kube.patch import check_patch_type, decode, json_patch, merge_patch, shorthand_wins
+from wharf.control.kube.patch import (
+    check_patch_type,
+    decode,
+    json_patch,
+    merge_patch,
+    shorthand_as_model,
+    shorthand_wins,
+)
 from wharf.control.kube.status import StatusError
 
 
@@ -114,3 +121,14 @@ def test_a_shorthand_patched_over_a_stored_model_wins() -> None:
     assert shorthand_wins(alone) == {"spec": {"predictor": {"model": {"storageUri": "m"}}}}
     two = {"spec": {"predictor": {"model": {}, "sklearn": {}, "xgboost": {}}}}  # refused later, named by validation
     assert "model" in shorthand_wins(two)["spec"]["predictor"]
+
+
+def test_an_applied_shorthand_is_read_as_model() -> None:
+    config = {"metadata": {"name": "a"}, "spec": {"predictor": {"sklearn": {"storageUri": "/m"}, "minReplicas": 1}}}
+    read = shorthand_as_model(config)
+    assert read["spec"]["predictor"] == {
+        "minReplicas": 1,
+        "model": {"storageUri": "/m", "modelFormat": {"name": "sklearn"}},
+    }
+    assert "sklearn" in config["spec"]["predictor"]  # the configuration itself is left alone
+    assert shorthand_as_model({"spec": {"predictor": {"model": {}}}}) == {"spec": {"predictor": {"model": {}}}}

@@ -150,6 +150,14 @@ async def test_server_side_apply_creates_conflicts_and_forces(api: httpx.AsyncCl
     assert forced.json()["spec"]["predictor"]["minReplicas"] == 2
     refused(await api.patch(f"{ISVCS}/a", content="{}", headers=MERGE, params={"force": "true"}), 422, "Invalid")
 
+    model = str(Path.cwd() / "model.joblib")  # where the policy lets models load from
+    shorthand = {**service("b"), "spec": {"predictor": {"sklearn": {"storageUri": model}}}}
+    first = await api.patch(f"{ISVCS}/b", content=json.dumps(shorthand), headers=apply, params={"fieldManager": "ci"})
+    again = await api.patch(f"{ISVCS}/b", content=json.dumps(shorthand), headers=apply, params={"fieldManager": "ci"})
+    assert first.json()["metadata"]["resourceVersion"] == again.json()["metadata"]["resourceVersion"]  # nothing new
+    (ci,) = [m for m in again.json()["metadata"]["managedFields"] if m["manager"] == "ci"]
+    assert ci["fieldsV1"]["f:spec"]["f:predictor"]["f:model"]["f:storageUri"] == {}  # the stored field is its
+
 
 async def test_refusals_and_dry_runs(api: httpx.AsyncClient) -> None:
     invalid = refused(await api.post(ISVCS, json=service("Bad_Name")), 422, "Invalid")
