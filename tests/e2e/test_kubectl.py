@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,11 +19,16 @@ import yaml
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from tests.programs import program
 from tests.e2e.conftest import Daemon, start_daemon
 
-KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs kubectl (make test installs it)")
+KUBECTL = "kubectl"  # on PATH: `make test` installs it
 READY = '{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}'
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kubectl() -> None:
+    program(KUBECTL, "kubectl")
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +164,7 @@ def test_patch_merge_and_server_side_apply(daemon: Daemon, model: Path) -> None:
 
 def test_refusals_are_status_objects(daemon: Daemon, model: Path) -> None:
     missing = kubectl(daemon, "get", "isvc", "nope", check=False)
-    assert "Error from server (NotFound)" in missing.stderr and '"nope" not found' in missing.stderr
+    assert "Error from server (NotFound): InferenceService default/nope not found" in missing.stderr
     bad_name = kubectl(daemon, "create", "-f", "-", stdin=iris("Bad_Name", model), check=False)
     assert "is invalid" in bad_name.stderr and "metadata.name" in bad_name.stderr
 

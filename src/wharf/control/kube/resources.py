@@ -221,7 +221,7 @@ async def replace(
     obj = _identified(served, namespace, name, body)
 
     def make(edit: _Edit, current: Resource | None) -> dict[str, Any]:
-        current = _required(served, name, current)
+        current = _required(served, namespace, name, current)
         if "resourceVersion" not in obj["metadata"]:
             raise StatusError(
                 422,
@@ -250,7 +250,7 @@ async def patch(
     def make(edit: _Edit, current: Resource | None) -> dict[str, Any]:
         if config is not None:
             return _applied(edit, current, config)
-        current = _required(served, name, current)
+        current = _required(served, namespace, name, current)
         shown = document(current)
         patched = json_patch(shown, body) if patch_type == JSON_PATCH else merge_patch(shown, body)
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
@@ -401,12 +401,13 @@ def _check_preconditions(served: ServedResource, current: Resource, given: dict[
 
 
 def _existing(controller: Controller, served: ServedResource, namespace: str, name: str) -> Resource:
-    return _required(served, name, controller.store.get(served.kind, namespace, name))
+    return _required(served, namespace, name, controller.store.get(served.kind, namespace, name))
 
 
-def _required(served: ServedResource, name: str, current: Resource | None) -> Resource:
+def _required(served: ServedResource, namespace: str, name: str, current: Resource | None) -> Resource:
+    """`current`; NotFound (404) worded as Wharf's CLI words it, when there is none."""
     if current is None:
-        raise StatusError(404, f'{_what(served)} "{name}" not found', details=_details(served, name))
+        raise StatusError(404, f"{served.kind} {namespace}/{name} not found", details=_details(served, name))
     return current
 
 
