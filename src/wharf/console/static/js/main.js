@@ -1,6 +1,7 @@
 // The console's shell: sign-in, the header, and the views by the URL's fragment (#/services, #/services/NS/NAME,
 // #/graph, #/monitoring, #/apply). Each view is `render(root, params, context)` and returns what stops it (its
-// polling); data is polled from the API every 2 s at most, and nothing reloads the page.
+// polling), called before the next view (or the same one again) renders: one view, and one poll of each kind, at a
+// time. Data is polled from the API every 2 s at most, and nothing reloads the page.
 
 import { api, paths, signIn, signOut, signedIn, takeTokenFromUrl } from "./api.js";
 import { fill, h, toast } from "./dom.js";
@@ -21,19 +22,23 @@ const VIEWS = [
 const root = document.getElementById("view");
 let stop = () => {};
 let context = null;
+let turn = 0; // which call of show() may render: only the latest (the fragment may change while one waits)
 
 async function show() {
+  const mine = ++turn;
   stop();
   stop = () => {};
   if (!signedIn()) return signInForm();
   if (!context) {
+    let about;
     try {
-      context = await api(paths.about);
+      about = await api(paths.about);
     } catch (error) {
-      context = null;
-      return signInForm(error.message);
+      if (mine === turn) signInForm(error.message);
+      return;
     }
-    context.admin = context.role === "admin";
+    if (mine !== turn) return; // a later call renders
+    context = { ...about, admin: about.role === "admin" };
     fill(document.getElementById("who"), h("span", { class: `role ${context.role}` }, context.role === "admin" ? "admin" : "viewer (read only)"));
     document.getElementById("sign-out").hidden = false;
   }

@@ -15,7 +15,8 @@ export function render(root, _params, context) {
     return () => {};
   }
   const models = h("tbody");
-  const metrics = h("div", { class: "metrics" });
+  const noMetric = h("p", { class: "empty", hidden: true }, "No metric is scheduled (POST /metrics/drift/... /request on the monitor).");
+  const metrics = h("div", { class: "metrics" }, noMetric);
   const detectorRows = h("tbody");
   const detectorCharts = h("div", { class: "charts" });
   root.append(
@@ -55,8 +56,7 @@ export function render(root, _params, context) {
         ),
       ),
     );
-    if (!requests.requests.length) fill(metrics, h("p", { class: "empty" }, "No metric is scheduled (POST /metrics/drift/... /request on the monitor)."));
-    else if (metrics.querySelector(".empty")) metrics.replaceChildren();
+    noMetric.hidden = requests.requests.length > 0;
     const seen = new Set();
     for (const request of requests.requests) {
       seen.add(request.id);
