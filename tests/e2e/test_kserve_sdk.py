@@ -11,13 +11,7 @@ from typing import Any
 
 import joblib
 import pytest
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-
-from tests.e2e.conftest import Daemon, start_daemon
-
-kserve = pytest.importorskip("kserve")
-from kserve import (  # noqa: E402
+from kserve import (
     ApiClient,
     KServeClient,
     V1beta1InferenceService,
@@ -27,7 +21,11 @@ from kserve import (  # noqa: E402
     V1beta1PredictorSpec,
     constants,
 )
-from kubernetes.client import V1ObjectMeta  # noqa: E402
+from kubernetes.client import V1ObjectMeta
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from tests.e2e.conftest import Daemon, start_daemon
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import yaml
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from tests.programs import program
 from tests.e2e.conftest import Daemon, start_daemon
+from tests.programs import program
 
 KUBECTL = "kubectl"  # on PATH: `make test` installs it
 READY = '{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}'

@@ -6,7 +6,6 @@ for the module."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Daemon, manifest, start_daemon
+from tests.programs import program
 
-KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs kubectl (make test installs Debian's)")
+KUBECTL = "kubectl"  # on PATH: `make test` installs it
 
 UNKNOWN_FIELD = """
 apiVersion: serving.kserve.io/v1beta1
@@ -28,6 +27,11 @@ spec:
     bogusField: 3
     model: {modelFormat: {name: sklearn}, storageUri: /models/iris}
 """
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kubectl() -> None:
+    program(KUBECTL, "kubectl")
 
 
 @pytest.fixture(scope="module")

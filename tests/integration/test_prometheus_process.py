@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import stat
 from pathlib import Path
@@ -14,13 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.programs import program
 from wharf.control.prometheus_process import PrometheusProcess
 from wharf.errors import ConfigurationError
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus") is None, reason="Debian's prometheus package (`make test` installs it) is missing"
-)
 DISCOVERY = "http://127.0.0.1:9/prometheus/targets"  # nothing answers: the server runs with no targets
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _prometheus() -> None:
+    program("prometheus", "prometheus")
 
 
 def _ready(url: str) -> bool:

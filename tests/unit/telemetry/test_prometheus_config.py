@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.programs import program
 from wharf.telemetry.prometheus import command, config_text, duration, scrape_config
 
 URL = "http://127.0.0.1:8002/prometheus/targets"
@@ -45,9 +45,7 @@ def test_the_whole_file_parses_and_promtool_accepts_it(tmp_path: Path) -> None:
     parsed = yaml.safe_load(text)
     assert parsed["global"] == {"scrape_interval": "5s", "evaluation_interval": "5s"}
     assert [job["job_name"] for job in parsed["scrape_configs"]] == ["wharf"]
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian's prometheus package, which `make test` installs) is not on PATH")
+    promtool = program("promtool", "prometheus")
     config = tmp_path / "prometheus.yml"
     config.write_text(text)
     checked = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=30)
