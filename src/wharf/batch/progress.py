@@ -4,6 +4,7 @@ and the final summary."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -29,9 +30,11 @@ class Summary:
 class Progress:
     """Rows done out of `total`; `advance` is called by the job as each chunk ends."""
 
-    def __init__(self, total: int, stream: TextIO, already: int = 0) -> None:
-        self.total, self.done, self.stream = total, already, stream
-        self.started = self._last = time.monotonic()
+    def __init__(
+        self, total: int, stream: TextIO, already: int = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.total, self.done, self.stream, self.clock = total, already, stream, clock
+        self.started = self._last = clock()
         self._start_rows = already
         self._bar = None
         if stream.isatty():
@@ -46,7 +49,7 @@ class Progress:
             self._bar.start()
 
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - self.started
         return (self.done - self._start_rows) / elapsed if elapsed > 0 else 0.0
 
     def advance(self, rows: int) -> None:
@@ -54,7 +57,7 @@ class Progress:
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, rate=f"{self.rate():,.0f}")
             return
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last >= PLAIN_EVERY_S:
             self._last = now
             rate = self.rate()
