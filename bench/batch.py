@@ -126,7 +126,9 @@ def wharf_batch(model: Path, source: Path, out: Path, workers: int, chunk_rows: 
     started = time.perf_counter()
     command = [sys.executable, "-m", "wharf.cli", "batch", str(model), str(source), str(out)]
     command += ["--workers", str(workers), "--chunk-rows", str(chunk_rows), "--batch-size", str(chunk_rows)]
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"wharf batch exited with {done.returncode}:\n{done.stderr}")
     return time.perf_counter() - started
 
 

@@ -158,6 +158,8 @@ class ModelPredictor:
         return self._loop.run_until_complete(getattr(model, method)(*args))
 
     def predict_table(self, table: pa.Table, outputs: list[str] | None, keep: list[str], id_column: str) -> pa.Table:
+        if not len(table):  # every row of the chunk was bad
+            return assembled(table, keep, id_column, {})
         features = feature_names(table, keep, id_column, self._named)
         parts = []
         for batch in _batches(table, self.batch_size):
@@ -201,6 +203,8 @@ class ServicePredictor:
         return InferenceClient(self._sdk.gateway_url, protocol="v2", headers={"host": host}), host
 
     def predict_table(self, table: pa.Table, outputs: list[str] | None, keep: list[str], id_column: str) -> pa.Table:
+        if not len(table):  # every row of the chunk was bad
+            return assembled(table, keep, id_column, {})
         return self._loop.run_until_complete(self._predict(table, outputs, keep, id_column))
 
     async def _predict(self, table: pa.Table, outputs: list[str] | None, keep: list[str], id_column: str) -> pa.Table:

@@ -92,6 +92,14 @@ def process_chunk(chunk: Chunk) -> Outcome:
     return Outcome(chunk.index, len(predicted), bad)
 
 
+def _outcome(future: Future[Outcome], index: int) -> Outcome:
+    """What became of chunk `index`, a worker that died on it included."""
+    try:
+        return future.result()
+    except Exception as e:  # the worker process died (BrokenProcessPool), or the chunk could not be sent
+        return Outcome(index, 0, [], f"its worker failed: {_reason(e)}")
+
+
 def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) -> Summary:
     """Run (or resume) `spec` with `workers` processes (default: one per core); the summary says what happened."""
     started = time.monotonic()
@@ -111,18 +119,18 @@ def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) 
             with ProcessPoolExecutor(
                 count, context, initializer=_start, initargs=(spec, source, out_dir, out_format)
             ) as pool:
-                in_flight: set[Future[Outcome]] = set()
+                in_flight: dict[Future[Outcome], int] = {}
                 queue = iter(pending)
                 while True:
                     for chunk in queue:
-                        in_flight.add(pool.submit(process_chunk, chunk))
+                        in_flight[pool.submit(process_chunk, chunk)] = chunk.index
                         if len(in_flight) >= 2 * count:
                             break
                     if not in_flight:
                         break
-                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in sorted(finished, key=lambda f: f.result().index):
-                        outcome = future.result()
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in sorted(finished, key=in_flight.__getitem__):
+                        outcome = _outcome(future, in_flight.pop(future))
                         if outcome.failure is not None:
                             failed.append(outcome.index)
                             print(f"batch: chunk {outcome.index} failed: {outcome.failure}", file=stream, flush=True)

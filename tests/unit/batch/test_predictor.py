@@ -92,3 +92,8 @@ def test_refused_calls_are_retried_with_backoff_then_given_up() -> None:
 
         asyncio.run(with_retries(refused, retries=3, first_wait_s=0.001))
     assert len(calls) == 1
+
+
+def test_a_chunk_whose_rows_were_all_bad_gives_an_empty_table(iris: Path) -> None:
+    empty = load_predictor(str(iris)).predict_table(rows(0), None, ["label"], "id")
+    assert len(empty) == 0 and empty.column_names == ["id", "label"]
