@@ -2,7 +2,7 @@
 
 An input is one file or a directory of parts (its files of the format's extension, in name order), a local path or
 any URI the storage layer opens (s3://, gs://, ...). `plan` cuts it into chunks of about `chunk_rows` rows without
-loading it: Parquet by its row groups' metadata, NPY by its header (rows read through a memory map), CSV and JSON
+loading it: Parquet by its row groups' metadata, NPY by its header (rows read by byte range), CSV and JSON
 Lines by one pass over their bytes that finds the line ends (a text chunk is a byte range of whole lines; a quoted
 CSV value holding a line break is not supported). Each chunk knows the input row number of its first row, so
 that a row's id is the same whichever worker reads it.
@@ -128,9 +128,8 @@ def _schema(fs: AbstractFileSystem, path: str, fmt: str) -> tuple[bytes, pa.Sche
         with fs.open(path, "rb") as f:
             return b"", pq.read_schema(f)
     if fmt == "npy":
-        array = _npy(fs, path)
-        width = 1 if array.ndim == 1 else int(np.prod(array.shape[1:]))
-        return b"", pa.schema([(str(i), pa.from_numpy_dtype(array.dtype)) for i in range(width)])
+        header = _npy_header(fs, path)
+        return b"", pa.schema([(str(i), pa.from_numpy_dtype(header.dtype)) for i in range(header.width)])
     with fs.open(path, "rb") as f:
         head = f.read(_INFER_BYTES)
     if fmt == "csv":
@@ -207,7 +206,7 @@ def plan(source: Source, chunk_rows: int) -> list[Chunk]:
 def _ranges(source: Source, path: str, chunk_rows: int) -> Iterator[tuple[int, int, int]]:
     fs, fmt = source.fs, source.format
     if fmt == "npy":
-        total = len(_npy(fs, path))
+        total = _npy_header(fs, path).rows
         for start in range(0, total, chunk_rows):
             stop = min(start + chunk_rows, total)
             yield start, stop, stop - start
@@ -250,11 +249,27 @@ def _line_ranges(
         start = stop
 
 
-def _npy(fs: AbstractFileSystem, path: str) -> np.ndarray:
-    if isinstance(fs, LocalFileSystem):
-        return np.load(path, mmap_mode="r")
-    with fs.open(path, "rb") as f:  # a remote array is read whole (it has no memory map)
-        return np.load(io.BytesIO(f.read()))
+@dataclass(frozen=True, slots=True)
+class _NpyHeader:
+    dtype: np.dtype
+    rows: int
+    width: int  # values a row
+    offset: int  # where the data starts
+
+    def row_bytes(self) -> int:
+        return self.width * self.dtype.itemsize
+
+
+def _npy_header(fs: AbstractFileSystem, path: str) -> _NpyHeader:
+    """What an NPY file's header says; its rows are then read by byte ranges (local or remote alike)."""
+    with fs.open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read(f)
+        offset = f.tell()
+    if fortran_order or dtype.hasobject or not shape:
+        raise ConfigurationError(f"{path}: an NPY input must be a C-ordered numeric array of rows")
+    return _NpyHeader(dtype, shape[0], int(np.prod(shape[1:])), offset)
 
 
 # -- reading a chunk --------------------------------------------------------------------------------------------
@@ -268,7 +283,11 @@ def read_chunk(source: Source, chunk: Chunk) -> tuple[pa.Table, np.ndarray, list
             table = _parquet_rows(pq.ParquetFile(f), chunk.start, chunk.stop)
         return table, np.arange(chunk.first_row, chunk.first_row + chunk.rows), []
     if fmt == "npy":
-        array = np.ascontiguousarray(_npy(fs, chunk.path)[chunk.start : chunk.stop]).reshape(chunk.rows, -1)
+        header = _npy_header(fs, chunk.path)
+        with fs.open(chunk.path, "rb") as f:
+            f.seek(header.offset + chunk.start * header.row_bytes())
+            data = f.read(chunk.rows * header.row_bytes())
+        array = np.frombuffer(data, header.dtype).reshape(chunk.rows, header.width)
         table = pa.Table.from_arrays(list(array.T), schema=source.schema)
         return table, np.arange(chunk.first_row, chunk.first_row + chunk.rows), []
     with fs.open(chunk.path, "rb") as f:

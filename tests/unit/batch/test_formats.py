@@ -96,3 +96,15 @@ def test_npy_output_needs_numbers(tmp_path: Path) -> None:
     fs, _ = formats.filesystem(str(tmp_path), SETTINGS)
     with pytest.raises(ConfigurationError, match="numeric"):
         formats.write_part(pa.table({"a": ["x"]}), fs, str(tmp_path / "out.npy"), "npy")
+
+
+def test_npy_rows_are_read_by_byte_range_one_value_a_row_or_several(tmp_path: Path) -> None:
+    np.save(tmp_path / "flat.npy", np.arange(5, dtype=np.int32))
+    np.save(tmp_path / "cube.npy", np.arange(24, dtype=np.float32).reshape(4, 3, 2))
+    flat, rows, _ = read_all(str(tmp_path / "flat.npy"), chunk_rows=2)
+    assert flat.column("0").to_pylist() == [0, 1, 2, 3, 4] and rows == [0, 1, 2, 3, 4]
+    cube = read_all(str(tmp_path / "cube.npy"), chunk_rows=3)[0]
+    assert cube.num_columns == 6 and cube.column("5").to_pylist() == [5.0, 11.0, 17.0, 23.0]
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(np.ones((3, 2))))
+    with pytest.raises(ConfigurationError, match="C-ordered"):
+        formats.open_source(str(tmp_path / "fortran.npy"), None, SETTINGS)
