@@ -31,7 +31,7 @@ DISCOVERY_GROUP = "apidiscovery.k8s.io"
 AGGREGATED = tuple(f"application/json;g={DISCOVERY_GROUP};v={v};as=APIGroupDiscoveryList" for v in ("v2", "v2beta1"))
 CATEGORIES = ("all", "kserve")  # `kubectl get all` and `kubectl get kserve` list them
 READ_WRITE = ("create", "delete", "get", "list", "patch", "update", "watch")
-STATUS_VERBS = ("get", "patch", "update")
+STATUS_VERBS = ("get",)  # status is the controller's: writes to it are refused
 
 
 @dataclass(frozen=True, slots=True)

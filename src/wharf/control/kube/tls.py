@@ -156,6 +156,9 @@ def url(host: str, port: int) -> str:
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
+STOP_GRACE_S = 1.0  # what requests in flight get to finish when the daemon stops
+
+
 class KubeListener:
     """The control API's app served over TLS on a port of its own (see the module's docstring)."""
 
@@ -178,6 +181,15 @@ class KubeListener:
         return url(host, sock.getsockname()[1]), authority.pem
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
+        """Stop serving. Connections a client keeps open (a notebook's KServeClient) are cut after `STOP_GRACE_S`:
+        closing a TLS connection would wait up to 30 s for the client's close notice."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
+        except TimeoutError:
+            for connection in list(self._server.server_state.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
             await self._task

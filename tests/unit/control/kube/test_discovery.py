@@ -55,7 +55,7 @@ def test_inferenceservices_have_kserves_names_verbs_and_a_status_subresource() -
         "categories": ["all", "kserve"],
     }
     status = by_name(listed["resources"], "inferenceservices/status")
-    assert status["kind"] == "InferenceService" and status["verbs"] == ["get", "patch", "update"]
+    assert status["kind"] == "InferenceService" and status["verbs"] == ["get"]
     assert "inferencegraphs" not in {r["name"] for r in listed["resources"]}
 
 
@@ -108,7 +108,7 @@ def test_the_aggregated_document_names_every_resource_with_its_scope_and_subreso
     )
     assert isvc["shortNames"] == ["isvc"] and isvc["categories"] == ["all", "kserve"]
     assert isvc["subresources"] == [
-        {"subresource": "status", "responseKind": isvc["responseKind"], "verbs": ["get", "patch", "update"]}
+        {"subresource": "status", "responseKind": isvc["responseKind"], "verbs": ["get"]}
     ]
     assert [r["shortNames"] for r in v1alpha1["resources"]] == [["ig"]]
     core = discovery.aggregated([""], discovery.AGGREGATED[1])
