@@ -38,9 +38,11 @@ def batch(
     ] = None,
     output_format: Annotated[str | None, typer.Option(help="output format (default: the input's)")] = None,
     runtime: Annotated[str | None, typer.Option(help="model format, e.g. sklearn (default: from the artifact)")] = None,
+    ray: Annotated[str | None, typer.Option(metavar="ADDRESS|auto", help="run on this Ray cluster (Ray Data)")] = None,
 ) -> None:
     """Predict every row of INPUT with MODEL into OUTPUT; a rerun of a stopped job resumes where it stopped."""
     from wharf.batch.job import JobSpec
+    from wharf.batch import ray_job
     from wharf.batch.runner import run
 
     spec = JobSpec(
@@ -49,7 +51,7 @@ def batch(
         keep=_names(keep), id_column=id_column,
     )  # fmt: skip
     try:
-        summary = run(spec, workers)
+        summary = run(spec, workers) if ray is None else ray_job.run(spec, ray, workers)
     except WharfError as e:
         typer.echo(f"wharf batch: {e.message}", err=True)
         raise typer.Exit(2) from None
