@@ -96,7 +96,11 @@ def test_a_batch_job_scores_its_input_and_shows_its_progress(daemon: Daemon, tmp
 
 def test_a_job_whose_model_does_not_load_fails_with_its_error(daemon: Daemon, tmp_path: Path) -> None:
     (tmp_path / "in.csv").write_text("a,b,c,d\n1,2,3,4\n")
-    missing = tmp_path / "no-such-model.joblib"
+    outside = daemon.wharf(
+        "apply", "-f", "-", stdin=job("x", str(tmp_path / "m.joblib"), tmp_path, tmp_path / "o"), check=False
+    )
+    assert outside.returncode != 0 and "outside the directories models load from" in outside.stderr  # the policy's
+    missing = ROOT / "examples/iris/no-such-model.joblib"
     daemon.wharf("apply", "-f", "-", stdin=job("no-model", str(missing), tmp_path / "in.csv", tmp_path / "out"))
 
     failed = wait_for(daemon, "no-model", {"Succeeded", "Failed"})

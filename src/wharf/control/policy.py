@@ -53,11 +53,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from wharf.autoscaler.annotations import PREFIX as KNATIVE_PREFIX
 from wharf.autoscaler.annotations import SETTINGS as KNATIVE_SETTINGS
 from wharf.control.spec import InferenceGraph, InferenceService, Manifest, ModelSpec, Scaling
+from wharf.control.spec.batchjob import SERVICE_PREFIX, BatchJob, BatchJobSpec
 from wharf.control.spec.common import EnvVar, Loc, Problem, format_path
 from wharf.control.spec.explainer import ExplainerContainer
+from wharf.model.runtimes.custom import names_class
 from wharf.storage.uri import scheme
 
 #: Model formats whose artifacts are pickles, and what in them is.
+#: Model files a BatchJob may name that hold no pickle (ONNX, XGBoost's and LightGBM's own formats).
+_NO_PICKLE_SUFFIXES = frozenset({".onnx", ".json", ".ubj", ".txt"})
 PICKLE_FORMATS = {
     "sklearn": "joblib and pickle files are pickles",
     "pytorch": "TorchScript archives hold pickles",
@@ -201,6 +205,8 @@ class ManifestPolicy(BaseSettings):
             found += self._annotation_problems(manifest.metadata.annotations)
         elif isinstance(manifest, InferenceGraph):
             found += self._replica_problems(manifest.spec, ("spec",))
+        elif isinstance(manifest, BatchJob):
+            found += self._batch_job_problems(manifest.spec)
         return [(format_path(loc), reason) for loc, reason in found]
 
     def too_many_resources(self, resources: int) -> str | None:
@@ -226,6 +232,17 @@ class ManifestPolicy(BaseSettings):
         else:
             yield from self._storage_problems(model.model_format.name, uri, (*at, "storageUri"))
         yield from self._container_problems(model.env, model.args, at, base)
+
+    def _batch_job_problems(self, spec: BatchJobSpec) -> Iterator[Problem]:
+        """A BatchJob's model is held to a replica's rules (a file not known to hold no pickle counts as one)."""
+        if spec.model.startswith(SERVICE_PREFIX):
+            return
+        if names_class(spec.model):
+            if not self.custom_classes:
+                yield ("spec", "model"), f"{spec.model} is a Python class, and this Wharf runs none from manifests"
+        else:
+            unpickled = Path(spec.model).suffix in _NO_PICKLE_SUFFIXES
+            yield from self._storage_problems("batch" if unpickled else "sklearn", spec.model, ("spec", "model"))
 
     def _explainer_problems(self, method: ExplainerContainer, at: Loc) -> Iterator[Problem]:
         """A built-in explainer's: its data (no pickle: `wharf.explain` reads NPY without pickles) and container."""

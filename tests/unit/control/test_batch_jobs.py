@@ -4,6 +4,7 @@ progress lines and exit."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from wharf.control.batch_jobs import (
     manifest_progress,
     read_progress,
 )
+from wharf.control.policy import ManifestPolicy
 from wharf.control.spec import SpecError, parse_manifest
 
 
@@ -126,3 +128,19 @@ def test_a_failed_job_says_why() -> None:
         "lastTransitionTime": "",
         "message": "wharf batch exited with status 1: no model",
     }
+
+
+def test_the_policy_holds_a_batch_jobs_model_to_a_replicas_rules(tmp_path: Path) -> None:
+    policy = ManifestPolicy(
+        home=tmp_path / ".wharf", storage_roots=(tmp_path,), pickle_schemes=(), custom_classes=False
+    )
+
+    def refused(model: str) -> dict[str, str]:
+        return dict(policy.problems(parse_manifest(batch_job(model=model))))
+
+    assert "outside the directories models load from" in refused("/elsewhere/model.onnx")["spec.model"]
+    assert "loading a pickle runs the code it names" in refused(str(tmp_path / "model.joblib"))["spec.model"]
+    assert "loading a pickle" in refused(str(tmp_path / "model"))["spec.model"]  # a directory may hold one
+    assert refused(str(tmp_path / "model.onnx")) == {}
+    assert "runs none from manifests" in refused("my_models:Scorer")["spec.model"]
+    assert refused("isvc/iris") == {}  # the service's own manifest was held to them
