@@ -37,7 +37,7 @@ class ChunkScorer:
     """A Ray Data actor: the predictor loaded once, then one chunk per call, written to its part."""
 
     def __init__(self, spec: JobSpec, source: Source, out_dir: str, out_format: str, chunks: list[Chunk]) -> None:
-        runner._start(spec, source, out_dir, out_format)
+        runner.start_worker(spec, source, out_dir, out_format)
         self.chunks = {chunk.index: chunk for chunk in chunks}
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -41,7 +41,7 @@ class Outcome:
 
 
 class _Worker:
-    """A worker process's state: the input, the output, the predictor (loaded once, by `_start`)."""
+    """A worker process's state: the input, the output, the predictor (loaded once, by `start_worker`)."""
 
     spec: JobSpec
     source: Source
@@ -52,7 +52,9 @@ class _Worker:
     load_error: str | None = None
 
 
-def _start(spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
+def start_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
+    """Take this process's job, input, output and predictor (loaded once): the pool's initializer, and what each
+    of `ray_job`'s actors calls, so that both run the same worker code."""
     settings = StorageSettings()
     _Worker.spec, _Worker.source, _Worker.out_dir, _Worker.out_format = spec, source, out_dir, out_format
     _Worker.out_fs, _ = formats.filesystem(spec.output, settings, create=True)
@@ -117,7 +119,7 @@ def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) 
         if pending:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
-                count, context, initializer=_start, initargs=(spec, source, out_dir, out_format)
+                count, context, initializer=start_worker, initargs=(spec, source, out_dir, out_format)
             ) as pool:
                 in_flight: dict[Future[Outcome], int] = {}
                 queue = iter(pending)

@@ -10,9 +10,8 @@ from typing import Annotated
 
 import typer
 
+from wharf.batch import exits
 from wharf.errors import WharfError
-
-BAD_ROWS_EXIT = 3
 
 
 def _names(text: str | None) -> list[str]:
@@ -54,12 +53,12 @@ def batch(
         summary = run(spec, workers) if ray is None else ray_job.run(spec, ray, workers)
     except WharfError as e:
         typer.echo(f"wharf batch: {e.message}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exits.USAGE) from None
     except OSError as e:
         typer.echo(f"wharf batch: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exits.USAGE) from None
     print(f"wharf batch: {summary.line()}", file=sys.stderr)
     if summary.failed_chunks:
-        raise typer.Exit(1)
+        raise typer.Exit(exits.FAILED_CHUNKS)
     if summary.bad_rows:
-        raise typer.Exit(BAD_ROWS_EXIT)
+        raise typer.Exit(exits.BAD_ROWS)

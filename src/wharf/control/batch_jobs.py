@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wharf.batch import exits
 from wharf.control.backends.logfile import last_lines
 from wharf.control.backends.process import ReplicaProcess
 from wharf.control.kube.objects import timestamp
@@ -38,7 +39,6 @@ RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
 CONDITIONS = (RUNNING, SUCCEEDED, FAILED)
 STOP_GRACE_S = 5.0
 _MESSAGE_LINES = 5
-SUCCEEDED_EXITS = (0, 3)  # `wharf batch`'s exit status: every row predicted, or done with bad rows set aside
 #: `wharf batch`'s plain progress line (`batch: 1200/5000 rows, ...`) and final summary (`wharf batch: 5000 rows
 #: predicted, 3 bad row(s), ...`)
 _LINES = re.compile(
@@ -186,7 +186,7 @@ class BatchJobs:
             self._set(job, job_status(job.status, RUNNING, run.progress))
             return
         del self._runs[(job.namespace, job.name)]
-        if run.process.returncode in SUCCEEDED_EXITS:
+        if run.process.returncode in exits.SUCCEEDED:
             self._set(job, job_status(job.status, SUCCEEDED, run.progress))
         else:
             why = last_lines(run.log_path, run.offset, _MESSAGE_LINES) or "nothing logged"
