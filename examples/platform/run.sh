@@ -47,6 +47,7 @@ echo "Wharf is up: gateway $gateway (gRPC $grpc), control API $control, model mo
 "$WHARF" apply -f examples/isvc/local-iris.yaml --wait --timeout 180s
 "$WHARF" apply -f examples/isvc/local-iris-canary.yaml --wait --timeout 180s
 
+console=$("$WHARF" console)
 host="iris.default.example.com"
 cat <<TRY
 
@@ -60,6 +61,9 @@ Operate it from another shell in this directory (WHARF_HOME=$WHARF_HOME):
   $WHARF get isvc -o wide            $WHARF describe isvc iris      (revisions, traffic, events)
   $WHARF rollout promote iris        $WHARF rollout rollback iris
   $WHARF logs isvc/iris -f           $WHARF get isvc -w
+  $WHARF top                         $WHARF cost --since 10m     (usage, and what is over- or under-scaled)
+  kubectl --kubeconfig $WHARF_HOME/kubeconfig get isvc           (kubectl and KServe's SDK work with it too)
+The web console, signed in: $console
 The control API and its documentation: $control/docs (the admin token is in $WHARF_HOME/daemon.json).
 
 Ctrl-C stops Wharf.
