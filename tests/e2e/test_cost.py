@@ -119,7 +119,7 @@ def test_top_shows_every_revision_and_replica_with_cpu_and_memory_read_from_its_
 def test_the_usage_metrics_are_on_the_control_plane(loaded: Loaded) -> None:
     with loaded.daemon.control() as control:
         text = control.get("/metrics").text
-        refused = control.get("/apis/usage/cost", params={"since": "-1"})
+        refused = control.get("/apis/wharf.dev/v1/usage/cost", params={"since": "-1"})
     assert refused.status_code == 400 and refused.json()["error"].startswith("since:")
     samples = {
         (s.name, s.labels.get("service")): s.value

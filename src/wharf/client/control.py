@@ -207,7 +207,9 @@ class AsyncControlClient:
     async def top(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """What each revision (of `namespace`'s InferenceServices, None: of every namespace; of the one named
         `name`) and each of its replicas use now: CPU, resident memory, requests in flight and waiting."""
-        return (await self._call("GET", "/apis/usage/top", params=_given(namespace=namespace, name=name)))["items"]
+        return (await self._call("GET", "/apis/wharf.dev/v1/usage/top", params=_given(namespace=namespace, name=name)))[
+            "items"
+        ]
 
     async def cost(
         self, since_s: float = 3600.0, namespace: str | None = None, name: str | None = None
@@ -215,7 +217,7 @@ class AsyncControlClient:
         """The cost report of the last `since_s` seconds: per service and revision, its usage, figures, and verdict
         (over-scaled, under-scaled, fits, unjudged) with the recommendation and the numbers behind it."""
         params = {"since": since_s, **_given(namespace=namespace, name=name)}
-        return await self._call("GET", "/apis/usage/cost", params=params)
+        return await self._call("GET", "/apis/wharf.dev/v1/usage/cost", params=params)
 
     def _collection(self, kind: str, namespace: str | None) -> str:
         collection = plural(kind)

@@ -140,7 +140,7 @@ def create_app(
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The API of `controller`; with `targets`, Prometheus service discovery at `discovery.PATH` too; with `usage`,
-    what revisions use now (`/apis/usage/top`) and the cost report (`/apis/usage/cost`); and the routes of
+    what revisions use now (`/apis/wharf.dev/v1/usage/top`) and the cost report (`/apis/wharf.dev/v1/usage/cost`); and the routes of
     `routers` (the web console's: `wharf.console.assets`, `wharf.control.console_api`), ahead of the generic
     `/apis/{group}/{version}/...` ones."""
     app = FastAPI(title="Wharf control plane", version=__version__)
@@ -185,12 +185,14 @@ def create_app(
         namespace_query = Query(None, description="only this namespace's services (default: every namespace)")
         name_query = Query(None, description="only this InferenceService")
 
-        @app.get("/apis/usage/top", summary="What each revision and its replicas use now: CPU, memory, load")
+        @app.get(
+            "/apis/wharf.dev/v1/usage/top", summary="What each revision and its replicas use now: CPU, memory, load"
+        )
         async def usage_top(namespace: str | None = namespace_query, name: str | None = name_query) -> dict[str, Any]:
             return {"items": usage.top(namespace, name)}
 
         @app.get(
-            "/apis/usage/cost",
+            "/apis/wharf.dev/v1/usage/cost",
             summary="Cost and utilisation per service and revision over a window, naming over- and under-scaled ones",
         )
         async def usage_cost(

@@ -233,14 +233,14 @@ def test_the_api_serves_top_and_cost_and_names_a_bad_since(rig: Rig) -> None:
 
 async def _ask_top_and_cost(app: FastAPI) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
-        top = await client.get("/apis/usage/top", params={"namespace": "default"})
+        top = await client.get("/apis/wharf.dev/v1/usage/top", params={"namespace": "default"})
         assert top.status_code == 200
         assert [item["service"] for item in top.json()["items"]] == ["busy", "idle"]
         assert top.json()["items"][0]["inFlight"] == 8
-        cost = await client.get("/apis/usage/cost", params={"since": "600", "name": "idle"})
+        cost = await client.get("/apis/wharf.dev/v1/usage/cost", params={"since": "600", "name": "idle"})
         assert cost.status_code == 200 and cost.json()["since"] == 600.0
         assert [r["verdict"] for r in cost.json()["revisions"]] == ["over-scaled"]
         for bad in ("soon", "0", "1e9"):
-            refused = await client.get("/apis/usage/cost", params={"since": bad})
+            refused = await client.get("/apis/wharf.dev/v1/usage/cost", params={"since": bad})
             assert refused.status_code == 400 and "since" in refused.json()["error"], refused.text
-        assert "/apis/usage/cost" in (await client.get("/openapi.json")).json()["paths"]
+        assert "/apis/wharf.dev/v1/usage/cost" in (await client.get("/openapi.json")).json()["paths"]
