@@ -1,20 +1,26 @@
 """Kubeflow Pipelines on `wharf up`: the example pipeline (`wharf.kfp.pipelines.iris_canary`) run by KFP's local
 runner trains a model, stores it, deploys it as a canary, checks its answers through the gateway and promotes it, or
-rolls it back when they fall short. The components find the daemon through WHARF_HOME, as the CLI does."""
+rolls it back when they fall short; the batch component scores a CSV file as a BatchJob. The components find the
+daemon through WHARF_HOME, as the CLI does."""
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import joblib
 import pytest
 from kfp import local
+from sklearn.datasets import load_iris
 
 from tests.e2e.conftest import Daemon, manifest, ready, start_daemon
 from tests.processes import ROOT
 from wharf.errors import ConfigurationError, ModelLoadError
+from wharf.kfp.batch import BatchJobFailed, job_manifest, run
+from wharf.kfp.components import run_batch
 from wharf.kfp.evaluation import predictions
 from wharf.kfp.pipelines import iris_canary
 from wharf.kfp.rollout import deploy, gate, service_manifest
@@ -103,3 +109,26 @@ def test_answers_are_asked_of_the_revision_named_and_a_model_that_fails_fails_th
     ):
         deploy(service_manifest("broken", str(broken)), timeout_s=60)
     assert time.monotonic() - started < 20, "a model that cannot load should fail at once, not at the timeout"
+
+
+def test_a_batch_prediction_runs_as_a_batch_job_and_a_failed_one_fails_the_task(daemon: Daemon, tmp_path: Path) -> None:
+    model = ROOT / "examples/iris/model.joblib"
+    features = load_iris().data[::10]  # 15 rows
+    with open(tmp_path / "iris.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["a", "b", "c", "d"])
+        writer.writerows(features.tolist())
+    output = tmp_path / "scores"
+    for _ in range(2):  # run again: the finished job of that name is replaced, and scores anew
+        scored = run_batch(
+            name="iris-scores", model=str(model), input=str(tmp_path / "iris.csv"), output=str(output), workers=1
+        ).outputs
+        assert scored == {"rows_done": 15, "errors": 0, "output": str(output)}
+        rows = [row for part in sorted(output.glob("part-*.csv")) for row in csv.DictReader(part.open())]
+        assert [int(row["predict"]) for row in rows] == joblib.load(model).predict(features).tolist()
+
+    missing = job_manifest(
+        "gone", str(ROOT / "examples/iris/no-such-model.joblib"), str(tmp_path / "iris.csv"), str(tmp_path / "o")
+    )
+    with pytest.raises(BatchJobFailed, match="BatchJob default/gone failed: wharf batch exited .*no-such-model"):
+        run(missing, timeout_s=30)

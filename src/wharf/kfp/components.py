@@ -1,9 +1,10 @@
 """Kubeflow Pipelines (KFP v2) components that roll models out on Wharf: store a model where the daemon reads it,
 deploy it as an InferenceService (as a canary when asked) and wait until its new revision is ready, measure that
-revision's answers through the gateway, and promote it or roll it back on the measure.
+revision's answers through the gateway, and promote it or roll it back on the measure; and run a batch prediction
+as a BatchJob on the daemon.
 
 They are lightweight Python components: each body imports Wharf and calls the plain functions of `wharf.kfp.rollout`,
-`wharf.kfp.evaluation` and `wharf.kfp.store` (clients of the control API and the gateway through Wharf's SDK), so they need an image with `wharf[kfp]` and the model's framework
+`wharf.kfp.evaluation`, `wharf.kfp.store` and `wharf.kfp.batch` (clients of the control API and the gateway through Wharf's SDK), so they need an image with `wharf[kfp]` and the model's framework
 installed (`IMAGE`, built by examples/kfp/Dockerfile; `task.set_container_image(...)` names another). KFP's local
 runner (`kfp.local.SubprocessRunner(use_venv=False)`) runs them in the current Python environment instead.
 
@@ -13,8 +14,7 @@ else the `daemon.json` that `wharf up` writes in WHARF_HOME; on a cluster, set t
 token from a Kubernetes secret).
 
 Each component that changes or reads the live service has KFP's caching off where it is used (see
-`wharf.kfp.pipelines`): a cached deploy would skip the deployment. A batch-prediction component waits for
-`wharf batch`.
+`wharf.kfp.pipelines`): a cached deploy would skip the deployment.
 """
 
 from typing import NamedTuple
@@ -157,3 +157,58 @@ def gate_canary(
     from wharf.kfp.rollout import gate
 
     return gate(name, revision, metric, threshold, namespace=namespace, control_url=control_url)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def run_batch(
+    name: str,
+    model: str,
+    input: str,
+    output: str,
+    namespace: str = "default",
+    workers: int = 0,
+    batch_size: int = 0,
+    chunk_rows: int = 0,
+    outputs: list = [],
+    keep: list = [],
+    id_column: str = "",
+    timeout_s: float = 600.0,
+    control_url: str = "",
+) -> NamedTuple("Scored", rows_done=int, errors=int, output=str):
+    """Run a batch prediction as a BatchJob on Wharf's daemon (`wharf batch`) and wait until it ends.
+
+    Args:
+        name: The BatchJob; a job of this name, finished or running, is deleted first so that each run scores anew.
+        model: An artifact path or URI the daemon reads, or isvc/NAME: an InferenceService of the namespace.
+        input: A file, a directory of parts, or a URI (CSV, Parquet, JSONL, NPY), read by the daemon.
+        output: Where the daemon writes the prediction parts and the manifest (not the input).
+        namespace: The BatchJob's namespace.
+        workers: Processes scoring chunks; 0: the daemon's cores.
+        batch_size: Rows per predict call; 0: wharf batch's default.
+        chunk_rows: Rows per chunk (each written to a part of its own); 0: wharf batch's default.
+        outputs: The model outputs written; empty: all.
+        keep: Input columns copied to the output.
+        id_column: The input column that identifies a row; empty: the row's position.
+        timeout_s: How long the job may run; a job that fails fails the task with its message.
+        control_url: The control API; empty: found as the wharf CLI finds it.
+
+    Returns:
+        rows_done: The rows predicted. errors: The bad rows set aside (OUTPUT/errors.jsonl). output: The output.
+    """
+    from wharf.kfp.batch import job_manifest, run
+
+    manifest = job_manifest(
+        name,
+        model,
+        input,
+        output,
+        namespace=namespace,
+        workers=workers,
+        batch_size=batch_size,
+        chunk_rows=chunk_rows,
+        outputs=[str(column) for column in outputs],
+        keep=[str(column) for column in keep],
+        id_column=id_column,
+    )
+    scored = run(manifest, timeout_s=timeout_s, control_url=control_url)
+    return NamedTuple("Scored", rows_done=int, errors=int, output=str)(scored.rows_done, scored.errors, scored.output)
