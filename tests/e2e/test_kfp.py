@@ -1,6 +1,6 @@
 """Kubeflow Pipelines on `wharf up`: the example pipeline (`wharf.kfp.pipelines.iris_canary`) run by KFP's local
 runner trains a model, stores it, deploys it as a canary, checks its answers through the gateway and promotes it, or
-rolls it back when they fall short; the batch component scores a CSV file as a BatchJob. The components find the
+rolls it back when they fall short; the batch pipeline and component score a CSV file as a BatchJob. The components find the
 daemon through WHARF_HOME, as the CLI does."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from wharf.errors import ConfigurationError, ModelLoadError
 from wharf.kfp.batch import BatchJobFailed, job_manifest, run
 from wharf.kfp.components import run_batch
 from wharf.kfp.evaluation import predictions
-from wharf.kfp.pipelines import iris_canary
+from wharf.kfp.pipelines import iris_batch, iris_canary
 from wharf.kfp.rollout import deploy, gate, service_manifest
 
 pytestmark = [
@@ -118,14 +118,21 @@ def test_a_batch_prediction_runs_as_a_batch_job_and_a_failed_one_fails_the_task(
         writer = csv.writer(file)
         writer.writerow(["a", "b", "c", "d"])
         writer.writerows(features.tolist())
-    output = tmp_path / "scores"
-    for _ in range(2):  # run again: the finished job of that name is replaced, and scores anew
-        scored = run_batch(
-            name="iris-scores", model=str(model), input=str(tmp_path / "iris.csv"), output=str(output), workers=1
-        ).outputs
-        assert scored == {"rows_done": 15, "errors": 0, "output": str(output)}
+    expected = joblib.load(model).predict(features).tolist()
+    deploy(service_manifest("scorer", str(model)), timeout_s=60)
+    # the example pipeline through the service, then the component with the model file under the same job's name:
+    # the finished job is replaced and scores anew
+    runs = [
+        lambda output: iris_batch(input=str(tmp_path / "iris.csv"), output=output, name="scorer", workers=1),
+        lambda output: run_batch(
+            name="iris-scores", model=str(model), input=str(tmp_path / "iris.csv"), output=output, workers=1
+        ),
+    ]
+    for number, scoring in enumerate(runs):
+        output = tmp_path / f"scores-{number}"
+        assert scoring(str(output)).outputs == {"rows_done": 15, "errors": 0, "output": str(output)}
         rows = [row for part in sorted(output.glob("part-*.csv")) for row in csv.DictReader(part.open())]
-        assert [int(row["predict"]) for row in rows] == joblib.load(model).predict(features).tolist()
+        assert [int(row["predict"]) for row in rows] == expected
 
     missing = job_manifest(
         "gone", str(ROOT / "examples/iris/no-such-model.joblib"), str(tmp_path / "iris.csv"), str(tmp_path / "o")

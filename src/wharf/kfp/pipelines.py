@@ -1,24 +1,27 @@
-"""An example pipeline of Wharf's components (`iris_canary`): train a scikit-learn classifier of the iris data set,
+"""Example pipelines of Wharf's components. `iris_canary`: train a scikit-learn classifier of the iris data set,
 store it where the daemon reads it, deploy it as a canary of the `iris` InferenceService, measure its accuracy on the
 rows held out of training by asking the canary alone through the gateway, and promote it when the accuracy meets the
-threshold, else roll it back.
+threshold, else roll it back. `iris_batch`: score a file of iris measurements with the `iris` service as a BatchJob.
 
-Compiled into examples/kfp/pipeline.yaml (`python -m wharf.kfp.pipelines examples/kfp/pipeline.yaml`); run it on
-this machine with KFP's local runner:
+Compiled into examples/kfp/pipeline.yaml and examples/kfp/batch.yaml (`python -m wharf.kfp.pipelines examples/kfp`);
+run them on this machine with KFP's local runner:
 
     from kfp import local
-    from wharf.kfp.pipelines import iris_canary
+    from wharf.kfp.pipelines import iris_batch, iris_canary
     local.init(runner=local.SubprocessRunner(use_venv=False))
     iris_canary().outputs   # {'accuracy': 0.97..., 'metrics': Metrics(...), 'verdict': 'promoted', ...}
+    iris_batch(input="/data/iris.csv", output="/data/scores").outputs   # {'rows_done': 150, 'errors': 0, ...}
 """
 
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 from kfp import compiler, dsl
 from kfp.dsl import Dataset, Metrics, Model, Output
+from kfp.dsl.base_component import BaseComponent
 
-from wharf.kfp.components import IMAGE, check_accuracy, deploy_model, gate_canary, store_model
+from wharf.kfp.components import IMAGE, check_accuracy, deploy_model, gate_canary, run_batch, store_model
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -104,10 +107,51 @@ def iris_canary(
     return outcome(checked.outputs["Output"], checked.outputs["metrics"], gated.output, deployed.outputs["revision"])
 
 
-def compile_pipeline(path: str) -> None:
-    """Write `iris_canary` as a KFP pipeline spec (YAML) to `path`."""
-    compiler.Compiler().compile(iris_canary, path)
+@dsl.pipeline(name="wharf-iris-batch")
+def iris_batch(
+    input: str,
+    output: str,
+    name: str = "iris",
+    job: str = "iris-scores",
+    namespace: str = "default",
+    workers: int = 0,
+    control_url: str = "",
+) -> NamedTuple("Scores", rows_done=int, errors=int, output=str):
+    """Score a file of iris measurements with the `iris` InferenceService, as a BatchJob on Wharf's daemon.
+
+    Args:
+        input: The measurements (CSV, Parquet, JSONL or NPY; a path or URI the daemon reads).
+        output: Where the daemon writes the predictions.
+        name: The InferenceService that predicts.
+        job: The BatchJob (run afresh each time).
+        namespace: The namespace of the service and the job.
+        workers: Processes scoring chunks; 0: the daemon's cores.
+        control_url: Wharf's control API; empty: found as the wharf CLI finds it (WHARF_HOME's daemon.json).
+    """
+    scored = run_batch(
+        name=job,
+        model=f"isvc/{name}",
+        input=input,
+        output=output,
+        namespace=namespace,
+        workers=workers,
+        control_url=control_url,
+    )
+    scored.set_caching_options(False)  # it scores with the service live now
+    outcome = NamedTuple("Scores", rows_done=int, errors=int, output=str)
+    return outcome(scored.outputs["rows_done"], scored.outputs["errors"], scored.outputs["output"])
+
+
+#: The compiled examples in examples/kfp, by file name.
+EXAMPLES = {"pipeline.yaml": iris_canary, "batch.yaml": iris_batch}
+
+
+def compile_pipeline(path: str, pipeline: BaseComponent = iris_canary) -> None:
+    """Write `pipeline` as a KFP pipeline spec (YAML) to `path`."""
+    compiler.Compiler().compile(pipeline, path)
 
 
 if __name__ == "__main__":
-    compile_pipeline(sys.argv[1] if len(sys.argv) > 1 else "pipeline.yaml")
+    directory = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    for filename, example in EXAMPLES.items():
+        compile_pipeline(str(directory / filename), example)
