@@ -8,9 +8,10 @@ A replica that dies costs no request that can be saved. A request goes to anothe
 connection, and once more (to another replica where there is one, else over a new connection) when a connection
 broke before the whole answer came, as Knative's activator does: the replica died or closed the connection, and
 inference requests may be sent again (answers are read whole, so none of a broken one reached the client; a replica
-killed between writing its answer's head and its body is as likely as one killed before either). A replica that drops it again on a new connection is dying, and counts as
-refusing it. With no ready replica left to try, the request waits in the activator as when the revision scales from
-zero: the crashed replica is restarted, and the route table that says so wakes it. Each try sent again is counted
+killed between writing its answer's head and its body is as likely as one killed before either). A replica that
+drops it again on a new connection is dying, and counts as refusing it. With no ready replica left to try, the
+request waits in the activator as when the revision scales from zero: the crashed replica is restarted, and the
+route table that says so wakes it. Each try sent again is counted
 (the revision's window's `refused` and `resent`). The happy path pays for none of this but a few attribute reads.
 
 While tracing is on (`wharf.telemetry.tracing`), a wait in the activator is a span `activator wait` (attributes
