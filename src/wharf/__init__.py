@@ -37,7 +37,7 @@ def __getattr__(name: str) -> Any:
 
         return Transformer
     if name in ("Wharf", "AsyncWharf"):
-        from wharf.client import sdk
+        from wharf import sdk
 
         return getattr(sdk, name)
     raise AttributeError(name)

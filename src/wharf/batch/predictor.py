@@ -183,7 +183,7 @@ class ServicePredictor:
     def __init__(
         self, name: str, namespace: str, batch_size: int, max_in_flight: int, retries: int, gateway_url: str | None
     ) -> None:
-        from wharf.client.sdk import AsyncWharf
+        from wharf.sdk import AsyncWharf
 
         self.name, self.batch_size, self.retries = name, batch_size, retries
         self._loop = asyncio.new_event_loop()

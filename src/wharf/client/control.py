@@ -1,5 +1,5 @@
 """`AsyncControlClient`: the control plane's REST API; `ControlClient` is the same client for code without an event
-loop (what `wharf apply/get/wait/logs/delete/rollout` use), and `wharf.client.sdk` builds on it."""
+loop (what `wharf apply/get/wait/logs/delete/rollout` use), and `wharf.sdk` builds on it."""
 
 from __future__ import annotations
 

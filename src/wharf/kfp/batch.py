@@ -13,13 +13,13 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from wharf.client.sdk import Wharf
+from wharf.sdk import Wharf
 from wharf.control.spec import parse_manifest
 from wharf.control.spec.batchjob import API_VERSION, KIND, BatchJob
 from wharf.errors import NotFound, RequestTimeout, WharfError
 
 if TYPE_CHECKING:
-    from wharf.client.sdk import Resource
+    from wharf.sdk import Resource
 
 UNSET = 0  # what a pipeline parameter says for "the command's default" (KFP parameters have no None)
 SUCCEEDED, FAILED = "Succeeded", "Failed"

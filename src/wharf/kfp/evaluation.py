@@ -3,7 +3,7 @@ features in the others, in order) are sent through Wharf's gateway to one revisi
 `x-wharf-revision` header, so a canary is measured alone whatever its share of the traffic), as KServe V1
 `instances` in batches, and its predictions are compared with the labels.
 
-The service's host and the gateway come from Wharf's SDK (`wharf.client.Wharf`), which finds the daemon as the
+The service's host and the gateway come from Wharf's SDK (`wharf.Wharf`), which finds the daemon as the
 `wharf` CLI does (WHARF_HOME's `daemon.json` names the gateway; WHARF_GATEWAY_URL or `gateway_url` another); the
 requests go through the SDK's `InferenceClient` with the pinning header, which `Wharf.predict` does not send.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wharf.client.inference import SyncInferenceClient
-from wharf.client.sdk import Wharf
+from wharf.sdk import Wharf
 from wharf.errors import ConfigurationError, InvalidInput, ModelNotReady
 
 REVISION_HEADER = "x-wharf-revision"

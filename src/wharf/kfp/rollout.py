@@ -2,7 +2,7 @@
 a service for the model (as a canary when asked), wait until its newest revision is ready, then promote that
 revision or roll it back on a metric.
 
-A client of the control API through Wharf's SDK (`wharf.client.Wharf`): without a `control_url` it finds the daemon
+A client of the control API through Wharf's SDK (`wharf.Wharf`): without a `control_url` it finds the daemon
 and its token as the `wharf` CLI does (WHARF_CONTROL_URL and WHARF_TOKEN, else WHARF_HOME's `daemon.json`), so no
 token ever appears in a pipeline's spec.
 """
@@ -14,7 +14,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from wharf.client.sdk import NotReady, Resource, Wharf
+from wharf.sdk import NotReady, Resource, Wharf
 from wharf.errors import ConfigurationError, ModelLoadError, NotFound
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from wharf.client.sdk.views import resource
+from wharf.sdk.views import resource
 from wharf.control.spec import SpecError, parse_manifest
 from wharf.control.spec.batchjob import BatchJob
 from wharf.kfp.batch import BatchJobFailed, Scored, job_manifest, outcome

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from wharf.client.sdk import Resource
-from wharf.client.sdk.views import resource
+from wharf.sdk import Resource
+from wharf.sdk.views import resource
 from wharf.control.spec import InferenceService, parse_manifest
 from wharf.errors import ConfigurationError, ModelLoadError
 from wharf.kfp.rollout import NO_CANARY, Deployed, passes, rolled_out, service_manifest

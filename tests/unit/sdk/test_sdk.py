@@ -14,9 +14,9 @@ import pytest
 import yaml
 from fastapi import FastAPI, Response
 
-from wharf.client import AsyncWharf, Wharf
+from wharf.sdk import AsyncWharf, Wharf
 from wharf.client.control import ControlClient, ControlError
-from wharf.client.sdk import NotReady, Resource
+from wharf.sdk import NotReady, Resource
 from wharf.control.spec import InferenceGraph, InferenceService, SpecError, parse_manifest
 from wharf.errors import InvalidInput, NotFound, RequestTimeout, ServerUnreachable
 

@@ -14,7 +14,7 @@ from wharf.control.spec import SpecError
 from wharf.errors import RequestTimeout, ServerUnreachable, WharfError, answered, from_http_status
 
 if TYPE_CHECKING:
-    from wharf.client.sdk.views import Resource
+    from wharf.sdk.views import Resource
 
 
 class NotReady(RequestTimeout):

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from wharf.client.control import ControlError
-from wharf.client.sdk.client import _outputs, _request
-from wharf.client.sdk.errors import NotReady, typed
-from wharf.client.sdk.following import Seen
-from wharf.client.sdk.sources import prepare
-from wharf.client.sdk.views import resource
+from wharf.sdk.client import _outputs, _request
+from wharf.sdk.errors import NotReady, typed
+from wharf.sdk.following import Seen
+from wharf.sdk.sources import prepare
+from wharf.sdk.views import resource
 from wharf.control.spec import InferenceGraph, InferenceService, SpecError
 from wharf.errors import ConfigurationError, InvalidInput, NotFound, RequestTimeout, ServerUnreachable, WharfError
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor

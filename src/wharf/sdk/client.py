@@ -30,10 +30,10 @@ import numpy as np
 from wharf.client.blocking import BlockingFace, blocking, blocking_iter
 from wharf.client.control import AsyncControlClient, ControlError
 from wharf.client.inference import InferenceClient
-from wharf.client.sdk.errors import NotReady, typed
-from wharf.client.sdk.following import Seen
-from wharf.client.sdk.sources import Source, prepare
-from wharf.client.sdk.views import M, Applied, Resource, WatchEvent, kind_name, resource
+from wharf.sdk.errors import NotReady, typed
+from wharf.sdk.following import Seen
+from wharf.sdk.sources import Source, prepare
+from wharf.sdk.views import M, Applied, Resource, WatchEvent, kind_name, resource
 from wharf.control.spec import InferenceService
 from wharf.errors import ModelNotReady, NotFound, RequestTimeout, WharfError
 from wharf.protocol.v2 import InferRequest, InferResponse, Tensor
