@@ -63,7 +63,8 @@ serve: $(VENV)/.installed-run examples/iris/model.joblib
 
 # Two workers, each taking whole test files (their module-scoped daemons are started once): most end-to-end tests
 # wait on real processes rather than compute, so two at a time take about 60% of the serial time on two cores.
-test: $(VENV)/.installed-test
+# The example iris model is trained first: several end-to-end tests serve or batch-score it.
+test: $(VENV)/.installed-test examples/iris/model.joblib
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(VENV)/.installed-test
