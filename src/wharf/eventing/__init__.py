@@ -1,0 +1,1 @@
+"""Kafka sources: a consumer process that feeds topics to an inference service and answers to topics."""
