@@ -47,12 +47,14 @@ from wharf.control.plan import (
 from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Reconciler
 from wharf.control.replica_logs import log_stream
-from wharf.control.spec import SpecError, batchjob, local_warnings, parse_manifest
+from wharf.control.spec import SpecError, batchjob, local_warnings, parse_manifest, trainedmodel
 from wharf.control.store import EventRecord, Resource, Store, revision_prefix
 from wharf.errors import ConfigurationError, InvalidInput, NotFound
 
 #: The field manager of Wharf's own apply (`wharf apply`, `POST /apis/apply`).
 WHARF_MANAGER = "wharf"
+#: Kinds run by others than the reconciler (BatchJobs, TrainedModels), which answer at no gateway name.
+_NOT_RECONCILED = frozenset({batchjob.KIND, trainedmodel.KIND})
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,8 @@ class Controller:
                 if was_changed and not dry_run:
                     changed.append(doc)
         for doc in changed:
-            await self.reconciler.reconcile(doc.namespace, doc.name)
+            if doc.kind not in _NOT_RECONCILED:
+                await self.reconciler.reconcile(doc.namespace, doc.name)
         return results
 
     async def write(self, kind: str, namespace: str, name: str, edit: Edit, dry_run: bool = False) -> Resource:
@@ -138,7 +141,7 @@ class Controller:
             self._check_together([doc])
             managed = edit.managed(current, doc.manifest)
             resource, changed = await self._store(doc, current, managed, dry_run)
-        if changed and not dry_run:
+        if changed and not dry_run and kind not in _NOT_RECONCILED:
             await self.reconciler.reconcile(namespace, name)
             resource = self.store.get(kind, namespace, name) or resource
         return resource
@@ -186,7 +189,7 @@ class Controller:
             if doc.kind == GRAPH_KIND:
                 graph_nodes(doc.manifest)  # raises on conditions or steps the gateway cannot run
                 continue
-            if doc.kind == batchjob.KIND:  # run by BatchJobs, not the reconciler
+            if doc.kind in _NOT_RECONCILED:
                 continue
             not_served = [f"spec.{path}" for path in unserved_fields(doc.manifest)]
             if not_served:
@@ -276,7 +279,8 @@ class Controller:
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         self._require(kind, namespace, name)
         self.store.delete(kind, namespace, name)
-        await self.reconciler.reconcile(namespace, name)
+        if kind not in _NOT_RECONCILED:
+            await self.reconciler.reconcile(namespace, name)
 
     async def promote(self, namespace: str, name: str) -> dict[str, Any]:
         """Send all traffic to the latest revisions: the same as removing canaryTrafficPercent from the spec."""
@@ -351,7 +355,7 @@ def _gateway_names(kind: str, name: str) -> list[tuple[str, str | None]]:
     predictor's (`NAME-predictor`, with or without a transformer, as in KServe), its explainer's (`NAME-explainer`,
     kept for one whether it has one or not), and the tag names of each
     (`latest-NAME`, `prev-NAME`)."""
-    if kind == batchjob.KIND:
+    if kind in _NOT_RECONCILED:
         return []
     if kind != ISVC_KIND:
         return [(name, None)]

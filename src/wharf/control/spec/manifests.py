@@ -11,21 +11,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from wharf.control.spec import batchjob, graph, inferenceservice
+from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource, trainedmodel
 from wharf.control.spec.batchjob import BatchJob
 from wharf.control.spec.common import SpecError, validate
 from wharf.control.spec.graph import InferenceGraph
 from wharf.control.spec.inferenceservice import InferenceService
+from wharf.control.spec.kafkasource import KafkaSource
 from wharf.control.spec.paths import resolve_paths
+from wharf.control.spec.trainedmodel import TrainedModel
 from wharf.control.spec.safe_yaml import load_documents
 
-Manifest = InferenceService | InferenceGraph | BatchJob
+Manifest = InferenceService | InferenceGraph | BatchJob | TrainedModel | KafkaSource
 
 #: kind -> (the apiVersion Wharf reads it in, its model)
-KINDS: dict[str, tuple[str, type[InferenceService] | type[InferenceGraph] | type[BatchJob]]] = {
+KINDS: dict[str, tuple[str, type[Manifest]]] = {
     inferenceservice.KIND: (inferenceservice.API_VERSION, InferenceService),
     graph.KIND: (graph.API_VERSION, InferenceGraph),
     batchjob.KIND: (batchjob.API_VERSION, BatchJob),
+    kafkasource.KIND: (kafkasource.API_VERSION, KafkaSource),
+    trainedmodel.KIND: (trainedmodel.API_VERSION, TrainedModel),
 }
 #: Documents one text may hold unless the caller says otherwise.
 MAX_DOCUMENTS = 100
