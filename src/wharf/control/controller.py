@@ -47,14 +47,14 @@ from wharf.control.plan import (
 from wharf.control.policy import ManifestPolicy
 from wharf.control.reconciler import Reconciler
 from wharf.control.replica_logs import log_stream
-from wharf.control.spec import SpecError, batchjob, local_warnings, parse_manifest, trainedmodel
+from wharf.control.spec import SpecError, batchjob, kafkasource, local_warnings, parse_manifest, trainedmodel
 from wharf.control.store import EventRecord, Resource, Store, revision_prefix
 from wharf.errors import ConfigurationError, InvalidInput, NotFound
 
 #: The field manager of Wharf's own apply (`wharf apply`, `POST /apis/apply`).
 WHARF_MANAGER = "wharf"
 #: Kinds run by others than the reconciler (BatchJobs, TrainedModels), which answer at no gateway name.
-_NOT_RECONCILED = frozenset({batchjob.KIND, trainedmodel.KIND})
+_NOT_RECONCILED = frozenset({batchjob.KIND, trainedmodel.KIND, kafkasource.KIND})
 
 
 @dataclass(frozen=True, slots=True)
