@@ -251,6 +251,8 @@ class GrpcProxy(grpc.GenericRpcHandler):
             require_key(service, presented_key((k, v) for k, v in metadata if isinstance(v, str)))
         pinned, caller = _pinned_and_caller(metadata)
         revision = router.revision(service, pinned if isinstance(pinned, str) else tagged)
+        if revision.placement is not None:  # multi-model: to a replica with the model loaded (model_routing.py)
+            revision = revision.placement.revision_for(_model(name, request) if name in _MODEL_OF else None, revision)
         source = caller if isinstance(caller, str) else None
         outgoing = _passed_on(metadata)
         log_answer = None

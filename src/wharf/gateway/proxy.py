@@ -50,6 +50,7 @@ from wharf.gateway.codes import HttpCodes
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.edges import CALLER_HEADER
 from wharf.gateway.metrics import GatewayMetrics
+from wharf.gateway.model_routing import model_of_path
 from wharf.gateway.payloads import REQUEST_ID_HEADER, log_rest_exchange
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Graph, Replica, Revision, Service
@@ -159,6 +160,8 @@ class RestProxy:
         if _is_repository_api(route.path):
             raise Forbidden(REPOSITORY_REFUSED)
         revision = router.revision(route.service, pinned or route.tag_revision)
+        if revision.placement is not None:  # multi-model: to a replica with the model loaded (model_routing.py)
+            revision = revision.placement.revision_for(model_of_path(route.path), revision)
         if tracing.enabled:
             tracing.annotate(
                 {"wharf.service": route.service.key, "wharf.revision": revision.name, "wharf.route": route.path}

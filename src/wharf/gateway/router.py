@@ -46,6 +46,8 @@ class Router:
             self._name(service, service.name)
             if service.front:
                 self._models.setdefault(service.model, []).append(service)
+                for model in _placed_models(service):  # a multi-model service's models are named by gRPC too
+                    self._models.setdefault(model, []).append(service)
             total, split = 0, []
             for name, percent in service.traffic:
                 if percent:
@@ -154,6 +156,11 @@ class Router:
             return None
         name, percent = service.shadow
         return service.revisions[name] if self._rng.randrange(100) < percent else None
+
+
+def _placed_models(service: Service) -> set[str]:
+    """The models the placements of `service`'s revisions name (none without a multi-model revision)."""
+    return {m for r in service.revisions.values() if r.placement is not None for m in r.placement.replicas}
 
 
 def _hostname(host: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from wharf.gateway.model_routing import ModelPlacement
 from wharf.graph import Node
 from wharf.logger import LogTarget
 
@@ -35,6 +36,7 @@ class Revision:
     container_concurrency: int = 0  # requests in flight per replica; 0: no limit
     logger: LogTarget | None = None  # where its payloads are logged
     failing: str | None = None  # why its replicas keep failing to start: its requests are answered 503 at once
+    placement: ModelPlacement | None = None  # a multi-model revision's: which replicas each model's requests go to
 
 
 @dataclass(frozen=True, slots=True)
