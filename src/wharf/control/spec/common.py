@@ -18,6 +18,15 @@ Wharf's annotations (on `metadata.annotations`, prefix `serving.wharf.dev/`) set
   default 60 s, Knative's stable window), Wharf takes it out of traffic (a rollback). The window is the gateway's,
   one for every service: `serving.wharf.dev/auto-rollback-window-s` is refused rather than ignored.
 
+- `serving.wharf.dev/rollout` (`canary`, the default, or `bandit`): with `bandit`, while a component has a canary
+  (`canaryTrafficPercent` with a new revision), the latest revision's share follows a bandit between it and the
+  revision rolled out before, fed by the rewards clients post to the service's `/feedback` for the revision that
+  answered (`x-wharf-arm`): it starts at `canaryTrafficPercent`, then gets the posterior chance that it is the
+  better, and is promoted, or rolled back, once that chance is at least `serving.wharf.dev/bandit-confidence` (a
+  fraction above 0.5 and below 1, default 0.95), or at most 1 minus it. Rewards are 0 to 1. Nothing is decided
+  before each revision has `serving.wharf.dev/bandit-min-rewards` rewards (a whole number >= 1, default 20).
+  Either setting without `rollout: bandit` is refused. (`wharf.bandit.rollout` states the rules.)
+
 - `serving.wharf.dev/api-key-sha256` (SHA-256 digests, hexadecimal, comma-separated): the gateway answers the
   service only to requests that carry one of the keys with these digests, as `Authorization: Bearer KEY` or
   `x-api-key: KEY` (gRPC: the same metadata); others get 401. `wharf apikey` makes a key and its digest. Only
@@ -65,6 +74,9 @@ SHADOW_PERCENT = WHARF_PREFIX + "shadow-percent"
 AUTO_ROLLBACK_ERROR_RATE = WHARF_PREFIX + "auto-rollback-error-rate"
 AUTO_ROLLBACK_P99_MS = WHARF_PREFIX + "auto-rollback-p99-ms"
 API_KEY_SHA256 = WHARF_PREFIX + "api-key-sha256"
+ROLLOUT = WHARF_PREFIX + "rollout"
+BANDIT_CONFIDENCE = WHARF_PREFIX + "bandit-confidence"
+BANDIT_MIN_REWARDS = WHARF_PREFIX + "bandit-min-rewards"
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 GPU = "nvidia.com/gpu"
@@ -343,10 +355,18 @@ class RolloutPolicy:
     shadow_percent: int = 0
     rollback_error_rate: float | None = None
     rollback_p99_ms: float | None = None
+    rollout: Literal["canary", "bandit"] = "canary"
+    bandit_confidence: float = 0.95
+    bandit_min_rewards: int = 20
 
     @property
     def auto_rollback(self) -> bool:
         return self.rollback_error_rate is not None or self.rollback_p99_ms is not None
+
+    @property
+    def bandit(self) -> bool:
+        """Whether a canary's share follows a bandit (`serving.wharf.dev/rollout: bandit`)."""
+        return self.rollout == "bandit"
 
 
 def _percent(text: str) -> int:
@@ -379,11 +399,41 @@ def _positive(text: str) -> float:
     return value
 
 
-_WHARF_ANNOTATIONS: dict[str, tuple[str, Callable[[str], float]]] = {
+def _rollout_mode(text: str) -> str:
+    if text not in ("canary", "bandit"):
+        raise ValueError("must be canary (the spec's canaryTrafficPercent) or bandit (a share that follows rewards)")
+    return text
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.5 < value < 1:
+        raise ValueError("must be a fraction above 0.5 and below 1 (e.g. 0.95)")
+    return value
+
+
+def _whole_positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError("must be a whole number >= 1")
+    return value
+
+
+_WHARF_ANNOTATIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     SHADOW_PERCENT: ("shadow_percent", _percent),
     AUTO_ROLLBACK_ERROR_RATE: ("rollback_error_rate", _fraction),
     AUTO_ROLLBACK_P99_MS: ("rollback_p99_ms", _positive),
+    ROLLOUT: ("rollout", _rollout_mode),
+    BANDIT_CONFIDENCE: ("bandit_confidence", _confidence),
+    BANDIT_MIN_REWARDS: ("bandit_min_rewards", _whole_positive),
 }
+_BANDIT_SETTINGS = (BANDIT_CONFIDENCE, BANDIT_MIN_REWARDS)
 _NOT_SUPPORTED = {
     WHARF_PREFIX + "auto-rollback-window-s": "not supported: a canary is judged over the gateway's statistics window,"
     " one for every service (WHARF_GATEWAY_STATS_WINDOW_S, default 60 s)",
@@ -429,6 +479,9 @@ def _read_rollout_policy(annotations: Mapping[str, str]) -> tuple[RolloutPolicy,
             values[attribute] = read(text)
         except ValueError as e:
             problems.append(((key,), str(e)))
+    if values.get("rollout") != "bandit":
+        read = [key for key in _BANDIT_SETTINGS if _WHARF_ANNOTATIONS[key][0] in values]
+        problems += [((key,), f"only with {ROLLOUT}: bandit") for key in read]
     return RolloutPolicy(**values), problems
 
 
