@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wharf import __version__
-from wharf.control.spec import batchjob, graph, inferenceservice
+from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource
 
 KUBE_MINOR = 32  # the Kubernetes release whose API conventions Wharf follows (the kubectl Debian ships with)
 DISCOVERY_GROUP = "apidiscovery.k8s.io"
@@ -99,6 +99,9 @@ RESOURCES: tuple[ServedResource, ...] = (
     ServedResource(
         *batchjob.API_VERSION.split("/"), "batchjobs", "batchjob", batchjob.KIND, ("bj",), ("all",), status=True
     ),
+    ServedResource(
+        *kafkasource.API_VERSION.split("/"), "kafkasources", "kafkasource", kafkasource.KIND, (), ("all",), status=True
+    ),
     ServedResource("", "v1", "namespaces", "namespace", "Namespace", ("ns",), namespaced=False, verbs=("get", "list")),
 )
 #: group -> its versions, the preferred (KServe's storage version, v1beta1) first
@@ -106,6 +109,7 @@ VERSIONS: dict[str, tuple[str, ...]] = {
     "": ("v1",),
     KSERVE_GROUP: ("v1beta1", "v1alpha1"),
     batchjob.API_VERSION.split("/")[0]: (batchjob.API_VERSION.split("/")[1],),
+    kafkasource.API_VERSION.split("/")[0]: (kafkasource.API_VERSION.split("/")[1],),
 }
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wharf.control.spec import batchjob, graph, inferenceservice
+from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource
 from wharf.errors import InvalidInput
 
 GROUP = "meta.k8s.io"
@@ -167,6 +167,16 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("Rows", "integer", "Rows scored so far.", lambda o, _: _status(o).get("rowsDone")),
         Column("Total", "integer", "Rows in the input, once known.", lambda o, _: _status(o).get("rowsTotal")),
         Column("Errors", "integer", "Bad rows set aside.", lambda o, _: _status(o).get("errors")),
+        _AGE,
+        _MESSAGE,
+    ),
+    kafkasource.KIND: (
+        _NAME,
+        Column("Sink", "string", "Where its messages go.", lambda o, _: kafkasource.sink_label(o.get("spec") or {})),
+        Column("Topics", "string", "The topics read.", lambda o, _: ",".join((o.get("spec") or {}).get("topics", []))),
+        Column("Members", "integer", "Consumer-group members running.", lambda o, _: _status(o).get("consumers")),
+        Column("Lag", "integer", "Messages not yet answered, over all partitions.", lambda o, _: _status(o).get("lag")),
+        _READY,
         _AGE,
         _MESSAGE,
     ),

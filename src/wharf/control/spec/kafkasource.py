@@ -417,3 +417,13 @@ def sink_uri_parts(uri: str) -> tuple[str, str, str | None]:
 def duration_s(text: str | None) -> float | None:
     """An ISO 8601 duration of the (validated) spec in seconds; None for None."""
     return None if text is None else iso_duration_s(text)
+
+
+def sink_label(spec: Mapping[str, Any]) -> str:
+    """A stored source's sink in a few words, for tables: `InferenceService/iris` (`.../NAMESPACE/NAME` when
+    elsewhere), or its uri."""
+    sink = spec.get("sink") or {}
+    ref = sink.get("ref")
+    if not ref:
+        return str(sink.get("uri", ""))
+    return "/".join(part for part in (ref.get("kind"), ref.get("namespace"), ref.get("name")) if part)

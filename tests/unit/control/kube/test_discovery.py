@@ -31,7 +31,7 @@ def by_name(resources: list[dict], name: str) -> dict:
 def test_the_group_lists_both_versions_preferring_v1beta1() -> None:
     groups = discovery.api_group_list()
     assert groups["kind"] == "APIGroupList"
-    assert [g["name"] for g in groups["groups"]] == [GROUP, "wharf.dev"]  # KServe's kinds, then Wharf's BatchJob
+    assert [g["name"] for g in groups["groups"]] == [GROUP, "wharf.dev", "sources.knative.dev"]  # KServe, BatchJob, KafkaSource
     kserve = groups["groups"][0]
     assert kserve["name"] == GROUP
     assert [v["groupVersion"] for v in kserve["versions"]] == [f"{GROUP}/v1beta1", f"{GROUP}/v1alpha1"]
