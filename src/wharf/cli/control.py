@@ -40,7 +40,10 @@ Files = Annotated[
         help="a YAML or JSON file, a directory of them (.yaml, .yml, .json), or - for standard input",
     ),
 ]
-KINDS = {"inferenceservices": "InferenceService", "inferencegraphs": "InferenceGraph", "batchjobs": "BatchJob"}
+KINDS = {
+    "inferenceservices": "InferenceService", "inferencegraphs": "InferenceGraph", "batchjobs": "BatchJob",
+    "kafkasources": "KafkaSource",
+}  # fmt: skip
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 rollout = typer.Typer(help="Promote or roll back an InferenceService's canary.", no_args_is_help=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from wharf.cli.progress import trouble
+from wharf.control.spec.kafkasource import sink_label
 
 Row = tuple[str, ...]
 Column = tuple[str, Callable[[dict[str, Any]], str]]
@@ -59,6 +60,11 @@ def _holding(item: dict[str, Any]) -> dict[str, Any]:
     return next((c for c in conditions if c.get("status") == "True"), {})
 
 
+def _lag(item: dict[str, Any]) -> str:
+    lag = item.get("status", {}).get("lag")
+    return "" if lag is None else str(lag)
+
+
 def _progress(item: dict[str, Any]) -> str:
     """Rows done of the total (`1200/5000`), or just those done while the total is not known."""
     status = item.get("status", {})
@@ -107,6 +113,18 @@ COLUMNS: dict[str, tuple[list[Column], list[Column]]] = {  # kind -> (columns, t
             ("MODEL", lambda item: item.get("spec", {}).get("model", "")),
             ("MESSAGE", lambda item: _holding(item).get("message", "").split("\n")[0]),
         ],
+    ),
+    "KafkaSource": (
+        [
+            _NAME,
+            ("SINK", lambda item: sink_label(item.get("spec", {}))),
+            ("TOPICS", lambda item: ",".join(item.get("spec", {}).get("topics", []))),
+            ("MEMBERS", lambda item: str(item.get("status", {}).get("consumers", ""))),
+            ("LAG", _lag),
+            _READY,
+            _AGE,
+        ],
+        [("GROUP", lambda item: item.get("spec", {}).get("consumerGroup", "")), _MESSAGE],
     ),
 }
 

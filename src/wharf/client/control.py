@@ -28,11 +28,14 @@ PLURALS = {
     "batchjob": "batchjobs",
     "batchjobs": "batchjobs",
     "bj": "batchjobs",
+    "kafkasource": "kafkasources",
+    "kafkasources": "kafkasources",
 }
 _GROUPS = {
     "inferenceservices": "serving.kserve.io/v1beta1",
     "inferencegraphs": "serving.kserve.io/v1alpha1",
     "batchjobs": "wharf.dev/v1alpha1",
+    "kafkasources": "sources.knative.dev/v1beta1",
 }
 
 
@@ -53,7 +56,7 @@ def plural(kind: str) -> str:
     try:
         return PLURALS[kind.lower()]
     except KeyError:
-        raise ControlError(f"unknown resource kind {kind!r}; use isvc, ig or bj") from None
+        raise ControlError(f"unknown resource kind {kind!r}; use isvc, ig, bj or kafkasource") from None
 
 
 @dataclass(frozen=True, slots=True)
