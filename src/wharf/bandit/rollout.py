@@ -7,8 +7,9 @@ Each of the two revisions (the latest, under trial, and the previous, rolled out
 2. The chance that the latest is the better, P(p_latest > p_previous) under their Beta(1 + successes,
    1 + failures) posteriors (`chance_better`, computed by numerical integration, no randomness).
 3. At least `confidence`: promote the latest; at most 1 - `confidence`: roll it back.
-4. Otherwise the latest gets that chance of the traffic (what Thompson sampling between the two would give it), as
-   a whole percentage kept within 1 to 99 so that both keep being tried.
+4. Otherwise the latest gets that chance of the traffic (what Thompson sampling between the two would give it),
+   rounded to a multiple of `STEP_PERCENT` (so that the split, and the events recording it, move in steps rather
+   than with each reward) and kept within STEP_PERCENT to 100 - STEP_PERCENT, so that both keep being tried.
 
 Pure: nothing here reads a clock, draws at random or does I/O. `chance_better` costs a few milliseconds (a grid
 of 2,000 points).
@@ -22,6 +23,8 @@ from typing import Literal
 
 from wharf.bandit.arms import ArmStats
 
+#: The step the latest revision's share moves by, and the least share either revision keeps while undecided.
+STEP_PERCENT = 5
 #: Points of the grid `chance_better` integrates over.
 _GRID = 2000
 #: How many standard deviations either side of each posterior's mean the grid covers.
@@ -54,7 +57,7 @@ def judge_rollout(
         return RolloutVerdict("promote", 100, chance, f"{odds} >= {confidence:g}")
     if chance <= 1 - confidence:
         return RolloutVerdict("roll_back", 0, chance, f"{odds} <= {1 - confidence:.3g}")
-    percent = min(max(round(100 * chance), 1), 99)
+    percent = min(max(STEP_PERCENT * round(100 * chance / STEP_PERCENT), STEP_PERCENT), 100 - STEP_PERCENT)
     return RolloutVerdict("try", percent, chance, f"{odds}: {percent}% of the traffic to {latest.name}")
 
 

@@ -66,9 +66,9 @@ def test_while_undecided_the_latest_gets_its_chance_of_being_better() -> None:
     verdict = judge_rollout(arm("v2", 24, 16), arm("v1", 22, 18), confidence=0.95, min_rewards=20, start_percent=10)
     assert verdict.action == "try"
     assert verdict.chance_better is not None and 0.05 < verdict.chance_better < 0.95
-    assert verdict.latest_percent == round(100 * verdict.chance_better)
+    assert verdict.latest_percent % 5 == 0 and abs(verdict.latest_percent - 100 * verdict.chance_better) <= 2.5
     near_sure = judge_rollout(arm("v2", 68, 32), arm("v1", 48, 52), 0.999, 20, 10)
-    assert near_sure.action == "try" and near_sure.latest_percent == 99  # both keep being tried
+    assert near_sure.action == "try" and near_sure.latest_percent == 95  # both keep being tried
 
 
 def test_confidence_must_say_something() -> None:
