@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wharf.bandit.policies import policy_from_spec
 from wharf.control.spec import InferenceGraph, InferenceGraphSpec, InferenceStep, SpecError, parse_manifest
 from wharf.control.spec.common import format_path
 from wharf.errors import ConfigurationError
@@ -45,8 +46,10 @@ def nodes_from_spec(spec: InferenceGraphSpec) -> dict[str, Node]:
             except ConfigurationError as e:
                 problems.append((f"{where}.condition", e.message))
                 condition = None
-            steps.append(_step(step, step.name or str(i), condition))
-        nodes[name] = Node(router.router_type, tuple(steps))
+            bandit = router.router_type == "Bandit"
+            steps.append(_step(step, (step.arm if bandit else step.name) or str(i), condition))
+        policy = policy_from_spec(router.policy, router.parameters) if router.policy is not None else None
+        nodes[name] = Node(router.router_type, tuple(steps), policy)
     if problems:
         raise SpecError(problems)
     check_graph(nodes)

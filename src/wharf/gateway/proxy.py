@@ -16,6 +16,12 @@ whatever the route, so that no client of the gateway can unload a service's mode
 
 `GET /metrics` with a Host that names no service is answered by the gateway itself: its own metrics (metrics.py).
 
+Bandits (bandits.py, feedback.py): a request to a graph with a Bandit node, or to a service whose rollout is a
+bandit, gets a request id when it has none (`x-request-id`), and its answer carries that id and `x-wharf-arm`, the
+arms it went to (a graph's steps, comma-separated when it passed several Bandit nodes; a service's revision). A POST
+to such a graph's or service's `/feedback` (by host, or after `/serving/{namespace}/{name}`) rewards them; for any
+other request this costs one attribute check (the service's `bandit`, the graph's runner's bandits).
+
 While tracing is on (`wharf.telemetry.tracing`), each request is a SERVER span `{METHOD} {path}` continuing the
 client's trace (attributes `http.request.method`, `url.path`, `http.response.status_code`, and once routed
 `wharf.service`, `wharf.revision`, `wharf.route`: the path forwarded; or `wharf.graph`), and what goes to a replica,
@@ -28,8 +34,10 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import time
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 import orjson
@@ -51,8 +59,10 @@ from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.edges import CALLER_HEADER
 from wharf.gateway.metrics import GatewayMetrics
 from wharf.gateway.model_routing import model_of_path
-from wharf.gateway.payloads import REQUEST_ID_HEADER, log_rest_exchange
-from wharf.gateway.router import Router
+from wharf.gateway.bandits import BanditLedger, GraphBandits, has_bandit, service_bandit
+from wharf.gateway.feedback import Feedback, RecentRequests, parse_feedback
+from wharf.gateway.payloads import REQUEST_ID, REQUEST_ID_HEADER, log_rest_exchange
+from wharf.gateway.router import PATH_PREFIX, Router
 from wharf.gateway.routes import Graph, Replica, Revision, Service
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
@@ -67,6 +77,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 REVISION_HEADER = b"x-wharf-revision"
+ARM_HEADER = b"x-wharf-arm"  # the arms of bandits that answered (bandits.py)
 _CALLER = CALLER_HEADER.encode()  # counted on its edge (edges.py), never forwarded
 REPOSITORY_REFUSED = "repository load/unload are control operations; use the control plane"
 _JSON: Headers = [(b"content-type", b"application/json")]  # copy it before appending
@@ -90,6 +101,7 @@ class RestProxy:
         settings: GatewaySettings,
         payloads: PayloadLogger,
         metrics: GatewayMetrics | None = None,
+        bandits: BanditLedger | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self._metrics = metrics or GatewayMetrics(dispatcher)
@@ -97,7 +109,10 @@ class RestProxy:
         self._payloads = payloads
         self._limit = settings.max_request_bytes
         self._stream_above = settings.stream_request_bytes
-        self._graph_runners: dict[Graph, GraphRunner] = {}  # the runners of graphs of `_runners_router`
+        self._graph_runners: dict[Graph, _GraphRun] = {}  # the runners of graphs of `_runners_router`
+        self.bandits = bandits or BanditLedger(
+            RecentRequests(settings.feedback_ttl_s, settings.feedback_memory, time.monotonic)
+        )
         self._runners_router: Router | None = None
         self._body_timeout = settings.body_timeout_s
 
@@ -146,9 +161,20 @@ class RestProxy:
             if tracing.enabled:
                 tracing.annotate({"wharf.graph": graph.key})
             body = await read_body(receive, self._limit, self._body_timeout)
-            run = self._graph_runner(router, graph).run(body, _step_headers(headers))
+            runner, bandits = self._graph_runner(router, graph)
+            if path == "/feedback" or path == f"{PATH_PREFIX}{graph.namespace}/{graph.name}/feedback":
+                return self._graph_feedback(graph, bandits, body)
+            sent, request_id = _step_headers(headers), ""
+            if bandits is not None:
+                request_id = sent.get(REQUEST_ID) or sent.setdefault(REQUEST_ID, uuid.uuid4().hex)
+            run = runner.run(body, sent)
             status, answer = await self._dispatcher.edges.counted(caller, graph.key, run, _GRAPH_CODES)
-            return Answer(status, list(_JSON), answer)
+            if bandits is None:
+                return Answer(status, list(_JSON), answer)
+            arms = self.bandits.recent.arms(request_id).encode("latin-1")
+            return Answer(
+                status, [*_JSON, (REQUEST_ID_HEADER, request_id.encode("latin-1")), (ARM_HEADER, arms)], answer
+            )
         try:
             route = router.route(host, path)
         except NotFound:
@@ -159,6 +185,11 @@ class RestProxy:
             require_key(route.service, _key_of(headers))
         if _is_repository_api(route.path):
             raise Forbidden(REPOSITORY_REFUSED)
+        request_id = None
+        if route.service.bandit:
+            if route.path == "/feedback":
+                return await self._service_feedback(route.service, scope, receive)
+            request_id = _request_id(headers)
         revision = router.revision(route.service, pinned or route.tag_revision)
         if revision.placement is not None:  # multi-model: to a replica with the model loaded (model_routing.py)
             revision = revision.placement.revision_for(model_of_path(route.path), revision)
@@ -173,7 +204,7 @@ class RestProxy:
         if not isinstance(body, bytes):  # a larger body, still arriving
             streamed = await self._stream(route.service, revision, method, target, headers, length, body, caller)
             if isinstance(streamed, Answer):
-                return streamed
+                return self._armed(route.service, revision, request_id, streamed)
             body = streamed
         upstream = self._upstream
 
@@ -187,6 +218,18 @@ class RestProxy:
         if log_answer is not None and not any(key == REQUEST_ID_HEADER for key, _ in answer.headers):
             # The client learns the id its payload events carry (the gateway may have made it).
             answer.headers.append(next((k, v) for k, v in headers if k == REQUEST_ID_HEADER))
+        return self._armed(route.service, revision, request_id, answer)
+
+    def _armed(self, service: Service, revision: Revision, request_id: str | None, answer: Answer) -> Answer:
+        """`answer`; for a request routed by the bandit of `service` (one with a `request_id`), counted as a pull
+        of `revision` and remembered for its feedback, with the id and the arm in its headers."""
+        if request_id is None:
+            return answer
+        key = service_bandit(service.namespace, service.name)
+        self.bandits.route(request_id, key, revision.name, service.namespace, service.model)
+        if not any(key == REQUEST_ID_HEADER for key, _ in answer.headers):
+            answer.headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+        answer.headers.append((ARM_HEADER, revision.name.encode("latin-1")))
         return answer
 
     async def _stream(
@@ -243,8 +286,32 @@ class RestProxy:
             log_answer(answer)
         return answer
 
-    def _graph_runner(self, router: Router, graph: Graph) -> GraphRunner:
-        """The runner of `graph` of `router`'s table (kept while that table is the current one)."""
+    async def _service_feedback(self, service: Service, scope: dict[str, Any], receive: Receive) -> Answer:
+        """A reward for an answer of `service`, whose rollout is a bandit over its revisions."""
+        if scope["method"] != "POST":
+            raise MethodNotAllowed(f"the feedback of {service.key!r} takes a POST of a reward", "POST")
+        body = await read_body(receive, self._limit, self._body_timeout)
+        key = service_bandit(service.namespace, service.name)
+        return self._credited(parse_feedback(body), key.__eq__, _any_reward)
+
+    def _graph_feedback(self, graph: Graph, bandits: GraphBandits | None, body: bytes) -> Answer:
+        """A reward for an answer of `graph`'s Bandit nodes."""
+        if bandits is None:
+            raise NotFound(f"graph {graph.key!r} has no Bandit node: there is nothing to reward")
+        policies = bandits.policies()
+        feedback = parse_feedback(body)
+        return self._credited(feedback, policies.__contains__, lambda key, reward: policies[key].check_reward(reward))
+
+    def _credited(
+        self, feedback: Feedback, bandits: Callable[[str], bool], check: Callable[[str, float], Any]
+    ) -> Answer:
+        arms = self.bandits.credit(feedback, bandits, check)
+        answer = {"request_id": feedback.request_id, "reward": feedback.reward, "arms": arms.split(",")}
+        return Answer(200, list(_JSON), orjson.dumps(answer))
+
+    def _graph_runner(self, router: Router, graph: Graph) -> _GraphRun:
+        """The runner of `graph` of `router`'s table (kept while that table is the current one), and the arm choice
+        of its Bandit nodes if it has any."""
         if router is not self._runners_router:
             if router is not self._dispatcher.router:  # a request that started before the table changed
                 return self._new_graph_runner(router, graph)
@@ -254,7 +321,7 @@ class RestProxy:
             runner = self._graph_runners[graph] = self._new_graph_runner(router, graph)
         return runner
 
-    def _new_graph_runner(self, router: Router, graph: Graph) -> GraphRunner:
+    def _new_graph_runner(self, router: Router, graph: Graph) -> _GraphRun:
         """A runner whose steps call services through `router`: the predict path of the service's protocol on its
         model (`wharf.graph.protocols`), as KServe's graph router does, with the request's headers."""
         upstream = self._upstream
@@ -276,7 +343,40 @@ class RestProxy:
             answer = await self._logged(revision, send, log_answer, graph.key)
             return StepAnswer(answer.status, answer.body, called)
 
-        return GraphRunner(graph.nodes, call, self._dispatcher.rng, step_timeout_s=graph.step_timeout_s)
+        bandits = None
+        if has_bandit(graph.nodes):
+            bandits = GraphBandits(self.bandits, graph, lambda key: _found(router, key), self._dispatcher.rng)
+        choose = bandits.choose if bandits is not None else None
+        runner = GraphRunner(
+            graph.nodes, call, self._dispatcher.rng, step_timeout_s=graph.step_timeout_s, choose=choose
+        )
+        return _GraphRun(runner, bandits)
+
+
+class _GraphRun(NamedTuple):
+    runner: GraphRunner
+    bandits: GraphBandits | None
+
+
+def _found(router: Router, key: str) -> Service | None:
+    try:
+        return router.service(key)
+    except NotFound:
+        return None
+
+
+def _any_reward(bandit: str, reward: float) -> None:
+    """A service's bandit rollout learns from any finite reward (the feedback's parsing checked it is one)."""
+
+
+def _request_id(headers: Headers) -> str:
+    """The request's `x-request-id`, made and added to `headers` where it has none."""
+    for key, value in headers:
+        if key == REQUEST_ID_HEADER:
+            return value.decode("latin-1")
+    made = uuid.uuid4().hex
+    headers.append((REQUEST_ID_HEADER, made.encode()))
+    return made
 
 
 def _key_of(headers: Headers) -> str | None:

@@ -63,6 +63,7 @@ class Service:
     protocol: str = "v1"  # its protocolVersion: InferenceGraph steps call it with `/v1/...:predict` or `/v2/.../infer`
     explainer: str | None = None  # `namespace/name` of the service its explain requests go to (V1 `:explain`, V2
     # `/explain`); None: they go where its other requests go
+    bandit: bool = False  # its rollout is a bandit: answers name their revision (`x-wharf-arm`), `/feedback` rewards
 
     @property
     def key(self) -> str:

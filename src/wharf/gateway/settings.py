@@ -45,5 +45,11 @@ class GatewaySettings(BaseSettings):
         256 * 2**20, ge=0, description="payload bytes that may wait to be sent to their loggers; more are dropped"
     )
     payload_log_timeout_s: float = Field(5.0, gt=0, description="time allowed to send one payload event")
+    feedback_ttl_s: float = Field(
+        3600.0, gt=0, description="a bandit's answer may be rewarded (POST .../feedback) for this many seconds"
+    )
+    feedback_memory: int = Field(
+        100_000, ge=1, description="request ids of bandit answers remembered for feedback; the oldest go first"
+    )
     stats_window_s: float = Field(60.0, gt=0, description="statistics cover this many recent seconds")
     stats_bucket_s: float = Field(10.0, gt=0, description="the window moves forward in steps of this many seconds")

@@ -1,5 +1,6 @@
 """An inference graph as plain data: named nodes, each a router over steps that call an InferenceService, a URL or
-another node. The graph starts at the node named `root`."""
+another node. The graph starts at the node named `root`. A `Bandit` node (Wharf's own router) has a bandit policy
+(`wharf.bandit`) and its steps are the arms: each an InferenceService."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from wharf.bandit.policies import Policy
 from wharf.errors import ConfigurationError
 from wharf.graph.condition import Condition
 
 ROOT = "root"
 
-RouterType = Literal["Sequence", "Switch", "Ensemble", "Splitter"]
+RouterType = Literal["Sequence", "Switch", "Ensemble", "Splitter", "Bandit"]
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,13 @@ class Step:
 class Node:
     router: RouterType
     steps: tuple[Step, ...]
+    policy: Policy | None = None  # a Bandit node's, which picks one of its steps (the arms) per request
 
 
 def check_graph(nodes: Mapping[str, Node]) -> None:
     """Raise `ConfigurationError` unless the graph can run: it has a root, every node has uniquely named steps,
-    every nodeName exists, no nodes call each other in a cycle and every Splitter has a positive total weight."""
+    every nodeName exists, no nodes call each other in a cycle and every Splitter has a positive total weight;
+    a Bandit node (and only it) has a policy, and its steps call InferenceServices."""
     if ROOT not in nodes:
         raise ConfigurationError(f"the graph has no node named {ROOT!r}")
     for name, node in nodes.items():
@@ -77,6 +81,10 @@ def check_graph(nodes: Mapping[str, Node]) -> None:
         weights = [step.weight for step in node.steps]
         if node.router == "Splitter" and (min(weights) < 0 or sum(weights) <= 0):
             raise ConfigurationError(f"the weights of Splitter node {name!r} must be >= 0 with a positive sum")
+        if (node.router == "Bandit") != (node.policy is not None):
+            raise ConfigurationError(f"node {name!r}: a Bandit node needs a policy, and only a Bandit node has one")
+        if node.router == "Bandit" and not all(isinstance(step.target, ServiceTarget) for step in node.steps):
+            raise ConfigurationError(f"the steps of Bandit node {name!r} must each call an InferenceService")
         for step in node.steps:
             if isinstance(step.target, NodeTarget) and step.target.name not in nodes:
                 missing = step.target.name

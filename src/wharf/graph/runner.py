@@ -13,6 +13,8 @@ calls its target with the data described below and the request's headers, unchan
 - Ensemble: every step gets the node's request, all at once. The answers, each JSON, are merged into one object
   keyed by step name, in step order.
 - Splitter: one step, picked at random in proportion to the weights, gets the node's request.
+- Bandit (Wharf's): one step, the arm that the runner's `Choose` picks by the node's policy (the gateway's: the
+  arms' statistics and readiness are its), gets the node's request.
 
 Conditions read JSON; a body that is not JSON matches no condition.
 
@@ -41,7 +43,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from wharf.errors import WharfError
+from wharf.errors import ConfigurationError, WharfError
 from wharf.graph.condition import MISSING
 from wharf.graph.nodes import ROOT, CallTarget, Node, NodeTarget, ServiceTarget, Step, check_graph
 from wharf.telemetry import tracing
@@ -59,6 +61,8 @@ class StepAnswer(NamedTuple):
 
 #: Calls a service or URL with a body and headers.
 Call = Callable[[CallTarget, bytes, Headers], Awaitable[StepAnswer]]
+#: Picks the step (arm) of a Bandit node (named by the first argument) for a request with these headers.
+Choose = Callable[[str, Node, Headers], Step]
 
 
 class Rng(Protocol):
@@ -78,11 +82,16 @@ class StepFailed(WharfError):
 class GraphRunner:
     """Runs requests through a graph; `check_graph`'s `ConfigurationError` if the nodes cannot run."""
 
-    def __init__(self, nodes: Mapping[str, Node], call: Call, rng: Rng, *, step_timeout_s: float) -> None:
+    def __init__(
+        self, nodes: Mapping[str, Node], call: Call, rng: Rng, *, step_timeout_s: float, choose: Choose | None = None
+    ) -> None:
         check_graph(nodes)
+        if choose is None and any(node.router == "Bandit" for node in nodes.values()):
+            raise ConfigurationError("a graph with Bandit nodes needs a `choose` that picks their arms")
         self._nodes = dict(nodes)
         self._call = call
         self._rng = rng
+        self._choose = choose
         self.step_timeout_s = step_timeout_s
 
     async def run(self, body: bytes, headers: Headers) -> tuple[int, bytes]:
@@ -105,6 +114,9 @@ class GraphRunner:
                 return await self._ensemble(name, node, request, headers)
             case "Splitter":
                 return await self._step(name, self._pick(node), request, headers)
+            case "Bandit":
+                assert self._choose is not None  # checked when the runner was made
+                return await self._step(name, self._choose(name, node, headers), request, headers)
 
     async def _sequence(self, name: str, node: Node, request: bytes, headers: Headers) -> bytes:
         last, answered = request, False

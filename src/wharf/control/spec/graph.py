@@ -7,6 +7,15 @@ all have weights, summing to 100; a Switch's steps all have conditions (GJSON ex
 a step without one to nothing). A field a router type does not use is an error rather than ignored: weights
 belong to Splitter nodes, conditions to Switch and Sequence nodes, and `data: $response` (pass the previous
 step's response on instead of the node's request) to Sequence nodes. Nodes must not call each other in a cycle.
+
+Wharf's extension, `routerType: Bandit`: a multi-armed bandit whose steps are the arms, each an InferenceService
+(`serviceName`); per request, the node's `policy` picks one arm, which gets the node's request, and the feedback
+that clients post to the graph (`POST {graph URL}/feedback` with a `reward`) moves traffic to the arm that earns
+the most. `policy` is `EpsilonGreedy`, `UCB1` or `ThompsonSampling` (`wharf.bandit.policies`), `parameters` its
+parameters (`warmupPulls` for every policy; `epsilon`, `decay`, `minEpsilon` for EpsilonGreedy; `reward`:
+`bernoulli` or `gaussian` for ThompsonSampling). An arm is named by its step's `name`, else its `serviceName`; a
+Bandit node has at least two arms of distinct names, and uses no weights, conditions or `$response`. `policy` and
+`parameters` on another router type are errors, as is a Bandit node without a `policy`.
 """
 
 from __future__ import annotations
@@ -27,13 +36,14 @@ from wharf.control.spec.common import (
     SpecModel,
     TopLevelResource,
 )
+from wharf.bandit.policies import PolicyError, policy_from_spec
 from wharf.control.spec.ignored import PodSettings
 
 API_VERSION = "serving.kserve.io/v1alpha1"
 KIND = "InferenceGraph"
 ROOT = "root"
 
-RouterType = Literal["Sequence", "Switch", "Ensemble", "Splitter"]
+RouterType = Literal["Sequence", "Switch", "Ensemble", "Splitter", "Bandit"]
 
 
 class InferenceStep(SpecModel):
@@ -53,6 +63,11 @@ class InferenceStep(SpecModel):
     def target(self) -> str | None:
         return self.service_name or self.service_url or self.node_name
 
+    @property
+    def arm(self) -> str | None:
+        """The arm a Bandit node's step is: its name, else its service's."""
+        return self.name or self.service_name
+
     def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
         targets = [t for t in (self.service_name, self.service_url, self.node_name) if t is not None]
@@ -65,9 +80,12 @@ class InferenceRouter(SpecModel):
 
     router_type: RouterType
     steps: list[InferenceStep] = Field(min_length=1)
+    policy: str | None = None  # a Bandit's: EpsilonGreedy, UCB1 or ThompsonSampling
+    parameters: dict[str, Any] | None = None  # the policy's, camelCase
 
     def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
+        yield from self._bandit_problems()
         names: set[str] = set()
         for i, step in enumerate(self.steps):
             if step.name is not None:
@@ -89,10 +107,36 @@ class InferenceRouter(SpecModel):
             yield ("weight",), f"only Splitter nodes use weights (this node is a {kind})"
         if kind == "Switch" and not step.condition:
             yield ("condition",), "required: a Switch takes the first step whose condition matches"
-        if kind in ("Ensemble", "Splitter") and step.condition is not None:
+        if kind in ("Ensemble", "Splitter", "Bandit") and step.condition is not None:
             yield ("condition",), f"only Switch and Sequence nodes use conditions (this node is a {kind})"
         if kind != "Sequence" and step.data != "$request":
             yield ("data",), f"only Sequence nodes pass $response on (this node is a {kind})"
+        if kind == "Bandit" and step.service_name is None:
+            yield (), "a Bandit's arms are InferenceServices: the step needs serviceName"
+
+    def _bandit_problems(self) -> Iterator[Problem]:
+        if self.router_type != "Bandit":
+            for field in ("policy", "parameters"):
+                if getattr(self, field) is not None:
+                    yield (field,), f"only Bandit nodes have a {field} (this node is a {self.router_type})"
+            return
+        if self.policy is None:
+            yield ("policy",), "required: a Bandit picks its arm by EpsilonGreedy, UCB1 or ThompsonSampling"
+        else:
+            try:
+                policy_from_spec(self.policy, self.parameters)
+            except PolicyError as e:
+                yield (("policy",) if e.field == "policy" else ("parameters", e.field)), e.reason
+        if len(self.steps) < 2:
+            yield ("steps",), "a Bandit needs at least two arms (steps) to choose from"
+        named: dict[str, bool] = {}  # arm -> whether its step has a name (two named alike are reported above)
+        for i, step in enumerate(self.steps):
+            arm = step.arm
+            if arm is None:
+                continue
+            if arm in named and not (named[arm] and step.name is not None):
+                yield ("steps", i), f"another arm of this node is named {arm!r}: give the steps distinct names"
+            named.setdefault(arm, step.name is not None)
 
 
 class InferenceGraphSpec(Scaling, PodSettings):

@@ -1,0 +1,198 @@
+"""The gateway's side of multi-armed bandits: it picks arms locally, counts pulls and rewards, and reports them.
+
+The control plane keeps each bandit's statistics (`wharf.control.bandit_state`) and hands every gateway the
+totals of all gateways (`channel.Arms`); a gateway reports the totals of its own counts since it began
+(`BanditReport`, with each statistics push). Reports are cumulative, so the control plane applies the difference
+to what it last applied of that gateway: a report lost, repeated or applied by a restarted daemon counts each
+pull and reward once, and several gateways add up. Meanwhile a gateway routes by its view: the control plane's
+totals plus what it counted that those do not include yet (its own totals minus those the control plane says it
+applied), so its own pulls and rewards count at once and the others' within a push or two.
+
+Bandits are keyed by what they route: `graph_bandit(namespace, graph, node)` for a graph's Bandit node (the arms
+are its steps), `service_bandit(namespace, service)` for a service whose rollout is a bandit (the arms are its
+revisions). Ground truth posted with a reward travels with the next report (at most once: one lost with a
+connection is not sent again).
+
+Per routed request: the view of the node's ready arms (a list of a handful), the policy's choice over them (O(arms)
+arithmetic, one draw per arm for Thompson sampling), two immutable `ArmStats` updates and one id remembered
+(`feedback.RecentRequests`): a few microseconds. Requests that no bandit routes pay nothing here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from wharf.bandit.arms import ArmStats
+from wharf.bandit.policies import Policy
+from wharf.gateway.feedback import Feedback, Pull, RecentRequests
+from wharf.gateway.payloads import REQUEST_ID
+from wharf.gateway.routes import Graph, Service
+from wharf.graph import Headers, Node, ServiceTarget, Step
+
+ArmTable = dict[str, dict[str, ArmStats]]  # bandit key -> arm -> statistics
+_ADDED = tuple(f.name for f in dataclasses.fields(ArmStats) if f.name != "name")
+
+
+def graph_bandit(namespace: str, graph: str, node: str) -> str:
+    """The key of a graph's Bandit node."""
+    return f"InferenceGraph/{namespace}/{graph}/{node}"
+
+
+def service_bandit(namespace: str, service: str) -> str:
+    """The key of a service whose rollout is a bandit over its revisions."""
+    return f"InferenceService/{namespace}/{service}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruth:
+    """The true output of a request a bandit routed, for the model monitor (`POST /data/labels`)."""
+
+    namespace: str
+    model: str
+    request_id: str
+    labels: dict[str, list[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class BanditReport:
+    """A gateway's counts since it began (`gateway`: its id, new each start) per bandit and arm, and the ground
+    truths posted since its previous report."""
+
+    gateway: str
+    totals: ArmTable
+    truths: tuple[GroundTruth, ...] = ()
+
+
+def combined(a: ArmStats, b: ArmStats, sign: int = 1) -> ArmStats:
+    """`a` plus (`sign` 1) or minus (-1) `b`'s counts, under `a`'s name."""
+    return dataclasses.replace(a, **{f: getattr(a, f) + sign * getattr(b, f) for f in _ADDED})
+
+
+class BanditLedger:
+    """This gateway's bandit statistics, recent routed requests and pending ground truths."""
+
+    def __init__(self, recent: RecentRequests, gateway: str | None = None) -> None:
+        self.gateway = gateway or uuid.uuid4().hex
+        self.recent = recent
+        self._totals: ArmTable = {}  # counted here since this gateway began
+        self._applied: ArmTable = {}  # of those, what the control plane's totals include
+        self._base: ArmTable = {}  # the control plane's totals of every gateway
+        self._view: ArmTable = {}  # what arms are chosen by: base + totals - applied
+        self._truths: list[GroundTruth] = []
+
+    def view(self, bandit: str, arms: Iterable[str]) -> list[ArmStats]:
+        """The statistics of `arms` of `bandit`, as this gateway knows them now."""
+        known = self._view.get(bandit, {})
+        return [known.get(arm) or ArmStats(arm) for arm in arms]
+
+    def pulled(self, bandit: str, arm: str) -> None:
+        for table in (self._totals, self._view):
+            arms = table.setdefault(bandit, {})
+            arms[arm] = (arms.get(arm) or ArmStats(arm)).pulled()
+
+    def rewarded(self, bandit: str, arm: str, reward: float) -> None:
+        for table in (self._totals, self._view):
+            arms = table.setdefault(bandit, {})
+            arms[arm] = (arms.get(arm) or ArmStats(arm)).rewarded(reward)
+
+    def route(self, request_id: str, bandit: str, arm: str, namespace: str, model: str) -> None:
+        """A request went to `arm` of `bandit`: count the pull and remember the request for its feedback."""
+        self.pulled(bandit, arm)
+        self.recent.remember(request_id, Pull(bandit, arm, namespace, model))
+
+    def credit(self, feedback: Feedback, bandits: Callable[[str], bool], check: Callable[[str, float], None]) -> str:
+        """Reward the arms the request of `feedback` went to, among those of `bandits`; `check(bandit, reward)`
+        raises where a bandit's policy cannot learn from the reward. FeedbackRefused (unknown, expired, already
+        rewarded id). Returns the arms rewarded, comma-separated."""
+        pulls = self.recent.claim(feedback.request_id, bandits)
+        for pull in pulls:
+            check(pull.bandit, feedback.reward)
+        for pull in pulls:
+            self.rewarded(pull.bandit, pull.arm, feedback.reward)
+        if feedback.truth is not None:
+            for model in dict.fromkeys((p.namespace, p.model) for p in pulls):
+                self._truths.append(GroundTruth(*model, feedback.request_id, feedback.truth))
+        return ",".join(pull.arm for pull in pulls)
+
+    def report(self) -> BanditReport | None:
+        """What to send the control plane with this push (None while nothing was ever counted here)."""
+        if not self._totals and not self._truths:
+            return None
+        truths, self._truths = tuple(self._truths), []
+        return BanditReport(self.gateway, {b: dict(arms) for b, arms in self._totals.items()}, truths)
+
+    def arms_state(self, base: ArmTable, applied: ArmTable) -> None:
+        """The control plane's totals (`base`) and, of this gateway's counts, those they include (`applied`)."""
+        self._base, self._applied = base, applied
+        view: ArmTable = {bandit: dict(arms) for bandit, arms in base.items()}
+        for bandit, arms in self._totals.items():
+            seen = applied.get(bandit, {})
+            into = view.setdefault(bandit, {})
+            for arm, total in arms.items():
+                missing = combined(total, seen[arm], -1) if arm in seen else total
+                into[arm] = combined(into[arm], missing) if arm in into else missing
+        self._view = view
+
+
+class GraphBandits:
+    """The arm choice of one graph's Bandit nodes under one route table: the ready arms of each node are found once
+    (an arm is ready when its service can take requests: see `service_ready`), and when none is, all arms are."""
+
+    def __init__(
+        self, ledger: BanditLedger, graph: Graph, services: Callable[[str], Service | None], rng: random.Random
+    ) -> None:
+        self._ledger = ledger
+        self._graph = graph
+        self._rng = rng
+        self._arms: dict[str, tuple[tuple[Step, ...], tuple[str, ...], dict[str, str]]] = {}
+        for name, node in graph.nodes.items():
+            if node.policy is None:
+                continue
+            models: dict[str, str] = {}
+            for step in node.steps:
+                assert isinstance(step.target, ServiceTarget)  # a Bandit's steps call services (check_graph)
+                service = services(f"{graph.namespace}/{step.target.name}")
+                if service is not None and service_ready(service):
+                    models[step.name] = service.name
+            ready = tuple(s for s in node.steps if s.name in models) or node.steps
+            self._arms[name] = (ready, tuple(s.name for s in ready), models)
+
+    def choose(self, node_name: str, node: Node, headers: Headers) -> Step:
+        """The arm (step) of `node` this request goes to, counted and remembered by the request's id."""
+        steps, names, models = self._arms[node_name]
+        policy = node.policy
+        assert policy is not None
+        key = graph_bandit(self._graph.namespace, self._graph.name, node_name)
+        arm = policy.choose(self._ledger.view(key, names), self._rng).arm
+        step = next(s for s in steps if s.name == arm)
+        target = step.target
+        assert isinstance(target, ServiceTarget)
+        self._ledger.route(headers[REQUEST_ID], key, arm, self._graph.namespace, models.get(arm, target.name))
+        return step
+
+    def policies(self) -> Mapping[str, Policy]:
+        """The policy of each Bandit node's key."""
+        graph = self._graph
+        return {
+            graph_bandit(graph.namespace, graph.name, n): node.policy for n, node in graph.nodes.items() if node.policy
+        }
+
+
+def service_ready(service: Service) -> bool:
+    """Whether `service` can take requests now: none of the revisions of its traffic keeps failing to start, and
+    each has a ready replica or none at all (scaled to zero: the activator wakes it)."""
+    for name, percent in service.traffic:
+        revision = service.revisions[name]
+        if percent and (revision.failing or (revision.replicas and not any(r.ready for r in revision.replicas))):
+            return False
+    return True
+
+
+def has_bandit(nodes: Mapping[str, Node] | Sequence[Node]) -> bool:
+    """Whether a graph of these nodes has a Bandit node."""
+    values = nodes.values() if isinstance(nodes, Mapping) else nodes
+    return any(node.policy is not None for node in values)
