@@ -119,6 +119,12 @@ def is_replica_process(pid: int) -> bool:
     """Whether `pid` is a live replica: the leader of its own session, running `wharf.cli serve` or forked from
     the replica template (the command line is checked where /proc exists). Guards against signalling a process
     that merely reused the pid."""
+    return runs(pid, (b"wharf.cli\0serve\0", _TEMPLATE_COMMAND))
+
+
+def runs(pid: int, commands: tuple[bytes, ...]) -> bool:
+    """Whether `pid` is alive, leads its own session (as `ReplicaProcess.spawn` starts processes) and has one of
+    `commands` in its command line (NUL-separated; checked where /proc exists)."""
     if pid <= 0:
         return False
     try:
@@ -129,4 +135,4 @@ def is_replica_process(pid: int) -> bool:
         return False
     except FileNotFoundError:
         return not Path("/proc/self").exists()  # no /proc on this system: the session check must do
-    return b"wharf.cli\0serve\0" in cmdline or _TEMPLATE_COMMAND in cmdline
+    return any(command in cmdline for command in commands)
