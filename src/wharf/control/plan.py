@@ -198,10 +198,12 @@ def _component_plan(
     if component.batcher is not None:
         env["WHARF_MAX_BATCH_SIZE"] = str(component.batcher.max_batch_size)
         env["WHARF_MAX_BATCH_LATENCY_MS"] = str(component.batcher.max_latency)
+    if model.is_multi_model and (budget := model.resources.limits.get("memory")):
+        env.setdefault("WHARF_MEMORY_BUDGET", budget)  # what each replica's TrainedModels may take
     replica = {
         "model_name": service.model_name,
-        "model_uri": model.storage_uri,
-        "runtime": None if model.is_custom else model.model_format.name,
+        "model_uri": model.storage_uri or "",  # none: a multi-model server (an empty repository)
+        "runtime": None if model.is_custom or model.is_multi_model else model.model_format.name,
         "env": env,
         "args": list(model.args),
         "resources": model.resources.model_dump(mode="json"),

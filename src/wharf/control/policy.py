@@ -56,6 +56,7 @@ from wharf.control.spec import InferenceGraph, InferenceService, Manifest, Model
 from wharf.control.spec.batchjob import SERVICE_PREFIX, BatchJob, BatchJobSpec
 from wharf.control.spec.common import EnvVar, Loc, Problem, format_path
 from wharf.control.spec.explainer import ExplainerContainer
+from wharf.control.spec.trainedmodel import TrainedModel
 from wharf.model.runtimes.custom import names_class
 from wharf.storage.uri import scheme
 
@@ -207,6 +208,9 @@ class ManifestPolicy(BaseSettings):
             found += self._replica_problems(manifest.spec, ("spec",))
         elif isinstance(manifest, BatchJob):
             found += self._batch_job_problems(manifest.spec)
+        elif isinstance(manifest, TrainedModel):  # loaded into its parent's replicas: held to a model's rules
+            model = manifest.spec.model
+            found += self._storage_problems(model.framework, model.storage_uri, ("spec", "model", "storageUri"))
         return [(format_path(loc), reason) for loc, reason in found]
 
     def too_many_resources(self, resources: int) -> str | None:
@@ -229,7 +233,7 @@ class ManifestPolicy(BaseSettings):
                     f"{uri} is a Python class, and this Wharf runs none from manifests"
                     f" ({self.setting('custom_classes')})",
                 )
-        else:
+        elif not model.is_multi_model:  # a multi-model server's models are its TrainedModels'
             yield from self._storage_problems(model.model_format.name, uri, (*at, "storageUri"))
         yield from self._container_problems(model.env, model.args, at, base)
 

@@ -270,7 +270,7 @@ def test_exactly_one_way_to_name_the_model() -> None:
     "model, path, words",
     [
         ({"modelFormat": {"name": "triton"}}, "modelFormat.name", "unknown model format"),
-        ({"storageUri": None}, "storageUri", "required"),
+        ({"modelFormat": {"name": "huggingface"}, "storageUri": None}, "storageUri", "required"),  # not multi-model
         ({"storageUri": "hf://org/model"}, "storageUri", "unsupported storage scheme hf://"),
         ({"modelFormat": {"name": "custom"}, "storageUri": "/models/x.py"}, "storageUri", "package.module:ClassName"),
         ({"runtime": "my-runtime"}, "runtime", "ServingRuntime"),

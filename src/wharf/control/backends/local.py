@@ -49,17 +49,27 @@ _LOG_POLL_S = 0.05
 _DRAIN_ENV = "WHARF_DRAIN_TIMEOUT_S"
 
 
-# What every replica runs with, whatever its spec says: its models are the daemon's to load and unload.
+# What every replica runs with, whatever its spec says: its models are the daemon's to load and unload; a
+# multi-model replica's (no model_uri) are its TrainedModels, which the daemon loads and unloads over that API.
 _CONTROLLED = {"WHARF_REPOSITORY_API": "off"}
+_MULTI_MODEL = {"WHARF_REPOSITORY_API": "on"}
 
 
-def serve_command(spec: ReplicaSpec) -> list[str]:
+def serve_command(spec: ReplicaSpec, empty_repository: Path | None = None) -> list[str]:
     """The command line of one replica of `spec`; the server picks free ports and logs them. The model's URI comes
-    after `--`, so that one beginning with `-` is still the URI, never an option."""
+    after `--`, so that one beginning with `-` is still the URI, never an option. A multi-model replica (no
+    model_uri) serves `empty_repository`, an empty directory, its models registered later."""
+    if not spec.model_uri:
+        if empty_repository is None:
+            raise ValueError("a multi-model replica serves an empty repository: give its directory")
+        named: tuple[str, ...] = ()
+        model_uri = str(empty_repository)
+    else:
+        named, model_uri = ("--name", spec.model_name), spec.model_uri
     runtime = ("--runtime", spec.runtime) if spec.runtime else ()
     return [
-        sys.executable, "-m", "wharf.cli", "serve", "--name", spec.model_name,
-        "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *runtime, *spec.args, "--", spec.model_uri,
+        sys.executable, "-m", "wharf.cli", "serve", *named,
+        "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *runtime, *spec.args, "--", model_uri,
     ]  # fmt: skip
 
 
@@ -267,8 +277,11 @@ class LocalBackend:
     async def _spawn(self, r: _Replica, log_path: Path) -> ReplicaProcess:
         """A process for the replica, confined to what it was given: forked from the template if it can, else a
         fresh interpreter."""
-        command = serve_command(r.spec)
-        env = {**os.environ, **r.spec.env, **_CONTROLLED, VISIBLE_GPUS: ",".join(r.gpus), "WHARF_REPLICA": r.id}
+        empty = self.home / "repositories" / "empty"
+        empty.mkdir(parents=True, exist_ok=True)
+        command = serve_command(r.spec, empty)
+        controlled = _CONTROLLED if r.spec.model_uri else _MULTI_MODEL
+        env = {**os.environ, **r.spec.env, **controlled, VISIBLE_GPUS: ",".join(r.gpus), "WHARF_REPLICA": r.id}
         if "PYTHONPATH" in r.spec.env and os.environ.get("PYTHONPATH"):  # the manifest's entries come first
             env["PYTHONPATH"] = os.pathsep.join([r.spec.env["PYTHONPATH"], os.environ["PYTHONPATH"]])
         confine = Confinement(r.cpus, r.cgroup)

@@ -6,6 +6,10 @@ shorthand into `model` with that format, as KServe's defaulting webhook does, so
 has one code path: `PredictorSpec.model_spec()`. As in KServe, the onnx and huggingface shorthands default to
 protocol v2, and everything else to v1.
 
+A predictor that names a model format (not huggingface) and no `storageUri` is a multi-model server, as KServe's
+IsMMSPredictor judges it: its replicas start with no model, and TrainedModels (`trainedmodel.py`) name the models
+they serve.
+
 Custom images (`containers`, `image`) cannot run without a container runtime, so a predictor refuses them.
 Wharf's extension for a model written in Python is the model format `custom`, whose `storageUri` names the class
 (a `wharf.Model` subclass) as `package.module:ClassName` - the same reference `wharf serve` takes:
@@ -151,7 +155,8 @@ class FrameworkSpec(PredictorExtension):
 
     def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
-        yield from _storage_problems(self.storage_uri)
+        if self.storage_uri is not None:  # none: a multi-model server (ModelSpec.is_multi_model)
+            yield from _storage_problems(self.storage_uri)
 
 
 class ModelSpec(PredictorExtension):
@@ -171,12 +176,18 @@ class ModelSpec(PredictorExtension):
         one (`module:Class`, whatever the format: `s3:Model` imports module s3)."""
         return self.is_custom or names_class(self.storage_uri or "")
 
+    @property
+    def is_multi_model(self) -> bool:
+        """Whether it is a multi-model server, as KServe's IsMMSPredictor judges it: a format (not huggingface,
+        not custom) without a storageUri. TrainedModels name the models it serves."""
+        return self.storage_uri is None and self.model_format.name not in (CUSTOM_FORMAT, "huggingface")
+
     def _problems(self) -> Iterator[Problem]:
         yield from super()._problems()
-        if not self.is_custom:
-            yield from _storage_problems(self.storage_uri)
-        elif not names_class(self.storage_uri or ""):
+        if self.is_custom and not names_class(self.storage_uri or ""):
             yield ("storageUri",), "a custom model names its class here, as package.module:ClassName"
+        elif not self.is_custom and not self.is_multi_model:
+            yield from _storage_problems(self.storage_uri)
         if self.runtime is not None and self.runtime not in KSERVE_RUNTIMES:
             yield (
                 ("runtime",),

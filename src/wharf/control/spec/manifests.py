@@ -17,7 +17,7 @@ from wharf.control.spec.common import SpecError, validate
 from wharf.control.spec.graph import InferenceGraph
 from wharf.control.spec.inferenceservice import InferenceService
 from wharf.control.spec.kafkasource import KafkaSource
-from wharf.control.spec.paths import resolve_paths
+from wharf.control.spec.paths import resolve_paths, resolve_trained_model_path
 from wharf.control.spec.trainedmodel import TrainedModel
 from wharf.control.spec.safe_yaml import load_documents
 
@@ -94,6 +94,8 @@ def parse_manifests(
             continue
         if base is not None and isinstance(manifest, InferenceService):
             resolve_paths(manifest, base)
+        elif base is not None and isinstance(manifest, TrainedModel):
+            resolve_trained_model_path(manifest, base)
         key = (manifest.kind, manifest.namespace, manifest.name)
         if key in first_at:
             problems.append((label, f"the same {manifest.kind} as document {first_at[key]}"))

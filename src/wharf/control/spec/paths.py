@@ -6,6 +6,7 @@ theirs), not from wherever the daemon runs.
 - a relative local `storageUri` (a plain path such as `./model.joblib` or `models/iris`) becomes `base/...`, an
   explainer's background data (`shap.storageUri`) too;
 - relative PYTHONPATH entries of `env` become `base/...`;
+- a TrainedModel's relative `storageUri` becomes `base/...` (`resolve_trained_model_path`);
 - a custom class (`module:Class`) whose module lies in `base` (a `module.py` file or a `module/` directory) puts
   `base` first on the component's PYTHONPATH, so that its replicas import it from there. A class whose module is
   not there imports from the daemon's environment, as before.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from wharf.control.spec.common import EnvVar
 from wharf.control.spec.inferenceservice import InferenceService, ModelSpec
+from wharf.control.spec.trainedmodel import TrainedModel
 from wharf.storage.uri import scheme
 
 PYTHONPATH = "PYTHONPATH"
@@ -36,6 +38,13 @@ def resolve_paths(service: InferenceService, base: Path) -> None:
     method = explainer.method if explainer is not None else None
     if method is not None and method.storage_uri and scheme(method.storage_uri) == "":
         method.storage_uri = _under(base, method.storage_uri)
+
+
+def resolve_trained_model_path(model: TrainedModel, base: Path) -> None:
+    """Make a TrainedModel's relative local `storageUri` absolute under `base`."""
+    uri = model.spec.model.storage_uri
+    if scheme(uri) == "":
+        model.spec.model.storage_uri = _under(base, uri)
 
 
 def _resolve(model: ModelSpec, base: Path) -> None:
