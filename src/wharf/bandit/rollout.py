@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from wharf.bandit.arms import ArmStats
+from wharf.bandit.policies import ThompsonSampling
 
+_BETA_BERNOULLI = ThompsonSampling()  # what judges a rollout: the rewards it takes
 #: The step the latest revision's share moves by, and the least share either revision keeps while undecided.
 STEP_PERCENT = 5
 #: Points of the grid `chance_better` integrates over.
@@ -59,6 +61,12 @@ def judge_rollout(
         return RolloutVerdict("roll_back", 0, chance, f"{odds} <= {1 - confidence:.3g}")
     percent = min(max(STEP_PERCENT * round(100 * chance / STEP_PERCENT), STEP_PERCENT), 100 - STEP_PERCENT)
     return RolloutVerdict("try", percent, chance, f"{odds}: {percent}% of the traffic to {latest.name}")
+
+
+def check_reward(reward: float) -> float:
+    """`reward` as a float if a bandit rollout learns from it: a finite number from 0 to 1 (InvalidInput naming
+    `reward` if not)."""
+    return _BETA_BERNOULLI.check_reward(reward)
 
 
 def chance_better(a: ArmStats, b: ArmStats) -> float:

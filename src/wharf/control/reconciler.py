@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from wharf.control.backends import LocalBackend, ReplicaResources, ReplicaSpec, ReplicaState
+from wharf.control.bandit_rollout import ArmSource, BanditRollouts, Canary
 from wharf.control.gateway_process import GatewayProcess
 from wharf.control.graph_plan import GRAPH_KIND, component_protocol, graph_route
 from wharf.control.metrics import ControlMetrics
@@ -78,6 +79,10 @@ class Rollout:
         if canary_percent is None and latest != stable and rolled_back is None:  # promoted
             stable, before = latest, stable
         return Rollout(latest, stable, before, rolled_back, self.rollback_reason if rolled_back else None)
+
+    def promote(self) -> Rollout:
+        """The latest revision rolled out (a bandit found it the better): all traffic, the one before it previous."""
+        return Rollout(self.latest_created, self.latest_created, self.latest_rolled_out)
 
     def readmitted(self) -> Rollout:
         """The rollout with its rolled-back revision in play again: the spec's canary percent applies to it."""
@@ -139,6 +144,7 @@ class Reconciler:
         domain: str,
         grace_s: float,
         max_replicas: int = 64,
+        bandit_arms: ArmSource | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -150,6 +156,7 @@ class Reconciler:
         self.metrics.count_payload_events(gateway.payload_counts)
         self.scaling = RevisionScaling(grace_s, self.metrics)
         self.scaling.restore(_chosen_scales(store))  # a restart takes each revision over at the scale it had
+        self.bandits = BanditRollouts(bandit_arms)  # the canaries of bandit rollouts (bandit_arms: their rewards)
         self._lock = asyncio.Lock()
         self._next_pass: asyncio.Task[None] | None = None  # a full pass waiting for the lock, for others to join
         self._capped: dict[str, tuple[int, int]] = {}  # revision -> (replicas wanted, granted) under the cap
@@ -221,6 +228,18 @@ class Reconciler:
             self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": saved})
         await self.reconcile(namespace, name)
 
+    async def promote(self, namespace: str, name: str, component: str, reason: str) -> None:
+        """Roll out `component`'s canary (nothing happens if it has none now)."""
+        async with self._lock:
+            resource = self.store.get(ISVC_KIND, namespace, name)
+            rollout = Rollout.from_status(resource.status, component) if resource is not None else None
+            if resource is None or rollout is None or rollout.canary is None:
+                return
+            log.info("promoting a canary", extra={"service": name, "component": component, "reason": reason})
+            saved = {**resource.status["rollout"], component: dataclasses.asdict(rollout.promote())}
+            self.store.set_status(ISVC_KIND, namespace, name, {**resource.status, "rollout": saved})
+        await self.reconcile(namespace, name)
+
     async def readmit(self, namespace: str, name: str, components: Collection[str] = COMPONENTS) -> None:
         """Put the rolled-back latest revision of each of `components` back in play (promoting it, or letting it
         take its canary percent, at the next pass); a component without one is left as it is."""
@@ -247,6 +266,7 @@ class Reconciler:
                     "rolling back a canary", extra={"service": resource.name, "component": component, "reason": reason}
                 )
                 await self.rollback(resource.namespace, resource.name, reason, component)
+            await self._judge_bandit(resource.namespace, resource.name)
         await self.reconcile()
         records = {s.id: (s.revision, dataclasses.asdict(s)) for s in self.backend.replicas()}
         if records != self._saved_replicas:
@@ -301,7 +321,7 @@ class Reconciler:
         )
         saved = Rollout.from_status(resource.status, component)
         rollout = saved.advance(revision.name, plan.canary_percent) if saved else Rollout(revision.name, revision.name)
-        desired = rollout.traffic(plan.canary_percent)
+        desired = rollout.traffic(self.bandits.percent(service.policy, rollout.canary, plan.canary_percent))
         shadow = _shadow(rollout, desired, service.policy.shadow_percent)
         records = {r.name: r for r in self.store.revisions(resource.namespace, resource.name, component)}
         for name in {*desired, *(shadow[:1] if shadow else ())}:
@@ -374,6 +394,28 @@ class Reconciler:
                 verdicts.append((component, reason))
         return verdicts
 
+    async def _judge_bandit(self, namespace: str, name: str) -> None:
+        """Promote or roll back each canary of a bandit rollout whose verdict says so (the others take the share
+        their verdict gives at the next pass)."""
+        resource = self.store.get(ISVC_KIND, namespace, name)  # as the canary judge left it
+        if resource is None:
+            return
+        plan = self._plan(resource)
+        canaries = [
+            Canary(component, rollout.canary, rollout.latest_rolled_out, component_plan.canary_percent)
+            for component, component_plan in plan.components.items()
+            if (rollout := Rollout.from_status(resource.status, component)) is not None
+            and rollout.canary is not None
+            and component_plan.canary_percent is not None
+        ]
+        for canary, verdict in self.bandits.judge(namespace, name, plan.policy, canaries):
+            if verdict.action == "promote":
+                await self.promote(namespace, name, canary.component, verdict.reason)
+            elif verdict.action == "roll_back":
+                why = f"canary {canary.latest} lost its bandit rollout: {verdict.reason}"  # CanaryFailed
+                log.warning("rolling back a canary", extra={"service": name, "reason": why})
+                await self.rollback(namespace, name, why, canary.component)
+
     async def _prune(self) -> None:
         """Stop replicas of revisions that no service routes to any more."""
         wanted: set[str] = set()
@@ -382,6 +424,7 @@ class Reconciler:
         for revision in {state.revision for state in self.backend.replicas()} - wanted:
             await self.backend.remove(revision)
         self.scaling.forget(wanted)
+        self.bandits.forget(wanted)
         self._capped = {revision: shortfall for revision, shortfall in self._capped.items() if revision in wanted}
 
     def _url(self, resource: Resource, component: str, front: str) -> str:
@@ -515,6 +558,7 @@ class Reconciler:
             explainer=f"{resource.namespace}/{component_name(resource.name, EXPLAINER)}"
             if front and has_explainer
             else None,
+            bandit=front and self._plan(resource).policy.bandit,  # rewards credit the revision that answered
         )
 
     def _graph_statuses(self) -> None:

@@ -8,6 +8,8 @@ import random
 import pytest
 
 from wharf.bandit import ArmStats, chance_better, judge_rollout
+from wharf.bandit.rollout import check_reward
+from wharf.errors import InvalidInput
 
 
 def arm(name: str, successes: int, failures: int) -> ArmStats:
@@ -74,3 +76,10 @@ def test_while_undecided_the_latest_gets_its_chance_of_being_better() -> None:
 def test_confidence_must_say_something() -> None:
     with pytest.raises(ValueError, match="confidence"):
         judge_rollout(arm("v2", 1, 1), arm("v1", 1, 1), confidence=0.5, min_rewards=0, start_percent=10)
+
+
+def test_a_rollout_learns_from_rewards_from_0_to_1() -> None:
+    assert check_reward(1) == 1.0 and check_reward(0.5) == 0.5
+    for wrong in (1.5, -1, float("nan")):
+        with pytest.raises(InvalidInput, match="^reward: "):
+            check_reward(wrong)

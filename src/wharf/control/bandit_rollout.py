@@ -1,0 +1,75 @@
+"""The bandit rollout mode of InferenceServices (`serving.wharf.dev/rollout: bandit`): the reconciler's side.
+
+The revisions of such a service are the arms of its bandit (`gateway.bandits.service_bandit`): the gateway counts
+the requests each answered and the rewards clients post for them, and the control plane keeps the totals (the
+`ArmSource` handed in). At each resync, for each component with a canary, `judge` asks `wharf.bandit.judge_rollout`
+for the verdict between the canary and the revision rolled out before it; the reconciler promotes the canary or
+rolls it back, or, while the verdict is to keep trying, gives the canary the verdict's share (`percent`) in place
+of the spec's `canaryTrafficPercent`. The shares are kept here, in memory: after a restart the spec's percent
+stands until the first resync (a second) judges again from the kept rewards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from wharf.bandit import ArmStats, RolloutVerdict, judge_rollout
+from wharf.control.spec import RolloutPolicy
+from wharf.gateway.bandits import service_bandit
+
+#: A bandit's key -> its arms' statistics (an arm never pulled may be missing).
+ArmSource = Callable[[str], Mapping[str, ArmStats]]
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """A component's revision under trial (`latest`), the revision rolled out before it, and the spec's percent."""
+
+    component: str
+    latest: str
+    previous: str
+    spec_percent: int
+
+
+class BanditRollouts:
+    """The verdicts on the canaries of bandit rollouts, and the shares they give."""
+
+    def __init__(self, arms: ArmSource | None = None) -> None:
+        self._arms = arms
+        self._percents: dict[str, int] = {}  # canary revision -> its share while the bandit keeps trying it
+
+    def judge(
+        self, namespace: str, service: str, policy: RolloutPolicy, canaries: Iterable[Canary]
+    ) -> list[tuple[Canary, RolloutVerdict]]:
+        """The verdict on each of `service`'s canaries, if its rollout is a bandit (else none). A canary to keep
+        trying takes its share at the next pass; one to promote or roll back is the caller's to act on."""
+        if not policy.bandit:
+            return []
+        arms = self._arms(service_bandit(namespace, service)) if self._arms is not None else {}
+        verdicts = []
+        for canary in canaries:
+            verdict = judge_rollout(
+                arms.get(canary.latest) or ArmStats(canary.latest),
+                arms.get(canary.previous) or ArmStats(canary.previous),
+                policy.bandit_confidence,
+                policy.bandit_min_rewards,
+                canary.spec_percent,
+            )
+            if verdict.action == "try":
+                self._percents[canary.latest] = verdict.latest_percent
+            else:
+                self._percents.pop(canary.latest, None)
+            verdicts.append((canary, verdict))
+        return verdicts
+
+    def percent(self, policy: RolloutPolicy, canary: str | None, spec_percent: int | None) -> int | None:
+        """The share of `canary` (a component's latest revision while under trial): the bandit's last verdict where
+        the rollout is a bandit and one was given, else the spec's `canaryTrafficPercent`."""
+        if not policy.bandit or canary is None or spec_percent is None:
+            return spec_percent
+        return self._percents.get(canary, spec_percent)
+
+    def forget(self, keep: Collection[str]) -> None:
+        """Drop the shares of revisions other than `keep` (those still routed to)."""
+        self._percents = {name: share for name, share in self._percents.items() if name in keep}
