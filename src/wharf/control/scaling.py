@@ -79,10 +79,13 @@ class RevisionScaling:
         """One load sample of `revision` (taken once per resync, zeros included)."""
         self._scaler(revision, policy).record(self.clock(), concurrency=concurrency, rps=rps)
 
-    def observe_gateway(self, revision: str, policy: ScalingPolicy, load: RevisionStats | None) -> None:
+    def observe_gateway(
+        self, revision: str, policy: ScalingPolicy, load: RevisionStats | None, waiting: int = 0
+    ) -> None:
         """A load sample from the gateway's statistics of `revision` (None: it has none yet), also shown as
-        metrics."""
+        metrics; `waiting` requests that wait elsewhere for it (a Kafka topic's lag) count as queued ones."""
         in_flight, queued = (load.in_flight, load.queued) if load else (0, 0)
+        queued += waiting
         self.metrics.in_flight.labels(revision).set(in_flight)
         self.metrics.queued.labels(revision).set(queued)
         self.observe(revision, policy, concurrency=float(in_flight + queued), rps=self._rps(revision, load))
