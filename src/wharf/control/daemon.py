@@ -33,6 +33,9 @@ from wharf.console.assets import console_routes
 from wharf.control.api import create_app
 from wharf.control.auth import ControlGuard, Credentials, write_private
 from wharf.control.backends import LocalBackend, ReplicaState
+from wharf.control.bandit_link import BanditLink
+from wharf.control.bandit_state import BanditState
+from wharf.control.bandit_view import bandit_router
 from wharf.control.console_api import console_router
 from wharf.control.controller import Controller
 from wharf.control.discovery import ScrapeTargets, discovery_url
@@ -126,6 +129,8 @@ async def run(settings: DaemonSettings) -> None:
         (settings.home / "models").mkdir(exist_ok=True)  # where manifests may load models from, beside the cwd
         credentials, made = Credentials.load_or_create(settings.home)
         store = Store(settings.home / "wharf.db")
+        bandit_state = BanditState(settings.home / "wharf.db")
+        bandits: BanditLink | None = None
         gateway = GatewayProcess(settings.home)
         prometheus = PrometheusProcess(settings.home, settings.prometheus_binary)
         monitor: MonitorProcess | None = None
@@ -148,6 +153,7 @@ async def run(settings: DaemonSettings) -> None:
                 settings.domain,
                 settings.scale_to_zero_grace_s,
                 max_replicas=settings.max_replicas,
+                bandit_arms=bandit_state.arms,
             )
             monitored, monitor_url = MonitorSettings(), None
             if monitored.enabled:
@@ -157,6 +163,8 @@ async def run(settings: DaemonSettings) -> None:
                 except ConfigurationError as e:  # serving goes on without it; the log says why
                     log.error("the model monitor did not start; running without it", extra={"reason": e.message})
                     monitor = None
+            bandits = BanditLink(bandit_state, monitor_url)  # the gateway's bandit counts, and ground truth
+            gateway.on_bandit = bandits.received
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.adoptable_specs())  # replicas a crashed daemon left running
             tasks: set[asyncio.Task[None]] = set()  # kept referenced until done
@@ -184,7 +192,8 @@ async def run(settings: DaemonSettings) -> None:
             monitor_view = MonitorView(monitor_url, history)
             gateway_url = _url(settings.host, http_port)
             console = [console_routes(), console_router(controller, history, monitor_view, gateway_url)]
-            app = create_app(controller, targets=targets, usage=usage, routers=[*console, kube_router()])
+            routers = [*console, bandit_router(store, bandit_state), kube_router()]
+            app = create_app(controller, targets=targets, usage=usage, routers=routers)
             guarded = ControlGuard(app, credentials, settings.control_allowed_hosts)
             api = EmbeddedServer(guarded)
             api_task = await api.start(control)
@@ -261,6 +270,9 @@ async def run(settings: DaemonSettings) -> None:
             if monitor is not None:
                 await monitor.stop(5.0)
             await gateway.stop(5.0)
+            if bandits is not None:
+                await bandits.close()
             await backend.close(stop_replicas=True)
+            bandit_state.close()
             store.close()
             log.info("wharf is down")

@@ -20,6 +20,7 @@ from pathlib import Path
 from wharf.control.backends.process import ReplicaProcess
 from wharf.errors import ConfigurationError
 from wharf.gateway import channel
+from wharf.gateway.bandits import ArmTable, BanditReport
 from wharf.gateway.edges import EdgeStats
 from wharf.gateway.routes import RouteTable
 from wharf.gateway.stats import RevisionStats
@@ -36,6 +37,8 @@ class GatewayProcess:
         self.log_path = home / "logs" / "gateway.log"
         self.start_timeout_s = start_timeout_s
         self.on_demand: Callable[[str], None] | None = None
+        #: applies a bandit report of the gateway, and answers every gateway's totals and those of its it includes
+        self.on_bandit: Callable[[BanditReport], tuple[ArmTable, ArmTable]] | None = None
         self.hello: channel.Hello | None = None
         self._process: ReplicaProcess | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -165,11 +168,24 @@ class GatewayProcess:
                 continue
             if isinstance(message, channel.Load):
                 self._load = message
+                report = getattr(message, "bandit", None)  # absent from a gateway of an earlier release
+                if report is not None and self.on_bandit is not None:
+                    self._bandit(report)
             elif isinstance(message, channel.Demand) and self.on_demand is not None:
                 try:
                     self.on_demand(message.revision)
                 except Exception:
                     log.exception("on_demand failed", extra={"revision": message.revision})
+
+    def _bandit(self, report: BanditReport) -> None:
+        assert self.on_bandit is not None
+        try:
+            totals, applied = self.on_bandit(report)
+        except Exception:  # the gateway reports its totals again with its next change or connection
+            log.exception("applying the gateway's bandit counts failed")
+            return
+        if self._writer is not None and not self._writer.is_closing():
+            channel.send(self._writer, channel.Arms(totals, applied))
 
     async def _replace(self) -> None:
         """Stop the gateway this daemon cannot talk to and start one on the same address."""

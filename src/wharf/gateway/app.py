@@ -11,7 +11,9 @@ from collections.abc import Callable
 import grpc
 
 from wharf.embedded_http import EmbeddedServer, listen
+from wharf.gateway.bandits import BanditLedger
 from wharf.gateway.dispatch import Dispatcher
+from wharf.gateway.feedback import RecentRequests
 from wharf.gateway.edges import EdgeStats
 from wharf.gateway.grpc_proxy import GrpcProxy, GrpcUpstream, grpc_server_options
 from wharf.gateway.metrics import GatewayMetrics
@@ -59,6 +61,8 @@ class Gateway:
             timeout_s=self.settings.payload_log_timeout_s,
             post=SinkPost(self._sink_upstream, self._sink_fallback),
         )
+        recent = RecentRequests(self.settings.feedback_ttl_s, self.settings.feedback_memory, clock)
+        self.bandits = BanditLedger(recent)  # bandits' statistics and the requests they routed (bandits.py)
         self._http: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._grpc: grpc.aio.Server | None = None
@@ -139,7 +143,7 @@ class Gateway:
 
     async def _start_http(self, listener: socket.socket) -> None:
         self._http = EmbeddedServer(
-            RestProxy(self._dispatcher, self._http_upstream, self.settings, self.payloads, self.metrics),
+            RestProxy(self._dispatcher, self._http_upstream, self.settings, self.payloads, self.metrics, self.bandits),
             date_header=False,
             timeout_keep_alive=int(self.settings.keepalive_timeout_s),
         )

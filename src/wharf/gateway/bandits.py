@@ -83,6 +83,8 @@ class BanditLedger:
         self._base: ArmTable = {}  # the control plane's totals of every gateway
         self._view: ArmTable = {}  # what arms are chosen by: base + totals - applied
         self._truths: list[GroundTruth] = []
+        self._changed = False  # counted since the last report
+        self._synced = False  # the control plane's totals came since this gateway (re)connected to it
 
     def view(self, bandit: str, arms: Iterable[str]) -> list[ArmStats]:
         """The statistics of `arms` of `bandit`, as this gateway knows them now."""
@@ -90,11 +92,13 @@ class BanditLedger:
         return [known.get(arm) or ArmStats(arm) for arm in arms]
 
     def pulled(self, bandit: str, arm: str) -> None:
+        self._changed = True
         for table in (self._totals, self._view):
             arms = table.setdefault(bandit, {})
             arms[arm] = (arms.get(arm) or ArmStats(arm)).pulled()
 
     def rewarded(self, bandit: str, arm: str, reward: float) -> None:
+        self._changed = True
         for table in (self._totals, self._view):
             arms = table.setdefault(bandit, {})
             arms[arm] = (arms.get(arm) or ArmStats(arm)).rewarded(reward)
@@ -119,15 +123,20 @@ class BanditLedger:
         return ",".join(pull.arm for pull in pulls)
 
     def report(self) -> BanditReport | None:
-        """What to send the control plane with this push (None while nothing was ever counted here)."""
-        if not self._totals and not self._truths:
+        """What to send the control plane with this push: None while nothing changed since the last one and the
+        control plane's totals came since the connection began (the first report of a connection asks for them)."""
+        if not self._changed and not self._truths and self._synced:
             return None
-        truths, self._truths = tuple(self._truths), []
+        truths, self._truths, self._changed = tuple(self._truths), [], False
         return BanditReport(self.gateway, {b: dict(arms) for b, arms in self._totals.items()}, truths)
+
+    def reconnected(self) -> None:
+        """A control plane connected: the next report carries every count (one sent before may have been lost)."""
+        self._synced = False
 
     def arms_state(self, base: ArmTable, applied: ArmTable) -> None:
         """The control plane's totals (`base`) and, of this gateway's counts, those they include (`applied`)."""
-        self._base, self._applied = base, applied
+        self._base, self._applied, self._synced = base, applied, True
         view: ArmTable = {bandit: dict(arms) for bandit, arms in base.items()}
         for bandit, arms in self._totals.items():
             seen = applied.get(bandit, {})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wharf.gateway.bandits import ArmTable, BanditReport
 from wharf.gateway.edges import EdgeStats
 from wharf.gateway.routes import RouteTable
 from wharf.gateway.stats import RevisionStats
@@ -51,11 +52,22 @@ class Load:
     """The gateway's statistics per revision, what its payload logger did so far, and who called whom.
 
     A gateway of an earlier release sends no `edges`: unpickled here, the field is not set at all (read it with
-    `getattr(load, "edges", ())`); a daemon of an earlier release ignores it."""
+    `getattr(load, "edges", ())`); a daemon of an earlier release ignores it. The same goes for `bandit`, its
+    bandits' counts (None while it has none)."""
 
     stats: dict[str, RevisionStats]
     payload_counts: dict[str, int] = field(default_factory=dict)
     edges: tuple[EdgeStats, ...] = ()
+    bandit: BanditReport | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Arms:
+    """The daemon's answer to a `Load` with a bandit report: every gateway's counts per bandit and arm (`totals`),
+    and those of the receiving gateway's that they include (`applied`)."""
+
+    totals: ArmTable
+    applied: ArmTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +84,7 @@ class Stop:
     grace_s: float
 
 
-Message = Hello | Table | Load | Demand | Stop
+Message = Hello | Table | Load | Arms | Demand | Stop
 
 
 def socket_path(home: Path) -> Path:

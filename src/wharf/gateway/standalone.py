@@ -49,6 +49,7 @@ class DaemonLink:
             self._writer.close()  # a daemon that restarted: its predecessor's connection is stale
         self._writer = writer
         channel.send(writer, channel.Hello(os.getpid(), self.host, *self.ports))
+        self.gateway.bandits.reconnected()
         pusher = asyncio.create_task(self._push(writer))
         log.info("daemon connected")
         try:
@@ -56,6 +57,8 @@ class DaemonLink:
                 message = await channel.receive(reader)
                 if isinstance(message, channel.Table):
                     self._update(message)
+                elif isinstance(message, channel.Arms):
+                    self.gateway.bandits.arms_state(message.totals, message.applied)
                 elif isinstance(message, channel.Stop):
                     self.grace_s = message.grace_s
                     self.stop.set()
@@ -79,7 +82,8 @@ class DaemonLink:
         while not writer.is_closing():
             if writer.transport.get_write_buffer_size() < _MAX_UNREAD:  # else the daemon is not reading: skip
                 gateway = self.gateway
-                channel.send(writer, channel.Load(gateway.stats(), dict(gateway.payload_counts()), gateway.edges()))
+                counts, bandit = dict(gateway.payload_counts()), gateway.bandits.report()
+                channel.send(writer, channel.Load(gateway.stats(), counts, gateway.edges(), bandit))
             await asyncio.sleep(channel.PUSH_S)
 
     def _demand(self, revision: str) -> None:
