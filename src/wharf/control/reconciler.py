@@ -167,6 +167,9 @@ class Reconciler:
         #: what the model monitor last said of each model it has rows of (its `GET /status`), shown in the status
         #: of the service of that name as `monitoring`
         self.monitoring: dict[str, Any] = {}
+        #: requests waiting outside the gateway for a service (namespace, name): the inference calls the lag of the
+        #: KafkaSources feeding it holds (set by the daemon's KafkaSources), sampled as if they waited in the gateway
+        self.waiting: dict[tuple[str, str], int] = {}
 
     def _plan(self, resource: Resource) -> ServicePlan:
         return _cached(self._plans, resource, lambda: service_plan(resource.manifest, self.domain))
@@ -284,9 +287,12 @@ class Reconciler:
     def _sample_load(self) -> None:
         stats = self.gateway.stats()
         for resource in self.store.list(ISVC_KIND):
-            for component, plan in self._plan(resource).components.items():
+            service = self._plan(resource)
+            waiting = self.waiting.get((resource.namespace, resource.name), 0)  # sent to the front component
+            for component, plan in service.components.items():
+                extra = waiting if component == service.front else 0
                 for revision in set(_routed(resource.status, component)):
-                    self.scaling.observe_gateway(revision, plan.scaling, stats.get(revision))
+                    self.scaling.observe_gateway(revision, plan.scaling, stats.get(revision), extra)
 
     def adoptable_specs(self) -> dict[str, ReplicaSpec]:
         """The replica spec of every stored revision of every component, by revision name: what a restarted
