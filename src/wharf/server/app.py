@@ -41,6 +41,8 @@ class ModelServer:
         self.metrics = ServerMetrics()
         self.repository = repository or ModelRepository()
         self.repository.on_loaded = lambda model, seconds: self.metrics.model_loaded(model.name, model.version, seconds)
+        self.repository.budget = self.settings.memory_budget
+        self.metrics.watch_repository(self.repository.memory)
         self.reuse_port = reuse_port
         self._stop: asyncio.Event | None = None
 

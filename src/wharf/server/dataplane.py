@@ -33,6 +33,7 @@ from wharf.errors import (
     WharfError,
 )
 from wharf.model.base import Model, check_inputs, is_async, overrides, to_response, unexplained
+from wharf.model.catalogue import Registration
 from wharf.model.repository import ModelRepository
 from wharf.protocol import explanation
 from wharf.protocol.explanation import Explanation
@@ -62,13 +63,16 @@ class DataPlane:
         self._explanation_threads = ThreadPoolExecutor(self.threads, thread_name_prefix="explain")
         self._explanations_waiting = settings.max_queued_explanations
         self._explanation_slots = threading.BoundedSemaphore(self.threads + self._explanations_waiting)
+        repository.in_flight = metrics.in_flight_of
+        repository.on_unloaded = self._drop_pipeline
+        repository.drain_timeout_s = settings.drain_timeout_s
 
     # -- health and metadata ----------------------------------------------------------------------------------
     def live(self) -> bool:
         return True
 
     def ready(self) -> bool:
-        return self.started and all(row["state"] == "READY" for row in self.repository.index())
+        return self.started and self.repository.ready()
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "wharf", "version": __version__, "extensions": EXTENSIONS}
@@ -91,8 +95,17 @@ class DataPlane:
         }
 
     def model(self, name: str, version: str | None = None) -> Model:
-        """The ready model answering `name` (raises ModelNotFound / ModelNotReady)."""
-        return self.repository.get(name, version)
+        """The ready model answering `name` (raises ModelNotFound / ModelNotReady, or NotLoaded for a model loaded
+        on demand that is not in memory: then transports await `loaded`)."""
+        return self.repository.serving(name, version)
+
+    async def loaded(self, name: str, version: str | None = None) -> Model:
+        """The model answering `name`, loaded first (the request waits for the load within its deadline)."""
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                return await self.repository.acquire(name, version)
+        except TimeoutError:
+            raise RequestTimeout(f"model '{name}' did not load within {self.request_timeout_s} s") from None
 
     def explained(self, name: str, version: str | None, not_found: ModelNotFound) -> Model:
         """The model that `name`, not found (`not_found`), asks explanations of: `{model}-explainer` names `model`
@@ -203,21 +216,36 @@ class DataPlane:
         self._explanation_threads.shutdown(wait=False, cancel_futures=True)
 
     # -- model repository -------------------------------------------------------------------------------------
-    def repository_index(self, ready_only: bool = False) -> list[dict[str, str]]:
+    def repository_index(self, ready_only: bool = False) -> list[dict[str, Any]]:
         self._repository_api_on()
         rows = self.repository.index()
         return [r for r in rows if r["state"] == "READY"] if ready_only else rows
 
-    async def load(self, name: str) -> None:
+    def repository_memory(self) -> dict[str, Any]:
+        """The replica's memory budget and use, models loaded, loads, evictions and cache hits."""
         self._repository_api_on()
-        await self.repository.load(name)
-        settle_heap()
+        return self.repository.memory()
+
+    async def load(self, name: str, parameters: Any = None) -> None:
+        """Load `name` of the repository, or with `parameters`, register it in the catalogue (`Registration`)."""
+        self._repository_api_on()
+        if parameters is None or parameters == {}:
+            await self.repository.load(name)
+            settle_heap()
+            return
+        registration = Registration.parse(name, parameters)
+        await self.repository.load_registered(name, registration)
 
     async def unload(self, name: str) -> None:
         self._repository_api_on()
         await self.repository.unload(name)
-        for key in [k for k in self._pipelines if k[0] == name]:
-            self._pipelines.pop(key).close()
+
+    def _drop_pipeline(self, model: Model) -> None:
+        """Stop the worker threads of `model`, unloaded or evicted (once the requests they hold are answered)."""
+        pipeline = self._pipelines.get((model.name, model.version))
+        if pipeline is not None and pipeline.model is model:
+            del self._pipelines[(model.name, model.version)]
+            pipeline.close()
 
     def _repository_api_on(self) -> None:
         if not self.repository_api:

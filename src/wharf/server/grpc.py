@@ -29,6 +29,7 @@ from wharf.errors import InvalidInput, ModelNotFound, Unimplemented, WharfError
 from wharf.grpc_limits import GrpcLimits, server_options
 from wharf.model.base import Model
 from wharf.model.context import serving
+from wharf.model.repository import NotLoaded
 from wharf.protocol.grpc import codec
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -143,14 +144,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         dataplane = self.dataplane
+        name, version = request.model_name, request.model_version or None
         try:
-            model = dataplane.model(request.model_name, request.model_version or None)
+            model = dataplane.model(name, version)
         except ModelNotFound as e:
-            model = dataplane.explained(request.model_name, request.model_version or None, e)  # `{model}-explainer`
-        else:
-            return await self.metrics.measured(model.name, PROTOCOL, self._answer(model, request, dataplane.infer))
-        explaining = self._answer(model, request, dataplane.explain_as_response)
-        return await self.metrics.measured(model.name, EXPLAIN_PROTOCOL, explaining)
+            model = dataplane.explained(name, version, e)  # `{model}-explainer`
+            explaining = self._answer(model, request, dataplane.explain_as_response)
+            return await self.metrics.measured(model.name, EXPLAIN_PROTOCOL, explaining)
+        except NotLoaded:
+            model = await dataplane.loaded(name, version)
+        return await self.metrics.measured(model.name, PROTOCOL, self._answer(model, request, dataplane.infer))
 
     @staticmethod
     async def _answer(model: Model, request: pb.ModelInferRequest, answer: Answer) -> pb.ModelInferResponse:

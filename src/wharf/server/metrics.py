@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 from prometheus_client import (
@@ -29,6 +29,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from wharf.errors import WharfError
 from wharf.server.runner import Job
@@ -36,6 +38,7 @@ from wharf.server.runner import Job
 T = TypeVar("T")
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_LOAD_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _FLUSH_S = 1.0  # figures recorded by the worker threads reach the histograms at most this much later
 
 
@@ -96,12 +99,28 @@ class ServerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.load_duration = Histogram(
+            "wharf_model_load_duration_seconds",
+            "Time each model load took (at start, through the repository API, or on a request).",
+            buckets=_LOAD_BUCKETS,
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._in_flight: dict[str, Gauge] = {}
         self._models: dict[str, ModelFigures] = {}
 
     def model_loaded(self, model: str, version: str | None, seconds: float) -> None:
         self.load_seconds.labels(model, version or "").set(seconds)
+        self.load_duration.observe(seconds)
+
+    def watch_repository(self, summary: Callable[[], Mapping[str, Any]]) -> None:
+        """Report the model repository's `summary` (`ModelRepository.memory`) at every scrape."""
+        self.registry.register(_RepositoryCollector(summary))
+
+    def in_flight_of(self, model: str) -> int:
+        """The requests for `model` this process is serving now."""
+        gauge = self._in_flight.get(model)
+        return 0 if gauge is None else int(gauge._value.get())
 
     def started(self, model: str) -> None:
         gauge = self._in_flight.get(model)
@@ -149,6 +168,35 @@ class ServerMetrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
+
+
+class _RepositoryCollector(Collector):
+    """The repository's figures, read when scraped: models loaded, loads, evictions, cache hits and memory."""
+
+    def __init__(self, summary: Callable[[], Mapping[str, Any]]) -> None:
+        self._summary = summary
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._summary()
+        yield GaugeMetricFamily("wharf_models_loaded", "Models in memory.", figures["models_loaded"])
+        yield GaugeMetricFamily("wharf_models_registered", "Models the replica serves.", figures["models_registered"])
+        for name, help_text in (
+            ("loads", "Model loads."),
+            ("evictions", "Models evicted to make room for another (least recently used first)."),
+            ("load_failures", "Model loads that failed."),
+            ("hits", "Requests for a model already in memory (cache hits)."),
+            ("misses", "Requests that waited for their model to load (cache misses)."),
+        ):
+            yield CounterMetricFamily(f"wharf_model_{name}", help_text, figures[name])
+        yield GaugeMetricFamily(
+            "wharf_model_memory_used_bytes", "Measured bytes of the models in memory.", figures["used_bytes"]
+        )
+        budget = figures["budget_bytes"]
+        if budget is not None:
+            yield GaugeMetricFamily("wharf_model_memory_budget_bytes", "Bytes the models may hold.", budget)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class ModelFigures:

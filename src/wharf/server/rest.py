@@ -36,6 +36,7 @@ from wharf.embedded_http import read_body
 from wharf.errors import InvalidInput, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge, WharfError
 from wharf.model import context
 from wharf.model.base import Model, overrides
+from wharf.model.repository import NotLoaded
 from wharf.protocol import v1, v2
 from wharf.protocol.v2 import InferRequest
 from wharf.server.dataplane import Answer, DataPlane
@@ -212,18 +213,25 @@ class RestApp:
             return await self._infer(request, name, version)
         if rest == ["explain"]:
             _expect(request, "POST")
-            return await self._explain_v2(request, self.dataplane.model(name, version))
+            return await self._explain_v2(request, await self._model(name, version))
         raise NotFound(f"no endpoint for model '{name}': {'/'.join(rest)!r}")
+
+    async def _model(self, name: str, version: str | None = None) -> Model:
+        """The model answering `name`, loaded first if it is loaded on demand and not in memory."""
+        try:
+            return self.dataplane.model(name, version)
+        except NotLoaded:
+            return await self.dataplane.loaded(name, version)
 
     async def _infer(self, request: _Request, name: str, version: str | None) -> _Reply:
         dataplane = self.dataplane
         try:
             model = dataplane.model(name, version)
         except ModelNotFound as e:
-            model = dataplane.explained(name, version, e)  # `{model}-explainer`
-        else:
-            return await self.metrics.measured(model.name, "v2-rest", self._answer_v2(request, model, dataplane.infer))
-        return await self._explain_v2(request, model)
+            return await self._explain_v2(request, dataplane.explained(name, version, e))  # `{model}-explainer`
+        except NotLoaded:
+            model = await dataplane.loaded(name, version)
+        return await self.metrics.measured(model.name, "v2-rest", self._answer_v2(request, model, dataplane.infer))
 
     async def _explain_v2(self, request: _Request, model: Model) -> _Reply:
         answer = self._answer_v2(request, model, self.dataplane.explain_as_response)
@@ -268,7 +276,7 @@ class RestApp:
         if verb not in ("predict", "explain"):
             raise NotFound(f"no V1 verb {verb!r}; this server offers ':predict' and ':explain'")
         _expect(request, "POST")
-        model = self.dataplane.model(name)
+        model = await self._model(name)
         call = self._predict_v1(request, model) if verb == "predict" else self._explain_v1(request, model)
         return await self.metrics.measured(model.name, "v1-rest" if verb == "predict" else "v1-rest-explain", call)
 
@@ -296,15 +304,19 @@ class RestApp:
         return _Reply(v2.dumps(explanation))
 
     async def _repository(self, request: _Request, parts: list[str]) -> _Reply:
+        if parts == ["memory"]:
+            _expect(request, "GET")
+            return _Reply(v2.dumps(self.dataplane.repository_memory()))
         _expect(request, "POST")
         if parts == ["index"]:
             body = await request.body()
             ready_only = bool(v2.loads_object(body).get("ready", False)) if body.strip() else False
             return _Reply(v2.dumps(self.dataplane.repository_index(ready_only)))
         if len(parts) == 3 and parts[0] == "models" and parts[2] in ("load", "unload"):
-            await request.body()
+            body = await request.body()
             if parts[2] == "load":
-                await self.dataplane.load(parts[1])
+                parameters = v2.loads_object(body).get("parameters") if body.strip() else None
+                await self.dataplane.load(parts[1], parameters)
             else:
                 await self.dataplane.unload(parts[1])
             return _Reply(b"{}")

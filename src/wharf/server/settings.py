@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wharf.model.memory import parse_bytes
 
 
 class ServerSettings(BaseSettings):
@@ -45,3 +47,17 @@ class ServerSettings(BaseSettings):
         description="on: clients may load, unload and list models (/v2/repository/*, gRPC Repository*); off: those "
         "answer 403 / PERMISSION_DENIED, as Triton's --model-control-mode=none",
     )
+    memory_budget: int | None = Field(
+        None,
+        description="bytes (or a quantity such as 512Mi) the loaded models may hold; loading more evicts the least "
+        "recently used idle ones; unset: no limit",
+    )
+
+    @field_validator("memory_budget", mode="before")
+    @classmethod
+    def _quantity(cls, value: object) -> int | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, int | str):
+            return parse_bytes(value, "memory_budget")
+        raise ValueError(f"memory_budget: expected bytes or a quantity such as 512Mi, got {value!r}")

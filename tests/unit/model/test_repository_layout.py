@@ -39,7 +39,7 @@ async def test_an_empty_model_directory_waits_until_it_is_loaded(tmp_path: Path,
     repository.discover()
     await repository.load_all()  # the empty directory does not stop the others
     reason = f"its directory {tmp_path / 'later'} is empty: nothing to load yet"
-    assert repository.index() == [
+    assert [{k: row[k] for k in ("name", "state", "reason")} for row in repository.index()] == [
         {"name": "iris", "state": "READY", "reason": ""},
         {"name": "later", "state": "UNAVAILABLE", "reason": reason},
     ]
