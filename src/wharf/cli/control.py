@@ -19,7 +19,7 @@ import yaml
 
 from wharf.cli import progress
 from wharf.cli.jsonpath import JsonPathError, render
-from wharf.cli.tables import Table, columns, events_table
+from wharf.cli.tables import Table, bandit_tables, columns, events_table
 from wharf.client.control import DEFAULT_URL, ControlClient, ControlError, plural
 
 ControlUrl = Annotated[
@@ -322,13 +322,15 @@ def describe(
 ) -> None:
     """Show a resource's spec, status, revisions and replicas (`get NAME -o yaml`), then its recent events:
     revisions created, traffic moved, rollbacks and why, replicas started, ready, restarted (with their last
-    error), cold starts."""
+    error), cold starts. A graph's Bandit nodes show each arm's pulls, rewards and share of the traffic."""
     kind, name = _target(kind, name, need_name=True)
     assert name is not None
     with _client(control_url) as client:
         item = client.get(kind, name, namespace)
         events = client.events(kind, name, namespace)
-    typer.echo(yaml.safe_dump(item, sort_keys=False) + "\n" + events_table(events))
+        bandits = client.bandit(name, namespace) if KINDS[plural(kind)] == "InferenceGraph" else None
+    shown = bandit_tables(bandits) + "\n" if bandits and bandits["nodes"] else ""
+    typer.echo(yaml.safe_dump(item, sort_keys=False) + "\n" + shown + events_table(events))
 
 
 # -- wait and logs ------------------------------------------------------------------------------------------------

@@ -180,6 +180,32 @@ def age(timestamp: str, now: float | None = None) -> str:
     return f"{days}d"
 
 
+def bandit_tables(figures: dict[str, Any]) -> str:
+    """A graph's Bandit nodes (`wharf.control.bandit_view`): per node its policy, then a row per arm."""
+    lines = []
+    for node, bandit in figures["nodes"].items():
+        parameters = ", ".join(f"{k}={v}" for k, v in bandit["parameters"].items())
+        lines.append(f"Bandit {node}:  {bandit['policy']} ({parameters}), {bandit['pulls']} pulls")
+        rows = [("ARM", "SERVICE", "READY", "PULLS", "REWARDS", "MEAN", "SHARE", "NEXT")]
+        for arm in bandit["arms"]:
+            mean, share = arm["meanReward"], arm["share"]
+            rows.append(
+                (
+                    arm["name"],
+                    arm.get("service", ""),
+                    "True" if arm["ready"] else "False",
+                    str(arm["pulls"]),
+                    str(arm["rewards"]),
+                    "-" if mean is None else f"{mean:.3f}",
+                    "-" if share is None else f"{share:.1%}",
+                    f"{arm['probability']:.1%}",
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += ["  " + "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
 def events_table(events: list[dict[str, Any]], now: float | None = None) -> str:
     """A resource's events as `kubectl describe` lists them (a message's further lines indented under it)."""
     if not events:

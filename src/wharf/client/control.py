@@ -207,6 +207,11 @@ class AsyncControlClient:
     async def rollback(self, name: str, namespace: str = "default") -> dict[str, Any]:
         return await self._call("POST", self._path("isvc", name, namespace) + "/rollback")
 
+    async def bandit(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        """The figures of an InferenceGraph's Bandit nodes: per arm its pulls, rewards, mean reward, share of the
+        traffic and chance of the next request (`wharf.control.bandit_view`)."""
+        return await self._call("GET", f"/apis/wharf.dev/v1/namespaces/{namespace}/inferencegraphs/{name}/bandit")
+
     async def top(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """What each revision (of `namespace`'s InferenceServices, None: of every namespace; of the one named
         `name`) and each of its replicas use now: CPU, resident memory, requests in flight and waiting."""
@@ -286,6 +291,7 @@ class ControlClient(BlockingFace[AsyncControlClient]):
     patch = blocking(AsyncControlClient.patch)
     promote = blocking(AsyncControlClient.promote)
     rollback = blocking(AsyncControlClient.rollback)
+    bandit = blocking(AsyncControlClient.bandit)
     top = blocking(AsyncControlClient.top)
     cost = blocking(AsyncControlClient.cost)
 
