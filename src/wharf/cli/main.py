@@ -54,6 +54,10 @@ def serve(
     max_latency_ms: Annotated[
         float | None, typer.Option(min=0, help="while requests arrive together, wait up to this to fill a batch")
     ] = None,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(help="bytes or a quantity (512Mi) the models may hold; beyond it the least recently used go"),
+    ] = None,
 ) -> None:
     """Serve a model (or a directory of models) over the Open Inference Protocol and KServe V1.
 
@@ -75,6 +79,7 @@ def serve(
         workers=workers,
         max_batch_size=max_batch_size,
         max_batch_latency_ms=max_latency_ms,
+        memory_budget=memory_budget,
     )
     if settings.workers > 1:
         if settings.http_port == 0 or settings.grpc_port == 0:
