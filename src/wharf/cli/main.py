@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from wharf.cli import batch, console, control, kubeconfig, monitor, usage
+from wharf.cli import batch, console, control, export, kubeconfig, monitor, usage
 from wharf.errors import WharfError
 
 S = TypeVar("S")  # a settings class
@@ -31,19 +31,33 @@ app.command()(console.console)
 app.command()(kubeconfig.kubeconfig)
 app.command()(batch.batch)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(export.app, name="export")
 
 
 @app.command()
 def serve(
-    model_uri: Annotated[str, typer.Argument(help="model file or directory, a repository of models, or module:Class")],
-    name: Annotated[str | None, typer.Option(help="model name (default: from the file or directory name)")] = None,
+    model_uri: Annotated[
+        str | None, typer.Argument(help="model file or directory, a repository of models, or module:Class")
+    ] = None,
+    model_dir: Annotated[
+        str | None, typer.Option("--model_dir", help="MODEL_URI given as KServe's serving runtimes pass it")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "--model_name", help="model name (default: from the file or directory name)")
+    ] = None,
     runtime: Annotated[str | None, typer.Option(help="model format, e.g. sklearn (default: from the artifact)")] = None,
     host: Annotated[str | None, typer.Option(help="address to listen on (default WHARF_HOST, else 127.0.0.1)")] = None,
     http_port: Annotated[
-        int | None, typer.Option(help="REST port, 0 for any free one (default WHARF_HTTP_PORT, else 8080)")
+        int | None,
+        typer.Option(
+            "--http-port", "--http_port", help="REST port, 0 for any free one (default WHARF_HTTP_PORT, else 8080)"
+        ),
     ] = None,
     grpc_port: Annotated[
-        int | None, typer.Option(help="gRPC port, 0 for any free one (default WHARF_GRPC_PORT, else 8081)")
+        int | None,
+        typer.Option(
+            "--grpc-port", "--grpc_port", help="gRPC port, 0 for any free one (default WHARF_GRPC_PORT, else 8081)"
+        ),
     ] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="processes serving the same ports (default WHARF_WORKERS, else 1)")
@@ -61,7 +75,8 @@ def serve(
 ) -> None:
     """Serve a model (or a directory of models) over the Open Inference Protocol and KServe V1.
 
-    An option not given takes its WHARF_* environment variable, else the default of `ServerSettings`."""
+    An option not given takes its WHARF_* environment variable, else the default of `ServerSettings`. KServe's
+    option names (`--model_dir`, `--model_name`, `--http_port`, `--grpc_port`) are taken too."""
     from wharf import storage
     from wharf.model.repository import ModelRepository, source_factory
     from wharf.model.runtimes import is_model_dir
@@ -70,6 +85,9 @@ def serve(
     from wharf.server.settings import ServerSettings
     from wharf.server.workers import REUSE_PORT_ENV, supervise
 
+    if (model_uri is None) == (model_dir is None):
+        raise typer.BadParameter("give the model once: as MODEL_URI or as --model_dir")
+    model_uri = model_uri or model_dir
     settings = _settings(
         ServerSettings,
         "serve",
