@@ -48,7 +48,16 @@ class ConsumerSettings(BaseSettings):
         10_000, ge=1, description="messages fetched but not yet committed; fetching pauses beyond this"
     )
     request_timeout_s: float = Field(30.0, gt=0, description="one infer call's deadline")
-    broker_timeout_s: float = Field(30.0, gt=0, description="a produce, commit or metadata request's deadline")
+    broker_timeout_s: float = Field(
+        10.0, gt=0, description="a produce, commit or metadata request's deadline; past it the brokers count as down"
+    )
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="the group forgets a member that has not been heard from for this long"
+    )
+    commit_interval_s: float = Field(0.2, gt=0, description="answered offsets are committed this often")
+    drain_timeout_s: float = Field(
+        10.0, ge=0, description="on stop or rebalance, calls in flight get this long to finish and be committed"
+    )
     retry_initial_s: float = Field(0.1, gt=0, description="first wait before retrying a 5xx, timeout or refused call")
     retry_max_s: float = Field(5.0, gt=0, description="the wait doubles up to this")
     max_retries: int = Field(
