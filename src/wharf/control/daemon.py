@@ -45,12 +45,14 @@ from wharf.control.kube import kubeconfig
 from wharf.control.kube.routes import kube_router
 from wharf.control.kube.tls import KubeListener
 from wharf.control.batch_jobs import BatchJobs
+from wharf.control.kafka_sources import KafkaSources
 from wharf.control.monitor_process import MonitorProcess
 from wharf.control.monitor_view import MonitorView
 from wharf.control.policy import ManifestPolicy
 from wharf.control.prometheus_process import PrometheusProcess
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
+from wharf.control.trained_models import TrainedModels
 from wharf.control.usage import UsageRecorder
 from wharf.control.usage_table import UsageTable
 from wharf.embedded_http import EmbeddedServer, listen
@@ -136,6 +138,7 @@ async def run(settings: DaemonSettings) -> None:
         monitor: MonitorProcess | None = None
         backend = LocalBackend(settings.home)
         batch_jobs = BatchJobs(store, settings.home)
+        kafka_sources: KafkaSources | None = None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -155,6 +158,7 @@ async def run(settings: DaemonSettings) -> None:
                 max_replicas=settings.max_replicas,
                 bandit_arms=bandit_state.arms,
             )
+            trained_models = TrainedModels(store, backend, reconciler)
             monitored, monitor_url = MonitorSettings(), None
             if monitored.enabled:
                 monitor = MonitorProcess(settings.home, ingress.http_url, settings.domain)
@@ -167,6 +171,8 @@ async def run(settings: DaemonSettings) -> None:
             gateway.on_bandit = bandits.received
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.adoptable_specs())  # replicas a crashed daemon left running
+            kafka_sources = KafkaSources(store, settings.home, ingress.http_url, settings.domain)
+            await kafka_sources.adopt()  # and its KafkaSources' consumers
             tasks: set[asyncio.Task[None]] = set()  # kept referenced until done
 
             def soon(work: Coroutine[Any, Any, None]) -> None:
@@ -253,8 +259,11 @@ async def run(settings: DaemonSettings) -> None:
                         await monitor.supervise()
                         if (summary := await monitor.summary()) is not None:
                             reconciler.monitoring = summary
+                    await kafka_sources.sync()
+                    reconciler.waiting = kafka_sources.waiting  # the lag feeds the sinks' autoscalers
                     await reconciler.resync()
                     await batch_jobs.sync()
+                    await trained_models.sync()
                     history.observe(time.time(), gateway.stats(), reconciler.metrics)
                     await monitor_view.sample(time.time())
                 except Exception:  # one bad pass must not stop the daemon: the next resync tries again
@@ -264,8 +273,11 @@ async def run(settings: DaemonSettings) -> None:
             await api_task
             await kube.stop()
             await monitor_view.close()
+            await trained_models.close()
         finally:
             await batch_jobs.stop()
+            if kafka_sources is not None:
+                await kafka_sources.stop()
             await prometheus.stop(5.0)
             if monitor is not None:
                 await monitor.stop(5.0)
