@@ -112,9 +112,7 @@ class BanditLedger:
         """Reward the arms the request of `feedback` went to, among those of `bandits`; `check(bandit, reward)`
         raises where a bandit's policy cannot learn from the reward. FeedbackRefused (unknown, expired, already
         rewarded id). Returns the arms rewarded, comma-separated."""
-        pulls = self.recent.claim(feedback.request_id, bandits)
-        for pull in pulls:
-            check(pull.bandit, feedback.reward)
+        pulls = self.recent.claim(feedback.request_id, bandits, lambda pull: check(pull.bandit, feedback.reward))
         for pull in pulls:
             self.rewarded(pull.bandit, pull.arm, feedback.reward)
         if feedback.truth is not None:

@@ -134,8 +134,11 @@ class RecentRequests:
         entry = self._ids.get(request_id)
         return ",".join(pull.arm for pull in entry.pulls) if entry is not None else ""
 
-    def claim(self, request_id: str, bandits: Callable[[str], bool]) -> tuple[Pull, ...]:
-        """The pulls of `request_id` whose bandit `bandits` accepts, now rewarded; FeedbackRefused saying why not."""
+    def claim(
+        self, request_id: str, bandits: Callable[[str], bool], check: Callable[[Pull], None] = lambda pull: None
+    ) -> tuple[Pull, ...]:
+        """The pulls of `request_id` whose bandit `bandits` accepts, now rewarded; FeedbackRefused saying why not,
+        or what `check` raises of one of them (the id stays unrewarded then)."""
         now = self._clock()
         self._forget(now)
         entry = self._ids.get(request_id)
@@ -153,6 +156,8 @@ class RecentRequests:
             raise FeedbackRefused(
                 f"request_id: {request_id!r} expired: rewards are taken for {self.ttl_s:g} s after the answer", 410
             )
+        for pull in pulls:
+            check(pull)
         entry.rewarded = True
         return pulls
 
