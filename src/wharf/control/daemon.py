@@ -52,6 +52,7 @@ from wharf.control.policy import ManifestPolicy
 from wharf.control.prometheus_process import PrometheusProcess
 from wharf.control.reconciler import Ingress, Reconciler
 from wharf.control.store import Store
+from wharf.control.trained_models import TrainedModels
 from wharf.control.usage import UsageRecorder
 from wharf.control.usage_table import UsageTable
 from wharf.embedded_http import EmbeddedServer, listen
@@ -157,6 +158,7 @@ async def run(settings: DaemonSettings) -> None:
                 max_replicas=settings.max_replicas,
                 bandit_arms=bandit_state.arms,
             )
+            trained_models = TrainedModels(store, backend, reconciler)
             monitored, monitor_url = MonitorSettings(), None
             if monitored.enabled:
                 monitor = MonitorProcess(settings.home, ingress.http_url, settings.domain)
@@ -261,6 +263,7 @@ async def run(settings: DaemonSettings) -> None:
                     reconciler.waiting = kafka_sources.waiting  # the lag feeds the sinks' autoscalers
                     await reconciler.resync()
                     await batch_jobs.sync()
+                    await trained_models.sync()
                     history.observe(time.time(), gateway.stats(), reconciler.metrics)
                     await monitor_view.sample(time.time())
                 except Exception:  # one bad pass must not stop the daemon: the next resync tries again
@@ -270,6 +273,7 @@ async def run(settings: DaemonSettings) -> None:
             await api_task
             await kube.stop()
             await monitor_view.close()
+            await trained_models.close()
         finally:
             await batch_jobs.stop()
             if kafka_sources is not None:

@@ -49,6 +49,7 @@ from wharf.control.scaling import RevisionScaling
 from wharf.control.store import Resource, RevisionRecord, Store
 from wharf.errors import ConfigurationError
 from wharf.gateway import Gateway
+from wharf.gateway.model_routing import ModelPlacement
 from wharf.gateway.routes import Graph, Replica, Revision, RouteTable, Service
 from wharf.logger import LogTarget
 
@@ -167,6 +168,11 @@ class Reconciler:
         #: what the model monitor last said of each model it has rows of (its `GET /status`), shown in the status
         #: of the service of that name as `monitoring`
         self.monitoring: dict[str, Any] = {}
+        #: set by TrainedModels (`trained_models.py`): each multi-model revision's placement of its models, handed to
+        #: the gateway with its route, and what each multi-model service's replicas hold (by namespace/name), shown
+        #: in its status as `multiModel`
+        self.model_placements: dict[str, ModelPlacement] = {}
+        self.multi_model: dict[str, Any] = {}
         #: requests waiting outside the gateway for a service (namespace, name): the inference calls the lag of the
         #: KafkaSources feeding it holds (set by the daemon's KafkaSources), sampled as if they waited in the gateway
         self.waiting: dict[tuple[str, str], int] = {}
@@ -508,6 +514,7 @@ class Reconciler:
             "rollout": {component: dataclasses.asdict(state.rollout) for component, state in states.items()},
             "routing": {"model": plan.model_name, "front": front, "components": routing},
             **({"monitoring": monitored} if (monitored := self.monitoring.get(resource.name)) else {}),
+            **({"multiModel": held} if (held := self.multi_model.get(f"{resource.namespace}/{resource.name}")) else {}),
         }
 
     # -- routes -------------------------------------------------------------------------------------------------
@@ -543,6 +550,7 @@ class Reconciler:
                 route["container_concurrency"],
                 None if logger is None else _log_target(logger, resource, component, revision, url),
                 self.backend.failing(revision),
+                placement=self.model_placements.get(revision),
             )
             for revision in {*_routed(resource.status, component), *tags.values()}
         }
