@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from wharf import __version__
-from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource, trainedmodel
+from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource
+from wharf.export import runtime
 
 KUBE_MINOR = 32  # the Kubernetes release whose API conventions Wharf follows (the kubectl Debian ships with)
 DISCOVERY_GROUP = "apidiscovery.k8s.io"
@@ -96,7 +97,6 @@ KSERVE_GROUP = inferenceservice.API_VERSION.split("/")[0]
 RESOURCES: tuple[ServedResource, ...] = (
     _served(inferenceservice.API_VERSION, inferenceservice.KIND, "isvc"),
     _served(graph.API_VERSION, graph.KIND, "ig"),
-    _served(trainedmodel.API_VERSION, trainedmodel.KIND, "tm"),
     ServedResource(
         *batchjob.API_VERSION.split("/"), "batchjobs", "batchjob", batchjob.KIND, ("bj",), ("all",), status=True
     ),
@@ -104,6 +104,14 @@ RESOURCES: tuple[ServedResource, ...] = (
         *kafkasource.API_VERSION.split("/"), "kafkasources", "kafkasource", kafkasource.KIND, (), ("all",), status=True
     ),
     ServedResource("", "v1", "namespaces", "namespace", "Namespace", ("ns",), namespaced=False, verbs=("get", "list")),
+    ServedResource(  # KServe's, none stored: listed so that kubectl can check what `wharf export isvc` writes
+        *runtime.API_VERSION.split("/"),
+        "clusterservingruntimes",
+        "clusterservingruntime",
+        runtime.KIND,
+        namespaced=False,
+        verbs=("get", "list"),
+    ),
 )
 #: group -> its versions, the preferred (KServe's storage version, v1beta1) first
 VERSIONS: dict[str, tuple[str, ...]] = {

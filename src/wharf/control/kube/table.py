@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource, trainedmodel
+from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource
 from wharf.errors import InvalidInput
+from wharf.export import runtime
 
 GROUP = "meta.k8s.io"
 TABLE_VERSIONS = ("v1", "v1beta1")
@@ -154,21 +155,6 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _MESSAGE,
     ),
     graph.KIND: (_NAME, _URL, _READY, _AGE, _MESSAGE),
-    trainedmodel.KIND: (
-        _NAME,
-        Column("ISVC", "string", "Its parent InferenceService.", lambda o, _: o["spec"]["inferenceService"]),
-        Column("Framework", "string", "Its model format.", lambda o, _: o["spec"]["model"]["framework"]),
-        _READY,
-        Column(
-            "Loaded On",
-            "string",
-            "The replicas that have it in memory (it is loaded on its first request).",
-            lambda o, _: ",".join(_status(o).get("loadedOn") or []) or "-",
-        ),
-        _URL,
-        _AGE,
-        _MESSAGE,
-    ),
     batchjob.KIND: (
         _NAME,
         Column(
@@ -195,6 +181,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _AGE,
         _MESSAGE,
     ),
+    runtime.KIND: (_NAME, _AGE),  # `wharf export isvc` writes them; Wharf stores none
 }
 
 

@@ -64,7 +64,11 @@ def test_inferencegraphs_are_v1alpha1_with_short_name_ig() -> None:
     assert listed is not None
     graph = by_name(listed["resources"], "inferencegraphs")
     assert (graph["kind"], graph["shortNames"], graph["namespaced"]) == ("InferenceGraph", ["ig"], True)
-    assert {r["name"] for r in listed["resources"]} == {"inferencegraphs", "inferencegraphs/status", "trainedmodels", "trainedmodels/status"}
+    names = {"inferencegraphs", "inferencegraphs/status", "clusterservingruntimes"}  # the last: for `wharf export`
+    assert {r["name"] for r in listed["resources"]} == names
+    runtimes = by_name(listed["resources"], "clusterservingruntimes")
+    assert (runtimes["kind"], runtimes["namespaced"]) == ("ClusterServingRuntime", False)
+    assert runtimes["verbs"] == ["get", "list"]
 
 
 def test_the_core_group_serves_namespaces_only_and_unknown_versions_are_none() -> None:
@@ -110,7 +114,7 @@ def test_the_aggregated_document_names_every_resource_with_its_scope_and_subreso
     assert isvc["subresources"] == [
         {"subresource": "status", "responseKind": isvc["responseKind"], "verbs": ["get"]}
     ]
-    assert [r["shortNames"] for r in v1alpha1["resources"]] == [["ig"], ["tm"]]
+    assert [r.get("shortNames") for r in v1alpha1["resources"]] == [["ig"], None]  # graphs, runtimes
     core = discovery.aggregated([""], discovery.AGGREGATED[1])
     assert core["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     assert core["items"][0]["versions"][0]["resources"][0]["scope"] == "Cluster"
