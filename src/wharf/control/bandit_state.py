@@ -51,6 +51,7 @@ class BanditState:
     def __init__(self, database: Path) -> None:
         # used from the daemon's loop only, whichever thread runs it
         self._db = sqlite3.connect(database, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self._db.execute("PRAGMA journal_mode=WAL")  # as the store's (a file of its own in tests)
         self._db.executescript(_SCHEMA)
         with self._transaction():
             self._db.execute("DELETE FROM bandit_gateways WHERE seen < ?", (time.time() - GATEWAY_KEPT_S,))

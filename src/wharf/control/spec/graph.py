@@ -116,9 +116,9 @@ class InferenceRouter(SpecModel):
 
     def _bandit_problems(self) -> Iterator[Problem]:
         if self.router_type != "Bandit":
-            for field in ("policy", "parameters"):
+            for field, what in (("policy", "a policy"), ("parameters", "policy parameters")):
                 if getattr(self, field) is not None:
-                    yield (field,), f"only Bandit nodes have a {field} (this node is a {self.router_type})"
+                    yield (field,), f"only Bandit nodes have {what} (this node is a {self.router_type})"
             return
         if self.policy is None:
             yield ("policy",), "required: a Bandit picks its arm by EpsilonGreedy, UCB1 or ThompsonSampling"
