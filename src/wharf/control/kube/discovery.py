@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wharf import __version__
-from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource
+from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource, trainedmodel
 from wharf.export import runtime
 
 KUBE_MINOR = 32  # the Kubernetes release whose API conventions Wharf follows (the kubectl Debian ships with)
@@ -97,6 +97,7 @@ KSERVE_GROUP = inferenceservice.API_VERSION.split("/")[0]
 RESOURCES: tuple[ServedResource, ...] = (
     _served(inferenceservice.API_VERSION, inferenceservice.KIND, "isvc"),
     _served(graph.API_VERSION, graph.KIND, "ig"),
+    _served(trainedmodel.API_VERSION, trainedmodel.KIND, "tm"),
     ServedResource(
         *batchjob.API_VERSION.split("/"), "batchjobs", "batchjob", batchjob.KIND, ("bj",), ("all",), status=True
     ),

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource
+from wharf.control.spec import batchjob, graph, inferenceservice, kafkasource, trainedmodel
 from wharf.errors import InvalidInput
 from wharf.export import runtime
 
@@ -155,6 +155,21 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _MESSAGE,
     ),
     graph.KIND: (_NAME, _URL, _READY, _AGE, _MESSAGE),
+    trainedmodel.KIND: (
+        _NAME,
+        Column("ISVC", "string", "Its parent InferenceService.", lambda o, _: o["spec"]["inferenceService"]),
+        Column("Framework", "string", "Its model format.", lambda o, _: o["spec"]["model"]["framework"]),
+        _READY,
+        Column(
+            "Loaded On",
+            "string",
+            "The replicas that have it in memory (it is loaded on its first request).",
+            lambda o, _: ",".join(_status(o).get("loadedOn") or []) or "-",
+        ),
+        _URL,
+        _AGE,
+        _MESSAGE,
+    ),
     batchjob.KIND: (
         _NAME,
         Column(

@@ -64,7 +64,8 @@ def test_inferencegraphs_are_v1alpha1_with_short_name_ig() -> None:
     assert listed is not None
     graph = by_name(listed["resources"], "inferencegraphs")
     assert (graph["kind"], graph["shortNames"], graph["namespaced"]) == ("InferenceGraph", ["ig"], True)
-    names = {"inferencegraphs", "inferencegraphs/status", "clusterservingruntimes"}  # the last: for `wharf export`
+    names = {"inferencegraphs", "inferencegraphs/status", "trainedmodels", "trainedmodels/status"}
+    names.add("clusterservingruntimes")  # for `wharf export`
     assert {r["name"] for r in listed["resources"]} == names
     runtimes = by_name(listed["resources"], "clusterservingruntimes")
     assert (runtimes["kind"], runtimes["namespaced"]) == ("ClusterServingRuntime", False)
@@ -114,7 +115,7 @@ def test_the_aggregated_document_names_every_resource_with_its_scope_and_subreso
     assert isvc["subresources"] == [
         {"subresource": "status", "responseKind": isvc["responseKind"], "verbs": ["get"]}
     ]
-    assert [r.get("shortNames") for r in v1alpha1["resources"]] == [["ig"], None]  # graphs, runtimes
+    assert [r.get("shortNames") for r in v1alpha1["resources"]] == [["ig"], ["tm"], None]  # the last: runtimes
     core = discovery.aggregated([""], discovery.AGGREGATED[1])
     assert core["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     assert core["items"][0]["versions"][0]["resources"][0]["scope"] == "Cluster"
