@@ -19,7 +19,7 @@ import yaml
 
 from wharf.cli import progress
 from wharf.cli.jsonpath import JsonPathError, render
-from wharf.cli.tables import Table, bandit_tables, columns, events_table
+from wharf.cli.tables import Table, bandit_tables, columns, events_table, multi_model_table
 from wharf.client.control import DEFAULT_URL, ControlClient, ControlError, plural
 
 ControlUrl = Annotated[
@@ -42,7 +42,7 @@ Files = Annotated[
 ]
 KINDS = {
     "inferenceservices": "InferenceService", "inferencegraphs": "InferenceGraph", "batchjobs": "BatchJob",
-    "kafkasources": "KafkaSource",
+    "kafkasources": "KafkaSource", "trainedmodels": "TrainedModel",
 }  # fmt: skip
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -329,8 +329,23 @@ def describe(
         item = client.get(kind, name, namespace)
         events = client.events(kind, name, namespace)
         bandits = client.bandit(name, namespace) if KINDS[plural(kind)] == "InferenceGraph" else None
+        held = _multi_model(client, KINDS[plural(kind)], item, namespace)
     shown = bandit_tables(bandits) + "\n" if bandits and bandits["nodes"] else ""
+    shown += f"{held}\n\n" if held else ""
     typer.echo(yaml.safe_dump(item, sort_keys=False) + "\n" + shown + events_table(events))
+
+
+def _multi_model(client: ControlClient, kind: str, item: dict[str, Any], namespace: str) -> str:
+    """What a multi-model service's replicas hold; for a TrainedModel, its parent's, with where it is loaded."""
+    if kind == "InferenceService":
+        return multi_model_table(item.get("status", {}).get("multiModel"))
+    if kind != "TrainedModel":
+        return ""
+    try:
+        parent = client.get("isvc", item["spec"]["inferenceService"], namespace)
+    except ControlError:  # no parent: the status says so
+        return ""
+    return multi_model_table(parent.get("status", {}).get("multiModel"), item["metadata"]["name"])
 
 
 # -- wait and logs ------------------------------------------------------------------------------------------------

@@ -114,6 +114,18 @@ COLUMNS: dict[str, tuple[list[Column], list[Column]]] = {  # kind -> (columns, t
             ("MESSAGE", lambda item: _holding(item).get("message", "").split("\n")[0]),
         ],
     ),
+    "TrainedModel": (
+        [
+            _NAME,
+            ("ISVC", lambda item: item.get("spec", {}).get("inferenceService", "")),
+            ("FRAMEWORK", lambda item: item.get("spec", {}).get("model", {}).get("framework", "")),
+            _READY,
+            ("LOADED ON", lambda item: ",".join(item.get("status", {}).get("loadedOn") or []) or "-"),
+            _URL,
+            _AGE,
+        ],
+        [("MEMORY", lambda item: item.get("spec", {}).get("model", {}).get("memory", "")), _MESSAGE],
+    ),
     "KafkaSource": (
         [
             _NAME,
@@ -178,6 +190,42 @@ def age(timestamp: str, now: float | None = None) -> str:
     if days < 8:
         return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
     return f"{days}d"
+
+
+def multi_model_table(summary: dict[str, Any] | None, model: str | None = None) -> str:
+    """What a multi-model service's replicas hold (its status's `multiModel`): per replica its models in memory and
+    registered, memory used against its budget, loads, evictions and cache hit ratio; with `model`, whether each
+    replica has that one in memory."""
+    if not summary or not summary.get("replicas"):
+        return ""
+    rows = [("REPLICA", "REVISION", "LOADED", "REGISTERED", "MEMORY", "LOADS", "EVICTIONS", "HIT RATIO")]
+    if model is not None:
+        rows[0] += (model.upper(),)
+    for replica, held in summary["replicas"].items():
+        used, budget = held.get("usedBytes"), held.get("budgetBytes")
+        memory = f"{_mib(used)} / {_mib(budget) if budget else 'no budget'}"
+        ratio = held.get("hitRatio")
+        row = (
+            replica,
+            held.get("revision", ""),
+            str(len(held.get("loaded", []))),
+            str(held.get("registered", "")),
+            memory,
+            str(held.get("loads", "")),
+            str(held.get("evictions", "")),
+            "-" if ratio is None else f"{ratio:.1%}",
+        )
+        if model is not None:
+            row += ("loaded" if model in held.get("loaded", []) else "registered",)
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["Multi-model replicas:"]
+    lines += ["  " + "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}Mi"
 
 
 def bandit_tables(figures: dict[str, Any]) -> str:

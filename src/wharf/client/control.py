@@ -30,12 +30,16 @@ PLURALS = {
     "bj": "batchjobs",
     "kafkasource": "kafkasources",
     "kafkasources": "kafkasources",
+    "trainedmodel": "trainedmodels",
+    "trainedmodels": "trainedmodels",
+    "tm": "trainedmodels",
 }
 _GROUPS = {
     "inferenceservices": "serving.kserve.io/v1beta1",
     "inferencegraphs": "serving.kserve.io/v1alpha1",
     "batchjobs": "wharf.dev/v1alpha1",
     "kafkasources": "sources.knative.dev/v1beta1",
+    "trainedmodels": "serving.kserve.io/v1alpha1",
 }
 
 
@@ -56,7 +60,7 @@ def plural(kind: str) -> str:
     try:
         return PLURALS[kind.lower()]
     except KeyError:
-        raise ControlError(f"unknown resource kind {kind!r}; use isvc, ig, bj or kafkasource") from None
+        raise ControlError(f"unknown resource kind {kind!r}; use isvc, ig, bj, kafkasource or tm") from None
 
 
 @dataclass(frozen=True, slots=True)
