@@ -262,7 +262,7 @@ def test_an_inference_graph_as_the_sink(running: Running, kafka_broker: Broker) 
     assert source_of(daemon, "graph-feed")["status"]["sinkUri"] == "http://iris-chain.default.example.com"
 
 
-def test_an_unknown_field_is_refused_and_a_missing_sink_reported(running: Running) -> None:
+def test_an_unknown_field_is_refused_and_a_missing_sink_or_broker_reported(running: Running) -> None:
     daemon = running.daemon
     topics = {"requests": "nowhere", "replies": "r", "dead": "d", "group": "g"}
     wrong = kafka_source("typo", "127.0.0.1:1", topics, ref("InferenceService", "iris"))
@@ -277,3 +277,13 @@ def test_an_unknown_field_is_refused_and_a_missing_sink_reported(running: Runnin
     assert "InferenceService default/no-such-service not found" in ready["message"]
     assert reported["status"]["consumers"] == 0
     daemon.wharf("delete", "kafkasource", "orphan")
+
+    # A broker that does not answer: the members run, and the source says why it is not ready.
+    apply(daemon, kafka_source("unreachable", "127.0.0.1:1", topics, ref("InferenceService", "iris")))
+    down = wait_until(
+        lambda: condition(s := source_of(daemon, "unreachable")).get("reason") == "BrokerUnavailable" and s,
+        "BrokerUnavailable",
+    )
+    assert condition(down)["status"] == "False" and condition(down)["message"]
+    assert down["status"]["consumers"] >= 1
+    daemon.wharf("delete", "kafkasource", "unreachable")
