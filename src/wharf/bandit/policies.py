@@ -23,7 +23,9 @@ Each policy applies, in order:
      highest. Rewards must lie in [0, 1].
    - `ThompsonSampling` with `reward="gaussian"` (real-valued rewards, mean and variance unknown): an arm with
      fewer than two rewards first; then draw each arm's mean from its posterior under the Jeffreys prior,
-     mean + sqrt(variance / n) x t(n - 1) (Student's t with n - 1 degrees of freedom), and choose the highest.
+     mean + sqrt(variance / n) x t(n - 1) (Student's t with n - 1 degrees of freedom), and choose the highest. The
+     variance is the arm's, but no less than that of all arms' rewards together, so that an arm whose few rewards
+     happen to be equal is not taken for certain.
 
 Contexts (contextual bandits: choosing by the request's features) are left out: every policy here sees only the
 arms' statistics.
@@ -210,8 +212,8 @@ class ThompsonSampling(Policy):
     def _rule(self, arms: Sequence[ArmStats], rng: random.Random) -> Choice:
         if (unknown := self._too_few_rewards(arms)) is not None:
             return Choice(unknown.name, f"Thompson: {unknown.rewards} rewards, fewer than 2")
-        draws = [self.draw(arm, rng) for arm in arms]
-        i = max(range(len(arms)), key=draws.__getitem__)
+        draws = self.draws(arms, rng)
+        i = _highest(arms, draws)
         return Choice(arms[i].name, f"Thompson ({self.reward}): highest draw {draws[i]:.4g}")
 
     def _chances(self, arms: Sequence[ArmStats], rng: random.Random, samples: int) -> dict[str, float]:
@@ -221,17 +223,19 @@ class ThompsonSampling(Policy):
             return {arm.name: float(arm is unknown) for arm in arms}
         wins = [0] * len(arms)
         for _ in range(samples):
-            draws = [self.draw(arm, rng) for arm in arms]
-            wins[max(range(len(arms)), key=draws.__getitem__)] += 1
+            wins[_highest(arms, self.draws(arms, rng))] += 1
         return {arm.name: won / samples for arm, won in zip(arms, wins, strict=True)}
 
-    def draw(self, arm: ArmStats, rng: random.Random) -> float:
-        """One draw of the arm's mean reward from its posterior."""
+    def draws(self, arms: Sequence[ArmStats], rng: random.Random) -> list[float]:
+        """One draw of each arm's mean reward from its posterior (Gaussian: every arm has two rewards or more)."""
         if self.reward == "bernoulli":
-            return rng.betavariate(1.0 + arm.successes, 1.0 + arm.failures)
-        n = arm.rewards
-        spread = math.sqrt((arm.variance or 0.0) / n)
-        return arm.reward_sum / n + spread * _student_t(n - 1, rng)
+            return [rng.betavariate(1.0 + arm.successes, 1.0 + arm.failures) for arm in arms]
+        floor = _pooled_variance(arms)
+        return [
+            arm.reward_sum / arm.rewards
+            + math.sqrt(max(arm.variance or 0.0, floor) / arm.rewards) * _student_t(arm.rewards - 1, rng)
+            for arm in arms
+        ]
 
     def _too_few_rewards(self, arms: Sequence[ArmStats]) -> ArmStats | None:
         """For Gaussian rewards, an arm with too few rewards for a posterior (the fewest pulls of them)."""
@@ -271,6 +275,22 @@ def _fewest_pulls(arms: Sequence[ArmStats]) -> ArmStats:
 def _best(arms: Sequence[ArmStats], score: Any) -> ArmStats:
     """The arm with the highest score; ties to fewer pulls, then to the first given."""
     return max(arms, key=lambda arm: (score(arm), -arm.pulls))  # max keeps the first of equals
+
+
+def _highest(arms: Sequence[ArmStats], draws: Sequence[float]) -> int:
+    """The index of the highest draw; ties to fewer pulls, then to the first given."""
+    return max(range(len(arms)), key=lambda i: (draws[i], -arms[i].pulls))
+
+
+def _pooled_variance(arms: Sequence[ArmStats]) -> float:
+    """The variance of all the arms' rewards taken together."""
+    together = ArmStats(
+        "",
+        rewards=sum(a.rewards for a in arms),
+        reward_sum=sum(a.reward_sum for a in arms),
+        reward_sq_sum=sum(a.reward_sq_sum for a in arms),
+    )
+    return together.variance or 0.0
 
 
 def _student_t(degrees: int, rng: random.Random) -> float:

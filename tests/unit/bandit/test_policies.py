@@ -208,3 +208,16 @@ def test_ucb1_and_bernoulli_thompson_take_rewards_from_0_to_1() -> None:
         with pytest.raises(InvalidInput, match=r"^reward: .* learns from rewards from 0 to 1, got -0.5"):
             policy.check_reward(-0.5)
     assert EpsilonGreedy().check_reward(42) == 42.0
+
+
+def test_gaussian_thompson_keeps_trying_an_arm_whose_few_rewards_were_equal() -> None:
+    """Two equal rewards say little of an arm's spread: it is judged with the spread of all the rewards."""
+    unlucky = ArmStats("unlucky", pulls=2).rewarded(0.0).rewarded(0.0)
+    other = ArmStats("other", pulls=4).rewarded(0.0).rewarded(2.0).rewarded(0.5).rewarded(1.5)
+    chances = ThompsonSampling(reward="gaussian").probabilities([unlucky, other], random.Random(0))
+    assert 0.05 < chances["unlucky"] < 0.5
+
+
+def test_thompson_ties_go_to_the_arm_with_fewer_pulls() -> None:
+    same = [ArmStats("a", pulls=5).rewarded(1).rewarded(1), ArmStats("b", pulls=3).rewarded(1).rewarded(1)]
+    assert ThompsonSampling(reward="gaussian").choose(same, random.Random(0)).arm == "b"
