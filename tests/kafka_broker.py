@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,26 +156,28 @@ def produce(bootstrap: str, topic: str, records: Sequence[Record], timeout: floa
     run(send(), timeout)
 
 
-def read_all(bootstrap: str, topic: str, until: int, timeout: float = 60.0, idle_s: float = 0.0) -> list[Any]:
-    """The records of `topic` from its start, once there are at least `until` of them (then, with `idle_s`, until
-    none came for that long); AssertionError after `timeout` with what came."""
+def read_all(
+    bootstrap: str, topic: str, until: int, timeout: float = 60.0, distinct: Callable[[Any], Any] | None = None
+) -> list[Any]:
+    """The records of `topic` from its start, once there are at least `until` of them (with `distinct`, `until`
+    distinct values of it); AssertionError after `timeout` with what came."""
 
     async def read() -> list[Any]:
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
         await consumer.start()
         found: list[Any] = []
+        keys: set[Any] = set()
         deadline = time.monotonic() + timeout
         try:
-            quiet_since = time.monotonic()
             while time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
+                for records in (await consumer.getmany(timeout_ms=200)).values():
                     found.extend(records)
-                if any(batch.values()):
-                    quiet_since = time.monotonic()
-                if len(found) >= until and time.monotonic() - quiet_since >= idle_s:
+                    if distinct is not None:
+                        keys.update(map(distinct, records))
+                if (len(keys) if distinct is not None else len(found)) >= until:
                     return found
-            raise AssertionError(f"{len(found)} records in {topic} after {timeout} s, expected {until}")
+            counted = f"{len(keys)} distinct" if distinct is not None else str(len(found))
+            raise AssertionError(f"{counted} records in {topic} after {timeout} s, expected {until}")
         finally:
             await consumer.stop()
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -91,8 +92,12 @@ def consumer(
         c.stop()
 
 
+def id_of(record: Any) -> str:
+    return dict(record.headers)["id"].decode()
+
+
 def ids_of(records: list[Any]) -> list[str]:
-    return [dict(r.headers)["id"].decode() for r in records]
+    return [id_of(r) for r in records]
 
 
 def test_every_message_is_answered_with_its_id(
@@ -114,3 +119,123 @@ def test_every_message_is_answered_with_its_id(
     assert status["state"] == "consuming"
     assert status["counters"]["answered"] == n and status["counters"]["dead_lettered"] == 0
     assert status["latency_ms"]["count"] > 0
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """`check()`'s first truthy value, polled until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
+        time.sleep(0.1)
+    return found
+
+
+def test_a_consumer_killed_half_way_loses_no_message(
+    kafka_broker: Broker,  # noqa: F811
+    topics: dict[str, str],
+    consumer: Callable[..., ConsumerProcess],
+) -> None:
+    n = 20_000
+    produce(kafka_broker.bootstrap, topics["requests"], [(None, v2(), [("id", b"m%d" % i)]) for i in range(n)])
+    first = consumer()
+    wait_for(lambda: first.status()["counters"]["answered"] >= n // 4, "a quarter answered")
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    second = consumer()
+    answers = read_all(kafka_broker.bootstrap, topics["replies"], n, timeout=90, distinct=id_of)
+    seen = Counter(map(id_of, answers))
+    assert set(seen) == {f"m{i}" for i in range(n)}  # none missing; those answered twice are the duplicates
+    wait_for(lambda: second.status()["lag"] == 0, "all committed")
+
+
+def test_undecodable_messages_and_refusals_go_to_the_dead_letter_topic(
+    kafka_broker: Broker,  # noqa: F811
+    topics: dict[str, str],
+    consumer: Callable[..., ConsumerProcess],
+) -> None:
+    bad_row = orjson.dumps(
+        {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": ["a", "b", "c", "d"]}]}
+    )
+    three_features = orjson.dumps(
+        {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": ROW[:3]}]}
+    )
+    records = [
+        (b"ok", v2(), [("id", b"good-1")]),
+        (b"nj", b"{not json", [("id", b"not-json")]),
+        (b"ok", v2(), [("id", b"good-2")]),
+        (b"bad", bad_row, [("id", b"strings")]),  # merges with its neighbours; the merged call is refused
+        (b"ok", v2(), [("id", b"good-3")]),
+        (b"arr", b"[1, 2]", [("id", b"not-object")]),
+        (b"3f", three_features, [("id", b"three-features")]),
+        (b"v1", orjson.dumps({"instances": [ROW, ROW]}), [("id", b"v1-two")]),
+        (b"none", orjson.dumps({"hello": 1}), [("id", b"neither")]),
+    ]
+    c = consumer(max_batch="8")
+    produce(kafka_broker.bootstrap, topics["requests"], records)
+    dead = read_all(kafka_broker.bootstrap, topics["dead"], 5, timeout=60)
+    reasons = {dict(r.headers)["id"].decode(): dict(r.headers)["wharf-error"].decode() for r in dead}
+    assert set(reasons) == {"not-json", "strings", "not-object", "three-features", "neither"}
+    assert "not JSON" in reasons["not-json"] and "not a JSON object" in reasons["not-object"]
+    assert "neither a V2 request" in reasons["neither"]
+    statuses = {dict(r.headers)["id"].decode(): dict(r.headers).get("wharf-status") for r in dead}
+    assert statuses["strings"] == b"400" and statuses["three-features"] == b"400" and statuses["not-json"] is None
+    by_id = {dict(r.headers)["id"].decode(): r for r in dead}
+    assert by_id["not-json"].value == b"{not json" and by_id["not-json"].key == b"nj"  # the request as it came
+    answers = read_all(kafka_broker.bootstrap, topics["replies"], 4, timeout=60)
+    assert sorted(ids_of(answers)) == ["good-1", "good-2", "good-3", "v1-two"]
+    v1 = next(orjson.loads(r.value) for r in answers if dict(r.headers)["id"] == b"v1-two")
+    assert v1 == {"predictions": [0, 0]}
+    status = wait_for(lambda: (s := c.status())["lag"] == 0 and s, "all committed")
+    assert status["counters"]["dead_lettered"] == 5 and status["counters"]["answered"] == 4
+
+
+def test_cloudevents_structured_and_binary_are_answered_in_their_mode(
+    kafka_broker: Broker,  # noqa: F811
+    topics: dict[str, str],
+    consumer: Callable[..., ConsumerProcess],
+) -> None:
+    request = orjson.loads(v2())
+    structured = orjson.dumps(
+        {"specversion": "1.0", "id": "ce-s", "source": "test", "type": "infer", "datacontenttype": "application/json",
+         "data": request}
+    )  # fmt: skip
+    binary_headers = [("ce_specversion", b"1.0"), ("ce_id", b"ce-b"), ("ce_source", b"test"), ("ce_type", b"infer"),
+                      ("content-type", b"application/json")]  # fmt: skip
+    c = consumer(format="cloudevent")
+    produce(
+        kafka_broker.bootstrap,
+        topics["requests"],
+        [(b"s", structured, [("content-type", b"application/cloudevents+json")]), (b"b", v2(), binary_headers),
+         (b"plain", v2(), [("id", b"plain")])],
+    )  # fmt: skip
+    answers = {id_of(r): r for r in read_all(kafka_broker.bootstrap, topics["replies"], 2)}
+    assert set(answers) == {"ce-s", "ce-b"}
+    event = orjson.loads(answers["ce-s"].value)
+    assert event["id"] == "ce-s" and event["type"] == "org.kubeflow.serving.inference.response"
+    assert event["data"]["outputs"][0]["data"] == [0]
+    headers = dict(answers["ce-b"].headers)
+    assert headers["ce_id"] == b"ce-b" and headers["ce_specversion"] == b"1.0"
+    assert orjson.loads(answers["ce-b"].value)["outputs"][0]["data"] == [0]
+    dead = read_all(kafka_broker.bootstrap, topics["dead"], 1)
+    assert "not a CloudEvent" in dict(dead[0].headers)["wharf-error"].decode()
+    assert wait_for(lambda: (s := c.status())["lag"] == 0 and s, "all committed")["counters"]["answered"] == 2
+
+
+def test_a_stopped_broker_is_reported_and_nothing_is_lost(
+    kafka_broker: Broker,  # noqa: F811
+    topics: dict[str, str],
+    consumer: Callable[..., ConsumerProcess],
+) -> None:
+    n = 1000
+    c = consumer(max_batch="2", max_in_flight="1")
+    produce(kafka_broker.bootstrap, topics["requests"], [(None, v2(), [("id", b"m%d" % i)]) for i in range(n)])
+    wait_for(lambda: c.status()["counters"]["answered"] > 0, "answering")
+    kafka_broker.pause()
+    try:
+        down = wait_for(lambda: (s := c.status())["state"] == "broker-unavailable" and s, "broker-unavailable", 30)
+        assert "no answer within" in down["reason"]
+    finally:
+        kafka_broker.resume()
+    wait_for(lambda: c.status()["state"] == "consuming", "consuming again", 60)
+    answers = read_all(kafka_broker.bootstrap, topics["replies"], n, timeout=90, distinct=id_of)
+    assert set(map(id_of, answers)) == {f"m{i}" for i in range(n)}

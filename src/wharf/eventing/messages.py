@@ -136,7 +136,7 @@ def answer_record(request: Request, answer: dict[str, Any], where: Headers, prod
         return orjson.dumps(event), [("content-type", _CE_JSON), *headers]
     if request.cloudevent == "binary":
         headers += [
-            ("ce_specversion", b"1.0"), ("ce_id", ident), ("ce_type", ANSWER_TYPE), ("ce_source", producer.encode()),
+            ("ce_specversion", b"1.0"), ("ce_id", ident), ("ce_type", ANSWER_TYPE.encode()), ("ce_source", producer.encode()),
             ("content-type", b"application/json"),
         ]  # fmt: skip
     return orjson.dumps(answer), headers
