@@ -6,13 +6,16 @@ the requests each answered and the rewards clients post for them, and the contro
 for the verdict between the canary and the revision rolled out before it; the reconciler promotes the canary or
 rolls it back, or, while the verdict is to keep trying, gives the canary the verdict's share (`percent`) in place
 of the spec's `canaryTrafficPercent`. The shares are kept here, in memory: after a restart the spec's percent
-stands until the first resync (a second) judges again from the kept rewards.
+stands until the first resync (a second) judges again from the kept rewards. A verdict costs a few milliseconds
+(`chance_better`'s integral), and is remembered while the two revisions' rewards stay the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from wharf.bandit import ArmStats, RolloutVerdict, judge_rollout
 from wharf.control.spec import RolloutPolicy
@@ -20,6 +23,8 @@ from wharf.gateway.bandits import service_bandit
 
 #: A bandit's key -> its arms' statistics (an arm never pulled may be missing).
 ArmSource = Callable[[str], Mapping[str, ArmStats]]
+#: `judge_rollout`, remembering the verdicts on the last few pairs of statistics (a few per canary under trial).
+_judged = lru_cache(maxsize=256)(judge_rollout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +54,9 @@ class BanditRollouts:
         arms = self._arms(service_bandit(namespace, service)) if self._arms is not None else {}
         verdicts = []
         for canary in canaries:
-            verdict = judge_rollout(
-                arms.get(canary.latest) or ArmStats(canary.latest),
-                arms.get(canary.previous) or ArmStats(canary.previous),
+            verdict = _judged(
+                _rewards_of(arms, canary.latest),
+                _rewards_of(arms, canary.previous),
                 policy.bandit_confidence,
                 policy.bandit_min_rewards,
                 canary.spec_percent,
@@ -73,3 +78,10 @@ class BanditRollouts:
     def forget(self, keep: Collection[str]) -> None:
         """Drop the shares of revisions other than `keep` (those still routed to)."""
         self._percents = {name: share for name, share in self._percents.items() if name in keep}
+
+
+def _rewards_of(arms: Mapping[str, ArmStats], name: str) -> ArmStats:
+    """The statistics of arm `name` that a verdict reads: its pulls (which change with every request) left out, so
+    that a verdict is remembered until a reward comes."""
+    arm = arms.get(name)
+    return dataclasses.replace(arm, pulls=0) if arm is not None else ArmStats(name)
