@@ -75,9 +75,9 @@ class Policy:
         _whole(self.warmup_pulls, "warmupPulls")
 
     def choose(self, arms: Sequence[ArmStats], rng: random.Random) -> Choice:
-        """The arm the next request goes to, among `arms` (the ready ones, at least one)."""
+        """The arm the next request goes to, among `arms` (the ready ones, at least one: ValueError if none)."""
         if not arms:
-            raise InvalidInput("no arm can take the request: none is ready")
+            raise ValueError("no arm to choose from: pass at least one")
         warming = self._warming(arms)
         if warming is not None:
             return Choice(warming.name, f"warm-up: {warming.pulls} of {self.warmup_pulls} pulls")
@@ -123,6 +123,8 @@ class Policy:
 
     def _warming(self, arms: Sequence[ArmStats]) -> ArmStats | None:
         """The arm the warm-up chooses, or None once every arm has its warm-up pulls."""
+        if not self.warmup_pulls:
+            return None
         fewest = _fewest_pulls(arms)
         return fewest if fewest.pulls < self.warmup_pulls else None
 

@@ -127,7 +127,7 @@ def test_arms_left_out_get_nothing_and_the_rest_share_the_traffic() -> None:
     arms, _ = simulate(ThompsonSampling(), MEANS, 500, seed=4)
     ready = [arms["low"], arms["mid"]]
     assert {ThompsonSampling().choose(ready, random.Random(i)).arm for i in range(50)} <= {"low", "mid"}
-    with pytest.raises(InvalidInput, match="none is ready"):
+    with pytest.raises(ValueError, match="at least one"):
         UCB1().choose([], random.Random(0))
     assert UCB1().probabilities([], random.Random(0)) == {}
 
