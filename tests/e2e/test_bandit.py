@@ -1,6 +1,7 @@
 """A Bandit InferenceGraph on `wharf up`: three iris classifiers as arms, a client that rewards one of them, the
-traffic moving to it, bad feedback refused, the figures in the control API and `wharf describe`, and the state
-kept across a restart of `wharf up` (one daemon for the module, restarted by the last test)."""
+traffic moving to it, bad feedback refused, the figures in the control API, `wharf describe` and the console (a
+headless Chromium), and the state kept across a restart of `wharf up` (one daemon for the module, restarted by the
+last test)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from pathlib import Path
 import httpx
 import joblib
 import pytest
+from playwright import sync_api
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from tests.e2e.conftest import Daemon, _leftover_pids, graph, ready, start_daemon
+from tests.e2e.test_console import CHROMIUM, CHROMIUM_ARGS
+from tests.programs import program
 
 pytestmark = pytest.mark.slow
 
@@ -128,6 +132,25 @@ def test_bad_feedback_is_refused(plane: Plane) -> None:
         assert taken.status_code == 200 and taken.json()["arms"] == [arm], taken.text
         again = client.post("/feedback", json=seldon, headers=HOST)
         assert again.status_code == 409 and "already rewarded" in again.json()["error"]
+
+
+def test_the_console_shows_the_arms(plane: Plane) -> None:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=program(CHROMIUM, "chromium"), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(plane.daemon.wharf("console").stdout.strip())
+            row = page.locator(f"#bandits tr[data-arm={REWARDED}]")
+            row.wait_for()
+            cells = row.locator("td").all_inner_texts()
+            assert cells[:3] == [REWARDED, REWARDED, "yes"] and int(cells[3]) > 0, cells
+            assert "ThompsonSampling" in page.locator("#bandits h3").inner_text()
+            assert problems == []
+        finally:
+            browser.close()
 
 
 def test_the_state_survives_a_restart(plane: Plane) -> None:

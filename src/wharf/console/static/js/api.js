@@ -68,5 +68,6 @@ export const paths = {
   history: (params) => `${WHARF}/history?${params}`,
   monitor: (path) => `${WHARF}/monitor/${path}`,
   serviceGraph: `${WHARF}/servicegraph`,
+  bandit: (ns, name) => `${WHARF}/namespaces/${encodeURIComponent(ns)}/inferencegraphs/${encodeURIComponent(name)}/bandit`,
   apply: (dryRun) => `/apis/apply${dryRun ? "?dryRun=All" : ""}`,
 };

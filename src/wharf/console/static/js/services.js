@@ -1,7 +1,9 @@
 // Services: every InferenceService and InferenceGraph, with its URL, readiness (and why not), traffic split,
-// replicas and live figures; polled every 2 s, rows updated in place so that a moving split animates.
+// replicas and live figures; polled every 2 s, rows updated in place so that a moving split animates. Graphs with
+// Bandit nodes show their arms below (bandits.js).
 
 import { api, paths } from "./api.js";
+import { banditPanel } from "./bandits.js";
 import { fill, fmt, h, poll, readiness } from "./dom.js";
 import { serviceFigures, splitBar, updateSplit } from "./widgets.js";
 
@@ -17,11 +19,13 @@ export function render(root) {
     h("h2", {}, "Inference graphs"),
     h("table", { class: "grid", id: "graphs" }, h("thead", {}, h("tr", {}, ["Name", "URL", "Ready"].map((c) => h("th", {}, c)))), graphsBody),
   );
+  const bandits = banditPanel();
   root.append(
     h("h1", {}, "Services"),
     h("table", { class: "grid", id: "services" }, h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", {}, c)))), body),
     empty,
     graphs,
+    bandits.section,
   );
   const rows = new Map();
 
@@ -49,6 +53,7 @@ export function render(root) {
       graphsBody,
       graphList.items.sort(byName).map((g) => h("tr", { "data-name": g.metadata.name }, h("td", {}, qualified(g)), h("td", {}, h("code", {}, g.status?.url || "")), h("td", {}, readiness(g)))),
     );
+    await bandits.update(graphList.items);
   }, 2000);
 }
 
