@@ -205,6 +205,20 @@ def registration(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def replica_changes(
+    index: Mapping[str, Mapping[str, Any]], wanted: Mapping[str, Mapping[str, Any]], limit: int = MAX_CALLS_PER_PASS
+) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """What brings a replica whose repository `index` (model -> row) holds what it holds to the TrainedModels
+    `wanted` (name -> spec): (`unload` or `load`, model, load body); at most `limit`, the unloads first. A model
+    registered from another storageUri (its TrainedModel changed) is registered again."""
+    found: list[tuple[str, str, dict[str, Any] | None]] = [("unload", n, None) for n in index.keys() - wanted.keys()]
+    for name, spec in wanted.items():
+        row = index.get(name)
+        if row is None or row.get("storage_uri") not in (None, redact(spec["model"]["storageUri"])):
+            found.append(("load", name, registration(spec)))
+    return found[:limit]
+
+
 @dataclass(slots=True)
 class _Rates:
     """Each model's smoothed request rate, from the growth of the replicas' `requests` counters."""
@@ -289,18 +303,12 @@ class TrainedModels:
     def _changes(
         self, replica: ReplicaState, index: Mapping[str, Mapping[str, Any]], wanted: Mapping[str, Resource]
     ) -> list[Any]:
-        """The calls that bring `replica`'s registrations to `wanted` (at most MAX_CALLS_PER_PASS)."""
-        calls = []
-        for name in index.keys() - wanted.keys():
-            calls.append(self._call(replica, f"/v2/repository/models/{name}/unload", None))
-        for name, tm in wanted.items():
-            row = index.get(name)
-            spec = tm.manifest["spec"]
-            if row is None or row.get("storage_uri") not in (None, redact(spec["model"]["storageUri"])):
-                calls.append(self._call(replica, f"/v2/repository/models/{name}/load", registration(spec)))
-            if len(calls) >= MAX_CALLS_PER_PASS:
-                break
-        return calls
+        """The calls that bring `replica`'s registrations to `wanted`."""
+        specs = {name: tm.manifest["spec"] for name, tm in wanted.items()}
+        return [
+            self._call(replica, f"/v2/repository/models/{name}/{verb}", body)
+            for verb, name, body in replica_changes(index, specs)
+        ]
 
     def _set_status(
         self,
