@@ -15,7 +15,8 @@ consumer-group member each, and keeps its status.
    within `start_timeout_s` is killed;
 4. scales the members with the lag and the partitions the members report (`kafka_scaling.MemberScale`): new members
    start at once, surplus ones (the newest) stop in the background (SIGTERM: a member commits what it answered and
-   leaves the group);
+   leaves the group); the machine runs at most `max_members` members over all sources, and a source held below its
+   figure says so in `status.scale`;
 5. writes the status when it changed: conditions SinkProvided, ConsumerGroup and Ready (False with the reason:
    sink missing, brokers unreachable as a member reports them, no member running), `sinkUri`, `consumers`, `lag`
    and `partitions` (per partition: committed and end offsets, lag), the members' summed `counters`, their
@@ -87,6 +88,7 @@ class KafkaSourceSettings(BaseSettings):
     scale_down_delay_s: float = Field(
         30.0, ge=0, description="a lower member count is taken once the lag has asked for it this long"
     )
+    max_members: int = Field(32, ge=1, description="members on this machine in all, over every source")
 
 
 # -- what a member runs ------------------------------------------------------------------------------------------
@@ -206,6 +208,7 @@ class _Source:
     scale: MemberScale
     backoff: RestartBackoff
     members: dict[str, _Member] = field(default_factory=dict)
+    capped: int | None = None  # the members it runs when the machine's cap leaves it fewer than it wants
 
 
 class KafkaSources:
@@ -348,8 +351,11 @@ class KafkaSources:
         return self._sources[key]
 
     def _scale(self, resource: Resource, source: _Source, digest: str) -> None:
-        """Start or stop members until the source has as many as its scale says (the newest stop first)."""
-        wanted = source.scale.members
+        """Start or stop members until the source has as many as its scale says, as far as the other sources leave
+        room under `max_members` (the newest stop first)."""
+        others = sum(len(other.members) for other in self._sources.values() if other is not source)
+        wanted = min(source.scale.members, max(self.settings.max_members - others, 0))
+        source.capped = wanted if wanted < source.scale.members else None
         while len(source.members) < wanted:
             member_id = f"{resource.name}-{secrets.token_hex(3)}"
             source.members[member_id] = _Member(member_id, digest, self._log_path(resource, member_id))
@@ -458,7 +464,8 @@ class KafkaSources:
             group = ("Connecting", f"{len(running)} member(s) starting or connecting to the brokers")
         else:
             errors = [m.last_error for m in source.members.values() if m.last_error]
-            group = ("NoMembers", "no member runs" + (f": {errors[0]}" if errors else ""))
+            why = f": {errors[0]}" if errors else _capped(source.capped)
+            group = ("NoMembers", "no member runs" + why)
         before = {c["type"]: c for c in resource.status.get("conditions", [])}
         conditions = [
             _condition(before, "SinkProvided", sink is not None, "SinkNotFound" if sink is None else "", missing),
@@ -475,13 +482,19 @@ class KafkaSources:
             "partitions": [partitions[key] for key in sorted(partitions)],
             "counters": _counters(reports),
             "members": [m.record() for m in source.members.values()],
-            "scale": {"members": source.scale.members, "reason": source.scale.reason},
+            "scale": {"members": source.scale.members, "reason": source.scale.reason + _capped(source.capped)},
         }
         if sink is not None:
             status["sinkUri"] = sink.uri
         if latency := _latency(reports):
             status["latencyMs"] = latency
         return status
+
+
+def _capped(granted: int | None) -> str:
+    if granted is None:
+        return ""
+    return f"; runs {granted}: the machine runs at most that many more members (WHARF_KAFKASOURCE_MAX_MEMBERS)"
 
 
 def _parse(resource: Resource) -> KafkaSource:

@@ -261,3 +261,19 @@ async def test_members_run_are_restarted_adopted_scaled_and_stopped(fixture: Fix
     await adopter.stop()
     with pytest.raises(ProcessLookupError):
         os.kill(second, 0)
+
+
+async def test_the_machine_runs_at_most_its_cap_of_members_and_a_source_held_below_says_so(fixture: Fixture) -> None:
+    fixture.settings = KafkaSourceSettings(max_members=1, stop_grace_s=2)
+    fixture.store.put("InferenceService", "default", "iris", ISVC)
+    fixture.store.put("KafkaSource", "default", "feed", source())
+    other = source() | {"metadata": {**source()["metadata"], "name": "other"}}
+    other["spec"] = {**other["spec"], "consumerGroup": "other"}
+    fixture.store.put("KafkaSource", "default", "other", other)
+    sources = fixture.sources()
+    await until(sources, lambda: ready(fixture.status()) == "True")
+    held = fixture.store.get("KafkaSource", "default", "other")
+    assert held is not None and held.status["consumers"] == 0
+    reason = next(c for c in held.status["conditions"] if c["type"] == "Ready")
+    assert reason["reason"] == "NoMembers" and "WHARF_KAFKASOURCE_MAX_MEMBERS" in reason["message"]
+    assert "WHARF_KAFKASOURCE_MAX_MEMBERS" in held.status["scale"]["reason"]
