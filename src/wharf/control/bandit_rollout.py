@@ -5,8 +5,9 @@ the requests each answered and the rewards clients post for them, and the contro
 `ArmSource` handed in). At each resync, for each component with a canary, `judge` asks `wharf.bandit.judge_rollout`
 for the verdict between the canary and the revision rolled out before it; the reconciler promotes the canary or
 rolls it back, or, while the verdict is to keep trying, gives the canary the verdict's share (`percent`) in place
-of the spec's `canaryTrafficPercent`. The shares are kept here, in memory: after a restart the spec's percent
-stands until the first resync (a second) judges again from the kept rewards. A verdict costs a few milliseconds
+of the spec's `canaryTrafficPercent`; the service's status shows where each trial stands (`trial`: the share, the
+chance that the canary is the better, or what the warm-up waits for). The verdicts are kept here, in memory: after
+a restart the spec's percent stands until the first resync (a second) judges again from the kept rewards. A verdict costs a few milliseconds
 (`chance_better`'s integral), and is remembered while the two revisions' rewards stay the same.
 """
 
@@ -16,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from wharf.bandit import ArmStats, RolloutVerdict, judge_rollout
 from wharf.control.spec import RolloutPolicy
@@ -42,7 +44,7 @@ class BanditRollouts:
 
     def __init__(self, arms: ArmSource | None = None) -> None:
         self._arms = arms
-        self._percents: dict[str, int] = {}  # canary revision -> its share while the bandit keeps trying it
+        self._trials: dict[str, tuple[Canary, RolloutVerdict]] = {}  # canary revision -> its verdict to keep trying
 
     def judge(
         self, namespace: str, service: str, policy: RolloutPolicy, canaries: Iterable[Canary]
@@ -62,22 +64,32 @@ class BanditRollouts:
                 canary.spec_percent,
             )
             if verdict.action == "try":
-                self._percents[canary.latest] = verdict.latest_percent
+                self._trials[canary.latest] = (canary, verdict)
             else:
-                self._percents.pop(canary.latest, None)
+                self._trials.pop(canary.latest, None)
             verdicts.append((canary, verdict))
         return verdicts
 
     def percent(self, policy: RolloutPolicy, canary: str | None, spec_percent: int | None) -> int | None:
         """The share of `canary` (a component's latest revision while under trial): the bandit's last verdict where
         the rollout is a bandit and one was given, else the spec's `canaryTrafficPercent`."""
-        if not policy.bandit or canary is None or spec_percent is None:
+        if not policy.bandit or canary is None or spec_percent is None or canary not in self._trials:
             return spec_percent
-        return self._percents.get(canary, spec_percent)
+        return self._trials[canary][1].latest_percent
+
+    def trial(self, policy: RolloutPolicy, canary: str | None) -> dict[str, Any] | None:
+        """Where the bandit's trial of `canary` stands, for the service's status (None: no trial)."""
+        if not policy.bandit or canary is None or canary not in self._trials:
+            return None
+        judged, verdict = self._trials[canary]
+        shown: dict[str, Any] = {"revision": canary, "against": judged.previous, "percent": verdict.latest_percent}
+        if verdict.chance_better is None:
+            return shown | {"waiting": verdict.reason}
+        return shown | {"chanceBetter": round(verdict.chance_better, 2)}
 
     def forget(self, keep: Collection[str]) -> None:
-        """Drop the shares of revisions other than `keep` (those still routed to)."""
-        self._percents = {name: share for name, share in self._percents.items() if name in keep}
+        """Drop the verdicts on revisions other than `keep` (those still routed to)."""
+        self._trials = {name: trial for name, trial in self._trials.items() if name in keep}
 
 
 def _rewards_of(arms: Mapping[str, ArmStats], name: str) -> ArmStats:

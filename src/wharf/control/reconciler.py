@@ -498,6 +498,9 @@ class Reconciler:
             }
         url = self._url(resource, front, front)
         serving = all(c["status"] == "True" for c in conditions)
+        trials = {
+            c: trial for c, state in states.items() if (trial := self.bandits.trial(plan.policy, state.rollout.canary))
+        }
         return {
             "observedGeneration": resource.generation,
             "url": url,
@@ -515,6 +518,7 @@ class Reconciler:
             "routing": {"model": plan.model_name, "front": front, "components": routing},
             **({"monitoring": monitored} if (monitored := self.monitoring.get(resource.name)) else {}),
             **({"multiModel": held} if (held := self.multi_model.get(f"{resource.namespace}/{resource.name}")) else {}),
+            **({"bandit": trials} if trials else {}),  # each bandit rollout's trial (bandit_rollout.py)
         }
 
     # -- routes -------------------------------------------------------------------------------------------------

@@ -83,6 +83,15 @@ def test_the_canary_keeps_the_spec_s_percent_until_both_revisions_have_enough_re
     arms.set(rewarded(V1, 8, 2), rewarded(V2, 5, 0))
     run(controller.reconciler.resync())
     assert traffic(controller) == {V2: 20, V1: 80}
+    assert status(controller)["bandit"] == {
+        "predictor": {"revision": V2, "against": V1, "percent": 20, "waiting": f"warm-up: {V2} has 5 of 10 rewards"}
+    }
+
+
+def status(controller: Controller) -> dict[str, Any]:
+    resource = controller.store.get(ISVC_KIND, "default", "who")
+    assert resource is not None
+    return resource.status
 
 
 def test_the_canary_s_share_follows_its_chance_of_being_better(controller: Controller, arms: Arms) -> None:
@@ -90,6 +99,9 @@ def test_the_canary_s_share_follows_its_chance_of_being_better(controller: Contr
     run(controller.reconciler.resync())
     share = traffic(controller)
     assert 50 < share[V2] < 95 and share[V2] % 5 == 0 and share[V1] == 100 - share[V2]
+    trial = status(controller)["bandit"]["predictor"]
+    assert trial == {"revision": V2, "against": V1, "percent": share[V2], "chanceBetter": trial["chanceBetter"]}
+    assert abs(100 * trial["chanceBetter"] - share[V2]) <= 3
     arms.set(rewarded(V1, 8, 4), rewarded(V2, 6, 6))
     run(controller.reconciler.resync())
     assert 5 <= traffic(controller)[V2] < 50
@@ -100,10 +112,11 @@ def test_a_better_canary_is_promoted(controller: Controller, arms: Arms) -> None
     arms.set(rewarded(V1, 10, 30), rewarded(V2, 35, 5))
     run(controller.reconciler.resync())
     assert traffic(controller) == {V2: 100}
-    status = predictor(controller)
-    assert (status["latestRolledoutRevision"], status["previousRolledoutRevision"]) == (V2, V1)
+    rolled_out = predictor(controller)
+    assert (rolled_out["latestRolledoutRevision"], rolled_out["previousRolledoutRevision"]) == (V2, V1)
     run(controller.reconciler.resync())  # promoted stays promoted, the spec's canaryTrafficPercent notwithstanding
     assert traffic(controller) == {V2: 100}
+    assert "bandit" not in status(controller)  # no trial any more
 
 
 def test_a_worse_canary_is_rolled_back_saying_why(controller: Controller, arms: Arms) -> None:
