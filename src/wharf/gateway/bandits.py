@@ -14,8 +14,10 @@ revisions). Ground truth posted with a reward travels with the next report (at m
 connection is not sent again).
 
 Per routed request: the view of the node's ready arms (a list of a handful), the policy's choice over them (O(arms)
-arithmetic, one draw per arm for Thompson sampling), two immutable `ArmStats` updates and one id remembered
-(`feedback.RecentRequests`): a few microseconds. Requests that no bandit routes pay nothing here.
+arithmetic, one draw per arm for Thompson sampling), one pull counted (an integer, and one immutable `ArmStats` for
+the view) and one id remembered (`feedback.RecentRequests`). Timed over 3 arms (`GraphBandits.choose`, timeit, on a
+2-core machine under a load average of about 6): 14 µs for UCB1, 18 µs for EpsilonGreedy, 24 µs for Thompson
+sampling, of which the policy's own choice is 7, 4 and 12 µs. Requests that no bandit routes pay nothing here.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from wharf.bandit.arms import ArmStats
 from wharf.bandit.policies import Policy
@@ -78,7 +81,8 @@ class BanditLedger:
     def __init__(self, recent: RecentRequests, gateway: str | None = None) -> None:
         self.gateway = gateway or uuid.uuid4().hex
         self.recent = recent
-        self._totals: ArmTable = {}  # counted here since this gateway began
+        self._pulls: dict[str, dict[str, int]] = {}  # counted here since this gateway began
+        self._rewards: ArmTable = {}  # likewise (their arms' pulls are in `_pulls`)
         self._applied: ArmTable = {}  # of those, what the control plane's totals include
         self._base: ArmTable = {}  # the control plane's totals of every gateway
         self._view: ArmTable = {}  # what arms are chosen by: base + totals - applied
@@ -93,15 +97,27 @@ class BanditLedger:
 
     def pulled(self, bandit: str, arm: str) -> None:
         self._changed = True
-        for table in (self._totals, self._view):
-            arms = table.setdefault(bandit, {})
-            arms[arm] = (arms.get(arm) or ArmStats(arm)).pulled()
+        pulls = self._pulls.get(bandit) or self._pulls.setdefault(bandit, {})
+        pulls[arm] = pulls.get(arm, 0) + 1
+        view = self._view.get(bandit) or self._view.setdefault(bandit, {})
+        view[arm] = (view.get(arm) or ArmStats(arm)).pulled()
 
     def rewarded(self, bandit: str, arm: str, reward: float) -> None:
         self._changed = True
-        for table in (self._totals, self._view):
+        for table in (self._rewards, self._view):
             arms = table.setdefault(bandit, {})
             arms[arm] = (arms.get(arm) or ArmStats(arm)).rewarded(reward)
+
+    def totals(self) -> ArmTable:
+        """What this gateway counted since it began, per bandit and arm."""
+        totals: ArmTable = {}
+        for bandit in self._pulls.keys() | self._rewards.keys():
+            pulls, rewards = self._pulls.get(bandit, {}), self._rewards.get(bandit, {})
+            totals[bandit] = {
+                arm: dataclasses.replace(rewards.get(arm) or ArmStats(arm), pulls=pulls.get(arm, 0))
+                for arm in pulls.keys() | rewards.keys()
+            }
+        return totals
 
     def route(self, request_id: str, bandit: str, arm: str, namespace: str, model: str) -> None:
         """A request went to `arm` of `bandit`: count the pull and remember the request for its feedback."""
@@ -126,7 +142,7 @@ class BanditLedger:
         if not self._changed and not self._truths and self._synced:
             return None
         truths, self._truths, self._changed = tuple(self._truths), [], False
-        return BanditReport(self.gateway, {b: dict(arms) for b, arms in self._totals.items()}, truths)
+        return BanditReport(self.gateway, self.totals(), truths)
 
     def reconnected(self) -> None:
         """A control plane connected: the next report carries every count (one sent before may have been lost)."""
@@ -136,13 +152,23 @@ class BanditLedger:
         """The control plane's totals (`base`) and, of this gateway's counts, those they include (`applied`)."""
         self._base, self._applied, self._synced = base, applied, True
         view: ArmTable = {bandit: dict(arms) for bandit, arms in base.items()}
-        for bandit, arms in self._totals.items():
+        for bandit, arms in self.totals().items():
             seen = applied.get(bandit, {})
             into = view.setdefault(bandit, {})
             for arm, total in arms.items():
                 missing = combined(total, seen[arm], -1) if arm in seen else total
                 into[arm] = combined(into[arm], missing) if arm in into else missing
         self._view = view
+
+
+class _Node(NamedTuple):
+    """A Bandit node as the choice needs it under one table."""
+
+    key: str
+    policy: Policy
+    arms: tuple[str, ...]  # the ready ones (all when none is)
+    steps: dict[str, Step]  # by arm
+    models: dict[str, str]  # arm -> the model (InferenceService) that answers there
 
 
 class GraphBandits:
@@ -153,40 +179,33 @@ class GraphBandits:
         self, ledger: BanditLedger, graph: Graph, services: Callable[[str], Service | None], rng: random.Random
     ) -> None:
         self._ledger = ledger
-        self._graph = graph
+        self._namespace = graph.namespace
         self._rng = rng
-        self._arms: dict[str, tuple[tuple[Step, ...], tuple[str, ...], dict[str, str]]] = {}
+        self._nodes: dict[str, _Node] = {}
         for name, node in graph.nodes.items():
             if node.policy is None:
                 continue
-            models: dict[str, str] = {}
+            models, ready = {}, []
             for step in node.steps:
                 assert isinstance(step.target, ServiceTarget)  # a Bandit's steps call services (check_graph)
                 service = services(f"{graph.namespace}/{step.target.name}")
+                models[step.name] = service.name if service is not None else step.target.name
                 if service is not None and service_ready(service):
-                    models[step.name] = service.name
-            ready = tuple(s for s in node.steps if s.name in models) or node.steps
-            self._arms[name] = (ready, tuple(s.name for s in ready), models)
+                    ready.append(step.name)
+            arms = tuple(ready) or tuple(step.name for step in node.steps)
+            key = graph_bandit(graph.namespace, graph.name, name)
+            self._nodes[name] = _Node(key, node.policy, arms, {step.name: step for step in node.steps}, models)
 
     def choose(self, node_name: str, node: Node, headers: Headers) -> Step:
         """The arm (step) of `node` this request goes to, counted and remembered by the request's id."""
-        steps, names, models = self._arms[node_name]
-        policy = node.policy
-        assert policy is not None
-        key = graph_bandit(self._graph.namespace, self._graph.name, node_name)
-        arm = policy.choose(self._ledger.view(key, names), self._rng).arm
-        step = next(s for s in steps if s.name == arm)
-        target = step.target
-        assert isinstance(target, ServiceTarget)
-        self._ledger.route(headers[REQUEST_ID], key, arm, self._graph.namespace, models.get(arm, target.name))
-        return step
+        key, policy, arms, steps, models = self._nodes[node_name]
+        arm = policy.choose(self._ledger.view(key, arms), self._rng).arm
+        self._ledger.route(headers[REQUEST_ID], key, arm, self._namespace, models[arm])
+        return steps[arm]
 
     def policies(self) -> Mapping[str, Policy]:
         """The policy of each Bandit node's key."""
-        graph = self._graph
-        return {
-            graph_bandit(graph.namespace, graph.name, n): node.policy for n, node in graph.nodes.items() if node.policy
-        }
+        return {node.key: node.policy for node in self._nodes.values()}
 
 
 def service_ready(service: Service) -> bool:

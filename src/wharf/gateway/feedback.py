@@ -20,7 +20,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -37,8 +37,7 @@ class FeedbackRefused(WharfError):
         self.http_status = http_status
 
 
-@dataclass(frozen=True, slots=True)
-class Pull:
+class Pull(NamedTuple):  # made per routed request: a tuple is the cheapest to make
     """One arm a request went to: the bandit's key, the arm, and the model answering there (for ground truth)."""
 
     bandit: str

@@ -109,7 +109,7 @@ def test_another_bandits_id_is_unknown_and_a_refused_reward_leaves_the_id_unrewa
 def test_memory_is_bounded_and_an_id_through_two_bandits_names_both_arms() -> None:
     recent = RecentRequests(ttl_s=10, capacity=2, clock=Clock())
     recent.remember("r1", PULL)
-    recent.remember("r1", dataclasses.replace(PULL, bandit="InferenceGraph/default/g/inner", arm="x"))
+    recent.remember("r1", PULL._replace(bandit="InferenceGraph/default/g/inner", arm="x"))
     assert recent.arms("r1") == "a,x"
     recent.remember("r2", PULL)
     recent.remember("r3", PULL)
