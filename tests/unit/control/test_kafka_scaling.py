@@ -1,8 +1,12 @@
-"""How many members a KafkaSource runs, and the requests its lag puts on its sink: deterministic, the time given."""
+"""How many members a KafkaSource runs, and the requests its lag puts on its sink's autoscaler: deterministic, the
+time given."""
 
 from __future__ import annotations
 
+from wharf.autoscaler import policy_from_annotations
 from wharf.control.kafka_scaling import MemberScale, calls_waiting
+from wharf.control.metrics import ControlMetrics
+from wharf.control.scaling import RevisionScaling
 from wharf.control.spec.kafkasource import MemberBounds
 
 BOUNDS = MemberBounds(least=1, most=4, lag_threshold=100)
@@ -48,3 +52,17 @@ def test_the_lag_asks_for_the_calls_the_members_can_have_in_flight() -> None:
     assert calls_waiting(200, members=1, max_batch=64, max_in_flight=8) == 4
     assert calls_waiting(20_000, members=2, max_batch=64, max_in_flight=8) == 16
     assert calls_waiting(5, members=0, max_batch=1, max_in_flight=8) == 5
+
+
+def test_messages_waiting_in_kafka_wake_a_revision_scaled_to_zero() -> None:
+    now = [0.0]
+    scaling = RevisionScaling(0.0, ControlMetrics(), clock=lambda: now[0])
+    policy = policy_from_annotations({"autoscaling.knative.dev/window": "6s"}, min_replicas=0)
+    scaling.restore({"iris-predictor-00001": 0})
+    for second in range(3):  # idle: it stays at zero
+        now[0] = second
+        scaling.observe_gateway("iris-predictor-00001", policy, None)
+        assert scaling.replicas("iris-predictor-00001", policy, ready=0) == 0
+    now[0] = 3
+    scaling.observe_gateway("iris-predictor-00001", policy, None, waiting=1)  # one call's worth of lag
+    assert scaling.replicas("iris-predictor-00001", policy, ready=0) == 1
