@@ -42,6 +42,9 @@ def test_a_rewarded_canary_is_promoted(daemon: Daemon) -> None:
     daemon.wharf("apply", "-f", "-", stdin=manifest("who", "b", canary=50, annotations=BANDIT))
     canary = daemon.wait("who", lambda s: ready(s) and len(_traffic(s)) == 2)
     assert _traffic(canary) == {V2: 50, V1: 50}
+    trial = daemon.wait("who", lambda s: "bandit" in s["status"])["status"]["bandit"]["predictor"]
+    assert (trial["revision"], trial["against"], trial["percent"]) == (V2, V1, 50)
+    assert trial["waiting"].startswith("warm-up: ")
 
     gateway = httpx.Client(base_url=daemon.gateway_url, timeout=10, headers={"host": HOST})
     with gateway as client, daemon.control() as control:
