@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -60,6 +60,7 @@ from wharf.control.spec.common import (
     _check_namespace,
     invalid,
 )
+from wharf.eventing.settings import ConsumerSettings, Format
 
 API_VERSION = "sources.knative.dev/v1beta1"
 KIND = "KafkaSource"
@@ -74,10 +75,10 @@ MIN_SCALE = SCALING_PREFIX + "min-scale"
 MAX_SCALE = SCALING_PREFIX + "max-scale"
 LAG_THRESHOLD = SCALING_PREFIX + "lag-threshold"
 SCALING_CLASS = SCALING_PREFIX + "class"
-FORMATS = ("auto", "v2", "v1", "cloudevent")
+FORMATS: tuple[str, ...] = get_args(Format)
 DEFAULT_MAX_MEMBERS = 4
 DEFAULT_LAG_THRESHOLD = 100
-MAX_BATCH_LIMIT = 100_000
+MAX_BATCH_LIMIT: int = next(m.le for m in ConsumerSettings.model_fields["max_batch"].metadata if hasattr(m, "le"))
 #: The sinks a `sink.ref` may name: kind -> its apiVersion.
 SINK_KINDS = {inferenceservice.KIND: inferenceservice.API_VERSION, graph.KIND: graph.API_VERSION}
 
