@@ -105,16 +105,19 @@ class Controller:
             documents = await asyncio.to_thread(self._checked, text, base)
             self._check_together(documents)
             results, changed = [], []
-            for doc in documents:
-                before = self.store.get(doc.kind, doc.namespace, doc.name)
-                managed = fields.updated(
+            befores = [self.store.get(doc.kind, doc.namespace, doc.name) for doc in documents]
+            managers = [
+                fields.updated(
                     before.managed if before else (),
                     before.manifest if before else None,
                     doc.manifest,
                     WHARF_MANAGER,
                     doc.manifest["apiVersion"],
                 )
-                _, was_changed = await self._store(doc, before, managed, dry_run)
+                for doc, before in zip(documents, befores, strict=True)
+            ]
+            stored = await self._store_all(documents, befores, managers, dry_run)
+            for doc, before, (_, was_changed) in zip(documents, befores, stored, strict=True):
                 results.append(
                     {
                         "kind": doc.kind,
@@ -140,33 +143,43 @@ class Controller:
             doc = await asyncio.to_thread(self._checked_object, proposed)
             self._check_together([doc])
             managed = edit.managed(current, doc.manifest)
-            resource, changed = await self._store(doc, current, managed, dry_run)
+            [(resource, changed)] = await self._store_all([doc], [current], [managed], dry_run)
         if changed and not dry_run and kind not in _NOT_RECONCILED:
             await self.reconciler.reconcile(namespace, name)
             resource = self.store.get(kind, namespace, name) or resource
         return resource
 
-    async def _store(
-        self, doc: Document, before: Resource | None, managed: list[dict[str, Any]], dry_run: bool
-    ) -> tuple[Resource, bool]:
-        """Store a checked document with its field managers (with `dry_run`, only say what would be stored); the
-        resource and whether its manifest changed. A new canary percent retries a rolled-back canary."""
+    async def _store_all(
+        self,
+        documents: list[Document],
+        befores: list[Resource | None],
+        managers: list[list[dict[str, Any]]],
+        dry_run: bool,
+    ) -> list[tuple[Resource, bool]]:
+        """Store checked documents with their field managers in one transaction (with `dry_run`, only say what would
+        be stored); each resource and whether its manifest changed. A new canary percent retries a rolled-back
+        canary."""
         if dry_run:
-            changed = before is None or before.manifest != doc.manifest  # as `Store.put` judges it
-            now = time.time()
-            would_be = Resource(
-                doc.kind, doc.namespace, doc.name, doc.manifest, 1, {}, now, now, managed=tuple(managed)
-            )
-            if before is not None:
-                generation = before.generation + changed
-                would_be = dataclasses.replace(
-                    before, manifest=doc.manifest, generation=generation, managed=tuple(managed)
-                )
-            return would_be, changed
-        resource, changed = self.store.put(doc.kind, doc.namespace, doc.name, doc.manifest, managed)
-        if before is not None and doc.kind == ISVC_KIND and (retried := _canary_changes(before.manifest, doc.manifest)):
-            await self.reconciler.readmit(doc.namespace, doc.name, retried)  # a new canary percent: retry it
-        return resource, changed
+            return [self._would_store(*each) for each in zip(documents, befores, managers, strict=True)]
+        items = [(d.kind, d.namespace, d.name, d.manifest, m) for d, m in zip(documents, managers, strict=True)]
+        stored = self.store.put_many(items)
+        for doc, before in zip(documents, befores, strict=True):
+            if before is None or doc.kind != ISVC_KIND:
+                continue
+            if retried := _canary_changes(before.manifest, doc.manifest):
+                await self.reconciler.readmit(doc.namespace, doc.name, retried)  # a new canary percent: retry it
+        return stored
+
+    @staticmethod
+    def _would_store(doc: Document, before: Resource | None, managed: list[dict[str, Any]]) -> tuple[Resource, bool]:
+        """What storing `doc` would store, and whether its manifest would change."""
+        changed = before is None or before.manifest != doc.manifest  # as `Store.put` judges it
+        now = time.time()
+        would_be = Resource(doc.kind, doc.namespace, doc.name, doc.manifest, 1, {}, now, now, managed=tuple(managed))
+        if before is not None:
+            generation = before.generation + changed
+            would_be = dataclasses.replace(before, manifest=doc.manifest, generation=generation, managed=tuple(managed))
+        return would_be, changed
 
     def _checked(self, text: str, base: Path | None) -> list[Document]:
         """The documents of `text` (relative paths read from `base`), once each is valid, runs here and the policy
@@ -218,7 +231,7 @@ class Controller:
         """Refuse documents that would take the machine past its count of InferenceServices and InferenceGraphs,
         unless the apply adds none (the machine held more before the cap was lowered). Its replicas are the
         reconciler's cap: a revision runs what room the others leave it, and says so in its status."""
-        applied = {_key(doc) for doc in documents}
+        applied = {_key(doc) for doc in documents if doc.kind in (ISVC_KIND, GRAPH_KIND)}  # what the cap counts
         resources = len(stored) + len(applied - {_key(r) for r in stored})
         if resources > len(stored) and (too_many := self.policy.too_many_resources(resources)):
             raise ConfigurationError(too_many)

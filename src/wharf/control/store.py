@@ -22,7 +22,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,48 +210,65 @@ class Store:
     ) -> tuple[Resource, bool]:
         """Create or update a resource, with its field managers (None: those it has); returns it and whether its
         manifest changed (a new generation)."""
+        return self.put_many([(kind, namespace, name, manifest, managed)])[0]
+
+    def put_many(
+        self, items: Sequence[tuple[str, str, str, dict[str, Any], list[dict[str, Any]] | None]]
+    ) -> list[tuple[Resource, bool]]:
+        """`put` of each (kind, namespace, name, manifest, managed), all in one transaction (an apply of thousands
+        of documents commits once); the listeners hear of each change after it."""
         now = time.time()
-        old = self.get(kind, namespace, name)
-        changed = old is None or old.manifest != manifest
-        if not changed and (managed is None or tuple(managed) == old.managed):
-            assert old is not None
-            return old, False
+        written: list[tuple[tuple[str, str, str], Resource | None, bool, int]] = []
         with self._transaction():
-            version = self._next_version()
-            if old is None:
-                self._db.execute(
-                    f"INSERT INTO resources ({_RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, 1, '{{}}', ?, ?, ?, ?, ?)",
-                    (
-                        kind,
-                        namespace,
-                        name,
-                        _dumps(manifest),
-                        now,
-                        now,
-                        str(uuid.uuid4()),
-                        version,
-                        _dumps(managed or []),
-                    ),
-                )
-            else:
-                self._db.execute(
-                    "UPDATE resources SET manifest = ?, generation = generation + ?, updated = ?, version = ?,"
-                    " managed = ? WHERE kind = ? AND namespace = ? AND name = ?",
-                    (
-                        _dumps(manifest),
-                        int(changed),
-                        now,
-                        version,
-                        _dumps(list(old.managed) if managed is None else managed),
-                        kind,
-                        namespace,
-                        name,
-                    ),
-                )
-        resource = self.get(kind, namespace, name)
-        assert resource is not None
-        self._changed(kind, namespace, name, old, version)
-        return resource, changed
+            for kind, namespace, name, manifest, managed in items:
+                old = self.get(kind, namespace, name)
+                changed = old is None or old.manifest != manifest
+                if not changed and (managed is None or tuple(managed) == old.managed):
+                    written.append(((kind, namespace, name), old, False, 0))
+                    continue
+                version = self._next_version()
+                if old is None:
+                    self._db.execute(
+                        f"INSERT INTO resources ({_RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, 1, '{{}}', ?, ?, ?, ?, ?)",
+                        (
+                            kind,
+                            namespace,
+                            name,
+                            _dumps(manifest),
+                            now,
+                            now,
+                            str(uuid.uuid4()),
+                            version,
+                            _dumps(managed or []),
+                        ),
+                    )
+                else:
+                    self._db.execute(
+                        "UPDATE resources SET manifest = ?, generation = generation + ?, updated = ?, version = ?,"
+                        " managed = ? WHERE kind = ? AND namespace = ? AND name = ?",
+                        (
+                            _dumps(manifest),
+                            int(changed),
+                            now,
+                            version,
+                            _dumps(list(old.managed) if managed is None else managed),
+                            kind,
+                            namespace,
+                            name,
+                        ),
+                    )
+                written.append(((kind, namespace, name), old, changed, version))
+        results = []
+        for key, old, changed, version in written:
+            if not version:  # nothing written
+                assert old is not None
+                results.append((old, False))
+                continue
+            resource = self.get(*key)
+            assert resource is not None
+            self._changed(*key, old, version)
+            results.append((resource, changed))
+        return results
 
     def get(self, kind: str, namespace: str, name: str) -> Resource | None:
         row = self._db.execute(
@@ -286,17 +303,26 @@ class Store:
     def set_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Replace a resource's status (nothing when it is gone, or when the status is the same as JSON: a tuple the
         same as the list stored)."""
-        before = self.get(kind, namespace, name)
-        text = _dumps(status)
-        if before is None or _dumps(before.status) == text:
-            return
+        self.set_statuses(kind, [(namespace, name, status)])
+
+    def set_statuses(self, kind: str, items: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """`set_status` of each (namespace, name, status) of `kind`, all in one transaction; the listeners hear of
+        each change after it."""
+        written: list[tuple[str, str, Resource, int]] = []
         with self._transaction():
-            version = self._next_version()
-            self._db.execute(
-                "UPDATE resources SET status = ?, version = ? WHERE kind = ? AND namespace = ? AND name = ?",
-                (text, version, kind, namespace, name),
-            )
-        self._changed(kind, namespace, name, before, version)
+            for namespace, name, status in items:
+                before = self.get(kind, namespace, name)
+                text = _dumps(status)
+                if before is None or _dumps(before.status) == text:
+                    continue
+                version = self._next_version()
+                self._db.execute(
+                    "UPDATE resources SET status = ?, version = ? WHERE kind = ? AND namespace = ? AND name = ?",
+                    (text, version, kind, namespace, name),
+                )
+                written.append((namespace, name, before, version))
+        for namespace, name, before, version in written:
+            self._changed(kind, namespace, name, before, version)
 
     # -- events -----------------------------------------------------------------------------------------------
     def add_event(self, kind: str, namespace: str, name: str, type: str, reason: str, message: str) -> None:

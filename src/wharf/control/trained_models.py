@@ -278,6 +278,7 @@ class TrainedModels:
         placements: dict[str, ModelPlacement] = {}
         summaries: dict[str, dict[str, Any]] = {}
         calls = []
+        statuses: list[tuple[str, str, dict[str, Any]]] = []
         for key, parent in parents.items():
             tms = by_parent.get(key, [])
             verdicts = {tm.name: admission(tm.manifest["spec"], parent) for tm in tms}
@@ -290,8 +291,12 @@ class TrainedModels:
                 placements[revision] = ModelPlacement(place(wanted, shown, self._rates.rates))
             if parent.multi_model:
                 summaries[f"{key[0]}/{key[1]}"] = _summary(parent, ready, read)
+            shown_indexes = [indexes[r.id] for r in ready]
             for tm in tms:
-                self._set_status(tm, parent, verdicts[tm.name], [indexes[r.id] for r in ready], ready)
+                status = _status(tm, parent, verdicts[tm.name], shown_indexes, ready)
+                if _comparable(status) != _comparable(tm.status):
+                    statuses.append((tm.namespace, tm.name, status))
+        self.store.set_statuses(KIND, statuses)  # one transaction, however many changed
         self.reconciler.model_placements = placements
         self.reconciler.multi_model = summaries
         if calls:
@@ -309,23 +314,6 @@ class TrainedModels:
             self._call(replica, f"/v2/repository/models/{name}/{verb}", body)
             for verb, name, body in replica_changes(index, specs)
         ]
-
-    def _set_status(
-        self,
-        tm: Resource,
-        parent: Parent,
-        verdict: Mapping[str, tuple[bool, str, str]],
-        indexes: list[Mapping[str, Mapping[str, Any]]],
-        ready: list[ReplicaState],
-    ) -> None:
-        rows = [(r.id, index[tm.name]) for r, index in zip(ready, indexes, strict=True) if tm.name in index]
-        registered = [rid for rid, row in rows if row.get("state") != FAILED]
-        loaded = [rid for rid, row in rows if row.get("state") == LOADED]
-        failures = [f"{rid}: {row.get('reason') or 'load failed'}" for rid, row in rows if row.get("state") == FAILED]
-        failure = "; ".join(failures) if failures and not registered else None
-        status = trained_model_status(tm.status, tm.name, parent, verdict, registered, loaded, failure)
-        if _comparable(status) != _comparable(tm.status):
-            self.store.set_status(KIND, tm.namespace, tm.name, status)
 
     async def _read(self, replicas: list[ReplicaState]) -> dict[str, tuple[dict[str, dict[str, Any]], dict[str, Any]]]:
         """Each replica's index (model -> row) and memory summary; a replica that does not answer is left out."""
@@ -366,6 +354,22 @@ class TrainedModels:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S))
         return self._http
+
+
+def _status(
+    tm: Resource,
+    parent: Parent,
+    verdict: Mapping[str, tuple[bool, str, str]],
+    indexes: list[Mapping[str, Mapping[str, Any]]],
+    ready: list[ReplicaState],
+) -> dict[str, Any]:
+    """TrainedModel `tm`'s status, from what the indexes of the parent's `ready` replicas say of it."""
+    rows = [(r.id, index[tm.name]) for r, index in zip(ready, indexes, strict=True) if tm.name in index]
+    registered = [rid for rid, row in rows if row.get("state") != FAILED]
+    loaded = [rid for rid, row in rows if row.get("state") == LOADED]
+    failures = [f"{rid}: {row.get('reason') or 'load failed'}" for rid, row in rows if row.get("state") == FAILED]
+    failure = "; ".join(failures) if failures and not registered else None
+    return trained_model_status(tm.status, tm.name, parent, verdict, registered, loaded, failure)
 
 
 def _states(index: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
