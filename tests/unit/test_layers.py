@@ -15,6 +15,7 @@ FORBIDDEN = {
     "wharf.autoscaler": ("wharf.control", "wharf.gateway", "wharf.server", "wharf.model"),
     "wharf.gateway": ("wharf.control", "wharf.cli", "wharf.sdk"),
     "wharf.telemetry": ("wharf.control", "wharf.gateway", "wharf.server", "wharf.model", "wharf.client"),
+    "wharf.export.kserve": ("wharf.server", "wharf.gateway", "wharf.cli", "wharf.sdk"),  # pure: specs to dicts
 }
 
 
