@@ -139,6 +139,7 @@ class Consumer:
             session_timeout_ms=int(s.session_timeout_s * 1000),
             heartbeat_interval_ms=max(int(s.session_timeout_s * 1000 / 3), 100),
             max_poll_interval_ms=int(self._rebalance_timeout_s() * 1000),
+            fetch_max_wait_ms=int(s.fetch_wait_s * 1000),
             **{**options, "request_timeout_ms": int(max(s.broker_timeout_s, _JOIN_S) * 1000)},
         )
         producer = AIOKafkaProducer(acks="all", linger_ms=1, max_batch_size=256 * 1024, **options)
@@ -292,7 +293,7 @@ class Consumer:
             outcomes = await self._outcomes(batch.work.requests)
             if previous is not None:
                 await previous
-            acks = await self._send(tp, batch.work, outcomes)
+            acks = await self._broker(self._send(tp, batch.work, outcomes), "producing")
             queued.set_result(None)
             if acks:
                 await self._broker(asyncio.gather(*acks), "producing answers")
@@ -363,9 +364,7 @@ class Consumer:
                     continue
                 value, headers = record.value, dead_letter_headers(list(record.headers), where, reason, status)
                 topic = s.dead_letter_topic
-            acks.append(
-                await self._broker(self._producer.send(topic, value, key=record.key, headers=headers), "producing")
-            )
+            acks.append(await self._producer.send(topic, value, key=record.key, headers=headers))
         return acks
 
     def _release(self, records: int) -> None:

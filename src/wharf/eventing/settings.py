@@ -54,6 +54,9 @@ class ConsumerSettings(BaseSettings):
     session_timeout_s: float = Field(
         10.0, gt=0, description="the group forgets a member that has not been heard from for this long"
     )
+    fetch_wait_s: float = Field(
+        0.05, gt=0, description="a fetch waits this long for records at most (some brokers always wait it out)"
+    )
     commit_interval_s: float = Field(0.2, gt=0, description="answered offsets are committed this often")
     drain_timeout_s: float = Field(
         10.0, ge=0, description="on stop or rebalance, calls in flight get this long to finish and be committed"
