@@ -2,7 +2,8 @@
 
 The revisions of such a service are the arms of its bandit (`gateway.bandits.service_bandit`): the gateway counts
 the requests each answered and the rewards clients post for them, and the control plane keeps the totals (the
-`ArmSource` handed in). At each resync, for each component with a canary, `judge` asks `wharf.bandit.judge_rollout`
+`ArmSource` handed in). Only the front component answers on the service's host, so only its canary earns rewards;
+a canary of a component behind it (a predictor behind a transformer) stays in the warm-up, at the spec's percent. At each resync, for each component with a canary, `judge` asks `wharf.bandit.judge_rollout`
 for the verdict between the canary and the revision rolled out before it; the reconciler promotes the canary or
 rolls it back, or, while the verdict is to keep trying, gives the canary the verdict's share (`percent`) in place
 of the spec's `canaryTrafficPercent`; the service's status shows where each trial stands (`trial`: the share, the

@@ -275,7 +275,8 @@ class Reconciler:
                     "rolling back a canary", extra={"service": resource.name, "component": component, "reason": reason}
                 )
                 await self.rollback(resource.namespace, resource.name, reason, component)
-            await self._judge_bandit(resource.namespace, resource.name)
+            if self._plan(resource).policy.bandit:
+                await self._judge_bandit(resource.namespace, resource.name)
         await self.reconcile()
         records = {s.id: (s.revision, dataclasses.asdict(s)) for s in self.backend.replicas()}
         if records != self._saved_replicas:
