@@ -226,7 +226,7 @@ def test_a_stopped_broker_is_reported_and_nothing_is_lost(
     topics: dict[str, str],
     consumer: Callable[..., ConsumerProcess],
 ) -> None:
-    n = 1000
+    n = 500
     c = consumer(max_batch="2", max_in_flight="1")
     produce(kafka_broker.bootstrap, topics["requests"], [(None, v2(), [("id", b"m%d" % i)]) for i in range(n)])
     wait_for(lambda: c.status()["counters"]["answered"] > 0, "answering")

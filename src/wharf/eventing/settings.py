@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Format = Literal["auto", "v2", "v1", "cloudevent"]
@@ -71,14 +71,29 @@ class ConsumerSettings(BaseSettings):
     status_port: int = Field(0, ge=0, le=65535, description="its port (0: any free one, logged on the serving line)")
     log_level: str = Field("info", description="the log level")
     # The client's security settings, passed through as they are (aiokafka's names).
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"] | None = None
-    sasl_plain_username: str | None = None
-    sasl_plain_password: SecretStr | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how the client talks to the brokers"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="the SASL mechanism, with SASL_PLAINTEXT or SASL_SSL"
+    )
+    sasl_plain_username: str | None = Field(None, description="the SASL user (PLAIN and SCRAM)")
+    sasl_plain_password: SecretStr | None = Field(None, description="its password (never logged)")
     ssl_cafile: str | None = Field(None, description="CA bundle the brokers' certificates are checked against")
     ssl_certfile: str | None = Field(None, description="client certificate (mutual TLS)")
     ssl_keyfile: str | None = Field(None, description="its key")
-    ssl_check_hostname: bool = True
+    ssl_check_hostname: bool = Field(True, description="whether the brokers' certificates must name their hosts")
+
+    @model_validator(mode="after")
+    def _sasl(self) -> ConsumerSettings:
+        if self.security_protocol.startswith("SASL_") and (
+            self.sasl_mechanism is None or not self.sasl_plain_username or self.sasl_plain_password is None
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_plain_username and "
+                "sasl_plain_password"
+            )
+        return self
 
     @field_validator("topics", mode="before")
     @classmethod

@@ -86,3 +86,14 @@ async def test_the_status_listener_answers_status_metrics_and_health() -> None:
     )
     assert (await _get(app, "/healthz"))[0] == 200
     assert (await _get(app, "/nope"))[0] == 404
+
+
+def test_sasl_needs_its_mechanism_and_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**REQUIRED, "WHARF_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match="needs sasl_mechanism"):
+        ConsumerSettings()
+    monkeypatch.setenv("WHARF_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("WHARF_KAFKA_SASL_PLAIN_USERNAME", "u")
+    monkeypatch.setenv("WHARF_KAFKA_SASL_PLAIN_PASSWORD", "p")
+    assert ConsumerSettings().sasl_plain_password.get_secret_value() == "p"
