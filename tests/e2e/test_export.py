@@ -140,3 +140,26 @@ def test_the_runtimes_arguments_start_wharf_serve_on_the_model_directory(daemon:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_what_cannot_be_exported_fails_naming_why(daemon: Daemon) -> None:
+    bandit = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "arms"},
+        "spec": {
+            "nodes": {
+                "root": {
+                    "routerType": "Bandit",
+                    "policy": "UCB1",
+                    "steps": [{"serviceName": "a"}, {"serviceName": "b"}],
+                }
+            }
+        },
+    }
+    daemon.wharf("apply", "-f", "-", stdin=yaml.safe_dump(bandit))
+    refused = daemon.wharf("export", "ig", "arms", check=False)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr.startswith("error: inferencegraph/arms: spec.nodes.root.routerType: Bandit is Wharf's router")
+    missing = daemon.wharf("export", "isvc", "nope", check=False)
+    assert missing.returncode == 1 and "nope" in missing.stderr and missing.stdout == ""
