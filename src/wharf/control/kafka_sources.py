@@ -8,7 +8,8 @@ consumer-group member each, and keeps its status.
    so in the status;
 2. configures the members through their environment only (`member_env`: WHARF_KAFKA_* settings of
    `wharf.eventing.settings.ConsumerSettings`, on top of the daemon's environment, whose WHARF_KAFKA_* security
-   settings every member inherits); members started with another configuration are replaced;
+   settings every member inherits); members started with another configuration are replaced, and a configuration
+   the consumer would refuse (SASL without credentials given to `wharf up`, say) starts none: the status says why;
 3. supervises each member: its status port is read from its `serving` log line (`wharf.eventing.statusline`), its
    `GET /status` asked each pass; one that ends is started again after the source's backoff (at once, then
    `backoff_initial_s` doubling up to `backoff_max_s`, as replicas are: `backends.backoff`), one that logs no port
@@ -18,10 +19,10 @@ consumer-group member each, and keeps its status.
    leaves the group); the machine runs at most `max_members` members over all sources, and a source held below its
    figure says so in `status.scale`;
 5. writes the status when it changed: conditions SinkProvided, ConsumerGroup and Ready (False with the reason:
-   sink missing, brokers unreachable as a member reports them, no member running), `sinkUri`, `consumers`, `lag`
-   and `partitions` (per partition: committed and end offsets, lag), the members' summed `counters`, their
-   end-to-end `latencyMs` (the worst member's percentiles) and the `members` (pid, status port, restarts, last
-   error);
+   sink missing, settings refused, brokers unreachable as a member reports them, no member running), `sinkUri`,
+   `consumers`, `lag` and `partitions` (per partition: committed and end offsets, lag), the members' summed
+   `counters`, their end-to-end `latencyMs` (the worst member's percentiles) and the `members` (pid, status port,
+   restarts, last error);
 6. tells the sink's autoscaler how many requests the lag holds (`waiting`, read by the reconciler's load sampling:
    `kafka_scaling.calls_waiting`), so that a service scaled to zero scales up when messages arrive.
 
@@ -51,7 +52,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wharf.control.backends.backoff import RestartBackoff
@@ -240,6 +241,7 @@ class KafkaSources:
         self._stopping: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._manifests: dict[tuple[str, str, str, int], KafkaSource] = {}
+        self._checked: dict[str, str | None] = {}  # configuration digest -> why members would refuse it
 
     async def adopt(self) -> None:
         """Take back the members a previous daemon recorded in the statuses (the module docstring)."""
@@ -308,11 +310,12 @@ class KafkaSources:
         else:
             missing = ""
         digest = env_digest(env) if env else ""
+        invalid = self._invalid(env, digest) if env else None
         for member in list(source.members.values()):
-            if sink is None or member.digest != digest:
+            if sink is None or invalid or member.digest != digest:
                 self._retire(member)
                 del source.members[member.id]
-        if sink is not None:
+        if sink is not None and not invalid:
             await self._supervise(resource, source, env, digest)
             reports = [m.report for m in source.members.values() if m.process is not None and m.report]
             lag, partitions = _lag(reports), _partitions(reports)
@@ -326,7 +329,7 @@ class KafkaSources:
                 max_batch = int(env.get(f"{_ENV_PREFIX}MAX_BATCH", _DEFAULTS["max_batch"]))
                 calls = calls_waiting(lag, len(source.members), max_batch, _DEFAULTS["max_in_flight"])
                 waiting[key] = waiting.get(key, 0) + calls
-        status = self._status_of(resource, source, sink, missing)
+        status = self._status_of(resource, source, sink, missing, invalid)
         if status != resource.status:
             self.store.set_status(KIND, resource.namespace, resource.name, status)
 
@@ -449,13 +452,32 @@ class KafkaSources:
         return found if isinstance(found, dict) else None
 
     # -- the status ----------------------------------------------------------------------------------------------
-    def _status_of(self, resource: Resource, source: _Source, sink: Sink | None, missing: str) -> dict[str, Any]:
+    def _invalid(self, env: dict[str, str], digest: str) -> str | None:
+        """Why members with `env` (on top of the daemon's WHARF_KAFKA_* settings) would refuse to start, or None;
+        checked once per configuration."""
+        if digest not in self._checked:
+            try:
+                ConsumerSettings(**{key.removeprefix(_ENV_PREFIX).lower(): value for key, value in env.items()})
+            except ValidationError as e:
+                self._checked[digest] = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            else:
+                self._checked[digest] = None
+        return self._checked[digest]
+
+    def _status_of(
+        self, resource: Resource, source: _Source, sink: Sink | None, missing: str, invalid: str | None
+    ) -> dict[str, Any]:
         running = [m for m in source.members.values() if m.process is not None]
         reports = [m.report for m in running if m.report]
         consuming = [r for r in reports if r.get("state") == "consuming"]
         down = next((r for r in reports if r.get("state") == "broker-unavailable"), None)
         if sink is None:
             group = ("SinkNotFound", "no member runs without a sink")
+        elif invalid:
+            group = (
+                "InvalidSettings",
+                f"the consumers' settings (the source's and WHARF_KAFKA_* of wharf up): {invalid}",
+            )
         elif down is not None:
             group = ("BrokerUnavailable", str(down.get("reason") or "the brokers do not answer"))
         elif consuming:

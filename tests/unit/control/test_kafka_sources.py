@@ -146,7 +146,8 @@ def test_the_members_environment_is_the_consumers_settings(tmp_path: Path) -> No
         "WHARF_KAFKA_REQUEST_TIMEOUT_S": "5.0",
         "WHARF_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
     }
-    read = ConsumerSettings(**{k.removeprefix("WHARF_KAFKA_").lower(): v for k, v in env.items()})
+    credentials = {"sasl_mechanism": "PLAIN", "sasl_plain_username": "u", "sasl_plain_password": "p"}  # wharf up's
+    read = ConsumerSettings(**{k.removeprefix("WHARF_KAFKA_").lower(): v for k, v in env.items()}, **credentials)
     assert read.topics == ["requests"] and read.max_batch == 32 and read.sink_host == "iris.default.example.com"
 
 
@@ -277,3 +278,14 @@ async def test_the_machine_runs_at_most_its_cap_of_members_and_a_source_held_bel
     reason = next(c for c in held.status["conditions"] if c["type"] == "Ready")
     assert reason["reason"] == "NoMembers" and "WHARF_KAFKASOURCE_MAX_MEMBERS" in reason["message"]
     assert "WHARF_KAFKASOURCE_MAX_MEMBERS" in held.status["scale"]["reason"]
+
+
+async def test_settings_the_consumer_would_refuse_start_no_member_and_say_why(fixture: Fixture) -> None:
+    fixture.store.put("InferenceService", "default", "iris", ISVC)
+    fixture.store.put("KafkaSource", "default", "feed", source(net={"sasl": {"enable": True}}))
+    sources = fixture.sources()
+    await sources.sync()
+    status = fixture.status()
+    ready_condition = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready_condition["reason"] == "InvalidSettings" and "sasl_mechanism" in ready_condition["message"]
+    assert status["consumers"] == 0 and status["members"] == []
