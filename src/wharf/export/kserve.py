@@ -5,8 +5,8 @@ A document is read as `wharf apply` reads one (`parse_manifest`: validated, defa
 `sklearn:` turned into `model`), and written back in KServe's field names without what the server keeps (`status`,
 `uid`, `resourceVersion`, ...). The rest is KServe's own spec, so it goes over unchanged, except:
 
-- Wharf's annotations (`serving.wharf.dev/...`: shadow traffic, automatic rollback, API keys) have no KServe
-  equivalent, and are dropped, each with a warning saying why.
+- Wharf's annotations (`serving.wharf.dev/...`: shadow traffic, automatic rollback, the bandit rollout, API keys)
+  have no KServe equivalent, and are dropped, each with a warning saying why.
 - The predictor runs on Wharf's serving runtime (`wharf.export.runtime`): `spec.predictor.model.runtime` names it
   (a KServe runtime named there before is replaced, with a warning). A `grpc-v2` predictor gets the `h2c` port
   8081, as KServe's documentation asks of a gRPC predictor.
@@ -34,18 +34,22 @@ from wharf.control.spec import (
     InferenceService,
     parse_manifest,
 )
-from wharf.control.spec.common import format_path
+from wharf.control.spec.common import BANDIT_CONFIDENCE, BANDIT_MIN_REWARDS, ROLLOUT, format_path
 from wharf.errors import ConfigurationError
 from wharf.export.runtime import GRPC_PORT, ServingRuntime, serving_runtime
 from wharf.storage.uri import scheme
 
 _ROLLBACK = "KServe does not roll a canary back by itself: watch the canary's metrics and set canaryTrafficPercent"
+_BANDIT = "KServe moves a canary's traffic by canaryTrafficPercent only, with no rollout that learns from rewards"
 #: Why each of Wharf's annotations is dropped (one not here: `_EXTENSION`).
 _DROPPED = {
     SHADOW_PERCENT: "KServe sends no copy of a service's traffic to its canary",
     AUTO_ROLLBACK_ERROR_RATE: _ROLLBACK,
     AUTO_ROLLBACK_P99_MS: _ROLLBACK,
     API_KEY_SHA256: "KServe asks no API keys: put the service behind the authentication of the cluster's ingress",
+    ROLLOUT: _BANDIT,
+    BANDIT_CONFIDENCE: _BANDIT,
+    BANDIT_MIN_REWARDS: _BANDIT,
 }
 _EXTENSION = "a Wharf extension KServe does not have"
 #: The fields of KServe's InferenceGraph spec (Wharf's also takes every pod setting a component does).

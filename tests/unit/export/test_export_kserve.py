@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from wharf.control.spec import API_KEY_SHA256, AUTO_ROLLBACK_P99_MS, SHADOW_PERCENT
+from wharf.control.spec.common import BANDIT_CONFIDENCE, BANDIT_MIN_REWARDS, ROLLOUT
 from wharf.export import kserve, runtime
 from wharf.export.kserve import NotExportable
 
@@ -163,6 +164,16 @@ def test_wharfs_annotations_are_dropped_each_with_its_reason_and_others_kept() -
     assert any(SHADOW_PERCENT in w and "copy" in w for w in dropped)
     assert any(AUTO_ROLLBACK_P99_MS in w and "canaryTrafficPercent" in w for w in dropped)
     assert any(API_KEY_SHA256 in w and "authentication" in w for w in dropped)
+
+
+def test_the_bandit_rollouts_annotations_are_dropped_saying_kserve_has_no_such_rollout() -> None:
+    bandit = service()
+    bandit["metadata"]["annotations"] = {ROLLOUT: "bandit", BANDIT_CONFIDENCE: "0.9", BANDIT_MIN_REWARDS: "5"}
+    _, exported = export_one(bandit)
+    assert "annotations" not in exported.manifest["metadata"]
+    assert [w.partition(" dropped: ")[2] for w in exported.warnings] == [
+        "KServe moves a canary's traffic by canaryTrafficPercent only, with no rollout that learns from rewards"
+    ] * 3
 
 
 def test_the_predictor_runs_on_wharfs_runtime_replacing_a_kserve_one_with_a_warning() -> None:

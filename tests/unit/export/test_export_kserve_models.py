@@ -47,6 +47,32 @@ def test_every_exported_object_is_one_kserves_typed_models_read(tmp_path: Path) 
     assert problems_of(objects, tmp_path) == []
 
 
+def test_every_example_exports_or_is_refused_and_kserves_typed_models_read_each_export(tmp_path: Path) -> None:
+    from tests.processes import ROOT
+    from wharf.control.spec import InferenceService, parse_manifests
+    from wharf.errors import ConfigurationError
+    from wharf.export import kserve, runtime
+
+    objects, refused = [], []
+    for file in sorted((ROOT / "examples" / "isvc").glob("*.yaml")):
+        for manifest in parse_manifests(file.read_text(), base=file.parent):
+            document = manifest.to_manifest()
+            try:
+                if isinstance(manifest, InferenceService):
+                    serving, [exported] = kserve.services([document])
+                    objects.append(runtime.cluster_serving_runtime(serving))
+                else:
+                    exported = kserve.inference_graph(document)
+            except ConfigurationError:
+                refused.append(file.name)
+                continue
+            objects.append(exported.manifest)
+    assert refused == [  # custom Python classes, and the SHAP explainer
+        "custom-transformer.yaml", "explainer-shap.yaml", "transformer-image.yaml", "transformer-text.yaml"
+    ]  # fmt: skip
+    assert len(objects) > 20 and problems_of(objects, tmp_path) == []
+
+
 def test_the_check_finds_an_unknown_field_a_wrong_type_and_a_missing_required_one(tmp_path: Path) -> None:
     from tests.unit.export.test_export_kserve import service
     from wharf.export import kserve
