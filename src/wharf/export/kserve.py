@@ -13,8 +13,8 @@ A document is read as `wharf apply` reads one (`parse_manifest`: validated, defa
 - A model file on this machine (a path, `file://`) or in `az://` (KServe reads Azure Blob Storage by its https
   URL) is exported as it is, with a warning: the cluster cannot read it there.
 - What KServe cannot run is refused (`NotExportable`), naming the field: a custom Python class as a component
-  (on KServe, a class runs in an image of one's own, in `containers`), Wharf's SHAP explainer, and a graph's Bandit
-  router. A graph's pod settings that KServe's InferenceGraph lacks are dropped with a warning.
+  (on KServe, a class runs in an image of one's own, in `containers`), a multi-model server, Wharf's SHAP
+  explainer, and a graph's Bandit router. A graph's pod settings that KServe's InferenceGraph lacks are dropped with a warning.
 """
 
 from __future__ import annotations
@@ -107,6 +107,11 @@ def _exported(service: InferenceService, runtime: ServingRuntime) -> Exported:
 
 def _refusals(service: InferenceService) -> Iterator[str]:
     """What KServe cannot run in `service`, naming each field."""
+    if service.spec.predictor.model_spec().is_multi_model:
+        yield (
+            "spec.predictor.model: a multi-model server (no storageUri: TrainedModels name its models) needs a"
+            " multi-model runtime on KServe; Wharf's serves one model: give each model an InferenceService of its own"
+        )
     for name, component in service.components().items():
         model = getattr(component, "model", None)
         if model is not None and model.names_class:

@@ -221,6 +221,7 @@ def test_a_model_in_storage_the_cluster_reads_needs_no_warning(uri: str) -> None
         (service(transformer={"model": {"modelFormat": {"name": "custom"}, "storageUri": "features:Transformer"}}),
          "spec.transformer.model"),
         (service(explainer={"shap": {"type": "Kernel", "storageUri": "s3://m/background.csv"}}), "spec.explainer.shap"),
+        (service(predictor={"model": {"modelFormat": {"name": "sklearn"}}}), "spec.predictor.model"),  # multi-model
     ],
 )  # fmt: skip
 def test_what_kserve_cannot_run_is_refused_naming_the_field(document: dict[str, Any], field: str) -> None:
