@@ -136,7 +136,8 @@ class Gateway:
 
     async def _start_grpc(self, address: str) -> int:
         self._grpc = grpc.aio.server(options=grpc_server_options(self.settings))
-        self._grpc.add_generic_rpc_handlers((GrpcProxy(self._dispatcher, self._grpc_upstream, self.payloads),))
+        proxy = GrpcProxy(self._dispatcher, self._grpc_upstream, self.payloads, self.bandits)
+        self._grpc.add_generic_rpc_handlers((proxy,))
         port = self._grpc.add_insecure_port(address)
         await self._grpc.start()
         return port

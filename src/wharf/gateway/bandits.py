@@ -37,6 +37,7 @@ from wharf.gateway.routes import Graph, Service
 from wharf.graph import Headers, Node, ServiceTarget, Step
 
 ArmTable = dict[str, dict[str, ArmStats]]  # bandit key -> arm -> statistics
+ARM = "x-wharf-arm"  # the header (gRPC: metadata) of an answer that names the arms it came from
 _ADDED = tuple(f.name for f in dataclasses.fields(ArmStats) if f.name != "name")
 
 

@@ -21,6 +21,10 @@ target.
 The repository RPCs (RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload) are control operations: the
 gateway answers them PERMISSION_DENIED itself, so that no client of the gateway can unload a service's model.
 
+A ModelInfer to a service whose rollout is a bandit (with the gateway's `BanditLedger`) gets a request id when its
+metadata has none, is counted as a pull of the revision that answers, and its answer's initial metadata carries
+`x-request-id` and `x-wharf-arm` (the revision), for a reward posted to the service's REST `/feedback`.
+
 `ModelStreamInfer` is forwarded request by request: each request of the client's stream is routed on its own
 (so requests for different models may share a stream) and sent to a replica as a `ModelInfer`; the answers come
 back on the stream in order, and a failed request is reported in the stream (`error_message`), which goes on.
@@ -35,6 +39,7 @@ metadata sent to the replica carries the current span's `traceparent` in place o
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import NamedTuple
 
@@ -47,6 +52,7 @@ from wharf.gateway.api_keys import presented_key, require_key
 from wharf.gateway.codes import GrpcCodes
 from wharf.gateway.dispatch import ConnectFailed, Dispatcher
 from wharf.gateway.edges import CALLER_HEADER
+from wharf.gateway.bandits import ARM, BanditLedger, service_bandit
 from wharf.gateway.payloads import REQUEST_ID, log_grpc_exchange
 from wharf.gateway.proxy import REPOSITORY_REFUSED
 from wharf.gateway.router import Router
@@ -138,6 +144,15 @@ def _pinned_and_caller(metadata: Metadata) -> tuple[str | bytes | None, str | by
     return pinned, caller
 
 
+def _with_request_id(metadata: tuple[tuple[str, str | bytes], ...]) -> tuple[tuple[tuple[str, str | bytes], ...], str]:
+    """`metadata` with an `x-request-id` (one made where it has none, or a binary one), and that id."""
+    for key, value in metadata:
+        if key == REQUEST_ID and isinstance(value, str):
+            return metadata, value
+    made = uuid.uuid4().hex
+    return (*metadata, (REQUEST_ID, made)), made
+
+
 def _passed_on(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
     return tuple((k, v) for k, v in metadata or () if not k.startswith(_RESERVED) and k not in _HOP_KEYS)
 
@@ -207,10 +222,17 @@ def _unreachable(channel: grpc.aio.Channel) -> bool:
 class GrpcProxy(grpc.GenericRpcHandler):
     """The generic handler of the gateway's gRPC server: every method of `GRPCInferenceService`."""
 
-    def __init__(self, dispatcher: Dispatcher, upstream: GrpcUpstream, payloads: PayloadLogger) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        upstream: GrpcUpstream,
+        payloads: PayloadLogger,
+        bandits: BanditLedger | None = None,
+    ) -> None:
         self._dispatcher = dispatcher
         self._upstream = upstream
         self._payloads = payloads
+        self._bandits = bandits
         methods = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
         self._handlers = {f"/{SERVICE}/{m.name}": self._handler(m.name) for m in methods}
 
@@ -255,7 +277,9 @@ class GrpcProxy(grpc.GenericRpcHandler):
             revision = revision.placement.revision_for(_model(name, request) if name in _MODEL_OF else None, revision)
         source = caller if isinstance(caller, str) else None
         outgoing = _passed_on(metadata)
-        log_answer = None
+        log_answer = request_id = None
+        if service.bandit and method == INFER_METHOD and self._bandits is not None:
+            outgoing, request_id = _with_request_id(outgoing)
         if method == INFER_METHOD:  # the payloads; the other methods ask about models and servers
             outgoing, log_answer = log_grpc_exchange(self._payloads, revision.logger, outgoing, request)
         upstream = self._upstream
@@ -276,6 +300,11 @@ class GrpcProxy(grpc.GenericRpcHandler):
             raise
         if log_answer is not None:
             log_answer(reply.code.name, reply.body, reply.details)
+        if request_id is not None:
+            assert self._bandits is not None
+            key = service_bandit(service.namespace, service.name)
+            self._bandits.route(request_id, key, revision.name, service.namespace, service.model)
+            reply = reply._replace(initial=(*reply.initial, (REQUEST_ID, request_id), (ARM, revision.name)))
         return reply
 
     async def _stream(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:

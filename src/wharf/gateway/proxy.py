@@ -59,7 +59,7 @@ from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.edges import CALLER_HEADER
 from wharf.gateway.metrics import GatewayMetrics
 from wharf.gateway.model_routing import model_of_path
-from wharf.gateway.bandits import BanditLedger, GraphBandits, has_bandit, service_bandit
+from wharf.gateway.bandits import ARM, BanditLedger, GraphBandits, has_bandit, service_bandit
 from wharf.gateway.feedback import Feedback, RecentRequests, parse_feedback
 from wharf.gateway.payloads import REQUEST_ID, REQUEST_ID_HEADER, log_rest_exchange
 from wharf.gateway.router import PATH_PREFIX, Router
@@ -77,7 +77,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 REVISION_HEADER = b"x-wharf-revision"
-ARM_HEADER = b"x-wharf-arm"  # the arms of bandits that answered (bandits.py)
+ARM_HEADER = ARM.encode()
 _CALLER = CALLER_HEADER.encode()  # counted on its edge (edges.py), never forwarded
 REPOSITORY_REFUSED = "repository load/unload are control operations; use the control plane"
 _JSON: Headers = [(b"content-type", b"application/json")]  # copy it before appending
