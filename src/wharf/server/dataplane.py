@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import gc
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,8 +46,6 @@ from wharf.server.settings import ServerSettings
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ["model_repository", "binary_tensor_data", explanation.EXTENSION]
-#: after models were unloaded or evicted, the heap is settled in full (see `_settle_dropped`) at most this often
-RESETTLE_AFTER_DROPS_S = 30.0
 #: What transports call to answer a V2 request with a V2 response: `DataPlane.infer` or `explain_as_response`.
 Answer = Callable[[Model, InferRequest], Awaitable[InferResponse]]
 
@@ -68,7 +67,7 @@ class DataPlane:
         repository.in_flight = metrics.in_flight_of
         repository.on_unloaded = self._drop_pipeline
         repository.drain_timeout_s = settings.drain_timeout_s
-        self._resettling: asyncio.TimerHandle | None = None
+        self._modules_settled = len(sys.modules)
 
     # -- health and metadata ----------------------------------------------------------------------------------
     def live(self) -> bool:
@@ -109,7 +108,7 @@ class DataPlane:
                 model = await self.repository.acquire(name, version)
         except TimeoutError:
             raise RequestTimeout(f"model '{name}' did not load within {self.request_timeout_s} s") from None
-        settle_young()
+        self._settle_imports()
         return model
 
     def explained(self, name: str, version: str | None, not_found: ModelNotFound) -> Model:
@@ -215,8 +214,6 @@ class DataPlane:
         return pipeline
 
     def close(self) -> None:
-        if self._resettling is not None:
-            self._resettling.cancel()
         for pipeline in self._pipelines.values():
             pipeline.close()
         self._pipelines.clear()
@@ -242,7 +239,7 @@ class DataPlane:
             return
         registration = Registration.parse(name, parameters)
         await self.repository.load_registered(name, registration)
-        settle_young()
+        self._settle_imports()
 
     async def unload(self, name: str) -> None:
         self._repository_api_on()
@@ -254,17 +251,16 @@ class DataPlane:
         if pipeline is not None and pipeline.model is model:
             del self._pipelines[(model.name, model.version)]
             pipeline.close()
-        if self._resettling is None:
-            loop = asyncio.get_running_loop()
-            self._resettling = loop.call_later(RESETTLE_AFTER_DROPS_S, self._settle_dropped)
 
-    def _settle_dropped(self) -> None:
-        """Settle the heap in full: what `settle_young` froze of the models dropped since (their pipelines refer to
-        themselves, so only the garbage collector frees them) is collected. One pause of a full collection (tens
-        to hundreds of milliseconds on a large heap) at most every `RESETTLE_AFTER_DROPS_S` while models go."""
-        self._resettling = None
-        gc.unfreeze()
-        settle_heap()
+    def _settle_imports(self) -> None:
+        """`settle_heap` once a model loaded while serving has imported modules (its framework, on the first load
+        of a model of that format): a framework's objects outnumber a model's by far, and left in the collected
+        generations they are walked by every full collection (a replica loading models on demand answered about
+        half as many requests: bench/mms.py). Models themselves are not frozen, so that an evicted model's memory
+        is freed by the collector as usual. The full collection is paid once per framework; a check otherwise."""
+        if len(sys.modules) != self._modules_settled:
+            settle_heap()
+            self._modules_settled = len(sys.modules)
 
     def _repository_api_on(self) -> None:
         if not self.repository_api:
@@ -278,15 +274,6 @@ def settle_heap() -> None:
     """Move everything loaded so far (frameworks, models) out of the garbage collector's way: a full collection
     then walks only what requests allocate, instead of stalling every request for tens of milliseconds."""
     gc.collect()
-    gc.freeze()
-
-
-def settle_young() -> None:
-    """`settle_heap` after a model loaded while serving, at a young collection's cost (well under a millisecond)
-    rather than a full one's: what the load left in the young generations is collected, then everything is frozen.
-    Without it, a replica loading models on demand answers about half as many requests (full collections walk every
-    model and framework object again and again: measured with bench/mms.py)."""
-    gc.collect(1)
     gc.freeze()
 
 
