@@ -194,11 +194,11 @@ def age(timestamp: str, now: float | None = None) -> str:
 
 def multi_model_table(summary: dict[str, Any] | None, model: str | None = None) -> str:
     """What a multi-model service's replicas hold (its status's `multiModel`): per replica its models in memory and
-    registered, memory used against its budget, loads, evictions and cache hit ratio; with `model`, whether each
+    registered, memory used against its budget, loads, evictions, cache hit ratio and mean load time; with `model`, whether each
     replica has that one in memory."""
     if not summary or not summary.get("replicas"):
         return ""
-    rows = [("REPLICA", "REVISION", "LOADED", "REGISTERED", "MEMORY", "LOADS", "EVICTIONS", "HIT RATIO")]
+    rows = [("REPLICA", "REVISION", "LOADED", "REGISTERED", "MEMORY", "LOADS", "EVICTIONS", "HIT RATIO", "LOAD TIME")]
     if model is not None:
         rows[0] += (model.upper(),)
     for replica, held in summary["replicas"].items():
@@ -214,6 +214,7 @@ def multi_model_table(summary: dict[str, Any] | None, model: str | None = None) 
             str(held.get("loads", "")),
             str(held.get("evictions", "")),
             "-" if ratio is None else f"{ratio:.1%}",
+            "-" if (latency := held.get("loadLatencyMs")) is None else f"{latency:g} ms",
         )
         if model is not None:
             row += ("loaded" if model in held.get("loaded", []) else "registered",)

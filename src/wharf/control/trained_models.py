@@ -9,7 +9,8 @@
    so the sum over models may exceed it, unlike KServe's admission check); one that is not is registered nowhere
    and its status says why;
 3. every ready replica of those revisions is asked for its repository index (`POST /v2/repository/index`) and its
-   memory summary (`GET /v2/repository/memory`); an admitted model missing from a replica's index (a replica that
+   memory summary (`GET /v2/repository/memory`), and every `LATENCY_EVERY_PASSES` passes for its mean model load
+   time (its `/metrics`); an admitted model missing from a replica's index (a replica that
    started later, or a daemon restarted) is registered there (`POST /v2/repository/models/{name}/load`, lazy: the
    replica loads it on its first request); one registered with another storageUri is registered again; one no
    admitted TrainedModel names any more (deleted) is unloaded (`.../unload`, which waits for its requests);
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +56,9 @@ READY = "Ready"
 MAX_CALLS_PER_PASS = 256
 CALL_TIMEOUT_S = 10.0
 _CONCURRENT_CALLS = 16
+LATENCY_EVERY_PASSES = 10
+#: the model load histogram's sum and count in a replica's metrics
+_LOAD_SECONDS = re.compile(r"^wharf_model_load_duration_seconds_(sum|count) (\S+)$", re.M)
 _RATE_SMOOTHING = 0.5  # weight of the newest rate in each model's smoothed rate
 
 
@@ -253,6 +258,8 @@ class TrainedModels:
         self.reconciler = reconciler
         self._clock = clock
         self._rates = _Rates()
+        self._passes = 0
+        self._load_latency: dict[str, float] = {}  # replica -> mean seconds of its model loads
         self._http: aiohttp.ClientSession | None = None
         self._limit = asyncio.Semaphore(_CONCURRENT_CALLS)
 
@@ -316,8 +323,17 @@ class TrainedModels:
         ]
 
     async def _read(self, replicas: list[ReplicaState]) -> dict[str, tuple[dict[str, dict[str, Any]], dict[str, Any]]]:
-        """Each replica's index (model -> row) and memory summary; a replica that does not answer is left out."""
+        """Each replica's index (model -> row) and memory summary (with, from its metrics every
+        `LATENCY_EVERY_PASSES` passes, `load_latency_s`: the mean of its loads); a replica that does not answer is
+        left out."""
+        self._passes += 1
+        if self._passes % LATENCY_EVERY_PASSES == 1:
+            latencies = await asyncio.gather(*(self._read_latency(r) for r in replicas))
+            self._load_latency = {r.id: mean for r, mean in zip(replicas, latencies, strict=True) if mean is not None}
         answers = await asyncio.gather(*(self._read_one(r) for r in replicas))
+        for replica, answer in zip(replicas, answers, strict=True):
+            if answer is not None and replica.id in self._load_latency:
+                answer[1]["load_latency_s"] = self._load_latency[replica.id]
         return {r.id: answer for r, answer in zip(replicas, answers, strict=True) if answer is not None}
 
     async def _read_one(self, replica: ReplicaState) -> tuple[dict[str, dict[str, Any]], dict[str, Any]] | None:
@@ -335,6 +351,20 @@ class TrainedModels:
         if not isinstance(rows, list):
             return None
         return {row["name"]: row for row in rows if isinstance(row, dict) and "name" in row}, memory
+
+    async def _read_latency(self, replica: ReplicaState) -> float | None:
+        """The mean seconds of a replica's model loads, from its Prometheus metrics (None before its first)."""
+        try:
+            async with self._limit, self._session().get(f"http://127.0.0.1:{replica.http_port}/metrics") as answer:
+                text = (await answer.read()).decode(errors="replace") if answer.status == 200 else ""
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        found = dict(_LOAD_SECONDS.findall(text))
+        try:
+            count, total = float(found["count"]), float(found["sum"])
+        except (KeyError, ValueError):
+            return None
+        return total / count if count else None
 
     async def _call(self, replica: ReplicaState, path: str, body: dict[str, Any] | None) -> None:
         http = self._session()
@@ -393,6 +423,7 @@ def _summary(
             "evictions": memory.get("evictions"),
             "loadFailures": memory.get("load_failures"),
             "hitRatio": memory.get("hit_ratio"),
+            "loadLatencyMs": None if (mean := memory.get("load_latency_s")) is None else round(1000 * mean, 1),
         }
     return {"budgetBytes": parent.budget_bytes, "replicas": replicas}
 

@@ -267,9 +267,9 @@ def test_the_trained_model_table_and_the_replicas_summary() -> None:
     summary = {
         "replicas": {
             "r1": {"revision": "mms-1", "loaded": ["m1"], "registered": 3, "usedBytes": 2**20, "budgetBytes": 2**29,
-                   "loads": 4, "evictions": 1, "hitRatio": 0.75},
+                   "loads": 4, "evictions": 1, "hitRatio": 0.75, "loadLatencyMs": 12.5},
         }
     }  # fmt: skip
     shown = multi_model_table(summary, "m1")
-    assert "1.0Mi / 512.0Mi" in shown and "75.0%" in shown and shown.splitlines()[-1].endswith("loaded")
+    assert "1.0Mi / 512.0Mi" in shown and "75.0%" in shown and "12.5 ms" in shown and shown.splitlines()[-1].endswith("loaded")
     assert multi_model_table(None) == ""
