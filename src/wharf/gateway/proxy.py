@@ -43,6 +43,7 @@ from urllib.parse import unquote
 import orjson
 
 from wharf.embedded_http import BodyStream, read_body, start_body
+from wharf.bandit.policies import ThompsonSampling
 from wharf.errors import (
     Forbidden,
     InvalidInput,
@@ -78,6 +79,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 REVISION_HEADER = b"x-wharf-revision"
 ARM_HEADER = ARM.encode()
+_ROLLOUT_REWARDS = ThompsonSampling()  # a bandit rollout judges 0/1 rewards, as wharf.bandit.rollout does
 _CALLER = CALLER_HEADER.encode()  # counted on its edge (edges.py), never forwarded
 REPOSITORY_REFUSED = "repository load/unload are control operations; use the control plane"
 _JSON: Headers = [(b"content-type", b"application/json")]  # copy it before appending
@@ -292,7 +294,7 @@ class RestProxy:
             raise MethodNotAllowed(f"the feedback of {service.key!r} takes a POST of a reward", "POST")
         body = await read_body(receive, self._limit, self._body_timeout)
         key = service_bandit(service.namespace, service.name)
-        return self._credited(parse_feedback(body), key.__eq__, _any_reward)
+        return self._credited(parse_feedback(body), key.__eq__, lambda _, reward: _ROLLOUT_REWARDS.check_reward(reward))
 
     def _graph_feedback(self, graph: Graph, bandits: GraphBandits | None, body: bytes) -> Answer:
         """A reward for an answer of `graph`'s Bandit nodes."""
@@ -363,10 +365,6 @@ def _found(router: Router, key: str) -> Service | None:
         return router.service(key)
     except NotFound:
         return None
-
-
-def _any_reward(bandit: str, reward: float) -> None:
-    """A service's bandit rollout learns from any finite reward (the feedback's parsing checked it is one)."""
 
 
 def _request_id(headers: Headers) -> str:

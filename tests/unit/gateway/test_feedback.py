@@ -227,9 +227,12 @@ async def test_a_bandit_service_names_the_revision_that_answered_and_takes_its_f
         seen[headers[b"x-request-id"].decode()] = headers[b"x-wharf-arm"].decode()
     assert set(seen.values()) == {"iris-1", "iris-2"}
     request_id, arm = next(iter(seen.items()))
-    body = orjson.dumps({"request_id": request_id, "reward": 5})
+    outside = orjson.dumps({"request_id": request_id, "reward": 5})  # a rollout judges rewards from 0 to 1
+    status, _, answer = await call(app, "/serving/default/iris/feedback", [], outside)
+    assert status == 400 and b"reward:" in answer
+    body = orjson.dumps({"request_id": request_id, "reward": 0.5})
     status, _, answer = await call(app, "/serving/default/iris/feedback", [], body)
     assert (status, orjson.loads(answer)["arms"]) == (200, [arm])
-    assert ledger.view(service_bandit("default", "iris"), [arm])[0].reward_sum == 5.0
+    assert ledger.view(service_bandit("default", "iris"), [arm])[0].reward_sum == 0.5
     status, _, _ = await call(app, "/serving/default/iris/feedback", [], body, method="GET")
     assert status == 405
