@@ -23,8 +23,9 @@ consumer-group member each, and keeps its status.
    `consumers`, `lag` and `partitions` (per partition: committed and end offsets, lag), the members' summed
    `counters`, their end-to-end `latencyMs` (the worst member's percentiles) and the `members` (pid, status port,
    restarts, last error);
-6. tells the sink's autoscaler how many requests the lag holds (`waiting`, read by the reconciler's load sampling:
-   `kafka_scaling.calls_waiting`), so that a service scaled to zero scales up when messages arrive.
+6. tells the sink's autoscaler (a sink graph's: those of the services its steps name) how many requests the lag
+   holds (`waiting`, read by the reconciler's load sampling: `kafka_scaling.calls_waiting`), so that a service
+   scaled to zero scales up when messages arrive.
 
 The `members` of the status are also what `adopt` reads when the daemon starts again after a crash: a member whose
 process still runs `wharf.eventing` as recorded, with the same configuration, and answers its status on the
@@ -60,6 +61,7 @@ from wharf.control.backends.logfile import LogFollower, last_lines
 from wharf.control.backends.process import ReplicaProcess, runs
 from wharf.control.kafka_scaling import MemberScale, calls_waiting
 from wharf.control.kube.objects import timestamp
+from wharf.control.spec import inferenceservice
 from wharf.control.spec.kafkasource import KIND, KafkaSource, duration_s, sink_uri_parts
 from wharf.control.spec.manifests import parse_manifest
 from wharf.control.store import Resource, Store
@@ -128,6 +130,20 @@ def resolve_sink(source: KafkaSource, store: Store, gateway_url: str, domain: st
     if host.endswith(f".{domain}"):
         return Sink(gateway_url, host, prefix, model or annotated or "")
     return Sink(base, None, prefix, model or annotated or "")
+
+
+def services_fed(source: KafkaSource, store: Store, namespace: str) -> set[tuple[str, str]]:
+    """The InferenceServices (namespace, name) that `source` (of `namespace`) sends its messages to: its sink, or the
+    services the steps of its sink graph name."""
+    ref = source.spec.sink.ref
+    if ref is None:
+        return set()
+    namespace = ref.namespace or namespace
+    if ref.kind == inferenceservice.KIND:
+        return {(namespace, ref.name)}
+    graph = store.get(ref.kind, namespace, ref.name)
+    nodes = graph.manifest["spec"]["nodes"].values() if graph is not None else ()
+    return {(namespace, step["serviceName"]) for node in nodes for step in node["steps"] if step.get("serviceName")}
 
 
 def member_env(source: KafkaSource, sink: Sink) -> dict[str, str]:
@@ -323,11 +339,9 @@ class KafkaSources:
                 manifest.bounds, lag, len(partitions) or None, self.clock(), self.settings.scale_down_delay_s
             )
             self._scale(resource, source, digest)
-            if manifest.spec.sink.ref is not None and manifest.spec.sink.ref.kind == "InferenceService":
-                ref = manifest.spec.sink.ref
-                key = (ref.namespace or resource.namespace, ref.name)
-                max_batch = int(env.get(f"{_ENV_PREFIX}MAX_BATCH", _DEFAULTS["max_batch"]))
-                calls = calls_waiting(lag, len(source.members), max_batch, _DEFAULTS["max_in_flight"])
+            max_batch = int(env.get(f"{_ENV_PREFIX}MAX_BATCH", _DEFAULTS["max_batch"]))
+            calls = calls_waiting(lag, len(source.members), max_batch, _DEFAULTS["max_in_flight"])
+            for key in services_fed(manifest, self.store, resource.namespace):
                 waiting[key] = waiting.get(key, 0) + calls
         status = self._status_of(resource, source, sink, missing, invalid)
         if status != resource.status:

@@ -23,6 +23,7 @@ from wharf.control.kafka_sources import (
     SinkMissing,
     member_env,
     resolve_sink,
+    services_fed,
 )
 from wharf.control.spec import parse_manifest
 from wharf.control.spec.kafkasource import KafkaSource
@@ -117,6 +118,24 @@ def test_a_uri_sink_is_called_as_it_is_or_through_the_gateway_under_its_domain(t
     assert resolve_sink(outside, store, GATEWAY, DOMAIN) == Sink("http://10.0.0.5:9000", None, "", "m")
     inside = parsed(source(sink={"uri": "http://iris.default.example.com/v1/models/iris:predict"}))
     assert resolve_sink(inside, store, GATEWAY, DOMAIN) == Sink(GATEWAY, "iris.default.example.com", "", "iris")
+
+
+def test_the_lag_is_waiting_for_the_sink_service_or_the_services_of_the_sink_graph(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wharf.db")
+    assert services_fed(parsed(source()), store, "default") == {("default", "iris")}
+    graph_ref = {"ref": {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph", "name": "chain"}}
+    fed_by_graph = parsed(source(sink=graph_ref))
+    assert services_fed(fed_by_graph, store, "default") == set()  # no graph yet
+    steps = [{"serviceName": "iris"}, {"serviceName": "xgb"}, {"serviceUrl": "http://elsewhere/v2/models/m/infer"}]
+    chain = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "chain"},
+        "spec": {"nodes": {"root": {"routerType": "Sequence", "steps": steps}}},
+    }
+    store.put("InferenceGraph", "default", "chain", chain)
+    assert services_fed(fed_by_graph, store, "default") == {("default", "iris"), ("default", "xgb")}
+    assert services_fed(parsed(source(sink={"uri": "http://h/v2/models/m/infer"})), store, "default") == set()
 
 
 def test_the_members_environment_is_the_consumers_settings(tmp_path: Path) -> None:
