@@ -164,7 +164,7 @@ class RestProxy:
                 tracing.annotate({"wharf.graph": graph.key})
             body = await read_body(receive, self._limit, self._body_timeout)
             runner, bandits = self._graph_runner(router, graph)
-            if path == "/feedback" or path == f"{PATH_PREFIX}{graph.namespace}/{graph.name}/feedback":
+            if path.endswith("/feedback") and path in ("/feedback", f"{PATH_PREFIX}{graph.key}/feedback"):
                 return self._graph_feedback(graph, bandits, body)
             sent, request_id = _step_headers(headers), ""
             if bandits is not None:
