@@ -3,7 +3,8 @@
 An input is one file or a directory of parts (its files of the format's extension, in name order), a local path or
 any URI the storage layer opens (s3://, gs://, ...). `plan` cuts it into chunks of about `chunk_rows` rows without
 loading it: Parquet by its row groups' metadata, NPY by its header (rows read by byte range), CSV and JSON
-Lines by one pass over their bytes that finds the line ends (a text chunk is a byte range of whole lines; a quoted
+Lines by one pass over their bytes that counts the line ends, keeping only the chunks' bounds (a text chunk is a byte
+range of whole lines; a quoted
 CSV value holding a line break is not supported). Each chunk knows the input row number of its first row, so
 that a row's id is the same whichever worker reads it.
 
@@ -227,26 +228,26 @@ def _ranges(source: Source, path: str, chunk_rows: int) -> Iterator[tuple[int, i
 def _line_ranges(
     fs: AbstractFileSystem, path: str, chunk_rows: int, skip_header: bool
 ) -> Iterator[tuple[int, int, int]]:
-    """Byte ranges of up to `chunk_rows` whole lines each, found by one pass over the file."""
-    ends: list[np.ndarray] = []  # offsets just past each line end
+    """Byte ranges of up to `chunk_rows` whole lines each, found by one pass over the file that keeps only the
+    chunks' bounds (memory: one block and its line ends, whatever the file's size)."""
+    start, rows, offset, last = 0, 0, 0, b"\n"
+    header = skip_header
     with fs.open(path, "rb") as f:
-        offset, last = 0, b"\n"
         while block := f.read(_SCAN_BYTES):
-            ends.append(np.flatnonzero(np.frombuffer(block, np.uint8) == 10) + offset + 1)
+            ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10) + offset + 1
+            if header and len(ends):
+                start, ends, header = int(ends[0]), ends[1:], False
+            while len(ends) >= chunk_rows - rows:
+                stop = int(ends[chunk_rows - rows - 1])
+                yield start, stop, chunk_rows
+                start, ends, rows = stop, ends[chunk_rows - rows :], 0
+            rows += len(ends)
             offset += len(block)
             last = block[-1:]
-    line_ends = np.concatenate(ends) if ends else np.zeros(0, np.int64)
-    if last != b"\n":  # a last line without its line end
-        line_ends = np.append(line_ends, offset)
-    start = 0
-    if skip_header:
-        if not len(line_ends):
-            return
-        start, line_ends = int(line_ends[0]), line_ends[1:]
-    for i in range(0, len(line_ends), chunk_rows):
-        stop = int(line_ends[min(i + chunk_rows, len(line_ends)) - 1])
-        yield start, stop, min(chunk_rows, len(line_ends) - i)
-        start = stop
+    if last != b"\n" and offset > start and not header:  # a last line without its line end
+        rows += 1
+    if rows:
+        yield start, offset, rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,24 @@ def test_chunks_cut_by_rows_and_number_them_across_the_parts_of_a_directory(tmp_
     assert [Path(c.path).name[0] for c in chunks] == ["a", "a", "a", "b"]
 
 
+@pytest.mark.parametrize("ending", [b"\n", b""])
+@pytest.mark.parametrize("block", [1, 5, 4096])
+def test_text_chunks_are_the_same_whichever_blocks_the_scan_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: bytes, block: int
+) -> None:
+    """The scan keeps only the chunks' bounds: one block at a time (its memory stays flat with the file's size),
+    with chunks and lines across block ends, a last line with or without its line end."""
+    monkeypatch.setattr(formats, "_SCAN_BYTES", block)
+    lines = [f"{i},{i * 10}".encode() for i in range(11)]
+    (tmp_path / "in.csv").write_bytes(b"a,b\n" + b"\n".join(lines) + ending)
+    source = formats.open_source(str(tmp_path / "in.csv"), None, SETTINGS)
+    chunks = formats.plan(source, 4)
+    assert [(c.first_row, c.rows) for c in chunks] == [(0, 4), (4, 4), (8, 3)]
+    data = (tmp_path / "in.csv").read_bytes()
+    assert [data[c.start : c.stop].splitlines() for c in chunks] == [lines[0:4], lines[4:8], lines[8:11]]
+    assert read_all(str(tmp_path / "in.csv"), 4)[0].column("b").to_pylist() == [i * 10.0 for i in range(11)]
+
+
 def test_parquet_chunks_are_whole_row_groups(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
