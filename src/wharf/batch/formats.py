@@ -4,9 +4,8 @@ An input is one file or a directory of parts (its files of the format's extensio
 any URI the storage layer opens (s3://, gs://, ...). `plan` cuts it into chunks of about `chunk_rows` rows without
 loading it: Parquet by its row groups' metadata, NPY by its header (rows read by byte range), CSV and JSON
 Lines by one pass over their bytes that counts the line ends, keeping only the chunks' bounds (a text chunk is a byte
-range of whole lines; a quoted
-CSV value holding a line break is not supported). Each chunk knows the input row number of its first row, so
-that a row's id is the same whichever worker reads it.
+range of whole lines; a quoted CSV value holding a line break is not supported). Each chunk knows the input row
+number of its first row, so that a row's id is the same whichever worker reads it.
 
 `read_chunk` reads one chunk into a table with the types the plan inferred from the input's start. A row that does
 not parse (a value not of its column's type, a wrong column count) is left out and reported as a `BadRow` with its
