@@ -11,7 +11,8 @@ A document is read as `wharf apply` reads one (`parse_manifest`: validated, defa
   (a KServe runtime named there before is replaced, with a warning). A `grpc-v2` predictor gets the `h2c` port
   8081, as KServe's documentation asks of a gRPC predictor.
 - A model file on this machine (a path, `file://`) or in `az://` (KServe reads Azure Blob Storage by its https
-  URL) is exported as it is, with a warning: the cluster cannot read it there.
+  URL) is exported as it is, with a warning: the cluster cannot read it there. So is a payload logger's or a graph
+  step's URL on this machine (localhost).
 - What KServe cannot run is refused (`NotExportable`), naming the field: a custom Python class as a component
   (on KServe, a class runs in an image of one's own, in `containers`), a multi-model server, Wharf's SHAP
   explainer, and a graph's Bandit router. A graph's pod settings that KServe's InferenceGraph lacks are dropped with a warning.
@@ -102,6 +103,8 @@ def _exported(service: InferenceService, runtime: ServingRuntime) -> Exported:
     if model["protocolVersion"] == "grpc-v2":
         model["ports"] = [{"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"}]
     warnings += _storage_warnings(("spec", "predictor", "model", "storageUri"), model.get("storageUri"))
+    for name, component in manifest["spec"].items():
+        warnings += _url_warnings(("spec", name, "logger", "url"), component.get("logger", {}).get("url"))
     return Exported(_tidy(manifest), tuple(warnings))
 
 

@@ -208,6 +208,13 @@ def test_a_model_the_cluster_cannot_read_is_exported_with_a_warning(uri: str, sa
     assert warning.startswith("spec.predictor.model.storageUri: ") and says in warning
 
 
+def test_a_payload_logger_on_this_machine_is_warned_about() -> None:
+    logged = service(predictor={"sklearn": {"storageUri": "s3://m/i"}, "logger": {"url": "http://localhost:9000/e"}})
+    assert export_one(logged)[1].warnings == (
+        "spec.predictor.logger.url: http://localhost:9000/e is on this machine, which the cluster cannot reach",
+    )
+
+
 @pytest.mark.parametrize("uri", ["s3://m/iris.joblib", "gs://m/iris", "https://example.com/iris.joblib", "pvc://m/x"])
 def test_a_model_in_storage_the_cluster_reads_needs_no_warning(uri: str) -> None:
     assert export_one(service(predictor={"sklearn": {"storageUri": uri}}))[1].warnings == ()
