@@ -183,6 +183,7 @@ class GraphBandits:
         self._namespace = graph.namespace
         self._rng = rng
         self._nodes: dict[str, _Node] = {}
+        self.services: list[Service] = []  # those of the arms, as the table has them
         for name, node in graph.nodes.items():
             if node.policy is None:
                 continue
@@ -191,6 +192,8 @@ class GraphBandits:
                 assert isinstance(step.target, ServiceTarget)  # a Bandit's steps call services (check_graph)
                 service = services(f"{graph.namespace}/{step.target.name}")
                 models[step.name] = service.name if service is not None else step.target.name
+                if service is not None:
+                    self.services.append(service)
                 if service is not None and service_ready(service):
                     ready.append(step.name)
             arms = tuple(ready) or tuple(step.name for step in node.steps)

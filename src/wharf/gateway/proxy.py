@@ -42,8 +42,8 @@ from urllib.parse import unquote
 
 import orjson
 
-from wharf.embedded_http import BodyStream, read_body, start_body
 from wharf.bandit.policies import ThompsonSampling
+from wharf.embedded_http import BodyStream, read_body, start_body
 from wharf.errors import (
     Forbidden,
     InvalidInput,
@@ -55,12 +55,12 @@ from wharf.errors import (
 )
 from wharf.gateway.activator import ActivationFailed
 from wharf.gateway.api_keys import presented_key, require_key
+from wharf.gateway.bandits import ARM, BanditLedger, GraphBandits, has_bandit, service_bandit
 from wharf.gateway.codes import HttpCodes
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.edges import CALLER_HEADER
 from wharf.gateway.metrics import GatewayMetrics
 from wharf.gateway.model_routing import model_of_path
-from wharf.gateway.bandits import ARM, BanditLedger, GraphBandits, has_bandit, service_bandit
 from wharf.gateway.feedback import Feedback, RecentRequests, parse_feedback
 from wharf.gateway.payloads import REQUEST_ID, REQUEST_ID_HEADER, log_rest_exchange
 from wharf.gateway.router import PATH_PREFIX, Router
@@ -165,7 +165,7 @@ class RestProxy:
             body = await read_body(receive, self._limit, self._body_timeout)
             runner, bandits = self._graph_runner(router, graph)
             if path.endswith("/feedback") and path in ("/feedback", f"{PATH_PREFIX}{graph.key}/feedback"):
-                return self._graph_feedback(graph, bandits, body)
+                return self._graph_feedback(graph, bandits, body, headers)
             sent, request_id = _step_headers(headers), ""
             if bandits is not None:
                 request_id = sent.get(REQUEST_ID) or sent.setdefault(REQUEST_ID, uuid.uuid4().hex)
@@ -227,8 +227,8 @@ class RestProxy:
         of `revision` and remembered for its feedback, with the id and the arm in its headers."""
         if request_id is None:
             return answer
-        key = service_bandit(service.namespace, service.name)
-        self.bandits.route(request_id, key, revision.name, service.namespace, service.model)
+        bandit = service_bandit(service.namespace, service.name)
+        self.bandits.route(request_id, bandit, revision.name, service.namespace, service.model)
         if not any(key == REQUEST_ID_HEADER for key, _ in answer.headers):
             answer.headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
         answer.headers.append((ARM_HEADER, revision.name.encode("latin-1")))
@@ -296,10 +296,13 @@ class RestProxy:
         key = service_bandit(service.namespace, service.name)
         return self._credited(parse_feedback(body), key.__eq__, lambda _, reward: _ROLLOUT_REWARDS.check_reward(reward))
 
-    def _graph_feedback(self, graph: Graph, bandits: GraphBandits | None, body: bytes) -> Answer:
-        """A reward for an answer of `graph`'s Bandit nodes."""
+    def _graph_feedback(self, graph: Graph, bandits: GraphBandits | None, body: bytes, headers: Headers) -> Answer:
+        """A reward for an answer of `graph`'s Bandit nodes: it needs the API key its arms' services ask for."""
         if bandits is None:
             raise NotFound(f"graph {graph.key!r} has no Bandit node: there is nothing to reward")
+        for service in bandits.services:
+            if service.api_keys:
+                require_key(service, _key_of(headers))
         policies = bandits.policies()
         feedback = parse_feedback(body)
         return self._credited(feedback, policies.__contains__, lambda key, reward: policies[key].check_reward(reward))

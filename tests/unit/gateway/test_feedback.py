@@ -13,6 +13,7 @@ from wharf.bandit.arms import ArmStats
 from wharf.bandit.policies import EpsilonGreedy, ThompsonSampling
 from wharf.errors import InvalidInput
 from wharf.gateway import GatewaySettings
+from wharf.gateway.api_keys import digest
 from wharf.gateway.bandits import BanditLedger, graph_bandit, service_bandit
 from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.feedback import Feedback, FeedbackRefused, Pull, RecentRequests, parse_feedback
@@ -236,3 +237,18 @@ async def test_a_bandit_service_names_the_revision_that_answered_and_takes_its_f
     assert ledger.view(service_bandit("default", "iris"), [arm])[0].reward_sum == 0.5
     status, _, _ = await call(app, "/serving/default/iris/feedback", [], body, method="GET")
     assert status == 405
+
+
+@pytest.mark.anyio
+async def test_feedback_to_a_graph_needs_the_key_its_arms_ask_for() -> None:
+    locked = tuple(
+        dataclasses.replace(service(n, traffic=((f"{n}-1", 100),)), api_keys=frozenset({digest("k")})) for n in ARMS
+    )
+    app, _, _ = bandit_proxy(*locked)
+    status, headers, _ = await call(app, "/", [*GRAPH_HOST, (b"x-api-key", b"k")], b"{}")
+    assert status == 200
+    body = orjson.dumps({"request_id": headers[b"x-request-id"].decode(), "reward": 1})
+    status, _, answer = await call(app, "/feedback", GRAPH_HOST, body)
+    assert status == 401 and b"needs an API key" in answer
+    status, _, _ = await call(app, "/feedback", [*GRAPH_HOST, (b"authorization", b"Bearer k")], body)
+    assert status == 200
