@@ -1,8 +1,9 @@
 """The protocol-neutral core of the model server: every transport (REST, gRPC) decodes, calls this, encodes.
 
 The server is ready once it serves and while every model of its repository is loaded: a replica with a model
-unloaded (or failing to load) is taken out of rotation rather than answering 503 for it. The repository API
-(load, unload, index) can be turned off (`ServerSettings.repository_api`, WHARF_REPOSITORY_API=off), as the
+unloaded (or failing to load) is taken out of rotation rather than answering 503 for it. Models loaded on demand
+(the repository's catalogue, and models evicted) do not count: they load on a request, which waits for the load
+within its deadline (`loaded`). The repository API (load, unload, index, memory) can be turned off (`ServerSettings.repository_api`, WHARF_REPOSITORY_API=off), as the
 control plane does for the replicas it runs: its calls are then refused (403, PERMISSION_DENIED).
 
 Explanations (`explain`) come in two shapes: JSON for KServe V1 `:explain` (`explain_as_json`) and a V2 infer

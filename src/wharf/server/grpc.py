@@ -8,6 +8,9 @@ INVALID_ARGUMENT (grpc's own answer to a failing deserializer is UNKNOWN): the d
 ModelInfer and ModelStreamInfer on `{name}-explainer`, where no model has that name, answer model `name`'s
 explanation (`DataPlane.explain_as_response`); the alias is looked up only once a model name is not found.
 
+ModelInfer and ModelStreamInfer of a model loaded on demand that is not in memory wait for its load (as REST does:
+see rest.py).
+
 While tracing is on (`wharf.telemetry.tracing`), a ModelInfer is a SERVER span
 `inference.GRPCInferenceService/ModelInfer` continuing the trace its metadata carries (attributes `rpc.system`,
 `rpc.service`, `rpc.method`, `rpc.grpc.status_code`), with children `decode` and `encode` (and the model's own: see

@@ -13,6 +13,11 @@ as binary data. The JSON parse itself holds the GIL, so the loop may still wait 
 ~0.3 s for 16 MiB). Smaller bodies, most requests, are decoded at once: a thread hop would cost more than their
 decoding, and the check costs one comparison.
 
+A model loaded on demand (the repository's catalogue) that is not in memory raises `NotLoaded` from the data
+plane's lookup; only then is the request's wait for its load (`DataPlane.loaded`) awaited, so a model in memory
+costs nothing more. `POST /v2/repository/models/{name}/load` with `{"parameters": {"storage_uri": ...}}` registers a
+model in the catalogue (`wharf.model.catalogue`); `GET /v2/repository/memory` is the replica's memory summary.
+
 Explain requests are decoded as their protocol's inference requests are: V2 `/explain` and `/infer` on the
 `{name}-explainer` alias like `/infer` (the alias is looked up only once a model name is not found), V1 `:explain`
 like `:predict` unless the model reads the body itself (`Model.v1_explain_request`).
@@ -276,7 +281,10 @@ class RestApp:
         if verb not in ("predict", "explain"):
             raise NotFound(f"no V1 verb {verb!r}; this server offers ':predict' and ':explain'")
         _expect(request, "POST")
-        model = await self._model(name)
+        try:
+            model = self.dataplane.model(name)
+        except NotLoaded:
+            model = await self.dataplane.loaded(name)
         call = self._predict_v1(request, model) if verb == "predict" else self._explain_v1(request, model)
         return await self.metrics.measured(model.name, "v1-rest" if verb == "predict" else "v1-rest-explain", call)
 
