@@ -128,7 +128,8 @@ def dockerfile(runtime: ServingRuntime) -> str:
 # The image of KServe's ClusterServingRuntime {runtime.name}: Wharf's model server for {", ".join(runtime.format_names)}.
 # Build it and push it where the cluster pulls images from, under the name the runtime gives:
 #   docker build -t {runtime.image} . && docker push {runtime.image}
-# (another build of Wharf: --build-arg WHARF_REQUIREMENT="wharf[{",".join(runtime.extras)}] @ git+https://...")
+# WHARF_REQUIREMENT is what pip installs: this release of Wharf from the package index, or another build, e.g.
+#   --build-arg WHARF_REQUIREMENT="wharf[{",".join(runtime.extras)}] @ https://.../wharf-{__version__}-py3-none-any.whl"
 FROM {BASE_IMAGE}
 ARG WHARF_REQUIREMENT="{runtime.requirement}"
 RUN pip install --no-cache-dir "$WHARF_REQUIREMENT" \\
