@@ -226,9 +226,13 @@ def test_every_message_is_answered_through_a_killed_member_and_a_killed_daemon(
     doc = orjson.loads(sample.value)
     assert doc["outputs"][0]["data"] == [0] and sample.key == b"k" + dict(sample.headers)["id"][1:]
 
-    done = wait_until(lambda: (s := source_of(daemon, "feed"))["status"].get("lag") == 0 and s, "all committed")
+    done = wait_until(
+        lambda: (s := source_of(daemon, "feed"))["status"].get("lag") == 0
+        and {p["partition"] for p in s["status"]["partitions"]} == {0, 1, 2, 3}
+        and s,
+        "all committed",
+    )
     assert done["status"]["sinkUri"] == "http://iris.default.example.com"
-    assert {p["partition"] for p in done["status"]["partitions"]} == {0, 1, 2, 3}
 
     # Malformed messages go to the dead-letter topic with the reason, and never block the partition.
     produce(

@@ -514,7 +514,6 @@ class KafkaSources:
             "observedGeneration": resource.generation,
             "conditions": conditions,
             "consumers": len(running),
-            "lag": sum(p.get("lag") or 0 for p in partitions.values()),
             "partitions": [partitions[key] for key in sorted(partitions)],
             "counters": _counters(reports),
             "members": [m.record() for m in source.members.values()],
@@ -522,6 +521,8 @@ class KafkaSources:
         }
         if sink is not None:
             status["sinkUri"] = sink.uri
+        if partitions:  # while no member holds a partition (starting, rebalancing), the lag is not known
+            status["lag"] = sum(p.get("lag") or 0 for p in partitions.values())
         if latency := _latency(reports):
             status["latencyMs"] = latency
         return status
