@@ -206,7 +206,7 @@ class RestProxy:
         if not isinstance(body, bytes):  # a larger body, still arriving
             streamed = await self._stream(route.service, revision, method, target, headers, length, body, caller)
             if isinstance(streamed, Answer):
-                return self._armed(route.service, revision, request_id, streamed)
+                return streamed if request_id is None else self._armed(route.service, revision, request_id, streamed)
             body = streamed
         upstream = self._upstream
 
@@ -220,13 +220,11 @@ class RestProxy:
         if log_answer is not None and not any(key == REQUEST_ID_HEADER for key, _ in answer.headers):
             # The client learns the id its payload events carry (the gateway may have made it).
             answer.headers.append(next((k, v) for k, v in headers if k == REQUEST_ID_HEADER))
-        return self._armed(route.service, revision, request_id, answer)
+        return answer if request_id is None else self._armed(route.service, revision, request_id, answer)
 
-    def _armed(self, service: Service, revision: Revision, request_id: str | None, answer: Answer) -> Answer:
-        """`answer`; for a request routed by the bandit of `service` (one with a `request_id`), counted as a pull
-        of `revision` and remembered for its feedback, with the id and the arm in its headers."""
-        if request_id is None:
-            return answer
+    def _armed(self, service: Service, revision: Revision, request_id: str, answer: Answer) -> Answer:
+        """`answer` to a request routed by the bandit of `service`: counted as a pull of `revision` and remembered
+        for its feedback, with the id and the arm in its headers."""
         bandit = service_bandit(service.namespace, service.name)
         self.bandits.route(request_id, bandit, revision.name, service.namespace, service.model)
         if not any(key == REQUEST_ID_HEADER for key, _ in answer.headers):
