@@ -183,7 +183,8 @@ def test_every_message_is_answered_through_a_killed_member_and_a_killed_daemon(
 ) -> None:
     daemon, n = running.daemon, 20_000
     topics = fresh_topics(kafka_broker, partitions=4)
-    apply(daemon, kafka_source("feed", kafka_broker.bootstrap, topics, ref("InferenceService", "iris")))
+    at_most_two = {"autoscaling.eventing.knative.dev/max-scale": "2"}  # two members share the 4 partitions
+    apply(daemon, kafka_source("feed", kafka_broker.bootstrap, topics, ref("InferenceService", "iris"), **at_most_two))
     wait_until(lambda: condition(source_of(daemon, "feed")).get("status") == "True", "Ready")
     half = n // 2
     produce(kafka_broker.bootstrap, topics["requests"], [(b"k%d" % i, v2(), [("id", b"m%d" % i)]) for i in range(half)])
