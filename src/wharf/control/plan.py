@@ -36,6 +36,7 @@ from wharf.control.spec import (
     parse_manifest,
     parse_manifests,
 )
+from wharf.control.spec.trainedmodel import BUDGET_ENV, replica_budget
 from wharf.errors import ConfigurationError
 
 ISVC_KIND = "InferenceService"
@@ -198,8 +199,14 @@ def _component_plan(
     if component.batcher is not None:
         env["WHARF_MAX_BATCH_SIZE"] = str(component.batcher.max_batch_size)
         env["WHARF_MAX_BATCH_LATENCY_MS"] = str(component.batcher.max_latency)
-    if model.is_multi_model and (budget := model.resources.limits.get("memory")):
-        env.setdefault("WHARF_MEMORY_BUDGET", budget)  # what each replica's TrainedModels may take
+    if model.is_multi_model:
+        try:
+            budget = replica_budget(model.resources.limits.get("memory"), env)
+        except ValueError as e:
+            where = f"InferenceService {service.namespace}/{service.name}"
+            raise ConfigurationError(f"{where}: {BUDGET_ENV}: {e}") from None
+        if budget is not None:
+            env[BUDGET_ENV] = str(budget)  # what each replica's TrainedModels may take
     replica = {
         "model_name": service.model_name,
         "model_uri": model.storage_uri or "",  # none: a multi-model server (an empty repository)

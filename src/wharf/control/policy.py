@@ -119,6 +119,7 @@ TUNING_ENV = (
     "WHARF_ONNX_*",
     "WHARF_TF_*",
     "WHARF_HF_TASK",
+    "WHARF_MEMORY_BUDGET",  # a multi-model replica's budget for its models
 )
 #: The model server's options that `args` may give (each with its value, as `--option N` or `--option=N`).
 SERVER_OPTIONS = ("--max-batch-size", "--max-latency-ms")

@@ -2,8 +2,8 @@
 
 `sync`, called on each resync pass (once a second), for every parent InferenceService that TrainedModels name:
 1. the parent's facts (`Parent`): whether it exists, is ready, is a multi-model server (KServe's IsMMSPredictor: a
-   model format and no storageUri), the format its runtime serves, one replica's memory budget (its predictor's
-   `resources.limits.memory`) and the revisions it routes to (a canary's and the stable one's alike);
+   model format and no storageUri), the format its runtime serves, one replica's memory budget for its models
+   (`spec.trainedmodel.replica_budget`) and the revisions it routes to (a canary's and the stable one's alike);
 2. a TrainedModel is admitted when the parent is a multi-model server, its framework is the parent's format, and
    its declared memory fits one replica's whole budget (a replica evicts least-recently-used models to make room,
    so the sum over models may exceed it, unlike KServe's admission check); one that is not is registered nowhere
@@ -45,7 +45,7 @@ from wharf.control.kube.objects import timestamp
 from wharf.control.model_placement import FAILED, LOADED, ReplicaIndex, place
 from wharf.control.plan import ISVC_KIND
 from wharf.control.spec.common import parse_quantity
-from wharf.control.spec.trainedmodel import KIND
+from wharf.control.spec.trainedmodel import BUDGET_ENV, KIND, MODEL_MEMORY_SHARE, replica_budget
 from wharf.control.store import Resource, Store
 from wharf.gateway.model_routing import ModelPlacement
 from wharf.storage.uri import redact
@@ -85,6 +85,10 @@ def parent_of(namespace: str, name: str, resource: Resource | None) -> Parent:
     model = (resource.manifest["spec"].get("predictor") or {}).get("model") or {}
     framework = (model.get("modelFormat") or {}).get("name")
     limit = ((model.get("resources") or {}).get("limits") or {}).get("memory")
+    try:
+        budget = replica_budget(limit, {e["name"]: e.get("value") or "" for e in model.get("env") or []})
+    except ValueError:  # refused at apply; a manifest stored by an older Wharf has no budget
+        budget = None
     status = resource.status
     ready = any(c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions", []))
     traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic") or []
@@ -95,7 +99,7 @@ def parent_of(namespace: str, name: str, resource: Resource | None) -> Parent:
         ready=ready,
         multi_model=framework not in (None, "custom", "huggingface") and not model.get("storageUri"),
         framework=framework,
-        budget_bytes=int(parse_quantity(limit)) if limit else None,
+        budget_bytes=budget,
         url=status.get("url"),
         protocol="v2" if model.get("protocolVersion") in ("v2", "grpc-v2") else "v1",
         revisions=tuple(dict.fromkeys(t["revisionName"] for t in traffic if t.get("revisionName"))),
@@ -139,7 +143,8 @@ def admission(spec: Mapping[str, Any], parent: Parent) -> dict[str, tuple[bool, 
             False,
             "MemoryResourceNotAvailable",
             f"the model declares {model['memory']}, more than a replica's whole budget of {parent.budget_bytes}"
-            f" bytes (InferenceService {parent.name}'s predictor resources.limits.memory)",
+            f" bytes (InferenceService {parent.name}'s {BUDGET_ENV}, else {MODEL_MEMORY_SHARE:.0%} of its"
+            " predictor's resources.limits.memory)",
         )
     else:
         found["MemoryResourceAvailable"] = (True, "", "")

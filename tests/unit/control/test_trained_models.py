@@ -104,7 +104,19 @@ def test_a_predictor_without_storage_uri_is_a_multi_model_server_budgeted_by_its
     assert model.is_multi_model
     replica = service_plan(service.to_manifest(), "example.com").components["predictor"].replica
     assert (replica["model_uri"], replica["runtime"]) == ("", None)
-    assert replica["env"]["WHARF_MEMORY_BUDGET"] == "512Mi"
+    assert replica["env"]["WHARF_MEMORY_BUDGET"] == str(384 * 2**20)  # 3/4 of the limit: the rest is the server's
+    given = mms(
+        {
+            "sklearn": {
+                "resources": {"limits": {"memory": "1Gi"}},
+                "env": [{"name": "WHARF_MEMORY_BUDGET", "value": "6Mi"}],
+            }
+        }
+    )
+    assert parse_manifest(given).spec.predictor.model_spec().is_multi_model
+    assert service_plan(parse_manifest(given).to_manifest(), "d").components["predictor"].replica["env"][
+        "WHARF_MEMORY_BUDGET"
+    ] == str(6 * 2**20)
     assert "required" in problems(mms({"huggingface": {}}))["spec.predictor.storageUri"]  # never multi-model
 
 
@@ -141,7 +153,7 @@ def test_the_parents_facts_come_from_its_manifest_and_status() -> None:
         ready=True,
         multi_model=True,
         framework="sklearn",
-        budget_bytes=512 * 2**20,
+        budget_bytes=384 * 2**20,
         url="http://mms.default.example.com",
         revisions=("mms-predictor-00002", "mms-predictor-00001"),  # a canary's and the stable one's
     )
@@ -271,5 +283,10 @@ def test_the_trained_model_table_and_the_replicas_summary() -> None:
         }
     }  # fmt: skip
     shown = multi_model_table(summary, "m1")
-    assert "1.0Mi / 512.0Mi" in shown and "75.0%" in shown and "12.5 ms" in shown and shown.splitlines()[-1].endswith("loaded")
+    assert (
+        "1.0Mi / 512.0Mi" in shown
+        and "75.0%" in shown
+        and "12.5 ms" in shown
+        and shown.splitlines()[-1].endswith("loaded")
+    )
     assert multi_model_table(None) == ""

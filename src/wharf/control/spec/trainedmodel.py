@@ -12,14 +12,14 @@
 
 Every field is required, as in KServe's CRD. The parent is an InferenceService whose predictor names a model
 format and no `storageUri` (KServe's `IsMMSPredictor`); whether it is one, whether its format is the framework and
-whether the memory fits one replica's budget are the parent's facts, read when the model is placed and reported in
+whether the memory fits one replica's budget (`replica_budget`) are the parent's facts, read when the model is placed and reported in
 the TrainedModel's status (`wharf.control.trained_models`), as KServe's controller does: a wrong parent never stops
 the apply of the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import Field
@@ -30,6 +30,19 @@ from wharf.model.runtimes import RUNTIMES
 
 API_VERSION = "serving.kserve.io/v1alpha1"
 KIND = "TrainedModel"
+#: A multi-model replica's budget for its models (bytes or a quantity), as the predictor's `env` may set it; unset,
+#: it is MODEL_MEMORY_SHARE of the predictor's `resources.limits.memory` (the rest is the model server's own, and
+#: the limit kills the whole replica).
+BUDGET_ENV = "WHARF_MEMORY_BUDGET"
+MODEL_MEMORY_SHARE = 0.75
+
+
+def replica_budget(limit: str | None, env: Mapping[str, str]) -> int | None:
+    """The bytes a multi-model replica's models may take, from its memory `limit` and its `env`; None: no budget.
+    Raises ValueError for a value that is no quantity."""
+    if given := env.get(BUDGET_ENV):
+        return int(parse_quantity(given))
+    return int(parse_quantity(limit) * MODEL_MEMORY_SHARE) if limit else None
 
 
 class TrainedModelModel(SpecModel):
