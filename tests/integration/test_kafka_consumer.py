@@ -130,22 +130,25 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     return found
 
 
-def test_a_consumer_killed_half_way_loses_no_message(
+def test_a_rebalance_and_a_consumer_killed_half_way_lose_no_message(
     kafka_broker: Broker,  # noqa: F811
     topics: dict[str, str],
     consumer: Callable[..., ConsumerProcess],
 ) -> None:
     n = 20_000
     produce(kafka_broker.bootstrap, topics["requests"], [(None, v2(), [("id", b"m%d" % i)]) for i in range(n)])
-    first = consumer()
-    wait_for(lambda: first.status()["counters"]["answered"] >= n // 4, "a quarter answered")
+    first = consumer(max_batch="4", max_in_flight="1")  # slow, so that it is killed half way
+    wait_for(lambda: first.status()["counters"]["answered"] >= n // 10, "a tenth answered")
+    second = consumer()  # joins: the group rebalances, the first hands over partitions
+    wait_for(lambda: second.status()["partitions"] and len(first.status()["partitions"]) < 4, "partitions shared")
+    assert first.status()["counters"]["answered"] < n
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
-    second = consumer()
     answers = read_all(kafka_broker.bootstrap, topics["replies"], n, timeout=90, distinct=id_of)
     seen = Counter(map(id_of, answers))
     assert set(seen) == {f"m{i}" for i in range(n)}  # none missing; those answered twice are the duplicates
-    wait_for(lambda: second.status()["lag"] == 0, "all committed")
+    final = wait_for(lambda: (s := second.status())["lag"] == 0 and len(s["partitions"]) == 4 and s, "all committed")
+    assert final["counters"]["answered"] >= 1
 
 
 def test_undecodable_messages_and_refusals_go_to_the_dead_letter_topic(
