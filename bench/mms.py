@@ -3,11 +3,11 @@
     .venv/bin/python bench/mms.py [--models 1000] [--connections 64] [--duration 10s] [--rounds 2] [--fits 200]
 
 Every model is the iris LogisticRegression answering 100 x its number + the iris class (so a wrong model's answer
-shows), written with joblib to its own directory. Each round measures these points one after the other, so that a
-shared machine disturbs them alike (side by side, `--rounds` times):
-1. `single`: a single-model server (`wharf serve m0/model.joblib --name m0`), every request for m0;
-2. `hits`: one replica with the N models registered and loaded, no budget, requests spread over them by a Zipf
-   distribution (exponent `--zipf`): every request is a cache hit;
+shows), written with joblib to its own directory. Each round measures (`--rounds` times):
+1. `single` and 2. `hits` at once, side by side on the same core, each with its own wrk at `--connections`, so that
+   a shared machine disturbs both alike: `single` is a single-model server (`wharf serve m0/model.joblib --name
+   m0`), every request for m0; `hits` one replica with the N models registered and loaded, no budget, requests
+   spread over them by a Zipf distribution (exponent `--zipf`): every request is a cache hit;
 3. `zipf`: one replica whose budget fits `--fits` models (the sizes measured in point 2), the same requests: models
    load on their first request and the least recently used are evicted;
 4. `two`: two replicas as in 3, half the connections on each (the issue's InferenceService with two replicas,
@@ -143,15 +143,16 @@ class Server:
             self.proc.wait(10)
 
 
-def run_wrk(servers: list[Server], models: int, args: argparse.Namespace, script: Path, name: str) -> dict:
-    """wrk on CPU 1 against each server at once (connections split evenly); the figures summed (p99: the worst)."""
-    per_server = max(1, args.connections // len(servers))
-    results = []
+def run_wrk(
+    targets: list[tuple[Server, int]], connections: int, args: argparse.Namespace, script: Path, name: str
+) -> list[dict]:
+    """wrk on CPU 1 against every (server, models) target at once, `connections` each: each target's figures."""
+    results: list[dict] = []
     for duration, keep in ((args.warmup, False), (args.duration, True)):
         procs = []
-        for n, server in enumerate(servers):
+        for n, (server, models) in enumerate(targets):
             env = {**os.environ, "MMS_MODELS": str(models), "MMS_ZIPF": str(args.zipf), "MMS_SEED": str(17 + n)}
-            command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{per_server}", f"-d{duration}", "--latency"]
+            command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}", "--latency"]
             procs.append(
                 subprocess.Popen([*command, "-s", str(script), server.url], stdout=subprocess.PIPE, text=True, env=env)
             )
@@ -160,21 +161,23 @@ def run_wrk(servers: list[Server], models: int, args: argparse.Namespace, script
             for n, text in enumerate(outputs):
                 (RESULTS / "raw" / "mms" / f"{name}-{n}.txt").write_text(text)
             results = [parse_wrk(text) for text in outputs]
+    return results
+
+
+def measure(
+    servers: list[Server], models: int, connections: int, args: argparse.Namespace, script: Path, name: str
+) -> dict:
+    """wrk's figures over `servers` at once (requests/s and errors summed, latency the worst) with the repository's."""
+    before = [s.memory() for s in servers]
+    results = run_wrk([(s, models) for s in servers], connections, args, script, name)
+    after = [s.memory() for s in servers]
+    hits = sum(a["hits"] - b["hits"] for a, b in zip(after, before))
+    misses = sum(a["misses"] - b["misses"] for a, b in zip(after, before))
     return {
         "rps": sum(r["rps"] for r in results),
         "p50": max(r["p50"] for r in results),
         "p99": max(r["p99"] for r in results),
         "errors": sum(r["errors"] for r in results),
-    }
-
-
-def measure(servers: list[Server], models: int, args: argparse.Namespace, script: Path, name: str) -> dict:
-    before = [s.memory() for s in servers]
-    figures = run_wrk(servers, models, args, script, name)
-    after = [s.memory() for s in servers]
-    hits = sum(a["hits"] - b["hits"] for a, b in zip(after, before))
-    misses = sum(a["misses"] - b["misses"] for a, b in zip(after, before))
-    return figures | {
         "hit_ratio": hits / (hits + misses) if hits + misses else None,
         "evictions": sum(a["evictions"] - b["evictions"] for a, b in zip(after, before)),
         "loaded": sum(a["models_loaded"] for a in after),
@@ -185,27 +188,42 @@ def measure(servers: list[Server], models: int, args: argparse.Namespace, script
 
 def one_round(models_dir: Path, args: argparse.Namespace, script: Path, round_no: int) -> dict[str, dict]:
     results: dict[str, dict] = {}
-    n = args.models
+    n, c = args.models, args.connections
     sample = sorted({0, 1, 2, n // 2, n - 1})
     single = Server(PORTS[0], [str(models_dir / "m0" / "model.joblib"), "--name", "m0"], f"mms-single-{round_no}")
+    hits = Server(PORTS[1], [str(models_dir / "empty")], f"mms-hits-{round_no}")
     try:
         single.check([0])
-        results["single"] = _single(single, args, script, round_no)
-    finally:
-        single.stop()
-    hits = Server(PORTS[0], [str(models_dir / "empty")], f"mms-hits-{round_no}")
-    try:
         hits.register(models_dir, n, lazy=False)
         hits.check(sample)
-        sizes = [row["resident_bytes"] for row in hits.index()]
-        results["hits"] = measure([hits], n, args, script, f"hits-{round_no}")
+        index = hits.index()
+        before = hits.memory()
+        pair = run_wrk([(single, 1), (hits, n)], c, args, script, f"pair-{round_no}")  # side by side, at once
+        after = hits.memory()
+        misses = after["misses"] - before["misses"]
+        results["single"] = pair[0] | {
+            "hit_ratio": None,
+            "evictions": 0,
+            "loaded": 1,
+            "used": None,
+            "rss": single.rss(),
+        }
+        results["hits"] = pair[1] | {
+            "hit_ratio": 1 - misses / max(1, after["hits"] + misses - before["hits"]),
+            "evictions": after["evictions"] - before["evictions"],
+            "loaded": after["models_loaded"],
+            "used": after["used_bytes"],
+            "rss": hits.rss(),
+        }
+        sizes = [row["resident_bytes"] for row in index]
         results["sizes"] = {
             "min": min(sizes),
             "median": statistics.median(sizes),
             "max": max(sizes),
-            "by": sorted({row["measured_by"] for row in hits.index()}),
+            "by": sorted({row["measured_by"] for row in index}),
         }
     finally:
+        single.stop()
         hits.stop()
     budget = int(args.fits * results["sizes"]["median"])
     results["budget"] = {"bytes": budget}
@@ -213,25 +231,16 @@ def one_round(models_dir: Path, args: argparse.Namespace, script: Path, round_no
         servers = []
         try:
             for k, port in enumerate(ports):
-                servers.append(
-                    Server(
-                        port, [str(models_dir / "empty"), "--memory-budget", str(budget)], f"mms-{name}{k}-{round_no}"
-                    )
-                )
+                args_k = [str(models_dir / "empty"), "--memory-budget", str(budget)]
+                servers.append(Server(port, args_k, f"mms-{name}{k}-{round_no}"))
             for server in servers:
                 server.register(models_dir, n, lazy=True)
                 server.check(sample)
-            results[name] = measure(servers, n, args, script, f"{name}-{round_no}")
+            results[name] = measure(servers, n, max(1, c // len(servers)), args, script, f"{name}-{round_no}")
         finally:
             for server in servers:
                 server.stop()
     return results
-
-
-def _single(server: Server, args: argparse.Namespace, script: Path, round_no: int) -> dict:
-    """Point 1: the single-model server has no repository figures; only wrk's and its memory."""
-    figures = run_wrk([server], 1, args, script, f"single-{round_no}")
-    return figures | {"hit_ratio": None, "evictions": 0, "loaded": 1, "used": None, "rss": server.rss()}
 
 
 def table(rounds: list[dict[str, dict]], args: argparse.Namespace) -> str:

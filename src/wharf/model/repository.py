@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from wharf import storage
+from wharf.storage.settings import StorageSettings
 from wharf.errors import InvalidInput, ModelLoadError, ModelNotFound, ModelNotReady, WharfError
 from wharf.model import runtimes
 from wharf.model import settings as model_settings
-from wharf.model.base import Model, is_async
+from wharf.model.base import Model, is_async, overrides
 from wharf.model.catalogue import Backoff, Registration
 from wharf.model.eviction import Resident, make_room
 from wharf.model.memory import RSS_NOISE_BYTES, object_bytes, process_rss
@@ -95,7 +96,24 @@ class _Entry:
 async def _call(model: Model, method: str) -> Any:
     if is_async(model, method):
         return await getattr(model, method)()
-    return await asyncio.to_thread(getattr(model, method))
+    if overrides(model, method):  # (`Model`'s own does nothing: no thread hop for it)
+        return await asyncio.to_thread(getattr(model, method))
+    return None
+
+
+async def _made(factory: ModelFactory) -> Model:
+    """`factory()`'s model, loaded: in one worker-thread hop where its `load` is plain."""
+
+    def make() -> Model:
+        model = factory()  # may fetch the artifact over the network
+        if not is_async(model, "load"):
+            model.load()
+        return model
+
+    model = await asyncio.to_thread(make)
+    if is_async(model, "load"):
+        await model.load()
+    return model
 
 
 def _version_key(version: str | None) -> tuple[int, int | str]:
@@ -110,13 +128,15 @@ class ModelRepository:
         root: Path | None = None,
         on_loaded: Callable[[Model, float], Any] | None = None,
         budget: int | None = None,
-        resolve: Callable[[str], Path] = storage.resolve,
+        resolve: Callable[[str], Path] | None = None,
     ) -> None:
         self.root = root
         self._entries: dict[str, dict[str | None, _Entry]] = {}
         self.on_loaded = on_loaded
         self.budget = budget
-        self.resolve = resolve
+        #: a catalogue model's storage URI to a local path (default: `storage.resolve`, its settings read once)
+        self.resolve = resolve or self._resolve
+        self._storage_settings: StorageSettings | None = None
         #: requests in flight for a model name (the server counts them); unload waits for 0, eviction needs 0
         self.in_flight: Callable[[str], int] = lambda name: 0
         #: called with a model once it is unloaded or evicted (the server drops its worker threads)
@@ -319,12 +339,16 @@ class ModelRepository:
         path = await asyncio.to_thread(self.resolve, uri)
         return lambda: _create(entry.name, path, fmt, None)
 
+    def _resolve(self, uri: str) -> Path:
+        if self._storage_settings is None:
+            self._storage_settings = StorageSettings()  # (reading the environment takes milliseconds)
+        return storage.resolve(uri, self._storage_settings)
+
     async def _measured_load(self, entry: _Entry, factory: ModelFactory) -> Model:
         """Make room for `entry`'s model, load it and measure it; evict more if the measure asks (or refuse it)."""
         await self._make_room(entry, entry.resident_bytes or entry.declared_bytes or 0)
         before, modules = process_rss(), len(sys.modules)
-        model = await asyncio.to_thread(factory)  # may fetch the artifact over the network
-        await _call(model, "load")
+        model = await _made(factory)
         self._measure(entry, model, before, imported=len(sys.modules) > modules)
         try:
             await self._make_room(entry, entry.resident_bytes)
