@@ -1,0 +1,503 @@
+"""The Ray backend: every replica is a detached, named Ray actor (`ray_actor.ReplicaActor`) that runs Wharf's model
+server on its node and reports the node's address and the server's ports; the gateway routes to them there.
+
+Placement follows the replica's `resources` (`placement`): its cpu limit is the actor's `num_cpus`, its memory
+limit its `memory`, its `nvidia.com/gpu` its `num_gpus` (0 of each when the spec sets none, so that a one-CPU node
+holds several replicas), and the replicas of a revision are spread over the nodes (Ray's SPREAD strategy). An
+actor Ray has not placed within `pending_after_s` shows its replica `Pending` with the reason (no node has that
+much at all, or the nodes that have are busy) until Ray places it, as a Kubernetes pod waits; a cluster that
+autoscales adds a node for it.
+
+Supervision is the local backend's (`backoff.py`, readiness over HTTP every `health_interval_s`), with one more
+way to end: the actor's `ended()` call, waited on all along, answers when the server exits and fails at once when
+the actor or its node dies, so the replica leaves the routes and is started again (a new actor, placed on the
+nodes left) without waiting for failed health checks. Actors are named by replica id in a Ray namespace of their
+own per WHARF_HOME (`namespace_of`): a restarted daemon adopts the live ones (`adopt`) and stops the ones no
+record names. Ray is imported on first use, in a thread: a daemon with the local backend never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import Field
+
+from wharf.control.backends.backoff import RestartBackoff
+from wharf.control.backends.local import _CONTROLLED, _DRAIN_ENV, _MULTI_MODEL, serve_command
+from wharf.control.backends.ray_actor import ReplicaActor
+from wharf.control.backends.replica import ReplicaSpec, ReplicaState
+from wharf.control.backends.settings import LocalBackendSettings
+from wharf.errors import ConfigurationError
+
+__all__ = ["RayBackend", "RayBackendSettings", "namespace_of", "placement"]
+
+log = logging.getLogger(__name__)
+_FORWARDED = ("PYTHONPATH",)  # with every WHARF_* variable: what the daemon's replicas inherit from it on Ray too
+_CALL_GRACE_S = 5.0  # an actor call that should answer at once, or after its own deadline, gets this much more
+
+
+class RayBackendSettings(LocalBackendSettings):
+    """The local backend's supervision settings (its `prewarm` and `resources`, about this machine, do not apply),
+    and where the Ray cluster is."""
+
+    address: str = Field("auto", description="the Ray cluster (`auto`: the one running on this machine, or RAY_ADDRESS)")
+    namespace: str | None = Field(None, description="the Ray namespace of the actors (default: one per WHARF_HOME)")
+    pending_after_s: float = Field(1.0, gt=0, description="an actor not placed within this shows its replica Pending")
+
+
+def namespace_of(home: Path) -> str:
+    """The Ray namespace of the replicas of the daemon of `home`: one per WHARF_HOME, so two daemons sharing a
+    cluster never adopt (or stop) each other's actors."""
+    return "wharf-" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+
+
+def placement(spec: ReplicaSpec) -> dict[str, Any]:
+    """The Ray actor options that place a replica of `spec`: its resources and the SPREAD strategy."""
+    resources = spec.resources
+    options: dict[str, Any] = {
+        "num_cpus": resources.cpus or 0,
+        "num_gpus": resources.gpus,
+        "scheduling_strategy": "SPREAD",
+    }
+    if resources.memory:
+        options["memory"] = resources.memory
+    return options
+
+
+def _asked(options: Mapping[str, Any]) -> dict[str, float]:
+    """What `placement`'s options ask of a node, named as Ray names its resources."""
+    asked = {"CPU": options["num_cpus"], "GPU": options["num_gpus"], "memory": options.get("memory", 0)}
+    return {name: float(amount) for name, amount in asked.items() if amount}
+
+
+def _shortage(ray: Any, asked: Mapping[str, float]) -> str:
+    """Why Ray has not placed an actor that asks for `asked` (a blocking call to the cluster)."""
+    wanted = ", ".join(f"{_amount(name, amount)} {name}" for name, amount in asked.items()) or "no resources"
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    if not any(all(node.get(name, 0) >= amount for name, amount in asked.items()) for node in nodes):
+        return f"Pending: no node of the Ray cluster has {wanted} (of {len(nodes)} nodes; an autoscaler may add one)"
+    free = ray.available_resources()
+    have = ", ".join(f"{_amount(name, free.get(name, 0))} {name}" for name in asked) or "?"
+    return f"Pending: waiting for a Ray node with {wanted} free (the cluster has {have} free in all)"
+
+
+def _amount(name: str, amount: float) -> str:
+    return f"{amount / 2**20:.0f} MiB" if name == "memory" else f"{amount:g}"
+
+
+@dataclass(eq=False)
+class _Replica:
+    """A replica as the backend tracks it; `state()` is its plain-data snapshot."""
+
+    id: str
+    spec: ReplicaSpec
+    restarts: int = 0
+    last_exit: int | None = None
+    last_error: str | None = None
+    actor: Any = None  # its Ray actor handle, once made
+    serving: bool = False  # its actor's server has logged its ports
+    host: str = ""
+    http_port: int = 0
+    grpc_port: int = 0
+    pid: int = 0  # the server's pid on its node
+    ready: bool = False
+    started_at: float = 0.0
+    ready_at: float | None = None
+    backoff_s: float = 0.0
+    failed_checks: int = 0
+    pending: str | None = None
+    progress: str | None = None
+    task: asyncio.Task[None] | None = None
+
+    def state(self) -> ReplicaState:
+        return ReplicaState(
+            self.id, self.spec.revision, self.pid, self.http_port, self.grpc_port, self.ready, self.restarts,
+            self.last_exit, self.started_at, self.last_error, self.spec.digest, self.backoff_s, self.pending, (),
+            self.progress, self.host or "127.0.0.1",
+        )  # fmt: skip
+
+
+class RayBackend:
+    """Runs the replicas of revisions as Ray actors on the cluster at `settings.address` (the `Backend` protocol).
+
+    Logs go to `home/logs/<revision>/<replica id>.log` on the replica's node (on this machine: where `wharf logs`
+    reads them, as for the local backend).
+    """
+
+    def __init__(
+        self, home: Path, settings: RayBackendSettings | None = None, on_change: Callable[[], object] | None = None
+    ) -> None:
+        self.home = home
+        self.settings = settings or RayBackendSettings()
+        self.namespace = self.settings.namespace or namespace_of(home)
+        self.on_change = on_change
+        self._replicas: dict[str, _Replica] = {}
+        self._backoffs: dict[str, RestartBackoff] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self._ray: Any = None  # the `ray` module, once connected
+        self._actor_class: Any = None
+        self._owns_connection = False
+        self._closed = False
+
+    # -- the Backend protocol -----------------------------------------------------------------------------------
+    def replicas(self, revision: str | None = None) -> list[ReplicaState]:
+        return [r.state() for r in self._replicas.values() if revision in (None, r.spec.revision)]
+
+    def failing(self, revision: str) -> str | None:
+        replicas = [r for r in self._replicas.values() if r.spec.revision == revision]
+        backoff = self._backoffs.get(revision)
+        if not replicas or backoff is None or backoff.failed_starts < self.settings.failing_after:
+            return None
+        if any(r.ready for r in replicas):
+            return None
+        return max(replicas, key=lambda r: r.started_at).last_error
+
+    def log_path(self, revision: str, replica_id: str) -> Path:
+        return self.home / "logs" / revision / f"{replica_id}.log"
+
+    async def scale(self, spec: ReplicaSpec, replicas: int) -> None:
+        if replicas < 0:
+            raise ValueError(f"replicas must be 0 or more, not {replicas}")
+        await self._connect()
+        current = [r for r in self._replicas.values() if r.spec.revision == spec.revision]
+        for _ in range(replicas - len(current)):
+            self._launch(_Replica(self._new_id(spec.revision), spec))
+        retired_first = sorted(current, key=lambda r: (r.ready, r.pending is None, -r.started_at))
+        self._retire(retired_first[: max(len(current) - replicas, 0)])
+
+    async def remove(self, revision: str) -> None:
+        self._retire([r for r in self._replicas.values() if r.spec.revision == revision])
+        self._backoffs.pop(revision, None)
+
+    async def adopt(self, records: Sequence[ReplicaState], specs: Mapping[str, ReplicaSpec]) -> None:
+        """Take back the actors a previous daemon recorded: one alive, started with its revision's spec in `specs`
+        and ready on its recorded address is watched again as it is; the others are stopped and, when their revision
+        is in `specs`, started anew (a restart). Actors of this namespace that no record names are stopped."""
+        ray = await self._connect()
+        names = set(await asyncio.to_thread(ray.util.list_named_actors))
+        fresh = [record for record in records if record.id not in self._replicas]
+        await asyncio.gather(*(self._take_over(record, specs.get(record.revision), names) for record in fresh))
+        known = {record.id for record in records} | set(self._replicas)
+        for name in names - known:
+            log.info("actor not recorded; stopping it", extra={"actor": name, "namespace": self.namespace})
+            await self._kill(await self._named(name))
+
+    async def close(self, stop_replicas: bool) -> None:
+        """Stop supervising; with `stop_replicas` every actor is stopped, else they live on (detached) for the next
+        daemon to adopt. The connection to the cluster is closed if this backend opened it."""
+        self._closed = True
+        if stop_replicas:
+            self._retire(list(self._replicas.values()))
+        else:
+            await _cancel([r.task for r in self._replicas.values() if r.task])
+        if self._stopping:
+            await asyncio.wait(set(self._stopping))
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._ray is not None and self._owns_connection:
+            await asyncio.to_thread(self._ray.shutdown)
+            self._ray = None
+
+    # -- the cluster --------------------------------------------------------------------------------------------
+    async def _connect(self) -> Any:
+        """The `ray` module, connected to the cluster (in a thread: importing Ray and joining take seconds)."""
+        if self._ray is None:
+            self._ray = await asyncio.to_thread(self._join)
+        return self._ray
+
+    def _join(self) -> Any:
+        import ray
+
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=self.settings.address,
+                    namespace=self.namespace,
+                    logging_level="WARNING",
+                    log_to_driver=False,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise ConfigurationError(f"cannot join the Ray cluster at {self.settings.address!r}: {e}") from e
+            self._owns_connection = True
+        self._actor_class = ray.remote(ReplicaActor)
+        log.info("joined the Ray cluster", extra={"address": self.settings.address, "namespace": self.namespace})
+        return ray
+
+    async def _named(self, name: str) -> Any:
+        """The live actor named `name` in this namespace, or None."""
+        try:
+            return await asyncio.to_thread(self._ray.get_actor, name, self.namespace)
+        except ValueError:
+            return None
+
+    async def _kill(self, actor: Any) -> None:
+        if actor is not None:
+            try:
+                await asyncio.to_thread(self._ray.kill, actor, no_restart=True)
+            except Exception as e:  # already gone, or the cluster is: nothing left to stop
+                log.info("actor not killed", extra={"error": str(e)})
+
+    async def _call(self, ref: Any, timeout: float | None) -> Any:
+        """The answer of an actor call (its ObjectRef), within `timeout` seconds (None: no limit)."""
+        return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout)
+
+    # -- one replica's life -------------------------------------------------------------------------------------
+    def _launch(self, r: _Replica) -> None:
+        if self._closed:
+            raise RuntimeError("the backend is closed")
+        self._replicas[r.id] = r
+        r.task = asyncio.create_task(self._supervise(r), name=f"replica {r.id}")
+
+    async def _supervise(self, r: _Replica) -> None:
+        """Keep the replica running: start its actor (unless adopted serving), watch it, and once it ends start a
+        new one after its revision's backoff."""
+        backoff = self._backoff(r.spec.revision)
+        if not r.serving:
+            await self._back_off(r, backoff.wait_s())
+        while True:
+            failure = None if r.serving else await self._start(r)
+            if failure is None:
+                failure = await self._watch(r)
+            delay = backoff.ended(None if r.ready_at is None else time.monotonic() - r.ready_at)
+            await self._ended(r, failure, delay)
+            await self._back_off(r, delay)
+            r.restarts += 1
+
+    async def _back_off(self, r: _Replica, delay: float) -> None:
+        if delay <= 0:
+            return
+        if r.backoff_s != delay:
+            r.backoff_s = delay
+            self._changed()
+        await asyncio.sleep(delay)
+        r.backoff_s = 0.0
+
+    async def _start(self, r: _Replica) -> str | None:
+        """Make the replica's actor, wait (Pending meanwhile) until Ray places it, and until its server serves:
+        None once serving, else what failed."""
+        r.started_at = time.time()
+        options = placement(r.spec)
+        r.actor = await self._new_actor(r.id, options)
+        placed = asyncio.ensure_future(self._call(r.actor.where.remote(), None))
+        try:
+            while not (await asyncio.wait([placed], timeout=self.settings.pending_after_s))[0]:
+                self._pending(r, await asyncio.to_thread(_shortage, self._ray, _asked(options)))
+            where = placed.result()
+        except self._ray.exceptions.RayActorError as e:
+            return f"its Ray actor died before it was placed: {_first_line(e)}"
+        finally:
+            placed.cancel()
+        self._pending(r, None)
+        log.info("replica placed", extra={"replica": r.id, "node": where["node_id"], "host": where["host"]})
+        timeout = self.settings.start_timeout_s
+        started = asyncio.ensure_future(
+            self._call(r.actor.start.remote(self._arguments(r.spec), self._env(r), str(self._log(r)), timeout), None)
+        )
+        try:
+            while not (await asyncio.wait([started], timeout=self.settings.health_interval_s))[0]:
+                self._progress(r, await self._call(r.actor.progress.remote(), _CALL_GRACE_S))
+            answer = started.result()
+        except self._ray.exceptions.RayActorError as e:
+            return f"its Ray actor died while starting: {_first_line(e)}"
+        finally:
+            started.cancel()
+            r.progress = None
+        if "error" in answer:
+            return answer["error"]
+        r.serving, r.host, r.pid = True, answer["host"], answer["pid"]
+        r.http_port, r.grpc_port = answer["http_port"], answer["grpc_port"]
+        log.info("replica started", extra={"replica": r.id, "host": r.host, "pid": r.pid})
+        self._changed()
+        return None
+
+    async def _new_actor(self, name: str, options: Mapping[str, Any]) -> Any:
+        """A new detached actor named `name`; one of that name left by an earlier life of the replica is killed
+        first (Ray frees a name once its actor is dead)."""
+        for _ in range(50):
+            try:
+                return self._actor_class.options(
+                    name=name, namespace=self.namespace, lifetime="detached", max_restarts=0, **options
+                ).remote()
+            except ValueError:  # the name is taken
+                await self._kill(await self._named(name))
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"the Ray actor name {name} stays taken")
+
+    async def _watch(self, r: _Replica) -> str:
+        """Check the replica's readiness every `health_interval_s` until its server ends or its actor dies; what
+        happened."""
+        ended = asyncio.ensure_future(self._call(r.actor.ended.remote(), None))
+        try:
+            while not ended.done():
+                ok = await self._ready(r.host, r.http_port)
+                r.failed_checks = 0 if ok else r.failed_checks + 1
+                if ok and not r.ready and not ended.done():
+                    r.ready = True
+                    if r.ready_at is None:
+                        r.ready_at = time.monotonic()
+                    self._backoff(r.spec.revision).ready()
+                    self._changed()
+                elif r.ready and r.failed_checks >= self.settings.unready_after:
+                    log.warning("replica unready", extra={"replica": r.id, "failed_checks": r.failed_checks})
+                    r.ready = False
+                    self._changed()
+                await asyncio.wait([ended], timeout=self.settings.health_interval_s)
+            r.last_exit = ended.result()
+            return "exited"
+        except self._ray.exceptions.RayActorError as e:
+            r.last_exit = None
+            return f"its Ray actor died (its node gone?): {_first_line(e)}"
+        finally:
+            ended.cancel()
+
+    async def _ended(self, r: _Replica, what: str, delay: float) -> None:
+        """Record why the replica ended (with the last lines of its log), kill its actor and show the `delay`
+        before it starts again."""
+        tail = ""
+        if r.actor is not None:
+            try:
+                tail = await self._call(r.actor.last_lines.remote(self.settings.error_lines), _CALL_GRACE_S)
+            except (self._ray.exceptions.RayActorError, TimeoutError):
+                pass
+            await self._kill(r.actor)
+        status = "" if r.last_exit is None else f" (status {r.last_exit})"
+        r.last_error = f"{what}{status}" + (f":\n{tail}" if tail and tail not in what else "")
+        r.actor, r.serving, r.host, r.pid, r.http_port, r.grpc_port = None, False, "", 0, 0, 0
+        r.ready, r.failed_checks, r.ready_at, r.pending, r.backoff_s = False, 0, None, None, delay
+        log.warning("replica ended", extra={"replica": r.id, "reason": what, "restart_in_s": delay})
+        self._changed()
+
+    async def _take_over(self, record: ReplicaState, spec: ReplicaSpec | None, names: set[str]) -> None:
+        actor = await self._named(record.id) if record.id in names else None
+        same_spec = spec is not None and record.spec_digest == spec.digest
+        healthy = actor is not None and same_spec and await self._ready(record.host, record.http_port)
+        if actor is not None and not healthy:
+            why = "its revision is gone" if spec is None else "not ready" if same_spec else "started with another spec"
+            log.info("actor not adopted; stopping it", extra={"replica": record.id, "reason": why})
+            await self._kill(actor)
+        if spec is None:
+            return
+        r = _Replica(record.id, spec, record.restarts, record.last_exit, record.last_error)
+        if healthy:
+            r.actor, r.serving, r.host, r.pid = actor, True, record.host, record.pid
+            r.http_port, r.grpc_port, r.started_at = record.http_port, record.grpc_port, record.started_at
+            r.ready, r.ready_at = True, time.monotonic()
+            self._backoff(spec.revision).ready()
+            log.info("replica adopted", extra={"replica": r.id, "host": r.host})
+        else:
+            r.restarts += 1
+        self._launch(r)
+        self._changed()
+
+    # -- stopping -----------------------------------------------------------------------------------------------
+    def _retire(self, replicas: list[_Replica]) -> None:
+        for r in replicas:
+            del self._replicas[r.id]
+            task = asyncio.create_task(self._stop(r), name=f"stop replica {r.id}")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+        if replicas:
+            self._changed()
+
+    async def _stop(self, r: _Replica) -> None:
+        """Drain the server (SIGTERM, SIGKILL after the drain timeout plus `kill_grace_s`), then kill its actor."""
+        await _cancel([r.task] if r.task else [])
+        if r.actor is None:
+            return
+        grace = self._drain_s(r.spec) + self.settings.kill_grace_s
+        try:
+            status = await self._call(r.actor.stop.remote(grace), grace + _CALL_GRACE_S)
+            log.info("replica stopped", extra={"replica": r.id, "status": status})
+        except (self._ray.exceptions.RayActorError, TimeoutError):
+            pass
+        await self._kill(r.actor)
+
+    def _drain_s(self, spec: ReplicaSpec) -> float:
+        try:
+            return float(spec.env[_DRAIN_ENV])
+        except (KeyError, ValueError):
+            return self.settings.drain_timeout_s
+
+    # -- small parts --------------------------------------------------------------------------------------------
+    def _arguments(self, spec: ReplicaSpec) -> list[str]:
+        """The local backend's command line less its interpreter (the actor runs its node's)."""
+        return serve_command(spec, self.home / "repositories" / "empty")[1:]
+
+    def _env(self, r: _Replica) -> dict[str, str]:
+        """What the server runs with on top of its node's environment: the daemon's WHARF_* settings and
+        PYTHONPATH, the spec's variables and what every replica runs with."""
+        forwarded = {k: v for k, v in os.environ.items() if k.startswith("WHARF_") or k in _FORWARDED}
+        controlled = _CONTROLLED if r.spec.model_uri else _MULTI_MODEL
+        return {**forwarded, **r.spec.env, **controlled, "WHARF_REPLICA": r.id}
+
+    def _log(self, r: _Replica) -> Path:
+        return self.log_path(r.spec.revision, r.id)
+
+    async def _ready(self, host: str, port: int) -> bool:
+        """Whether the model server at `host:port` answers its readiness check in time."""
+        if not host or port == 0:
+            return False
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.settings.health_timeout_s),
+                connector=aiohttp.TCPConnector(force_close=True),
+            )
+        bracketed = f"[{host}]" if ":" in host else host
+        try:
+            async with self._http.get(f"http://{bracketed}:{port}/v2/health/ready") as answer:
+                return answer.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    def _pending(self, r: _Replica, reason: str | None) -> None:
+        if r.pending != reason:
+            r.pending = reason
+            self._changed()
+
+    def _progress(self, r: _Replica, progress: str | None) -> None:
+        if r.progress != progress:
+            r.progress = progress
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is None or self._closed:
+            return
+        try:
+            self.on_change()
+        except Exception:
+            log.exception("on_change failed")
+
+    def _backoff(self, revision: str) -> RestartBackoff:
+        backoff = self._backoffs.get(revision)
+        if backoff is None:
+            s = self.settings
+            backoff = self._backoffs[revision] = RestartBackoff(s.backoff_initial_s, s.backoff_max_s, s.backoff_reset_s)
+        return backoff
+
+    def _new_id(self, revision: str) -> str:
+        while (replica_id := f"{revision}-{secrets.token_hex(3)}") in self._replicas:
+            pass
+        return replica_id
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
