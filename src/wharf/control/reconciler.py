@@ -706,4 +706,5 @@ def _log_target(logger: dict[str, Any], resource: Resource, component: str, revi
 
 
 def _replica(state: ReplicaState) -> Replica:
-    return Replica(state.id, f"http://127.0.0.1:{state.http_port}", f"127.0.0.1:{state.grpc_port}", state.ready)
+    host = f"[{state.host}]" if ":" in state.host else state.host
+    return Replica(state.id, f"http://{host}:{state.http_port}", f"{host}:{state.grpc_port}", state.ready)

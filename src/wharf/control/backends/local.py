@@ -55,8 +55,8 @@ _CONTROLLED = {"WHARF_REPOSITORY_API": "off"}
 _MULTI_MODEL = {"WHARF_REPOSITORY_API": "on"}
 
 
-def serve_command(spec: ReplicaSpec, empty_repository: Path | None = None) -> list[str]:
-    """The command line of one replica of `spec`; the server picks free ports and logs them. The model's URI comes
+def serve_command(spec: ReplicaSpec, empty_repository: Path | None = None, host: str = "127.0.0.1") -> list[str]:
+    """The command line of one replica of `spec`, listening on `host`; the server picks free ports and logs them. The model's URI comes
     after `--`, so that one beginning with `-` is still the URI, never an option. A multi-model replica (no
     model_uri) serves `empty_repository`, an empty directory, its models registered later."""
     if not spec.model_uri:
@@ -69,7 +69,7 @@ def serve_command(spec: ReplicaSpec, empty_repository: Path | None = None) -> li
     runtime = ("--runtime", spec.runtime) if spec.runtime else ()
     return [
         sys.executable, "-m", "wharf.cli", "serve", *named,
-        "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *runtime, *spec.args, "--", model_uri,
+        "--host", host, "--http-port", "0", "--grpc-port", "0", *runtime, *spec.args, "--", model_uri,
     ]  # fmt: skip
 
 

@@ -68,3 +68,4 @@ class ReplicaState:
     pending: str | None = None
     gpus: tuple[str, ...] = ()
     progress: str | None = None
+    host: str = "127.0.0.1"  # the address its ports listen on: this machine's loopback, or its Ray node's IP
