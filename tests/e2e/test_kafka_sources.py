@@ -2,8 +2,8 @@
 answers every message to its reply topic, through a member, the service's replica and `wharf up` each killed with
 SIGKILL half way (the member restarted, then adopted by the next daemon; no id missing); malformed messages land
 in the dead-letter topic; a service scaled to zero scales up when messages arrive; an InferenceGraph as the sink;
-an unknown field refused at apply and a missing sink reported. One broker and one daemon (restarted once) for the
-module; the iris model is trained here."""
+an unknown field refused at apply (400, naming it) and a missing sink or broker reported. One broker and one daemon
+(restarted once) for the module; the iris model is trained here."""
 
 from __future__ import annotations
 
@@ -88,8 +88,21 @@ def fresh_topics(broker: Broker, partitions: int) -> dict[str, str]:
     return names
 
 
-def apply(daemon: Daemon, *documents: dict[str, Any]) -> None:
-    daemon.wharf("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
+def apply(daemon: Daemon, *documents: dict[str, Any], status: int = 200) -> dict[str, Any]:
+    """Apply `documents` through the control API (as `wharf apply` does); its answer, which must have `status`."""
+    with daemon.control() as control:
+        answer = control.post(
+            "/apis/apply",
+            content=yaml.safe_dump_all(documents).encode(),
+            headers={"content-type": "application/yaml"},
+        )
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
+def delete(daemon: Daemon, name: str) -> None:
+    with daemon.control() as control:
+        assert control.delete(f"{SOURCES}/{name}").status_code == 200
 
 
 def source_of(daemon: Daemon, name: str) -> dict[str, Any]:
@@ -295,8 +308,8 @@ def test_an_unknown_field_is_refused_and_a_missing_sink_or_broker_reported(runni
     topics = {"requests": "nowhere", "replies": "r", "dead": "d", "group": "g"}
     wrong = kafka_source("typo", "127.0.0.1:1", topics, ref("InferenceService", "iris"))
     wrong["spec"]["topic"] = "nowhere"
-    refused = daemon.wharf("apply", "-f", "-", stdin=yaml.safe_dump(wrong), check=False)
-    assert refused.returncode != 0 and "spec.topic" in refused.stderr and "did you mean topics" in refused.stderr
+    refused = apply(daemon, wrong, status=400)
+    assert "spec.topic" in refused["error"] and "did you mean topics" in refused["error"]
 
     apply(daemon, kafka_source("orphan", "127.0.0.1:1", topics, ref("InferenceService", "no-such-service")))
     reported = wait_until(lambda: (s := source_of(daemon, "orphan"))["status"].get("conditions") and s, "a status")
@@ -304,7 +317,7 @@ def test_an_unknown_field_is_refused_and_a_missing_sink_or_broker_reported(runni
     assert ready["status"] == "False" and ready["reason"] == "SinkNotFound"
     assert "InferenceService default/no-such-service not found" in ready["message"]
     assert reported["status"]["consumers"] == 0
-    daemon.wharf("delete", "kafkasource", "orphan")
+    delete(daemon, "orphan")
 
     # A broker that does not answer: the members run, and the source says why it is not ready.
     apply(daemon, kafka_source("unreachable", "127.0.0.1:1", topics, ref("InferenceService", "iris")))
@@ -314,4 +327,4 @@ def test_an_unknown_field_is_refused_and_a_missing_sink_or_broker_reported(runni
     )
     assert condition(down)["status"] == "False" and condition(down)["message"]
     assert down["status"]["consumers"] >= 1
-    daemon.wharf("delete", "kafkasource", "unreachable")
+    delete(daemon, "unreachable")
