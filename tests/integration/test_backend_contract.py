@@ -25,7 +25,13 @@ from wharf.control.backends.process import is_replica_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
-FAST = {"start_timeout_s": 30, "health_interval_s": 0.1, "backoff_initial_s": 0.2, "backoff_max_s": 2, "kill_grace_s": 2}
+FAST = {
+    "start_timeout_s": 30,
+    "health_interval_s": 0.1,
+    "backoff_initial_s": 0.2,
+    "backoff_max_s": 2,
+    "kill_grace_s": 2,
+}
 SPEC = ReplicaSpec("echo-1", "echo", "wharf_test_models:Echo", None, {"PYTHONPATH": str(HELPERS)})
 BODY = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [7]}]}
 T = TypeVar("T")

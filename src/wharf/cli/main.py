@@ -146,6 +146,12 @@ def up(
     prometheus_port: Annotated[
         int | None, typer.Option(help="that Prometheus's port (default WHARF_PROMETHEUS_PORT, else 9090)")
     ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="where replicas run: local or ray (default WHARF_BACKEND, else local)")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="the Ray cluster for --backend ray (default WHARF_RAY_ADDRESS, else auto)")
+    ] = None,
 ) -> None:
     """Run the control plane and the gateway (state in SQLite under WHARF_HOME) until SIGTERM or Ctrl-C.
 
@@ -166,6 +172,8 @@ def up(
         control_port=control_port,
         prometheus=prometheus,
         prometheus_port=prometheus_port,
+        backend=backend,
+        ray_address=ray_address,
     )
     logs.configure("INFO")
     try:

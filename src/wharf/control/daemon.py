@@ -23,7 +23,7 @@ import signal
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,7 @@ from wharf.console.assets import console_routes
 from wharf.control.api import create_app
 from wharf.control.auth import ControlGuard, Credentials, write_private
 from wharf.control.backends import LocalBackend, ReplicaState
+from wharf.control.backends.base import Backend
 from wharf.control.bandit_link import BanditLink
 from wharf.control.bandit_state import BanditState
 from wharf.control.bandit_view import bandit_router
@@ -89,6 +90,17 @@ class DaemonSettings(BaseSettings):
     prometheus_port: int = Field(9090, ge=0, le=65535, description="its port (0: a free one)")
     prometheus_scrape_interval_s: float = Field(5.0, gt=0, description="how often it scrapes every target")
     prometheus_binary: str = Field("prometheus", description="the Prometheus server to run")
+    backend: Literal["local", "ray"] = Field("local", description="where replicas run: this machine, or a Ray cluster")
+    ray_address: str = Field("auto", description="the Ray cluster of `backend: ray` (auto: this machine's, RAY_ADDRESS)")
+
+
+def _backend(settings: DaemonSettings) -> Backend:
+    """The backend `settings` ask for (Ray's module is imported only when it is the one)."""
+    if settings.backend == "local":
+        return LocalBackend(settings.home)
+    from wharf.control.backends.ray import RayBackend, RayBackendSettings
+
+    return RayBackend(settings.home, RayBackendSettings(address=settings.ray_address))
 
 
 def _ingress(host: str, http_port: int, grpc_port: int) -> Ingress:
@@ -136,7 +148,7 @@ async def run(settings: DaemonSettings) -> None:
         gateway = GatewayProcess(settings.home)
         prometheus = PrometheusProcess(settings.home, settings.prometheus_binary)
         monitor: MonitorProcess | None = None
-        backend = LocalBackend(settings.home)
+        backend = _backend(settings)
         batch_jobs = BatchJobs(store, settings.home)
         kafka_sources: KafkaSources | None = None
         stop = asyncio.Event()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from wharf.control.backends import LocalBackend
+from wharf.control.backends.base import Backend
 from wharf.control.plan import COMPONENTS, ISVC_KIND
 from wharf.control.store import RevisionRecord, Store
 from wharf.telemetry.discovery import (
@@ -38,14 +38,14 @@ def discovery_url(control_host: str, control_port: int) -> str:
 class ScrapeTargets:
     """Every scrape target of a running `wharf up`."""
 
-    def __init__(self, store: Store, backend: LocalBackend, processes: Sequence[ScrapeTarget]) -> None:
+    def __init__(self, store: Store, backend: Backend, processes: Sequence[ScrapeTarget]) -> None:
         self.store = store
         self.backend = backend
         self.processes = list(processes)
 
     @classmethod
     def of_daemon(
-        cls, store: Store, backend: LocalBackend, gateway_url: str, control_url: str, monitor_url: str | None
+        cls, store: Store, backend: Backend, gateway_url: str, control_url: str, monitor_url: str | None
     ) -> ScrapeTargets:
         """The targets of a daemon whose gateway, control API and monitor (None: not running) have these URLs."""
         processes = [ScrapeTarget(url_address(gateway_url), GATEWAY_JOB)]

@@ -26,7 +26,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from wharf.control.backends import LocalBackend, ReplicaResources, ReplicaSpec, ReplicaState
+from wharf.control.backends import ReplicaResources, ReplicaSpec, ReplicaState
+from wharf.control.backends.base import Backend
 from wharf.control.bandit_rollout import ArmSource, BanditRollouts, Canary
 from wharf.control.gateway_process import GatewayProcess
 from wharf.control.graph_plan import GRAPH_KIND, component_protocol, graph_route
@@ -139,7 +140,7 @@ class Reconciler:
     def __init__(
         self,
         store: Store,
-        backend: LocalBackend,
+        backend: Backend,
         gateway: Gateway | GatewayProcess,
         ingress: Ingress,
         domain: str,

@@ -50,7 +50,9 @@ class RayBackendSettings(LocalBackendSettings):
     """The local backend's supervision settings (its `prewarm` and `resources`, about this machine, do not apply),
     and where the Ray cluster is."""
 
-    address: str = Field("auto", description="the Ray cluster (`auto`: the one running on this machine, or RAY_ADDRESS)")
+    address: str = Field(
+        "auto", description="the Ray cluster (`auto`: the one running on this machine, or RAY_ADDRESS)"
+    )
     namespace: str | None = Field(None, description="the Ray namespace of the actors (default: one per WHARF_HOME)")
     pending_after_s: float = Field(1.0, gt=0, description="an actor not placed within this shows its replica Pending")
 
