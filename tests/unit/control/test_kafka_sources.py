@@ -181,8 +181,6 @@ class Fixture:
         self.program.write_text(FAKE_CONSUMER)
         self.report_file = tmp_path / "report.json"
         self.set_report(report())
-        os.environ["FAKE_REPORT"] = str(self.report_file)
-        os.environ["FAKE_ENV"] = str(tmp_path / "env")
         self.settings = KafkaSourceSettings(backoff_initial_s=0.2, stop_grace_s=2, scale_down_delay_s=0)
         self.made: list[KafkaSources] = []
 
@@ -214,8 +212,10 @@ def ready(status: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-async def fixture(tmp_path: Path) -> AsyncIterator[Fixture]:
+async def fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fixture]:
     made = Fixture(tmp_path)
+    monkeypatch.setenv("FAKE_REPORT", str(made.report_file))  # the members inherit the environment
+    monkeypatch.setenv("FAKE_ENV", str(tmp_path / "env"))
     yield made
     for sources in made.made:  # whatever the test left running
         await sources.stop()
