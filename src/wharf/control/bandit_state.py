@@ -6,7 +6,8 @@ Two tables of their own: `bandit_arms` (per bandit and arm, the `ArmStats` count
 reports the totals of its own counts since it began (`wharf.gateway.bandits.BanditReport`); `apply` adds the
 difference from what it last applied of that gateway, in one transaction (`BEGIN IMMEDIATE`: a writer at a time,
 whichever connection or process), so a report repeated or lost, or several gateways at once, count every pull and
-reward exactly once. Rows of gateways not heard of for `GATEWAY_KEPT_S` are dropped when the table is opened.
+reward exactly once. Rows of gateways not heard of for `GATEWAY_KEPT_S` are dropped when the table is opened, and
+a graph's rows when it is deleted (`forget_deleted`, a store listener).
 
 A bandit's key says what it routes (`wharf.gateway.bandits.graph_bandit`, `service_bandit`); its policy's
 parameters are in the manifest, and what the policy believes of an arm (a posterior) follows from these counts.
@@ -22,7 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from wharf.bandit.arms import ArmStats
-from wharf.gateway.bandits import ArmTable, BanditReport
+from wharf.control.graph_plan import GRAPH_KIND
+from wharf.control.store import Change
+from wharf.gateway.bandits import ArmTable, BanditReport, graph_bandits
 
 GATEWAY_KEPT_S = 7 * 24 * 3600.0
 _COUNTS = tuple(f.name for f in dataclasses.fields(ArmStats) if f.name != "name")
@@ -92,6 +95,11 @@ class BanditState:
     def arms(self, bandit: str) -> dict[str, ArmStats]:
         """The counts of each arm of `bandit` (none before its first pull)."""
         return self.totals(bandit).get(bandit, {})
+
+    def forget_deleted(self, change: Change) -> None:
+        """A store listener: drop the counts of a graph deleted (one applied again under its name is another)."""
+        if change.kind == GRAPH_KIND and change.after is None and change.before is not None:
+            self.forget(graph_bandits(change.namespace, change.name, change.before.uid))
 
     def forget(self, bandit_prefix: str) -> None:
         """Drop the counts of the bandits whose key starts with `bandit_prefix` (their graph or service is gone)."""

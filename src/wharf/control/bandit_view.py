@@ -66,7 +66,7 @@ def graph_figures(store: Store, state: BanditState, namespace: str, name: str) -
     for node_name, node in graph_nodes(resource.manifest).items():
         if node.policy is None:
             continue
-        key = graph_bandit(namespace, name, node_name)
+        key = graph_bandit(namespace, name, resource.uid, node_name)
         services = [step.target.name if isinstance(step.target, ServiceTarget) else "" for step in node.steps]
         arms = [(step.name, _ready(store, namespace, s)) for step, s in zip(node.steps, services, strict=True)]
         figures = arm_figures(node.policy, arms, state.arms(key), rng)

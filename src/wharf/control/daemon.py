@@ -144,6 +144,7 @@ async def run(settings: DaemonSettings) -> None:
         credentials, made = Credentials.load_or_create(settings.home)
         store = Store(settings.home / "wharf.db")
         bandit_state = BanditState(settings.home / "wharf.db")
+        store.subscribe(bandit_state.forget_deleted)  # a graph deleted takes its bandits' counts with it
         bandits: BanditLink | None = None
         gateway = GatewayProcess(settings.home)
         prometheus = PrometheusProcess(settings.home, settings.prometheus_binary)

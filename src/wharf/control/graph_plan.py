@@ -56,9 +56,10 @@ def nodes_from_spec(spec: InferenceGraphSpec) -> dict[str, Node]:
     return nodes
 
 
-def graph_route(namespace: str, name: str, manifest: dict[str, Any]) -> Graph:
-    """What the gateway needs to run an applied InferenceGraph: its nodes, each step timed out after `spec.timeout`."""
-    return Graph(namespace, name, graph_nodes(manifest), float(manifest["spec"]["timeout"]))
+def graph_route(namespace: str, name: str, manifest: dict[str, Any], uid: str = "") -> Graph:
+    """What the gateway needs to run an applied InferenceGraph (of resource `uid`): its nodes, each step timed out
+    after `spec.timeout`."""
+    return Graph(namespace, name, graph_nodes(manifest), float(manifest["spec"]["timeout"]), uid)
 
 
 def component_protocol(manifest: dict[str, Any], component: str) -> str:

@@ -183,7 +183,9 @@ class Reconciler:
 
     def _graph(self, resource: Resource) -> Graph:
         return _cached(
-            self._graphs, resource, lambda: graph_route(resource.namespace, resource.name, resource.manifest)
+            self._graphs,
+            resource,
+            lambda: graph_route(resource.namespace, resource.name, resource.manifest, resource.uid),
         )
 
     async def reconcile(self, namespace: str | None = None, name: str | None = None) -> None:

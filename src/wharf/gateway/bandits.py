@@ -8,8 +8,8 @@ pull and reward once, and several gateways add up. Meanwhile a gateway routes by
 totals plus what it counted that those do not include yet (its own totals minus those the control plane says it
 applied), so its own pulls and rewards count at once and the others' within a push or two.
 
-Bandits are keyed by what they route: `graph_bandit(namespace, graph, node)` for a graph's Bandit node (the arms
-are its steps), `service_bandit(namespace, service)` for a service whose rollout is a bandit (the arms are its
+Bandits are keyed by what they route: `graph_bandit(namespace, graph, uid, node)` for a graph's Bandit node (the
+arms are its steps; `uid` the graph's resource's, so that one deleted and applied again starts afresh), `service_bandit(namespace, service)` for a service whose rollout is a bandit (the arms are its
 revisions). Ground truth posted with a reward travels with the next report (at most once: one lost with a
 connection is not sent again).
 
@@ -41,9 +41,14 @@ ARM = "x-wharf-arm"  # the header (gRPC: metadata) of an answer that names the a
 _ADDED = tuple(f.name for f in dataclasses.fields(ArmStats) if f.name != "name")
 
 
-def graph_bandit(namespace: str, graph: str, node: str) -> str:
-    """The key of a graph's Bandit node."""
-    return f"InferenceGraph/{namespace}/{graph}/{node}"
+def graph_bandit(namespace: str, graph: str, uid: str, node: str) -> str:
+    """The key of a Bandit node of a graph (of resource `uid`: one applied again after a delete starts afresh)."""
+    return f"{graph_bandits(namespace, graph, uid)}{node}"
+
+
+def graph_bandits(namespace: str, graph: str, uid: str) -> str:
+    """What the keys of a graph's Bandit nodes start with."""
+    return f"InferenceGraph/{namespace}/{graph}/{uid}/"
 
 
 def service_bandit(namespace: str, service: str) -> str:
@@ -197,7 +202,7 @@ class GraphBandits:
                 if service is not None and service_ready(service):
                     ready.append(step.name)
             arms = tuple(ready) or tuple(step.name for step in node.steps)
-            key = graph_bandit(graph.namespace, graph.name, name)
+            key = graph_bandit(graph.namespace, graph.name, graph.uid, name)
             self._nodes[name] = _Node(key, node.policy, arms, {step.name: step for step in node.steps}, models)
 
     def choose(self, node_name: str, node: Node, headers: Headers) -> Step:

@@ -79,6 +79,7 @@ class Graph:
     name: str
     nodes: Mapping[str, Node]
     step_timeout_s: float
+    uid: str = ""  # the resource's: one deleted and applied again is another graph (its bandits start afresh)
 
     @property
     def key(self) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from wharf.bandit.arms import ArmStats
 from wharf.control.bandit_state import BanditState
-from wharf.gateway.bandits import BanditLedger, BanditReport
+from wharf.control.store import Store
+from wharf.gateway.bandits import BanditLedger, BanditReport, graph_bandit
 from wharf.gateway.feedback import RecentRequests
 
 KEY = "InferenceGraph/default/g/root"
@@ -77,3 +78,17 @@ def test_a_gateways_view_after_the_round_trip(tmp_path: Path) -> None:
     ledger.pulled(KEY, "a")  # counted while the report was on its way
     ledger.arms_state(state.totals(), applied)
     assert ledger.view(KEY, ["a", "b"]) == [arm("a", 4), arm("b", 4, 0.0)]
+
+
+def test_a_deleted_graph_takes_its_counts_with_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wharf.db")
+    state = BanditState(tmp_path / "wharf.db")
+    store.subscribe(state.forget_deleted)
+    graph, _ = store.put("InferenceGraph", "default", "g", {"spec": {}})
+    kept = graph_bandit("default", "other", "u2", "root")
+    key = graph_bandit("default", "g", graph.uid, "root")
+    state.apply(BanditReport("g1", {key: {"a": arm("a", 3)}, kept: {"a": arm("a", 1)}}))
+    store.put("InferenceGraph", "default", "g", {"spec": {"changed": True}})  # applied again: the counts stay
+    assert state.arms(key) == {"a": arm("a", 3)}
+    store.delete("InferenceGraph", "default", "g")
+    assert state.totals() == {kept: {"a": arm("a", 1)}}

@@ -50,12 +50,12 @@ def test_arm_figures_leave_out_arms_that_are_not_ready() -> None:
 def test_a_graphs_figures_and_how_describe_prints_them(tmp_path: Path) -> None:
     store = Store(tmp_path / "wharf.db")
     state = BanditState(tmp_path / "wharf.db")
-    store.put("InferenceGraph", "default", "pick", GRAPH)
+    graph, _ = store.put("InferenceGraph", "default", "pick", GRAPH)
     for name in ("a", "b", "c"):
         store.put(ISVC_KIND, "default", name, {"metadata": {"name": name}})
         if name != "c":
             store.set_status(ISVC_KIND, "default", name, {"conditions": [{"type": "Ready", "status": "True"}]})
-    key = graph_bandit("default", "pick", "root")
+    key = graph_bandit("default", "pick", graph.uid, "root")
     state.apply(BanditReport("g1", {key: {"a": ArmStats("a", pulls=3).rewarded(1.0)}}))
     figures = graph_figures(store, state, "default", "pick")
     root = figures["nodes"]["root"]

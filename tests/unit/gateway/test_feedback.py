@@ -171,7 +171,7 @@ async def test_a_bandit_graph_answers_its_id_and_arm_and_takes_feedback_once() -
     request_id, arm = headers[b"x-request-id"].decode(), headers[b"x-wharf-arm"].decode()
     assert arm in ARMS and upstream.sent[0][0] == f"{arm}-1-r0"
     assert dict(upstream.sent[0][3])[b"x-request-id"] == request_id.encode()  # the step carries the id made
-    key = graph_bandit("default", "g", "root")
+    key = graph_bandit("default", "g", "", "root")
     assert ledger.view(key, [arm])[0].pulls == 1
 
     feedback = orjson.dumps({"request_id": request_id, "reward": 1})
