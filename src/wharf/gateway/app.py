@@ -74,6 +74,7 @@ class Gateway:
         """
         previous = self._dispatcher.router.table
         self._dispatcher.update(table)
+        self.bandits.retain(table)
         replicas = [p for s in table.services for r in s.revisions.values() for p in r.replicas]
         self._http_upstream.retain({replica.http_url for replica in replicas})
         if self._grpc is not None:

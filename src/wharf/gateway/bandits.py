@@ -9,9 +9,10 @@ totals plus what it counted that those do not include yet (its own totals minus 
 applied), so its own pulls and rewards count at once and the others' within a push or two.
 
 Bandits are keyed by what they route: `graph_bandit(namespace, graph, uid, node)` for a graph's Bandit node (the
-arms are its steps; `uid` the graph's resource's, so that one deleted and applied again starts afresh), `service_bandit(namespace, service)` for a service whose rollout is a bandit (the arms are its
-revisions). Ground truth posted with a reward travels with the next report (at most once: one lost with a
-connection is not sent again).
+arms are its steps; `uid` the graph's resource's, so that one deleted and applied again starts afresh),
+`service_bandit(namespace, service)` for a service whose rollout is a bandit (the arms are its revisions); a gateway
+forgets a bandit once its route table has it no more. Ground truth posted with a reward travels with the next
+report (at most once: one lost with a connection is not sent again).
 
 Per routed request: the view of the node's ready arms (a list of a handful), the policy's choice over them (O(arms)
 arithmetic, one draw per arm for Thompson sampling), one pull counted (an integer, and one immutable `ArmStats` for
@@ -33,7 +34,7 @@ from wharf.bandit.arms import ArmStats
 from wharf.bandit.policies import Policy
 from wharf.gateway.feedback import Feedback, Pull, RecentRequests
 from wharf.gateway.payloads import REQUEST_ID
-from wharf.gateway.routes import Graph, Service
+from wharf.gateway.routes import Graph, RouteTable, Service
 from wharf.graph import Headers, Node, ServiceTarget, Step
 
 ArmTable = dict[str, dict[str, ArmStats]]  # bandit key -> arm -> statistics
@@ -149,6 +150,18 @@ class BanditLedger:
             return None
         truths, self._truths, self._changed = tuple(self._truths), [], False
         return BanditReport(self.gateway, self.totals(), truths)
+
+    def retain(self, table: RouteTable) -> None:
+        """Forget the bandits that `table` routes by no longer (a graph or a service deleted, a rollout ended)."""
+        live = {
+            graph_bandit(graph.namespace, graph.name, graph.uid, name)
+            for graph in table.graphs
+            for name, node in graph.nodes.items()
+            if node.policy is not None
+        } | {service_bandit(service.namespace, service.name) for service in table.services if service.bandit}
+        for counts in (self._pulls, self._rewards, self._view, self._base, self._applied):
+            for gone in counts.keys() - live:
+                del counts[gone]
 
     def reconnected(self) -> None:
         """A control plane connected: the next report carries every count (one sent before may have been lost)."""

@@ -252,3 +252,18 @@ async def test_feedback_to_a_graph_needs_the_key_its_arms_ask_for() -> None:
     assert status == 401 and b"needs an API key" in answer
     status, _, _ = await call(app, "/feedback", [*GRAPH_HOST, (b"authorization", b"Bearer k")], body)
     assert status == 200
+
+
+def test_a_ledger_forgets_the_bandits_a_new_table_has_no_more() -> None:
+    ledger = BanditLedger(RecentRequests(60, 100, Clock()), gateway="g1")
+    graph_key = graph_bandit("default", "g", "", "root")
+    rollout = service_bandit("default", "iris")
+    for key in (graph_key, rollout):
+        ledger.pulled(key, "a")
+    canary = dataclasses.replace(service("iris"), bandit=True)
+    ledger.retain(table(canary, graphs=(BANDIT,)))
+    assert set(ledger.totals()) == {graph_key, rollout}
+    ledger.retain(table(service("iris"), graphs=(BANDIT,)))  # the rollout ended
+    assert set(ledger.totals()) == {graph_key}
+    ledger.retain(table(service("iris")))  # the graph deleted
+    assert ledger.totals() == {} and ledger.view(graph_key, ["a"]) == [ArmStats("a")]
