@@ -2,8 +2,9 @@
 answers every message to its reply topic, through a member, the service's replica and `wharf up` each killed with
 SIGKILL half way (the member restarted, then adopted by the next daemon; no id missing); malformed messages land
 in the dead-letter topic; a service scaled to zero scales up when messages arrive; an InferenceGraph as the sink;
-an unknown field refused at apply (400, naming it) and a missing sink or broker reported. One broker and one daemon
-(restarted once) for the module; the iris model is trained here."""
+an unknown field refused at apply (400, naming it) and a missing sink or broker reported; wharf get/describe and
+kubectl list the source. One broker and one daemon (restarted once) for the module; the iris model is trained
+here."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 
 from tests.e2e.conftest import Daemon, start_daemon
 from tests.kafka_broker import Broker, create_topics, kafka_broker, produce, read_all  # noqa: F401
+from tests.programs import program
 
 pytestmark = pytest.mark.slow
 
@@ -264,6 +266,11 @@ def test_every_message_is_answered_through_a_killed_member_and_a_killed_daemon(
     assert "feed" in table and "InferenceService/iris" in table
     described = daemon.wharf("describe", "kafkasource", "feed").stdout
     assert "deadLettered" in described and "latencyMs" in described and "Events:" in described
+    env = {**os.environ, "KUBECONFIG": str(daemon.home / "kubeconfig")}  # and kubectl, through discovery
+    command = [program("kubectl", "kubectl"), "--cache-dir", str(daemon.home / "kubectl-cache"), "get", "kafkasources"]
+    listed = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=True).stdout
+    assert listed.split("\n")[0].split() == ["NAME", "SINK", "TOPICS", "MEMBERS", "LAG", "READY", "AGE"]
+    assert "InferenceService/iris" in listed
 
 
 def test_a_service_scaled_to_zero_scales_up_when_messages_arrive(
