@@ -262,15 +262,21 @@ class KafkaSources:
     async def adopt(self) -> None:
         """Take back the members a previous daemon recorded in the statuses (the module docstring)."""
         for resource in self.store.list(KIND):
-            source = self._source(resource)
             try:
-                digest = env_digest(member_env(self._parsed(resource), self._sink(resource)))
-            except SinkMissing:
-                digest = ""
-            checks = [self._take_over(resource, record, digest) for record in resource.status.get("members", [])]
-            for member in await asyncio.gather(*checks):
-                if member is not None:
-                    source.members[member.id] = member
+                await self._adopt(resource)
+            except Exception:  # one source that cannot run here must not keep the daemon from starting
+                log.exception("kafka members not adopted", extra={"source": f"{resource.namespace}/{resource.name}"})
+
+    async def _adopt(self, resource: Resource) -> None:
+        source = self._source(resource)
+        try:
+            digest = env_digest(member_env(self._parsed(resource), self._sink(resource)))
+        except SinkMissing:
+            digest = ""
+        checks = [self._take_over(resource, record, digest) for record in resource.status.get("members", [])]
+        for member in await asyncio.gather(*checks):
+            if member is not None:
+                source.members[member.id] = member
 
     async def _take_over(self, resource: Resource, record: dict[str, Any], digest: str) -> _Member | None:
         pid, port = int(record.get("pid") or 0), int(record.get("statusPort") or 0)
@@ -299,7 +305,10 @@ class KafkaSources:
                 del self._sources[key]
         waiting: dict[tuple[str, str], int] = {}
         for resource in resources.values():
-            await self._sync(resource, waiting)
+            try:
+                await self._sync(resource, waiting)
+            except Exception:  # logged; the other sources (and the rest of the resync) go on, the next pass retries
+                log.exception("kafka source sync failed", extra={"source": f"{resource.namespace}/{resource.name}"})
         self.waiting = waiting
 
     async def stop(self) -> None:

@@ -308,3 +308,14 @@ async def test_settings_the_consumer_would_refuse_start_no_member_and_say_why(fi
     ready_condition = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready_condition["reason"] == "InvalidSettings" and "sasl_mechanism" in ready_condition["message"]
     assert status["consumers"] == 0 and status["members"] == []
+
+
+async def test_a_stored_source_that_no_longer_reads_stops_neither_the_others_nor_the_daemon(fixture: Fixture) -> None:
+    broken = source() | {"metadata": {"name": "broken", "namespace": "default"}}
+    broken["spec"] = {**broken["spec"], "retiredField": 1}  # as an older Wharf might have stored it
+    fixture.store.put("KafkaSource", "default", "broken", broken)
+    fixture.store.put("KafkaSource", "default", "feed", source())
+    sources = fixture.sources()
+    await sources.adopt()
+    await sources.sync()  # neither raises; the good source gets its status
+    assert next(c for c in fixture.status()["conditions"] if c["type"] == "Ready")["reason"] == "SinkNotFound"
