@@ -304,12 +304,15 @@ class KafkaSources:
                     self._retire(member)
                 del self._sources[key]
         waiting: dict[tuple[str, str], int] = {}
-        for resource in resources.values():
-            try:
-                await self._sync(resource, waiting)
-            except Exception:  # logged; the other sources (and the rest of the resync) go on, the next pass retries
-                log.exception("kafka source sync failed", extra={"source": f"{resource.namespace}/{resource.name}"})
+        await asyncio.gather(*(self._sync_logged(resource, waiting) for resource in resources.values()))
         self.waiting = waiting
+
+    async def _sync_logged(self, resource: Resource, waiting: dict[tuple[str, str], int]) -> None:
+        """One source's pass (the sources' run at once: a member slow to answer its status delays only its own)."""
+        try:
+            await self._sync(resource, waiting)
+        except Exception:  # logged; the other sources (and the rest of the resync) go on, the next pass retries
+            log.exception("kafka source sync failed", extra={"source": f"{resource.namespace}/{resource.name}"})
 
     async def stop(self) -> None:
         """Stop every member (a later daemon starts them again; they resume from the committed offsets)."""
