@@ -157,10 +157,16 @@ def produce(bootstrap: str, topic: str, records: Sequence[Record], timeout: floa
 
 
 def read_all(
-    bootstrap: str, topic: str, until: int, timeout: float = 60.0, distinct: Callable[[Any], Any] | None = None
+    bootstrap: str,
+    topic: str,
+    until: int,
+    timeout: float = 60.0,
+    distinct: Callable[[Any], Any] | None = None,
+    idle_s: float = 0.0,
 ) -> list[Any]:
     """The records of `topic` from its start, once there are at least `until` of them (with `distinct`, `until`
-    distinct values of it); AssertionError after `timeout` with what came."""
+    distinct values of it) and, with `idle_s`, none came for that long; AssertionError after `timeout` with what
+    came."""
 
     async def read() -> list[Any]:
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
@@ -169,12 +175,15 @@ def read_all(
         keys: set[Any] = set()
         deadline = time.monotonic() + timeout
         try:
+            quiet_since = time.monotonic()
             while time.monotonic() < deadline:
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     found.extend(records)
+                    quiet_since = time.monotonic()
                     if distinct is not None:
                         keys.update(map(distinct, records))
-                if (len(keys) if distinct is not None else len(found)) >= until:
+                enough = (len(keys) if distinct is not None else len(found)) >= until
+                if enough and time.monotonic() - quiet_since >= idle_s:
                     return found
             counted = f"{len(keys)} distinct" if distinct is not None else str(len(found))
             raise AssertionError(f"{counted} records in {topic} after {timeout} s, expected {until}")
