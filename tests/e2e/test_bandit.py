@@ -38,6 +38,7 @@ class Plane:
 
     def __init__(self, home: Path, roots: str) -> None:
         self.home, self.roots = home, roots
+        self.asked = self.rewarded = 0  # requests to the graph, and rewards it took, in this module
         self.daemon = self.start()
 
     def start(self) -> Daemon:
@@ -76,7 +77,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         assert not leftovers, f"processes left running: {leftovers}"
 
 
-def _ask(client: httpx.Client) -> tuple[str, str]:
+def _ask(client: httpx.Client, plane: Plane) -> tuple[str, str]:
+    plane.asked += 1
     answer = client.post("/serving/default/pick", json=ROW)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"predictions": [0]}
@@ -90,34 +92,31 @@ def _reward(client: httpx.Client, body: dict, path: str = "/serving/default/pick
 def test_the_rewarded_arm_takes_the_traffic(plane: Plane) -> None:
     recent: deque[str] = deque(maxlen=100)
     with httpx.Client(base_url=plane.daemon.gateway_url, timeout=20) as client:
-        for sent in range(1, 2001):
-            request_id, arm = _ask(client)
+        for _ in range(2000):
+            request_id, arm = _ask(client, plane)
             assert arm in ARMS
             recent.append(arm)
             answer = _reward(client, {"request_id": request_id, "reward": 1 if arm == REWARDED else 0})
             assert answer.status_code == 200, answer.text
             assert answer.json()["arms"] == [arm]
+            plane.rewarded += 1
             if len(recent) == recent.maxlen and recent.count(REWARDED) > 0.8 * len(recent):
                 break
         else:
             raise AssertionError(f"{REWARDED} never took 80% of 100 requests in a row within 2000: {recent}")
 
-    def counted(figures: dict) -> bool:
-        return sum(arm["pulls"] for arm in figures["nodes"]["root"]["arms"]) >= sent
-
-    figures = _figures(plane.daemon, counted)
+    figures = _landed(plane)
     arms = {arm["name"]: arm for arm in figures["nodes"]["root"]["arms"]}
     assert figures["nodes"]["root"]["policy"] == "ThompsonSampling"
     assert arms[REWARDED]["meanReward"] == 1.0 and arms[REWARDED]["probability"] > 0.8
     assert all(arms[name]["meanReward"] in (0.0, None) for name in ARMS if name != REWARDED)
-    assert sum(arm["rewards"] for arm in arms.values()) == sent
     described = plane.daemon.wharf("describe", "ig", "pick").stdout
     assert "Bandit root:  ThompsonSampling" in described and REWARDED in described, described
 
 
 def test_bad_feedback_is_refused(plane: Plane) -> None:
     with httpx.Client(base_url=plane.daemon.gateway_url, timeout=20) as client:
-        request_id, arm = _ask(client)
+        request_id, arm = _ask(client, plane)
         unknown = _reward(client, {"request_id": "no-such-request", "reward": 1})
         assert unknown.status_code == 404 and "unknown" in unknown.json()["error"]
         not_json = client.post("/serving/default/pick/feedback", content=b"{reward")
@@ -130,6 +129,7 @@ def test_bad_feedback_is_refused(plane: Plane) -> None:
         seldon = {"response": {"meta": {"puid": request_id}}, "reward": 1, "truth": [0]}
         taken = client.post("/feedback", json=seldon, headers=HOST)
         assert taken.status_code == 200 and taken.json()["arms"] == [arm], taken.text
+        plane.rewarded += 1
         again = client.post("/feedback", json=seldon, headers=HOST)
         assert again.status_code == 409 and "already rewarded" in again.json()["error"]
 
@@ -154,8 +154,7 @@ def test_the_console_shows_the_arms(plane: Plane) -> None:
 
 
 def test_the_state_survives_a_restart(plane: Plane) -> None:
-    time.sleep(1.0)  # the gateway pushes its counts every 0.25 s: let the last ones land
-    before = _figures(plane.daemon, lambda figures: True)
+    before = _landed(plane)
     pulls = {arm["name"]: (arm["pulls"], arm["rewards"]) for arm in before["nodes"]["root"]["arms"]}
     assert plane.daemon.stop() == 0
     plane.daemon = plane.start()
@@ -164,8 +163,21 @@ def test_the_state_survives_a_restart(plane: Plane) -> None:
     after = _figures(plane.daemon, lambda figures: True)
     assert {arm["name"]: (arm["pulls"], arm["rewards"]) for arm in after["nodes"]["root"]["arms"]} == pulls
     with httpx.Client(base_url=plane.daemon.gateway_url, timeout=20) as client:
-        chosen = [_ask(client)[1] for _ in range(20)]
+        chosen = [_ask(client, plane)[1] for _ in range(20)]
     assert chosen.count(REWARDED) >= 15, chosen  # it goes on where it left off
+
+
+def _landed(plane: Plane) -> dict:
+    """The graph's bandit figures once they count every request and reward of the module (the gateway pushes its
+    counts every 0.25 s)."""
+
+    def counted(figures: dict) -> bool:
+        arms = figures["nodes"]["root"]["arms"]
+        return (sum(a["pulls"] for a in arms), sum(a["rewards"] for a in arms)) == (plane.asked, plane.rewarded)
+
+    figures = _figures(plane.daemon, counted)
+    assert counted(figures), (figures, plane.asked, plane.rewarded)
+    return figures
 
 
 def _figures(daemon: Daemon, condition, timeout_s: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
