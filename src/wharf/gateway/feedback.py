@@ -9,9 +9,9 @@ value per row, or a value (or list of values per row) of the model's one output 
 V1 answer's), forwarded to the model monitor as ground truth.
 
 Each id earns one reward, which every arm the request went to gets (a request through several Bandit nodes; and
-an id a client used for several requests, while it is unrewarded): a second is refused (409), as is an id never routed by this bandit (404) or one older
-than the memory's time to live (410, for as long again; after that it is forgotten, and unknown). The memory holds
-at most `capacity` ids, the oldest forgotten first. Remembering costs one OrderedDict insertion per routed request
+an id a client used for several requests, while it is unrewarded): a second is refused (409), as is an id never
+routed by this bandit (404) or one older than the memory's time to live (410, for as long again; after that it is
+forgotten, and unknown). The memory holds at most `capacity` ids, the oldest forgotten first. Remembering costs one OrderedDict insertion per routed request
 (and an eviction once full); nothing here runs for requests that no bandit routes.
 """
 
