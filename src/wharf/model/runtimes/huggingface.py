@@ -1,10 +1,13 @@
-"""Hugging Face runtime: transformers models saved in a local directory (`save_pretrained`), served on text.
+"""Hugging Face runtime: transformers models saved in a local directory (`save_pretrained`) or a GGUF file, on text.
 
-The task is the setting `task` (environment `WHARF_HF_TASK`) when set, else it comes from the model's `config.json`:
-an architecture ending in `ForSequenceClassification` is `text-classification`, `ForTokenClassification` is
-`token-classification`, `ForMaskedLM` is `fill-mask`, and a bare encoder (e.g. `BertModel`, or any
-sentence-transformers directory) is `feature-extraction`. Nothing is downloaded: all files come from the directory.
-The model runs on CUDA when a GPU is available, else on the CPU.
+The task is the setting `task` (environment `WHARF_HF_TASK`, `wharf serve --task`, or `task` in model-settings.json;
+KServe's names such as `text_generation` or `text_embedding` are taken too) when set, else it comes from the model:
+a GGUF file, or an architecture ending in `ForCausalLM`, is `text-generation` (served through the OpenAI API with
+continuous batching: see `huggingface_generation`); `ForSequenceClassification` is `text-classification`,
+`ForTokenClassification` is `token-classification`, `ForMaskedLM` is `fill-mask`, and a bare encoder (e.g.
+`BertModel`, or any sentence-transformers directory) is `feature-extraction` (also the OpenAI embeddings endpoint).
+Nothing is downloaded: all files come from the directory. The model runs on CUDA when a GPU is available, else on
+the CPU, in `dtype` (KServe's `--dtype`: `auto` is float16 on a GPU, float32 on the CPU).
 
 The input is one BYTES tensor of shape [N] holding N texts (V1: `{"instances": ["text", ...]}`). Outputs:
 
@@ -23,16 +26,18 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import transformers
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wharf.errors import InvalidInput, ModelLoadError
+from wharf.errors import ConfigurationError, InvalidInput, ModelLoadError
 from wharf.model.base import Model
+from wharf.model.generation.generator import TextGenerator
+from wharf.model.runtimes.huggingface_generation import TextGeneration
 from wharf.protocol.v2 import InferRequest, TensorSpec, dumps
 
 #: Texts run through the model together.
@@ -51,6 +56,16 @@ class HuggingFaceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHARF_HF_", extra="forbid")
 
     task: str | None = Field(None, description="the task of every model served; default: from its config.json")
+    max_model_len: int | None = Field(
+        None, ge=2, description="context of a text-generation model in tokens; default: its max_position_embeddings"
+    )
+    dtype: Literal["auto", "float16", "half", "bfloat16", "float32", "float"] = Field(
+        "auto", description="the weights' type; auto: float16 on a GPU, float32 on the CPU"
+    )
+    max_batch_sequences: int = Field(16, ge=1, description="sequences a text-generation model decodes together")
+    max_batch_tokens: int = Field(
+        65536, ge=2, description="tokens (prompts + most new tokens) the sequences decoded together may hold"
+    )
 
 
 class Task:
@@ -59,10 +74,12 @@ class Task:
     name: ClassVar[str]
     auto_class: ClassVar[str]
 
-    def __init__(self, directory: Path, device: torch.device) -> None:
+    def __init__(self, directory: Path, device: torch.device, dtype: torch.dtype) -> None:
         self.device = device
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        self.model = getattr(transformers, self.auto_class).from_pretrained(directory, local_files_only=True)
+        self.model = getattr(transformers, self.auto_class).from_pretrained(
+            directory, local_files_only=True, dtype=dtype
+        )
         self.model.to(device).eval()
         self.tokenizer.model_max_length = _max_length(directory, self.tokenizer, self.model.config)
 
@@ -76,8 +93,8 @@ class Task:
 class PipelineTask(Task):
     """A task run by the transformers pipeline of the same name."""
 
-    def __init__(self, directory: Path, device: torch.device) -> None:
-        super().__init__(directory, device)
+    def __init__(self, directory: Path, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(directory, device, dtype)
         self.pipeline = transformers.pipeline(
             self.name, model=self.model, tokenizer=self.tokenizer, device=device, **self.pipeline_options()
         )
@@ -144,12 +161,17 @@ class FeatureExtraction(Task):
     name = "feature-extraction"
     auto_class = "AutoModel"
 
-    def __init__(self, directory: Path, device: torch.device) -> None:
-        super().__init__(directory, device)
+    def __init__(self, directory: Path, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(directory, device, dtype)
         self.normalize = _has_normalize_module(directory)
 
     def outputs(self) -> list[TensorSpec]:
         return [TensorSpec("embedding", "FP32", [-1, self.model.config.hidden_size])]
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """The embeddings of `texts` (as `__call__` makes them, normalized as the model says) and their tokens."""
+        tokens = sum(len(ids) for ids in self.tokenizer(texts, truncation=True)["input_ids"])
+        return self(texts, {})["embedding"], tokens
 
     def __call__(self, texts: list[str], parameters: dict[str, Any]) -> dict[str, np.ndarray]:
         normalize = parameters.get("normalize", self.normalize)
@@ -169,11 +191,21 @@ class FeatureExtraction(Task):
         return pooled.float().cpu().numpy()
 
 
-TASKS: dict[str, type[Task]] = {
-    t.name: t for t in (TextClassification, TokenClassification, FillMask, FeatureExtraction)
+TASKS: dict[str, type[Task] | type[TextGeneration]] = {
+    t.name: t for t in (TextClassification, TokenClassification, FillMask, FeatureExtraction, TextGeneration)
 }
+#: KServe's task names (huggingfaceserver's `--task`) -> Wharf's.
+KSERVE_TASKS = {
+    "sequence_classification": TextClassification.name,
+    "token_classification": TokenClassification.name,
+    "fill_mask": FillMask.name,
+    "text_embedding": FeatureExtraction.name,
+    "text_generation": TextGeneration.name,
+}
+DTYPES = {"float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16}
 #: Architecture name suffix -> task.
 HEADS = {
+    "ForCausalLM": TextGeneration.name,
     "ForSequenceClassification": TextClassification.name,
     "ForTokenClassification": TokenClassification.name,
     "ForMaskedLM": FillMask.name,
@@ -185,24 +217,70 @@ class HuggingFaceModel(Model):
     strict_inputs = False
 
     def __init__(
-        self, name: str, directory: Path, version: str | None = None, settings: HuggingFaceSettings | None = None
+        self, name: str, artifact: Path, version: str | None = None, settings: HuggingFaceSettings | None = None
     ) -> None:
         super().__init__(name, version)
-        self.directory = directory
-        self.task_name = (settings or HuggingFaceSettings()).task
-        self.task: Task | None = None
+        self.gguf_file = artifact.name if artifact.is_file() else None
+        self.directory = artifact.parent if self.gguf_file else artifact
+        self.settings = settings or HuggingFaceSettings()
+        self.task_name = self.settings.task
+        self.task: Task | TextGeneration | None = None
+
+    def configure_runtime(self, **options: Any) -> None:
+        """Take the runtime settings a model-settings.json gives (`task`, `max_model_len`, `dtype`) before load."""
+        try:
+            self.settings = HuggingFaceSettings(**{**self.settings.model_dump(exclude_unset=True), **options})
+        except ValidationError as e:
+            raise ConfigurationError(
+                f"model '{self.name}': {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}"
+            ) from None
+        self.task_name = self.settings.task
+
+    @property
+    def generator(self) -> TextGenerator | None:
+        """The OpenAI API's completions and chat, for a text-generation model."""
+        return self.task.generator if isinstance(self.task, TextGeneration) else None
+
+    @property
+    def embedder(self) -> FeatureExtraction | None:
+        """The OpenAI API's embeddings, for a feature-extraction model."""
+        return self.task if isinstance(self.task, FeatureExtraction) else None
 
     def load(self) -> None:
-        name = self.task_name or _task_from_config(self.directory)
+        name = self.task_name or (TextGeneration.name if self.gguf_file else _task_from_config(self.directory))
+        name = KSERVE_TASKS.get(name, name)
         if name not in TASKS:
-            raise ModelLoadError(f"unknown Hugging Face task {name!r} (WHARF_HF_TASK); known: {', '.join(TASKS)}")
+            known = ", ".join([*TASKS, *KSERVE_TASKS])
+            raise ModelLoadError(f"unknown Hugging Face task {name!r} (WHARF_HF_TASK); known: {known}")
+        if self.gguf_file and name != TextGeneration.name:
+            raise ModelLoadError(f"{self.gguf_file}: a GGUF file is served as text-generation, not {name}")
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        settings = self.settings
+        dtype = DTYPES.get(
+            settings.dtype, torch.float16 if settings.dtype == "auto" and device.type == "cuda" else torch.float32
+        )
         try:
             with _LOADING:
-                self.task = TASKS[name](self.directory, device)
+                if name == TextGeneration.name:
+                    self.task = TextGeneration(
+                        self.directory,
+                        device,
+                        dtype,
+                        self.gguf_file,
+                        settings.max_model_len,
+                        settings.max_batch_sequences,
+                        settings.max_batch_tokens,
+                    )
+                else:
+                    self.task = TASKS[name](self.directory, device, dtype)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"cannot load the {name} model in {self.directory}: {e}") from e
         self.task_name = name
+
+    def unload(self) -> None:
+        if isinstance(self.task, TextGeneration):
+            self.task.close()
+        self.task = None
 
     def inputs(self) -> list[TensorSpec]:
         return [TensorSpec("text", "BYTES", [-1])]
