@@ -18,6 +18,8 @@ from wharf.server import logs
 from wharf.server.dataplane import DataPlane, settle_heap
 from wharf.server.grpc import start_grpc_server
 from wharf.server.metrics import ServerMetrics
+from wharf.server.openai import OpenAIApp
+from wharf.server.openai_metrics import GenerationMetrics
 from wharf.server.rest import RestApp
 from wharf.server.settings import ServerSettings
 from wharf.telemetry import tracing
@@ -40,11 +42,16 @@ class ModelServer:
         self.settings = settings or ServerSettings()
         self.metrics = ServerMetrics()
         self.repository = repository or ModelRepository()
-        self.repository.on_loaded = lambda model, seconds: self.metrics.model_loaded(model.name, model.version, seconds)
+        self.generation = GenerationMetrics(self.metrics.registry)
+        self.repository.on_loaded = self._loaded
         self.repository.budget = self.settings.memory_budget
         self.metrics.watch_repository(self.repository.memory)
         self.reuse_port = reuse_port
         self._stop: asyncio.Event | None = None
+
+    def _loaded(self, model: Model, seconds: float) -> None:
+        self.metrics.model_loaded(model.name, model.version, seconds)
+        self.generation.loaded(model)
 
     def start(self, models: list[Model] | None = None) -> None:
         """Register `models`, load everything and serve; returns once the server has drained and stopped."""
@@ -70,7 +77,8 @@ class ModelServer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         dataplane = DataPlane(self.repository, settings, self.metrics)
-        rest = RestApp(dataplane, self.metrics, settings.max_request_bytes, settings.body_timeout_s)
+        limits = settings.max_request_bytes, settings.body_timeout_s
+        rest = RestApp(dataplane, self.metrics, *limits, OpenAIApp(dataplane, self.metrics, self.generation, *limits))
         grpc_server = None
         try:
             self.repository.discover()

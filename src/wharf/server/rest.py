@@ -110,9 +110,15 @@ class RestApp:
     every model of the repository, ready or not)."""
 
     def __init__(
-        self, dataplane: DataPlane, metrics: ServerMetrics, max_request_bytes: int, body_timeout_s: float
+        self,
+        dataplane: DataPlane,
+        metrics: ServerMetrics,
+        max_request_bytes: int,
+        body_timeout_s: float,
+        openai: Callable[[dict[str, Any], Receive, Send], Awaitable[None]] | None = None,
     ) -> None:
         self.dataplane = dataplane
+        self.openai = openai  # the OpenAI API under /openai/ (server/openai.py), an ASGI app of its own
         self.metrics = metrics
         self.max_request_bytes = max_request_bytes
         self.body_timeout_s = body_timeout_s
@@ -144,6 +150,8 @@ class RestApp:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if self.openai is not None and scope["path"].startswith("/openai/"):  # one prefix check per request
+            return await self.openai(scope, receive, send)
         request = _Request(scope, receive, self.max_request_bytes, self.body_timeout_s)
         context.serving(request.headers)
         if tracing.enabled:
