@@ -47,7 +47,7 @@ RUNTIMES: dict[str, Runtime] = {
         Runtime("onnx", "wharf.model.runtimes.onnx", files=("*.onnx",)),
         Runtime("pytorch", "wharf.model.runtimes.pytorch", files=("*.pt", "*.pt2", "*.torchscript")),
         Runtime("tensorflow", "wharf.model.runtimes.tensorflow", files=("*.keras",), markers=("saved_model.pb",)),
-        Runtime("huggingface", "wharf.model.runtimes.huggingface", markers=("config.json",)),
+        Runtime("huggingface", "wharf.model.runtimes.huggingface", files=("*.gguf",), markers=("config.json",)),
     )
 }
 
