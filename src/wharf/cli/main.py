@@ -72,11 +72,22 @@ def serve(
         str | None,
         typer.Option(help="bytes or a quantity (512Mi) the models may hold; beyond it the least recently used go"),
     ] = None,
+    task: Annotated[str | None, typer.Option(help="Hugging Face task, e.g. text-generation (WHARF_HF_TASK)")] = None,
+    max_model_len: Annotated[
+        int | None,
+        typer.Option(
+            "--max_model_len", "--max-model-len", help="a generative model's context (WHARF_HF_MAX_MODEL_LEN)"
+        ),
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="Hugging Face weights' type: auto, float16... (WHARF_HF_DTYPE)")
+    ] = None,
 ) -> None:
     """Serve a model (or a directory of models) over the Open Inference Protocol and KServe V1.
 
     An option not given takes its WHARF_* environment variable, else the default of `ServerSettings`. KServe's
-    option names (`--model_dir`, `--model_name`, `--http_port`, `--grpc_port`) are taken too."""
+    option names (`--model_dir`, `--model_name`, `--http_port`, `--grpc_port`) are taken too, and its Hugging Face
+    server's (`--task`, `--max_model_len`, `--dtype`), which set the WHARF_HF_* variables the runtime reads."""
     from wharf import storage
     from wharf.model.repository import ModelRepository, source_factory
     from wharf.model.runtimes import is_model_dir
@@ -88,6 +99,9 @@ def serve(
     if (model_uri is None) == (model_dir is None):
         raise typer.BadParameter("give the model once: as MODEL_URI or as --model_dir")
     model_uri = model_uri or model_dir
+    for variable, value in (("TASK", task), ("MAX_MODEL_LEN", max_model_len), ("DTYPE", dtype)):
+        if value is not None:
+            os.environ[f"WHARF_HF_{variable}"] = str(value)
     settings = _settings(
         ServerSettings,
         "serve",
