@@ -90,9 +90,7 @@ class BanditLedger:
         self.recent = recent
         self._pulls: dict[str, dict[str, int]] = {}  # counted here since this gateway began
         self._rewards: ArmTable = {}  # likewise (their arms' pulls are in `_pulls`)
-        self._applied: ArmTable = {}  # of those, what the control plane's totals include
-        self._base: ArmTable = {}  # the control plane's totals of every gateway
-        self._view: ArmTable = {}  # what arms are chosen by: base + totals - applied
+        self._view: ArmTable = {}  # what arms are chosen by (see `arms_state`)
         self._truths: list[GroundTruth] = []
         self._changed = False  # counted since the last report
         self._synced = False  # the control plane's totals came since this gateway (re)connected to it
@@ -159,7 +157,7 @@ class BanditLedger:
             for name, node in graph.nodes.items()
             if node.policy is not None
         } | {service_bandit(service.namespace, service.name) for service in table.services if service.bandit}
-        for counts in (self._pulls, self._rewards, self._view, self._base, self._applied):
+        for counts in (self._pulls, self._rewards, self._view):
             for gone in counts.keys() - live:
                 del counts[gone]
 
@@ -168,8 +166,9 @@ class BanditLedger:
         self._synced = False
 
     def arms_state(self, base: ArmTable, applied: ArmTable) -> None:
-        """The control plane's totals (`base`) and, of this gateway's counts, those they include (`applied`)."""
-        self._base, self._applied, self._synced = base, applied, True
+        """The control plane's totals (`base`) and, of this gateway's counts, those they include (`applied`): from
+        now on arms are chosen by the totals plus what this gateway counted that they do not include yet."""
+        self._synced = True
         view: ArmTable = {bandit: dict(arms) for bandit, arms in base.items()}
         for bandit, arms in self.totals().items():
             seen = applied.get(bandit, {})
