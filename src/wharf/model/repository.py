@@ -447,6 +447,11 @@ class ModelRepository:
             raise NotLoaded(f"model '{name}' is not loaded")
         raise ModelNotReady(f"model '{name}' is not ready ({entry.state.value.lower()})")
 
+    def on_demand(self, model: Model) -> bool:
+        """Whether `model` is loaded on demand (a catalogue model, or one evicted before)."""
+        entry = self._entries.get(model.name, {}).get(model.version)
+        return entry is not None and entry.on_demand
+
     def get(self, name: str, version: str | None = None) -> Model:
         """The ready model serving `name` (its newest ready version unless `version` is given)."""
         entry = self._entry(name, version)

@@ -5,7 +5,8 @@ worker threads (`ModelFigures`): how long each request waited for a worker, the 
 each step of a call (preprocess, predict, postprocess: a batch is one call). The worker threads only append those
 figures to deques (thread-safe, about 40 ns each: about 0.2 µs per request in all); they are added to the
 histograms in bulk at every scrape, and by the worker threads about once a second, busy or idle (so that with
-several worker processes the one scraped shows every process's figures a second later).
+several worker processes the one scraped shows every process's figures a second later). Models loaded on demand
+share worker threads (dataplane.py): their queue wait and rows per call are those of model `(shared)`.
 
 With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set before start), every process writes its samples
 to that directory and any of them renders the aggregate.
@@ -39,7 +40,8 @@ T = TypeVar("T")
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _LOAD_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-_FLUSH_S = 1.0  # figures recorded by the worker threads reach the histograms at most this much later
+_FLUSH_S = 1.0
+SHARED = "(shared)"  # the model label of the figures of worker threads that models share  # figures recorded by the worker threads reach the histograms at most this much later
 
 
 class ServerMetrics:
@@ -160,6 +162,11 @@ class ServerMetrics:
             figures = self._models[model] = ModelFigures(self, model)
         return figures
 
+    def shared_observer(self) -> ModelFigures:
+        """What the worker threads models share report to: their queue wait and rows per call under the model
+        label `SHARED`; flushing it (about once a second) flushes every model's step times too."""
+        return _SharedFigures(self)
+
     def render(self) -> bytes:
         for figures in list(self._models.values()):
             figures.flush()
@@ -239,6 +246,17 @@ class ModelFigures:
         self._depth_gauge.set(self._depth)
         for pending in (self._sizes, self._waits, *list(self._steps.values())):
             pending.flush()
+
+
+class _SharedFigures(ModelFigures):
+    def __init__(self, metrics: ServerMetrics) -> None:
+        super().__init__(metrics, SHARED)
+        self._all = metrics._models
+
+    def flush(self) -> None:
+        super().flush()
+        for figures in list(self._all.values()):
+            figures.flush()
 
 
 class _Pending:

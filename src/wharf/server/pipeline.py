@@ -4,6 +4,9 @@ Each call of each step is timed (two clock reads and an append, about 0.15 µs, 
 While tracing is on, each step is a span too, named for it (`preprocess`, `predict`, `postprocess`): a step run in a
 worker thread is recorded under the `batch` span of each request of its group (runner.py), an async step is a span
 of the request's own, current while it runs (so the calls it makes carry it: a transformer's predictor call).
+
+A pipeline of plain steps without batching may run in worker threads it shares with other models (`shared`, made by
+`shared_threads`), as the models a replica loads on demand do: the same hop per request, to threads kept busy.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class ModelPipeline:
         timeout_s: float,
         policy: BatchPolicy,
         observer: ModelObserver | None = None,
+        shared: ThreadRunner | None = None,
     ) -> None:
         self.model = model
         self._timeout_s = timeout_s
@@ -101,6 +105,11 @@ class ModelPipeline:
         if policy.enabled and not self.batching:
             reason = "declares it does not support batching" if all_plain else "has async steps"
             log.warning("batching is off for this model", extra={"model": model.name, "reason": reason})
+        self._owns_threads = shared is None or self.batching or not all_plain
+        if not self._owns_threads:  # plain steps, no batching: `shared` (see `shared_threads`) runs them
+            self._threads = shared
+            self.run = self._run_shared
+            return
         dispatch = (
             batched(model, self._call_chain) if self.batching else one_by_one(self._call_chain if all_plain else _apply)
         )
@@ -129,6 +138,9 @@ class ModelPipeline:
         size = rows(request) or 1  # also what the batch-size metric counts when batching is off
         return self._threads.submit(request, size)
 
+    def _run_shared(self, request: InferRequest) -> Awaitable[Any]:
+        return self._threads.submit((self._call_chain, request), rows(request) or 1)
+
     async def _run_steps(self, payload: Any) -> Any:
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -148,4 +160,23 @@ class ModelPipeline:
         return payload
 
     def close(self) -> None:
-        self._threads.close()
+        if self._owns_threads:
+            self._threads.close()
+
+
+def shared_threads(*, threads: int, max_queue: int, timeout_s: float, observer: ModelObserver) -> ThreadRunner:
+    """Worker threads that pipelines given them as `shared` run their chains in: many models whose requests
+    alternate keep a few threads busy, instead of waking a thread of each model for each request."""
+    return ThreadRunner(
+        one_by_one(_call_with),
+        name="shared",
+        threads=threads,
+        max_queue=max_queue,
+        timeout_s=timeout_s,
+        observer=observer,
+    )
+
+
+def _call_with(job: tuple[Callable[[Any], Any], Any]) -> Any:
+    chain, payload = job
+    return chain(payload)
