@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 
 ROW = [5.1, 3.5, 1.4, 0.2]  # a setosa: class 0
 SOURCES = "/apis/sources.knative.dev/v1beta1/namespaces/default/kafkasources"
+SERVICES = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
 DAEMON_ENV = {
     "WHARF_KAFKASOURCE_BACKOFF_INITIAL_S": "0.5",
     "WHARF_KAFKASOURCE_SCALE_DOWN_DELAY_S": "3",
@@ -107,11 +108,15 @@ def delete(daemon: Daemon, name: str) -> None:
         assert control.delete(f"{SOURCES}/{name}").status_code == 200
 
 
-def source_of(daemon: Daemon, name: str) -> dict[str, Any]:
+def source_of(daemon: Daemon, name: str, collection: str = SOURCES) -> dict[str, Any]:
     with daemon.control() as control:
-        answer = control.get(f"{SOURCES}/{name}")
+        answer = control.get(f"{collection}/{name}")
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+def service_of(daemon: Daemon, name: str) -> dict[str, Any]:
+    return source_of(daemon, name, SERVICES)
 
 
 def condition(resource: dict[str, Any], kind: str = "Ready") -> dict[str, Any]:
@@ -182,7 +187,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, kafka_broker: Broker) -> I
     joblib.dump(LogisticRegression(max_iter=1000).fit(features, labels), model)
     state = Running(daemon, model)
     apply(daemon, iris("iris", model))
-    daemon.wait("iris", lambda s: condition(s).get("status") == "True")
+    wait_until(lambda: condition(service_of(daemon, "iris")).get("status") == "True", "iris ready")
     try:
         yield state
     finally:
@@ -221,7 +226,7 @@ def test_every_message_is_answered_through_a_killed_member_and_a_killed_daemon(
     assert restarted["restarts"] >= 1 and "status -9" in restarted.get("lastError", "")
 
     # The sink's replica killed: the gateway holds the calls until it is back, and the members retry.
-    (replica,) = [r for r in daemon.isvc("iris")["status"]["replicaStates"] if r["ready"]]
+    (replica,) = [r for r in service_of(daemon, "iris")["status"]["replicaStates"] if r["ready"]]
     os.kill(replica["pid"], signal.SIGKILL)
 
     # `wharf up` killed: its members keep consuming, and the next daemon (on the gateway's ports) adopts them.
@@ -284,7 +289,7 @@ def test_a_service_scaled_to_zero_scales_up_when_messages_arrive(
         iris("iris-zero", running.model, min_replicas=0),
         kafka_source("zero-feed", kafka_broker.bootstrap, topics, ref("InferenceService", "iris-zero")),
     )
-    daemon.wait("iris-zero", lambda s: s["status"].get("replicas") == 0, timeout=60)
+    wait_until(lambda: service_of(daemon, "iris-zero")["status"].get("replicas") == 0, "at zero", timeout=60)
     wait_until(lambda: condition(source_of(daemon, "zero-feed")).get("status") == "True", "Ready")
     produce(kafka_broker.bootstrap, topics["requests"], [(None, v2(), [("id", b"z%d" % i)]) for i in range(50)])
     answers = read_all(kafka_broker.bootstrap, topics["replies"], 50, timeout=90)
