@@ -3,8 +3,9 @@ recent events of each resource.
 
 One file under WHARF_HOME. Every write is one transaction; the daemon is the only writer (a lock file keeps a
 second daemon out), so a restart finds exactly what was last written. Whoever must follow the resources (watches,
-the event recorder) subscribes to their changes: each listener is called, on the writer's thread, after every
-write that created, changed or deleted a resource, with the resource before and after it.
+the event recorder) subscribes to their changes: each listener is called, on the writer's thread, for every
+write that created, changed or deleted a resource, with the resource before and after it (within the write's
+transaction, so that what a listener writes commits with it: an apply of thousands of resources commits once).
 
 Each resource has what Kubernetes' API server keeps of an object: a `uid` (made when it is created; a resource
 deleted and created again has a new one), the `version` of its last write (its `resourceVersion`), its field
@@ -17,6 +18,7 @@ A database of an older Wharf gains the columns when opened: its resources get a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -189,10 +191,13 @@ class Store:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _changed(self, kind: str, namespace: str, name: str, before: Resource | None, version: int) -> None:
+    def _changed(
+        self, kind: str, namespace: str, name: str, before: Resource | None, version: int, after: Resource | None = None
+    ) -> None:
+        """Tell the listeners of a write (`after`: the resource as written, read again when not given)."""
         if not self._listeners:
             return
-        change = Change(kind, namespace, name, before, self.get(kind, namespace, name), version)
+        change = Change(kind, namespace, name, before, after or self.get(kind, namespace, name), version)
         for listener in list(self._listeners):
             try:
                 listener(change)
@@ -216,7 +221,8 @@ class Store:
         self, items: Sequence[tuple[str, str, str, dict[str, Any], list[dict[str, Any]] | None]]
     ) -> list[tuple[Resource, bool]]:
         """`put` of each (kind, namespace, name, manifest, managed), all in one transaction (an apply of thousands
-        of documents commits once); the listeners hear of each change after it."""
+        of documents commits once); the listeners hear of each change within it, so that what they write (events)
+        commits with it."""
         now = time.time()
         written: list[tuple[tuple[str, str, str], Resource | None, bool, int]] = []
         with self._transaction():
@@ -258,16 +264,16 @@ class Store:
                         ),
                     )
                 written.append(((kind, namespace, name), old, changed, version))
-        results = []
-        for key, old, changed, version in written:
-            if not version:  # nothing written
-                assert old is not None
-                results.append((old, False))
-                continue
-            resource = self.get(*key)
-            assert resource is not None
-            self._changed(*key, old, version)
-            results.append((resource, changed))
+            results = []
+            for key, old, changed, version in written:  # heard within the transaction: listeners' writes join it
+                if not version:  # nothing written
+                    assert old is not None
+                    results.append((old, False))
+                    continue
+                resource = self.get(*key)
+                assert resource is not None
+                self._changed(*key, old, version)
+                results.append((resource, changed))
         return results
 
     def get(self, kind: str, namespace: str, name: str) -> Resource | None:
@@ -306,9 +312,9 @@ class Store:
         self.set_statuses(kind, [(namespace, name, status)])
 
     def set_statuses(self, kind: str, items: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-        """`set_status` of each (namespace, name, status) of `kind`, all in one transaction; the listeners hear of
-        each change after it."""
-        written: list[tuple[str, str, Resource, int]] = []
+        """`set_status` of each (namespace, name, status) of `kind`, all in one transaction, with what the
+        listeners write when they hear of each change."""
+        written: list[tuple[str, str, Resource, int, dict[str, Any]]] = []
         with self._transaction():
             for namespace, name, status in items:
                 before = self.get(kind, namespace, name)
@@ -320,9 +326,10 @@ class Store:
                     "UPDATE resources SET status = ?, version = ? WHERE kind = ? AND namespace = ? AND name = ?",
                     (text, version, kind, namespace, name),
                 )
-                written.append((namespace, name, before, version))
-        for namespace, name, before, version in written:
-            self._changed(kind, namespace, name, before, version)
+                written.append((namespace, name, before, version, status))
+            for namespace, name, before, version, status in written:  # heard within it, as in `put_many`
+                after = dataclasses.replace(before, status=status, version=version)
+                self._changed(kind, namespace, name, before, version, after)
 
     # -- events -----------------------------------------------------------------------------------------------
     def add_event(self, kind: str, namespace: str, name: str, type: str, reason: str, message: str) -> None:
@@ -406,6 +413,10 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        """One transaction; a write within another (a listener's event within a batch) joins it: one commit."""
+        if self._db.in_transaction:
+            yield
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield

@@ -46,7 +46,7 @@ from wharf.control.model_placement import FAILED, LOADED, ReplicaIndex, place
 from wharf.control.plan import ISVC_KIND
 from wharf.control.spec.common import parse_quantity
 from wharf.control.spec.trainedmodel import BUDGET_ENV, KIND, MODEL_MEMORY_SHARE, replica_budget
-from wharf.control.store import Resource, Store
+from wharf.control.store import Change, Resource, Store
 from wharf.gateway.model_routing import ModelPlacement
 from wharf.storage.uri import redact
 
@@ -224,7 +224,8 @@ def replica_changes(
     found: list[tuple[str, str, dict[str, Any] | None]] = [("unload", n, None) for n in index.keys() - wanted.keys()]
     for name, spec in wanted.items():
         row = index.get(name)
-        if row is None or row.get("storage_uri") not in (None, redact(spec["model"]["storageUri"])):
+        uri = spec["model"]["storageUri"]
+        if row is None or row.get("storage_uri") not in (None, uri) and row["storage_uri"] != redact(uri):
             found.append(("load", name, registration(spec)))
     return found[:limit]
 
@@ -267,6 +268,15 @@ class TrainedModels:
         self._load_latency: dict[str, float] = {}  # replica -> mean seconds of its model loads
         self._http: aiohttp.ClientSession | None = None
         self._limit = asyncio.Semaphore(_CONCURRENT_CALLS)
+        # What the last pass saw, so that a pass computes the statuses of only what changed: the models as stored
+        # (kept by the store's changes; None before the first pass), those created or changed since, whether each
+        # may be registered, each parent with its ready replicas, and each replica's models' states.
+        self._models: dict[tuple[str, str], Resource] | None = None
+        self._stale: set[tuple[str, str]] = set()
+        self._admitted: dict[tuple[str, str], bool] = {}
+        self._seen_parents: dict[tuple[str, str], tuple[Parent, tuple[str, ...]]] = {}
+        self._seen_states: dict[str, dict[str, str]] = {}
+        store.subscribe(self._heard)
 
     async def close(self) -> None:
         if self._http is not None:
@@ -274,9 +284,11 @@ class TrainedModels:
             self._http = None
 
     async def sync(self) -> None:
-        models = self.store.list(KIND)
+        if self._models is None:  # the first pass: every model's status is computed
+            self._models = {(r.namespace, r.name): r for r in self.store.list(KIND)}
+            self._stale = set(self._models)
         by_parent: dict[tuple[str, str], list[Resource]] = {}
-        for tm in models:
+        for tm in self._models.values():
             by_parent.setdefault((tm.namespace, tm.manifest["spec"]["inferenceService"]), []).append(tm)
         services = {(r.namespace, r.name): r for r in self.store.list(ISVC_KIND)}
         parents = {key: parent_of(*key, services.get(key)) for key in by_parent}
@@ -286,6 +298,8 @@ class TrainedModels:
         replicas = {key: self._replicas(parent) for key, parent in parents.items() if parent.multi_model}
         read = await self._read([r for rs in replicas.values() for r in rs])
         indexes = {rid: index for rid, (index, _) in read.items()}
+        states = {rid: _states(index) for rid, index in indexes.items()}
+        moved = _moved(self._seen_states, states)
         self._rates.observe(indexes, self._clock())
         placements: dict[str, ModelPlacement] = {}
         summaries: dict[str, dict[str, Any]] = {}
@@ -293,26 +307,48 @@ class TrainedModels:
         statuses: list[tuple[str, str, dict[str, Any]]] = []
         for key, parent in parents.items():
             tms = by_parent.get(key, [])
-            verdicts = {tm.name: admission(tm.manifest["spec"], parent) for tm in tms}
-            wanted = {tm.name: tm for tm in tms if admitted(verdicts[tm.name])}
             ready = [r for r in replicas.get(key, []) if r.id in read]
+            seen = (parent, tuple(r.id for r in ready))
+            again = tms if self._seen_parents.get(key) != seen else [
+                tm for tm in tms if (tm.namespace, tm.name) in self._stale or tm.name in moved
+            ]  # fmt: skip
+            self._seen_parents[key] = seen
+            shown_indexes = [indexes[r.id] for r in ready]
+            for tm in again:
+                verdict = admission(tm.manifest["spec"], parent)
+                self._admitted[(tm.namespace, tm.name)] = admitted(verdict)
+                status = _status(tm, parent, verdict, shown_indexes, ready)
+                if _comparable(status) != _comparable(tm.status):
+                    statuses.append((tm.namespace, tm.name, status))
+            wanted = {tm.name: tm for tm in tms if self._admitted.get((tm.namespace, tm.name))}
             for replica in ready:
                 calls += self._changes(replica, indexes[replica.id], wanted)
             for revision in parent.revisions if parent.multi_model else ():
-                shown = [ReplicaIndex(r.id, _states(indexes[r.id])) for r in ready if r.revision == revision]
+                shown = [ReplicaIndex(r.id, states[r.id]) for r in ready if r.revision == revision]
                 placements[revision] = ModelPlacement(place(wanted, shown, self._rates.rates))
             if parent.multi_model:
                 summaries[f"{key[0]}/{key[1]}"] = _summary(parent, ready, read)
-            shown_indexes = [indexes[r.id] for r in ready]
-            for tm in tms:
-                status = _status(tm, parent, verdicts[tm.name], shown_indexes, ready)
-                if _comparable(status) != _comparable(tm.status):
-                    statuses.append((tm.namespace, tm.name, status))
+        self._stale.clear()
+        self._seen_states = states
+        self._seen_parents = {key: seen for key, seen in self._seen_parents.items() if key in parents}
         self.store.set_statuses(KIND, statuses)  # one transaction, however many changed
         self.reconciler.model_placements = placements
         self.reconciler.multi_model = summaries
         if calls:
             await asyncio.gather(*calls)
+
+    def _heard(self, change: Change) -> None:
+        """Keep the models as stored; one created or whose spec changed has its status computed at the next pass."""
+        if change.kind != KIND or self._models is None:
+            return
+        key = (change.namespace, change.name)
+        if change.after is None:
+            self._models.pop(key, None)
+            self._admitted.pop(key, None)
+            return
+        self._models[key] = change.after
+        if change.before is None or change.before.manifest != change.after.manifest:
+            self._stale.add(key)
 
     def _replicas(self, parent: Parent) -> list[ReplicaState]:
         return [r for revision in parent.revisions for r in self.backend.replicas(revision) if r.ready]
@@ -405,6 +441,16 @@ def _status(
     failures = [f"{rid}: {row.get('reason') or 'load failed'}" for rid, row in rows if row.get("state") == FAILED]
     failure = "; ".join(failures) if failures and not registered else None
     return trained_model_status(tm.status, tm.name, parent, verdict, registered, loaded, failure)
+
+
+def _moved(before: Mapping[str, Mapping[str, str]], now: Mapping[str, Mapping[str, str]]) -> set[str]:
+    """The models whose state changed on some replica (or that came or went with one) between two passes."""
+    moved: set[str] = set()
+    for replica in before.keys() | now.keys():
+        old, new = before.get(replica, {}), now.get(replica, {})
+        if old != new:
+            moved.update(m for m in old.keys() | new.keys() if old.get(m) != new.get(m))
+    return moved
 
 
 def _states(index: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
