@@ -10,7 +10,9 @@ a chunk (a CSV byte range of whole lines, found by one scan of the file, or a Pa
 pyarrow, calling the estimator's `predict` on it whole, and writing the row numbers and predictions as a part in the
 input's format. `wharf batch` runs as the command (process start, model load, manifest included) with the same
 workers and chunk size. Each line prints both rows/s and the ratio wharf / tight loop; both wall times count
-everything from start to the last part written.
+everything from start to the last part written. On a machine that other work loads, the CPU seconds each side used
+(its processes' user and system time: the loop's from this process and its pool, wharf's from the command and its
+workers) are printed too: they move less with that load than wall times do.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import io
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -103,8 +106,15 @@ def _tight_parquet(task: tuple[str, int, int, str]) -> int:
     return len(table)
 
 
-def tight_loop(model: Path, source: Path, fmt: str, out: Path, workers: int, chunk_rows: int) -> float:
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    """User and system time used so far by this process and its waited-for children (and theirs)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def tight_loop(model: Path, source: Path, fmt: str, out: Path, workers: int, chunk_rows: int) -> tuple[float, float]:
+    """Wall and CPU seconds of the tight loop."""
+    started, cpu = time.perf_counter(), cpu_seconds()
     out.mkdir()
     if fmt == "csv":
         header = source.open("rb").readline()
@@ -119,17 +129,18 @@ def tight_loop(model: Path, source: Path, fmt: str, out: Path, workers: int, chu
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_load, initargs=(str(model),)) as pool:
         sum(pool.imap_unordered(work, tasks))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu_seconds() - cpu
 
 
-def wharf_batch(model: Path, source: Path, out: Path, workers: int, chunk_rows: int) -> float:
-    started = time.perf_counter()
+def wharf_batch(model: Path, source: Path, out: Path, workers: int, chunk_rows: int) -> tuple[float, float]:
+    """Wall and CPU seconds of `wharf batch` as the command."""
+    started, cpu = time.perf_counter(), cpu_seconds()
     command = [sys.executable, "-m", "wharf.cli", "batch", str(model), str(source), str(out)]
     command += ["--workers", str(workers), "--chunk-rows", str(chunk_rows), "--batch-size", str(chunk_rows)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"wharf batch exited with {done.returncode}:\n{done.stderr}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -147,11 +158,15 @@ def main() -> None:
         for model_name, model in models.items():
             for fmt, source in inputs.items():
                 tag = f"{model_name}-{fmt}"
-                tight = tight_loop(model, source, fmt, directory / f"tight-{tag}", args.workers, args.chunk_rows)
-                wharf = wharf_batch(model, source, directory / f"wharf-{tag}", args.workers, args.chunk_rows)
+                tight, tight_cpu = tight_loop(
+                    model, source, fmt, directory / f"tight-{tag}", args.workers, args.chunk_rows
+                )
+                wharf, wharf_cpu = wharf_batch(model, source, directory / f"wharf-{tag}", args.workers, args.chunk_rows)
                 print(
-                    f"{model_name:8} {fmt:7}  tight loop {args.rows / tight:>11,.0f} rows/s ({tight:6.2f} s)  "
-                    f"wharf batch {args.rows / wharf:>11,.0f} rows/s ({wharf:6.2f} s)  ratio {tight / wharf:.2f}"
+                    f"{model_name:8} {fmt:7}  tight loop {args.rows / tight:>11,.0f} rows/s ({tight:6.2f} s, "
+                    f"{tight_cpu:6.2f} cpu s)  wharf batch {args.rows / wharf:>11,.0f} rows/s ({wharf:6.2f} s, "
+                    f"{wharf_cpu:6.2f} cpu s)  ratio {tight / wharf:.2f} (cpu {tight_cpu / wharf_cpu:.2f})",
+                    flush=True,
                 )
 
 

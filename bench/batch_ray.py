@@ -99,7 +99,7 @@ def main() -> None:
                 model = models[model_name]
                 for fmt, source in inputs.items():
                     tag = f"{model_name}-{fmt}"
-                    local = wharf_batch(model, source, directory / f"wharf-{tag}", args.workers, args.chunk_rows)
+                    local, _ = wharf_batch(model, source, directory / f"wharf-{tag}", args.workers, args.chunk_rows)
                     data = ray_data(model, source, fmt, directory / f"ray-{tag}", args.workers, args.chunk_rows)
                     on_ray = wharf_on_ray(model, source, directory / f"on-ray-{tag}", args.workers, args.chunk_rows)
                     print(
