@@ -22,6 +22,7 @@ import io
 import multiprocessing
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -149,25 +150,28 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dir", type=Path, default=None, help="where inputs and outputs go (default: a temporary one)")
+    parser.add_argument("--models", default="logistic,forest", help="comma-separated: logistic, forest")
+    parser.add_argument("--formats", default="csv,parquet", help="comma-separated: csv, parquet")
+    parser.add_argument("--repeat", type=int, default=1, help="times each pair is measured, one after the other")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         directory = args.dir or Path(temporary)
         directory.mkdir(parents=True, exist_ok=True)
         inputs, models = make_inputs(directory, args.rows, args.chunk_rows), make_models(directory)
         print(f"{args.rows} rows, chunks of {args.chunk_rows}, {args.workers} workers")
-        for model_name, model in models.items():
-            for fmt, source in inputs.items():
-                tag = f"{model_name}-{fmt}"
-                tight, tight_cpu = tight_loop(
-                    model, source, fmt, directory / f"tight-{tag}", args.workers, args.chunk_rows
-                )
-                wharf, wharf_cpu = wharf_batch(model, source, directory / f"wharf-{tag}", args.workers, args.chunk_rows)
-                print(
-                    f"{model_name:8} {fmt:7}  tight loop {args.rows / tight:>11,.0f} rows/s ({tight:6.2f} s, "
-                    f"{tight_cpu:6.2f} cpu s)  wharf batch {args.rows / wharf:>11,.0f} rows/s ({wharf:6.2f} s, "
-                    f"{wharf_cpu:6.2f} cpu s)  ratio {tight / wharf:.2f} (cpu {tight_cpu / wharf_cpu:.2f})",
-                    flush=True,
-                )
+        pairs = [(m, f) for m in args.models.split(",") for f in args.formats.split(",")] * args.repeat
+        for run, (model_name, fmt) in enumerate(pairs):
+            model, source, tag = models[model_name], inputs[fmt], f"{model_name}-{fmt}-{run}"
+            tight, tight_cpu = tight_loop(model, source, fmt, directory / f"tight-{tag}", args.workers, args.chunk_rows)
+            wharf, wharf_cpu = wharf_batch(model, source, directory / f"wharf-{tag}", args.workers, args.chunk_rows)
+            print(
+                f"{model_name:8} {fmt:7}  tight loop {args.rows / tight:>11,.0f} rows/s ({tight:6.2f} s, "
+                f"{tight_cpu:6.2f} cpu s)  wharf batch {args.rows / wharf:>11,.0f} rows/s ({wharf:6.2f} s, "
+                f"{wharf_cpu:6.2f} cpu s)  ratio {tight / wharf:.2f} (cpu {tight_cpu / wharf_cpu:.2f})",
+                flush=True,
+            )
+            shutil.rmtree(directory / f"tight-{tag}")
+            shutil.rmtree(directory / f"wharf-{tag}")
 
 
 if __name__ == "__main__":
