@@ -2,7 +2,8 @@
 CSV and on Parquet.
 
     .venv/bin/python bench/batch.py [--rows 200000] [--chunk-rows 50000] [--workers N] [--dir DIR]
-    .venv/bin/python bench/batch.py --rows 10000000 --chunk-rows 100000     # the size
+    .venv/bin/python bench/batch.py --rows 10000000 --chunk-rows 250000     # the size
+    .venv/bin/python bench/batch.py --rows 10000000 --chunk-rows 250000 --models logistic --formats parquet --repeat 3
 
 The input is iris-like (rows drawn from iris's 150, with noise), written once as CSV and as Parquet (one row group per
 chunk). The tight loop is the least any batch scorer must do, with no Wharf code: one process per worker, each taking
