@@ -318,14 +318,14 @@ class TrainedModels:
             ]  # fmt: skip
             self._seen_parents[key] = seen
             shown_indexes = [indexes[r.id] for r in ready]
-            room = max(0, MAX_STATUSES_PER_PASS - computed)
-            later.update((tm.namespace, tm.name) for tm in again[room:])  # the next pass goes on with them
-            again = again[:room]
-            computed += len(again)
+            verdicts = {tm.name: admission(tm.manifest["spec"], parent) for tm in again}  # all: what may register
             for tm in again:
-                verdict = admission(tm.manifest["spec"], parent)
-                self._admitted[(tm.namespace, tm.name)] = admitted(verdict)
-                status = _status(tm, parent, verdict, shown_indexes, ready)
+                self._admitted[(tm.namespace, tm.name)] = admitted(verdicts[tm.name])
+            room = max(0, MAX_STATUSES_PER_PASS - computed)
+            later.update((tm.namespace, tm.name) for tm in again[room:])  # their statuses: the next pass
+            computed += len(again[:room])
+            for tm in again[:room]:
+                status = _status(tm, parent, verdicts[tm.name], shown_indexes, ready)
                 if _comparable(status) != _comparable(tm.status):
                     statuses.append((tm.namespace, tm.name, status))
             wanted = {tm.name: tm for tm in tms if self._admitted.get((tm.namespace, tm.name))}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from wharf.control.controller import Controller
 from wharf.control.metrics import ControlMetrics
 from wharf.control.policy import ManifestPolicy
 from wharf.control.store import Change, Store
+from wharf.control.trained_models import MAX_STATUSES_PER_PASS, TrainedModels
 
 MODELS = 2_000
 
@@ -62,3 +64,30 @@ def test_statuses_of_many_resources_are_written_together_and_only_when_changed(t
     store.set_statuses("TrainedModel", statuses)
     assert store.version == version + 10  # the same statuses: nothing written
     assert store.get("TrainedModel", "default", "m00003").status == {"loadedOn": ["r1"]}
+
+
+class NoReplicas:
+    """A backend whose revisions have no replica yet."""
+
+    def replicas(self, revision: str | None = None) -> list[Any]:
+        return []
+
+
+def test_a_pass_writes_at_most_its_share_of_statuses_and_the_next_goes_on(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wharf.db")
+    count = MAX_STATUSES_PER_PASS + 500
+    store.put_many([("TrainedModel", "default", f"m{i:05d}", manifest(i), None) for i in range(count)])
+    routes = SimpleNamespace(model_placements={}, multi_model={})
+    models = TrainedModels(store, NoReplicas(), routes)
+    asyncio.run(models.sync())
+    with_status = [r for r in store.list("TrainedModel") if r.status]
+    assert len(with_status) == MAX_STATUSES_PER_PASS
+    assert with_status[0].status["conditions"][-1]["reason"] == "InferenceServiceNotFound"
+    asyncio.run(models.sync())
+    assert all(r.status for r in store.list("TrainedModel"))
+    version = store.version
+    asyncio.run(models.sync())  # nothing changed: nothing computed or written
+    assert store.version == version
+    store.delete("TrainedModel", "default", "m00000")
+    asyncio.run(models.sync())
+    asyncio.run(models.close())
