@@ -87,17 +87,19 @@ class ServedResource:
         return entry
 
 
-def _served(api_version: str, kind: str, short_name: str) -> ServedResource:
+def _served(
+    api_version: str, kind: str, short_name: str, categories: tuple[str, ...] = CATEGORIES
+) -> ServedResource:
     group, version = api_version.split("/")
     singular = kind.lower()
-    return ServedResource(group, version, f"{singular}s", singular, kind, (short_name,), CATEGORIES, status=True)
+    return ServedResource(group, version, f"{singular}s", singular, kind, (short_name,), categories, status=True)
 
 
 KSERVE_GROUP = inferenceservice.API_VERSION.split("/")[0]
 RESOURCES: tuple[ServedResource, ...] = (
     _served(inferenceservice.API_VERSION, inferenceservice.KIND, "isvc"),
     _served(graph.API_VERSION, graph.KIND, "ig"),
-    _served(trainedmodel.API_VERSION, trainedmodel.KIND, "tm"),
+    _served(trainedmodel.API_VERSION, trainedmodel.KIND, "tm", categories=()),  # KServe's CRD names no category
     ServedResource(
         *batchjob.API_VERSION.split("/"), "batchjobs", "batchjob", batchjob.KIND, ("bj",), ("all",), status=True
     ),
