@@ -155,6 +155,7 @@ def run_wrk(
         for n, (server, models) in enumerate(targets):
             env = {**os.environ, "MMS_MODELS": str(models), "MMS_ZIPF": str(args.zipf), "MMS_SEED": str(17 + n)}
             command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}", "--latency"]
+            command += ["--timeout", "30s"]  # a request waiting for its model's load is slow, not lost
             procs.append(
                 subprocess.Popen([*command, "-s", str(script), server.url], stdout=subprocess.PIPE, text=True, env=env)
             )
