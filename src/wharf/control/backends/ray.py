@@ -3,7 +3,9 @@ server on its node and reports the node's address and the server's ports; the ga
 
 Placement follows the replica's `resources` (`placement`): its cpu limit is the actor's `num_cpus`, its memory
 limit its `memory`, its `nvidia.com/gpu` its `num_gpus` (0 of each when the spec sets none, so that a one-CPU node
-holds several replicas), and the replicas of a revision are spread over the nodes (Ray's SPREAD strategy). An
+holds several replicas), and the replicas of a revision are spread over the nodes (`spread_to`: each new one is
+sent to the node big enough that holds fewest of its revision's, by node affinity; Ray's own SPREAD strategy,
+and a soft affinity, are best effort and were seen here to put three replicas on one node). An
 actor Ray has not placed within `pending_after_s` shows its replica `Pending` with the reason (no node has that
 much at all, or the nodes that have are busy) until Ray places it, as a Kubernetes pod waits; a cluster that
 autoscales adds a node for it.
@@ -39,10 +41,11 @@ from wharf.control.backends.replica import ReplicaSpec, ReplicaState
 from wharf.control.backends.settings import LocalBackendSettings
 from wharf.errors import ConfigurationError
 
-__all__ = ["RayBackend", "RayBackendSettings", "namespace_of", "placement"]
+__all__ = ["RayBackend", "RayBackendSettings", "namespace_of", "placement", "spread_to"]
 
 log = logging.getLogger(__name__)
 _FORWARDED = ("PYTHONPATH",)  # with every WHARF_* variable: what the daemon's replicas inherit from it on Ray too
+_SHUNNED_S = 30.0  # a node where an actor died gets no new replica for this long (Ray lists a dead node alive a while)
 _CALL_GRACE_S = 5.0  # an actor call that should answer at once, or after its own deadline, gets this much more
 
 
@@ -64,16 +67,23 @@ def namespace_of(home: Path) -> str:
 
 
 def placement(spec: ReplicaSpec) -> dict[str, Any]:
-    """The Ray actor options that place a replica of `spec`: its resources and the SPREAD strategy."""
+    """The Ray resources a replica of `spec` reserves on its node (Ray's actor options)."""
     resources = spec.resources
-    options: dict[str, Any] = {
-        "num_cpus": resources.cpus or 0,
-        "num_gpus": resources.gpus,
-        "scheduling_strategy": "SPREAD",
-    }
+    options: dict[str, Any] = {"num_cpus": resources.cpus or 0, "num_gpus": resources.gpus}
     if resources.memory:
         options["memory"] = resources.memory
     return options
+
+
+def spread_to(nodes: Mapping[str, Mapping[str, float]], held: Sequence[str], asked: Mapping[str, float]) -> str | None:
+    """The node a new replica of a revision goes to: of the `nodes` (id -> total resources) big enough for
+    `asked`, the one that holds fewest of the revision's replicas (`held`: the node of each), the first in `nodes`
+    among equals; None when no node is big enough (the replica waits for one)."""
+    fits = [
+        node for node, total in nodes.items() if all(total.get(name, 0) >= amount for name, amount in asked.items())
+    ]
+    counts = {node: held.count(node) for node in fits}
+    return min(fits, key=counts.__getitem__, default=None)
 
 
 def _asked(options: Mapping[str, Any]) -> dict[str, float]:
@@ -112,6 +122,7 @@ class _Replica:
     http_port: int = 0
     grpc_port: int = 0
     pid: int = 0  # the server's pid on its node
+    node: str = ""  # the Ray node it was sent to (or runs on)
     ready: bool = False
     started_at: float = 0.0
     ready_at: float | None = None
@@ -151,6 +162,7 @@ class RayBackend:
         self._actor_class: Any = None
         self._owns_connection = False
         self._closed = False
+        self._shunned: dict[str, float] = {}  # node -> when an actor on it died (monotonic)
 
     # -- the Backend protocol -----------------------------------------------------------------------------------
     def replicas(self, revision: str | None = None) -> list[ReplicaState]:
@@ -291,17 +303,25 @@ class RayBackend:
         None once serving, else what failed."""
         r.started_at = time.time()
         options = placement(r.spec)
-        r.actor = await self._new_actor(r.id, options)
+        nodes = await asyncio.to_thread(self._ray.nodes)
+        held = [o.node for o in self._replicas.values() if o.spec.revision == r.spec.revision and o is not r]
+        now = time.monotonic()
+        self._shunned = {node: since for node, since in self._shunned.items() if now - since < _SHUNNED_S}
+        alive = {n["NodeID"]: n["Resources"] for n in nodes if n.get("Alive") and n["NodeID"] not in self._shunned}
+        r.node = spread_to(alive, held, _asked(options)) or ""
+        r.actor = await self._new_actor(r.id, {**options, "scheduling_strategy": self._affinity(r.node)})
         placed = asyncio.ensure_future(self._call(r.actor.where.remote(), None))
         try:
             while not (await asyncio.wait([placed], timeout=self.settings.pending_after_s))[0]:
                 self._pending(r, await asyncio.to_thread(_shortage, self._ray, _asked(options)))
             where = placed.result()
         except self._ray.exceptions.RayActorError as e:
+            self._shun(r.node)
             return f"its Ray actor died before it was placed: {_first_line(e)}"
         finally:
             placed.cancel()
         self._pending(r, None)
+        r.node = where["node_id"]
         log.info("replica placed", extra={"replica": r.id, "node": where["node_id"], "host": where["host"]})
         timeout = self.settings.start_timeout_s
         started = asyncio.ensure_future(
@@ -312,6 +332,7 @@ class RayBackend:
                 self._progress(r, await self._call(r.actor.progress.remote(), _CALL_GRACE_S))
             answer = started.result()
         except self._ray.exceptions.RayActorError as e:
+            self._shun(r.node)
             return f"its Ray actor died while starting: {_first_line(e)}"
         finally:
             started.cancel()
@@ -337,6 +358,23 @@ class RayBackend:
                 await asyncio.sleep(0.1)
         raise RuntimeError(f"the Ray actor name {name} stays taken")
 
+    def _shun(self, node: str) -> None:
+        """Send no new replica to `node` for `_SHUNNED_S`: an actor on it died, perhaps with it (Ray takes a while
+        to list a node that went away as dead, and an actor sent there dies at once); while every node is shunned,
+        Ray chooses."""
+        if node:
+            self._shunned[node] = time.monotonic()
+
+    def _affinity(self, node: str) -> Any:
+        """Ray's strategy for an actor meant for `node`: that node only (an actor whose node dies before it is
+        placed dies, and its replica starts again on the nodes left; one whose node is busy waits, Pending);
+        SPREAD when no node was chosen (none big enough: it waits for one)."""
+        if not node:
+            return "SPREAD"
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(node, soft=False)
+
     async def _watch(self, r: _Replica) -> str:
         """Check the replica's readiness every `health_interval_s` until its server ends or its actor dies; what
         happened."""
@@ -360,6 +398,7 @@ class RayBackend:
             return "exited"
         except self._ray.exceptions.RayActorError as e:
             r.last_exit = None
+            self._shun(r.node)
             return f"its Ray actor died (its node gone?): {_first_line(e)}"
         finally:
             ended.cancel()
@@ -376,7 +415,7 @@ class RayBackend:
             await self._kill(r.actor)
         status = "" if r.last_exit is None else f" (status {r.last_exit})"
         r.last_error = f"{what}{status}" + (f":\n{tail}" if tail and tail not in what else "")
-        r.actor, r.serving, r.host, r.pid, r.http_port, r.grpc_port = None, False, "", 0, 0, 0
+        r.actor, r.serving, r.host, r.pid, r.http_port, r.grpc_port, r.node = None, False, "", 0, 0, 0, ""
         r.ready, r.failed_checks, r.ready_at, r.pending, r.backoff_s = False, 0, None, None, delay
         log.warning("replica ended", extra={"replica": r.id, "reason": what, "restart_in_s": delay})
         self._changed()
@@ -396,6 +435,7 @@ class RayBackend:
             r.actor, r.serving, r.host, r.pid = actor, True, record.host, record.pid
             r.http_port, r.grpc_port, r.started_at = record.http_port, record.grpc_port, record.started_at
             r.ready, r.ready_at = True, time.monotonic()
+            r.node = (await self._call(actor.where.remote(), _CALL_GRACE_S))["node_id"]
             self._backoff(spec.revision).ready()
             log.info("replica adopted", extra={"replica": r.id, "host": r.host})
         else:

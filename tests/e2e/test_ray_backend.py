@@ -1,0 +1,88 @@
+"""`wharf up --backend ray` on a local Ray cluster of three nodes (`tests/ray_cluster.py`), one daemon for the
+module: replicas that Ray cannot place show Pending with the reason; the rollout tests of the local backend
+(canary split, tags, promotion and rollback; a failing canary rolled back) and scale to zero and back, run
+unchanged on Ray; three replicas spread over the three nodes serve through the gateway, and when a worker node goes
+away under load no more requests fail than were in flight on it and three replicas are ready again within 30 s.
+
+The tests run in this order, on one daemon: each deletes its service; the last one takes a node away."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e import test_autoscaling, test_rollouts
+from tests.e2e.conftest import Daemon, manifest, start_daemon
+from tests.e2e.test_resilience import Load, _ready_replicas
+from tests.ray_cluster import LOOPBACK, RayCluster, ray_cluster  # noqa: F401 - the module's cluster fixture
+from wharf.control.backends.ray import namespace_of
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+CLIENTS = 4  # concurrent clients of the load: at most this many requests are in flight on any node
+
+
+@pytest.fixture(scope="module")
+def ray_daemon(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:  # noqa: F811
+    """`wharf up` with its replicas on the cluster (WHARF_BACKEND=ray: the settings `--backend ray` sets)."""
+    home = tmp_path_factory.mktemp("ray-daemon") / "home"
+    env = {**LOOPBACK, "WHARF_BACKEND": "ray", "WHARF_RAY_ADDRESS": ray_cluster.address}
+    daemon = start_daemon(home, env=env)
+    yield daemon
+    daemon.stop()
+
+
+def test_a_replica_ray_cannot_place_is_pending_with_the_reason(ray_daemon: Daemon) -> None:
+    big = manifest("big", "a").replace("      modelFormat", "      resources: {limits: {cpu: '8'}}\n      modelFormat")
+    ray_daemon.wharf("apply", "-f", "-", stdin=big)
+    service = ray_daemon.wait("big", lambda s: any(r["pending"] for r in s["status"].get("replicaStates", [])))
+    [replica] = service["status"]["replicaStates"]
+    assert replica["pending"].startswith("Pending: no node of the Ray cluster has 8 CPU"), replica
+    assert "Pending: no node of the Ray cluster has 8 CPU" in ray_daemon.wharf("describe", "isvc", "big").stdout
+    ray_daemon.wharf("delete", "isvc", "big")
+
+
+def test_rollouts_run_on_ray_as_they_do_locally(ray_daemon: Daemon) -> None:
+    test_rollouts.test_canary_split_tags_promotion_and_rollback(ray_daemon)  # deletes its service
+    test_rollouts.test_a_failing_canary_is_rolled_back_automatically(ray_daemon)
+    ray_daemon.wharf("delete", "isvc", "who")
+
+
+def test_scale_to_zero_and_back_on_ray(ray_daemon: Daemon) -> None:
+    test_autoscaling.test_idle_scales_to_zero_and_the_next_request_brings_a_replica_back(ray_daemon)
+    ray_daemon.wharf("delete", "isvc", "who")
+
+
+def test_three_replicas_on_three_nodes_survive_the_loss_of_a_node(
+    ray_daemon: Daemon,
+    ray_cluster: RayCluster,  # noqa: F811
+) -> None:
+    import ray
+
+    three = manifest("who", "a", predictor={"minReplicas": 3, "maxReplicas": 3}, sleep_s=0.02)
+    ray_daemon.wharf("apply", "-f", "-", stdin=three)
+    service = ray_daemon.wait("who", lambda s: len(_ready_replicas(s)) == 3, timeout=90)
+    ray.init(address=ray_cluster.address, namespace=namespace_of(ray_daemon.home), log_to_driver=False)
+    actors = {r["id"]: ray.get_actor(r["id"]) for r in _ready_replicas(service)}
+    nodes = {replica: ray.get(actor.where.remote(), timeout=30)["node_id"] for replica, actor in actors.items()}
+    assert len(set(nodes.values())) == 3, nodes  # spread: one on each node
+
+    with Load(ray_daemon, CLIENTS) as load:
+        load.until(40)  # steady: every replica has requests in flight
+        gone = ray_cluster.remove_worker().node_id
+        removed = time.monotonic()
+        victims = {replica for replica, node in nodes.items() if node == gone}
+        pids = {r["pid"] for r in _ready_replicas(service) if r["id"] in victims}
+        back = ray_daemon.wait(
+            "who",
+            lambda s: len(_ready_replicas(s)) == 3 and not pids & {r["pid"] for r in _ready_replicas(s)},
+            timeout=30,
+        )
+        assert time.monotonic() - removed < 30
+        load.until(40)  # and it goes on
+    assert len(victims) == 1
+    # At most the requests in flight on the node that went away.
+    assert len(load.failures) <= CLIENTS, load.failures
+    assert any(r["restarts"] == 1 for r in back["status"]["replicaStates"] if r["id"] in victims)
+    ray_daemon.wharf("delete", "isvc", "who")
