@@ -195,16 +195,19 @@ class ModelRepository:
 
     def register(self, name: str, registration: Registration) -> _Entry:
         """Add `name` to the catalogue as `registration` says (not loaded yet: see `load_registered`)."""
+        self._check_declared(name, registration)
+        entry = self._add(name, None, None)
+        entry.registration, entry.on_demand = registration, True
+        entry.state, entry.reason = ModelState.REGISTERED, "loaded on its first request"
+        return entry
+
+    def _check_declared(self, name: str, registration: Registration) -> None:
         budget, declared = self.budget, registration.declared_bytes
         if budget is not None and declared is not None and declared > budget:
             raise InvalidInput(
                 f"model '{name}': parameters.memory ({declared} bytes) is more than this replica's whole memory "
                 f"budget of {budget} bytes"
             )
-        entry = self._add(name, None, None)
-        entry.registration, entry.on_demand = registration, True
-        entry.state, entry.reason = ModelState.REGISTERED, "loaded on its first request"
-        return entry
 
     async def load_registered(self, name: str, registration: Registration) -> None:
         """Register `name` in the catalogue (replacing it, once its requests are done, if it names another
@@ -212,7 +215,11 @@ class ModelRepository:
         current = self._entries.get(name, {}).get(None)
         if current is not None and current.registration is not None and len(self._entries[name]) == 1:
             if current.registration.storage_uri == registration.storage_uri:
+                self._check_declared(name, registration)
                 current.registration = registration
+                if current.state is ModelState.FAILED:  # asked again: the next request tries at once
+                    current.backoff = Backoff()
+                    current.state, current.reason = ModelState.REGISTERED, f"registered again after: {current.reason}"
                 if not registration.lazy:
                     await self._load(current)
                 return

@@ -153,6 +153,10 @@ async def test_a_failed_load_is_reported_and_retried_only_after_a_backoff(models
     assert row["state"] == "FAILED" and "the artifact is corrupt" in row["reason"]
     assert repository.ready()  # a catalogue model failing does not take the replica out of rotation
     await repository.acquire("m0")
+    await repository.load_registered("broken", Registration(f"{models}:Broken"))  # asked again: no backoff
+    with pytest.raises(ModelNotReady, match="failed to load: RuntimeError"):
+        await repository.acquire("broken")
+    assert repository.memory()["load_failures"] == 2
 
 
 async def test_unloading_waits_for_requests_in_flight_and_refuses_new_ones(models: str) -> None:
