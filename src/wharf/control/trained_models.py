@@ -308,7 +308,7 @@ class TrainedModels:
         summaries: dict[str, dict[str, Any]] = {}
         calls = []
         statuses: list[tuple[str, str, dict[str, Any]]] = []
-        computed, later = 0, set[tuple[str, str]]()
+        computed, done, later = 0, set[tuple[str, str]](), set[tuple[str, str]]()
         for key, parent in parents.items():
             tms = by_parent.get(key, [])
             ready = [r for r in replicas.get(key, []) if r.id in read]
@@ -324,6 +324,7 @@ class TrainedModels:
             room = max(0, MAX_STATUSES_PER_PASS - computed)
             later.update((tm.namespace, tm.name) for tm in again[room:])  # their statuses: the next pass
             computed += len(again[:room])
+            done.update((tm.namespace, tm.name) for tm in again[:room])
             for tm in again[:room]:
                 status = _status(tm, parent, verdicts[tm.name], shown_indexes, ready)
                 if _comparable(status) != _comparable(tm.status):
@@ -336,7 +337,7 @@ class TrainedModels:
                 placements[revision] = ModelPlacement(place(wanted, shown, self._rates.rates))
             if parent.multi_model:
                 summaries[f"{key[0]}/{key[1]}"] = _summary(parent, ready, read)
-        self._stale = later
+        self._stale = (self._stale - done) | later  # those changed while this pass read the replicas stay
         self._seen_states = states
         self._seen_parents = {key: seen for key, seen in self._seen_parents.items() if key in parents}
         self.store.set_statuses(KIND, statuses)  # one transaction, however many changed
