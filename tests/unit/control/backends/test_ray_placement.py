@@ -1,0 +1,58 @@
+"""Where the Ray backend places replicas: the resources an actor reserves, the node a new replica goes to, and
+why one waits (Pending)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wharf.control.backends import ReplicaResources, ReplicaSpec
+from wharf.control.backends.ray import _asked, _shortage, namespace_of, placement, spread_to
+
+NODES = {"a": {"CPU": 1.0, "memory": 2e9}, "b": {"CPU": 1.0, "memory": 2e9}, "c": {"CPU": 4.0, "GPU": 1.0}}
+
+
+def _spec(resources: ReplicaResources) -> ReplicaSpec:
+    return ReplicaSpec("r-1", "m", "file:///m", resources=resources)
+
+
+def test_resources_become_the_actors_reservation_and_none_reserves_nothing() -> None:
+    assert placement(_spec(ReplicaResources())) == {"num_cpus": 0, "num_gpus": 0}
+    limited = placement(_spec(ReplicaResources(memory=2**30, cpus=1.5, gpus=1)))
+    assert limited == {"num_cpus": 1.5, "num_gpus": 1, "memory": 2**30}
+    assert _asked(limited) == {"CPU": 1.5, "GPU": 1.0, "memory": float(2**30)}
+
+
+def test_a_new_replica_goes_to_the_big_enough_node_holding_fewest_of_its_revision() -> None:
+    assert spread_to(NODES, [], {}) == "a"
+    assert spread_to(NODES, ["a"], {}) == "b"
+    assert spread_to(NODES, ["a", "b"], {}) == "c"
+    assert spread_to(NODES, ["a", "b", "c", "a"], {}) == "b"
+    assert spread_to(NODES, ["c"], {"GPU": 1.0}) == "c"  # the only node with a GPU, however full of the revision
+    assert spread_to(NODES, [], {"CPU": 8.0}) is None  # none big enough: Ray keeps it pending
+
+
+class _Cluster:
+    """What `_shortage` asks of Ray: its nodes and the resources free."""
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [{"Alive": True, "Resources": r} for r in NODES.values()] + [{"Alive": False, "Resources": {"CPU": 64}}]
+
+    def available_resources(self) -> dict[str, float]:
+        return {"CPU": 0.5}
+
+
+def test_a_pending_replica_says_whether_no_node_is_big_enough_or_the_nodes_are_busy() -> None:
+    too_big = _shortage(_Cluster(), {"CPU": 8.0})
+    assert too_big == "Pending: no node of the Ray cluster has 8 CPU (of 3 nodes; an autoscaler may add one)"
+    busy = _shortage(_Cluster(), {"CPU": 1.0, "memory": 2**30})
+    assert (
+        busy
+        == "Pending: waiting for a Ray node with 1 CPU, 1024 MiB memory free (the cluster has 0.5 CPU, 0 MiB memory free in all)"
+    )
+
+
+def test_each_wharf_home_has_a_namespace_of_its_own(tmp_path: Path) -> None:
+    assert namespace_of(tmp_path / "a") == namespace_of(tmp_path / "a")
+    assert namespace_of(tmp_path / "a") != namespace_of(tmp_path / "b")
+    assert namespace_of(tmp_path / "a").startswith("wharf-")
