@@ -27,7 +27,6 @@ from wharf.telemetry.discovery import (
 )
 
 PATH = "/prometheus/targets"  # the control API's route
-REPLICA_HOST = "127.0.0.1"  # where the local backend's replicas listen (`serve_command`)
 
 
 def discovery_url(control_host: str, control_port: int) -> str:
@@ -59,7 +58,7 @@ class ScrapeTargets:
         revisions = self._revisions()
         replicas = [
             replica_target(
-                local_address(REPLICA_HOST, state.http_port),
+                local_address(state.host, state.http_port),
                 record.namespace,
                 record.service,
                 record.component,
