@@ -88,7 +88,9 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=args.workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False
+    )
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         with tempfile.TemporaryDirectory() as temporary:
