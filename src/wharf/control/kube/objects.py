@@ -15,7 +15,7 @@ from typing import Any
 
 from wharf.control.kube.discovery import RESOURCES, ServedResource
 from wharf.control.kube.status import StatusError
-from wharf.control.spec import local_warnings, parse_manifest
+from wharf.control.spec import local_warnings, parse_manifest, trainedmodel
 from wharf.control.store import Resource
 from wharf.errors import ConfigurationError
 
@@ -71,6 +71,8 @@ def object_list(served: ServedResource, items: Iterable[dict[str, Any]], version
 
 
 def _warnings(resource: Resource) -> list[str]:
+    if resource.kind == trainedmodel.KIND:  # none of its fields is ignored: not parsed again (lists of thousands)
+        return []
     try:
         return local_warnings(parse_manifest(resource.manifest))
     except ConfigurationError as e:  # stored by an older Wharf; its reconcile fails and is logged too
