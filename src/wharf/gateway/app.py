@@ -50,7 +50,10 @@ class Gateway:
         self.metrics = GatewayMetrics(self._dispatcher)  # served at /metrics on the REST port
         self.on_demand = on_demand
         self._http_upstream = HttpUpstream(
-            self.settings.connect_timeout_s, self.settings.pool_size_per_replica, self.settings.pool_idle_timeout_s
+            self.settings.connect_timeout_s,
+            self.settings.pool_size_per_replica,
+            self.settings.pool_idle_timeout_s,
+            streams=True,  # event streams pass through as they come (streaming.py)
         )
         self._grpc_upstream = GrpcUpstream(self.settings.max_request_bytes)
         self._sink_upstream = HttpUpstream(self.settings.connect_timeout_s, 64, self.settings.pool_idle_timeout_s)

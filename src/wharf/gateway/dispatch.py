@@ -14,6 +14,10 @@ request waits in the activator as when the revision scales from zero: the crashe
 route table that says so wakes it. Each try sent again is counted
 (the revision's window's `refused` and `resent`). The happy path pays for none of this but a few attribute reads.
 
+An answer passed on as it comes (a `Stream`: streaming.py) is counted until its end: the replica stays acquired,
+the request in flight and unrecorded until the stream's `at_end`; its head must come within the revision's timeout,
+and its body by the same deadline. It is never sent again once its head came (the client may have some of it).
+
 While tracing is on (`wharf.telemetry.tracing`), a wait in the activator is a span `activator wait` (attributes
 `wharf.revision`, `wharf.cold_start`: whether the revision had no ready replica at all), each try sent again an event
 on the request's span (`refused` or `resent`, with `wharf.replica`), and a mirrored copy a CLIENT span `shadow`
@@ -34,18 +38,23 @@ from typing import TypeVar
 from wharf.errors import RequestTimeout, WharfError
 from wharf.gateway.activator import Activator
 from wharf.gateway.balancer import Balancer, NoReadyReplica
-from wharf.gateway.codes import Codes
 from wharf.gateway.edges import Edges
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Revision, RouteTable, Service
 from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.codes import Code, Codes
 from wharf.gateway.stats import RevisionStats, RevisionWindow, Stats
+from wharf.gateway.streaming import Stream
 from wharf.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Send = Callable[[Replica], Awaitable[T]]  # sends the request to one replica and returns its answer
+
+
+def _leave(window: RevisionWindow) -> None:
+    window.in_flight -= 1
 
 
 class ConnectFailed(Exception):
@@ -131,6 +140,7 @@ class Dispatcher:
         start = clock()
         deadline = asyncio.get_running_loop().time() + revision.timeout_s
         tries = _FIRST_TRY
+        answer = None
         try:
             while True:
                 try:
@@ -152,10 +162,19 @@ class Dispatcher:
             code = codes.of_exception(e)
             raise
         finally:
-            end = clock()
-            window.record(end, end - start, code, mirrored)
-            if source is not None:
-                self.edges.record(source, revision.name, end, end - start, code)
+            if answer.__class__ is Stream:  # recorded once it ends
+                answer.at_end(lambda: self._record(window, revision.name, start, code, mirrored, source))  # type: ignore[union-attr]
+            else:
+                self._record(window, revision.name, start, code, mirrored, source)
+
+    def _record(
+        self, window: RevisionWindow, revision: str, start: float, code: Code, mirrored: bool, source: str | None
+    ) -> None:
+        """Count a request to `revision` that began at `start` and ends now."""
+        end = self.stats.clock()
+        window.record(end, end - start, code, mirrored)
+        if source is not None:
+            self.edges.record(source, revision, end, end - start, code)
 
     def mirror(
         self, router: Router, service: Service, send: Send[T], codes: Codes[T], source: str | None = None
@@ -180,13 +199,20 @@ class Dispatcher:
     ) -> T:
         """`send` to a replica of `revision`, counted in flight; RequestTimeout at `deadline` (loop time)."""
         window.in_flight += 1
+        answer = None
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._send(revision, send, window, tries)
+                answer = await self._send(revision, send, window, tries)
+            if answer.__class__ is Stream:
+                answer.deadline = deadline  # type: ignore[attr-defined]
+            return answer
         except TimeoutError:
             raise RequestTimeout(f"revision {revision.name!r} did not answer within {revision.timeout_s} s") from None
         finally:
-            window.in_flight -= 1
+            if answer.__class__ is Stream:  # in flight until it ends
+                answer.at_end(lambda: _leave(window))  # type: ignore[attr-defined]
+            else:
+                window.in_flight -= 1
 
     async def _send(self, revision: Revision, send: Send[T], window: RevisionWindow, tries: _Tries) -> T:
         """`send` to a replica of `revision` not refused before, counting each try sent again in `window`; _Held
@@ -199,8 +225,10 @@ class Dispatcher:
                 replica = await self.balancer.acquire(revision, tried, avoid)
             except NoReadyReplica:
                 raise _Held(_Tries(refused, dropped)) from None
+            answer = None
             try:
-                return await send(replica)
+                answer = await send(replica)
+                return answer
             except ConnectFailed:
                 self.balancer.eject(replica)
                 refused |= {replica}
@@ -220,12 +248,17 @@ class Dispatcher:
                 if tracing.enabled:
                     tracing.event("resent", {"wharf.replica": replica.id})
             finally:
-                self.balancer.release(replica, revision)
+                if answer.__class__ is Stream:  # acquired until it ends
+                    answer.at_end(lambda: self.balancer.release(replica, revision))  # type: ignore[attr-defined]
+                else:
+                    self.balancer.release(replica, revision)
 
     async def _shadow(self, revision: Revision, send: Send[T], codes: Codes[T], source: str | None) -> None:
         try:
             with tracing.span("shadow", {"wharf.revision": revision.name}, client=True):
-                await self.forward(revision, send, codes, mirrored=True, source=source)
+                answer = await self.forward(revision, send, codes, mirrored=True, source=source)
+                if isinstance(answer, Stream):
+                    await answer.drain()
         except WharfError:
             pass  # counted in the revision's statistics; the answer goes nowhere
         except Exception:

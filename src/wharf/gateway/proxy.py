@@ -6,6 +6,8 @@ A body that came whole with its headers (a small one) is forwarded whole, over p
 it, and the revision has a ready replica (a body waiting in the activator is read whole first); otherwise it is
 read whole, then forwarded.
 Either way at most `max_request_bytes`, and the client may keep the gateway waiting for it `body_timeout_s` in all.
+An answer of server-sent events (a generative model's stream) is passed on as it comes (streaming.py), and payload
+logging hands the logger its whole body once it ended; other answers are read whole.
 Hop-by-hop headers are dropped both ways, and a request's `x-wharf-caller` (it only counts the request on its
 caller's edge: edges.py); `x-forwarded-for` and `x-forwarded-host` are set. Replica answers,
 errors included, pass through unchanged; the gateway's own errors are `{"error": ...}` bodies, made here and
@@ -66,6 +68,7 @@ from wharf.gateway.payloads import REQUEST_ID, REQUEST_ID_HEADER, log_rest_excha
 from wharf.gateway.router import PATH_PREFIX, Router
 from wharf.gateway.routes import Graph, Replica, Revision, Service
 from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.streaming import Stream, relay
 from wharf.gateway.upstream import HOP_BY_HOP, Answer, Headers, HttpUpstream
 from wharf.graph import CallTarget, GraphRunner, ServiceTarget, StepAnswer, service_call
 from wharf.graph import Headers as GraphHeaders
@@ -128,15 +131,19 @@ class RestProxy:
                 answer = await self._answer(scope, receive)
                 span.set_attribute("http.response.status_code", answer.status)
                 tracing.failed(answer.status)
+                if answer.__class__ is Stream:  # the span covers the stream, to its end
+                    return await relay(answer, receive, send)  # type: ignore[arg-type]
         else:
             answer = await self._answer(scope, receive)
+        if answer.__class__ is Stream:
+            return await relay(answer, receive, send)  # type: ignore[arg-type]
         headers = answer.headers
         headers.append((b"content-length", b"%d" % len(answer.body)))
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
 
-    async def _answer(self, scope: dict[str, Any], receive: Receive) -> Answer:
-        """The answer to the request: a replica's, or the gateway's own error."""
+    async def _answer(self, scope: dict[str, Any], receive: Receive) -> Answer | Stream:
+        """The answer to the request: a replica's (whole, or a Stream still coming), or the gateway's own error."""
         try:
             return await self._forward(scope, receive)
         except ActivationFailed as e:
@@ -151,7 +158,7 @@ class RestProxy:
             answer = _error(500, f"gateway error: {type(e).__name__}: {e}")
         return answer
 
-    async def _forward(self, scope: dict[str, Any], receive: Receive) -> Answer:
+    async def _forward(self, scope: dict[str, Any], receive: Receive) -> Answer | Stream:
         router = self._dispatcher.router  # this request keeps this table, whatever update() does meanwhile
         host, pinned, length, headers, caller = _request_headers(scope)
         raw_path = scope.get("raw_path")
@@ -205,12 +212,12 @@ class RestProxy:
         body = await start_body(receive, self._limit, self._body_timeout)
         if not isinstance(body, bytes):  # a larger body, still arriving
             streamed = await self._stream(route.service, revision, method, target, headers, length, body, caller)
-            if isinstance(streamed, Answer):
+            if not isinstance(streamed, bytes):
                 return streamed if request_id is None else self._armed(route.service, revision, request_id, streamed)
             body = streamed
         upstream = self._upstream
 
-        def send(replica: Replica) -> Awaitable[Answer]:
+        def send(replica: Replica) -> Awaitable[Answer | Stream]:
             sent = tracing.outgoing_headers(headers) if tracing.enabled else headers  # in the shadow's span too
             return upstream.send(replica, method, target, sent, body)
 
@@ -222,7 +229,7 @@ class RestProxy:
             answer.headers.append(next((k, v) for k, v in headers if k == REQUEST_ID_HEADER))
         return answer if request_id is None else self._armed(route.service, revision, request_id, answer)
 
-    def _armed(self, service: Service, revision: Revision, request_id: str, answer: Answer) -> Answer:
+    def _armed(self, service: Service, revision: Revision, request_id: str, answer: Answer | Stream) -> Answer | Stream:
         """`answer` to a request routed by the bandit of `service`: counted as a pull of `revision` and remembered
         for its feedback, with the id and the arm in its headers."""
         bandit = service_bandit(service.namespace, service.name)
@@ -242,7 +249,7 @@ class RestProxy:
         length: bytes | None,
         body: BodyStream,
         caller: str | None,
-    ) -> Answer | bytes:
+    ) -> Answer | Stream | bytes:
         """The answer to a request whose body is forwarded as it arrives; or the whole body, read, where it may
         not be streamed (see the module docstring)."""
         declared = int(length) if length is not None else None
@@ -258,7 +265,7 @@ class RestProxy:
             return await body.read()
         upstream = self._upstream
 
-        async def send(replica: Replica) -> Answer:
+        async def send(replica: Replica) -> Answer | Stream:
             try:
                 sent = tracing.outgoing_headers(headers) if tracing.enabled else headers
                 return await upstream.stream(replica, method, target, sent, body, declared)
@@ -270,12 +277,12 @@ class RestProxy:
     async def _logged(
         self,
         revision: Revision,
-        send: Callable[[Replica], Awaitable[Answer]],
+        send: Callable[[Replica], Awaitable[Answer | Stream]],
         log_answer: Callable[[Answer], None] | None,
         source: str | None,
-    ) -> Answer:
+    ) -> Answer | Stream:
         """The answer of a replica of `revision` to a request from `source` (None: a client), handed to `log_answer`
-        too (when the revision logs payloads)."""
+        too (when the revision logs payloads; a Stream's once it ended, whole)."""
         try:
             answer = await self._dispatcher.forward(revision, send, _CODES, source=source)
         except WharfError as e:  # the gateway's own answer (no ready replica, timeout): logged as it goes out
@@ -283,7 +290,11 @@ class RestProxy:
                 log_answer(_error(e.http_status, e.message))
             raise
         if log_answer is not None:
-            log_answer(answer)
+            if answer.__class__ is Stream:
+                stream: Stream = answer  # type: ignore[assignment]
+                stream.keep(lambda body: log_answer(Answer(stream.status, stream.headers, body)))
+            else:
+                log_answer(answer)  # type: ignore[arg-type]
         return answer
 
     async def _service_feedback(self, service: Service, scope: dict[str, Any], receive: Receive) -> Answer:
@@ -344,7 +355,9 @@ class RestProxy:
                 return upstream.send(replica, "POST", path, traced, body)
 
             answer = await self._logged(revision, send, log_answer, graph.key)
-            return StepAnswer(answer.status, answer.body, called)
+            if answer.__class__ is Stream:  # a step's answer is read whole, even a stream
+                return StepAnswer(answer.status, await answer.read(), called)  # type: ignore[union-attr]
+            return StepAnswer(answer.status, answer.body, called)  # type: ignore[union-attr]
 
         bandits = None
         if has_bandit(graph.nodes):

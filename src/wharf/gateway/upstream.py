@@ -8,7 +8,8 @@ with its replicas (the replica spends about 220 µs) cannot afford the differenc
 A request body may also be sent as it arrives (`stream`): with its Content-Length, or chunked when the client sent
 it chunked; writing waits while the replica does not read (the transport's flow control), so the gateway holds
 little of it at a time. An answer that comes before the whole body went (the replica refused it) ends the sending,
-and that connection is not reused. Answers are read whole.
+and that connection is not reused. Answers are read whole, but where the client allows it (`streams`: the proxy's) an
+answer of server-sent events, which goes on as it comes (streaming.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httptools
 
 from wharf.gateway.dispatch import ConnectFailed, NoAnswer, UpstreamFailed
 from wharf.gateway.routes import Replica
+from wharf.gateway.streaming import Stream, is_event_stream
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -55,28 +57,36 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._headers: Headers = []
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes] | Stream = []  # a Stream takes the body of an answer passed on as it comes
         self._status = 0
         self._framed = True  # the answer says where it ends (Content-Length, chunked, or no body)
         self._reusable = False
         self._head_only = False  # an answer to HEAD: its headers announce a body that does not follow
         self._writable: asyncio.Future[None] | None = None  # while the replica reads slower than the body comes
+        self._streams = False  # whether this exchange's answer may be a Stream
+        self._stream: Stream | None = None
 
     async def exchange(
-        self, request: bytes, head_only: bool, body: AsyncIterable[bytes] | None = None, chunked: bool = False
-    ) -> Answer:
+        self,
+        request: bytes,
+        head_only: bool,
+        body: AsyncIterable[bytes] | None = None,
+        chunked: bool = False,
+        streams: bool = False,
+    ) -> Answer | Stream:
         """Send `request` (followed by `body` as it comes, if given; `chunked`: in chunked framing) and return the
-        whole answer."""
+        whole answer, or (`streams`) a Stream once the head of an event stream came."""
         self._waiter = asyncio.get_running_loop().create_future()
         self._headers, self._chunks, self._status, self._framed = [], [], 0, True
-        self._head_only = head_only
+        self._head_only, self._streams, self._stream = head_only, streams, None
         assert self.transport is not None
         self.transport.write(request)
         if body is not None:
             await self._send(body, chunked)
         await self._waiter
-        returned = [(k, v) for k, v in self._headers if k not in _NOT_RETURNED]
-        return Answer(self._status, returned, b"".join(self._chunks))
+        if self._stream is not None:
+            return self._stream
+        return Answer(self._status, _returned(self._headers), b"".join(self._chunks))  # type: ignore[arg-type]
 
     async def _send(self, body: AsyncIterable[bytes], chunked: bool) -> None:
         transport, waiter = self.transport, self._waiter
@@ -145,6 +155,18 @@ class _Connection(asyncio.Protocol):
         elif status not in _NO_BODY_STATUS and status >= 200:
             names = {k for k, _ in self._headers}
             self._framed = b"content-length" in names or b"transfer-encoding" in names
+            if self._streams and is_event_stream(self._headers):
+                self._begin_stream()
+
+    def _begin_stream(self) -> None:
+        """The answer's body goes on as it comes: the exchange returns a Stream now, which the body feeds, and
+        whose end is the connection's to settle."""
+        head, self._waiter = self._waiter, asyncio.get_running_loop().create_future()
+        assert head is not None and self.transport is not None
+        self._chunks = self._stream = Stream(
+            self._status, _returned(self._headers), self._waiter, self.transport, self.close
+        )
+        head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
@@ -159,6 +181,11 @@ class _Connection(asyncio.Protocol):
     def _fail(self, error: Exception) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(error)
+
+
+def _returned(headers: Headers) -> Headers:
+    """An answer's headers as the gateway passes them on."""
+    return [(k, v) for k, v in headers if k not in _NOT_RETURNED]
 
 
 class _Pool:
@@ -190,23 +217,25 @@ class HttpUpstream:
     At most `pool_size` idle connections are kept per replica, each for at most `idle_timeout_s`; a connection
     that cannot be opened within `connect_timeout_s` raises ConnectFailed (the request never left), a connection
     that breaks before the whole answer came NoAnswer (answers are read whole: none of it reached the client), a
-    malformed answer UpstreamFailed.
+    malformed answer UpstreamFailed. With `streams`, an answer of server-sent events is a Stream (streaming.py),
+    whose connection goes back to the pool once it ended.
     """
 
-    def __init__(self, connect_timeout_s: float, pool_size: int, idle_timeout_s: float) -> None:
+    def __init__(self, connect_timeout_s: float, pool_size: int, idle_timeout_s: float, streams: bool = False) -> None:
+        self._streams = streams
         self._connect_timeout = connect_timeout_s
         self._pool_size = pool_size
         self._idle_timeout = idle_timeout_s
         self._pools: dict[str, _Pool] = {}
 
-    async def send(self, replica: Replica, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+    async def send(self, replica: Replica, method: str, target: str, headers: Headers, body: bytes) -> Answer | Stream:
         """`replica`'s answer to `method target` with `headers` (Host and Content-Length are set here) and `body`."""
         pool = self._pools.get(replica.http_url) or self._new_pool(replica)
         request = _head(pool, method, target, headers)
         request += (b"content-length: %d\r\n\r\n" % len(body), body)
         connection = self._idle(pool) or await self._connect(pool, replica)
         try:
-            answer = await connection.exchange(b"".join(request), method == "HEAD")
+            answer = await connection.exchange(b"".join(request), method == "HEAD", streams=self._streams)
         except NoAnswer:
             connection.close()
             self._flush(pool)  # its other connections are likely gone too: the request goes again on a new one
@@ -214,7 +243,10 @@ class HttpUpstream:
         except BaseException:
             connection.close()
             raise
-        self._release(pool, replica, connection)
+        if answer.__class__ is Stream:
+            answer.at_end(lambda: self._release(pool, replica, connection))  # type: ignore[union-attr]
+        else:
+            self._release(pool, replica, connection)
         return answer
 
     async def stream(
@@ -225,7 +257,7 @@ class HttpUpstream:
         headers: Headers,
         body: AsyncIterable[bytes],
         length: int | None,
-    ) -> Answer:
+    ) -> Answer | Stream:
         """`replica`'s answer to `method target` with `headers` (Host and the framing are set here) and `body` sent
         as it comes: `length` bytes, or chunked when None. `body` is iterated once, and only once the connection is
         open (so ConnectFailed leaves it for another replica)."""
@@ -234,14 +266,19 @@ class HttpUpstream:
         head.append(b"content-length: %d\r\n\r\n" % length if length is not None else _CHUNKED)
         connection = self._idle(pool) or await self._connect(pool, replica)
         try:
-            answer = await connection.exchange(b"".join(head), method == "HEAD", body, chunked=length is None)
+            answer = await connection.exchange(
+                b"".join(head), method == "HEAD", body, chunked=length is None, streams=self._streams
+            )
         except NoAnswer as e:  # the body went as it came: it cannot go again
             connection.close()
             raise UpstreamFailed(e.message) from e
         except BaseException:
             connection.close()
             raise
-        self._release(pool, replica, connection)
+        if answer.__class__ is Stream:
+            answer.at_end(lambda: self._release(pool, replica, connection))  # type: ignore[union-attr]
+        else:
+            self._release(pool, replica, connection)
         return answer
 
     def _new_pool(self, replica: Replica) -> _Pool:
