@@ -25,8 +25,8 @@ def prefill(model: Any, ids: list[int]) -> tuple[DynamicCache, torch.Tensor]:
     cache = DynamicCache(config=model.config)
     input_ids = torch.tensor([ids], device=device)
     with torch.inference_mode():
-        out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    return out.past_key_values, out.logits[0, -1]
+        out = model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
+    return cache, out.logits[0, -1]
 
 
 class DecodeBatch:
@@ -82,10 +82,9 @@ class DecodeBatch:
                 input_ids=torch.tensor(tokens, device=device).unsqueeze(1),
                 attention_mask=self.mask,
                 position_ids=self.positions.unsqueeze(1),
-                past_key_values=self.cache,
+                cache=self.cache,  # grown in place by the step's keys and values
                 use_cache=True,
             )
-        self.cache = out.past_key_values
         self.positions = self.positions + 1
         return out.logits[:, -1]
 
