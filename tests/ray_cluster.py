@@ -44,8 +44,10 @@ class RayCluster:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[RayCluster]:
-    """Three nodes of one CPU each, shut down after the module (with any driver the module's code connected)."""
+def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
+    """Three nodes of one CPU each (or the module's `RAY_NODES`: a head takes 8 s to start, each worker 7 s more),
+    shut down after the module (with any driver the module's code connected)."""
+    nodes = getattr(request.module, "RAY_NODES", NODES)
     saved = {key: os.environ.get(key) for key in LOOPBACK}
     os.environ.update(LOOPBACK)
     import ray
@@ -53,7 +55,7 @@ def ray_cluster() -> Iterator[RayCluster]:
 
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
     try:
-        workers = [cluster.add_node(**NODE) for _ in range(NODES - 1)]
+        workers = [cluster.add_node(**NODE) for _ in range(nodes - 1)]
         cluster.wait_for_nodes()
         yield RayCluster(cluster, workers)
     finally:

@@ -1,5 +1,5 @@
 """The backend contract, one suite for every backend (`local`: processes on this machine; `ray`: actors on a local
-Ray cluster of three nodes, `tests/ray_cluster.py`): a replica started from a spec becomes ready and answers on the
+Ray cluster, `tests/ray_cluster.py`, of one node here): a replica started from a spec becomes ready and answers on the
 address it reports; scaling up and down; removal; a killed replica (its process, or its Ray actor) is noticed and
 replaced; a backend that takes over after the daemon's restart adopts the live replicas instead of starting them
 again."""
@@ -24,6 +24,7 @@ from wharf.control.backends.base import Backend
 from wharf.control.backends.process import is_replica_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+RAY_NODES = 1  # the contract needs no more than a head: spreading and lost nodes are tests/e2e/test_ray_backend.py's
 
 FAST = {
     "start_timeout_s": 30,
