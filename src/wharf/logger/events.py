@@ -7,7 +7,8 @@ that served it); `metadata` holds the request headers the logger was asked to ke
 object of lists keyed as the logger names them (always there when it names any), a response's `statuscode` its
 HTTP status, and `inferenceheadercontentlength` the length of the JSON part of a body that carries binary tensors
 (its Inference-Header-Content-Length). Header values stay ASCII: `metadata` escapes other characters as JSON does,
-other attributes percent-encode them. An event made while its request was traced carries that trace's context
+other attributes percent-encode them. A streamed answer (server-sent events of OpenAI's API) is logged as the answer
+its events add up to (streams.py), once the stream ended. An event made while its request was traced carries that trace's context
 (`traceparent`, `tracestate`) as HTTP headers, so that the sink's spans join the request's trace.
 """
 
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
+
+from wharf.logger.streams import assembled
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
@@ -67,8 +70,9 @@ class PayloadEvent:
         events a request, on the gateway's core); the tests read every event back with the SDK.
         """
         target = self.target
+        body, content_type = assembled(self.body, self.content_type)
         headers = {
-            "content-type": self.content_type if self.content_type.isascii() else "application/octet-stream",
+            "content-type": content_type if content_type.isascii() else "application/octet-stream",
             "ce-specversion": "1.0",
             "ce-id": _ascii(self.id),
             "ce-source": _ascii(target.source),
@@ -87,7 +91,7 @@ class PayloadEvent:
             headers["ce-inferenceheadercontentlength"] = _ascii(self.json_length)
         if self.trace:
             headers.update(self.trace)
-        return headers, self.body
+        return headers, body
 
 
 # What a ce- header keeps as it is: printable ASCII and space. The HTTP binding would percent-encode '"', '%' and

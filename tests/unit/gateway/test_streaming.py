@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from tests.event_sink import EventSink
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway import Gateway, GatewaySettings, Replica, Revision, RouteTable, Service
 from wharf.gateway.streaming import is_event_stream
+from wharf.logger import RESPONSE_TYPE, LogTarget
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 HOST = "chat.default.example.com"
@@ -43,7 +47,7 @@ class EventReplica:
         while (await receive()).get("more_body"):
             pass
         path = scope["path"]
-        if path not in ("/events", "/flood", "/cut"):
+        if path not in ("/events", "/flood", "/cut", "/openai/v1/chat/completions"):
             body = b'{"whole":true}'
             await send(
                 {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
@@ -76,8 +80,8 @@ class EventReplica:
 
 
 class Setup:
-    def __init__(self, replica: EventReplica, gateway: Gateway, client: httpx.AsyncClient) -> None:
-        self.replica, self.gateway, self.client = replica, gateway, client
+    def __init__(self, replica: EventReplica, gateway: Gateway, client: httpx.AsyncClient, service: Service) -> None:
+        self.replica, self.gateway, self.client, self.service = replica, gateway, client, service
 
     def in_flight(self) -> int:
         return self.gateway.stats()[REVISION].in_flight
@@ -92,11 +96,12 @@ async def setup() -> AsyncIterator[Setup]:
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     gateway = Gateway(GatewaySettings())
     revision = Revision(REVISION, (Replica("chat-0", url, "", True),), 30.0)
-    gateway.update(RouteTable((Service("default", "chat", "chat", ((REVISION, 100),), {}, {REVISION: revision}),)))
+    service = Service("default", "chat", "chat", ((REVISION, 100),), {}, {REVISION: revision})
+    gateway.update(RouteTable((service,)))
     port, _ = await gateway.start()
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"host": HOST}, timeout=WAIT_S)
     try:
-        yield Setup(replica, gateway, client)
+        yield Setup(replica, gateway, client, service)
     finally:
         await client.aclose()
         await gateway.stop(1)
@@ -179,3 +184,33 @@ async def test_a_stream_that_breaks_off_is_cut_for_the_client_and_never_sent_aga
     await _until(lambda: setup.in_flight() == 0, "the stream to leave the count")
     with contextlib.suppress(Exception):
         await setup.client.post("/v2/models/chat/infer", content=b"{}")
+
+
+async def test_a_logged_stream_goes_on_as_it_comes_and_is_logged_whole_once_it_ended(setup: Setup) -> None:
+    sink = EventSink()
+    try:
+        target = LogTarget(sink.url, "all", "chat", "default", "predictor", REVISION, f"http://{HOST}")
+        revision = dataclasses.replace(setup.service.revisions[REVISION], logger=target)
+        logged = dataclasses.replace(setup.service, revisions={REVISION: revision})
+        setup.gateway.update(RouteTable((logged,)))
+        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "chat"}
+        pieces = [{"content": "Paris"}, {"content": " it is."}]
+        async with setup.client.stream("POST", "/openai/v1/chat/completions", content=b'{"stream":true}') as answer:
+            received = answer.aiter_raw()
+            for delta in pieces:
+                event = b"data: " + orjson.dumps(chunk | {"choices": [{"index": 0, "delta": delta}]}) + b"\n\n"
+                await setup.replica.events.put(event)
+                async with asyncio.timeout(WAIT_S):
+                    assert await anext(received) == event  # not held back for the log
+            end = chunk | {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            await setup.replica.events.put(b"data: " + orjson.dumps(end) + b"\n\ndata: [DONE]\n\n")
+            await setup.replica.events.put(None)
+            assert b"[DONE]" in b"".join([chunk async for chunk in received])
+            request_id = answer.headers["x-request-id"]
+        request, response = sorted(await asyncio.to_thread(sink.wait_for, 2), key=lambda e: e["type"])
+        assert request["id"] == response["id"] == request_id and response["type"] == RESPONSE_TYPE
+        assert request.data == b'{"stream":true}' and response["datacontenttype"] == "application/json"
+        (choice,) = orjson.loads(response.data)["choices"]
+        assert choice["message"]["content"] == "Paris it is." and choice["finish_reason"] == "stop"
+    finally:
+        sink.close()
