@@ -214,3 +214,15 @@ async def test_a_logged_stream_goes_on_as_it_comes_and_is_logged_whole_once_it_e
         assert choice["message"]["content"] == "Paris it is." and choice["finish_reason"] == "stop"
     finally:
         sink.close()
+
+
+async def test_a_stream_waits_in_the_activator_while_its_revision_scales_from_zero(setup: Setup) -> None:
+    cold = dataclasses.replace(setup.service.revisions[REVISION], replicas=())
+    setup.gateway.update(RouteTable((dataclasses.replace(setup.service, revisions={REVISION: cold}),)))
+    answer = asyncio.ensure_future(setup.client.post("/openai/v1/chat/completions", content=b'{"stream":true}'))
+    await _until(lambda: setup.gateway.stats()[REVISION].queued == 1, "the request to wait in the activator")
+    await setup.replica.events.put(b"data: [DONE]\n\n")
+    await setup.replica.events.put(None)
+    setup.gateway.update(RouteTable((setup.service,)))  # a replica is ready
+    async with asyncio.timeout(WAIT_S):
+        assert (await answer).content == b"data: [DONE]\n\n"
