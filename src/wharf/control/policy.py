@@ -27,7 +27,8 @@ The rules, in the order they are checked, for the model of each component (predi
   certificate authorities and credentials, Wharf's own settings but its tuning knobs `TUNING_ENV`) or the patterns
   of `env_denylist` (shell patterns, added to the built-in ones), names compared without regard to case;
   PYTHONPATH as above.
-- **Arguments**: `args` may give only the model server's `SERVER_OPTIONS`; the rest of a replica's command line
+- **Arguments**: `args` may give only the model server's `SERVER_OPTIONS` (and a Hugging Face model's KServe arguments,
+  `spec.huggingface.OPTIONS`); the rest of a replica's command line
   (its address, ports, runtime) is Wharf's.
 - **Replicas**: minReplicas, maxReplicas and Knative's min-scale, max-scale and initial-scale annotations are at
   most `max_replicas_per_revision`.
@@ -52,7 +53,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wharf.autoscaler.annotations import PREFIX as KNATIVE_PREFIX
 from wharf.autoscaler.annotations import SETTINGS as KNATIVE_SETTINGS
-from wharf.control.spec import InferenceGraph, InferenceService, Manifest, ModelSpec, Scaling
+from wharf.control.spec import InferenceGraph, InferenceService, Manifest, ModelSpec, Scaling, huggingface
 from wharf.control.spec.batchjob import SERVICE_PREFIX, BatchJob, BatchJobSpec
 from wharf.control.spec.common import EnvVar, Loc, Problem, format_path
 from wharf.control.spec.explainer import ExplainerContainer
@@ -236,7 +237,8 @@ class ManifestPolicy(BaseSettings):
                 )
         elif not model.is_multi_model:  # a multi-model server's models are its TrainedModels'
             yield from self._storage_problems(model.model_format.name, uri, (*at, "storageUri"))
-        yield from self._container_problems(model.env, model.args, at, base)
+        allowed = (*SERVER_OPTIONS, *huggingface.OPTIONS) if model.model_format.name == huggingface.FORMAT else None
+        yield from self._container_problems(model.env, model.args, at, base, allowed)
 
     def _batch_job_problems(self, spec: BatchJobSpec) -> Iterator[Problem]:
         """A BatchJob's model is held to a replica's rules (a file not known to hold no pickle counts as one)."""
@@ -256,14 +258,19 @@ class ManifestPolicy(BaseSettings):
         yield from self._container_problems(method.env, method.args, at, None)
 
     def _container_problems(
-        self, env: Sequence[EnvVar], args: Sequence[str], at: Loc, base: Path | None
+        self,
+        env: Sequence[EnvVar],
+        args: Sequence[str],
+        at: Loc,
+        base: Path | None,
+        allowed: Sequence[str] | None = None,
     ) -> Iterator[Problem]:
         for i, variable in enumerate(env):
             if variable.name == _PYTHONPATH:
                 yield from self._code_path_problems(variable.value, (*at, "env", i, "value"), base)
             elif reason := self._denied(variable.name):
                 yield (*at, "env", i, "name"), reason
-        yield from _argument_problems(args, (*at, "args"))
+        yield from _argument_problems(args, (*at, "args"), allowed or SERVER_OPTIONS)
 
     def _storage_problems(self, model_format: str, uri: str, at: Loc) -> Iterator[Problem]:
         found = scheme(uri) or "file"
@@ -340,19 +347,19 @@ class ManifestPolicy(BaseSettings):
         return f"this Wharf runs at most {cap} replicas of a revision ({setting})"
 
 
-def _argument_problems(args: Sequence[str], at: Loc) -> Iterator[Problem]:
+def _argument_problems(args: Sequence[str], at: Loc, allowed: Sequence[str]) -> Iterator[Problem]:
     value_next = False
     for i, arg in enumerate(args):
         if value_next:
             value_next = False
             continue
         option, equals, _ = arg.partition("=")
-        if option in SERVER_OPTIONS:
+        if option in allowed:
             value_next = not equals
             continue
         yield (
             (*at, i),
-            f"{arg!r}: Wharf writes a replica's command line; args may give only {', '.join(SERVER_OPTIONS)}",
+            f"{arg!r}: Wharf writes a replica's command line; args may give only {', '.join(allowed)}",
         )
 
 

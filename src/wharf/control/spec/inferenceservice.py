@@ -60,6 +60,7 @@ from wharf.control.spec.common import (
     SpecModel,
     TopLevelResource,
 )
+from wharf.control.spec import huggingface
 from wharf.control.spec.explainer import TREE_FORMATS, ARTExplainerSpec, SHAPExplainerSpec
 from wharf.control.spec.ignored import ContainerSettings, PodSettings, ignored_exclude
 from wharf.model.runtimes import RUNTIMES
@@ -188,6 +189,8 @@ class ModelSpec(PredictorExtension):
             yield ("storageUri",), "a custom model names its class here, as package.module:ClassName"
         elif not self.is_custom and not self.is_multi_model:
             yield from _storage_problems(self.storage_uri)
+        if self.model_format.name == huggingface.FORMAT:
+            yield from huggingface.argument_problems(self.args)
         if self.runtime is not None and self.runtime not in KSERVE_RUNTIMES:
             yield (
                 ("runtime",),
@@ -386,8 +389,11 @@ class InferenceService(TopLevelResource):
 
     @property
     def model_name(self) -> str:
-        """The name the predictor's model is served under: the InferenceService's."""
-        return self.metadata.name
+        """The name the predictor's model is served under: the InferenceService's, or the `--model_name` a
+        Hugging Face model's args give (control/spec/huggingface.py)."""
+        model = self.spec.predictor.model
+        named = huggingface.served_name(model.args) if model and model.model_format.name == huggingface.FORMAT else None
+        return named or self.metadata.name
 
     @property
     def rollout_policy(self) -> RolloutPolicy:
