@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,11 +17,13 @@ import orjson
 import pytest
 
 from tests.event_sink import EventSink
+from tests.otlp_receiver import OtlpReceiver
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway import Gateway, GatewaySettings, Replica, Revision, RouteTable, Service
 from wharf.gateway.streaming import is_event_stream
 from wharf.logger import RESPONSE_TYPE, LogTarget
 
+pytest_plugins = ["tests.otlp_fixtures"]
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 HOST = "chat.default.example.com"
 REVISION = "chat-predictor-00001"
@@ -226,3 +229,19 @@ async def test_a_stream_waits_in_the_activator_while_its_revision_scales_from_ze
     setup.gateway.update(RouteTable((setup.service,)))  # a replica is ready
     async with asyncio.timeout(WAIT_S):
         assert (await answer).content == b"data: [DONE]\n\n"
+
+
+async def test_the_requests_span_lasts_until_the_stream_ends(setup: Setup, traced: OtlpReceiver) -> None:
+    async with setup.client.stream("POST", "/openai/v1/chat/completions", content=b"{}") as answer:
+        await setup.replica.events.put(b"data: 1\n\n")
+        received = answer.aiter_raw()
+        async with asyncio.timeout(WAIT_S):
+            assert await anext(received) == b"data: 1\n\n"
+        await asyncio.sleep(0.3)  # the stream goes on
+        await setup.replica.events.put(None)
+        assert [chunk async for chunk in received] == []
+        ended_ns = time.time_ns()
+    spans = await asyncio.to_thread(traced.wait_for, lambda spans: any(s.name.startswith("POST") for s in spans))
+    (span,) = [s for s in spans if s.name == "POST /openai/v1/chat/completions"]
+    assert span.attributes["http.response.status_code"] == 200 and span.attributes["wharf.revision"] == REVISION
+    assert span.end_ns - span.start_ns >= 300_000_000 and span.end_ns <= ended_ns + 1_000_000_000
