@@ -63,6 +63,8 @@ _ADDED_COLUMNS = {
     "managed": "TEXT NOT NULL DEFAULT '[]'",
 }
 _RESOURCE_COLUMNS = "kind, namespace, name, manifest, generation, status, created, updated, uid, version, managed"
+#: The kind whose resources have revisions (the rows of `revisions` name its resources as their service).
+REVISIONED_KIND = "InferenceService"
 EVENTS_KEPT = 100  # per resource: the oldest go first
 MAX_EVENT_MESSAGE = 4000  # characters of a message kept (a replica's last error carries lines of its log)
 
@@ -290,14 +292,15 @@ class Store:
         return [_resource(row) for row in self._db.execute(query + " ORDER BY namespace, name", args)]
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete a resource with its revisions and events; whether it was there."""
+        """Delete a resource with its events (and, for an InferenceService, its revisions); whether it was there."""
         before = self.get(kind, namespace, name)
         with self._transaction():
             version = self._next_version() if before is not None else 0
             self._db.execute(
                 "DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?", (kind, namespace, name)
             )
-            self._db.execute("DELETE FROM revisions WHERE namespace = ? AND service = ?", (namespace, name))
+            if kind == REVISIONED_KIND:  # another kind's resource may share a service's name
+                self._db.execute("DELETE FROM revisions WHERE namespace = ? AND service = ?", (namespace, name))
             self._db.execute(
                 "DELETE FROM events WHERE kind = ? AND namespace = ? AND name = ?", (kind, namespace, name)
             )

@@ -91,3 +91,11 @@ def test_a_pass_writes_at_most_its_share_of_statuses_and_the_next_goes_on(tmp_pa
     store.delete("TrainedModel", "default", "m00000")
     asyncio.run(models.sync())
     asyncio.run(models.close())
+
+
+def test_deleting_a_trained_model_keeps_the_revisions_of_a_service_of_its_name(tmp_path: Path) -> None:
+    store = Store(tmp_path / "wharf.db")
+    store.revision_for("default", "iris", "predictor", "abc", {})
+    store.put("TrainedModel", "default", "iris", manifest(0))
+    store.delete("TrainedModel", "default", "iris")
+    assert [r.name for r in store.revisions("default", "iris", "predictor")] == ["iris-predictor-00001"]
