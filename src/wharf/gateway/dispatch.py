@@ -38,11 +38,11 @@ from typing import TypeVar
 from wharf.errors import RequestTimeout, WharfError
 from wharf.gateway.activator import Activator
 from wharf.gateway.balancer import Balancer, NoReadyReplica
+from wharf.gateway.codes import Code, Codes
 from wharf.gateway.edges import Edges
 from wharf.gateway.router import Router
 from wharf.gateway.routes import Replica, Revision, RouteTable, Service
 from wharf.gateway.settings import GatewaySettings
-from wharf.gateway.codes import Code, Codes
 from wharf.gateway.stats import RevisionStats, RevisionWindow, Stats
 from wharf.gateway.streaming import Stream
 from wharf.telemetry import tracing
