@@ -228,12 +228,7 @@ class HuggingFaceModel(Model):
 
     def configure_runtime(self, **options: Any) -> None:
         """Take the runtime settings a model-settings.json gives (`task`, `max_model_len`, `dtype`) before load."""
-        try:
-            self.settings = HuggingFaceSettings(**{**self.settings.model_dump(exclude_unset=True), **options})
-        except ValidationError as e:
-            raise ConfigurationError(
-                f"model '{self.name}': {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}"
-            ) from None
+        self.settings = _settings(**{**self.settings.model_dump(exclude_unset=True), **options})
         self.task_name = self.settings.task
 
     @property
@@ -355,5 +350,15 @@ def _bytes(values: list[Any]) -> np.ndarray:
     return np.vectorize(lambda v: v if isinstance(v, bytes) else str(v).encode(), otypes=[object])(array)
 
 
+def _settings(**options: Any) -> HuggingFaceSettings:
+    """The runtime's settings: `options` over the WHARF_HF_* environment; a ConfigurationError names a bad one."""
+    try:
+        return HuggingFaceSettings(**options)
+    except ValidationError as e:
+        error = e.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        raise ConfigurationError(f"Hugging Face setting {name} (WHARF_HF_{name.upper()}): {error['msg']}") from None
+
+
 def create(name: str, artifact: Path, version: str | None = None) -> HuggingFaceModel:
-    return HuggingFaceModel(name, artifact, version, HuggingFaceSettings())
+    return HuggingFaceModel(name, artifact, version, _settings())
