@@ -10,6 +10,8 @@ import pytest
 import torch
 import transformers
 
+from wharf.errors import WharfError
+
 from wharf.model.generation.engine import Engine, Generation
 from wharf.model.generation.params import SamplingParams
 
@@ -104,3 +106,19 @@ def test_cancelling_stops_the_sequence_at_once(model: transformers.LlamaForCausa
         engine.close()
     assert generation.done is None and engine.waiting == 0 and not engine.schedule.running
     assert len(sizes) < most - 1  # it left long before its last token
+
+
+def test_a_failing_step_fails_its_sequences_and_the_engine_goes_on(model: transformers.LlamaForCausalLM) -> None:
+    engine = _engine(model, sequences=4)
+
+    async def run() -> list[int]:
+        broken = engine.submit([VOCABULARY + 5], SamplingParams(3, temperature=0))  # no such token
+        with pytest.raises(WharfError, match="generation failed: IndexError"):
+            await asyncio.wait_for(broken.text(), 30)
+        after = engine.submit(PROMPTS[0], SamplingParams(4, temperature=0))
+        return _tokens(await asyncio.wait_for(after.text(), 30))
+
+    try:
+        assert asyncio.run(run()) == _unbatched(model, PROMPTS[0], 4)
+    finally:
+        engine.close()

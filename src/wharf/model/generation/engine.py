@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from wharf.errors import WharfError
 from wharf.model.generation.batch import DecodeBatch, prefill
 from wharf.model.generation.params import SamplingParams
 from wharf.model.generation.sampling import generator_of, next_tokens
@@ -45,13 +46,20 @@ class Done:
     completion_tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The model failed during a step: the sequence ends without an answer."""
+
+    reason: str
+
+
 class Generation:
     """One request's sequence as its consumer sees it: iterate it for `Delta`s; `done` is set at the end."""
 
     def __init__(self, engine: Engine, id: int, prompt: list[int], params: SamplingParams) -> None:
         self.engine, self.id, self.prompt, self.params = engine, id, prompt, params
         self.loop = asyncio.get_running_loop()
-        self.events: asyncio.Queue[Delta | Done] = asyncio.Queue()
+        self.events: asyncio.Queue[Delta | Done | Failed] = asyncio.Queue()
         self.done: Done | None = None
 
     async def __aiter__(self) -> AsyncIterator[Delta]:
@@ -59,6 +67,8 @@ class Generation:
             event = await self.events.get()
             if isinstance(event, Done):
                 self.done = event
+            elif isinstance(event, Failed):
+                raise WharfError(f"generation failed: {event.reason}")
             else:
                 yield event
 
@@ -71,7 +81,7 @@ class Generation:
         if self.done is None:
             self.engine.cancel(self.id)
 
-    def put(self, event: Delta | Done) -> None:
+    def put(self, event: Delta | Done | Failed) -> None:
         """Hand `event` to the consumer (from the engine's thread)."""
         self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
@@ -157,11 +167,13 @@ class Engine:
                 cancelled, self._cancelled = self._cancelled, set()
             try:
                 self._turn(incoming, cancelled)
-            except Exception:  # a fault of the model: every sequence it held ends, the loop goes on
+            except Exception as e:  # a fault of the model: every sequence it held fails, the loop goes on
                 log.exception("generation step failed")
-                for id in list(self._sequences):
-                    self._finish(self._sequences[id], "stop")
+                for sequence in list(self._sequences.values()):
+                    sequence.request.put(Failed(f"{type(e).__name__}: {e}"))
+                    self._forget(sequence)
                 self._rows, self._batch = [], DecodeBatch(self.model)
+                self.running, self.waiting = 0, 0
 
     def _turn(self, incoming: list[_Sequence], cancelled: set[int]) -> None:
         """Between two steps: take in new and cancelled sequences, admit, prefill those admitted, then one step."""
