@@ -281,9 +281,13 @@ class RayBackend:
         if not r.serving:
             await self._back_off(r, backoff.wait_s())
         while True:
-            failure = None if r.serving else await self._start(r)
-            if failure is None:
-                failure = await self._watch(r)
+            try:
+                failure = None if r.serving else await self._start(r)
+                if failure is None:
+                    failure = await self._watch(r)
+            except Exception as e:  # the cluster failed us (unreachable, a system error): try again after the backoff
+                log.exception("replica supervision failed", extra={"replica": r.id})
+                failure = f"Ray failed: {_first_line(e)}"
             delay = backoff.ended(None if r.ready_at is None else time.monotonic() - r.ready_at)
             await self._ended(r, failure, delay)
             await self._back_off(r, delay)
@@ -410,7 +414,7 @@ class RayBackend:
         if r.actor is not None:
             try:
                 tail = await self._call(r.actor.last_lines.remote(self.settings.error_lines), _CALL_GRACE_S)
-            except (self._ray.exceptions.RayActorError, TimeoutError):
+            except Exception:  # the actor is gone (or the cluster): its log stays on its node
                 pass
             await self._kill(r.actor)
         status = "" if r.last_exit is None else f" (status {r.last_exit})"
@@ -462,8 +466,8 @@ class RayBackend:
         try:
             status = await self._call(r.actor.stop.remote(grace), grace + _CALL_GRACE_S)
             log.info("replica stopped", extra={"replica": r.id, "status": status})
-        except (self._ray.exceptions.RayActorError, TimeoutError):
-            pass
+        except Exception as e:  # the actor (or the cluster) is gone already: nothing left to drain
+            log.info("replica not drained", extra={"replica": r.id, "error": _first_line(e)})
         await self._kill(r.actor)
 
     def _drain_s(self, spec: ReplicaSpec) -> float:
