@@ -31,7 +31,12 @@ class TextGenerator:
         """The prompt of a chat: the tokenizer's chat template, ending where the assistant's answer begins."""
         if not getattr(self.tokenizer, "chat_template", None):
             raise InvalidInput("this model has no chat template; use the completions endpoint")
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        from jinja2 import TemplateError  # transformers' templating; only where a tokenizer exists
+
+        try:
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        except TemplateError as e:  # e.g. a template that wants user and assistant turns to alternate
+            raise InvalidInput(f"messages: the model's chat template refused them: {e}") from None
         return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
     def text_ids(self, prompt: str) -> list[int]:
