@@ -140,6 +140,7 @@ def test_thirty_models_answer_over_every_protocol_within_a_budget_for_ten(
     assert samples["wharf_model_memory_budget_bytes"] == BUDGET and samples["wharf_model_evictions_total"] >= 20
     assert samples["wharf_model_load_duration_seconds_count"] == samples["wharf_model_loads_total"] >= 50
     assert samples["wharf_model_hits_total"] + samples["wharf_model_misses_total"] >= 3 * MODELS
+    assert samples['wharf_queue_wait_seconds_count{model="(shared)"}'] >= 3 * MODELS  # one set of worker threads
 
 
 def test_a_model_larger_than_the_budget_is_refused_with_its_reason(client: httpx.Client, artifacts: Path) -> None:

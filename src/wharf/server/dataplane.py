@@ -272,15 +272,18 @@ class DataPlane:
             pipeline.close()
 
     def _settle_imports(self) -> None:
-        """`settle_heap` once a model loaded while serving has imported modules (its framework, on the first load
-        of a model of that format): a framework's objects outnumber a model's by far, and left in the collected
-        generations they are walked by every full collection (a replica loading models on demand answered about
-        half as many requests: bench/mms.py). Models themselves are not frozen, so that an evicted model's memory
-        is freed by the collector as usual. The full collection is paid once per framework; a check otherwise."""
+        """Settle the heap after a load while serving: in full (`settle_heap`) once a load has imported modules
+        (its framework, on the first load of a model of that format), else at a young collection's cost (well
+        under a millisecond) before freezing what the load made. Left in the collected generations, a framework's
+        objects made a replica loading models on demand answer about half as many requests, and a thousand
+        models' objects doubled its p99 (full collections walk them again and again: bench/mms.py). A frozen model
+        is still freed once nothing refers to it: an evicted model's pipeline drops its reference to itself."""
         if len(sys.modules) != self._modules_settled:
             settle_heap()
             self._modules_settled = len(sys.modules)
-        self._shared: ThreadRunner | None = None
+        else:
+            gc.collect(1)
+            gc.freeze()
 
     def _repository_api_on(self) -> None:
         if not self.repository_api:

@@ -110,6 +110,7 @@ class ServerMetrics:
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._in_flight: dict[str, Gauge] = {}
         self._models: dict[str, ModelFigures] = {}
+        self._shared: _SharedFigures | None = None
 
     def model_loaded(self, model: str, version: str | None, seconds: float) -> None:
         self.load_seconds.labels(model, version or "").set(seconds)
@@ -165,11 +166,14 @@ class ServerMetrics:
     def shared_observer(self) -> ModelFigures:
         """What the worker threads models share report to: their queue wait and rows per call under the model
         label `SHARED`; flushing it (about once a second) flushes every model's step times too."""
-        return _SharedFigures(self)
+        self._shared = _SharedFigures(self)
+        return self._shared
 
     def render(self) -> bytes:
         for figures in list(self._models.values()):
             figures.flush()
+        if self._shared is not None:
+            ModelFigures.flush(self._shared)  # its own figures (the models' are flushed above)
         if not self.multiprocess:
             return generate_latest(self.registry)
         registry = CollectorRegistry()

@@ -162,6 +162,8 @@ class ModelPipeline:
     def close(self) -> None:
         if self._owns_threads:
             self._threads.close()
+        else:  # `run` is its only reference to itself: without it, the pipeline (and its model) go with the last use
+            del self.run
 
 
 def shared_threads(*, threads: int, max_queue: int, timeout_s: float, observer: ModelObserver) -> ThreadRunner:
