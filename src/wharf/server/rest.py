@@ -26,6 +26,9 @@ While tracing is on (`wharf.telemetry.tracing`), each request is a SERVER span `
 trace its headers carry (attributes `http.request.method`, `url.path`, `http.response.status_code`), with children
 `decode` and `encode` around an inference request's decoding and encoding (and the model's own: see pipeline.py).
 Off, a request pays a check of `tracing.enabled` at each of those three places.
+
+Paths under `/openai/` go to OpenAI's API (`server/openai.py`, its own ASGI app, streams included), in a SERVER span
+of their own while tracing is on; every other request pays one prefix check for it.
 """
 
 from __future__ import annotations
@@ -151,7 +154,11 @@ class RestApp:
         if scope["type"] != "http":
             return
         if self.openai is not None and scope["path"].startswith("/openai/"):  # one prefix check per request
-            return await self.openai(scope, receive, send)
+            if not tracing.enabled:
+                return await self.openai(scope, receive, send)
+            attributes = {"http.request.method": scope["method"], "url.path": scope["path"]}
+            with tracing.server_span(f"{scope['method']} {scope['path']}", scope["headers"], attributes):
+                return await self.openai(scope, receive, send)  # a stream's span lasts until its last event
         request = _Request(scope, receive, self.max_request_bytes, self.body_timeout_s)
         context.serving(request.headers)
         if tracing.enabled:
