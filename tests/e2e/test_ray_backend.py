@@ -2,12 +2,14 @@
 module: the canary rollout test of the local backend (split, tags, promotion, rollback) and its scale to zero and
 back run unchanged on Ray; three replicas spread over the three nodes serve through the gateway, and when a worker
 node goes away under load no more requests fail than were in flight on it and three replicas are ready again within
-30 s; meanwhile a replica that no node can hold shows Pending with the reason.
+30 s; a `wharf up` restarted after a crash adopts the three actors instead of starting them again; meanwhile a
+replica that no node can hold shows Pending with the reason.
 
 The tests run in this order, on one daemon: each deletes its service; the last one takes a node away."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -15,7 +17,7 @@ import pytest
 
 from tests.e2e import test_autoscaling, test_rollouts
 from tests.e2e.conftest import Daemon, manifest, start_daemon
-from tests.e2e.test_resilience import Load, _ready_replicas
+from tests.e2e.test_resilience import Load, _ready_replicas, _wait_recorded_ready
 from tests.ray_cluster import LOOPBACK, RayCluster, ray_cluster  # noqa: F401 - the module's cluster fixture
 from wharf.control.backends.ray import namespace_of
 
@@ -27,10 +29,13 @@ CLIENTS = 4  # concurrent clients of the load: at most this many requests are in
 def ray_daemon(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:  # noqa: F811
     """`wharf up` with its replicas on the cluster (WHARF_BACKEND=ray: the settings `--backend ray` sets)."""
     home = tmp_path_factory.mktemp("ray-daemon") / "home"
-    env = {**LOOPBACK, "WHARF_BACKEND": "ray", "WHARF_RAY_ADDRESS": ray_cluster.address}
-    daemon = start_daemon(home, env=env)
+    daemon = start_daemon(home, env=_on_ray(ray_cluster))
     yield daemon
     daemon.stop()
+
+
+def _on_ray(cluster: RayCluster) -> dict[str, str]:
+    return {**LOOPBACK, "WHARF_BACKEND": "ray", "WHARF_RAY_ADDRESS": cluster.address}
 
 
 def test_rollouts_run_on_ray_as_they_do_locally(ray_daemon: Daemon) -> None:
@@ -78,4 +83,11 @@ def test_three_replicas_on_three_nodes_survive_the_loss_of_a_node(
     # At most the requests in flight on the node that went away.
     assert len(load.failures) <= CLIENTS, load.failures
     assert any(r["restarts"] == 1 for r in back["status"]["replicaStates"] if r["id"] in victims)
+
+    _wait_recorded_ready(ray_daemon, 3)  # a resync records the replicas for adoption
+    before = {(r["id"], r["pid"], r["restarts"]) for r in _ready_replicas(ray_daemon.isvc("who"))}
+    assert ray_daemon.stop(signal.SIGKILL) == -signal.SIGKILL  # a crash: the detached actors keep serving
+    vars(ray_daemon).update(vars(start_daemon(ray_daemon.home, env=_on_ray(ray_cluster))))  # the fixture stops it
+    adopted = ray_daemon.wait("who", lambda s: len(_ready_replicas(s)) == 3)
+    assert {(r["id"], r["pid"], r["restarts"]) for r in _ready_replicas(adopted)} == before  # none started again
     ray_daemon.wharf("delete", "isvc", "who")
