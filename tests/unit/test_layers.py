@@ -16,6 +16,9 @@ FORBIDDEN = {
     "wharf.gateway": ("wharf.control", "wharf.cli", "wharf.sdk"),
     "wharf.telemetry": ("wharf.control", "wharf.gateway", "wharf.server", "wharf.model", "wharf.client"),
     "wharf.export.kserve": ("wharf.server", "wharf.gateway", "wharf.cli", "wharf.sdk"),  # pure: specs to dicts
+    "wharf.eventing.__main__": ("wharf.server", "wharf.gateway", "wharf.control", "wharf.cli", "wharf.sdk"),
+    "wharf.bandit.policies": ("wharf.server", "wharf.gateway", "wharf.control", "wharf.graph", "wharf.client"),
+    "wharf.model.repository": ("wharf.server", "wharf.gateway", "wharf.control", "wharf.cli"),
 }
 
 

@@ -173,7 +173,7 @@ def up(
     import asyncio
 
     from wharf.control.daemon import DaemonSettings, run
-    from wharf.server import logs
+    from wharf.telemetry import logs
     from wharf.server.app import loop_factory
 
     settings = _settings(
@@ -223,7 +223,7 @@ def gateway(
     import asyncio
 
     from wharf.gateway.standalone import run
-    from wharf.server import logs
+    from wharf.telemetry import logs
     from wharf.server.app import loop_factory
 
     logs.configure("INFO")

@@ -39,7 +39,7 @@ def monitor(
     from wharf.monitor.detectors.extension import detectors_extension
     from wharf.monitor.metrics.extension import metrics_extension
     from wharf.monitor.settings import MonitorSettings
-    from wharf.server import logs
+    from wharf.telemetry import logs
     from wharf.server.app import loop_factory
 
     settings = _settings(MonitorSettings, "monitor", host=host, port=port, database=database)

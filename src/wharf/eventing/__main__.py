@@ -20,7 +20,7 @@ from wharf.eventing.consumer import Consumer
 from wharf.eventing.settings import ConsumerSettings
 from wharf.eventing.status import Status, StatusApp
 from wharf.eventing.statusline import EVENT, FIELD
-from wharf.server import logs
+from wharf.telemetry import logs
 
 log = logging.getLogger("wharf.eventing")
 

@@ -14,7 +14,7 @@ import signal
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.model.base import Model
 from wharf.model.repository import ModelRepository
-from wharf.server import logs
+from wharf.telemetry import logs
 from wharf.server.dataplane import DataPlane, settle_heap
 from wharf.server.grpc import start_grpc_server
 from wharf.server.metrics import ServerMetrics

@@ -26,7 +26,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
             pass
 
     monkeypatch.setattr("wharf.control.daemon.run", run)
-    monkeypatch.setattr("wharf.server.logs.configure", lambda level: None)
+    monkeypatch.setattr("wharf.telemetry.logs.configure", lambda level: None)
     monkeypatch.setattr("wharf.server.app.ModelServer", ModelServer)
     return seen
 

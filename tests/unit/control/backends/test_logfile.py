@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from wharf.control.backends.logfile import LogFollower, last_lines, serving_ports
-from wharf.server.logs import JsonFormatter
+from wharf.telemetry.logs import JsonFormatter
 
 
 def _serving_line(**fields: object) -> str:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from wharf.control.backends.logfile import download_progress
-from wharf.server.logs import JsonFormatter
+from wharf.telemetry.logs import JsonFormatter
 from wharf.storage.progress import EVENT
 
 
