@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -39,6 +40,7 @@ from wharf.graph import Headers, Node, ServiceTarget, Step
 
 ArmTable = dict[str, dict[str, ArmStats]]  # bandit key -> arm -> statistics
 ARM = "x-wharf-arm"  # the header (gRPC: metadata) of an answer that names the arms it came from
+TRUTHS_KEPT = 10_000  # ground truths waiting for the next report at most (a daemon away loses the oldest)
 _ADDED = tuple(f.name for f in dataclasses.fields(ArmStats) if f.name != "name")
 
 
@@ -91,7 +93,7 @@ class BanditLedger:
         self._pulls: dict[str, dict[str, int]] = {}  # counted here since this gateway began
         self._rewards: ArmTable = {}  # likewise (their arms' pulls are in `_pulls`)
         self._view: ArmTable = {}  # what arms are chosen by (see `arms_state`)
-        self._truths: list[GroundTruth] = []
+        self._truths: deque[GroundTruth] = deque(maxlen=TRUTHS_KEPT)  # the oldest go while no report is read
         self._changed = False  # counted since the last report
         self._synced = False  # the control plane's totals came since this gateway (re)connected to it
 
@@ -146,7 +148,8 @@ class BanditLedger:
         control plane's totals came since the connection began (the first report of a connection asks for them)."""
         if not self._changed and not self._truths and self._synced:
             return None
-        truths, self._truths, self._changed = tuple(self._truths), [], False
+        truths, self._changed = tuple(self._truths), False
+        self._truths.clear()
         return BanditReport(self.gateway, self.totals(), truths)
 
     def retain(self, table: RouteTable) -> None:
