@@ -69,14 +69,14 @@ def billion_laughs(levels: int = 9) -> str:
 )
 def test_an_alias_bomb_is_refused_at_once_and_in_little_memory(text: str) -> None:
     tracemalloc.start()
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a loaded machine must not fail it
     try:
         message = refusal(text)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert "aliases expand the text to more than 10 times what is written in it" in message
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert peak < 5 * 2**20
 
 
@@ -108,9 +108,9 @@ def test_an_alias_inside_what_it_names_is_refused() -> None:
 
 def test_more_values_than_a_manifest_needs_are_refused() -> None:
     many = SERVICE.replace("storageUri: models/iris.joblib}", f"args: [{', '.join(['1'] * MAX_VALUES)}]}}")
-    started = time.perf_counter()
+    started = time.process_time()
     assert refusal(many).startswith(f"more than {MAX_VALUES} values")
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_documents_beyond_the_limit_are_refused_naming_the_setting() -> None:
@@ -127,10 +127,10 @@ def test_a_refusal_lists_twenty_problems_and_counts_the_rest() -> None:
         "storageUri: models/iris.joblib}",
         f"storageUri: models/iris.joblib, args: [{', '.join(['[]'] * 40_000)}]}}",
     )
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(SpecError) as refused:
         parse_manifests(many)
-    assert time.perf_counter() - started < 3.0
+    assert time.process_time() - started < 3.0
     error = refused.value
     assert len(error.problems) == MAX_REPORTED and error.omitted == 40_000 - MAX_REPORTED
     lines = error.message.splitlines()
@@ -158,9 +158,9 @@ def test_problems_of_several_documents_are_counted_together() -> None:
 def test_an_integer_too_long_is_refused_where_it_is_written(value: str) -> None:
     """Python refuses to read (or show) an integer of more than 4,300 digits, and YAML 1.1's base-60 integers
     (1:59:59) take time quadratic in their length: a long one is refused before it is built."""
-    started = time.perf_counter()
+    started = time.process_time()
     message = refusal(SERVICE + f"    minReplicas: {value}\n")
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert message.startswith(f"invalid YAML: {value[:40]}... ({len(value)} characters) cannot be read as an integer")
     assert (
         f"(a manifest's integers have at most {MAX_INT_CHARACTERS} characters); quote it if it is a string" in message

@@ -52,10 +52,6 @@ class TrainedModelModel(SpecModel):
     framework: str = Field(description="its model format, e.g. sklearn")
     memory: str = Field(description="the memory it declares it needs, a Kubernetes quantity such as 256Mi")
 
-    @property
-    def memory_bytes(self) -> int:
-        return int(parse_quantity(self.memory))
-
     def _problems(self) -> Iterator[Problem]:
         yield from _storage_problems(self.storage_uri)
         if self.framework.lower() not in RUNTIMES:
