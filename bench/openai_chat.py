@@ -6,8 +6,9 @@ Each round measures, one after the other on the same cores (every round runs eve
 disturbs each alike):
 1. `loop`: the one-request-at-a-time transformers loop KServe's Hugging Face backend runs (a queue served by one
    `model.generate` at a time, greedy, streamed through a TextIteratorStreamer), the same GGUF loaded by
-   transformers as Wharf loads it, the same torch threads, in a process of its own: `--concurrency` requests sent
-   at once, answered in turn;
+   transformers as Wharf loads it, the same torch threads, in a process of its own: `--loop-requests` requests
+   (default `--concurrency`) sent at once, answered in turn (its tokens/s does not depend on how many: one at a
+   time is one at a time);
 2. `wharf`: `wharf serve` of the GGUF (continuous batching), the same requests as streamed OpenAI chat
    completions from concurrent clients (httpx, SSE read as it comes);
 3. `gateway`: the same replica through the gateway (an in-process `Gateway` in a process of its own with a route
@@ -223,10 +224,18 @@ def summary(point: dict) -> dict:  # type: ignore[type-arg]
     }
 
 
-def one_round(n: int, tokens: int, threads: int, llama: bool) -> dict[str, dict]:  # type: ignore[type-arg]
-    points: dict[str, dict] = {}  # type: ignore[type-arg]
+class Points(dict):  # type: ignore[type-arg]
+    """A round's points by name, each printed as it comes (a long run shows its progress)."""
+
+    def __setitem__(self, name: str, point: dict) -> None:  # type: ignore[type-arg]
+        print(name, {k: round(v, 3) for k, v in point.items()}, flush=True)
+        super().__setitem__(name, point)
+
+
+def one_round(n: int, tokens: int, threads: int, llama: bool, loop_n: int) -> dict[str, dict]:  # type: ignore[type-arg]
+    points = Points()
     print("loop ...", flush=True)
-    points["loop"] = summary(run_loop(n, tokens, threads))
+    points["loop"] = summary(run_loop(loop_n, tokens, threads))
     print("wharf ...", flush=True)
     server = start_wharf(threads)
     try:
@@ -264,9 +273,10 @@ def _merged(points: list[dict]) -> dict:  # type: ignore[type-arg]
     }
 
 
-def table(rounds: list[dict[str, dict]], n: int, tokens: int, threads: int) -> str:  # type: ignore[type-arg]
+def table(rounds: list[dict[str, dict]], n: int, tokens: int, threads: int, loop_n: int) -> str:  # type: ignore[type-arg]
     lines = [
-        f"Streaming chat, {n} concurrent requests x {tokens} new tokens, SmolLM2-135M-Instruct Q4_1 GGUF,"
+        f"Streaming chat, {n} concurrent requests x {tokens} new tokens (the loop: {loop_n} in turn),"
+        " SmolLM2-135M-Instruct Q4_1 GGUF,"
         f" {threads} threads ({len(rounds)} rounds, one after the other on a shared machine)",
         "",
         "| round | point | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) | tokens | wall (s) |",
@@ -298,11 +308,13 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--loop-requests", type=int, default=0, help="requests of point 1 (0: --concurrency)")
     parser.add_argument("--skip-llama", action="store_true", help="leave out point 4 (no bench/.venvs/llama)")
     args = parser.parse_args()
     llama = not args.skip_llama and LLAMA_PYTHON.exists()
-    rounds = [one_round(args.concurrency, args.tokens, args.threads, llama) for _ in range(args.rounds)]
-    report = table(rounds, args.concurrency, args.tokens, args.threads)
+    loop_n = args.loop_requests or args.concurrency
+    rounds = [one_round(args.concurrency, args.tokens, args.threads, llama, loop_n) for _ in range(args.rounds)]
+    report = table(rounds, args.concurrency, args.tokens, args.threads, loop_n)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "openai_chat.md").write_text(report)
     print(report)
