@@ -388,7 +388,7 @@ class TrainedModels:
 
     async def _read_one(self, replica: ReplicaState) -> tuple[dict[str, dict[str, Any]], dict[str, Any]] | None:
         http = self._session()
-        base = f"http://127.0.0.1:{replica.http_port}/v2/repository"
+        base = f"http://{replica.host}:{replica.http_port}/v2/repository"
         try:
             async with self._limit:
                 async with http.post(f"{base}/index", data=b"{}") as answer:
@@ -405,7 +405,7 @@ class TrainedModels:
     async def _read_latency(self, replica: ReplicaState) -> float | None:
         """The mean seconds of a replica's model loads, from its Prometheus metrics (None before its first)."""
         try:
-            async with self._limit, self._session().get(f"http://127.0.0.1:{replica.http_port}/metrics") as answer:
+            async with self._limit, self._session().get(f"http://{replica.host}:{replica.http_port}/metrics") as answer:
                 text = (await answer.read()).decode(errors="replace") if answer.status == 200 else ""
         except (aiohttp.ClientError, TimeoutError):
             return None
@@ -420,7 +420,7 @@ class TrainedModels:
         http = self._session()
         try:
             async with self._limit:
-                async with http.post(f"http://127.0.0.1:{replica.http_port}{path}", json=body or {}) as answer:
+                async with http.post(f"http://{replica.host}:{replica.http_port}{path}", json=body or {}) as answer:
                     if answer.status >= 400:
                         text = (await answer.read())[:500].decode(errors="replace")
                         log.warning(
