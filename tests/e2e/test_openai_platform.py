@@ -57,12 +57,10 @@ class Platform:
 
     def replica_metric(self, revision: str, sample: str) -> float:
         """The value of `sample` in the /metrics of `revision`'s replica (found by the daemon's Prometheus service
-        discovery), 0 if absent."""
+        discovery)."""
         groups = self.daemon.control().get("/prometheus/targets").json()
         (address,) = [g["targets"][0] for g in groups if g["labels"].get("revision") == revision]
-        text = httpx.get(f"http://{address}/metrics", timeout=30).text
-        found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
-        return float(found.group(1)) if found else 0.0
+        return _sample(httpx.get(f"http://{address}/metrics", timeout=30).text, sample)
 
     def logged(self, request_id: str) -> list:  # type: ignore[type-arg]
         """The payload events of request `request_id`, once one came."""
@@ -71,9 +69,14 @@ class Platform:
         )
 
     def gateway_metric(self, sample: str) -> float:
-        text = httpx.get(f"{self.daemon.gateway_url}/metrics", timeout=30).text
-        found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
-        return float(found.group(1)) if found else 0.0
+        return _sample(httpx.get(f"{self.daemon.gateway_url}/metrics", timeout=30).text, sample)
+
+
+def _sample(text: str, sample: str) -> float:
+    """The value of `sample` (name and labels, as Prometheus writes them) in the metrics `text`."""
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    assert found, f"no sample {sample} in:\n{text}"
+    return float(found.group(1))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +113,7 @@ def test_chat_through_the_gateway_by_host(platform: Platform) -> None:
 
 def test_a_stream_arrives_piece_by_piece_counted_in_flight_and_is_logged_whole(platform: Platform) -> None:
     client = platform.client("smol.default.example.com")
-    in_flight = 'wharf_gateway_requests_in_flight{namespace="default",service="smol",revision="smol-predictor-00001"}'
+    in_flight = 'wharf_gateway_requests_in_flight{namespace="default",revision="smol-predictor-00001",service="smol"}'
     stream = client.chat.completions.create(
         model=MODEL,
         messages=STORY,
@@ -163,7 +166,9 @@ def test_a_service_at_zero_answers_a_chat_by_its_serving_path(platform: Platform
 
 def test_a_canary_revision_takes_half_the_chats(platform: Platform) -> None:
     daemon = platform.daemon
-    canary = _service("smol", [f"--model_name={MODEL}", "--max_model_len=256"], {"canaryTrafficPercent": 50})
+    logger = {"url": platform.sink.url, "mode": "response"}
+    args = [f"--model_name={MODEL}", "--max_model_len=256"]
+    canary = _service("smol", args, {"canaryTrafficPercent": 50, "logger": logger})
     daemon.wharf("apply", "-f", "-", stdin=canary)
     daemon.wait("smol", lambda s: ready(s) and len(s["status"]["components"]["predictor"]["traffic"]) == 2, LOAD_S)
     client = platform.client("smol.default.example.com")
