@@ -184,6 +184,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def test_a_client_leaving_mid_stream_stops_its_generation(client: openai.OpenAI, server: RunningServer) -> None:
     running = 'wharf_generation_running_sequences{model="smol"}'
+    generated = 'wharf_generation_tokens_total{kind="completion",model="smol"}'
+    tokens_before = _metric(server, generated)
     stream = client.chat.completions.create(
         model="smol",
         messages=[{"role": "user", "content": "Tell me a long story."}],
@@ -202,6 +204,7 @@ def test_a_client_leaving_mid_stream_stops_its_generation(client: openai.OpenAI,
     while _metric(server, running) != 0.0:
         assert time.monotonic() < deadline, "the generation went on after its client left"
         time.sleep(0.05)
+    assert 3 <= _metric(server, generated) - tokens_before < 200  # it stopped long before its max_tokens
     before = _cpu_seconds(server.proc.pid)
     time.sleep(1.0)
     assert _cpu_seconds(server.proc.pid) - before < 0.5  # idle: a decode step alone takes more

@@ -109,7 +109,7 @@ class OpenAIApp:
         if embedder is None:
             raise openai.OpenAIError(f"the model '{model.name}' does not make embeddings", "model")
         vectors, tokens = await asyncio.to_thread(embedder.embed, request.texts)
-        self.generation.counted(model.name, tokens, 0)
+        self.generation.embedded(model.name, tokens)
         answer = openai.embeddings(model.name, vectors, request.encoding_format, tokens)
         await exchange.reply(orjson.dumps(answer))
 
@@ -144,7 +144,7 @@ class OpenAIApp:
         await exchange.until_gone(make, generation)
 
     async def _timed(self, model: str, generation: Generation, arrived: float) -> AsyncIterator[str]:
-        """The generation's text pieces, observing time to first token and between tokens, then its token counts."""
+        """The generation's text pieces, observing time to first token and between pieces."""
         first, between = self.generation.first_token.labels(model), self.generation.inter_token.labels(model)
         last = None
         async for delta in generation:
@@ -155,8 +155,6 @@ class OpenAIApp:
                 between.observe(now - last)
             last = now
             yield delta.text
-        done = generation.done
-        self.generation.counted(model, done.prompt_tokens, done.completion_tokens)
 
     async def _whole(
         self, answer: _Answer, generation: Generation, pieces: AsyncIterator[str], exchange: _Exchange

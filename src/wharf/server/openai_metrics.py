@@ -2,8 +2,8 @@
 
 - `wharf_generation_time_to_first_token_seconds{model}`: from a request's arrival to its first text.
 - `wharf_generation_inter_token_latency_seconds{model}`: between two pieces of text of one sequence.
-- `wharf_generation_tokens_total{model,kind}`: prompt and completion tokens; `rate(...{kind="completion"}[1m])` is
-  tokens/s.
+- `wharf_generation_tokens_total{model,kind}`: prompt and completion tokens (counted by the engine as each
+  sequence ends: finished, cancelled or failed); `rate(...{kind="completion"}[1m])` is tokens/s.
 - `wharf_generation_batch_size{model}`: sequences in each decode step (the batch's occupancy, observed by the
   engine's thread: one histogram observation per step).
 - `wharf_generation_running_sequences{model}`, `wharf_generation_waiting_sequences{model}`: the batch and the queue
@@ -69,10 +69,16 @@ class GenerationMetrics:
         if generator is not None:
             self.engines[model.name] = generator.engine
             generator.engine.on_step = self.batch_size.labels(model.name).observe
+            prompt, completion = self.tokens.labels(model.name, "prompt"), self.tokens.labels(model.name, "completion")
 
-    def counted(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
-        self.tokens.labels(model, "prompt").inc(prompt_tokens)
-        self.tokens.labels(model, "completion").inc(completion_tokens)
+            def counted(prompt_tokens: int, completion_tokens: int) -> None:
+                prompt.inc(prompt_tokens)
+                completion.inc(completion_tokens)
+
+            generator.engine.on_end = counted
+
+    def embedded(self, model: str, tokens: int) -> None:
+        self.tokens.labels(model, "prompt").inc(tokens)
 
 
 class _EngineCollector(Collector):

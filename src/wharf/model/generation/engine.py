@@ -119,6 +119,7 @@ class Engine:
         self.stop_tokens = frozenset(stop_tokens)
         self.schedule = Schedule(max_sequences, max_tokens)
         self.on_step: Callable[[int], None] | None = None  # told each decode step's batch size
+        self.on_end: Callable[[int, int], None] | None = None  # told each sequence's prompt and generated tokens
         self.running = self.waiting = 0
         self._ids = itertools.count()
         self._wake = threading.Condition()
@@ -245,5 +246,8 @@ class Engine:
         self._forget(sequence)
 
     def _forget(self, sequence: _Sequence) -> None:
+        """The sequence leaves (finished, cancelled or failed): counted, out of the schedule."""
         self.schedule = self.schedule.left(sequence.request.id)
         self._sequences.pop(sequence.request.id, None)
+        if self.on_end is not None:
+            self.on_end(len(sequence.request.prompt), sequence.generated)
