@@ -68,9 +68,14 @@ LOOP = textwrap.dedent(
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32).eval()
     requests = json.loads(sys.stdin.readline())
     def generate(messages):
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True)
-        kwargs = dict(inputs=ids, max_new_tokens=tokens, do_sample=False, streamer=streamer)
+        encoded = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, timeout=600)
+        kwargs = dict(
+            inputs=encoded["input_ids"], attention_mask=encoded["attention_mask"], max_new_tokens=tokens,
+            min_new_tokens=tokens, do_sample=False, streamer=streamer,
+        )
         with torch.inference_mode():
             worker = threading.Thread(target=model.generate, kwargs=kwargs)
             worker.start()
