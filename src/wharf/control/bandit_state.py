@@ -18,13 +18,11 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from wharf.bandit.arms import ArmStats
 from wharf.control.graph_plan import GRAPH_KIND
-from wharf.control.store import Change
+from wharf.control.store import Change, transaction
 from wharf.gateway.bandits import ArmTable, BanditReport, graph_bandits
 
 GATEWAY_KEPT_S = 7 * 24 * 3600.0
@@ -56,7 +54,7 @@ class BanditState:
         self._db = sqlite3.connect(database, isolation_level=None, check_same_thread=False, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")  # as the store's (a file of its own in tests)
         self._db.executescript(_SCHEMA)
-        with self._transaction():
+        with transaction(self._db):
             self._db.execute("DELETE FROM bandit_gateways WHERE seen < ?", (time.time() - GATEWAY_KEPT_S,))
 
     def close(self) -> None:
@@ -66,7 +64,7 @@ class BanditState:
         """Add what `report`'s gateway counted since its previous report; returns what of its counts the totals
         now include (its report's totals)."""
         now = time.time()
-        with self._transaction():
+        with transaction(self._db):
             for bandit, arms in report.totals.items():
                 for arm, total in arms.items():
                     row = self._db.execute(
@@ -103,21 +101,11 @@ class BanditState:
 
     def forget(self, bandit_prefix: str) -> None:
         """Drop the counts of the bandits whose key starts with `bandit_prefix` (their graph or service is gone)."""
-        with self._transaction():
+        with transaction(self._db):
             for table in ("bandit_arms", "bandit_gateways"):
                 self._db.execute(
                     f"DELETE FROM {table} WHERE substr(bandit, 1, ?) = ?", (len(bandit_prefix), bandit_prefix)
                 )
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
 
 def _stats(arm: str, counts: list[float]) -> ArmStats:

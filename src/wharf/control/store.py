@@ -25,7 +25,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -414,19 +414,24 @@ class Store:
     def replicas(self) -> dict[str, tuple[str, dict[str, Any]]]:
         return {rid: (rev, json.loads(rec)) for rid, rev, rec in self._db.execute("SELECT * FROM replicas")}
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One transaction; a write within another (a listener's event within a batch) joins it: one commit."""
-        if self._db.in_transaction:
-            yield
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._db)
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction on `db` (opened with isolation_level=None); a write within another (a listener's event within
+    a batch) joins it: one commit."""
+    if db.in_transaction:
+        yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _resource(row: tuple) -> Resource:  # type: ignore[type-arg]
