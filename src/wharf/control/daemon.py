@@ -91,7 +91,9 @@ class DaemonSettings(BaseSettings):
     prometheus_scrape_interval_s: float = Field(5.0, gt=0, description="how often it scrapes every target")
     prometheus_binary: str = Field("prometheus", description="the Prometheus server to run")
     backend: Literal["local", "ray"] = Field("local", description="where replicas run: this machine, or a Ray cluster")
-    ray_address: str = Field("auto", description="the Ray cluster of `backend: ray` (auto: this machine's, RAY_ADDRESS)")
+    ray_address: str = Field(
+        "auto", description="the Ray cluster of `backend: ray` (auto: this machine's, RAY_ADDRESS)"
+    )
 
 
 def _backend(settings: DaemonSettings) -> Backend:

@@ -87,9 +87,7 @@ class ServedResource:
         return entry
 
 
-def _served(
-    api_version: str, kind: str, short_name: str, categories: tuple[str, ...] = CATEGORIES
-) -> ServedResource:
+def _served(api_version: str, kind: str, short_name: str, categories: tuple[str, ...] = CATEGORIES) -> ServedResource:
     group, version = api_version.split("/")
     singular = kind.lower()
     return ServedResource(group, version, f"{singular}s", singular, kind, (short_name,), categories, status=True)

@@ -108,7 +108,7 @@ class TabularModel(Model):
             if columns is None:
                 raise InvalidInput(
                     f"model '{self.name}' takes one input tensor, got {len(inputs)} "
-                    f"(named columns need the parameter \"content_type\": \"{PANDAS}\")"
+                    f'(named columns need the parameter "content_type": "{PANDAS}")'
                 )
             return True
         # one column by name (a whole row of a model with as many columns is a matrix's, as V1 rows arrive)
