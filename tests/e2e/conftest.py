@@ -97,6 +97,19 @@ def ready(resource: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def iris_model(daemon: Daemon) -> Path:
+    """An iris LogisticRegression in `daemon`'s models directory (where its policy lets models load from)."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    features, species = load_iris(return_X_y=True)
+    path = daemon.home / "models" / "iris.joblib"
+    path.parent.mkdir(exist_ok=True)
+    joblib.dump(LogisticRegression(max_iter=1000).fit(features, species), path)
+    return path
+
+
 def start_daemon(home: Path, gateway_ports: tuple[int, int] = (0, 0), env: dict[str, str] | None = None) -> Daemon:
     """`wharf up` on `home`, the gateway on `gateway_ports` (HTTP, gRPC; 0: any free port), with `env` added to
     its environment."""

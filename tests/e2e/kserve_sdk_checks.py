@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pytest
 from kserve import (
     ApiClient,
@@ -25,10 +24,8 @@ from kserve import (
     constants,
 )
 from kubernetes.client import V1ObjectMeta
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
 
-from tests.e2e.conftest import Daemon, start_daemon
+from tests.e2e.conftest import iris_model, Daemon, start_daemon
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +44,7 @@ def client(daemon: Daemon) -> KServeClient:
 
 @pytest.fixture(scope="module")
 def model(daemon: Daemon) -> Path:
-    features, species = load_iris(return_X_y=True)
-    path = daemon.home / "models" / "iris.joblib"  # where the policy lets models load from
-    path.parent.mkdir(exist_ok=True)
-    joblib.dump(LogisticRegression(max_iter=1000).fit(features, species), path)
-    return path
+    return iris_model(daemon)
 
 
 def isvc(name: str, model: Path, canary: int | None = None) -> V1beta1InferenceService:

@@ -15,13 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import joblib
 import pytest
 import yaml
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
 
-from tests.e2e.conftest import Daemon, start_daemon
+from tests.e2e.conftest import iris_model, Daemon, start_daemon
 from tests.processes import start
 from tests.programs import program
 from wharf.export import runtime
@@ -41,11 +38,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 @pytest.fixture(scope="module")
 def model(daemon: Daemon) -> Path:
-    features, species = load_iris(return_X_y=True)
-    path = daemon.home / "models" / "iris.joblib"  # where the policy lets models load from
-    path.parent.mkdir(exist_ok=True)
-    joblib.dump(LogisticRegression(max_iter=1000).fit(features, species), path)
-    return path
+    return iris_model(daemon)
 
 
 @pytest.fixture(scope="module")

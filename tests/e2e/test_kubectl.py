@@ -13,13 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import joblib
 import pytest
 import yaml
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
 
-from tests.e2e.conftest import Daemon, start_daemon
+from tests.e2e.conftest import iris_model, Daemon, start_daemon
 from tests.programs import program
 
 KUBECTL = "kubectl"  # on PATH: `make test` installs it
@@ -42,11 +39,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 @pytest.fixture(scope="module")
 def model(daemon: Daemon) -> Path:
-    features, species = load_iris(return_X_y=True)
-    path = daemon.home / "models" / "iris.joblib"  # where the policy lets models load from
-    path.parent.mkdir(exist_ok=True)
-    joblib.dump(LogisticRegression(max_iter=1000).fit(features, species), path)
-    return path
+    return iris_model(daemon)
 
 
 def iris(name: str, model: Path, *, canary: int | None = None, labels: dict[str, str] | None = None) -> str:
