@@ -24,8 +24,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ROWS = np.array([[1.0, -1.0, 1.0, 0.0], [-1.0, 1.0, -1.0, 0.5], [0.2, 0.3, -0.4, 1.0]])
 TIMEOUT_S = 90.0
-#: what the small parent's one replica may hold: any one of its three models (2 to 4.5 MB each), never all three
-SMALL_BUDGET = "6Mi"
+#: what the small parent's one replica may hold: any one of its three models (about 16 MB of objects each, and up to
+#: some 8 MB more where the load's transient allocations stay in the process's resident memory), never two
+SMALL_BUDGET = "24Mi"
 
 
 def service(name: str, replicas: int, budget: str, canary: int | None = None) -> str:
@@ -45,13 +46,13 @@ def trained(name: str, parent: str, uri: Path | str, framework: str = "sklearn",
 
 
 def train(home: Path) -> dict[str, tuple[Path, list[int]]]:
-    """Three nearest-neighbour models (each keeps its 50,000 training rows: megabytes, measured when loaded) under
-    WHARF_HOME/models, with their answers to ROWS."""
+    """Three brute-force nearest-neighbour models (each keeps its 400,000 training rows and labels: 16 MB, measured
+    when loaded) under WHARF_HOME/models, with their answers to ROWS."""
     rng = np.random.default_rng(7)
     models = {}
     for i in range(3):
-        x = rng.normal(size=(50_000, 4))
-        model = KNeighborsClassifier(n_neighbors=1).fit(x, (x[:, i] > 0).astype(int))
+        x = rng.normal(size=(400_000, 4))
+        model = KNeighborsClassifier(n_neighbors=1, algorithm="brute").fit(x, (x[:, i] > 0).astype(int))
         path = home / "models" / f"k{i}" / "model.joblib"
         path.parent.mkdir(parents=True)
         joblib.dump(model, path)
@@ -205,7 +206,7 @@ def test_wrong_trained_models_are_refused_or_reported_and_the_others_unaffected(
 def test_a_canaried_parent_keeps_its_models_on_both_revisions(
     daemon: Daemon, models: dict[str, tuple[Path, list[int]]]
 ) -> None:
-    daemon.wharf("apply", "-f", "-", stdin=service("small", 1, "7Mi", canary=50))
+    daemon.wharf("apply", "-f", "-", stdin=service("small", 1, "26Mi", canary=50))
 
     def on_both(isvc: dict[str, Any]) -> bool:
         replicas = held_in(isvc).values()
