@@ -46,8 +46,10 @@ class RayCluster:
 @pytest.fixture(scope="module")
 def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
     """Three nodes of one CPU each (or the module's `RAY_NODES`: a head takes 8 s to start, each worker 7 s more),
-    shut down after the module (with any driver the module's code connected)."""
+    the workers labelled as the module's `RAY_WORKER_LABELS` says (the first worker's labels first), shut down after
+    the module (with any driver the module's code connected)."""
     nodes = getattr(request.module, "RAY_NODES", NODES)
+    labels = list(getattr(request.module, "RAY_WORKER_LABELS", ()))
     saved = {key: os.environ.get(key) for key in LOOPBACK}
     os.environ.update(LOOPBACK)
     import ray
@@ -55,7 +57,7 @@ def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
 
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
     try:
-        workers = [cluster.add_node(**NODE) for _ in range(nodes - 1)]
+        workers = [cluster.add_node(**NODE, labels=labels[i] if i < len(labels) else {}) for i in range(nodes - 1)]
         cluster.wait_for_nodes()
         yield RayCluster(cluster, workers)
     finally:

@@ -3,7 +3,8 @@ module: the canary rollout test of the local backend (split, tags, promotion, ro
 back run unchanged on Ray; three replicas spread over the three nodes serve through the gateway, and when a worker
 node goes away under load no more requests fail than were in flight on it and three replicas are ready again within
 30 s; a `wharf up` restarted after a crash adopts the three actors instead of starting them again; meanwhile a
-replica that no node can hold shows Pending with the reason.
+replica that no node can hold shows Pending with the reason. A component's nodeSelector puts its replica on the one
+node labelled so (the first worker).
 
 The tests run in this order, on one daemon: each deletes its service; the last one takes a node away."""
 
@@ -23,6 +24,7 @@ from wharf.control.backends.ray import namespace_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 CLIENTS = 4  # concurrent clients of the load: at most this many requests are in flight on any node
+RAY_WORKER_LABELS = [{"disk": "ssd"}]  # the first worker's: the one node a nodeSelector of disk=ssd admits
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +49,31 @@ def test_scale_to_zero_and_back_on_ray(ray_daemon: Daemon) -> None:
     ray_daemon.wharf("delete", "isvc", "who")
 
 
+def _nodes(daemon: Daemon, cluster: RayCluster, replicas: list[str]) -> dict[str, str]:
+    """The Ray node each of `replicas` (ids) runs on, asked of its actor."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=cluster.address, namespace=namespace_of(daemon.home), log_to_driver=False)
+    return {replica: ray.get(ray.get_actor(replica).where.remote(), timeout=30)["node_id"] for replica in replicas}
+
+
+def test_a_node_selector_places_the_replica_on_the_labelled_node(
+    ray_daemon: Daemon,
+    ray_cluster: RayCluster,  # noqa: F811
+) -> None:
+    selected = manifest("ssd", "a").replace("  predictor:\n", "  predictor:\n    nodeSelector: {disk: ssd}\n")
+    ray_daemon.wharf("apply", "-f", "-", stdin=selected)
+    [replica] = _ready_replicas(ray_daemon.wait("ssd", lambda s: len(_ready_replicas(s)) == 1, timeout=60))
+    labelled = ray_cluster.workers[0].node_id
+    assert _nodes(ray_daemon, ray_cluster, [replica["id"]]) == {replica["id"]: labelled}
+    ray_daemon.wharf("delete", "isvc", "ssd")
+
+
 def test_three_replicas_on_three_nodes_survive_the_loss_of_a_node(
     ray_daemon: Daemon,
     ray_cluster: RayCluster,  # noqa: F811
 ) -> None:
-    import ray
-
     big = manifest("big", "a").replace("      modelFormat", "      resources: {limits: {cpu: '8'}}\n      modelFormat")
     three = manifest("who", "a", predictor={"minReplicas": 3, "maxReplicas": 3}, sleep_s=0.02)
     ray_daemon.wharf("apply", "-f", "-", stdin=big + "---\n" + three)
@@ -61,9 +82,7 @@ def test_three_replicas_on_three_nodes_survive_the_loss_of_a_node(
     assert "Pending: no node of the Ray cluster has 8 CPU" in ray_daemon.wharf("describe", "isvc", "big").stdout
     ray_daemon.wharf("delete", "isvc", "big")
     service = ray_daemon.wait("who", lambda s: len(_ready_replicas(s)) == 3, timeout=90)
-    ray.init(address=ray_cluster.address, namespace=namespace_of(ray_daemon.home), log_to_driver=False)
-    actors = {r["id"]: ray.get_actor(r["id"]) for r in _ready_replicas(service)}
-    nodes = {replica: ray.get(actor.where.remote(), timeout=30)["node_id"] for replica, actor in actors.items()}
+    nodes = _nodes(ray_daemon, ray_cluster, [r["id"] for r in _ready_replicas(service)])
     assert len(set(nodes.values())) == 3, nodes  # spread: one on each node
 
     with Load(ray_daemon, CLIENTS) as load:

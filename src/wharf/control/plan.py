@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wharf.autoscaler import ScalingPolicy, policy_from_annotations
+from wharf.control.backends.node_selection import NodeSelection
 from wharf.control.spec import (
     CUSTOM_FORMAT,
     MAX_DOCUMENTS,
@@ -193,6 +194,7 @@ def _component_plan(
     predictor calls: a predictor answering another protocol, or slower, needs a new transformer revision). A model
     made from more than the component (a built-in explainer's, which names the predictor's artifact) joins the
     fingerprint too."""
+    extra = {**extra, **_node_selection(service, component)}
     derived = {**extra, "model": model.model_dump(mode="json")}
     env = {var.name: var.value for var in model.env}
     env["WHARF_REQUEST_TIMEOUT_S"] = str(component.timeout)
@@ -225,6 +227,17 @@ def _component_plan(
         scaling=_scaling(service, component),
         logger=_logger(component.logger),
     )
+
+
+def _node_selection(service: InferenceService, component: ComponentSpec) -> dict[str, Any]:
+    """The component's `node_selector` and `tolerations` (the Ray backend's node labels: `NodeSelection`), each only
+    when set, so that a revision without them keeps the fingerprint it had before they joined the replica spec."""
+    try:
+        NodeSelection.from_kubernetes(component.node_selector, component.tolerations)
+    except ValueError as e:
+        raise ConfigurationError(f"InferenceService {service.namespace}/{service.name}: {e}") from None
+    chosen = {"node_selector": component.node_selector, "tolerations": component.tolerations}
+    return {name: value for name, value in chosen.items() if value}
 
 
 def _logger(logger: LoggerSpec | None) -> dict[str, Any] | None:

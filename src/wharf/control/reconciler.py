@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from wharf.control.backends import ReplicaResources, ReplicaSpec, ReplicaState
 from wharf.control.backends.base import Backend
+from wharf.control.backends.node_selection import NodeSelection
 from wharf.control.bandit_rollout import ArmSource, BanditRollouts, Canary
 from wharf.control.gateway_process import GatewayProcess
 from wharf.control.graph_plan import GRAPH_KIND, component_protocol, graph_route
@@ -379,9 +380,11 @@ class Reconciler:
             caller = f"{record.namespace}/{record.service}/{record.component}"
             env.update(predictor_env(spec["predictor"], self.ingress.http_url, self.ingress.grpc_target, caller))
         resources = ReplicaResources.from_kubernetes(spec.get("resources"))  # revisions made before have none
+        nodes = NodeSelection.from_kubernetes(spec.get("node_selector"), spec.get("tolerations"))
         return ReplicaSpec(
-            record.name, spec["model_name"], spec["model_uri"], spec["runtime"], env, tuple(spec["args"]), resources
-        )
+            record.name, spec["model_name"], spec["model_uri"], spec["runtime"], env, tuple(spec["args"]), resources,
+            nodes,
+        )  # fmt: skip
 
     def _judge_canaries(self, resource: Resource) -> list[tuple[str, str]]:
         """(component, why) for each component whose canary must be rolled back."""

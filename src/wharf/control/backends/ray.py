@@ -3,8 +3,9 @@ server on its node and reports the node's address and the server's ports; the ga
 
 Placement follows the replica's `resources` (`placement`): its cpu limit is the actor's `num_cpus`, its memory
 limit its `memory`, its `nvidia.com/gpu` its `num_gpus` (0 of each when the spec sets none, so that a one-CPU node
-holds several replicas), and the replicas of a revision are spread over the nodes (`spread_to`: each new one is
-sent to the node big enough that holds fewest of its revision's, by node affinity; Ray's own SPREAD strategy,
+holds several replicas), its `nodes` (a component's nodeSelector and tolerations: `node_selection.py`) the Ray node
+labels its node must or must not carry, and the replicas of a revision are spread over the nodes (`spread_to`: each
+new one is sent to the node, big enough and admitted, that holds fewest of its revision's, by node affinity; Ray's own SPREAD strategy,
 and a soft affinity, are best effort and were seen here to put three replicas on one node). An
 actor Ray has not placed within `pending_after_s` shows its replica `Pending` with the reason (no node has that
 much at all, or the nodes that have are busy) until Ray places it, as a Kubernetes pod waits; a cluster that
@@ -36,6 +37,7 @@ from pydantic import Field
 
 from wharf.control.backends.backoff import RestartBackoff
 from wharf.control.backends.local import _CONTROLLED, _DRAIN_ENV, _MULTI_MODEL, serve_command
+from wharf.control.backends.node_selection import NodeSelection
 from wharf.control.backends.ray_actor import ReplicaActor
 from wharf.control.backends.replica import ReplicaSpec, ReplicaState
 from wharf.control.backends.settings import LocalBackendSettings
@@ -92,12 +94,17 @@ def _asked(options: Mapping[str, Any]) -> dict[str, float]:
     return {name: float(amount) for name, amount in asked.items() if amount}
 
 
-def _shortage(ray: Any, asked: Mapping[str, float]) -> str:
-    """Why Ray has not placed an actor that asks for `asked` (a blocking call to the cluster)."""
-    wanted = ", ".join(f"{_amount(name, amount)} {name}" for name, amount in asked.items()) or "no resources"
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+def _shortage(ray: Any, asked: Mapping[str, float], selection: NodeSelection) -> str:
+    """Why Ray has not placed an actor that asks for `asked` on a node `selection` admits (a blocking call to the
+    cluster)."""
+    parts = [f"{_amount(name, amount)} {name}" for name, amount in asked.items()]
+    if labels := selection.describe():
+        parts.append(labels)
+    wanted = ", ".join(parts) or "no resources"
+    alive = [node for node in ray.nodes() if node.get("Alive")]
+    nodes = [node["Resources"] for node in alive if selection.admits(node.get("Labels") or {})]
     if not any(all(node.get(name, 0) >= amount for name, amount in asked.items()) for node in nodes):
-        return f"Pending: no node of the Ray cluster has {wanted} (of {len(nodes)} nodes; an autoscaler may add one)"
+        return f"Pending: no node of the Ray cluster has {wanted} (of {len(alive)} nodes; an autoscaler may add one)"
     free = ray.available_resources()
     have = ", ".join(f"{_amount(name, free.get(name, 0))} {name}" for name in asked) or "?"
     return f"Pending: waiting for a Ray node with {wanted} free (the cluster has {have} free in all)"
@@ -311,13 +318,21 @@ class RayBackend:
         held = [o.node for o in self._replicas.values() if o.spec.revision == r.spec.revision and o is not r]
         now = time.monotonic()
         self._shunned = {node: since for node, since in self._shunned.items() if now - since < _SHUNNED_S}
-        alive = {n["NodeID"]: n["Resources"] for n in nodes if n.get("Alive") and n["NodeID"] not in self._shunned}
-        r.node = spread_to(alive, held, _asked(options)) or ""
+        alive = [n for n in nodes if n.get("Alive")]
+        admitted = {
+            n["NodeID"]: n["Resources"]
+            for n in alive
+            if n["NodeID"] not in self._shunned and r.spec.nodes.admits(n.get("Labels") or {})
+        }
+        r.node = spread_to(admitted, held, _asked(options)) or ""
+        if selector := r.spec.nodes.label_selector(n.get("Labels") or {} for n in alive):
+            options["label_selector"] = selector
         r.actor = await self._new_actor(r.id, {**options, "scheduling_strategy": self._affinity(r.node)})
         placed = asyncio.ensure_future(self._call(r.actor.where.remote(), None))
         try:
             while not (await asyncio.wait([placed], timeout=self.settings.pending_after_s))[0]:
-                self._pending(r, await asyncio.to_thread(_shortage, self._ray, _asked(options)))
+                shortage = await asyncio.to_thread(_shortage, self._ray, _asked(options), r.spec.nodes)
+                self._pending(r, shortage)
             where = placed.result()
         except self._ray.exceptions.RayActorError as e:
             self._shun(r.node)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from wharf.control.backends.node_selection import NodeSelection
 from wharf.control.backends.resources import ReplicaResources
 
 
@@ -16,7 +17,7 @@ from wharf.control.backends.resources import ReplicaResources
 class ReplicaSpec:
     """What every replica of a revision runs: `wharf serve MODEL_URI --name MODEL_NAME [--runtime R] ARGS...`
     with `env` (WHARF_* server settings and the user's variables) on top of the daemon's environment, within the
-    limits of `resources`."""
+    limits of `resources`, on a node that `nodes` admits (the Ray backend's; this machine for the local one)."""
 
     revision: str
     model_name: str
@@ -25,15 +26,18 @@ class ReplicaSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
     resources: ReplicaResources = ReplicaResources()
+    nodes: NodeSelection = NodeSelection()
 
     @cached_property
     def digest(self) -> str:
         """A hash of every field, the same for equal specs whatever the order of `env`: a replica started from a
-        spec with the same digest runs the same thing. (A spec without limits keeps the digest it had before specs
-        had `resources`, so that replicas started then are adopted.)"""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "resources"}
-        if self.resources:
-            fields["resources"] = dataclasses.asdict(self.resources)
+        spec with the same digest runs the same thing. (A spec without limits, or without node selection, keeps the
+        digest it had before specs had `resources` and `nodes`, so that replicas started then are adopted.)"""
+        optional = ("resources", "nodes")
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in optional}
+        for name in optional:
+            if value := getattr(self, name):
+                fields[name] = dataclasses.asdict(value)
         canonical = json.dumps({**fields, "env": dict(self.env)}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wharf.control.backends import ReplicaResources, ReplicaSpec
+from wharf.control.backends.node_selection import NodeSelection
 from wharf.control.backends.ray import _asked, _shortage, namespace_of, placement, spread_to
 
 NODES = {"a": {"CPU": 1.0, "memory": 2e9}, "b": {"CPU": 1.0, "memory": 2e9}, "c": {"CPU": 4.0, "GPU": 1.0}}
@@ -36,19 +37,30 @@ class _Cluster:
     """What `_shortage` asks of Ray: its nodes and the resources free."""
 
     def nodes(self) -> list[dict[str, Any]]:
-        return [{"Alive": True, "Resources": r} for r in NODES.values()] + [{"Alive": False, "Resources": {"CPU": 64}}]
+        alive = [{"Alive": True, "Resources": r, "Labels": {"name": name}} for name, r in NODES.items()]
+        return alive + [{"Alive": False, "Resources": {"CPU": 64}}]
 
     def available_resources(self) -> dict[str, float]:
         return {"CPU": 0.5}
 
 
 def test_a_pending_replica_says_whether_no_node_is_big_enough_or_the_nodes_are_busy() -> None:
-    too_big = _shortage(_Cluster(), {"CPU": 8.0})
+    too_big = _shortage(_Cluster(), {"CPU": 8.0}, NodeSelection())
     assert too_big == "Pending: no node of the Ray cluster has 8 CPU (of 3 nodes; an autoscaler may add one)"
-    busy = _shortage(_Cluster(), {"CPU": 1.0, "memory": 2**30})
+    busy = _shortage(_Cluster(), {"CPU": 1.0, "memory": 2**30}, NodeSelection())
     assert (
         busy
         == "Pending: waiting for a Ray node with 1 CPU, 1024 MiB memory free (the cluster has 0.5 CPU, 0 MiB memory free in all)"
+    )
+
+
+def test_a_replica_whose_labels_no_node_carries_says_so() -> None:
+    on_c = NodeSelection((("name", "c"),))
+    assert _shortage(_Cluster(), {"CPU": 1.0}, on_c).startswith("Pending: waiting for a Ray node")  # c is busy
+    nowhere = _shortage(_Cluster(), {"CPU": 1.0}, NodeSelection((("name", "d"),)))
+    assert (
+        nowhere
+        == "Pending: no node of the Ray cluster has 1 CPU, labels name=d (of 3 nodes; an autoscaler may add one)"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from wharf.control.backends import ReplicaResources, ReplicaSpec, ReplicaState
+from wharf.control.backends.node_selection import NodeSelection
 
 SPEC = ReplicaSpec("iris-00001", "iris", "/models/iris.joblib", "sklearn", {"A": "1", "B": "2"}, ("--x", "1"))
 
@@ -23,13 +24,14 @@ def test_a_change_to_any_field_changes_the_digest() -> None:
         "env": {"A": "1", "B": "3"},
         "args": ("--x", "2"),
         "resources": ReplicaResources(memory=1 << 30),
+        "nodes": NodeSelection((("disk", "ssd"),)),
     }
     assert set(changes) == {f.name for f in dataclasses.fields(ReplicaSpec)}
     digests = {dataclasses.replace(SPEC, **{name: value}).digest for name, value in changes.items()}
     assert len(digests) == len(changes) and SPEC.digest not in digests
 
 
-def test_a_spec_without_limits_keeps_the_digest_it_had_before_specs_had_resources() -> None:
+def test_a_spec_without_limits_or_node_selection_keeps_the_digest_it_had_before_specs_had_them() -> None:
     assert SPEC.digest == "3cd59005e465e607ac0ac3af09217eea83d50be74bed4f5fddef202d1aa0b845"  # computed before
 
 
