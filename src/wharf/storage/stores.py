@@ -7,9 +7,8 @@ Credentials are never handled here: each plugin reads its store's standard envir
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
@@ -18,11 +17,16 @@ from wharf.errors import ConfigurationError
 from wharf.storage.settings import StorageSettings
 from wharf.storage.uri import LOCAL_SCHEMES, local_path, redact, scheme
 
+if TYPE_CHECKING:  # imported when an http(s) or gs store is opened: 0.2 s a process that reads none
+    import aiohttp
+
 Options = dict[str, Any]
 
 
 def _aiohttp_timeout(settings: StorageSettings) -> aiohttp.ClientTimeout:
     # no total limit: a large artifact may take long, as long as bytes keep coming
+    import aiohttp
+
     wait = settings.storage_timeout_s
     return aiohttp.ClientTimeout(total=None, sock_connect=wait, sock_read=wait)
 
