@@ -1,3 +1,3 @@
-from wharf.cli.main import app
+from wharf.cli.entry import main
 
-app(prog_name="wharf")
+main()

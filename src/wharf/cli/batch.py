@@ -14,6 +14,9 @@ from wharf.batch import exits
 from wharf.errors import WharfError
 
 
+app = typer.Typer(add_completion=False)
+
+
 def _names(text: str | None) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()] if text else []
 
@@ -62,3 +65,6 @@ def batch(
         raise typer.Exit(exits.FAILED_CHUNKS)
     if summary.bad_rows:
         raise typer.Exit(exits.BAD_ROWS)
+
+
+app.command()(batch)
