@@ -50,7 +50,7 @@ class LocalBackendSettings(BaseModel):
     prewarm: bool = Field(True, description="fork replicas from a template process that has imported the runtime")
     prewarm_modules: tuple[str, ...] = Field(
         (
-            "wharf.cli.main", "wharf.server.app", "wharf.model.runtimes.sklearn", "numpy", "joblib", "sklearn",
+            "wharf.cli.serve", "wharf.server.app", "wharf.model.runtimes.sklearn", "numpy", "joblib", "sklearn",
             "sklearn.linear_model", "sklearn.ensemble", "sklearn.pipeline", "uvicorn", "grpc",
         ),
         description="what the template imports (a module that is not installed is skipped)",

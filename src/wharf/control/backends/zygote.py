@@ -31,6 +31,9 @@ _REAP_EVERY_S = 0.05
 def main(modules: Sequence[str]) -> None:
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever an import prints goes to the log, not among the answers
+    from wharf.server import imports
+
+    imports.prepare()  # as `wharf serve` does before anything else
     skipped = _preload(modules)
     gc.freeze()  # the children's collections leave the preloaded objects (and their shared pages) alone
     _send(answers, {"ready": True, "skipped": skipped})
@@ -104,9 +107,9 @@ def _run_replica(request: dict[str, Any], log_fd: int, answers_fd: int) -> NoRet
         sys.argv = ["wharf", *argv]
         if "numpy" in sys.modules:  # its global generator, unlike `random`'s, is not reseeded by a fork
             sys.modules["numpy"].random.seed()
-        from wharf.cli.main import app
+        from wharf.cli.entry import run
 
-        app(argv, prog_name="wharf")
+        run(argv)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else int(e.code is not None)
