@@ -21,18 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import aiohttp
-
-from wharf.control.backends.backoff import RestartBackoff
 from wharf.control.backends.cgroup import ReplicaCgroups, cgroups_or_none
 from wharf.control.backends.logfile import LogFollower, download_progress, last_lines, serving_ports
 from wharf.control.backends.memory import over_limit
@@ -40,13 +36,14 @@ from wharf.control.backends.process import Confinement, ReplicaProcess, is_repli
 from wharf.control.backends.replica import ReplicaSpec, ReplicaState
 from wharf.control.backends.resources import MIB, VISIBLE_GPUS, CpuSpread, GpuPool, machine_gpus
 from wharf.control.backends.settings import LocalBackendSettings
+from wharf.control.backends.supervision import SupervisedReplica, Supervisor, cancel
 from wharf.control.backends.template import ReplicaTemplate, TemplateError
 
 __all__ = ["LocalBackend", "LocalBackendSettings", "ReplicaSpec", "ReplicaState", "serve_command"]
 
 log = logging.getLogger(__name__)
 _LOG_POLL_S = 0.05
-_DRAIN_ENV = "WHARF_DRAIN_TIMEOUT_S"
+_LOOPBACK = "127.0.0.1"
 
 
 # What every replica runs with, whatever its spec says: its models are the daemon's to load and unload; a
@@ -74,31 +71,16 @@ def serve_command(spec: ReplicaSpec, empty_repository: Path | None = None, host:
 
 
 @dataclass(eq=False)
-class _Replica:
+class _Replica(SupervisedReplica):
     """A replica as the backend tracks it; `state()` is its plain-data snapshot."""
 
-    id: str
-    spec: ReplicaSpec
-    restarts: int = 0
-    last_exit: int | None = None
-    last_error: str | None = None
     process: ReplicaProcess | None = None
-    http_port: int = 0
-    grpc_port: int = 0
-    ready: bool = False
-    started_at: float = 0.0
-    ready_at: float | None = None  # monotonic time its current process first passed a readiness check
-    backoff_s: float = 0.0  # the restart delay it is waiting out
-    failed_checks: int = 0
     log_offset: int = 0  # where the current process's output begins in the log file
-    task: asyncio.Task[None] | None = None
-    pending: str | None = None  # what it waits for before its first start
     gpus: tuple[str, ...] = ()  # what the machine gave it, for its whole life
     cpus: tuple[int, ...] = ()
     cgroup: Path | None = None
     oom_kills: int = 0  # its cgroup's count when its current process started
     killed: str | None = None  # why the backend killed its current process
-    progress: str | None = None  # what its process, starting, last said of its progress
 
     def state(self) -> ReplicaState:
         pid = self.process.pid if self.process else 0
@@ -109,7 +91,7 @@ class _Replica:
         )  # fmt: skip
 
 
-class LocalBackend:
+class LocalBackend(Supervisor[_Replica]):
     """Runs the replicas of revisions as local processes, each in a session of its own.
 
     `on_change` (called with no arguments, from the loop) runs whenever a replica starts, becomes ready or
@@ -121,14 +103,7 @@ class LocalBackend:
     def __init__(
         self, home: Path, settings: LocalBackendSettings | None = None, on_change: Callable[[], object] | None = None
     ) -> None:
-        self.home = home
-        self.settings = settings or LocalBackendSettings()
-        self.on_change = on_change
-        self._replicas: dict[str, _Replica] = {}
-        self._backoffs: dict[str, RestartBackoff] = {}  # by revision, kept while it is scaled to zero
-        self._stopping: set[asyncio.Task[None]] = set()
-        self._http: aiohttp.ClientSession | None = None
-        self._closed = False
+        super().__init__(home, settings or LocalBackendSettings(), on_change, _Replica)
         self._cpus = CpuSpread(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else None
         self._gpus: GpuPool | None = None  # found on first use
         self._gpus_freed = asyncio.Condition()  # guards `_gpus`
@@ -140,84 +115,15 @@ class LocalBackend:
             else None
         )
 
-    def replicas(self, revision: str | None = None) -> list[ReplicaState]:
-        """The replicas of `revision` (or of all revisions), oldest first; stopping ones are not listed."""
-        return [r.state() for r in self._replicas.values() if revision in (None, r.spec.revision)]
-
-    def failing(self, revision: str) -> str | None:
-        """Why `revision`'s replicas keep failing to start, when it has replicas, none of them ready, and the last
-        `settings.failing_after` of them to end were never ready (the last error of the one that ended last);
-        else None."""
-        replicas = [r for r in self._replicas.values() if r.spec.revision == revision]
-        backoff = self._backoffs.get(revision)
-        if not replicas or backoff is None or backoff.failed_starts < self.settings.failing_after:
-            return None
-        if any(r.ready for r in replicas):
-            return None
-        return max(replicas, key=lambda r: r.started_at).last_error
-
-    def log_path(self, revision: str, replica_id: str) -> Path:
-        return self.home / "logs" / revision / f"{replica_id}.log"
-
-    async def scale(self, spec: ReplicaSpec, replicas: int) -> None:
-        """Start or stop replicas of `spec.revision` until it has `replicas` of them.
-
-        Returns at once: new replicas report their readiness through `on_change`, and stopped ones (those not
-        ready first, pending ones first among them, then the newest) leave `replicas()` immediately and drain in
-        the background.
-        """
-        if replicas < 0:
-            raise ValueError(f"replicas must be 0 or more, not {replicas}")
-        current = [r for r in self._replicas.values() if r.spec.revision == spec.revision]
-        for _ in range(replicas - len(current)):
-            self._launch(_Replica(self._new_id(spec.revision), spec))
-        retired_first = sorted(current, key=lambda r: (r.ready, r.pending is None, -r.started_at))
-        surplus = retired_first[: max(len(current) - replicas, 0)]
-        self._retire(surplus)
-
-    async def remove(self, revision: str) -> None:
-        """Stop every replica of `revision` (in the background, as `scale` does), and forget its backoff."""
-        self._retire([r for r in self._replicas.values() if r.spec.revision == revision])
-        self._backoffs.pop(revision, None)
-
-    async def adopt(self, records: Sequence[ReplicaState], specs: Mapping[str, ReplicaSpec]) -> None:
-        """Take back the replicas a previous daemon recorded.
-
-        A replica whose process is alive, was started with the spec its revision has in `specs` (the recorded
-        `spec_digest` says) and answers its readiness check on the recorded port is watched again as it is; the
-        others are started anew with that spec (a live one is stopped first), counting a restart. A record whose
-        revision is not in `specs` is stopped if alive, and forgotten.
-        """
-        fresh = [record for record in records if record.id not in self._replicas]
-        await asyncio.gather(*(self._take_over(record, specs.get(record.revision)) for record in fresh))
-
     async def close(self, stop_replicas: bool) -> None:
-        """Stop supervising, after replicas already stopping have finished; `on_change` is no longer called.
-
-        With `stop_replicas`, every replica is stopped (drained) and forgotten. Without, the processes keep
-        running for the next daemon to `adopt`, and `replicas()` still lists them for the store to record.
-        """
-        self._closed = True
-        if stop_replicas:
-            self._retire(list(self._replicas.values()))
-        else:
-            await _cancel([r.task for r in self._replicas.values() if r.task])
-        await _cancel([self._memory_watchdog] if self._memory_watchdog else [])
-        if self._stopping:
-            await asyncio.wait(set(self._stopping))
+        """As `Supervisor.close`; the memory watchdog and the template stop too (the template's children, the
+        replicas, live on without `stop_replicas`)."""
+        await cancel([self._memory_watchdog] if self._memory_watchdog else [])
+        await super().close(stop_replicas)
         if self._template is not None:
             await self._template.close(wait=stop_replicas)
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
 
     # -- one replica's life -------------------------------------------------------------------------------------
-    def _launch(self, r: _Replica) -> None:
-        if self._closed:
-            raise RuntimeError("the backend is closed")
-        self._replicas[r.id] = r
-        r.task = asyncio.create_task(self._supervise(r), name=f"replica {r.id}")
-
     async def _supervise(self, r: _Replica) -> None:
         """Keep the replica running: start it (unless adopted running) once it has its share of the machine (and,
         new to a revision whose restarts back off, its turn), watch it, and once it ends start it again after its
@@ -235,16 +141,6 @@ class LocalBackend:
             self._ended(r, failure, delay)
             await self._back_off(r, delay)
             r.restarts += 1
-
-    async def _back_off(self, r: _Replica, delay: float) -> None:
-        """Wait `delay` seconds before starting the replica, shown in its state meanwhile."""
-        if delay <= 0:
-            return
-        if r.backoff_s != delay:
-            r.backoff_s = delay
-            self._changed()
-        await asyncio.sleep(delay)
-        r.backoff_s = 0.0
 
     async def _start(self, r: _Replica) -> str | None:
         """Start the replica's process and wait for its `serving` line (its progress shown meanwhile): None once
@@ -296,20 +192,10 @@ class LocalBackend:
         """Check the replica's readiness every `health_interval_s` until its process ends."""
         assert r.process is not None
         while not r.process.exited():
-            ok = await self._ready(r.http_port)
+            ok = await self._ready(_LOOPBACK, r.http_port)
             if r.process.exited():
                 return
-            r.failed_checks = 0 if ok else r.failed_checks + 1
-            if ok and not r.ready:
-                r.ready = True
-                if r.ready_at is None:
-                    r.ready_at = time.monotonic()
-                self._backoff(r.spec.revision).ready()
-                self._changed()
-            elif r.ready and r.failed_checks >= self.settings.unready_after:
-                log.warning("replica unready", extra={"replica": r.id, "failed_checks": r.failed_checks})
-                r.ready = False
-                self._changed()
+            self._checked(r, ok)
             await asyncio.sleep(self.settings.health_interval_s)
 
     def _ended(self, r: _Replica, what: str, delay: float) -> None:
@@ -327,52 +213,24 @@ class LocalBackend:
         log.warning("replica ended", extra=extra)
         self._changed()
 
-    async def _take_over(self, record: ReplicaState, spec: ReplicaSpec | None) -> None:
-        process = ReplicaProcess(record.pid) if is_replica_process(record.pid) else None
-        same_spec = spec is not None and record.spec_digest == spec.digest
-        healthy = process is not None and same_spec and await self._ready(record.http_port)
-        if process is not None and not healthy:
-            why = "its revision is gone" if spec is None else "not ready" if same_spec else "started with another spec"
-            log.info("replica not adopted; stopping it", extra={"replica": record.id, "reason": why})
-            await process.stop(self.settings.kill_grace_s)
-        if spec is None:
-            return
-        r = _Replica(record.id, spec, record.restarts, record.last_exit, record.last_error)
-        if healthy:
-            r.process, r.http_port, r.grpc_port = process, record.http_port, record.grpc_port
-            r.started_at, r.ready, r.ready_at = record.started_at, True, time.monotonic()
-            await self._keep_placement(r, tuple(record.gpus))
-            self._backoff(spec.revision).ready()
-            log.info("replica adopted", extra={"replica": r.id, "pid": record.pid})
-        else:
-            r.restarts += 1
-        self._launch(r)
-        self._changed()
+    # -- adoption and stopping ------------------------------------------------------------------------------------
+    async def _live(self, record: ReplicaState) -> ReplicaProcess | None:
+        return ReplicaProcess(record.pid) if is_replica_process(record.pid) else None
 
-    # -- stopping -----------------------------------------------------------------------------------------------
-    def _retire(self, replicas: list[_Replica]) -> None:
-        """Take `replicas` out of the list and stop them in the background."""
-        for r in replicas:
-            del self._replicas[r.id]
-            task = asyncio.create_task(self._stop(r), name=f"stop replica {r.id}")
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
-        if replicas:
-            self._changed()
+    async def _discard(self, live: ReplicaProcess) -> None:
+        await live.stop(self.settings.kill_grace_s)
 
-    async def _stop(self, r: _Replica) -> None:
-        """SIGTERM, then SIGKILL once the replica's drain timeout (plus `kill_grace_s`) has passed."""
-        await _cancel([r.task] if r.task else [])
+    async def _resume(self, r: _Replica, live: ReplicaProcess, record: ReplicaState) -> None:
+        r.process = live
+        await self._keep_placement(r, tuple(record.gpus))
+
+    async def _halt(self, r: _Replica) -> None:
+        """SIGTERM, then SIGKILL once the replica's drain timeout (plus `kill_grace_s`) has passed; then give back
+        what it was given."""
         if r.process is not None:
             await r.process.stop(self._drain_s(r.spec) + self.settings.kill_grace_s)
             log.info("replica stopped", extra={"replica": r.id, "status": r.process.returncode})
         await self._release(r)
-
-    def _drain_s(self, spec: ReplicaSpec) -> float:
-        try:
-            return float(spec.env[_DRAIN_ENV])
-        except (KeyError, ValueError):
-            return self.settings.drain_timeout_s
 
     # -- the machine's share of each replica ---------------------------------------------------------------------
     async def _place(self, r: _Replica) -> None:
@@ -435,16 +293,6 @@ class LocalBackend:
         """The replicas' cgroups, looked for when a replica with limits first needs one."""
         return cgroups_or_none(self.settings.resources.cgroup)
 
-    def _pending(self, r: _Replica, reason: str | None) -> None:
-        if r.pending != reason:
-            r.pending = reason
-            self._changed()
-
-    def _progress(self, r: _Replica, progress: str) -> None:
-        if r.progress != progress:
-            r.progress = progress
-            self._changed()
-
     def _oom_killed(self, r: _Replica) -> str | None:
         """Why the replica's process ended, when its cgroup says the kernel killed it for its memory limit."""
         if r.cgroup is None or ReplicaCgroups.oom_kills(r.cgroup) <= r.oom_kills:
@@ -474,42 +322,6 @@ class LocalBackend:
                 r.process.signal(signal.SIGKILL)
             await asyncio.sleep(self.settings.resources.memory_check_s)
 
-    # -- small parts --------------------------------------------------------------------------------------------
-    async def _ready(self, port: int) -> bool:
-        """Whether the model server on `port` answers its readiness check in time."""
-        if port == 0:
-            return False
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.health_timeout_s),
-                connector=aiohttp.TCPConnector(force_close=True),  # no pooled connection to a dead replica
-            )
-        try:
-            async with self._http.get(f"http://127.0.0.1:{port}/v2/health/ready") as answer:
-                return answer.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
-
-    def _changed(self) -> None:
-        if self.on_change is None or self._closed:
-            return
-        try:
-            self.on_change()
-        except Exception:
-            log.exception("on_change failed")
-
-    def _backoff(self, revision: str) -> RestartBackoff:
-        backoff = self._backoffs.get(revision)
-        if backoff is None:
-            s = self.settings
-            backoff = self._backoffs[revision] = RestartBackoff(s.backoff_initial_s, s.backoff_max_s, s.backoff_reset_s)
-        return backoff
-
-    def _new_id(self, revision: str) -> str:
-        while (replica_id := f"{revision}-{secrets.token_hex(3)}") in self._replicas:
-            pass
-        return replica_id
-
 
 async def _serving_ports(
     process: ReplicaProcess, follower: LogFollower, progress: Callable[[str], None]
@@ -530,10 +342,3 @@ async def _serving_ports(
 
 def _mib(size: int) -> str:
     return f"{size / MIB:.0f} MiB"
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks)

@@ -25,22 +25,20 @@ import asyncio
 import hashlib
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from pydantic import Field
 
-from wharf.control.backends.backoff import RestartBackoff
-from wharf.control.backends.local import _CONTROLLED, _DRAIN_ENV, _MULTI_MODEL, serve_command
+from wharf.control.backends.local import _CONTROLLED, _MULTI_MODEL, serve_command
 from wharf.control.backends.node_selection import NodeSelection
 from wharf.control.backends.ray_actor import ReplicaActor
 from wharf.control.backends.replica import ReplicaSpec, ReplicaState
 from wharf.control.backends.settings import LocalBackendSettings
+from wharf.control.backends.supervision import SupervisedReplica, Supervisor
 from wharf.errors import ConfigurationError
 
 __all__ = ["RayBackend", "RayBackendSettings", "namespace_of", "placement", "spread_to"]
@@ -115,29 +113,14 @@ def _amount(name: str, amount: float) -> str:
 
 
 @dataclass(eq=False)
-class _Replica:
+class _Replica(SupervisedReplica):
     """A replica as the backend tracks it; `state()` is its plain-data snapshot."""
 
-    id: str
-    spec: ReplicaSpec
-    restarts: int = 0
-    last_exit: int | None = None
-    last_error: str | None = None
     actor: Any = None  # its Ray actor handle, once made
     serving: bool = False  # its actor's server has logged its ports
     host: str = ""
-    http_port: int = 0
-    grpc_port: int = 0
     pid: int = 0  # the server's pid on its node
     node: str = ""  # the Ray node it was sent to (or runs on)
-    ready: bool = False
-    started_at: float = 0.0
-    ready_at: float | None = None
-    backoff_s: float = 0.0
-    failed_checks: int = 0
-    pending: str | None = None
-    progress: str | None = None
-    task: asyncio.Task[None] | None = None
 
     def state(self) -> ReplicaState:
         return ReplicaState(
@@ -147,7 +130,7 @@ class _Replica:
         )  # fmt: skip
 
 
-class RayBackend:
+class RayBackend(Supervisor[_Replica]):
     """Runs the replicas of revisions as Ray actors on the cluster at `settings.address` (the `Backend` protocol).
 
     Logs go to `home/logs/<revision>/<replica id>.log` on the replica's node (on this machine: where `wharf logs`
@@ -157,58 +140,20 @@ class RayBackend:
     def __init__(
         self, home: Path, settings: RayBackendSettings | None = None, on_change: Callable[[], object] | None = None
     ) -> None:
-        self.home = home
-        self.settings = settings or RayBackendSettings()
+        self.settings: RayBackendSettings = settings or RayBackendSettings()
+        super().__init__(home, self.settings, on_change, _Replica)
         self.namespace = self.settings.namespace or namespace_of(home)
-        self.on_change = on_change
-        self._replicas: dict[str, _Replica] = {}
-        self._backoffs: dict[str, RestartBackoff] = {}
-        self._stopping: set[asyncio.Task[None]] = set()
-        self._http: aiohttp.ClientSession | None = None
         self._ray: Any = None  # the `ray` module, once connected
         self._actor_class: Any = None
         self._owns_connection = False
-        self._closed = False
         self._shunned: dict[str, float] = {}  # node -> when an actor on it died (monotonic)
 
-    # -- the Backend protocol -----------------------------------------------------------------------------------
-    def replicas(self, revision: str | None = None) -> list[ReplicaState]:
-        return [r.state() for r in self._replicas.values() if revision in (None, r.spec.revision)]
-
-    def failing(self, revision: str) -> str | None:
-        replicas = [r for r in self._replicas.values() if r.spec.revision == revision]
-        backoff = self._backoffs.get(revision)
-        if not replicas or backoff is None or backoff.failed_starts < self.settings.failing_after:
-            return None
-        if any(r.ready for r in replicas):
-            return None
-        return max(replicas, key=lambda r: r.started_at).last_error
-
-    def log_path(self, revision: str, replica_id: str) -> Path:
-        return self.home / "logs" / revision / f"{replica_id}.log"
-
-    async def scale(self, spec: ReplicaSpec, replicas: int) -> None:
-        if replicas < 0:
-            raise ValueError(f"replicas must be 0 or more, not {replicas}")
-        await self._connect()
-        current = [r for r in self._replicas.values() if r.spec.revision == spec.revision]
-        for _ in range(replicas - len(current)):
-            self._launch(_Replica(self._new_id(spec.revision), spec))
-        retired_first = sorted(current, key=lambda r: (r.ready, r.pending is None, -r.started_at))
-        self._retire(retired_first[: max(len(current) - replicas, 0)])
-
-    async def remove(self, revision: str) -> None:
-        self._retire([r for r in self._replicas.values() if r.spec.revision == revision])
-        self._backoffs.pop(revision, None)
-
+    # -- the Backend protocol, where Ray differs ------------------------------------------------------------------
     async def adopt(self, records: Sequence[ReplicaState], specs: Mapping[str, ReplicaSpec]) -> None:
-        """Take back the actors a previous daemon recorded: one alive, started with its revision's spec in `specs`
-        and ready on its recorded address is watched again as it is; the others are stopped and, when their revision
-        is in `specs`, started anew (a restart). Actors of this namespace that no record names are stopped."""
-        ray = await self._connect()
-        names = set(await asyncio.to_thread(ray.util.list_named_actors))
-        fresh = [record for record in records if record.id not in self._replicas]
-        await asyncio.gather(*(self._take_over(record, specs.get(record.revision), names) for record in fresh))
+        """As `Supervisor.adopt` (a replica lives on as its named actor); then actors of this namespace that no
+        record names are stopped."""
+        await super().adopt(records, specs)
+        names = set(await asyncio.to_thread(self._ray.util.list_named_actors))
         known = {record.id for record in records} | set(self._replicas)
         for name in names - known:
             log.info("actor not recorded; stopping it", extra={"actor": name, "namespace": self.namespace})
@@ -217,26 +162,16 @@ class RayBackend:
     async def close(self, stop_replicas: bool) -> None:
         """Stop supervising; with `stop_replicas` every actor is stopped, else they live on (detached) for the next
         daemon to adopt. The connection to the cluster is closed if this backend opened it."""
-        self._closed = True
-        if stop_replicas:
-            self._retire(list(self._replicas.values()))
-        else:
-            await _cancel([r.task for r in self._replicas.values() if r.task])
-        if self._stopping:
-            await asyncio.wait(set(self._stopping))
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await super().close(stop_replicas)
         if self._ray is not None and self._owns_connection:
             await asyncio.to_thread(self._ray.shutdown)
             self._ray = None
 
     # -- the cluster --------------------------------------------------------------------------------------------
-    async def _connect(self) -> Any:
-        """The `ray` module, connected to the cluster (in a thread: importing Ray and joining take seconds)."""
+    async def _prepare(self) -> None:
+        """Join the cluster (in a thread: importing Ray and joining take seconds)."""
         if self._ray is None:
             self._ray = await asyncio.to_thread(self._join)
-        return self._ray
 
     def _join(self) -> Any:
         import ray
@@ -275,12 +210,6 @@ class RayBackend:
         return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout)
 
     # -- one replica's life -------------------------------------------------------------------------------------
-    def _launch(self, r: _Replica) -> None:
-        if self._closed:
-            raise RuntimeError("the backend is closed")
-        self._replicas[r.id] = r
-        r.task = asyncio.create_task(self._supervise(r), name=f"replica {r.id}")
-
     async def _supervise(self, r: _Replica) -> None:
         """Keep the replica running: start its actor (unless adopted serving), watch it, and once it ends start a
         new one after its revision's backoff."""
@@ -299,15 +228,6 @@ class RayBackend:
             await self._ended(r, failure, delay)
             await self._back_off(r, delay)
             r.restarts += 1
-
-    async def _back_off(self, r: _Replica, delay: float) -> None:
-        if delay <= 0:
-            return
-        if r.backoff_s != delay:
-            r.backoff_s = delay
-            self._changed()
-        await asyncio.sleep(delay)
-        r.backoff_s = 0.0
 
     async def _start(self, r: _Replica) -> str | None:
         """Make the replica's actor, wait (Pending meanwhile) until Ray places it, and until its server serves:
@@ -401,17 +321,7 @@ class RayBackend:
         try:
             while not ended.done():
                 ok = await self._ready(r.host, r.http_port)
-                r.failed_checks = 0 if ok else r.failed_checks + 1
-                if ok and not r.ready and not ended.done():
-                    r.ready = True
-                    if r.ready_at is None:
-                        r.ready_at = time.monotonic()
-                    self._backoff(r.spec.revision).ready()
-                    self._changed()
-                elif r.ready and r.failed_checks >= self.settings.unready_after:
-                    log.warning("replica unready", extra={"replica": r.id, "failed_checks": r.failed_checks})
-                    r.ready = False
-                    self._changed()
+                self._checked(r, ok and not ended.done())
                 await asyncio.wait([ended], timeout=self.settings.health_interval_s)
             r.last_exit = ended.result()
             return "exited"
@@ -439,42 +349,19 @@ class RayBackend:
         log.warning("replica ended", extra={"replica": r.id, "reason": what, "restart_in_s": delay})
         self._changed()
 
-    async def _take_over(self, record: ReplicaState, spec: ReplicaSpec | None, names: set[str]) -> None:
-        actor = await self._named(record.id) if record.id in names else None
-        same_spec = spec is not None and record.spec_digest == spec.digest
-        healthy = actor is not None and same_spec and await self._ready(record.host, record.http_port)
-        if actor is not None and not healthy:
-            why = "its revision is gone" if spec is None else "not ready" if same_spec else "started with another spec"
-            log.info("actor not adopted; stopping it", extra={"replica": record.id, "reason": why})
-            await self._kill(actor)
-        if spec is None:
-            return
-        r = _Replica(record.id, spec, record.restarts, record.last_exit, record.last_error)
-        if healthy:
-            r.actor, r.serving, r.host, r.pid = actor, True, record.host, record.pid
-            r.http_port, r.grpc_port, r.started_at = record.http_port, record.grpc_port, record.started_at
-            r.ready, r.ready_at = True, time.monotonic()
-            r.node = (await self._call(actor.where.remote(), _CALL_GRACE_S))["node_id"]
-            self._backoff(spec.revision).ready()
-            log.info("replica adopted", extra={"replica": r.id, "host": r.host})
-        else:
-            r.restarts += 1
-        self._launch(r)
-        self._changed()
+    # -- adoption and stopping ------------------------------------------------------------------------------------
+    async def _live(self, record: ReplicaState) -> Any:
+        return await self._named(record.id)
 
-    # -- stopping -----------------------------------------------------------------------------------------------
-    def _retire(self, replicas: list[_Replica]) -> None:
-        for r in replicas:
-            del self._replicas[r.id]
-            task = asyncio.create_task(self._stop(r), name=f"stop replica {r.id}")
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
-        if replicas:
-            self._changed()
+    async def _discard(self, live: Any) -> None:
+        await self._kill(live)
 
-    async def _stop(self, r: _Replica) -> None:
+    async def _resume(self, r: _Replica, live: Any, record: ReplicaState) -> None:
+        r.actor, r.serving, r.host, r.pid = live, True, record.host, record.pid
+        r.node = (await self._call(live.where.remote(), _CALL_GRACE_S))["node_id"]
+
+    async def _halt(self, r: _Replica) -> None:
         """Drain the server (SIGTERM, SIGKILL after the drain timeout plus `kill_grace_s`), then kill its actor."""
-        await _cancel([r.task] if r.task else [])
         if r.actor is None:
             return
         grace = self._drain_s(r.spec) + self.settings.kill_grace_s
@@ -484,12 +371,6 @@ class RayBackend:
         except Exception as e:  # the actor (or the cluster) is gone already: nothing left to drain
             log.info("replica not drained", extra={"replica": r.id, "error": _first_line(e)})
         await self._kill(r.actor)
-
-    def _drain_s(self, spec: ReplicaSpec) -> float:
-        try:
-            return float(spec.env[_DRAIN_ENV])
-        except (KeyError, ValueError):
-            return self.settings.drain_timeout_s
 
     # -- small parts --------------------------------------------------------------------------------------------
     def _arguments(self, spec: ReplicaSpec) -> list[str]:
@@ -506,59 +387,6 @@ class RayBackend:
     def _log(self, r: _Replica) -> Path:
         return self.log_path(r.spec.revision, r.id)
 
-    async def _ready(self, host: str, port: int) -> bool:
-        """Whether the model server at `host:port` answers its readiness check in time."""
-        if not host or port == 0:
-            return False
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.health_timeout_s),
-                connector=aiohttp.TCPConnector(force_close=True),
-            )
-        bracketed = f"[{host}]" if ":" in host else host
-        try:
-            async with self._http.get(f"http://{bracketed}:{port}/v2/health/ready") as answer:
-                return answer.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
-
-    def _pending(self, r: _Replica, reason: str | None) -> None:
-        if r.pending != reason:
-            r.pending = reason
-            self._changed()
-
-    def _progress(self, r: _Replica, progress: str | None) -> None:
-        if r.progress != progress:
-            r.progress = progress
-            self._changed()
-
-    def _changed(self) -> None:
-        if self.on_change is None or self._closed:
-            return
-        try:
-            self.on_change()
-        except Exception:
-            log.exception("on_change failed")
-
-    def _backoff(self, revision: str) -> RestartBackoff:
-        backoff = self._backoffs.get(revision)
-        if backoff is None:
-            s = self.settings
-            backoff = self._backoffs[revision] = RestartBackoff(s.backoff_initial_s, s.backoff_max_s, s.backoff_reset_s)
-        return backoff
-
-    def _new_id(self, revision: str) -> str:
-        while (replica_id := f"{revision}-{secrets.token_hex(3)}") in self._replicas:
-            pass
-        return replica_id
-
 
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks)
