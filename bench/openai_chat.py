@@ -25,7 +25,8 @@ Every request asks `--tokens` new tokens (greedy, max_tokens) of a prompt that d
 from each answer's usage. Reported per point: aggregate tokens/s (all tokens / wall time of the burst), time to first
 token p50 and p95, the CPU time its server spent on the burst (utime + stime of the serving processes from
 /proc/PID/stat, the loop's own process time; the replica's and the gateway's together for `gateway`) as CPU
-milliseconds per token, and the ratios wharf/loop and wharf/llama.cpp in tokens/s and in tokens per CPU second (a
+milliseconds per token and as the cores it kept busy (CPU time / wall time: where a loaded machine took cores
+from a point, this says so), and the ratios wharf/loop and wharf/llama.cpp in tokens/s and in tokens per CPU second (a
 figure that a loaded machine moves far less than wall time: it mostly shares the cores out). Output: a Markdown
 table printed and written to bench/results/openai_chat.md.
 """
@@ -255,6 +256,7 @@ def summary(point: dict) -> dict:  # type: ignore[type-arg]
         "tokens": point["tokens"],
         "wall_s": point["wall_s"],
         "cpu_ms_per_token": 1000 * point["cpu_s"] / point["tokens"],
+        "cores": point["cpu_s"] / point["wall_s"],
     }
 
 
@@ -314,14 +316,14 @@ def table(rounds: list[dict[str, dict]], n: int, tokens: int, threads: int, loop
         " SmolLM2-135M-Instruct Q4_1 GGUF,"
         f" {threads} threads ({len(rounds)} rounds, one after the other on a shared machine)",
         "",
-        "| round | point | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) | CPU ms/token | tokens | wall (s) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| round | point | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) | CPU ms/token | cores busy | tokens | wall (s) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for i, points in enumerate(rounds, 1):
         for name, p in points.items():
             lines.append(
                 f"| {i} | {name} | {p['tokens_per_s']:.1f} | {p['ttft_p50_s'] * 1000:.0f} | {p['ttft_p95_s'] * 1000:.0f}"
-                f" | {p['cpu_ms_per_token']:.1f} | {p['tokens']} | {p['wall_s']:.1f} |"
+                f" | {p['cpu_ms_per_token']:.1f} | {p['cores']:.2f} | {p['tokens']} | {p['wall_s']:.1f} |"
             )
     lines.append("")
     for i, points in enumerate(rounds, 1):

@@ -122,3 +122,33 @@ def test_a_failing_step_fails_its_sequences_and_the_engine_goes_on(model: transf
         assert asyncio.run(run()) == _unbatched(model, PROMPTS[0], 4)
     finally:
         engine.close()
+
+
+def test_a_steps_tokens_reach_the_event_loop_in_one_call(model: transformers.LlamaForCausalLM) -> None:
+    """Every sequence's token of a step crosses threads together: one wake-up of the event loop per step."""
+    engine = _engine(model, sequences=4)
+    steps: list[int] = []
+    engine.on_step = steps.append
+    calls = 0
+
+    async def run() -> list[str]:
+        nonlocal calls
+        loop = asyncio.get_running_loop()
+        handoff = loop.call_soon_threadsafe
+
+        def counted(*args: object) -> object:
+            nonlocal calls
+            calls += 1
+            return handoff(*args)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        generations = [engine.submit(p, SamplingParams(8, temperature=0)) for p in PROMPTS[:4]]
+        return await asyncio.wait_for(asyncio.gather(*(g.text() for g in generations)), 60)
+
+    try:
+        texts = asyncio.run(run())
+    finally:
+        engine.close()
+    assert [_tokens(t) for t in texts] == [_unbatched(model, p, 8) for p in PROMPTS[:4]]
+    assert calls <= len(steps) + len(PROMPTS[:4])  # a call per turn (prefills may take a turn of their own)
+    assert calls < 4 * 8 / 2  # far fewer than one per token
