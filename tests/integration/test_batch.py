@@ -1,8 +1,9 @@
 """`wharf batch` as a real command: every format in and out, S3 in and out (moto's server), resume after kill -9
-compared byte for byte with an uninterrupted run, bad rows and failed chunks in the exit status."""
+of the job's process (its workers gone with it) compared byte for byte with an uninterrupted run, bad rows and failed chunks in the exit status."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -109,7 +110,7 @@ def test_s3_in_and_out(iris_model: Path, s3_endpoint: str, tmp_path: Path) -> No
     assert first.column("predict").to_pylist() == joblib.load(iris_model).predict(FEATURES[:100]).tolist()
 
 
-def test_a_job_killed_half_way_resumes_to_the_same_bytes(tmp_path: Path) -> None:
+def test_a_job_killed_half_way_leaves_no_worker_and_resumes_to_the_same_bytes(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     pa_csv.write_csv(iris_table(3000), source)
     args = ["wharf_test_models:RowSum", str(source), "--chunk-rows", "100", "--workers", "2", "--keep", "f0"]
@@ -127,9 +128,17 @@ def test_a_job_killed_half_way_resumes_to_the_same_bytes(tmp_path: Path) -> None
         while len(finished(stopped)) < 5:
             assert job.poll() is None and time.monotonic() < deadline, "the job ended before it was killed"
             time.sleep(0.02)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)  # the job and its workers, as a crash would
+        workers = children(job.pid)
+        assert workers
+        os.kill(job.pid, signal.SIGKILL)  # the job's process alone, as a crash or the OOM killer would
         job.wait(10)
+        deadline = time.monotonic() + 15
+        while alive := [pid for pid in workers if running(pid)]:
+            assert time.monotonic() < deadline, f"workers {alive} outlived their job"
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)  # whatever is left, when the test failed
     before = finished(stopped)
     assert 5 <= len(before) < 30
 
@@ -140,6 +149,24 @@ def test_a_job_killed_half_way_resumes_to_the_same_bytes(tmp_path: Path) -> None
     assert again.keys() == whole.keys()  # no temporary file left
     assert all(again[name] == whole[name] for name in whole if name != "manifest.json")  # every part, byte for byte
     assert finished(stopped) == finished(tmp_path / "whole")  # (the manifests name their own output directories)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (one its new parent has not reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def finished(output: Path) -> dict[str, object]:

@@ -6,14 +6,18 @@ row numbers as the id column when the input has none, predicts (predictor.py), a
 chunk whose prediction fails is tried once more; failing again, it is reported failed and the job goes on. At
 most two chunks per worker are handed out at once, and only their descriptions cross between processes, so memory
 stays about `chunk_rows` rows per worker whatever the input's size. The parent records each finished chunk in the
-manifest (job.py) as it ends. Once the job is done a worker exits without tearing its interpreter down.
+manifest (job.py) as it ends. Once the job is done a worker exits without tearing its interpreter down. A worker
+dies with the job's process (on Linux, `PR_SET_PDEATHSIG`), so a job killed outright (kill -9) leaves no worker
+behind, and its rerun resumes.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -65,10 +69,25 @@ def start_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -
         _Worker.load_error = _reason(e)
 
 
-def _start_pool_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
-    """`start_worker`, for a process of this machine's pool, which leaves without tearing its interpreter down."""
+def _start_pool_worker(job_pid: int, spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
+    """`start_worker`, for a process of this machine's pool, which dies with the job's process `job_pid` and leaves
+    without tearing its interpreter down."""
+    _die_with(job_pid)
     start_worker(spec, source, out_dir, out_format)
     atexit.register(_leave)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Have Linux kill this process (SIGKILL) when its parent, `parent_pid`, dies, or end it now if that has
+    happened already (Linux only: elsewhere a worker waits on the pool's queue, whose pipe it holds both ends of,
+    until it is killed)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _leave() -> None:
@@ -134,7 +153,10 @@ def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) 
         if pending:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
-                count, context, initializer=_start_pool_worker, initargs=(spec, source, out_dir, out_format)
+                count,
+                context,
+                initializer=_start_pool_worker,
+                initargs=(os.getpid(), spec, source, out_dir, out_format),
             ) as pool:
                 in_flight: dict[Future[Outcome], int] = {}
                 queue = iter(pending)
