@@ -96,10 +96,12 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
 
 def decode_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """Decode an inference request; with `header_length`, binary tensor data follows the JSON header."""
-    doc, binary, text_size = _parse(body, header_length)
-    unknown = doc.keys() - _REQUEST_KEYS
-    if unknown:
-        raise InvalidInput(f"unknown request field(s): {', '.join(sorted(unknown))}")
+    if header_length is None:  # (most requests: JSON only)
+        doc, binary, text_size = loads_object(body), None, len(body)
+    else:
+        doc, binary, text_size = _parse(body, header_length)
+    if not doc.keys() <= _REQUEST_KEYS:
+        raise InvalidInput(f"unknown request field(s): {', '.join(sorted(doc.keys() - _REQUEST_KEYS))}")
     items = doc.get("inputs")
     if not isinstance(items, list) or not items:
         raise InvalidInput("'inputs' must be a non-empty list")
@@ -107,11 +109,13 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
+    parameters = doc.get("parameters")
+    outputs = doc.get("outputs")
     return InferRequest(
-        inputs=inputs,
-        id=request_id,
-        parameters=_parameters(doc.get("parameters"), "request"),
-        outputs=_decode_outputs(doc.get("outputs")),
+        inputs,
+        request_id,
+        {} if parameters is None else _parameters(parameters, "request"),
+        None if outputs is None else _decode_outputs(outputs),
     )
 
 
@@ -156,7 +160,7 @@ def _decode_tensors(items: list[Any], kind: str, binary: memoryview | None, text
         decoded.append(tensor)
     if binary is not None and offset != len(binary):
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data follow the last {kind}")
-    if len({t.name for t in decoded}) != len(decoded):
+    if len(decoded) > 1 and len({t.name for t in decoded}) != len(decoded):
         raise InvalidInput(f"{kind} names must be unique")
     return decoded
 
@@ -169,13 +173,16 @@ def _decode_tensor(
     name = item.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"{kind}s[{index}]: 'name' must be a non-empty string")
-    unknown = item.keys() - _TENSOR_KEYS
-    if unknown:
-        raise InvalidInput(f"{kind} '{name}': unknown field(s): {', '.join(sorted(unknown))}")
+    if not item.keys() <= _TENSOR_KEYS:
+        unknown = ", ".join(sorted(item.keys() - _TENSOR_KEYS))
+        raise InvalidInput(f"{kind} '{name}': unknown field(s): {unknown}")
     datatype = item.get("datatype")
     shape = item.get("shape")
-    parameters = _parameters(item.get("parameters"), f"{kind} '{name}'")
-    size = parameters.pop("binary_data_size", None)  # how the tensor travelled, not a parameter for the model
+    parameters = item.get("parameters")
+    size = None
+    if parameters is not None:  # (most tensors have none: no name for errors is made for them)
+        parameters = _parameters(parameters, f"{kind} '{name}'")
+        size = parameters.pop("binary_data_size", None)  # how the tensor travelled, not a parameter for the model
     if size is not None:
         if binary is None:
             raise InvalidInput(
@@ -242,7 +249,11 @@ def encode_response(response: InferResponse, request: InferRequest | None = None
     Returns the body and, for a binary body, the header length for `Inference-Header-Content-Length`.
     """
     chunks: list[bytes] = []
-    outputs = [_encode_tensor(tensor, _wants_binary(tensor.name, request), chunks) for tensor in response.outputs]
+    # only a request with parameters or requested outputs can ask for binary outputs
+    asks = request is not None and (request.outputs is not None or bool(request.parameters))
+    outputs = [
+        _encode_tensor(tensor, asks and _wants_binary(tensor.name, request), chunks) for tensor in response.outputs
+    ]
     doc: dict[str, Any] = {"model_name": response.model_name}
     if response.model_version is not None:
         doc["model_version"] = response.model_version
@@ -256,8 +267,9 @@ def encode_response(response: InferResponse, request: InferRequest | None = None
 
 def _encode_tensor(tensor: Tensor, binary: bool, chunks: list[bytes]) -> dict[str, Any]:
     """A tensor's JSON object: with its `data`, or with `binary` its size while its raw bytes go to `chunks`."""
-    out: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
-    parameters = {k: v for k, v in (tensor.parameters or {}).items() if k not in _TRANSPORT_PARAMETERS}
+    out: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.data.shape)}
+    given = tensor.parameters
+    parameters = {k: v for k, v in given.items() if k not in _TRANSPORT_PARAMETERS} if given else {}
     if binary:
         raw = tensors.to_bytes(tensor.data, tensor.datatype)
         parameters["binary_data_size"] = len(raw)

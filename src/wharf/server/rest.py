@@ -58,6 +58,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 JSON = [(b"content-type", b"application/json")]
 _OK = b'{"live":true}', b'{"ready":true}'
 _ALIVE = b'{"status":"alive"}'  # KServe's V1 liveness answer at `/`
+_BINARY_HEADER = v2.BINARY_HEADER.encode()
 DECODE_IN_THREAD_ABOVE = 2**20
 _LIMIT_BYTES_PER_STRING = 16
 T = TypeVar("T")
@@ -175,7 +176,11 @@ class RestApp:
         await send({"type": "http.response.body", "body": reply.body})
 
     async def _reply(self, request: _Request, path: str) -> _Reply:
+        parts = request.parts
         try:
+            if len(parts) == 4 and parts[3] == "infer" and parts[0] == "v2" and parts[1] == "models":
+                _expect(request, "POST")  # V2 inference, most requests: three routing levels fewer
+                return await self._infer(request, parts[2], None)
             return await self._route(request)
         except WharfError as e:
             return _error(e)
@@ -275,13 +280,13 @@ class RestApp:
             payload,
             headers=[
                 (b"content-type", b"application/octet-stream"),
-                (v2.BINARY_HEADER.encode(), str(header_length).encode()),
+                (_BINARY_HEADER, str(header_length).encode()),
             ],
         )
 
     async def _v2_request(self, request: _Request) -> InferRequest:
         body = await request.body()
-        header_length = request.int_header(v2.BINARY_HEADER.encode())
+        header_length = request.int_header(_BINARY_HEADER)
         if len(body) > DECODE_IN_THREAD_ABOVE:
             json_end = len(body) if header_length is None else header_length
             return await self._decoded_in_thread(v2.decode_request, body, json_end, header_length)
