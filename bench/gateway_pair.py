@@ -4,6 +4,9 @@ The gateway routes `iris.default.example.com` (and `/serving/default/iris/...`) 
 `logged.default.example.com` to it as well with payload logging (mode all) to SINK_URL. Both run where this process
 runs (bench/gateway.sh pins it to CPU 0); SIGTERM or SIGINT stops the gateway (printing its payload log counts),
 then the replica.
+With WHARF_BENCH_REPLICA_CPU set, the replica is pinned to that CPU (the gateway and the replica on separate cores);
+with an OTLP endpoint in the environment (`OTEL_EXPORTER_OTLP_ENDPOINT`), the gateway traces its requests (the
+replica does not).
 
 Usage: python bench/gateway_pair.py MODEL_FILE REPLICA_HTTP_PORT REPLICA_GRPC_PORT GATEWAY_HTTP_PORT GATEWAY_GRPC_PORT
     SINK_URL
@@ -12,6 +15,7 @@ Usage: python bench/gateway_pair.py MODEL_FILE REPLICA_HTTP_PORT REPLICA_GRPC_PO
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -20,14 +24,18 @@ import uvloop
 
 from wharf.gateway import Gateway, Replica, Revision, RouteTable, Service
 from wharf.logger import LogTarget
+from wharf.telemetry import tracing
 
 HOST = "127.0.0.1"
 
 
 async def serve(model: str, replica_http: int, replica_grpc: int, http_port: int, grpc_port: int, sink: str) -> None:
+    cpu = os.environ.get("WHARF_BENCH_REPLICA_CPU")
     replica = subprocess.Popen(
-        [sys.executable, "-m", "wharf.cli", "serve", model, "--name", "iris", "--host", HOST]
-        + ["--http-port", str(replica_http), "--grpc-port", str(replica_grpc), "--workers", "1"]
+        (["taskset", "-c", cpu] if cpu else [])
+        + [sys.executable, "-m", "wharf.cli", "serve", model, "--name", "iris", "--host", HOST]
+        + ["--http-port", str(replica_http), "--grpc-port", str(replica_grpc), "--workers", "1"],
+        env={key: value for key, value in os.environ.items() if not key.startswith("OTEL_")},  # the gateway's alone
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,4 +64,5 @@ async def serve(model: str, replica_http: int, replica_grpc: int, http_port: int
 
 if __name__ == "__main__":
     model_file, *ports, sink_url = sys.argv[1:]
+    tracing.configure("wharf-gateway")
     uvloop.run(serve(model_file, *map(int, ports), sink_url))
