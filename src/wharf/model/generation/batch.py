@@ -6,8 +6,10 @@ Each decode step feeds one token per sequence, with a 2-D attention mask that hi
 position ids (each sequence's own count of real tokens), so padding changes no result but through floating-point
 reduction order. A sequence leaves by dropping its row; columns that became padding in every row are trimmed.
 
-Cost: joining and leaving copy the batch's cache once (like every step of transformers' DynamicCache, which grows
-by concatenation); a step costs one forward pass of `batch` tokens over the longest cache in the batch.
+Cost: joining and leaving copy the batch's cache once; a step costs one forward pass of `batch` tokens over the
+longest cache in the batch, and writes each layer's new keys and values in place (`GrowingLayer`: room reserved
+ahead, doubled when full), where transformers' DynamicCache would copy the whole cache by concatenation every step
+(18% of a 16-sequence step's CPU time for SmolLM2-135M).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 
 def prefill(model: Any, ids: list[int]) -> tuple[DynamicCache, torch.Tensor]:
@@ -45,7 +48,7 @@ class DecodeBatch:
         """Add a sequence whose prefilled `cache` holds `length` tokens, as the last row."""
         width = self.mask.shape[1]
         if self.cache is None or not len(self):
-            self.cache, self.mask = cache, torch.ones((1, length), dtype=torch.long, device=self.mask.device)
+            self.cache, self.mask = _growing(cache), torch.ones((1, length), dtype=torch.long, device=self.mask.device)
             self.positions = torch.tensor([length], device=self.mask.device)
             return
         total = max(width, length)
@@ -92,3 +95,65 @@ class DecodeBatch:
 def _left_pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
     """`tensor` ([batch, heads, tokens, dim]) padded with zeros on the left to `length` tokens."""
     return F.pad(tensor, (0, 0, length - tensor.shape[2], 0))
+
+
+class GrowingLayer(DynamicLayer):
+    """A layer's keys and values as views of buffers with room to grow: a step writes its tokens in place.
+
+    Whoever replaces `keys` and `values` with tensors of their own (a row joining or leaving) may: the next update
+    sees that they are no longer views of the buffers and copies them into new ones.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_room: torch.Tensor | None = None
+        self.value_room: torch.Tensor | None = None
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        length, new = self.get_seq_length(), key_states.shape[-2]
+        if not self._in_room(length + new, key_states):
+            self.key_room = self._room(self.keys, length, 2 * (length + new), key_states)
+            self.value_room = self._room(self.values, length, 2 * (length + new), value_states)
+        assert self.key_room is not None and self.value_room is not None
+        self.key_room[:, :, length : length + new] = key_states
+        self.value_room[:, :, length : length + new] = value_states
+        self.keys, self.values = self.key_room[:, :, : length + new], self.value_room[:, :, : length + new]
+        return self.keys, self.values
+
+    def _in_room(self, needed: int, states: torch.Tensor) -> bool:
+        """Whether `keys` are still a view of the buffer, which holds `needed` tokens of rows like `states`'."""
+        room = self.key_room
+        return (
+            room is not None
+            and self.keys is not None
+            and self.keys.numel() > 0
+            and self.keys.data_ptr() == room.data_ptr()
+            and room.shape[:2] == states.shape[:2]
+            and room.shape[2] >= needed
+        )
+
+    @staticmethod
+    def _room(held: torch.Tensor | None, length: int, tokens: int, like: torch.Tensor) -> torch.Tensor:
+        """A buffer of `tokens` positions holding the `length` tokens of `held` first."""
+        batch, heads, _, dim = like.shape
+        room = torch.empty((batch, heads, tokens, dim), dtype=like.dtype, device=like.device)
+        if length:
+            assert held is not None
+            room[:, :, :length] = held
+        return room
+
+
+def _growing(cache: DynamicCache) -> Cache:
+    """`cache` (a prefill's) as a cache of `GrowingLayer`s, where every layer is a plain DynamicLayer (else as it is:
+    a sliding window's layer keeps its own growth)."""
+    if not all(type(layer) is DynamicLayer for layer in cache.layers):
+        return cache
+    layers = [GrowingLayer() for _ in cache.layers]
+    for grown, layer in zip(layers, cache.layers, strict=True):
+        if layer.is_initialized:
+            grown.update(layer.keys, layer.values)
+    return Cache(layers=layers)
