@@ -24,6 +24,7 @@ from sklearn.datasets import load_iris
 from tests.integration.conftest import HELPERS
 from tests.integration.test_storage import s3_endpoint, s3_environment  # noqa: F401 (the fixture)
 from tests.processes import ROOT
+from wharf import InferRequest, Model
 from wharf.batch import formats
 
 FEATURES, _ = load_iris(return_X_y=True)
@@ -149,6 +150,24 @@ def test_a_job_killed_half_way_leaves_no_worker_and_resumes_to_the_same_bytes(tm
     assert again.keys() == whole.keys()  # no temporary file left
     assert all(again[name] == whole[name] for name in whole if name != "manifest.json")  # every part, byte for byte
     assert finished(stopped) == finished(tmp_path / "whole")  # (the manifests name their own output directories)
+
+
+class BlasThreads(Model):
+    """Answers, for each row, how many threads its process's BLAS (numpy's) may run."""
+
+    def predict(self, payload: InferRequest) -> np.ndarray:
+        from threadpoolctl import threadpool_info
+
+        threads = max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return np.full(len(payload.inputs[0].data), threads)
+
+
+def test_each_worker_keeps_to_its_share_of_the_cores(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    pa_csv.write_csv(iris_table(), source)
+    wharf_batch(f"{__name__}:BlasThreads", str(source), str(tmp_path / "out"), "--chunk-rows", "75", "--workers", "2")
+    threads = set(read_parts(tmp_path / "out", "csv").columns[-1].to_pylist())  # the model's one output
+    assert threads == {max(1, (os.cpu_count() or 1) // 2)}
 
 
 def children(pid: int) -> list[int]:

@@ -37,7 +37,7 @@ class JobSpec:
     output_format: str | None = None
     runtime: str | None = None
     chunk_rows: int = 100_000
-    batch_size: int = 1024
+    batch_size: int | None = None  # None: the model's (predictor.py)
     outputs: list[str] | None = None
     keep: list[str] = field(default_factory=list)
     id_column: str = "id"

@@ -8,7 +8,10 @@ one that sends each mini-batch through the gateway to that running InferenceServ
 exponential backoff.
 
 `Predictor.predict_table` cuts a table into mini-batches of `batch_size` rows and sends each through the model as
-one V2 request: a model fitted on named columns takes those columns by name, any other the table's feature columns
+one V2 request. Without a `batch_size`, a model of a tabular runtime (scikit-learn, XGBoost, LightGBM: one vectorised
+call over a matrix, whose fixed cost per call is large: a 100-tree forest predicts 250,000 rows 4.6 times slower in
+calls of 1,024 rows than in one) takes each table whole, and any other model (a network, whose memory grows with its
+batch; a custom model) and a service called over HTTP take `OTHER_BATCH_ROWS` a call: a model fitted on named columns takes those columns by name, any other the table's feature columns
 (all but the id column and the kept ones) as one matrix. Its output table holds the id column, the kept columns,
 and each output (one column for an output of one value per row, `NAME_0`, `NAME_1`, ... for one of several).
 What it adds to the model's own predict is one matrix copy of the features per mini-batch.
@@ -29,6 +32,8 @@ from wharf.model.base import Model, is_async, to_response
 from wharf.protocol.v2 import InferRequest, InferResponse, RequestedOutput, Tensor
 
 ISVC_PREFIX = "isvc/"
+#: Rows per predict call, without a `batch_size`, for a model not of a tabular runtime and for a service.
+OTHER_BATCH_ROWS = 1024
 PANDAS = "pd"
 #: What a call through the gateway may meet while the service scales (activator, autoscaler) or restarts.
 RETRIED = (ServerBusy, ModelNotReady, ServerUnreachable, RequestTimeout)
@@ -36,7 +41,7 @@ T = TypeVar("T")
 
 
 class Predictor(Protocol):
-    batch_size: int
+    batch_size: int | None  # None: each table whole
 
     def predict_table(self, table: pa.Table, outputs: list[str] | None, keep: list[str], id_column: str) -> pa.Table:
         """Predictions for every row of `table` (which holds `id_column`): the id, the `keep` columns, `outputs`
@@ -50,24 +55,28 @@ def load_predictor(
     model: str,
     *,
     runtime: str | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     max_in_flight: int = 8,
     retries: int = 5,
     gateway_url: str | None = None,
 ) -> Predictor:
-    """The predictor of `model`: an artifact path or URI, a `module:Class`, or `isvc/[NAMESPACE/]NAME`."""
-    if batch_size < 1:
+    """The predictor of `model`: an artifact path or URI, a `module:Class`, or `isvc/[NAMESPACE/]NAME`; `batch_size`
+    rows a predict call (None: the model's, as the module says)."""
+    if batch_size is not None and batch_size < 1:
         raise ConfigurationError("--batch-size must be at least 1")
     if model.startswith(ISVC_PREFIX):
         namespace, _, name = model.removeprefix(ISVC_PREFIX).rpartition("/")
-        return ServicePredictor(name, namespace or "default", batch_size, max_in_flight, retries, gateway_url)
+        return ServicePredictor(
+            name, namespace or "default", batch_size or OTHER_BATCH_ROWS, max_in_flight, retries, gateway_url
+        )
     from wharf import storage
     from wharf.model.repository import source_factory
     from wharf.model.runtimes.custom import names_class
+    from wharf.model.runtimes.tabular import TabularModel
 
     name = model.rpartition(":")[2].lower() if names_class(model) else storage.model_name(model)
     loaded = source_factory(model, name, runtime, storage.resolve)()
-    return ModelPredictor(loaded, batch_size)
+    return ModelPredictor(loaded, batch_size or (None if isinstance(loaded, TabularModel) else OTHER_BATCH_ROWS))
 
 
 # -- the table's side: requests from rows, columns from responses -------------------------------------------------
@@ -135,14 +144,16 @@ def _arrow(values: np.ndarray) -> pa.Array:
     return pa.array(values)
 
 
-def _batches(table: pa.Table, size: int) -> list[pa.Table]:
+def _batches(table: pa.Table, size: int | None) -> list[pa.Table]:
+    if size is None:
+        return [table]
     return [table.slice(start, size) for start in range(0, len(table), size)] or [table]
 
 
 class ModelPredictor:
     """A model loaded in this process, run the way the model server runs it: preprocess, predict, postprocess."""
 
-    def __init__(self, model: Model, batch_size: int) -> None:
+    def __init__(self, model: Model, batch_size: int | None) -> None:
         self.model = model
         self.batch_size = batch_size
         self._loop: asyncio.AbstractEventLoop | None = None

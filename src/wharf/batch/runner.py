@@ -1,14 +1,16 @@
 """Running a batch job on this machine: its chunks across worker processes, each read, predicted and written on its
 own, the manifest kept by this (the parent) process.
 
-Each worker loads the predictor once, then takes chunks one at a time: it reads the chunk (formats.py), adds the
-row numbers as the id column when the input has none, predicts (predictor.py), and writes the chunk's part. A
-chunk whose prediction fails is tried once more; failing again, it is reported failed and the job goes on. At
-most two chunks per worker are handed out at once, and only their descriptions cross between processes, so memory
-stays about `chunk_rows` rows per worker whatever the input's size. The parent records each finished chunk in the
-manifest (job.py) as it ends. Once the job is done a worker exits without tearing its interpreter down. A worker
-dies with the job's process (on Linux, `PR_SET_PDEATHSIG`), so a job killed outright (kill -9) leaves no worker
-behind, and its rerun resumes.
+Each worker loads the predictor once and keeps its framework to its share of the cores (BLAS and OpenMP threads:
+cores / workers; left alone, OpenBLAS runs a thread per core in every worker, and a logistic regression's predict
+over 250,000 rows then takes 5-8 times the CPU time). It then takes chunks one at a time: it reads the chunk
+(formats.py), adds the row numbers as the id column when the input has none, predicts (predictor.py), and writes
+the chunk's part. A chunk whose prediction fails is tried once more; failing again, it is reported failed and the
+job goes on. At most two chunks per worker are handed out at once, and only their descriptions cross between
+processes, so memory stays about `chunk_rows` rows per worker whatever the input's size. The parent records each
+finished chunk in the manifest (job.py) as it ends. Once the job is done a worker exits without tearing its
+interpreter down. A worker dies with the job's process (on Linux, `PR_SET_PDEATHSIG`), so a job killed outright
+(kill -9) leaves no worker behind, and its rerun resumes.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class _Worker:
     out_format: str
     predictor: Predictor | None = None
     load_error: str | None = None
+    threads: object = None  # the limits on the model's thread pools, held for the worker's life
 
 
 def start_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
@@ -69,11 +72,16 @@ def start_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -
         _Worker.load_error = _reason(e)
 
 
-def _start_pool_worker(job_pid: int, spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
-    """`start_worker`, for a process of this machine's pool, which dies with the job's process `job_pid` and leaves
-    without tearing its interpreter down."""
+def _start_pool_worker(
+    job_pid: int, threads: int, spec: JobSpec, source: Source, out_dir: str, out_format: str
+) -> None:
+    """`start_worker`, for a process of this machine's pool, which dies with the job's process `job_pid`, runs its
+    model's BLAS and OpenMP on `threads` threads, and leaves without tearing its interpreter down."""
+    from threadpoolctl import threadpool_limits
+
     _die_with(job_pid)
     start_worker(spec, source, out_dir, out_format)
+    _Worker.threads = threadpool_limits(threads)  # of the libraries the model loaded
     atexit.register(_leave)
 
 
@@ -156,7 +164,7 @@ def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) 
                 count,
                 context,
                 initializer=_start_pool_worker,
-                initargs=(os.getpid(), spec, source, out_dir, out_format),
+                initargs=(os.getpid(), max(1, (os.cpu_count() or 1) // count), spec, source, out_dir, out_format),
             ) as pool:
                 in_flight: dict[Future[Outcome], int] = {}
                 queue = iter(pending)

@@ -28,7 +28,14 @@ def batch(
     ],
     output: Annotated[str, typer.Argument(help="output directory (path or URI): parts, manifest.json, errors.jsonl")],
     workers: Annotated[int | None, typer.Option(min=1, help="worker processes (default: one per core)")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="rows per predict call")] = 1024,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="rows per predict call (default: the whole chunk for scikit-learn, XGBoost and LightGBM models, "
+            "1,024 for others and for isvc/)",
+        ),
+    ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="rows per chunk (one part each)")] = 100_000,
     output_names: Annotated[
         str | None, typer.Option("--output", help="outputs to write, comma-separated (e.g. predict_proba)")

@@ -13,7 +13,8 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from wharf.batch.predictor import load_predictor, with_retries
+from wharf import Model
+from wharf.batch.predictor import OTHER_BATCH_ROWS, load_predictor, with_retries
 from wharf.errors import InvalidInput, ServerBusy
 
 FEATURES, LABELS = load_iris(return_X_y=True)
@@ -48,6 +49,19 @@ def test_predictions_keep_the_id_and_the_kept_columns_whatever_the_batch_size(ir
         np.column_stack([out.column(f"predict_proba_{j}").to_numpy() for j in range(3)]), model.predict_proba(FEATURES)
     )
     assert out.column("predict").to_pylist() == model.predict(FEATURES).tolist()
+
+
+class Doubler(Model):
+    """A custom model: not of a tabular runtime."""
+
+    def predict(self, payload: object, headers: object = None) -> object:
+        return payload
+
+
+def test_the_batch_size_is_the_model_s_unless_given(iris: Path) -> None:
+    assert load_predictor(str(iris)).batch_size is None  # scikit-learn: each chunk in one call
+    assert load_predictor(str(iris), batch_size=7).batch_size == 7
+    assert load_predictor(f"{__name__}:Doubler").batch_size == OTHER_BATCH_ROWS
 
 
 def test_the_default_output_and_a_missing_output_or_column(iris: Path) -> None:
