@@ -1,12 +1,16 @@
 """The backend contract, one suite for every backend (`local`: processes on this machine; `ray`: actors on a local
-Ray cluster, `tests/ray_cluster.py`, of one node here): a replica started from a spec becomes ready and answers on the
-address it reports; scaling up and down; removal; a killed replica (its process, or its Ray actor) is noticed and
-replaced; a backend that takes over after the daemon's restart adopts the live replicas instead of starting them
-again."""
+Ray cluster of one node that autoscales, `tests/ray_autoscaling.py`): a replica started from a spec becomes ready and
+answers on the address it reports; scaling up and down; removal; a killed replica (its process, or its Ray actor) is
+noticed and replaced; a backend that takes over after the daemon's restart adopts the live replicas instead of
+starting them again.
+
+On the same cluster (its head started once for the module), the Ray backend's own test: a replica that no node can
+hold shows Pending with the reason, Ray's autoscaler adds a node for it, and it becomes ready there."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -18,13 +22,12 @@ import httpx
 import pytest
 
 from tests.integration.conftest import HELPERS
-from tests.ray_cluster import RayCluster, ray_cluster  # noqa: F401 - the module's cluster fixture
-from wharf.control.backends import LocalBackend, LocalBackendSettings, ReplicaSpec, ReplicaState
+from tests.ray_autoscaling import autoscaling_head  # noqa: F401 - the module's cluster fixture
+from wharf.control.backends import LocalBackend, LocalBackendSettings, ReplicaResources, ReplicaSpec, ReplicaState
 from wharf.control.backends.base import Backend
 from wharf.control.backends.process import is_replica_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
-RAY_NODES = 1  # the contract needs no more than a head: spreading and lost nodes are tests/e2e/test_ray_backend.py's
 
 FAST = {
     "start_timeout_s": 30,
@@ -55,8 +58,8 @@ async def backends(kind: str, request: pytest.FixtureRequest, tmp_path: Path) ->
         else:
             from wharf.control.backends.ray import RayBackend, RayBackendSettings
 
-            cluster: RayCluster = request.getfixturevalue("ray_cluster")
-            backend = RayBackend(tmp_path / "home", RayBackendSettings(**FAST, address=cluster.address))
+            address: str = request.getfixturevalue("autoscaling_head")
+            backend = RayBackend(tmp_path / "home", RayBackendSettings(**FAST, address=address))
         made.append(backend)
         return backend
 
@@ -155,3 +158,25 @@ async def test_a_restarted_controller_adopts_live_replicas(backends: Backends) -
     adopted = await _until(_ready(second, 2))
     assert {(s.id, s.pid, s.http_port) for s in adopted} == {(s.id, s.pid, s.http_port) for s in running}
     assert all(s.restarts == 0 for s in adopted) and all([await _answers(s) for s in adopted])
+
+
+@pytest.mark.parametrize("kind", ["ray"])
+async def test_a_replica_no_node_holds_gets_a_node_from_the_autoscaler(backends: Backends) -> None:
+    """Last in the module: the node the autoscaler adds stays (idle for minutes) until the cluster stops."""
+    backend = backends()
+    big = dataclasses.replace(SPEC, resources=ReplicaResources(cpus=2))
+    said: list[str] = []
+
+    def ready() -> ReplicaState | None:
+        [replica] = backend.replicas()
+        if replica.pending and replica.pending not in said:
+            said.append(replica.pending)
+        return replica if replica.ready else None
+
+    await backend.scale(big, 1)
+    replica = await _until(ready, timeout=90)
+    assert said and said[0].startswith("Pending: no node of the Ray cluster has 2 CPU"), said
+    assert replica.pending is None and await _answers(replica)
+    import ray
+
+    assert sorted(node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]) == [1.0, 2.0]
