@@ -45,14 +45,6 @@ class StreamBroken(Exception):
     """The replica's connection broke, or the deadline passed, before the stream's end."""
 
 
-def is_event_stream(headers: Headers) -> bool:
-    """Whether an answer's headers say its body is server-sent events."""
-    for name, value in headers:
-        if name == b"content-type":
-            return value[:17].lower() == EVENT_STREAM
-    return False
-
-
 class Stream:
     """An answer whose head came and whose body is still arriving on its connection.
 

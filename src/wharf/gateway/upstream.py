@@ -24,7 +24,7 @@ import httptools
 
 from wharf.gateway.dispatch import ConnectFailed, NoAnswer, UpstreamFailed
 from wharf.gateway.routes import Replica
-from wharf.gateway.streaming import Stream, is_event_stream
+from wharf.gateway.streaming import EVENT_STREAM, Stream
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -60,6 +60,8 @@ class _Connection(asyncio.Protocol):
         self._chunks: list[bytes] | Stream = []  # a Stream takes the body of an answer passed on as it comes
         self._status = 0
         self._framed = True  # the answer says where it ends (Content-Length, chunked, or no body)
+        self._sized = False  # its headers had a Content-Length or Transfer-Encoding (noted as each header comes)
+        self._events = False  # its Content-Type is server-sent events (likewise)
         self._reusable = False
         self._head_only = False  # an answer to HEAD: its headers announce a body that does not follow
         self._writable: asyncio.Future[None] | None = None  # while the replica reads slower than the body comes
@@ -78,6 +80,7 @@ class _Connection(asyncio.Protocol):
         whole answer, or (`streams`) a Stream once the head of an event stream came."""
         self._waiter = asyncio.get_running_loop().create_future()
         self._headers, self._chunks, self._status, self._framed = [], [], 0, True
+        self._sized = self._events = False
         self._head_only, self._streams, self._stream = head_only, streams, None
         assert self.transport is not None
         self.transport.write(request)
@@ -144,7 +147,12 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks ------------------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        self._headers.append((name, value))
+        if name == b"content-length" or name == b"transfer-encoding":
+            self._sized = True
+        elif name == b"content-type":
+            self._events = value[:17].lower() == EVENT_STREAM
 
     def on_headers_complete(self) -> None:
         self._status = status = self._parser.get_status_code()
@@ -153,9 +161,8 @@ class _Connection(asyncio.Protocol):
             self._reusable = False  # the parser would wait for the body HEAD announces: start afresh next time
             self._done()
         elif status not in _NO_BODY_STATUS and status >= 200:
-            names = {k for k, _ in self._headers}
-            self._framed = b"content-length" in names or b"transfer-encoding" in names
-            if self._streams and is_event_stream(self._headers):
+            self._framed = self._sized
+            if self._streams and self._events:
                 self._begin_stream()
 
     def _begin_stream(self) -> None:

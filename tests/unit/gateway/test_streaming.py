@@ -20,7 +20,6 @@ from tests.event_sink import EventSink
 from tests.otlp_receiver import OtlpReceiver
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.gateway import Gateway, GatewaySettings, Replica, Revision, RouteTable, Service
-from wharf.gateway.streaming import is_event_stream
 from wharf.logger import RESPONSE_TYPE, LogTarget
 
 pytest_plugins = ["tests.otlp_fixtures"]
@@ -122,9 +121,7 @@ async def _until(condition: Any, what: str) -> None:
 async def test_each_event_reaches_the_client_before_the_replica_makes_the_next(setup: Setup) -> None:
     events = [b'data: {"n": %d}\n\n' % n for n in range(5)]
     async with setup.client.stream("POST", "/events", content=b"{}") as answer:
-        assert answer.status_code == 200 and is_event_stream(
-            [(b"content-type", answer.headers["content-type"].encode())]
-        )
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
         assert "content-length" not in answer.headers
         received = answer.aiter_raw()
         for event in events:
