@@ -58,25 +58,14 @@ def _nodes(daemon: Daemon, cluster: RayCluster, replicas: list[str]) -> dict[str
     return {replica: ray.get(ray.get_actor(replica).where.remote(), timeout=30)["node_id"] for replica in replicas}
 
 
-def test_a_node_selector_places_the_replica_on_the_labelled_node(
-    ray_daemon: Daemon,
-    ray_cluster: RayCluster,  # noqa: F811
-) -> None:
-    selected = manifest("ssd", "a").replace("  predictor:\n", "  predictor:\n    nodeSelector: {disk: ssd}\n")
-    ray_daemon.wharf("apply", "-f", "-", stdin=selected)
-    [replica] = _ready_replicas(ray_daemon.wait("ssd", lambda s: len(_ready_replicas(s)) == 1, timeout=60))
-    labelled = ray_cluster.workers[0].node_id
-    assert _nodes(ray_daemon, ray_cluster, [replica["id"]]) == {replica["id"]: labelled}
-    ray_daemon.wharf("delete", "isvc", "ssd")
-
-
 def test_three_replicas_on_three_nodes_survive_the_loss_of_a_node(
     ray_daemon: Daemon,
     ray_cluster: RayCluster,  # noqa: F811
 ) -> None:
     big = manifest("big", "a").replace("      modelFormat", "      resources: {limits: {cpu: '8'}}\n      modelFormat")
     three = manifest("who", "a", predictor={"minReplicas": 3, "maxReplicas": 3}, sleep_s=0.02)
-    ray_daemon.wharf("apply", "-f", "-", stdin=big + "---\n" + three)
+    selected = manifest("ssd", "a").replace("  predictor:\n", "  predictor:\n    nodeSelector: {disk: ssd}\n")
+    ray_daemon.wharf("apply", "-f", "-", stdin="---\n".join([big, three, selected]))
     pending = ray_daemon.wait("big", lambda s: any(r["pending"] for r in s["status"].get("replicaStates", [])))
     assert pending["status"]["replicaStates"][0]["pending"].startswith("Pending: no node of the Ray cluster has 8 CPU")
     assert "Pending: no node of the Ray cluster has 8 CPU" in ray_daemon.wharf("describe", "isvc", "big").stdout
@@ -84,6 +73,9 @@ def test_three_replicas_on_three_nodes_survive_the_loss_of_a_node(
     service = ray_daemon.wait("who", lambda s: len(_ready_replicas(s)) == 3, timeout=90)
     nodes = _nodes(ray_daemon, ray_cluster, [r["id"] for r in _ready_replicas(service)])
     assert len(set(nodes.values())) == 3, nodes  # spread: one on each node
+    [ssd] = _ready_replicas(ray_daemon.wait("ssd", lambda s: len(_ready_replicas(s)) == 1))
+    assert _nodes(ray_daemon, ray_cluster, [ssd["id"]]) == {ssd["id"]: ray_cluster.workers[0].node_id}  # labelled
+    ray_daemon.wharf("delete", "isvc", "ssd")
 
     with Load(ray_daemon, CLIENTS) as load:
         load.until(40)  # steady: every replica has requests in flight
