@@ -4,7 +4,8 @@ Each replica has a task that starts its process, learns its ports from the `serv
 meanwhile, how far the download of its model has got from its `downloading model` lines),
 checks its readiness every `health_interval_s` and, once it ends, starts it again after its revision's backoff
 (backoff.py: at once, then 10 s doubling up to 5 min, as Kubernetes' CrashLoopBackOff), so that crash-looping
-revisions cannot keep the machine busy starting processes. With
+revisions cannot keep the machine busy starting processes (the bookkeeping, readiness checks, retirement and
+adoption are `supervision.Supervisor`'s, shared with the Ray backend). With
 `prewarm`, a process is forked from a template that has already imported the runtime, or started as a fresh
 interpreter where that fails.
 

@@ -5,13 +5,14 @@ Placement follows the replica's `resources` (`placement`): its cpu limit is the 
 limit its `memory`, its `nvidia.com/gpu` its `num_gpus` (0 of each when the spec sets none, so that a one-CPU node
 holds several replicas), its `nodes` (a component's nodeSelector and tolerations: `node_selection.py`) the Ray node
 labels its node must or must not carry, and the replicas of a revision are spread over the nodes (`spread_to`: each
-new one is sent to the node, big enough and admitted, that holds fewest of its revision's, by node affinity; Ray's own SPREAD strategy,
-and a soft affinity, are best effort and were seen here to put three replicas on one node). An
+new one is sent to the node, big enough and admitted, that holds fewest of its revision's, by node affinity; Ray's
+own SPREAD strategy, and a soft affinity, are best effort and were seen here to put three replicas on one node). An
 actor Ray has not placed within `pending_after_s` shows its replica `Pending` with the reason (no node has that
 much at all, or the nodes that have are busy) until Ray places it, as a Kubernetes pod waits; a cluster that
 autoscales adds a node for it.
 
-Supervision is the local backend's (`backoff.py`, readiness over HTTP every `health_interval_s`), with one more
+Supervision is the local backend's (`supervision.Supervisor`: `backoff.py`, readiness over HTTP every
+`health_interval_s`, retirement and adoption), with one more
 way to end: the actor's `ended()` call, waited on all along, answers when the server exits and fails at once when
 the actor or its node dies, so the replica leaves the routes and is started again (a new actor, placed on the
 nodes left) without waiting for failed health checks. Actors are named by replica id in a Ray namespace of their
