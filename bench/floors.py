@@ -7,6 +7,9 @@ over keep-alive connections, after a warm-up):
 - models: per scikit-learn model (iris LogisticRegression, a decision tree, gradient boosting, a scaler +
   logistic pipeline, all on iris's 4 features): `loop-MODEL` (bench/model_loop.py: decode the same JSON,
   predict, encode, in one process on CPU 0) and `wharf-MODEL` (`wharf serve` of it, no batching);
+- grpc: `grpc-floor` (bench/diagnosis/grpc_floor.py: grpc.aio on uvloop answering a constant ModelInfer) and
+  `wharf-grpc` (`wharf serve` of iris, its gRPC port), loaded by bench/grpc_load.py on CPU 1 (`--connections`
+  calls in flight on one channel; its Python bounds the calls/s, so read the CPU per call);
 - gateway: bench/gateway_pair.py with the gateway on CPU 0 and the replica on CPU 1 (beside wrk): `direct` (to the
   replica), `gateway`, `gateway-logged` (payload logging of every request and response to bench/event_sink.py)
   and `gateway-traced` (tracing on, every request sampled, spans to bench/otlp_sink.py).
@@ -15,9 +18,10 @@ For every point: requests/s, p50 and p99 (wrk), and CPU microseconds per request
 (utime + stime from /proc/PID/stat before and after, over the requests wrk counted; for the gateway, its process
 and the replica's apart). CPU per request barely moves when other work shares the machine, requests/s does: on a
 loaded machine read the CPU columns. Each point's ratio is to its floor (wharf, wharf-batch: `floor`;
-wharf-MODEL: loop-MODEL; gateway points: `direct`), by requests/s and by CPU per request.
+wharf-MODEL: loop-MODEL; wharf-grpc: grpc-floor; gateway points: `direct`, and the CPU column is then the gateway's
+own CPU per proxied request), by requests/s and by CPU per request.
 
-    .venv/bin/python bench/floors.py [--points rest,models,gateway] [--connections 64] [--duration 10]
+    .venv/bin/python bench/floors.py [--points rest,models,grpc,gateway] [--connections 64] [--duration 10]
         [--warmup 2] [--port 18300]
 
 Writes the table to stdout and bench/results/floors.md; server logs in bench/results/logs/floors-*.log.
@@ -116,7 +120,7 @@ class Server:
         self,
         name: str,
         command: list[str],
-        ready_url: str,
+        ready_url: str | None,
         cpu: int = 0,
         env: dict | None = None,
         ready_host: str | None = None,
@@ -134,17 +138,22 @@ class Server:
         while True:
             if self.process.poll() is not None:
                 sys.exit(f"floors.py: {name} exited before it was ready (log: {self.log.name})")
-            try:
-                request = urllib.request.Request(ready_url, headers={"Host": ready_host} if ready_host else {})
-                with urllib.request.urlopen(request, timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
+            if self._ready(ready_url, ready_host):
+                break
             if time.monotonic() > deadline:
                 self.stop()
                 sys.exit(f"floors.py: {name} was not ready within 90 s (log: {self.log.name})")
             time.sleep(0.3)
+
+    def _ready(self, url: str | None, host: str | None) -> bool:
+        """Whether `url` answers 200 (with `host` as its Host header); no URL: whether the log says it serves."""
+        if url is None:
+            return "serving" in Path(self.log.name).read_text()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host} if host else {}), timeout=2):
+                return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -314,6 +323,47 @@ def gateway_points(args: argparse.Namespace, models: dict[str, Path]) -> list[Po
     return points
 
 
+def grpc_points(args: argparse.Namespace, models: dict[str, Path]) -> list[Point]:
+    port = args.port
+    floor = Server("grpc-floor", [PYTHON, "bench/diagnosis/grpc_floor.py", str(port + 1), "uvloop"], None)
+    points = [grpc_measured("grpc-floor", floor, args, port + 1)]
+    points.append(
+        grpc_measured("wharf-grpc", wharf_serve("wharf-grpc", models["iris"], port), args, port + 1, "grpc-floor")
+    )
+    return points
+
+
+def grpc_measured(name: str, server: Server, args: argparse.Namespace, port: int, floor: str | None = None) -> Point:
+    """bench/grpc_load.py on CPU 1 against `port` (warm-up, then the measure), the CPU of `server`'s session."""
+
+    def load(seconds: float) -> dict[str, float]:
+        command = [
+            "taskset",
+            "-c",
+            "1",
+            PYTHON,
+            "bench/grpc_load.py",
+            f"{HOST}:{port}",
+            str(seconds),
+            str(args.connections),
+        ]
+        result = orjson.loads(subprocess.run(command, capture_output=True, check=True, cwd=ROOT).stdout)
+        if result["errors"]:
+            sys.exit(f"floors.py: {result['errors']} gRPC calls failed against {name}")
+        return result
+
+    try:
+        load(args.warmup)
+        before = cpu_ticks([server.process.pid])
+        result = load(args.duration)
+        after = cpu_ticks([server.process.pid])
+    finally:
+        server.stop()
+    point = Point(name, result["per_s"], None, None, (after - before) * 1e6 / TICK / result["calls"], None, floor)
+    print(f"  {name}: {point.per_s:,.0f} calls/s, {point.cpu_us:.1f} CPU us/call", flush=True)
+    return point
+
+
 def _child(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return int(children[0])
@@ -357,7 +407,7 @@ def _ms(value: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--points", default="rest,models,gateway")
+    parser.add_argument("--points", default="rest,models,grpc,gateway")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
@@ -365,7 +415,7 @@ def main() -> None:
     args = parser.parse_args()
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     models = train(OUT / "work" / "floors")
-    runs = {"rest": rest_points, "models": model_points, "gateway": gateway_points}
+    runs = {"rest": rest_points, "models": model_points, "gateway": gateway_points, "grpc": grpc_points}
     points: list[Point] = []
     for name in args.points.split(","):
         print(f"== {name}", flush=True)
