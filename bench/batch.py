@@ -10,10 +10,13 @@ chunk). The tight loop is the least any batch scorer must do, with no Wharf code
 a chunk (a CSV byte range of whole lines, found by one scan of the file, or a Parquet row group), reading it with
 pyarrow, calling the estimator's `predict` on it whole, and writing the row numbers and predictions as a part in the
 input's format. `wharf batch` runs as the command (process start, model load, manifest included) with the same
-workers and chunk size. Each line prints both rows/s and the ratio wharf / tight loop; both wall times count
-everything from start to the last part written. On a machine that other work loads, the CPU seconds each side used
-(its processes' user and system time: the loop's from this process and its pool, wharf's from the command and its
-workers) are printed too: they move less with that load than wall times do.
+workers and chunk size, and its default batch size (for these scikit-learn models: each chunk whole). Each line
+prints both rows/s and the ratio wharf / tight loop; both wall times count everything from start to the last part
+written. On a machine that other work loads, the CPU seconds each side used (its processes' user and system time:
+the loop's from this process and its pool, wharf's from the command and its workers) are printed too: they move
+less with that load than wall times do. The loop calls the framework as it comes (OpenBLAS: a thread per core in
+each process); `wharf batch` keeps each worker's BLAS to its share of the cores (runner.py), which
+`--loop-blas-threads 1` gives the loop too (the stricter limit).
 """
 
 from __future__ import annotations
@@ -69,11 +72,16 @@ def make_models(directory: Path) -> dict[str, Path]:
 # -- the tight loop ---------------------------------------------------------------------------------------------
 
 _model = None
+_limits = None
 
 
-def _load(path: str) -> None:
-    global _model
+def _load(path: str, blas_threads: int) -> None:
+    global _model, _limits
     _model = joblib.load(path)
+    if blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        _limits = threadpool_limits(blas_threads)
 
 
 def _csv_ranges(path: Path, chunk_rows: int) -> list[tuple[int, int, int]]:
@@ -114,8 +122,10 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def tight_loop(model: Path, source: Path, fmt: str, out: Path, workers: int, chunk_rows: int) -> tuple[float, float]:
-    """Wall and CPU seconds of the tight loop."""
+def tight_loop(
+    model: Path, source: Path, fmt: str, out: Path, workers: int, chunk_rows: int, blas_threads: int = 0
+) -> tuple[float, float]:
+    """Wall and CPU seconds of the tight loop (`blas_threads` threads for BLAS and OpenMP; 0: as they come)."""
     started, cpu = time.perf_counter(), cpu_seconds()
     out.mkdir()
     if fmt == "csv":
@@ -129,7 +139,7 @@ def tight_loop(model: Path, source: Path, fmt: str, out: Path, workers: int, chu
         tasks = [(str(source), g, int(firsts[g]), str(out / f"{g}.parquet")) for g in range(metadata.num_row_groups)]
         work = _tight_parquet  # type: ignore[assignment]
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_load, initargs=(str(model),)) as pool:
+    with context.Pool(workers, initializer=_load, initargs=(str(model), blas_threads)) as pool:
         sum(pool.imap_unordered(work, tasks))
     return time.perf_counter() - started, cpu_seconds() - cpu
 
@@ -138,7 +148,7 @@ def wharf_batch(model: Path, source: Path, out: Path, workers: int, chunk_rows: 
     """Wall and CPU seconds of `wharf batch` as the command."""
     started, cpu = time.perf_counter(), cpu_seconds()
     command = [sys.executable, "-m", "wharf.cli", "batch", str(model), str(source), str(out)]
-    command += ["--workers", str(workers), "--chunk-rows", str(chunk_rows), "--batch-size", str(chunk_rows)]
+    command += ["--workers", str(workers), "--chunk-rows", str(chunk_rows)]  # the default batch size: the model's
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"wharf batch exited with {done.returncode}:\n{done.stderr}")
@@ -154,6 +164,7 @@ def main() -> None:
     parser.add_argument("--models", default="logistic,forest", help="comma-separated: logistic, forest")
     parser.add_argument("--formats", default="csv,parquet", help="comma-separated: csv, parquet")
     parser.add_argument("--repeat", type=int, default=1, help="times each pair is measured, one after the other")
+    parser.add_argument("--loop-blas-threads", type=int, default=0, help="the loop's BLAS threads (0: as they come)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         directory = args.dir or Path(temporary)
@@ -163,7 +174,9 @@ def main() -> None:
         pairs = [(m, f) for m in args.models.split(",") for f in args.formats.split(",")] * args.repeat
         for run, (model_name, fmt) in enumerate(pairs):
             model, source, tag = models[model_name], inputs[fmt], f"{model_name}-{fmt}-{run}"
-            tight, tight_cpu = tight_loop(model, source, fmt, directory / f"tight-{tag}", args.workers, args.chunk_rows)
+            tight, tight_cpu = tight_loop(
+                model, source, fmt, directory / f"tight-{tag}", args.workers, args.chunk_rows, args.loop_blas_threads
+            )
             wharf, wharf_cpu = wharf_batch(model, source, directory / f"wharf-{tag}", args.workers, args.chunk_rows)
             print(
                 f"{model_name:8} {fmt:7}  tight loop {args.rows / tight:>11,.0f} rows/s ({tight:6.2f} s, "
