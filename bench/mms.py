@@ -17,9 +17,11 @@ chosen per request by a wrk Lua script (the same script, with one model, drives 
 answers are checked (in point 2 every model's, which also makes its first request, before the warm-up; in points 3
 and 4 a sample's).
 
-Reported per point: requests/s, p50 and p99 (wrk --latency), errors, the hit ratio over the measurement (from
-`GET /v2/repository/memory`), evictions, models loaded, the bytes the replica measured for its models and the
-servers' resident memory (VmRSS). Then the hit path against the single-model server (requests/s and p99 ratios).
+Reported per point: requests/s, p50 and p99 (wrk --latency), errors, the servers' CPU time per request (utime +
+stime from /proc/PID/stat over the measurement, divided by the requests wrk counted: the figure a shared machine
+disturbs least), the hit ratio over the measurement (from `GET /v2/repository/memory`), evictions, models loaded,
+the bytes the replica measured for its models and the servers' resident memory (VmRSS). Then the hit path against
+the single-model server (requests/s, p99 and CPU per request ratios).
 Output: a Markdown table printed and written to bench/results/mms.md, wrk outputs in bench/results/raw/mms/.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -49,6 +52,7 @@ RESULTS = ROOT / "bench" / "results"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 PORTS = (18130, 18131)
 READY_TIMEOUT_S = 120.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROW = [5.1, 3.5, 1.4, 0.2]  # a setosa: class 0
 LUA = """
 -- Zipf-distributed V2 infer requests over models m0..m{N-1} (N = MMS_MODELS, exponent MMS_ZIPF).
@@ -135,6 +139,11 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise RuntimeError("no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """The process's user + system CPU time so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
     def stop(self) -> None:
         self.client.close()
         self.proc.terminate()
@@ -148,9 +157,11 @@ class Server:
 def run_wrk(
     targets: list[tuple[Server, int]], connections: int, args: argparse.Namespace, script: Path, name: str
 ) -> list[dict]:
-    """wrk on CPU 1 against every (server, models) target at once, `connections` each: each target's figures."""
+    """wrk on CPU 1 against every (server, models) target at once, `connections` each: each target's figures, with
+    its server's CPU microseconds per request (`cpu_us`) over the measurement."""
     results: list[dict] = []
     for duration, keep in ((args.warmup, False), (args.duration, True)):
+        cpu_before = [server.cpu_seconds() for server, _ in targets]
         procs = []
         for n, (server, models) in enumerate(targets):
             env = {**os.environ, "MMS_MODELS": str(models), "MMS_ZIPF": str(args.zipf), "MMS_SEED": str(17 + n)}
@@ -160,11 +171,18 @@ def run_wrk(
                 subprocess.Popen([*command, "-s", str(script), server.url], stdout=subprocess.PIPE, text=True, env=env)
             )
         outputs = [p.communicate(timeout=600)[0] for p in procs]
+        cpu = [server.cpu_seconds() - before for (server, _), before in zip(targets, cpu_before)]
         if keep:
             for n, text in enumerate(outputs):
                 (RESULTS / "raw" / "mms" / f"{name}-{n}.txt").write_text(text)
-            results = [parse_wrk(text) for text in outputs]
+            results = [parse_wrk(text) | {"cpu_us": cpu_us(seconds, text)} for seconds, text in zip(cpu, outputs)]
     return results
+
+
+def cpu_us(seconds: float, wrk_output: str) -> float:
+    """CPU microseconds per request: `seconds` of CPU over the requests wrk counted (`N requests in ...`)."""
+    found = re.search(r"^\s*(\d+) requests in", wrk_output, re.M)
+    return seconds / int(found.group(1)) * 1e6 if found and int(found.group(1)) else float("nan")
 
 
 def measure(
@@ -181,6 +199,7 @@ def measure(
         "p50": max(r["p50"] for r in results),
         "p99": max(r["p99"] for r in results),
         "errors": sum(r["errors"] for r in results),
+        "cpu_us": statistics.fmean(r["cpu_us"] for r in results),
         "hit_ratio": hits / (hits + misses) if hits + misses else None,
         "evictions": sum(a["evictions"] - b["evictions"] for a, b in zip(after, before)),
         "loaded": sum(a["models_loaded"] for a in after),
@@ -253,9 +272,9 @@ def table(rounds: list[dict[str, dict]], args: argparse.Namespace) -> str:
         f"after {args.warmup} warm-up; budget of points zipf/two: {args.fits} models' measured median size each "
         f"({rounds[0]['budget']['bytes']} bytes). Load average before: {os.getloadavg()[0]:.1f}.",
         "",
-        "| round | point | requests/s | p50 ms | p99 ms | errors | hit ratio | evictions | models loaded | "
-        "measured MiB | servers' RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| round | point | requests/s | p50 ms | p99 ms | errors | server CPU us/request | hit ratio | evictions | "
+        "models loaded | measured MiB | servers' RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r, results in enumerate(rounds, 1):
         for point in ("single", "hits", "zipf", "two"):
@@ -263,7 +282,8 @@ def table(rounds: list[dict[str, dict]], args: argparse.Namespace) -> str:
             ratio = "" if f["hit_ratio"] is None else f"{f['hit_ratio']:.3f}"
             used = "" if f["used"] is None else f"{f['used'] / mib:.1f}"
             lines.append(
-                f"| {r} | {point} | {f['rps']:.0f} | {f['p50']:.2f} | {f['p99']:.2f} | {f['errors']} | {ratio} | "
+                f"| {r} | {point} | {f['rps']:.0f} | {f['p50']:.2f} | {f['p99']:.2f} | {f['errors']} | "
+                f"{f['cpu_us']:.1f} | {ratio} | "
                 f"{f['evictions']} | {f['loaded']} | {used} | {f['rss'] / mib:.0f} |"
             )
     lines.append("")
@@ -271,7 +291,8 @@ def table(rounds: list[dict[str, dict]], args: argparse.Namespace) -> str:
         single, hits, sizes = results["single"], results["hits"], results["sizes"]
         lines.append(
             f"Round {r}: cache hits vs the single-model server: requests/s {hits['rps'] / single['rps']:.3f}, "
-            f"p99 {hits['p99'] / single['p99']:.3f}; measured model sizes (bytes) min {sizes['min']}, median "
+            f"p99 {hits['p99'] / single['p99']:.3f}, CPU per request {hits['cpu_us'] / single['cpu_us']:.3f}; "
+            f"measured model sizes (bytes) min {sizes['min']}, median "
             f"{sizes['median']:.0f}, max {sizes['max']}, measured by {', '.join(sizes['by'])}."
         )
     return "\n".join(lines) + "\n"
