@@ -6,8 +6,10 @@ Registered in the full `wharf` command too (`wharf.cli.main`); both run this sam
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -81,6 +83,7 @@ def serve(
     from wharf.server import imports
     from wharf.server.app import ModelServer
     from wharf.server.settings import ServerSettings
+    from wharf.server.standby import STANDBY_ENV
     from wharf.server.workers import REUSE_PORT_ENV, supervise
 
     if (model_uri is None) == (model_dir is None):
@@ -116,13 +119,23 @@ def serve(
                 model_uri.rpartition(":")[2].lower() if names_class(model_uri) else storage.model_name(model_uri)
             )
             repository.add_factory(model_name, None, source_factory(model_uri, model_name, runtime, storage.resolve))
-        ModelServer(settings, repository, reuse_port=os.environ.get(REUSE_PORT_ENV) == "1").start()
+        reuse_port = os.environ.get(REUSE_PORT_ENV) == "1"
+        ModelServer(settings, repository, reuse_port, _standby(os.environ.pop(STANDBY_ENV, ""))).start()
     except WharfError as e:
         typer.echo(f"wharf serve: {e.message}", err=True)
         raise typer.Exit(2) from None
     except OSError as e:  # typically a port already in use
         typer.echo(f"wharf serve: {e}", err=True)
         raise typer.Exit(2) from None
+
+
+def _standby(handover: str) -> Callable[[Any], Awaitable[None]] | None:
+    """What a server started as a standby (`WHARF_STANDBY`, by the local backend) awaits before it listens."""
+    if not handover:
+        return None
+    from wharf.server.standby import wait_for_handover
+
+    return functools.partial(wait_for_handover, Path(handover))
 
 
 def _one_worker(argv: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 from wharf.embedded_http import EmbeddedServer, listen
 from wharf.model.base import Model
@@ -38,6 +39,7 @@ class ModelServer:
         settings: ServerSettings | None = None,
         repository: ModelRepository | None = None,
         reuse_port: bool = False,
+        standby: Callable[[ServerSettings], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings or ServerSettings()
         self.metrics = ServerMetrics()
@@ -47,6 +49,7 @@ class ModelServer:
         self.repository.budget = self.settings.memory_budget
         self.metrics.watch_repository(self.repository.memory)
         self.reuse_port = reuse_port
+        self.standby = standby  # awaited once the models are loaded, before listening (server/standby.py)
         self._stop: asyncio.Event | None = None
 
     def _loaded(self, model: Model, seconds: float) -> None:
@@ -86,6 +89,8 @@ class ModelServer:
                 log.warning("no model to serve", extra={"repository": str(self.repository.root)})
             await self.repository.load_all()
             settle_heap()
+            if self.standby is not None:
+                await self.standby(settings)
             http_socket = listen(settings.host, settings.http_port, self.reuse_port)
             grpc_server, grpc_port = await start_grpc_server(dataplane, self.metrics, settings, self.reuse_port)
             http = EmbeddedServer(

@@ -38,6 +38,7 @@ from wharf.control.backends.replica import ReplicaSpec, ReplicaState
 from wharf.control.backends.resources import MIB, VISIBLE_GPUS, CpuSpread, GpuPool, machine_gpus
 from wharf.control.backends.settings import LocalBackendSettings
 from wharf.control.backends.supervision import SupervisedReplica, Supervisor, cancel
+from wharf.control.backends.standby import Standbys
 from wharf.control.backends.template import ReplicaTemplate, TemplateError
 
 __all__ = ["LocalBackend", "LocalBackendSettings", "ReplicaSpec", "ReplicaState", "serve_command"]
@@ -115,14 +116,34 @@ class LocalBackend(Supervisor[_Replica]):
             if s.prewarm
             else None
         )
+        self.standbys = (
+            Standbys(self._template, home, s.standby_max, s.standby_min_available, s.start_timeout_s)
+            if self._template is not None and s.standby
+            else None
+        )
 
     async def close(self, stop_replicas: bool) -> None:
         """As `Supervisor.close`; the memory watchdog and the template stop too (the template's children, the
         replicas, live on without `stop_replicas`)."""
         await cancel([self._memory_watchdog] if self._memory_watchdog else [])
         await super().close(stop_replicas)
+        if self.standbys is not None:
+            await self.standbys.close()
         if self._template is not None:
             await self._template.close(wait=stop_replicas)
+
+    async def scale(self, spec: ReplicaSpec, replicas: int) -> None:
+        """As `Supervisor.scale`; a revision scaled to zero keeps a standby (standby.py) where it may."""
+        await super().scale(spec, replicas)
+        if replicas == 0 and self.standbys is not None:
+            command, env = self._command(spec, "")
+            await self.standbys.keep(spec, command[3:], env)
+
+    async def remove(self, revision: str) -> None:
+        """As `Supervisor.remove`; the revision's standby goes too."""
+        await super().remove(revision)
+        if self.standbys is not None:
+            self.standbys.drop(revision)
 
     # -- one replica's life -------------------------------------------------------------------------------------
     async def _supervise(self, r: _Replica) -> None:
@@ -174,13 +195,9 @@ class LocalBackend(Supervisor[_Replica]):
     async def _spawn(self, r: _Replica, log_path: Path) -> ReplicaProcess:
         """A process for the replica, confined to what it was given: forked from the template if it can, else a
         fresh interpreter."""
-        empty = self.home / "repositories" / "empty"
-        empty.mkdir(parents=True, exist_ok=True)
-        command = serve_command(r.spec, empty)
-        controlled = _CONTROLLED if r.spec.model_uri else _MULTI_MODEL
-        env = {**os.environ, **r.spec.env, **controlled, VISIBLE_GPUS: ",".join(r.gpus), "WHARF_REPLICA": r.id}
-        if "PYTHONPATH" in r.spec.env and os.environ.get("PYTHONPATH"):  # the manifest's entries come first
-            env["PYTHONPATH"] = os.pathsep.join([r.spec.env["PYTHONPATH"], os.environ["PYTHONPATH"]])
+        command, env = self._command(r.spec, r.id, r.gpus)
+        if self.standbys is not None and (standby := await self.standbys.take(r.spec, env, log_path)):
+            return standby
         confine = Confinement(r.cpus, r.cgroup)
         if self._template is not None and self._template.can_fork(env):
             try:  # the arguments after `-m wharf.cli`
@@ -188,6 +205,18 @@ class LocalBackend(Supervisor[_Replica]):
             except TemplateError as e:
                 log.warning("replica template failed; starting a fresh interpreter", extra={"reason": str(e)})
         return ReplicaProcess.spawn(command, env, log_path, confine)
+
+    def _command(
+        self, spec: ReplicaSpec, replica_id: str, gpus: tuple[str, ...] = ()
+    ) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment of a replica of `spec`."""
+        empty = self.home / "repositories" / "empty"
+        empty.mkdir(parents=True, exist_ok=True)
+        controlled = _CONTROLLED if spec.model_uri else _MULTI_MODEL
+        env = {**os.environ, **spec.env, **controlled, VISIBLE_GPUS: ",".join(gpus), "WHARF_REPLICA": replica_id}
+        if "PYTHONPATH" in spec.env and os.environ.get("PYTHONPATH"):  # the manifest's entries come first
+            env["PYTHONPATH"] = os.pathsep.join([spec.env["PYTHONPATH"], os.environ["PYTHONPATH"]])
+        return serve_command(spec, empty), env
 
     async def _watch(self, r: _Replica) -> None:
         """Check the replica's readiness every `health_interval_s` until its process ends."""

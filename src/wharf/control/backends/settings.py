@@ -59,3 +59,10 @@ class LocalBackendSettings(BaseModel):
         30.0, gt=0, description="the template must answer a start (once it has imported everything) within this"
     )
     prewarm_retry_s: float = Field(60.0, ge=0, description="a template that failed is started again after this")
+    standby: bool = Field(
+        True, description="keep a revision scaled to zero a standby forked from the template, its model loaded"
+    )
+    standby_max: int = Field(4, ge=1, description="revisions that keep a standby at most (the longest at zero go)")
+    standby_min_available: int = Field(
+        1 << 30, ge=0, description="bytes of MemAvailable needed to start a standby (MemAvailable at its start)"
+    )
