@@ -4,7 +4,8 @@ back run unchanged on Ray; three replicas spread over the three nodes serve thro
 node goes away under load no more requests fail than were in flight on it and three replicas are ready again within
 30 s; a `wharf up` restarted after a crash adopts the three actors instead of starting them again; meanwhile a
 replica that no node can hold shows Pending with the reason. A component's nodeSelector puts its replica on the one
-node labelled so (the first worker).
+node labelled so (the first worker). A KafkaSource's member runs as a Ray actor (its status at its node's address),
+answers the messages through the gateway, and its actor stops with the source.
 
 The tests run in this order, on one daemon: each deletes its service; the last one takes a node away."""
 
@@ -13,12 +14,27 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.e2e import test_autoscaling, test_rollouts
 from tests.e2e.conftest import Daemon, manifest, start_daemon
+from tests.e2e.test_kafka_sources import (
+    answers_for,
+    apply,
+    delete,
+    fresh_topics,
+    ids_of,
+    kafka_source,
+    members,
+    ref,
+    source_of,
+    v2,
+    wait_until,
+)
 from tests.e2e.test_resilience import Load, _ready_replicas, _wait_recorded_ready
+from tests.kafka_broker import Broker, kafka_broker, produce  # noqa: F401 - the module's broker fixture
 from tests.ray_cluster import LOOPBACK, RayCluster, ray_cluster  # noqa: F401 - the module's cluster fixture
 from wharf.control.backends.ray import namespace_of
 
@@ -49,12 +65,43 @@ def test_scale_to_zero_and_back_on_ray(ray_daemon: Daemon) -> None:
     ray_daemon.wharf("delete", "isvc", "who")
 
 
-def _nodes(daemon: Daemon, cluster: RayCluster, replicas: list[str]) -> dict[str, str]:
-    """The Ray node each of `replicas` (ids) runs on, asked of its actor."""
+def test_a_kafka_sources_member_runs_on_ray(
+    ray_daemon: Daemon,
+    ray_cluster: RayCluster,  # noqa: F811
+    kafka_broker: Broker,  # noqa: F811
+) -> None:
+    ray_daemon.wharf("apply", "-f", "-", stdin=manifest("who", "a"))
+    topics = fresh_topics(kafka_broker, partitions=1)
+    apply(ray_daemon, kafka_source("feed", kafka_broker.bootstrap, topics, ref("InferenceService", "who")))
+    ids = {f"m{i}" for i in range(20)}
+    produce(kafka_broker.bootstrap, topics["requests"], [(b"k", v2(), [("id", i.encode())]) for i in sorted(ids)])
+    assert ids_of(answers_for(kafka_broker.bootstrap, topics, ids, timeout=90)) >= ids
+    [member] = members(source_of(ray_daemon, "feed"))
+    ray, namespace = _ray(ray_daemon, ray_cluster), f"{namespace_of(ray_daemon.home)}-kafka"
+    actor = ray.get_actor(member["id"], namespace)  # the member is a Ray actor, its status at its node's address
+    assert ray.get(actor.where.remote(), timeout=30)["host"] == member["host"]
+    delete(ray_daemon, "feed")
+    wait_until(lambda: member["id"] not in _named(ray, namespace), "the member's actor stopped")
+    ray_daemon.wharf("delete", "isvc", "who")
+
+
+def _ray(daemon: Daemon, cluster: RayCluster) -> Any:
+    """Ray, joined to the cluster in the daemon's namespace (imported here: once the cluster fixture has set up
+    the environment it reads)."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=cluster.address, namespace=namespace_of(daemon.home), log_to_driver=False)
+    return ray
+
+
+def _named(ray: Any, namespace: str) -> set[str]:
+    return {a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == namespace}
+
+
+def _nodes(daemon: Daemon, cluster: RayCluster, replicas: list[str]) -> dict[str, str]:
+    """The Ray node each of `replicas` (ids) runs on, asked of its actor."""
+    ray = _ray(daemon, cluster)
     return {replica: ray.get(ray.get_actor(replica).where.remote(), timeout=30)["node_id"] for replica in replicas}
 
 

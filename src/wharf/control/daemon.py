@@ -186,7 +186,7 @@ async def run(settings: DaemonSettings) -> None:
             gateway.on_bandit = bandits.received
             adopted = [ReplicaState(**record) for _, record in store.replicas().values()]
             await backend.adopt(adopted, reconciler.adoptable_specs())  # replicas a crashed daemon left running
-            kafka_sources = KafkaSources(store, settings.home, ingress.http_url, settings.domain)
+            kafka_sources = KafkaSources(store, settings.home, ingress.http_url, settings.domain, backend=backend)
             await kafka_sources.adopt()  # and its KafkaSources' consumers
             tasks: set[asyncio.Task[None]] = set()  # kept referenced until done
 

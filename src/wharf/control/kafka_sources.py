@@ -1,5 +1,6 @@
 """`KafkaSources`: the daemon runs each KafkaSource as consumer processes (`python -m wharf.eventing`), one
-consumer-group member each, and keeps its status.
+consumer-group member each, and keeps its status. The members run on this machine, or with the Ray backend as Ray
+actors on its cluster (`kafka_members`: the same supervision, a member's status asked at its node's address).
 
 `sync`, called on each resync pass (once a second), for each stored KafkaSource:
 1. resolves its sink: an InferenceService or InferenceGraph is called through the gateway at its host (the gateway's
@@ -28,7 +29,7 @@ consumer-group member each, and keeps its status.
    scaled to zero scales up when messages arrive.
 
 The `members` of the status are also what `adopt` reads when the daemon starts again after a crash: a member whose
-process still runs `wharf.eventing` as recorded, with the same configuration, and answers its status on the
+process still runs `wharf.eventing` as recorded (on Ray: whose named actor lives), with the same configuration, and answers its status on the
 recorded port is watched again as it is (it never stopped consuming); the others are stopped and replaced. A
 member's record is written right after its process starts. Stopping the daemon stops every member.
 Costs, per source and pass, one `GET /status` per member (in parallel, each within `status_timeout_s`) and a read
@@ -41,9 +42,7 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -57,8 +56,9 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wharf.control.backends.backoff import RestartBackoff
-from wharf.control.backends.logfile import LogFollower, last_lines
-from wharf.control.backends.process import ReplicaProcess, runs
+from wharf.control.backends.base import Backend
+from wharf.control.backends.logfile import last_lines
+from wharf.control.kafka_members import Member, members_on
 from wharf.control.kafka_scaling import MemberScale, calls_waiting
 from wharf.control.kube.objects import timestamp
 from wharf.control.spec import inferenceservice
@@ -66,7 +66,6 @@ from wharf.control.spec.kafkasource import KIND, KafkaSource, duration_s, sink_u
 from wharf.control.spec.manifests import parse_manifest
 from wharf.control.store import Resource, Store
 from wharf.eventing.settings import ConsumerSettings
-from wharf.eventing.statusline import status_port
 
 log = logging.getLogger(__name__)
 COMMAND = (sys.executable, "-m", "wharf.eventing")
@@ -189,9 +188,8 @@ class _Member:
     id: str
     digest: str
     log_path: Path
-    process: ReplicaProcess | None = None
+    process: Member | None = None
     port: int = 0
-    follower: LogFollower | None = None
     log_offset: int = 0  # where its current process's output begins in its log
     started_at: float = 0.0  # wall clock, when its current process started
     started: float = 0.0  # monotonic
@@ -206,6 +204,7 @@ class _Member:
         shown: dict[str, Any] = {
             "id": self.id,
             "pid": self.process.pid if self.process else 0,
+            "host": self.process.host if self.process else "",
             "statusPort": self.port,
             "state": (self.report or {}).get("state") if self.process else "restarting",
             "restarts": self.restarts,
@@ -231,7 +230,8 @@ class _Source:
 class KafkaSources:
     """The daemon's runner of KafkaSources (the module docstring). `gateway_url` is where members reach the
     gateway, `domain` the gateway's domain; `command` what a member runs (its arguments after the interpreter tell
-    a member's process from others when it is adopted); `clock` is monotonic seconds."""
+    a member's process from others when it is adopted); `clock` is monotonic seconds. With a Ray `backend`, the
+    members run as Ray actors on its cluster (`kafka_members`), else as processes here."""
 
     def __init__(
         self,
@@ -242,6 +242,7 @@ class KafkaSources:
         settings: KafkaSourceSettings | None = None,
         command: tuple[str, ...] = COMMAND,
         clock: Callable[[], float] = time.monotonic,
+        backend: Backend | None = None,
     ) -> None:
         self.store = store
         self.home = home
@@ -249,8 +250,7 @@ class KafkaSources:
         self.domain = domain
         self.settings = settings or KafkaSourceSettings()
         self.clock = clock
-        self.command = command
-        self._mark = "\0".join(command[1:]).encode()
+        self.members = members_on(backend, command, self.settings.stop_grace_s, self.settings.start_timeout_s)
         #: (namespace, InferenceService) -> inference calls the lag of the sources feeding it holds
         self.waiting: dict[tuple[str, str], int] = {}
         self._sources: dict[tuple[str, str], _Source] = {}
@@ -266,6 +266,10 @@ class KafkaSources:
                 await self._adopt(resource)
             except Exception:  # one source that cannot run here must not keep the daemon from starting
                 log.exception("kafka members not adopted", extra={"source": f"{resource.namespace}/{resource.name}"})
+        try:
+            await self.members.sweep({member for source in self._sources.values() for member in source.members})
+        except Exception:
+            log.exception("kafka members not recorded left running")
 
     async def _adopt(self, resource: Resource) -> None:
         source = self._source(resource)
@@ -279,21 +283,19 @@ class KafkaSources:
                 source.members[member.id] = member
 
     async def _take_over(self, resource: Resource, record: dict[str, Any], digest: str) -> _Member | None:
-        pid, port = int(record.get("pid") or 0), int(record.get("statusPort") or 0)
-        alive = runs(pid, (self._mark,))
-        report = await self._status(port) if alive and port else None
-        if alive and (report is None or record.get("specDigest") != digest):
-            log.info("kafka member not adopted; stopping it", extra={"member": record.get("id"), "pid": pid})
-            self._stop(ReplicaProcess(pid))
+        if (found := await self.members.find(record)) is None:
             return None
-        if not alive:
+        port = found.port()
+        report = await self._status(found.host, port) if port else None
+        if report is None or record.get("specDigest") != digest:
+            log.info("kafka member not adopted; stopping it", extra={"member": record.get("id"), "pid": found.pid})
+            self._stop(found)
             return None
-        member = _Member(str(record["id"]), digest, self._log_path(resource, str(record["id"])), ReplicaProcess(pid))
+        member = _Member(str(record["id"]), digest, self._log_path(resource, str(record["id"])), found)
         member.port, member.report, member.restarts = port, report, int(record.get("restarts") or 0)
         member.log_offset = member.log_path.stat().st_size if member.log_path.exists() else 0
-        member.follower = LogFollower(member.log_path, member.log_offset)
         member.started, member.started_at = self.clock(), time.time()
-        log.info("kafka member adopted", extra={"member": member.id, "pid": pid})
+        log.info("kafka member adopted", extra={"member": member.id, "pid": found.pid, "host": found.host})
         return member
 
     async def sync(self) -> None:
@@ -400,30 +402,29 @@ class KafkaSources:
         for member in source.members.values():
             if member.process is None:
                 if now >= member.due:
-                    self._start(resource, member, env)
+                    await self._start(resource, member, env)
                 continue
             if member.process.exited():
-                self._ended(resource, source, member, "exited")
+                self._ended(resource, source, member, member.process.failure or "exited")
             elif member.port == 0:
-                assert member.follower is not None
-                member.port = next((p for line in member.follower.new_lines() if (p := status_port(line))), 0)
+                member.port = member.process.port()
                 if member.port == 0 and now - member.started > self.settings.start_timeout_s:
-                    member.process.signal(signal.SIGKILL)
+                    member.process.kill()
                     self._ended(resource, source, member, f"no status port within {self.settings.start_timeout_s:g} s")
         polled = [m for m in source.members.values() if m.process is not None and m.port]
-        for member, report in zip(polled, await asyncio.gather(*(self._status(m.port) for m in polled)), strict=True):
+        asked = (self._status(m.process.host, m.port) for m in polled if m.process is not None)
+        for member, report in zip(polled, await asyncio.gather(*asked), strict=True):
             member.report = report
             if report is not None and report.get("state") == "consuming":
                 source.backoff.ready()
 
-    def _start(self, resource: Resource, member: _Member, env: dict[str, str]) -> None:
+    async def _start(self, resource: Resource, member: _Member, env: dict[str, str]) -> None:
         member.log_offset = member.log_path.stat().st_size if member.log_path.exists() else 0
         try:
-            member.process = ReplicaProcess.spawn(self.command, {**os.environ, **env}, member.log_path)
+            member.process = await self.members.start(member.id, env, member.log_path)
         except OSError as e:
             member.last_error, member.due = f"could not start: {e}", self.clock() + self.settings.backoff_max_s
             return
-        member.follower = LogFollower(member.log_path, member.log_offset)
         member.port, member.report = 0, None
         member.started, member.started_at = self.clock(), time.time()
         self._record(resource)  # at once: a daemon that dies now must find it to adopt it
@@ -449,7 +450,7 @@ class KafkaSources:
             self._stop(member.process)
             member.process = None
 
-    def _stop(self, process: ReplicaProcess) -> None:
+    def _stop(self, process: Member) -> None:
         task = asyncio.get_running_loop().create_task(process.stop(self.settings.stop_grace_s))
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
@@ -465,11 +466,11 @@ class KafkaSources:
     def _log_path(self, resource: Resource, member_id: str) -> Path:
         return self.home / "logs" / "kafkasources" / resource.namespace / resource.name / f"{member_id}.log"
 
-    async def _status(self, port: int) -> dict[str, Any] | None:
+    async def _status(self, host: str, port: int) -> dict[str, Any] | None:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.status_timeout_s))
         try:
-            async with self._http.get(f"http://127.0.0.1:{port}/status") as answer:
+            async with self._http.get(f"http://{host}:{port}/status") as answer:
                 if answer.status != 200:
                     return None
                 found = await answer.json()

@@ -145,7 +145,7 @@ class RayBackend(Supervisor[_Replica]):
         super().__init__(home, self.settings, on_change, _Replica)
         self.namespace = self.settings.namespace or namespace_of(home)
         self._ray: Any = None  # the `ray` module, once connected
-        self._actor_class: Any = None
+        self.actor_class: Any = None  # `ray.remote(ReplicaActor)`, once connected
         self._owns_connection = False
         self._shunned: dict[str, float] = {}  # node -> when an actor on it died (monotonic)
 
@@ -169,10 +169,15 @@ class RayBackend(Supervisor[_Replica]):
             self._ray = None
 
     # -- the cluster --------------------------------------------------------------------------------------------
-    async def _prepare(self) -> None:
-        """Join the cluster (in a thread: importing Ray and joining take seconds)."""
+    async def connect(self) -> Any:
+        """The `ray` module, joined to the cluster (once, in a thread: importing Ray and joining take seconds);
+        KafkaSources' members run as `actor_class` actors too (`kafka_members.RayMembers`)."""
         if self._ray is None:
             self._ray = await asyncio.to_thread(self._join)
+        return self._ray
+
+    async def _prepare(self) -> None:
+        await self.connect()
 
     def _join(self) -> Any:
         import ray
@@ -188,7 +193,7 @@ class RayBackend(Supervisor[_Replica]):
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise ConfigurationError(f"cannot join the Ray cluster at {self.settings.address!r}: {e}") from e
             self._owns_connection = True
-        self._actor_class = ray.remote(ReplicaActor)
+        self.actor_class = ray.remote(ReplicaActor)
         log.info("joined the Ray cluster", extra={"address": self.settings.address, "namespace": self.namespace})
         return ray
 
@@ -290,7 +295,7 @@ class RayBackend(Supervisor[_Replica]):
         first (Ray frees a name once its actor is dead)."""
         for _ in range(50):
             try:
-                return self._actor_class.options(
+                return self.actor_class.options(
                     name=name, namespace=self.namespace, lifetime="detached", max_restarts=0, **options
                 ).remote()
             except ValueError:  # the name is taken

@@ -27,6 +27,7 @@ from typing import Any
 
 from wharf.control.backends.logfile import LogFollower, download_progress, last_lines, serving_ports
 from wharf.control.backends.process import ReplicaProcess
+from wharf.eventing.statusline import status_port
 
 _POLL_S = 0.05
 _PR_SET_PDEATHSIG = 1
@@ -54,20 +55,30 @@ class ReplicaActor:
         return {"node_id": ray.get_runtime_context().get_node_id(), "host": ray.util.get_node_ip_address()}
 
     async def start(
-        self, arguments: Sequence[str], env: Mapping[str, str], log_path: str, timeout_s: float
+        self,
+        arguments: Sequence[str],
+        env: Mapping[str, str],
+        log_path: str,
+        timeout_s: float,
+        host_env: str | None = None,
     ) -> dict[str, Any]:
-        """Run `python ARGUMENTS` (its `--host` is this node's address) with `env` over the node's environment,
-        its output appended to `log_path` on this node, until it logs its `serving` line. Returns its `host`,
-        `http_port`, `grpc_port` and `pid`, or the `error` that kept it from serving (with its last log lines)."""
+        """Run `python ARGUMENTS` with `env` over the node's environment, its output appended to `log_path` on this
+        node, until it logs its `serving` line; this node's address is its `--host` argument, or, with `host_env`
+        (a Kafka consumer: WHARF_KAFKA_STATUS_HOST), that variable. Returns its `host`, `http_port`, `grpc_port`
+        (a consumer's status port is its `http_port`, its `grpc_port` 0) and `pid`, or the `error` that kept it
+        from serving (with its last log lines)."""
         import ray
 
         host = ray.util.get_node_ip_address()
         command = [sys.executable, *arguments]
-        command[command.index("--host") + 1] = host
+        if host_env:
+            env = {**env, host_env: host}
+        else:
+            command[command.index("--host") + 1] = host
+            if "--name" not in command:  # a multi-model replica serves an empty repository, made here on its node
+                Path(command[-1]).mkdir(parents=True, exist_ok=True)
         path = Path(log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if "--name" not in command:  # a multi-model replica serves an empty repository, made here on its node
-            Path(command[-1]).mkdir(parents=True, exist_ok=True)
         self._log_path, self._offset = path, path.stat().st_size if path.exists() else 0
         with open(path, "ab") as log:
             popen = subprocess.Popen(
@@ -85,7 +96,7 @@ class ReplicaActor:
         while time.monotonic() < deadline:
             exited = self._process.exited()
             for line in follower.new_lines():
-                if ports := serving_ports(line):
+                if ports := serving_ports(line) or ((port, 0) if (port := status_port(line)) else None):
                     self._progress = None
                     return {"host": host, "http_port": ports[0], "grpc_port": ports[1], "pid": popen.pid}
                 if (said := download_progress(line)) is not None:
