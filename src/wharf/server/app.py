@@ -89,8 +89,8 @@ class ModelServer:
                 log.warning("no model to serve", extra={"repository": str(self.repository.root)})
             await self.repository.load_all()
             settle_heap()
-            if self.standby is not None:
-                await self.standby(settings)
+            if self.standby is not None and not await self._stand_by(self.standby):
+                return
             http_socket = listen(settings.host, settings.http_port, self.reuse_port)
             grpc_server, grpc_port = await start_grpc_server(dataplane, self.metrics, settings, self.reuse_port)
             http = EmbeddedServer(
@@ -121,6 +121,19 @@ class ModelServer:
             rest.close()
             dataplane.close()
             log.info("stopped")
+
+    async def _stand_by(self, standby: Callable[[ServerSettings], Awaitable[None]]) -> bool:
+        """Await `standby` unless told to stop first: whether it returned (the server was handed over)."""
+        assert self._stop is not None
+        handed_over = asyncio.ensure_future(standby(self.settings))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([handed_over, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not handed_over.done():
+            handed_over.cancel()
+            return False
+        handed_over.result()
+        return True
 
 
 def resource_attributes(settings: ServerSettings) -> dict[str, str]:

@@ -136,12 +136,12 @@ class Standbys:
         if standby is not None:
             self._stop(standby)
 
-    def memory(self) -> dict[str, tuple[int, int]]:
-        """What each ready standby holds, by revision: (private bytes, resident bytes)."""
+    def memory(self) -> dict[str, tuple[int, int, int]]:
+        """Each ready standby, by revision: (its pid, the private bytes it holds, its resident bytes)."""
         return {
-            revision: (private_bytes(s.process.pid), _resident(s.process.pid))
+            revision: (pid, private_bytes(pid), _resident(pid))
             for revision, s in self._standbys.items()
-            if s.ready()
+            if s.ready() and (pid := s.process.pid)
         }
 
     async def close(self) -> None:
