@@ -248,7 +248,8 @@ class ModelFigures:
         self._sizes = _Pending(metrics.batch_size.labels(model))
         self._waits = _Pending(metrics.queue_wait.labels(model))
         self._steps: dict[str, _Pending] = {}  # those the model has
-        self._depth = 0
+        self._pending = [self._sizes, self._waits]  # and its steps': what `flush` flushes
+        self._depth = self._depth_shown = 0
         self._flush_at = 0.0
 
     def group(self, jobs: list[Job], now: float, waiting: int) -> None:
@@ -271,13 +272,18 @@ class ModelFigures:
         pending = self._steps.get(name)
         if pending is None:
             pending = self._steps[name] = _Pending(self._step_seconds.labels(self._model, name))
+            self._pending.append(pending)
         return pending.append
 
     def flush(self) -> None:
-        """Add the figures recorded so far to the histograms."""
-        self._depth_gauge.set(self._depth)
-        for pending in (self._sizes, self._waits, *list(self._steps.values())):
-            pending.flush()
+        """Add the figures recorded so far to the histograms (a model with none costs a few checks: the shared
+        threads' figures flush every model's once a second)."""
+        if self._depth != self._depth_shown:
+            self._depth_shown = self._depth
+            self._depth_gauge.set(self._depth)
+        for pending in self._pending:
+            if pending._values:
+                pending.flush()
 
 
 class _SharedFigures(ModelFigures):
