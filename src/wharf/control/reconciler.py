@@ -163,6 +163,7 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self._next_pass: asyncio.Task[None] | None = None  # a full pass waiting for the lock, for others to join
         self._capped: dict[str, tuple[int, int]] = {}  # revision -> (replicas wanted, granted) under the cap
+        self._routed: set[str] = set()  # the revisions routed at the last prune
         # Parsed once per version of a resource: the resync reads every resource each second.
         self._plans: dict[tuple[str, str, float, int], ServicePlan] = {}
         self._graphs: dict[tuple[str, str, float, int], Graph] = {}
@@ -440,8 +441,10 @@ class Reconciler:
         wanted: set[str] = set()
         for resource in self.store.list(ISVC_KIND):
             wanted |= set(_routed(resource.status))
-        for revision in {state.revision for state in self.backend.replicas()} - wanted:
+        # (one no longer routed goes even at zero replicas: the backend may keep a standby for it)
+        for revision in ({state.revision for state in self.backend.replicas()} | self._routed) - wanted:
             await self.backend.remove(revision)
+        self._routed = wanted
         self.scaling.forget(wanted)
         self.bandits.forget(wanted)
         self._capped = {revision: shortfall for revision, shortfall in self._capped.items() if revision in wanted}
