@@ -432,6 +432,8 @@ class ModelRepository:
     def _entry(self, name: str, version: str | None) -> _Entry:
         versions = self._versions(name)
         if version is None:
+            if len(versions) == 1:  # (every request's case but for versioned models: no `max` to call)
+                return next(iter(versions.values()))
             return max(versions.values(), key=lambda e: (e.model is not None, _version_key(e.version)))
         try:
             return versions[version]
