@@ -4,9 +4,10 @@ Requests come in from the event loop (`submit`), are queued by the scheduler (`s
 running batch between decode steps; a finished or cancelled sequence leaves between steps too. Each step is one
 forward pass over every running sequence (`batch.DecodeBatch`); torch releases the GIL inside its kernels, so the
 event loop keeps answering while a step runs. Tokens reach each request as `Delta`s on an asyncio queue of its
-own, ending with one `Done`; a turn's events for every sequence cross to the event loop together, in one
+own, ending with one `Done`; a step's events for every sequence cross to the event loop together, in one
 `call_soon_threadsafe` (one wake-up of the loop per step, not one per token: at 16 sequences, a 16th of the
-wake-ups that would otherwise take the cores from the step's own threads).
+wake-ups that would otherwise take the cores from the step's own threads); a prefill's first token goes out as
+soon as it is chosen.
 
 `cancel` (the client went away) takes the sequence out before the next step: generation for it stops at once.
 """
@@ -200,6 +201,7 @@ class Engine:
         self.schedule, joining = self.schedule.admitted()
         for entry in joining:
             self._prefill(self._sequences[entry.id])
+            self._flush()  # its first token goes out now, not after the other prefills
         if self._rows:
             self._step()
         self.running, self.waiting = len(self.schedule.running), len(self.schedule.waiting)
