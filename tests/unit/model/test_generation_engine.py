@@ -16,6 +16,7 @@ from wharf.model.generation.engine import Engine, Generation
 from wharf.model.generation.params import SamplingParams
 
 VOCABULARY = 64
+WAIT_S = 300  # generous: a loaded CI machine runs two workers on its cores
 PROMPTS = [[1, 2, 3], [5, 9, 11, 13, 2, 7, 8], [4], [10, 20, 30, 40, 50], [7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]]
 
 
@@ -69,7 +70,7 @@ def test_batched_greedy_decoding_gives_the_unbatched_tokens(model: transformers.
         first = [engine.submit(p, SamplingParams(n, temperature=0)) for p, n in zip(PROMPTS, lengths)]
         await asyncio.sleep(0.05)  # one more joins while the others decode
         late = engine.submit(PROMPTS[1], SamplingParams(lengths[-1], temperature=0))
-        texts = await asyncio.wait_for(asyncio.gather(*(g.text() for g in [*first, late])), 60)
+        texts = await asyncio.wait_for(asyncio.gather(*(g.text() for g in [*first, late])), WAIT_S)
         assert all(g.done.finish_reason == "length" for g in [*first, late])
         return [_tokens(t) for t in texts]
 
@@ -91,10 +92,10 @@ def test_cancelling_stops_the_sequence_at_once(model: transformers.LlamaForCausa
         generation = engine.submit(PROMPTS[0], SamplingParams(most, temperature=0.7, seed=1))
         other = engine.submit(PROMPTS[1], SamplingParams(3, temperature=0))
         pieces = aiter(generation)
-        await asyncio.wait_for(anext(pieces), 30)
+        await asyncio.wait_for(anext(pieces), WAIT_S)
         generation.cancel()
-        await asyncio.wait_for(other.text(), 30)
-        deadline = time.monotonic() + 30
+        await asyncio.wait_for(other.text(), WAIT_S)
+        deadline = time.monotonic() + WAIT_S
         while engine.running:
             assert time.monotonic() < deadline, "the cancelled sequence is still running"
             await asyncio.sleep(0.01)
@@ -114,9 +115,9 @@ def test_a_failing_step_fails_its_sequences_and_the_engine_goes_on(model: transf
     async def run() -> list[int]:
         broken = engine.submit([VOCABULARY + 5], SamplingParams(3, temperature=0))  # no such token
         with pytest.raises(WharfError, match="generation failed: IndexError"):
-            await asyncio.wait_for(broken.text(), 30)
+            await asyncio.wait_for(broken.text(), WAIT_S)
         after = engine.submit(PROMPTS[0], SamplingParams(4, temperature=0))
-        return _tokens(await asyncio.wait_for(after.text(), 30))
+        return _tokens(await asyncio.wait_for(after.text(), WAIT_S))
 
     try:
         assert asyncio.run(run()) == _unbatched(model, PROMPTS[0], 4)
@@ -143,7 +144,7 @@ def test_a_steps_tokens_reach_the_event_loop_in_one_call(model: transformers.Lla
 
         loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
         generations = [engine.submit(p, SamplingParams(8, temperature=0)) for p in PROMPTS[:4]]
-        return await asyncio.wait_for(asyncio.gather(*(g.text() for g in generations)), 60)
+        return await asyncio.wait_for(asyncio.gather(*(g.text() for g in generations)), WAIT_S)
 
     try:
         texts = asyncio.run(run())
