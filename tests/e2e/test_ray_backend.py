@@ -2,9 +2,9 @@
 module: the canary rollout test of the local backend (split, tags, promotion, rollback) and its scale to zero and
 back run unchanged on Ray; three replicas spread over the three nodes serve through the gateway, and when a worker
 node goes away under load no more requests fail than were in flight on it and three replicas are ready again within
-30 s; a `wharf up` restarted after a crash adopts the three actors instead of starting them again; meanwhile a
-replica that no node can hold shows Pending with the reason. A component's nodeSelector puts its replica on the one
-node labelled so (the first worker). A KafkaSource's member runs as a Ray actor (its status at its node's address),
+30 s; a `wharf up` restarted after a crash adopts the three actors (and a KafkaSource's member actor) instead of
+starting them again; meanwhile a replica that no node can hold shows Pending with the reason. A component's
+nodeSelector puts its replica on the one node labelled so (the first worker). A KafkaSource's member runs as a Ray actor (its status at its node's address),
 answers the messages through the gateway, and its actor stops with the source.
 
 The tests run in this order, on one daemon: each deletes its service; the last one takes a node away."""
@@ -23,6 +23,7 @@ from tests.e2e.conftest import Daemon, manifest, start_daemon
 from tests.e2e.test_kafka_sources import (
     answers_for,
     apply,
+    condition,
     delete,
     fresh_topics,
     ids_of,
@@ -108,6 +109,7 @@ def _nodes(daemon: Daemon, cluster: RayCluster, replicas: list[str]) -> dict[str
 def test_three_replicas_on_three_nodes_survive_the_loss_of_a_node(
     ray_daemon: Daemon,
     ray_cluster: RayCluster,  # noqa: F811
+    kafka_broker: Broker,  # noqa: F811
 ) -> None:
     big = manifest("big", "a").replace("      modelFormat", "      resources: {limits: {cpu: '8'}}\n      modelFormat")
     three = manifest("who", "a", predictor={"minReplicas": 3, "maxReplicas": 3}, sleep_s=0.02)
@@ -142,10 +144,20 @@ def test_three_replicas_on_three_nodes_survive_the_loss_of_a_node(
     assert len(load.failures) <= CLIENTS, load.failures
     assert any(r["restarts"] == 1 for r in back["status"]["replicaStates"] if r["id"] in victims)
 
+    topics = fresh_topics(kafka_broker, partitions=1)  # a KafkaSource's member actor is adopted too
+    apply(ray_daemon, kafka_source("feed", kafka_broker.bootstrap, topics, ref("InferenceService", "who")))
+    [member] = wait_until(
+        lambda: condition(s := source_of(ray_daemon, "feed")).get("status") == "True" and members(s), ""
+    )
     _wait_recorded_ready(ray_daemon, 3)  # a resync records the replicas for adoption
     before = {(r["id"], r["pid"], r["restarts"]) for r in _ready_replicas(ray_daemon.isvc("who"))}
     assert ray_daemon.stop(signal.SIGKILL) == -signal.SIGKILL  # a crash: the detached actors keep serving
     vars(ray_daemon).update(vars(start_daemon(ray_daemon.home, env=_on_ray(ray_cluster))))  # the fixture stops it
     adopted = ray_daemon.wait("who", lambda s: len(_ready_replicas(s)) == 3)
     assert {(r["id"], r["pid"], r["restarts"]) for r in _ready_replicas(adopted)} == before  # none started again
+    [taken] = wait_until(  # once the new daemon has written its record (startedAt: when it took the member back)
+        lambda: [m for m in members(source_of(ray_daemon, "feed")) if m["startedAt"] != member["startedAt"]], "adopted"
+    )
+    assert (taken["id"], taken["pid"], taken["restarts"]) == (member["id"], member["pid"], member["restarts"])
+    delete(ray_daemon, "feed")
     ray_daemon.wharf("delete", "isvc", "who")
