@@ -59,7 +59,8 @@ class ModelServer:
     def start(self, models: list[Model] | None = None) -> None:
         """Register `models`, load everything and serve; returns once the server has drained and stopped."""
         logs.configure(self.settings.log_level)
-        tracing.configure("wharf-model-server", resource_attributes(self.settings))
+        if self.standby is None:  # (a standby learns its replica's identity when it is handed over)
+            tracing.configure("wharf-model-server", resource_attributes(self.settings))
         for model in models or ():
             self.repository.add(model)
         try:
@@ -133,6 +134,7 @@ class ModelServer:
             handed_over.cancel()
             return False
         handed_over.result()
+        tracing.configure("wharf-model-server", resource_attributes(self.settings))
         return True
 
 
