@@ -5,7 +5,8 @@ load to wait for.
 
 Keeping one costs its private memory (the model and whatever loading it wrote; the rest it shares with the
 template), which `memory()` gives with its resident size. One is kept
-only where memory allows (`MemAvailable` at least `standby_min_available` when it is started), for at most
+only where memory allows (`MemAvailable` at least `standby_min_available` when it is started, and whenever the
+revision is scaled to zero again, which the reconciler does on every pass; below it, it is dropped), for at most
 `standby_max` revisions (the one scaled to zero longest ago goes first), and only for a revision whose replicas
 ask for no resources: a replica with a memory or cpu limit runs in a cgroup of its own, which must be charged for
 its memory from its start (cgroup v2 does not move charges with a process), and one with GPUs starts fresh. A
@@ -83,6 +84,8 @@ class Standbys:
     async def _keep(self, spec: ReplicaSpec, argv: Sequence[str], env: Mapping[str, str]) -> None:
         current = self._standbys.get(spec.revision)
         if current is not None and current.spec.digest == spec.digest:
+            if _available() < self.min_available:  # memory ran short since: give it back
+                self.drop(spec.revision)
             return  # (one that exited stays until it is taken, so that a failing one is not started again and again)
         self.drop(spec.revision)
         if not self.eligible(spec) or not self.template.can_fork(env) or _available() < self.min_available:
