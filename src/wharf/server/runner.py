@@ -221,11 +221,10 @@ class ThreadRunner:
             outcomes = self._traced(live)
         else:
             outcomes = self._dispatch(live) if live else []
-        answer = self._loop.call_soon_threadsafe
-        for job, (result, error) in zip(live, outcomes):
-            answer(self._answer, job.future, result, error)
-        for job in gone:
-            answer(self._answer, job.future, None, None)
+        # the whole group's answers in one call: one wake-up of the event loop, not one per request
+        answers = [(job.future, result, error) for job, (result, error) in zip(live, outcomes)]
+        answers += [(job.future, None, None) for job in gone]
+        self._loop.call_soon_threadsafe(self._answer, answers)
 
     def _traced(self, live: list[Job]) -> list[Outcome]:
         """Dispatch `live` with the `queue wait` and `batch` spans of each job submitted within a span."""
@@ -244,11 +243,12 @@ class ThreadRunner:
             for batch in batches:
                 batch.end()
 
-    def _answer(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-        self.depth -= 1
-        if future.done():
-            return
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
+    def _answer(self, answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+        self.depth -= len(answers)
+        for future, result, error in answers:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
