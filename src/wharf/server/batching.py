@@ -9,6 +9,7 @@ fails only itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -21,13 +22,17 @@ from wharf.server.runner import Dispatch, Job, Outcome, one_by_one
 
 def rows(request: InferRequest) -> int | None:
     """The request's batch size: the first dimension all its inputs share (None when they don't)."""
-    sizes = {t.data.shape[0] if t.data.ndim else None for t in request.inputs}
+    inputs = request.inputs
+    if len(inputs) == 1:  # (most requests: no set to make)
+        data = inputs[0].data
+        return (data.shape[0] or None) if data.ndim else None
+    sizes = {t.data.shape[0] if t.data.ndim else None for t in inputs}
     size = sizes.pop() if len(sizes) == 1 else None
     return size if size else None
 
 
 def batch_key(request: InferRequest) -> Hashable:
-    inputs = tuple((t.name, t.datatype, t.data.shape[1:]) for t in request.inputs)
+    inputs = tuple([(t.name, t.datatype, t.data.shape[1:]) for t in request.inputs])
     outputs = tuple(o.name for o in request.outputs) if request.outputs is not None else None
     parameters = orjson.dumps(request.parameters, option=orjson.OPT_SORT_KEYS) if request.parameters else b""
     return inputs, outputs, parameters
@@ -47,14 +52,13 @@ def split(response: InferResponse, sizes: list[int]) -> list[InferResponse] | No
     total = sum(sizes)
     if any(t.data.ndim == 0 or t.data.shape[0] != total for t in response.outputs):
         return None
-    bounds = np.cumsum([0, *sizes])
+    bounds = list(accumulate(sizes, initial=0))  # Python ints: slicing by numpy integers costs more
+    outputs, name, parameters = response.outputs, response.model_name, response.parameters
     return [
         InferResponse(
-            response.model_name,
-            [Tensor(t.name, t.data[a:b], t.datatype, t.parameters) for t in response.outputs],
-            parameters=response.parameters,
+            name, [Tensor(t.name, t.data[a:b], t.datatype, t.parameters) for t in outputs], None, None, parameters
         )
-        for a, b in zip(bounds[:-1], bounds[1:])
+        for a, b in zip(bounds, bounds[1:])
     ]
 
 
