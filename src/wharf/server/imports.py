@@ -2,26 +2,56 @@
 
 scikit-learn imports pandas whenever pandas is installed (`sklearn.utils.fixes` keeps it in a name nothing reads),
 and pandas imports pyarrow: about 65 MiB resident in every replica, whether or not its model ever sees a DataFrame.
-`prepare` imports scikit-learn with pandas hidden for that one import. A model or runtime that needs pandas imports
-it when it does (the sklearn runtime does for named columns; unpickling a pipeline that holds pandas objects does),
-and scikit-learn finds it then, since it looks for DataFrames in `sys.modules`. Costs nothing per request.
+After `prepare`, that one module is imported with pandas hidden, whenever scikit-learn is first imported (a server
+whose runtime does not use scikit-learn does not import it). A model or runtime that needs pandas imports it when
+it does (the sklearn runtime does for named columns; unpickling a pipeline that holds pandas objects does), and
+scikit-learn finds it then, since it looks for DataFrames in `sys.modules`. Costs nothing per request.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from types import ModuleType
+
+_WITHOUT_PANDAS = "sklearn.utils.fixes"
 
 
 def prepare() -> None:
-    """Import scikit-learn, where it is installed, without the pandas it would import for nothing."""
-    if "sklearn" in sys.modules or importlib.util.find_spec("sklearn") is None:
-        return
-    with _hidden("pandas"):
-        importlib.import_module("sklearn.utils.fixes")
+    """Have scikit-learn imported without pandas, when it is imported (once per process)."""
+    if _WITHOUT_PANDAS not in sys.modules and not any(isinstance(f, _WithoutPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _WithoutPandas())
+
+
+class _WithoutPandas(importlib.abc.MetaPathFinder):
+    """Finds `sklearn.utils.fixes` as the other finders do, with a loader that runs it with pandas hidden."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != _WITHOUT_PANDAS:
+            return None
+        sys.meta_path.remove(self)  # its work is done once this module is found
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _HidingPandas(spec.loader)
+        return spec
+
+
+class _HidingPandas(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        with _hidden("pandas"):
+            self.loader.exec_module(module)
 
 
 @contextmanager

@@ -18,14 +18,16 @@ def _run(code: str) -> str:
 
 
 def test_scikit_learn_is_imported_without_pandas() -> None:
-    code = "import sys; from wharf.server import imports; imports.prepare(); print(sorted(m for m in ('sklearn', 'pandas', 'pyarrow') if m in sys.modules))"
-    assert _run(code) == "['sklearn']"
+    code = "import sys; from wharf.server import imports; imports.prepare(); {}; print(sorted(m for m in ('sklearn', 'pandas', 'pyarrow') if m in sys.modules))"
+    assert _run(code.format("pass")) == "[]"  # nor scikit-learn, until something imports it
+    assert _run(code.format("import sklearn.linear_model")) == "['sklearn']"
 
 
 def test_pandas_imports_later_and_scikit_learn_sees_its_dataframes() -> None:
     code = """
 from wharf.server import imports
 imports.prepare()
+import sklearn
 import pandas as pd
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
@@ -40,5 +42,5 @@ print(list(model.feature_names_in_), model.predict(frame.iloc[:2]).tolist())
 
 
 def test_pandas_imported_first_stays() -> None:
-    code = "import pandas, sys; from wharf.server import imports; imports.prepare(); print(sys.modules['pandas'] is pandas)"
+    code = "import pandas, sys; from wharf.server import imports; imports.prepare(); import sklearn; print(sys.modules['pandas'] is pandas)"
     assert _run(code) == "True"

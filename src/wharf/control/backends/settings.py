@@ -51,7 +51,7 @@ class LocalBackendSettings(BaseModel):
     prewarm_modules: tuple[str, ...] = Field(
         (
             "wharf.cli.serve", "wharf.server.app", "wharf.model.runtimes.sklearn", "numpy", "joblib", "sklearn",
-            "sklearn.linear_model", "sklearn.ensemble", "sklearn.pipeline", "uvicorn", "grpc",
+            "sklearn.linear_model", "sklearn.ensemble", "sklearn.pipeline", "uvicorn", "uvloop", "grpc",
         ),
         description="what the template imports (a module that is not installed is skipped)",
     )  # fmt: skip
