@@ -1,5 +1,6 @@
 """`wharf batch` as a real command: every format in and out, S3 in and out (moto's server), resume after kill -9
-of the job's process (its workers gone with it) compared byte for byte with an uninterrupted run, bad rows and failed chunks in the exit status."""
+of the job's process (its workers gone with it) compared byte for byte with an uninterrupted run, each worker's
+BLAS threads, bad rows and failed chunks in the exit status."""
 
 from __future__ import annotations
 

@@ -11,10 +11,11 @@ exponential backoff.
 one V2 request. Without a `batch_size`, a model of a tabular runtime (scikit-learn, XGBoost, LightGBM: one vectorised
 call over a matrix, whose fixed cost per call is large: a 100-tree forest predicts 250,000 rows 4.6 times slower in
 calls of 1,024 rows than in one) takes each table whole, and any other model (a network, whose memory grows with its
-batch; a custom model) and a service called over HTTP take `OTHER_BATCH_ROWS` a call: a model fitted on named columns takes those columns by name, any other the table's feature columns
-(all but the id column and the kept ones) as one matrix. Its output table holds the id column, the kept columns,
-and each output (one column for an output of one value per row, `NAME_0`, `NAME_1`, ... for one of several).
-What it adds to the model's own predict is one matrix copy of the features per mini-batch.
+batch; a custom model) and a service called over HTTP take `OTHER_BATCH_ROWS` a call. A model fitted on named
+columns takes those columns by name, any other the table's feature columns (all but the id column and the kept
+ones) as one matrix. Its output table holds the id column, the kept columns, and each output (one column for an
+output of one value per row, `NAME_0`, `NAME_1`, ... for one of several). What it adds to the model's own predict
+is one matrix copy of the features per mini-batch.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ other's output). What crosses to the cluster is a Ray Data dataset of the pendin
 built in this process (`from_items`; `from_arrow` runs a remote task for the blocks' metadata, which waits for a
 Ray worker process to start: 8-10 s of a 2 M-row job's 20-35 s on a loaded machine, profiled). `map_batches` hands
 them, one at a time (`batch_size=1`, `batch_format="pyarrow"`), to a pool of `ChunkScorer` actors (one CPU each,
-`workers` of them, default: the cluster's CPUs). Each actor loads the Wharf predictor once, in its
-constructor, then reads, predicts and writes each chunk it is given exactly as a local worker does
-(`runner.process_chunk`): the same parts, row order and ids, the same bad rows and retry. Only the outcome (rows,
-bad rows, failure) comes back; this process keeps the manifest as each one arrives, so memory on the driver and in
-the object store stays a few bytes per chunk whatever the input's size.
+`workers` of them, default: the cluster's CPUs). Each actor loads the Wharf predictor once, in its constructor
+(its BLAS and OpenMP on one thread), then reads, predicts and writes each chunk it is given exactly as a local
+worker does (`runner.process_chunk`): the same parts, row order and ids, the same bad rows and retry. Only the
+outcome (rows, bad rows, failure) comes back; this process keeps the manifest as each one arrives, so memory on the
+driver and in the object store stays a few bytes per chunk whatever the input's size.
 
 Every node must reach INPUT and OUTPUT by the same name: a URI (s3://...) or a path on a shared filesystem (on one
 machine, any path). Ray is imported only here, and only when a job runs on it (`pip install wharf[ray]`).
@@ -39,7 +39,7 @@ class ChunkScorer:
     """A Ray Data actor: the predictor loaded once, then one chunk per call, written to its part."""
 
     def __init__(self, spec: JobSpec, source: Source, out_dir: str, out_format: str, chunks: list[Chunk]) -> None:
-        runner.start_worker(spec, source, out_dir, out_format)
+        runner.start_worker(spec, source, out_dir, out_format, threads=1)  # its one CPU (`num_cpus=1`)
         self.chunks = {chunk.index: chunk for chunk in chunks}
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -60,9 +60,12 @@ class _Worker:
     threads: object = None  # the limits on the model's thread pools, held for the worker's life
 
 
-def start_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -> None:
-    """Take this process's job, input, output and predictor (loaded once): what the pool's initializer and each
-    of `ray_job`'s actors calls, so that both run the same worker code."""
+def start_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str, threads: int) -> None:
+    """Take this process's job, input, output and predictor (loaded once), its model's BLAS and OpenMP on `threads`
+    threads: what the pool's initializer and each of `ray_job`'s actors calls, so that both run the same worker
+    code."""
+    from threadpoolctl import threadpool_limits
+
     settings = StorageSettings()
     _Worker.spec, _Worker.source, _Worker.out_dir, _Worker.out_format = spec, source, out_dir, out_format
     _Worker.out_fs, _ = formats.filesystem(spec.output, settings, create=True)
@@ -70,18 +73,16 @@ def start_worker(spec: JobSpec, source: Source, out_dir: str, out_format: str) -
         _Worker.predictor = load_predictor(spec.model, runtime=spec.runtime, batch_size=spec.batch_size)
     except Exception as e:
         _Worker.load_error = _reason(e)
+    _Worker.threads = threadpool_limits(threads)  # of the libraries the model loaded
 
 
 def _start_pool_worker(
     job_pid: int, threads: int, spec: JobSpec, source: Source, out_dir: str, out_format: str
 ) -> None:
-    """`start_worker`, for a process of this machine's pool, which dies with the job's process `job_pid`, runs its
-    model's BLAS and OpenMP on `threads` threads, and leaves without tearing its interpreter down."""
-    from threadpoolctl import threadpool_limits
-
+    """`start_worker`, for a process of this machine's pool, which dies with the job's process `job_pid` and leaves
+    without tearing its interpreter down."""
     _die_with(job_pid)
-    start_worker(spec, source, out_dir, out_format)
-    _Worker.threads = threadpool_limits(threads)  # of the libraries the model loaded
+    start_worker(spec, source, out_dir, out_format, threads)
     atexit.register(_leave)
 
 
