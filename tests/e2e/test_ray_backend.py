@@ -5,12 +5,14 @@ node goes away under load no more requests fail than were in flight on it and th
 30 s; a `wharf up` restarted after a crash adopts the three actors (and a KafkaSource's member actor) instead of
 starting them again; meanwhile a replica that no node can hold shows Pending with the reason. A component's
 nodeSelector puts its replica on the one node labelled so (the first worker). A KafkaSource's member runs as a Ray actor (its status at its node's address),
-answers the messages through the gateway, and its actor stops with the source.
+answers the messages through the gateway, is started again when its process is killed, and its actor stops with
+the source.
 
 The tests run in this order, on one daemon: each deletes its service; the last one takes a node away."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -77,7 +79,12 @@ def test_a_kafka_sources_member_runs_on_ray(
     ids = {f"m{i}" for i in range(20)}
     produce(kafka_broker.bootstrap, topics["requests"], [(b"k", v2(), [("id", i.encode())]) for i in sorted(ids)])
     assert ids_of(answers_for(kafka_broker.bootstrap, topics, ids, timeout=90)) >= ids
-    [member] = members(source_of(ray_daemon, "feed"))
+    [killed] = members(source_of(ray_daemon, "feed"))
+    os.kill(killed["pid"], signal.SIGKILL)  # its process on its node (this machine): the member starts again
+    [member] = wait_until(
+        lambda: [m for m in members(source_of(ray_daemon, "feed")) if m["pid"] not in (0, killed["pid"])], "restarted"
+    )
+    assert member["id"] == killed["id"] and member["restarts"] == 1 and "status -9" in member["lastError"]
     ray, namespace = _ray(ray_daemon, ray_cluster), f"{namespace_of(ray_daemon.home)}-kafka"
     actor = ray.get_actor(member["id"], namespace)  # the member is a Ray actor, its status at its node's address
     assert ray.get(actor.where.remote(), timeout=30)["host"] == member["host"]

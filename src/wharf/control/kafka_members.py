@@ -139,7 +139,8 @@ class LocalMembers:
 
 
 class _Actor:
-    """A member run by a Ray actor: its port, host and pid known once the actor's `start` answers."""
+    """A member run by a Ray actor: its port, host and pid known once the actor's `start` answers; its end noticed
+    by the actor's `ended` call (or the actor's death)."""
 
     def __init__(self, ray: Any, actor: Any, started: asyncio.Future[Any] | None) -> None:
         self._ray, self.actor, self._started = ray, actor, started
@@ -171,15 +172,16 @@ class _Actor:
         return self._port
 
     def exited(self) -> bool:
+        """Whether it ended (its actor is killed then: a member waiting out its backoff holds no actor)."""
         self.port()
-        if self.failure is not None:
-            return True
-        if self._ended is None or not self._ended.done():
-            return False
-        try:
-            self.returncode = self._ended.result()
-        except Exception as e:
-            self.failure = f"its Ray actor died (its node gone?): {_first_line(e)}"
+        if self.failure is None:
+            if self._ended is None or not self._ended.done():
+                return False
+            try:
+                self.returncode = self._ended.result()
+            except Exception as e:
+                self.failure = f"its Ray actor died (its node gone?): {_first_line(e)}"
+        self.kill()
         return True
 
     def kill(self) -> None:
