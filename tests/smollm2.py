@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 def dequantized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The transformers directory of GGUF's model (float32, its tokenizer and chat template), made once a session."""
-    shared = tmp_path_factory.getbasetemp().parent  # the same for every xdist worker of one run
+    shared = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        shared = shared.parent  # the run's root, the same for every xdist worker of the run
     directory = shared / "smollm2-dequantized"
     with open(shared / "smollm2-dequantized.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
