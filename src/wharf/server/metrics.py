@@ -1,20 +1,23 @@
 """Prometheus metrics of the model server.
 
-Per request: answers by model, protocol and status, their latency, and the requests in flight. The event loop only
-counts a request in flight in a dict and notes its answer in a list (about 0.2 µs per request in all); the notes are
-added to the counters and histograms in bulk at every scrape and within a second (a timer), at once with several
-processes. Updating prometheus-client's counter, histogram and gauge children per request cost several µs more, most
-of it on their locks and per-model objects (a child per model: requests spread over a thousand models found them out
-of cache; bench/mms.py). Per model, from its
-worker threads (`ModelFigures`): how long each request waited for a worker, the rows of each call, and the time of
-each step of a call (preprocess, predict, postprocess: a batch is one call). The worker threads only append those
-figures to deques (thread-safe, about 40 ns each: about 0.2 µs per request in all); they are added to the
-histograms in bulk at every scrape, and by the worker threads about once a second, busy or idle (so that with
-several worker processes the one scraped shows every process's figures a second later). Models loaded on demand
-share worker threads (dataplane.py): their queue wait and rows per call are those of model `(shared)`.
+Per request: answers by model, protocol and status, their latency, and the requests in flight. In one process the
+event loop only counts a request in flight in a dict and notes its answer in a list (about 0.2 µs per request in
+all); the notes are added to the counters and histograms in bulk at every scrape and within a second (a timer).
+Updating prometheus-client's counter, histogram and gauge children per request cost several µs more, most of it on
+their locks and per-model objects (a child per model: requests spread over a thousand models found them out of
+cache; bench/mms.py). With several processes, see below. Per model, from its worker threads (`ModelFigures`): how
+long each request waited for a worker, the rows of each call, and the time of each step of a call (preprocess,
+predict, postprocess: a batch is one call). The worker threads only append those figures to deques (thread-safe,
+about 40 ns each: about 0.2 µs per request in all); they are added to the histograms in bulk at every scrape, and
+by the worker threads about once a second, busy or idle (so that with several worker processes the one scraped
+shows every process's figures a second later). Models loaded on demand share worker threads (dataplane.py): their
+queue wait and rows per call are those of model `(shared)`.
 
 With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set before start), every process writes its samples
-to that directory and any of them renders the aggregate.
+to that directory and any of them renders the aggregate. A scrape reaches one process only, so there each answer
+goes straight to its label set's counter and histogram children (kept, not looked up per request) and the in-flight
+gauge follows each request: five writes to the memory-mapped files, each under prometheus-client's lock, about 8 µs
+per request (timeit of `started` and `finished`; 25 µs when each answer went through the bulk publishing alone).
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ class ServerMetrics:
             registry=self.registry,
         )
         self._in_flight: dict[str, int] = {}  # requests being served, by model
+        self._in_flight_gauges: dict[str, Gauge] = {}  # with several processes: each model's gauge child
+        self._answer_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}  # by label set
         self._answered: list[tuple[str, str, int, float]] = []  # (model, protocol, status, seconds) not published
         self._publishing: asyncio.TimerHandle | None = None
         self._models: dict[str, ModelFigures] = {}
@@ -136,7 +141,10 @@ class ServerMetrics:
         counts = self._in_flight
         counts[model] = counts.get(model, 0) + 1
         if self.multiprocess:
-            self.in_flight.labels(model).inc()
+            gauge = self._in_flight_gauges.get(model)
+            if gauge is None:
+                gauge = self._in_flight_gauges[model] = self.in_flight.labels(model)
+            gauge.inc()
 
     async def measured(self, model: str, protocol: str, call: Awaitable[T]) -> T:
         """Await an inference `call`, counting it in the model's request metrics under `protocol`."""
@@ -157,11 +165,14 @@ class ServerMetrics:
         """Note an answer (on the event loop): published at the next scrape, within a second, or at once with
         several processes (whose scrapes read each other's figures)."""
         self._in_flight[model] -= 1
-        self._answered.append((model, protocol, status, seconds))
         if self.multiprocess:
-            self.in_flight.labels(model).dec()
-            self._publish_answered()
-        elif len(self._answered) >= _ANSWERED_HELD:
+            self._in_flight_gauges[model].dec()  # (made by `started`)
+            requests, latency = self._answer_children_of(model, protocol, status)
+            requests.inc()
+            latency.observe(seconds)
+            return
+        self._answered.append((model, protocol, status, seconds))
+        if len(self._answered) >= _ANSWERED_HELD:
             self._publish_answered()
         elif self._publishing is None:
             self._publishing = asyncio.get_running_loop().call_later(_FLUSH_S, self._publish_answered)
@@ -176,9 +187,18 @@ class ServerMetrics:
         for model, protocol, status, seconds in answered:
             latencies.setdefault((model, protocol, status), []).append(seconds)
         for (model, protocol, status), values in latencies.items():
+            requests, latency = self._answer_children_of(model, protocol, status)
+            requests.inc(len(values))
+            _observe_all(latency, values)
+
+    def _answer_children_of(self, model: str, protocol: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram children of an answer's label set."""
+        key = (model, protocol, status)
+        children = self._answer_children.get(key)
+        if children is None:
             labels = (model, protocol, str(status))
-            self.requests.labels(*labels).inc(len(values))
-            _observe_all(self.latency.labels(*labels), values)
+            children = self._answer_children[key] = (self.requests.labels(*labels), self.latency.labels(*labels))
+        return children
 
     def model_observer(self, model: str) -> ModelFigures:
         """What the worker threads of `model` report to (the same for every version and reload of it)."""
