@@ -11,7 +11,12 @@ revision is scaled to zero again, which the reconciler does on every pass; below
 ask for no resources: a replica with a memory or cpu limit runs in a cgroup of its own, which must be charged for
 its memory from its start (cgroup v2 does not move charges with a process), and one with GPUs starts fresh. A
 standby is dropped (stopped) when its revision is removed, when the spec it was started with is no longer the
-revision's, and when it is handed over or fails to be; a standby that exited or is still loading is not used.
+revision's, and when it is handed over or fails to be (whether its start timed out, it exited, or the replica
+being started was cancelled meanwhile); a standby that exited or is still loading is not used.
+
+Each standby's pid is recorded in `home/standby/<revision>.pid` until it has stopped or become a replica, so that
+a daemon killed before it could stop them does not leave them, and the template they keep alive, running for
+good: the next `Standbys` on that home kills each recorded process that is still a replica process.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +34,7 @@ import orjson
 
 from wharf.control.backends.logfile import LogFollower, serving_ports
 from wharf.control.backends.memory import private_bytes
-from wharf.control.backends.process import ReplicaProcess
+from wharf.control.backends.process import ReplicaProcess, is_replica_process
 from wharf.control.backends.replica import ReplicaSpec
 from wharf.control.backends.template import ReplicaTemplate, TemplateError
 
@@ -50,6 +56,11 @@ class _Standby:
     standing_by: bool = False
     reported: bool = False
 
+    @property
+    def record(self) -> Path:
+        """The file that holds its pid while it runs as a standby."""
+        return self.handover.with_suffix(".pid")
+
     def ready(self) -> bool:
         """Whether it has loaded its models and waits for the handover (its log says so)."""
         if not self.standing_by:
@@ -69,6 +80,17 @@ class Standbys:
     _standbys: dict[str, _Standby] = field(default_factory=dict)  # by revision, oldest first
     _stopping: set[asyncio.Task[None]] = field(default_factory=set)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        """Kill the standbys an earlier daemon on this home left running (it was killed before it could stop
+        them): each recorded pid that is still a replica process (not one that reused the pid)."""
+        for record in (self.home / "standby").glob("*.pid"):
+            with suppress(OSError, ValueError):
+                if is_replica_process(pid := int(record.read_bytes())):
+                    os.killpg(pid, signal.SIGKILL)
+                    log.info("standby of an earlier daemon killed", extra={"pid": pid})
+            record.unlink(missing_ok=True)
+            record.with_suffix(".json").unlink(missing_ok=True)
 
     @staticmethod
     def eligible(spec: ReplicaSpec) -> bool:
@@ -102,7 +124,14 @@ class Standbys:
         except TemplateError as e:
             log.warning("standby not started", extra={"revision": spec.revision, "reason": str(e)})
             return
-        self._standbys[spec.revision] = _Standby(spec, process, log_path, handover, LogFollower(log_path, offset))
+        standby = _Standby(spec, process, log_path, handover, LogFollower(log_path, offset))
+        self._standbys[spec.revision] = standby
+        try:
+            standby.record.write_text(str(process.pid))
+        except OSError as e:  # a standby no later daemon could find is not kept
+            log.warning("standby not recorded", extra={"revision": spec.revision, "reason": str(e)})
+            self.drop(spec.revision)
+            return
         log.info("standby started", extra={"revision": spec.revision, "pid": process.pid})
 
     async def take(self, spec: ReplicaSpec, env: Mapping[str, str], log_path: Path) -> ReplicaProcess | None:
@@ -118,18 +147,22 @@ class Standbys:
         try:
             standby.handover.write_bytes(orjson.dumps({"log": str(log_path), "env": dict(env)}))
             standby.process.signal(signal.SIGUSR1)
-            follower = LogFollower(log_path, offset)
             async with asyncio.timeout(self.start_timeout_s):
-                while not any(serving_ports(line) for line in follower.new_lines()):
-                    if standby.process.exited():
-                        break
-                    await asyncio.sleep(_POLL_S)
-        except (OSError, TimeoutError) as e:
-            log.warning("standby not handed over", extra={"revision": spec.revision, "reason": str(e)})
+                failure = await _serving(standby.process, LogFollower(log_path, offset))
+        except TimeoutError:
+            failure = f"not serving within {self.start_timeout_s:g} s"
+        except OSError as e:
+            failure = str(e)
+        except BaseException:  # cancelled (the replica is no longer wanted): half handed over, it is nobody's
             self._stop(standby)
-            return None
+            raise
         finally:
             standby.handover.unlink(missing_ok=True)
+        if failure is not None:
+            log.warning("standby not handed over", extra={"revision": spec.revision, "reason": failure})
+            self._stop(standby)
+            return None
+        standby.record.unlink(missing_ok=True)  # a replica now, which the backend records
         log.info("standby handed over", extra={"revision": spec.revision, "pid": standby.process.pid})
         return standby.process
 
@@ -156,9 +189,24 @@ class Standbys:
 
     def _stop(self, standby: _Standby) -> None:
         standby.handover.unlink(missing_ok=True)
-        task = asyncio.create_task(standby.process.stop(_STOP_GRACE_S), name=f"stop standby {standby.spec.revision}")
+        task = asyncio.create_task(_stopped(standby), name=f"stop standby {standby.spec.revision}")
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
+
+
+async def _stopped(standby: _Standby) -> None:
+    """Stop the standby's process, then forget its pid."""
+    await standby.process.stop(_STOP_GRACE_S)
+    standby.record.unlink(missing_ok=True)
+
+
+async def _serving(process: ReplicaProcess, follower: LogFollower) -> str | None:
+    """Wait for a handed-over standby's `serving` line: None once it has logged it, else what failed."""
+    while not any(serving_ports(line) for line in follower.new_lines()):
+        if process.exited():
+            return "it exited before serving"
+        await asyncio.sleep(_POLL_S)
+    return None
 
 
 def _available() -> int:
