@@ -1,22 +1,28 @@
-"""Fixtures that run `wharf serve` as a real process on ephemeral 127.0.0.1 ports."""
+"""Fixtures that run `wharf serve` as a real process on ephemeral 127.0.0.1 ports, or local backends that run
+it as replicas (with the helpers their tests share)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import numpy as np
 import pytest
 
 from tests.processes import ROOT, start
+from wharf.control.backends import LocalBackend, LocalBackendSettings, ReplicaSpec, ReplicaState
+from wharf.control.backends.process import is_replica_process
 
 HELPERS = Path(__file__).resolve().parent / "models"
 START_TIMEOUT_S = 60.0
@@ -136,3 +142,76 @@ def post_without_body(port: int, host: str, path: str) -> tuple[bytes, bytes, fl
             reply += chunk
     head, _, body = reply.partition(b"\r\n\r\n")
     return head, body, time.monotonic() - started
+
+
+# -- local backends and their replicas (the local backend's tests) ---------------------------------------------
+FAST = LocalBackendSettings(
+    start_timeout_s=30, health_interval_s=0.1, backoff_initial_s=0.2, backoff_max_s=2, kill_grace_s=2
+)
+ENV = {"PYTHONPATH": str(HELPERS), "WHARF_DRAIN_TIMEOUT_S": "10"}
+T = TypeVar("T")
+Backends = Callable[..., LocalBackend]
+
+
+def spec_of(revision: str, model_uri: str, name: str) -> ReplicaSpec:
+    return ReplicaSpec(revision, name, model_uri, None, ENV)
+
+
+def alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False  # reaped here: the backend that started it was closed without stopping it
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def until(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """Poll `probe` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+    return value
+
+
+def all_ready(backend: LocalBackend, revision: str, count: int) -> Callable[[], list[ReplicaState] | None]:
+    def probe() -> list[ReplicaState] | None:
+        states = backend.replicas(revision)
+        return states if len(states) == count and all(s.ready for s in states) else None
+
+    return probe
+
+
+def url_of(state: ReplicaState, path: str) -> str:
+    return f"http://127.0.0.1:{state.http_port}{path}"
+
+
+@pytest.fixture
+async def backends(tmp_path: Path) -> AsyncIterator[Backends]:
+    """Make backends with `backends(settings=..., on_change=...)`; every replica they ran is stopped at the end."""
+    made: list[LocalBackend] = []
+    pids: set[int] = set()
+
+    def make(settings: LocalBackendSettings = FAST, on_change: Callable[[], None] | None = None) -> LocalBackend:
+        def changed() -> None:
+            pids.update(s.pid for s in backend.replicas() if s.pid)
+            if on_change is not None:
+                on_change()
+
+        backend = LocalBackend(tmp_path / "home", settings, changed)
+        made.append(backend)
+        return backend
+
+    try:
+        yield make
+    finally:
+        for backend in made:
+            await backend.close(stop_replicas=True)
+        for pid in pids:
+            if alive(pid) and is_replica_process(pid):
+                os.killpg(pid, signal.SIGKILL)

@@ -9,100 +9,28 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
 
 import grpc
 import httpx
 import pytest
 
-from tests.integration.conftest import HELPERS
-from wharf.control.backends import LocalBackend, LocalBackendSettings, ReplicaSpec, ReplicaState
+from tests.integration.conftest import ENV, FAST, Backends, alive, all_ready, spec_of, until, url_of
+from wharf.control.backends import ReplicaSpec, ReplicaState
 from wharf.control.backends.process import is_replica_process
 from wharf.protocol.grpc import grpc_predict_v2_pb2 as pb
 from wharf.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
-FAST = LocalBackendSettings(
-    start_timeout_s=30, health_interval_s=0.1, backoff_initial_s=0.2, backoff_max_s=2, kill_grace_s=2
-)
-ENV = {"PYTHONPATH": str(HELPERS), "WHARF_DRAIN_TIMEOUT_S": "10"}
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]
-T = TypeVar("T")
-Backends = Callable[..., LocalBackend]
-
-
-def _spec(revision: str, model_uri: str, name: str) -> ReplicaSpec:
-    return ReplicaSpec(revision, name, model_uri, None, ENV)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False  # reaped here: the backend that started it was closed without stopping it
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def _until(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Poll `probe` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-    return value
-
-
-def _ready(backend: LocalBackend, revision: str, count: int) -> Callable[[], list[ReplicaState] | None]:
-    def probe() -> list[ReplicaState] | None:
-        states = backend.replicas(revision)
-        return states if len(states) == count and all(s.ready for s in states) else None
-
-    return probe
-
-
-def _url(state: ReplicaState, path: str) -> str:
-    return f"http://127.0.0.1:{state.http_port}{path}"
-
-
-@pytest.fixture
-async def backends(tmp_path: Path) -> AsyncIterator[Backends]:
-    """Make backends with `backends(settings=..., on_change=...)`; every replica they ran is stopped at the end."""
-    made: list[LocalBackend] = []
-    pids: set[int] = set()
-
-    def make(settings: LocalBackendSettings = FAST, on_change: Callable[[], None] | None = None) -> LocalBackend:
-        def changed() -> None:
-            pids.update(s.pid for s in backend.replicas() if s.pid)
-            if on_change is not None:
-                on_change()
-
-        backend = LocalBackend(tmp_path / "home", settings, changed)
-        made.append(backend)
-        return backend
-
-    try:
-        yield make
-    finally:
-        for backend in made:
-            await backend.close(stop_replicas=True)
-        for pid in pids:
-            if _alive(pid) and is_replica_process(pid):
-                os.killpg(pid, signal.SIGKILL)
 
 
 async def test_scale_up_call_each_replica_then_scale_down_drains(backends: Backends) -> None:
     backend = backends()
-    slow = _spec("slow-1", "wharf_test_models:Slow", "slow")
+    slow = spec_of("slow-1", "wharf_test_models:Slow", "slow")
     await backend.scale(slow, 2)
-    states = await _until(_ready(backend, "slow-1", 2))
+    states = await until(all_ready(backend, "slow-1", 2))
     assert len({s.pid for s in states}) == 2 and len({s.http_port for s in states}) == 2
     assert all((Path(backend.home) / "logs" / "slow-1" / f"{s.id}.log").exists() for s in states)
 
@@ -111,9 +39,9 @@ async def test_scale_up_call_each_replica_then_scale_down_drains(backends: Backe
 
     async with httpx.AsyncClient(timeout=20) as client:
         for state in states:
-            assert (await client.post(_url(state, "/v2/models/slow/infer"), json=sleep(0))).status_code == 200
+            assert (await client.post(url_of(state, "/v2/models/slow/infer"), json=sleep(0))).status_code == 200
         in_flight = [
-            asyncio.create_task(client.post(_url(s, "/v2/models/slow/infer"), json=sleep(1.5))) for s in states
+            asyncio.create_task(client.post(url_of(s, "/v2/models/slow/infer"), json=sleep(1.5))) for s in states
         ]
         await asyncio.sleep(0.5)
         await backend.scale(slow, 1)
@@ -121,30 +49,30 @@ async def test_scale_up_call_each_replica_then_scale_down_drains(backends: Backe
         [stopped] = [s for s in states if s.id != kept.id]
         for answer in await asyncio.gather(*in_flight):  # the stopped replica drained: it answered too
             assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == [1.5]
-    await _until(lambda: not _alive(stopped.pid))
-    assert _alive(kept.pid)
+    await until(lambda: not alive(stopped.pid))
+    assert alive(kept.pid)
 
     await backend.remove("slow-1")
     assert backend.replicas() == []
-    await _until(lambda: not _alive(kept.pid))
+    await until(lambda: not alive(kept.pid))
 
 
 async def test_a_killed_replica_is_restarted(backends: Backends) -> None:
     changes: list[list[ReplicaState]] = []
     backend = backends(on_change=lambda: changes.append(backend.replicas()))
-    await backend.scale(_spec("echo-1", "wharf_test_models:Echo", "echo"), 1)
-    [before] = await _until(_ready(backend, "echo-1", 1))
+    await backend.scale(spec_of("echo-1", "wharf_test_models:Echo", "echo"), 1)
+    [before] = await until(all_ready(backend, "echo-1", 1))
     changes.clear()
 
     os.kill(before.pid, signal.SIGKILL)
-    [after] = await _until(lambda: [s for s in backend.replicas() if s.ready and s.pid != before.pid])
+    [after] = await until(lambda: [s for s in backend.replicas() if s.ready and s.pid != before.pid])
     assert (after.id, after.restarts, after.last_exit) == (before.id, 1, -signal.SIGKILL)
     assert after.last_error is not None and after.last_error.startswith("exited (status -9)")
     seen = [(s.pid, s.ready) for [s] in changes]
     assert seen[0] == (0, False) and (after.pid, False) in seen and seen[-1] == (after.pid, True)
     body = {"inputs": [{"name": "x", "shape": [1], "datatype": "INT32", "data": [7]}]}
     async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.post(_url(after, "/v2/models/echo/infer"), json=body)
+        answer = await client.post(url_of(after, "/v2/models/echo/infer"), json=body)
     assert answer.json()["outputs"][0]["data"] == [7]
 
 
@@ -160,8 +88,8 @@ async def test_a_replica_that_cannot_start_keeps_the_error_and_is_retried_with_b
 
     backend = backends(settings=FAST.model_copy(update={"backoff_initial_s": 1.0}), on_change=changed)
     missing = tmp_path / "missing.joblib"
-    await backend.scale(_spec("bad-1", str(missing), "missing"), 1)
-    [state] = await _until(
+    await backend.scale(spec_of("bad-1", str(missing), "missing"), 1)
+    [state] = await until(
         lambda: len(starts) >= 3 and [s for s in backend.replicas() if s.restarts >= 2 and s.pid == 0], timeout=15
     )
     assert not state.ready and state.last_exit == 2
@@ -174,8 +102,8 @@ async def test_a_replica_that_cannot_start_keeps_the_error_and_is_retried_with_b
 async def test_a_replica_that_does_not_start_in_time_is_killed(backends: Backends, iris_model: Path) -> None:
     # A fresh interpreter: forked from the template, the iris model may well serve within 0.2 s.
     backend = backends(settings=FAST.model_copy(update={"start_timeout_s": 0.2, "prewarm": False}))
-    await backend.scale(_spec("iris-1", str(iris_model), "iris"), 1)
-    [state] = await _until(lambda: [s for s in backend.replicas() if s.last_exit is not None])
+    await backend.scale(spec_of("iris-1", str(iris_model), "iris"), 1)
+    [state] = await until(lambda: [s for s in backend.replicas() if s.last_exit is not None])
     assert state.last_exit == -signal.SIGKILL and not state.ready
     assert state.last_error is not None and state.last_error.startswith("not serving within 0.2 s, killed")
 
@@ -183,42 +111,42 @@ async def test_a_replica_that_does_not_start_in_time_is_killed(backends: Backend
 async def test_a_new_backend_adopts_running_replicas_and_restarts_dead_ones(
     backends: Backends, iris_model: Path
 ) -> None:
-    iris = _spec("iris-1", str(iris_model), "iris")
+    iris = spec_of("iris-1", str(iris_model), "iris")
     body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": sum(IRIS_ROWS, [])}]}
     first = backends()
     await first.scale(iris, 2)
-    await _until(_ready(first, "iris-1", 2))
+    await until(all_ready(first, "iris-1", 2))
     await first.close(stop_replicas=False)
     records = first.replicas()
-    assert all(_alive(r.pid) for r in records)
+    assert all(alive(r.pid) for r in records)
     running, dead = records
     os.kill(dead.pid, signal.SIGKILL)
-    await _until(lambda: not _alive(dead.pid))
+    await until(lambda: not alive(dead.pid))
 
     second = backends()
     await second.adopt(records, {"iris-1": iris})
     adopted = {s.id: s for s in second.replicas()}
     assert adopted[running.id].pid == running.pid and adopted[running.id].ready
     assert adopted[running.id].restarts == 0 and adopted[running.id].started_at == running.started_at
-    [restarted] = await _until(lambda: [s for s in second.replicas() if s.id == dead.id and s.ready])
+    [restarted] = await until(lambda: [s for s in second.replicas() if s.id == dead.id and s.ready])
     assert restarted.pid not in (0, dead.pid) and restarted.restarts == 1
     async with httpx.AsyncClient(timeout=10) as client:
         for state in second.replicas():
-            answer = await client.post(_url(state, "/v2/models/iris/infer"), json=body)
+            answer = await client.post(url_of(state, "/v2/models/iris/infer"), json=body)
             assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == [0, 2]
 
     await second.close(stop_replicas=True)
     assert second.replicas() == []
-    assert not _alive(running.pid) and not _alive(restarted.pid)
+    assert not alive(running.pid) and not alive(restarted.pid)
 
 
 async def test_a_new_backend_restarts_running_replicas_started_with_another_spec(
     backends: Backends, iris_model: Path
 ) -> None:
-    iris = _spec("iris-1", str(iris_model), "iris")
+    iris = spec_of("iris-1", str(iris_model), "iris")
     first = backends()
     await first.scale(iris, 2)
-    await _until(_ready(first, "iris-1", 2))
+    await until(all_ready(first, "iris-1", 2))
     await first.close(stop_replicas=False)
     same, unknown = first.replicas()
     assert same.spec_digest == unknown.spec_digest == iris.digest
@@ -229,16 +157,16 @@ async def test_a_new_backend_restarts_running_replicas_started_with_another_spec
     await second.adopt([same, dataclasses.replace(unknown, spec_digest="")], {"iris-1": reordered})
     adopted = {s.id: s for s in second.replicas()}[same.id]
     assert (adopted.pid, adopted.ready, adopted.restarts) == (same.pid, True, 0)
-    [restarted] = await _until(lambda: [s for s in second.replicas() if s.id == unknown.id and s.ready])
-    assert restarted.pid not in (0, unknown.pid) and restarted.restarts == 1 and not _alive(unknown.pid)
+    [restarted] = await until(lambda: [s for s in second.replicas() if s.id == unknown.id and s.ready])
+    assert restarted.pid not in (0, unknown.pid) and restarted.restarts == 1 and not alive(unknown.pid)
 
     # Another environment (as a transformer's, once the gateway moved): stopped and started with the new spec.
     await second.close(stop_replicas=False)
     moved = dataclasses.replace(iris, env={**ENV, "WHARF_PREDICTOR_URL": "http://127.0.0.1:1"})
     third = backends()
     await third.adopt([s for s in second.replicas() if s.id == same.id], {"iris-1": moved})
-    assert not _alive(same.pid)
-    [replaced] = await _until(_ready(third, "iris-1", 1))
+    assert not alive(same.pid)
+    [replaced] = await until(all_ready(third, "iris-1", 1))
     assert (replaced.id, replaced.restarts, replaced.spec_digest) == (same.id, 1, moved.digest)
     assert replaced.pid not in (0, same.pid)
 
@@ -252,24 +180,24 @@ async def test_a_replica_forked_from_the_template_serves_is_restarted_and_drains
     backends: Backends, iris_model: Path
 ) -> None:
     backend = backends()
-    iris = _spec("iris-1", str(iris_model), "iris")
+    iris = spec_of("iris-1", str(iris_model), "iris")
     body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": sum(IRIS_ROWS, [])}]}
     await backend.scale(iris, 1)
-    [first] = await _until(_ready(backend, "iris-1", 1))
+    [first] = await until(all_ready(backend, "iris-1", 1))
     assert _forked_from_template(first.pid) and os.getsid(first.pid) == first.pid and is_replica_process(first.pid)
     async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.post(_url(first, "/v2/models/iris/infer"), json=body)
+        answer = await client.post(url_of(first, "/v2/models/iris/infer"), json=body)
     assert answer.json()["outputs"][0]["data"] == [0, 2]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{first.grpc_port}") as channel:
         ready = await GRPCInferenceServiceStub(channel).ServerReady(pb.ServerReadyRequest(), timeout=10)
     assert ready.ready
 
     os.kill(first.pid, signal.SIGKILL)
-    [second] = await _until(lambda: [s for s in backend.replicas() if s.ready and s.pid != first.pid])
+    [second] = await until(lambda: [s for s in backend.replicas() if s.ready and s.pid != first.pid])
     assert (second.restarts, second.last_exit) == (1, -signal.SIGKILL) and _forked_from_template(second.pid)
 
     await backend.scale(iris, 0)
-    await _until(lambda: not _alive(second.pid))
+    await until(lambda: not alive(second.pid))
     log = (backend.home / "logs" / "iris-1" / f"{second.id}.log").read_text()
     assert '"event":"draining"' in log and '"event":"stopped"' in log
 
@@ -278,8 +206,8 @@ async def test_a_replica_starts_as_a_fresh_interpreter_when_the_template_does_no
     backends: Backends, iris_model: Path
 ) -> None:
     backend = backends(settings=FAST.model_copy(update={"prewarm_timeout_s": 0.01}))  # it cannot import in time
-    await backend.scale(_spec("iris-1", str(iris_model), "iris"), 2)
-    states = await _until(_ready(backend, "iris-1", 2))
+    await backend.scale(spec_of("iris-1", str(iris_model), "iris"), 2)
+    states = await until(all_ready(backend, "iris-1", 2))
     for state in states:
         assert b"wharf.cli\0serve\0" in Path(f"/proc/{state.pid}/cmdline").read_bytes()
 
@@ -289,5 +217,5 @@ async def test_a_replica_with_its_own_thread_settings_starts_as_a_fresh_interpre
 ) -> None:
     backend = backends()
     await backend.scale(ReplicaSpec("iris-1", "iris", str(iris_model), None, {**ENV, "OMP_NUM_THREADS": "1"}), 1)
-    [state] = await _until(_ready(backend, "iris-1", 1))
+    [state] = await until(all_ready(backend, "iris-1", 1))
     assert b"wharf.cli\0serve\0" in Path(f"/proc/{state.pid}/cmdline").read_bytes()

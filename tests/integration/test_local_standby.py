@@ -8,34 +8,32 @@ import dataclasses
 import httpx
 import pytest
 
-from tests.integration import test_local_backend
-from tests.integration.test_local_backend import ENV, Backends, _alive, _ready, _spec, _until
+from tests.integration.conftest import ENV, Backends, alive, all_ready, spec_of, until
 from wharf.control.backends import LocalBackend
 from wharf.control.backends.resources import ReplicaResources
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
-backends = test_local_backend.backends  # the fixture: backends made there, their replicas stopped at the end
 ECHO = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.5]}]}
 
 
 async def _standby(backend: LocalBackend, revision: str) -> int:
     """The pid of the revision's standby, once it stands by."""
     assert backend.standbys is not None
-    pid, private, resident = await _until(lambda: backend.standbys.memory().get(revision), timeout=60)
+    pid, private, resident = await until(lambda: backend.standbys.memory().get(revision), timeout=60)
     assert 0 < private < resident
     return pid
 
 
 async def test_a_revision_at_zero_keeps_a_standby_that_becomes_its_next_replica(backends: Backends) -> None:
     backend = backends()
-    echo = _spec("echo-1", "wharf_test_models:Echo", "echo")
+    echo = spec_of("echo-1", "wharf_test_models:Echo", "echo")
     await backend.scale(echo, 0)
     standby = await _standby(backend, "echo-1")
     assert backend.replicas() == []
 
     await backend.scale(echo, 1)
-    [replica] = await _until(_ready(backend, "echo-1", 1))
+    [replica] = await until(all_ready(backend, "echo-1", 1))
     assert replica.pid == standby and backend.standbys.memory() == {}  # type: ignore[union-attr]
     async with httpx.AsyncClient(timeout=20) as client:
         answer = await client.post(f"http://127.0.0.1:{replica.http_port}/v2/models/echo/infer", json=ECHO)
@@ -46,25 +44,25 @@ async def test_a_revision_at_zero_keeps_a_standby_that_becomes_its_next_replica(
     await backend.scale(echo, 0)
     second = await _standby(backend, "echo-1")
     assert second != standby
-    await _until(lambda: not _alive(replica.pid))
+    await until(lambda: not alive(replica.pid))
     await backend.remove("echo-1")
-    await _until(lambda: not _alive(second))
+    await until(lambda: not alive(second))
     assert backend.standbys.memory() == {}  # type: ignore[union-attr]
 
 
 async def test_no_standby_for_limits_and_none_used_for_another_spec(backends: Backends) -> None:
     backend = backends()
     limited = dataclasses.replace(
-        _spec("limited-1", "wharf_test_models:Echo", "echo"), resources=ReplicaResources(memory=1 << 30)
+        spec_of("limited-1", "wharf_test_models:Echo", "echo"), resources=ReplicaResources(memory=1 << 30)
     )
     await backend.scale(limited, 0)  # its replicas' memory is charged to their own cgroup from their start
     assert backend.standbys is not None and backend.standbys._standbys == {}
 
-    echo = _spec("echo-2", "wharf_test_models:Echo", "echo")
+    echo = spec_of("echo-2", "wharf_test_models:Echo", "echo")
     await backend.scale(echo, 0)
     standby = await _standby(backend, "echo-2")
     changed = dataclasses.replace(echo, env={**ENV, "ANOTHER_VARIABLE": "1"})
     await backend.scale(changed, 1)
-    [replica] = await _until(_ready(backend, "echo-2", 1))
+    [replica] = await until(all_ready(backend, "echo-2", 1))
     assert replica.pid != standby
-    await _until(lambda: not _alive(standby))
+    await until(lambda: not alive(standby))
