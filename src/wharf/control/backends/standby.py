@@ -54,7 +54,6 @@ class _Standby:
     handover: Path
     follower: LogFollower
     standing_by: bool = False
-    reported: bool = False
 
     @property
     def record(self) -> Path:
