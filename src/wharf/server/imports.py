@@ -2,10 +2,14 @@
 
 scikit-learn imports pandas whenever pandas is installed (`sklearn.utils.fixes` keeps it in a name nothing reads),
 and pandas imports pyarrow: about 65 MiB resident in every replica, whether or not its model ever sees a DataFrame.
-After `prepare`, that one module is imported with pandas hidden, whenever scikit-learn is first imported (a server
+After `prepare`, that one module is imported with pandas hidden from the thread importing it (other threads, such
+as models loading beside it, import pandas as usual meanwhile), whenever scikit-learn is first imported (a server
 whose runtime does not use scikit-learn does not import it). A model or runtime that needs pandas imports it when
 it does (the sklearn runtime does for named columns; unpickling a pipeline that holds pandas objects does), and
 scikit-learn finds it then, since it looks for DataFrames in `sys.modules`. Costs nothing per request.
+
+The trade-off: a replica forked from the pre-warmed template whose model needs pandas imports pandas and pyarrow
+on its own (about 65 MiB, private to it rather than shared with the template and its other replicas).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Sequence
 from types import ModuleType
 
 _WITHOUT_PANDAS = "sklearn.utils.fixes"
@@ -50,19 +54,27 @@ class _HidingPandas(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        with _hidden("pandas"):
+        hiding = _HiddenFromThread("pandas", threading.get_ident())
+        sys.meta_path.insert(0, hiding)
+        try:
             self.loader.exec_module(module)
+        finally:
+            sys.meta_path.remove(hiding)
 
 
-@contextmanager
-def _hidden(name: str) -> Iterator[None]:
-    """`import name` raises ImportError meanwhile (unless it is imported already)."""
-    if name in sys.modules:
-        yield
-        return
-    sys.modules[name] = None  # type: ignore[assignment]  # what the import system reads as "not installed"
-    try:
-        yield
-    finally:
-        if sys.modules.get(name, ...) is None:
-            del sys.modules[name]
+class _HiddenFromThread(importlib.abc.MetaPathFinder):
+    """`import name` raises ModuleNotFoundError in one thread (unless it is imported already); any other thread
+    imports it as usual meanwhile (models load in threads: `ModelRepository.load_all`)."""
+
+    def __init__(self, name: str, thread: int) -> None:
+        self.name = name
+        self.thread = thread
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == self.name and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r} (hidden while {_WITHOUT_PANDAS} runs)", name=fullname
+            )
+        return None

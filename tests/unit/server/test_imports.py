@@ -44,3 +44,46 @@ print(list(model.feature_names_in_), model.predict(frame.iloc[:2]).tolist())
 def test_pandas_imported_first_stays() -> None:
     code = "import pandas, sys; from wharf.server import imports; imports.prepare(); import sklearn; print(sys.modules['pandas'] is pandas)"
     assert _run(code) == "True"
+
+
+def test_another_thread_imports_pandas_while_scikit_learn_is_imported_without_it() -> None:
+    # A gate holds the thread importing scikit-learn inside `sklearn.utils.fixes` (pandas hidden from it) while the
+    # main thread imports pandas, as models loading in threads may.
+    code = """
+import importlib.abc, importlib.util, sys, threading
+from wharf.server import imports
+
+inside, pandas_done = threading.Event(), threading.Event()
+
+class Gate(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    # Finders run under the global import lock: the gate waits in the loader, as a slow import does.
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "scipy.stats":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        self.loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        inside.set()
+        assert pandas_done.wait(60), "the main thread did not import pandas"
+        self.loader.exec_module(module)
+
+sys.meta_path.insert(0, Gate())
+imports.prepare()
+loading = threading.Thread(target=lambda: __import__("sklearn.linear_model"))
+loading.start()
+assert inside.wait(60), "scikit-learn never reached sklearn.utils.fixes"
+try:
+    import pandas
+    print(pandas.DataFrame({"a": [1]}).shape)
+finally:
+    pandas_done.set()
+loading.join(60)
+print("sklearn.linear_model" in sys.modules, [type(f).__name__ for f in sys.meta_path if type(f).__module__ == imports.__name__])
+"""
+    assert _run(code) == "(1, 1)\nTrue []"
