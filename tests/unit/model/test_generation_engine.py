@@ -17,6 +17,7 @@ from wharf.model.generation.params import SamplingParams
 
 VOCABULARY = 64
 WAIT_S = 300  # generous: a loaded CI machine runs two workers on its cores
+pytestmark = pytest.mark.timeout(WAIT_S + 120)  # pyproject's 120 s would cut a generous wait short
 PROMPTS = [[1, 2, 3], [5, 9, 11, 13, 2, 7, 8], [4], [10, 20, 30, 40, 50], [7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]]
 
 
