@@ -43,10 +43,12 @@ class Member(Protocol):
         """Its status port, 0 until it has logged it."""
         ...
 
-    def exited(self) -> bool: ...
+    def exited(self) -> bool:
+        """Whether it ended (then `kill` frees what it still holds: an ended actor keeps its name)."""
+        ...
 
-    def kill(self) -> None:
-        """SIGKILL it (one that never logged its port)."""
+    async def kill(self) -> None:
+        """SIGKILL it (one that never logged its port, or one ended)."""
         ...
 
     async def stop(self, grace_s: float) -> None:
@@ -105,7 +107,7 @@ class _Process:
     def exited(self) -> bool:
         return self.process.exited()
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         self.process.signal(signal.SIGKILL)
 
     async def stop(self, grace_s: float) -> None:
@@ -172,7 +174,6 @@ class _Actor:
         return self._port
 
     def exited(self) -> bool:
-        """Whether it ended (its actor is killed then: a member waiting out its backoff holds no actor)."""
         self.port()
         if self.failure is None:
             if self._ended is None or not self._ended.done():
@@ -181,10 +182,13 @@ class _Actor:
                 self.returncode = self._ended.result()
             except Exception as e:
                 self.failure = f"its Ray actor died (its node gone?): {_first_line(e)}"
-        self.kill()
         return True
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
+        """Kill its actor (a member waiting out its backoff holds none), in a thread: Ray's call blocks."""
+        await asyncio.to_thread(self._kill)
+
+    def _kill(self) -> None:
         try:
             self._ray.kill(self.actor, no_restart=True)
         except Exception as e:  # gone already
@@ -195,7 +199,7 @@ class _Actor:
             await asyncio.wait_for(_future(self.actor.stop.remote(grace_s)), grace_s + _CALL_GRACE_S)
         except Exception as e:  # the actor (or the cluster) is gone already
             log.info("member not drained", extra={"error": _first_line(e)})
-        await asyncio.to_thread(self.kill)
+        await self.kill()
 
 
 class RayMembers:
@@ -229,14 +233,15 @@ class RayMembers:
 
     async def _new_actor(self, ray: Any, name: str) -> Any:
         """A new actor named `name`; one of that name left by an earlier life of the member is killed first."""
+        actor_class = self.backend.actor_class.options(
+            name=name, namespace=self.namespace, lifetime="detached", max_restarts=0, num_cpus=0
+        )
         for _ in range(50):
             try:
-                return self.backend.actor_class.options(
-                    name=name, namespace=self.namespace, lifetime="detached", max_restarts=0, num_cpus=0
-                ).remote()
+                return await asyncio.to_thread(actor_class.remote)  # it blocks on the cluster's answer
             except ValueError:  # the name is taken
                 if (actor := await self._named(ray, name)) is not None:
-                    await asyncio.to_thread(_Actor(ray, actor, None).kill)
+                    await _Actor(ray, actor, None).kill()
                 await asyncio.sleep(0.1)
         raise OSError(f"the Ray actor name {name} stays taken")
 

@@ -405,11 +405,12 @@ class KafkaSources:
                     await self._start(resource, member, env)
                 continue
             if member.process.exited():
+                await member.process.kill()  # an ended actor is killed: none left alive while it waits to restart
                 self._ended(resource, source, member, member.process.failure or "exited")
             elif member.port == 0:
                 member.port = member.process.port()
                 if member.port == 0 and now - member.started > self.settings.start_timeout_s:
-                    member.process.kill()
+                    await member.process.kill()
                     self._ended(resource, source, member, f"no status port within {self.settings.start_timeout_s:g} s")
         polled = [m for m in source.members.values() if m.process is not None and m.port]
         asked = (self._status(m.process.host, m.port) for m in polled if m.process is not None)
