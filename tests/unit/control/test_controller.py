@@ -138,9 +138,9 @@ def placed(name: str) -> str:
 def test_fields_without_effect_are_warned_about_at_apply_and_in_the_status(controller: Controller) -> None:
     expected = [
         "spec.predictor.nodeSelector has no effect on the local backend (it places pods on Kubernetes nodes;"
-        " replicas run on this machine)",
+        " it applies to the Ray backend only, by Ray nodes' labels)",
         "spec.predictor.tolerations has no effect on the local backend (it places pods on Kubernetes nodes;"
-        " replicas run on this machine)",
+        " it applies to the Ray backend only, by Ray nodes' labels)",
         "spec.predictor.serviceAccountName has no effect on the local backend (it is a pod's Kubernetes identity;"
         " replicas run as the daemon's user, and storage credentials come from the daemon's environment)",
     ]

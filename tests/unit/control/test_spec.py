@@ -468,6 +468,8 @@ def test_kubernetes_pod_fields_are_accepted_kept_and_named_in_warnings() -> None
     expected += [f"spec.transformer.containers[0].{field}" for field in CONTAINER_FIELDS]
     assert sorted(w.split(" ")[0] for w in found) == sorted(expected)
     assert all(" has no effect on the local backend (" in w for w in found)
+    ray_only = [w.split(" ")[0] for w in found if "it applies to the Ray backend only" in w]
+    assert ray_only == ["spec.predictor.nodeSelector", "spec.predictor.tolerations"]
     shown = service.to_manifest()["spec"]["predictor"]
     assert {k: shown[k] for k in POD_FIELDS} == POD_FIELDS
     assert {k: shown["model"][k] for k in CONTAINER_FIELDS} == CONTAINER_FIELDS

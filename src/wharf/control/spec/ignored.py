@@ -7,6 +7,9 @@ silently would break the rule that no field is. So a manifest keeps them (`wharf
 re-applying it is unchanged), they make no new revision (`ignored_exclude` takes them out of the fingerprint),
 and `local_warnings(resource)` names each one set: the apply's answer carries them, and so does the resource's status.
 
+`nodeSelector` and `tolerations` are applied by the Ray backend (backends/node_selection.py): their warning says
+so, since the warnings are made from the resource alone, whichever backend the daemon runs.
+
 Fields that do change what a replica does (volumes, probes, env from secrets, commands, DNS and hosts) stay
 errors (`common.UNSUPPORTED`).
 """
@@ -19,6 +22,7 @@ from typing import Any
 from wharf.control.spec.common import Loc, SpecModel, format_path
 
 _PLACEMENT = "it places pods on Kubernetes nodes; replicas run on this machine"
+_RAY_PLACEMENT = "it places pods on Kubernetes nodes; it applies to the Ray backend only, by Ray nodes' labels"
 _ORDER = "it orders pods for Kubernetes' scheduler; replicas start when the machine has room"
 _IDENTITY = (
     "it is a pod's Kubernetes identity; replicas run as the daemon's user, and storage credentials come from the"
@@ -30,9 +34,9 @@ _LABELS = "it labels pods; set labels on the resource's metadata"
 
 #: Why each field (by its wire name) has no effect on a local replica.
 REASONS: dict[str, str] = {
-    "nodeSelector": _PLACEMENT,
+    "nodeSelector": _RAY_PLACEMENT,
     "affinity": _PLACEMENT,
-    "tolerations": _PLACEMENT,
+    "tolerations": _RAY_PLACEMENT,
     "topologySpreadConstraints": _PLACEMENT,
     "nodeName": _PLACEMENT,
     "schedulerName": _ORDER,
