@@ -89,10 +89,22 @@ def _start_pool_worker(
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or `taskset`'s share), else all of them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _die_with(parent_pid: int) -> None:
     """Have Linux kill this process (SIGKILL) when its parent, `parent_pid`, dies, or end it now if that has
     happened already (Linux only: elsewhere a worker waits on the pool's queue, whose pipe it holds both ends of,
-    until it is killed)."""
+    until it is killed).
+
+    `PR_SET_PDEATHSIG` fires when the THREAD that created this process exits, not the parent process: it holds
+    because `ProcessPoolExecutor` (spawn) starts its workers from the thread that submits to it, here `run`'s,
+    which lives as long as the job. Running `run` in a short-lived thread, or `max_tasks_per_child` (workers
+    replaced from the pool's management thread), would kill workers early or leave them unguarded."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:
@@ -157,7 +169,8 @@ def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) 
     progress = Progress(sum(c.rows for c in chunks), stream, already=sum(chunks[i].rows for i in manifest.done))
     failed: list[int] = []
     pending = [chunks[i] for i in manifest.pending()]
-    count = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
+    cores = _usable_cores()
+    count = max(1, min(workers or cores, len(pending) or 1))
     try:
         if pending:
             context = multiprocessing.get_context("spawn")
@@ -165,7 +178,7 @@ def run(spec: JobSpec, workers: int | None = None, stream: TextIO = sys.stderr) 
                 count,
                 context,
                 initializer=_start_pool_worker,
-                initargs=(os.getpid(), max(1, (os.cpu_count() or 1) // count), spec, source, out_dir, out_format),
+                initargs=(os.getpid(), max(1, cores // count), spec, source, out_dir, out_format),
             ) as pool:
                 in_flight: dict[Future[Outcome], int] = {}
                 queue = iter(pending)
