@@ -4,7 +4,9 @@ server on its node and reports the node's address and the server's ports; the ga
 Placement follows the replica's `resources` (`placement`): its cpu limit is the actor's `num_cpus`, its memory
 limit its `memory`, its `nvidia.com/gpu` its `num_gpus` (0 of each when the spec sets none, so that a one-CPU node
 holds several replicas), its `nodes` (a component's nodeSelector and tolerations: `node_selection.py`) the Ray node
-labels its node must or must not carry, and the replicas of a revision are spread over the nodes (`spread_to`: each
+labels its node must or must not carry (the taints refused are those of the nodes alive when its actor is made: a
+node that joins later and takes the actor is checked once it is placed there, and a replica it should not run
+starts again, kept off it), and the replicas of a revision are spread over the nodes (`spread_to`: each
 new one is sent to the node, big enough and admitted, that holds fewest of its revision's, by node affinity; Ray's
 own SPREAD strategy, and a soft affinity, are best effort and were seen here to put three replicas on one node). An
 actor Ray has not placed within `pending_after_s` shows its replica `Pending` with the reason (no node has that
@@ -107,6 +109,18 @@ def _shortage(ray: Any, asked: Mapping[str, float], selection: NodeSelection) ->
     free = ray.available_resources()
     have = ", ".join(f"{_amount(name, free.get(name, 0))} {name}" for name in asked) or "?"
     return f"Pending: waiting for a Ray node with {wanted} free (the cluster has {have} free in all)"
+
+
+def _refused_on(ray: Any, node_id: str, selection: NodeSelection) -> str | None:
+    """Why the node `node_id` may not run a replica of `selection`, if it may not (a blocking call to the
+    cluster): the taints of a node that joined after the actor was made are not in its `label_selector`."""
+    labels = next((node.get("Labels") or {} for node in ray.nodes() if node["NodeID"] == node_id), {})
+    if selection.admits(labels):
+        return None
+    return (
+        f"Ray placed its actor on node {node_id}, which joined the cluster after the actor was made and has a taint"
+        " the replica does not tolerate; it starts again, kept off that node"
+    )
 
 
 def _amount(name: str, amount: float) -> str:
@@ -267,6 +281,9 @@ class RayBackend(Supervisor[_Replica]):
             placed.cancel()
         self._pending(r, None)
         r.node = where["node_id"]
+        if r.node not in {n["NodeID"] for n in alive}:  # (Ray kept it off the taints of the nodes it was told of)
+            if refused := await asyncio.to_thread(_refused_on, self._ray, r.node, r.spec.nodes):
+                return refused
         log.info("replica placed", extra={"replica": r.id, "node": where["node_id"], "host": where["host"]})
         timeout = self.settings.start_timeout_s
         started = asyncio.ensure_future(

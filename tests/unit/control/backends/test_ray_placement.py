@@ -8,7 +8,7 @@ from typing import Any
 
 from wharf.control.backends import ReplicaResources, ReplicaSpec
 from wharf.control.backends.node_selection import NodeSelection
-from wharf.control.backends.ray import _asked, _shortage, namespace_of, placement, spread_to
+from wharf.control.backends.ray import _asked, _refused_on, _shortage, namespace_of, placement, spread_to
 
 NODES = {"a": {"CPU": 1.0, "memory": 2e9}, "b": {"CPU": 1.0, "memory": 2e9}, "c": {"CPU": 4.0, "GPU": 1.0}}
 
@@ -68,3 +68,21 @@ def test_each_wharf_home_has_a_namespace_of_its_own(tmp_path: Path) -> None:
     assert namespace_of(tmp_path / "a") == namespace_of(tmp_path / "a")
     assert namespace_of(tmp_path / "a") != namespace_of(tmp_path / "b")
     assert namespace_of(tmp_path / "a").startswith("wharf-")
+
+
+class _Joined:
+    """A cluster whose node `new` joined, tainted, after an actor was made."""
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [
+            {"NodeID": "old", "Alive": True, "Labels": {}},
+            {"NodeID": "new", "Alive": True, "Labels": {"taint.wharf.io/dedicated": "gpu"}},
+        ]
+
+
+def test_a_replica_placed_on_a_node_whose_taint_it_does_not_tolerate_is_refused_there() -> None:
+    refused = _refused_on(_Joined(), "new", NodeSelection())
+    assert refused is not None and "node new" in refused and "does not tolerate" in refused
+    assert _refused_on(_Joined(), "old", NodeSelection()) is None
+    tolerant = NodeSelection.from_kubernetes(None, [{"key": "dedicated", "operator": "Exists"}])
+    assert _refused_on(_Joined(), "new", tolerant) is None
