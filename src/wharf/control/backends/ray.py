@@ -310,11 +310,12 @@ class RayBackend(Supervisor[_Replica]):
     async def _new_actor(self, name: str, options: Mapping[str, Any]) -> Any:
         """A new detached actor named `name`; one of that name left by an earlier life of the replica is killed
         first (Ray frees a name once its actor is dead)."""
+        actor_class = self.actor_class.options(
+            name=name, namespace=self.namespace, lifetime="detached", max_restarts=0, **options
+        )
         for _ in range(50):
             try:
-                return self.actor_class.options(
-                    name=name, namespace=self.namespace, lifetime="detached", max_restarts=0, **options
-                ).remote()
+                return await asyncio.to_thread(actor_class.remote)  # it blocks on the cluster's answer
             except ValueError:  # the name is taken
                 await self._kill(await self._named(name))
                 await asyncio.sleep(0.1)
