@@ -32,49 +32,42 @@ def prepare() -> None:
 
 
 class _WithoutPandas(importlib.abc.MetaPathFinder):
-    """Finds `sklearn.utils.fixes` as the other finders do, with a loader that runs it with pandas hidden."""
+    """Finds `sklearn.utils.fixes` as the other finders do, with a loader that runs it with pandas hidden from its
+    thread: `import pandas` raises ModuleNotFoundError there (unless pandas is imported already), while any other
+    thread imports it as usual (models load in threads: `ModelRepository.load_all`). It stays in `sys.meta_path`
+    (a string comparison per import): taking a finder out while another thread walks that list could make that
+    thread skip the next one."""
+
+    def __init__(self) -> None:
+        self.hiding: set[int] = set()  # the threads running `sklearn.utils.fixes`
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == "pandas" and threading.get_ident() in self.hiding:
+            raise ModuleNotFoundError(f"No module named 'pandas' (hidden while {_WITHOUT_PANDAS} runs)", name=fullname)
         if fullname != _WITHOUT_PANDAS:
             return None
-        sys.meta_path.remove(self)  # its work is done once this module is found
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _HidingPandas(spec.loader)
-        return spec
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is not self and find is not None and (spec := find(fullname, path, target)) is not None:
+                if spec.loader is not None:
+                    spec.loader = _HidingPandas(spec.loader, self.hiding)
+                return spec
+        return None
 
 
 class _HidingPandas(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader) -> None:
-        self.loader = loader
+    def __init__(self, loader: importlib.abc.Loader, hiding: set[int]) -> None:
+        self.loader, self.hiding = loader, hiding
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        hiding = _HiddenFromThread("pandas", threading.get_ident())
-        sys.meta_path.insert(0, hiding)
+        thread = threading.get_ident()
+        self.hiding.add(thread)
         try:
             self.loader.exec_module(module)
         finally:
-            sys.meta_path.remove(hiding)
-
-
-class _HiddenFromThread(importlib.abc.MetaPathFinder):
-    """`import name` raises ModuleNotFoundError in one thread (unless it is imported already); any other thread
-    imports it as usual meanwhile (models load in threads: `ModelRepository.load_all`)."""
-
-    def __init__(self, name: str, thread: int) -> None:
-        self.name = name
-        self.thread = thread
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname == self.name and threading.get_ident() == self.thread:
-            raise ModuleNotFoundError(
-                f"No module named {fullname!r} (hidden while {_WITHOUT_PANDAS} runs)", name=fullname
-            )
-        return None
+            self.hiding.discard(thread)

@@ -84,6 +84,6 @@ try:
 finally:
     pandas_done.set()
 loading.join(60)
-print("sklearn.linear_model" in sys.modules, [type(f).__name__ for f in sys.meta_path if type(f).__module__ == imports.__name__])
+print("sklearn.linear_model" in sys.modules, [f.hiding for f in sys.meta_path if type(f).__module__ == imports.__name__])
 """
-    assert _run(code) == "(1, 1)\nTrue []"
+    assert _run(code) == "(1, 1)\nTrue [set()]"
