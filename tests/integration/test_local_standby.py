@@ -1,5 +1,6 @@
 """Standby replicas of the local backend: a revision scaled to zero keeps one, its model loaded, which becomes its
-next replica; none for a replica with limits; dropped when the revision is removed or its spec changes."""
+next replica; none for a replica with limits; dropped when the revision is removed or its spec changes; those of a
+daemon that crashed are killed by the next one."""
 
 from __future__ import annotations
 
@@ -66,3 +67,11 @@ async def test_no_standby_for_limits_and_none_used_for_another_spec(backends: Ba
     [replica] = await until(all_ready(backend, "echo-2", 1))
     assert replica.pid != standby
     await until(lambda: not alive(standby))
+
+
+async def test_the_standbys_of_a_daemon_that_crashed_are_killed_by_the_next_one(backends: Backends) -> None:
+    crashed = backends()  # never closed before the next one starts, as after a kill -9
+    await crashed.scale(spec_of("echo-3", "wharf_test_models:Echo", "echo"), 0)
+    orphan = await _standby(crashed, "echo-3")
+    backends()  # the next daemon's backend, on the same home
+    await until(lambda: not alive(orphan))
