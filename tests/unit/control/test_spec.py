@@ -371,7 +371,11 @@ CYCLE = {"root": node("Sequence", {"nodeName": "a"}), "a": node("Ensemble", {"no
         ({"root": node("Sequence", step(serviceUrl="http://x"))}, ".root.steps[0]", "exactly one of"),
         ({"root": node("Sequence", step(name="a"), step(name="a"))}, ".root.steps[1].name", "another step"),
         ({"root": node("Sequence")}, ".root.steps", "at least 1"),
-        ({"root": node("Chain", step())}, ".root.routerType", "'Sequence', 'Switch', 'Ensemble', 'Splitter' or 'Bandit'"),
+        (
+            {"root": node("Chain", step())},
+            ".root.routerType",
+            "'Sequence', 'Switch', 'Ensemble', 'Splitter' or 'Bandit'",
+        ),
         (CYCLE, ".a.steps[0].nodeName", "cycle: root -> a -> root"),
     ],
 )
