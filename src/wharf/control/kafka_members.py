@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from wharf.control.backends.base import Backend
 from wharf.control.backends.logfile import LogFollower
 from wharf.control.backends.process import ReplicaProcess, runs
+from wharf.control.backends.ray import RayBackend, answer, first_line, forwarded_env, kill_actor, named_actor
 from wharf.eventing.settings import ConsumerSettings
 from wharf.eventing.statusline import status_port
 
@@ -76,8 +77,6 @@ class Members(Protocol):
 def members_on(backend: Backend | None, command: tuple[str, ...], grace_s: float, start_s: float) -> Members:
     """Where members run with `backend` (None: this machine): `command` started as processes here, or its
     arguments after the interpreter run by Ray actors on the cluster of a `RayBackend`."""
-    from wharf.control.backends.ray import RayBackend
-
     if isinstance(backend, RayBackend):
         return RayMembers(backend, command[1:], grace_s, start_s)
     return LocalMembers(command)
@@ -156,7 +155,7 @@ class _Actor:
         member = cls(ray, actor, None)
         member.pid, member.host = int(record.get("pid") or 0), str(record.get("host") or "")
         member._port = int(record.get("statusPort") or 0)
-        member._ended = _future(actor.ended.remote())
+        member._ended = answer(actor.ended.remote())
         return member
 
     def port(self) -> int:
@@ -164,13 +163,13 @@ class _Actor:
             try:
                 answer = self._started.result()
             except Exception as e:  # the actor died (its node gone?)
-                self.failure = f"its Ray actor died: {_first_line(e)}"
+                self.failure = f"its Ray actor died: {first_line(e)}"
                 return 0
             if "error" in answer:
                 self.failure = str(answer["error"])
                 return 0
             self.pid, self.host, self._port = answer["pid"], answer["host"], answer["http_port"]
-            self._ended = _future(self.actor.ended.remote())
+            self._ended = answer(self.actor.ended.remote())
         return self._port
 
     def exited(self) -> bool:
@@ -181,24 +180,18 @@ class _Actor:
             try:
                 self.returncode = self._ended.result()
             except Exception as e:
-                self.failure = f"its Ray actor died (its node gone?): {_first_line(e)}"
+                self.failure = f"its Ray actor died (its node gone?): {first_line(e)}"
         return True
 
     async def kill(self) -> None:
-        """Kill its actor (a member waiting out its backoff holds none), in a thread: Ray's call blocks."""
-        await asyncio.to_thread(self._kill)
-
-    def _kill(self) -> None:
-        try:
-            self._ray.kill(self.actor, no_restart=True)
-        except Exception as e:  # gone already
-            log.info("member actor not killed", extra={"error": _first_line(e)})
+        """Kill its actor (a member waiting out its backoff holds none)."""
+        await kill_actor(self._ray, self.actor)
 
     async def stop(self, grace_s: float) -> None:
         try:
-            await asyncio.wait_for(_future(self.actor.stop.remote(grace_s)), grace_s + _CALL_GRACE_S)
+            await asyncio.wait_for(answer(self.actor.stop.remote(grace_s)), grace_s + _CALL_GRACE_S)
         except Exception as e:  # the actor (or the cluster) is gone already
-            log.info("member not drained", extra={"error": _first_line(e)})
+            log.info("member not drained", extra={"error": first_line(e)})
         await self.kill()
 
 
@@ -206,17 +199,16 @@ class RayMembers:
     """Members as detached actors named by their ids, in a Ray namespace of their own next to `backend`'s (whose
     adoption stops the actors its records do not name), each asking no CPU of its node (a member mostly waits)."""
 
-    def __init__(self, backend: Any, arguments: tuple[str, ...], grace_s: float, start_s: float) -> None:
+    def __init__(self, backend: RayBackend, arguments: tuple[str, ...], grace_s: float, start_s: float) -> None:
         self.backend, self.arguments, self.grace_s, self.start_s = backend, arguments, grace_s, start_s
         self.namespace = f"{backend.namespace}-kafka"
-        self._forwarded = {k: v for k, v in os.environ.items() if k.startswith("WHARF_") or k == "PYTHONPATH"}
 
     async def start(self, member_id: str, env: Mapping[str, str], log_path: Path) -> Member:
         ray = await self.backend.connect()
         actor = await self._new_actor(ray, member_id)
-        environment = {**self._forwarded, **env}
+        environment = {**forwarded_env(), **env}
         started = actor.start.remote(list(self.arguments), environment, str(log_path), self.start_s, HOST_ENV)
-        return _Actor(ray, actor, _future(started))
+        return _Actor(ray, actor, answer(started))
 
     async def find(self, record: Mapping[str, Any]) -> Member | None:
         ray = await self.backend.connect()
@@ -246,15 +238,4 @@ class RayMembers:
         raise OSError(f"the Ray actor name {name} stays taken")
 
     async def _named(self, ray: Any, name: str) -> Any:
-        try:
-            return await asyncio.to_thread(ray.get_actor, name, self.namespace)
-        except ValueError:
-            return None
-
-
-def _future(ref: Any) -> asyncio.Future[Any]:
-    return asyncio.wrap_future(ref.future())
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return await named_actor(ray, name, self.namespace)

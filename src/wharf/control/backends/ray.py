@@ -212,22 +212,15 @@ class RayBackend(Supervisor[_Replica]):
         return ray
 
     async def _named(self, name: str) -> Any:
-        """The live actor named `name` in this namespace, or None."""
-        try:
-            return await asyncio.to_thread(self._ray.get_actor, name, self.namespace)
-        except ValueError:
-            return None
+        return await named_actor(self._ray, name, self.namespace)
 
     async def _kill(self, actor: Any) -> None:
         if actor is not None:
-            try:
-                await asyncio.to_thread(self._ray.kill, actor, no_restart=True)
-            except Exception as e:  # already gone, or the cluster is: nothing left to stop
-                log.info("actor not killed", extra={"error": str(e)})
+            await kill_actor(self._ray, actor)
 
     async def _call(self, ref: Any, timeout: float | None) -> Any:
         """The answer of an actor call (its ObjectRef), within `timeout` seconds (None: no limit)."""
-        return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout)
+        return await asyncio.wait_for(answer(ref), timeout)
 
     # -- one replica's life -------------------------------------------------------------------------------------
     async def _supervise(self, r: _Replica) -> None:
@@ -243,7 +236,7 @@ class RayBackend(Supervisor[_Replica]):
                     failure = await self._watch(r)
             except Exception as e:  # the cluster failed us (unreachable, a system error): try again after the backoff
                 log.exception("replica supervision failed", extra={"replica": r.id})
-                failure = f"Ray failed: {_first_line(e)}"
+                failure = f"Ray failed: {first_line(e)}"
             delay = backoff.ended(None if r.ready_at is None else time.monotonic() - r.ready_at)
             await self._ended(r, failure, delay)
             await self._back_off(r, delay)
@@ -276,7 +269,7 @@ class RayBackend(Supervisor[_Replica]):
             where = placed.result()
         except self._ray.exceptions.RayActorError as e:
             self._shun(r.node)
-            return f"its Ray actor died before it was placed: {_first_line(e)}"
+            return f"its Ray actor died before it was placed: {first_line(e)}"
         finally:
             placed.cancel()
         self._pending(r, None)
@@ -295,7 +288,7 @@ class RayBackend(Supervisor[_Replica]):
             answer = started.result()
         except self._ray.exceptions.RayActorError as e:
             self._shun(r.node)
-            return f"its Ray actor died while starting: {_first_line(e)}"
+            return f"its Ray actor died while starting: {first_line(e)}"
         finally:
             started.cancel()
             r.progress = None
@@ -352,7 +345,7 @@ class RayBackend(Supervisor[_Replica]):
         except self._ray.exceptions.RayActorError as e:
             r.last_exit = None
             self._shun(r.node)
-            return f"its Ray actor died (its node gone?): {_first_line(e)}"
+            return f"its Ray actor died (its node gone?): {first_line(e)}"
         finally:
             ended.cancel()
 
@@ -393,7 +386,7 @@ class RayBackend(Supervisor[_Replica]):
             status = await self._call(r.actor.stop.remote(grace), grace + _CALL_GRACE_S)
             log.info("replica stopped", extra={"replica": r.id, "status": status})
         except Exception as e:  # the actor (or the cluster) is gone already: nothing left to drain
-            log.info("replica not drained", extra={"replica": r.id, "error": _first_line(e)})
+            log.info("replica not drained", extra={"replica": r.id, "error": first_line(e)})
         await self._kill(r.actor)
 
     # -- small parts --------------------------------------------------------------------------------------------
@@ -404,7 +397,7 @@ class RayBackend(Supervisor[_Replica]):
     def _env(self, r: _Replica) -> dict[str, str]:
         """What the server runs with on top of its node's environment: the daemon's WHARF_* settings and
         PYTHONPATH, the spec's variables and what every replica runs with."""
-        forwarded = {k: v for k, v in os.environ.items() if k.startswith("WHARF_") or k in _FORWARDED}
+        forwarded = forwarded_env()
         controlled = _CONTROLLED if r.spec.model_uri else _MULTI_MODEL
         return {**forwarded, **r.spec.env, **controlled, "WHARF_REPLICA": r.id}
 
@@ -412,5 +405,34 @@ class RayBackend(Supervisor[_Replica]):
         return self.log_path(r.spec.revision, r.id)
 
 
-def _first_line(error: BaseException) -> str:
+# -- what the backend and the Kafka members (control/kafka_members.py) do alike with Ray ------------------------------
+
+
+def forwarded_env() -> dict[str, str]:
+    """The daemon's variables that every process it places on Ray inherits (on its node's environment)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("WHARF_") or k in _FORWARDED}
+
+
+def answer(ref: Any) -> asyncio.Future[Any]:
+    """The answer of an actor call (its ObjectRef) as an asyncio future."""
+    return asyncio.wrap_future(ref.future())
+
+
+async def named_actor(ray: Any, name: str, namespace: str) -> Any:
+    """The live actor named `name` in `namespace`, or None (in a thread: Ray's call blocks)."""
+    try:
+        return await asyncio.to_thread(ray.get_actor, name, namespace)
+    except ValueError:
+        return None
+
+
+async def kill_actor(ray: Any, actor: Any) -> None:
+    """Kill `actor` for good (in a thread); one gone already, or a cluster gone, leaves nothing to kill."""
+    try:
+        await asyncio.to_thread(ray.kill, actor, no_restart=True)
+    except Exception as e:
+        log.info("actor not killed", extra={"error": first_line(e)})
+
+
+def first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
