@@ -1,5 +1,5 @@
 """How much memory replicas hold, read from /proc: what the local backend's watchdog compares with their memory
-limits where no cgroup enforces them.
+limits where no cgroup enforces them, and what a standby costs and whether the machine has room for one.
 
 A replica is its whole session (it leads one; its worker processes join it). What it holds is its processes'
 private memory (smaps_rollup's Private_Clean + Private_Dirty): pages a replica forked from the template still
@@ -39,6 +39,27 @@ def private_bytes(pid: int) -> int:
     except OSError:
         return 0
     return sum(int(line.split()[1]) for line in lines if line.startswith(_PRIVATE)) * 1024
+
+
+def resident_bytes(pid: int) -> int:
+    """Process `pid`'s resident memory, shared pages included (0 when it is gone or unreadable)."""
+    try:
+        with open(f"{_PROC}/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def available_bytes() -> int:
+    """The machine's MemAvailable; where /proc has none, as if unlimited."""
+    try:
+        with open(f"{_PROC}/meminfo", "rb") as meminfo:
+            for line in meminfo:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
 
 
 def _sessions(leaders: Iterable[int]) -> dict[int, tuple[int, list[int]]]:

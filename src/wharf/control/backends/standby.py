@@ -33,7 +33,7 @@ from pathlib import Path
 import orjson
 
 from wharf.control.backends.logfile import LogFollower, serving_ports
-from wharf.control.backends.memory import private_bytes
+from wharf.control.backends.memory import available_bytes, private_bytes, resident_bytes
 from wharf.control.backends.process import ReplicaProcess, is_replica_process
 from wharf.control.backends.replica import ReplicaSpec
 from wharf.control.backends.template import ReplicaTemplate, TemplateError
@@ -105,11 +105,11 @@ class Standbys:
     async def _keep(self, spec: ReplicaSpec, argv: Sequence[str], env: Mapping[str, str]) -> None:
         current = self._standbys.get(spec.revision)
         if current is not None and current.spec.digest == spec.digest:
-            if _available() < self.min_available:  # memory ran short since: give it back
+            if available_bytes() < self.min_available:  # memory ran short since: give it back
                 self.drop(spec.revision)
             return  # (one that exited stays until it is taken, so that a failing one is not started again and again)
         self.drop(spec.revision)
-        if not self.eligible(spec) or not self.template.can_fork(env) or _available() < self.min_available:
+        if not self.eligible(spec) or not self.template.can_fork(env) or available_bytes() < self.min_available:
             return
         while len(self._standbys) >= self.max_count:
             self.drop(next(iter(self._standbys)))
@@ -174,7 +174,7 @@ class Standbys:
     def memory(self) -> dict[str, tuple[int, int, int]]:
         """Each ready standby, by revision: (its pid, the private bytes it holds, its resident bytes)."""
         return {
-            revision: (pid, private_bytes(pid), _resident(pid))
+            revision: (pid, private_bytes(pid), resident_bytes(pid))
             for revision, s in self._standbys.items()
             if s.ready() and (pid := s.process.pid)
         }
@@ -206,23 +206,3 @@ async def _serving(process: ReplicaProcess, follower: LogFollower) -> str | None
             return "it exited before serving"
         await asyncio.sleep(_POLL_S)
     return None
-
-
-def _available() -> int:
-    """MemAvailable in bytes (Linux); elsewhere as if unlimited."""
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
-
-
-def _resident(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from wharf.control.backends.memory import over_limit, private_bytes
+from wharf.control.backends.memory import available_bytes, over_limit, private_bytes, resident_bytes
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux's /proc")
 
@@ -32,3 +32,12 @@ def test_a_session_is_over_its_limit_by_the_private_memory_of_all_its_processes(
         holder.kill()
         holder.wait()
     assert over_limit({holder.pid: 0}) == {} and private_bytes(holder.pid) == 0  # gone
+
+
+def test_resident_bytes_count_what_a_process_touched_and_zero_for_one_gone() -> None:
+    before = resident_bytes(os.getpid())
+    block = bytearray(64 << 20)  # zero-filled: every page written
+    assert resident_bytes(os.getpid()) >= before + (48 << 20)
+    del block
+    assert resident_bytes(2**22 + 1) == 0  # above the kernel's pid_max: never a process
+    assert 0 < available_bytes() < 1 << 62
