@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from wharf.control.backends.base import Backend
 from wharf.control.backends.logfile import LogFollower
 from wharf.control.backends.process import ReplicaProcess, runs
-from wharf.control.backends.ray import RayBackend, answer, first_line, forwarded_env, kill_actor, named_actor
+from wharf.control.backends.ray import RayBackend, first_line, forwarded_env, kill_actor, named_actor, reply_of
 from wharf.eventing.settings import ConsumerSettings
 from wharf.eventing.statusline import status_port
 
@@ -155,21 +155,21 @@ class _Actor:
         member = cls(ray, actor, None)
         member.pid, member.host = int(record.get("pid") or 0), str(record.get("host") or "")
         member._port = int(record.get("statusPort") or 0)
-        member._ended = answer(actor.ended.remote())
+        member._ended = reply_of(actor.ended.remote())
         return member
 
     def port(self) -> int:
         if self._port == 0 and self._started is not None and self._started.done():
             try:
-                answer = self._started.result()
+                reply = self._started.result()
             except Exception as e:  # the actor died (its node gone?)
                 self.failure = f"its Ray actor died: {first_line(e)}"
                 return 0
-            if "error" in answer:
-                self.failure = str(answer["error"])
+            if "error" in reply:
+                self.failure = str(reply["error"])
                 return 0
-            self.pid, self.host, self._port = answer["pid"], answer["host"], answer["http_port"]
-            self._ended = answer(self.actor.ended.remote())
+            self.pid, self.host, self._port = reply["pid"], reply["host"], reply["http_port"]
+            self._ended = reply_of(self.actor.ended.remote())
         return self._port
 
     def exited(self) -> bool:
@@ -189,7 +189,7 @@ class _Actor:
 
     async def stop(self, grace_s: float) -> None:
         try:
-            await asyncio.wait_for(answer(self.actor.stop.remote(grace_s)), grace_s + _CALL_GRACE_S)
+            await asyncio.wait_for(reply_of(self.actor.stop.remote(grace_s)), grace_s + _CALL_GRACE_S)
         except Exception as e:  # the actor (or the cluster) is gone already
             log.info("member not drained", extra={"error": first_line(e)})
         await self.kill()
@@ -208,7 +208,7 @@ class RayMembers:
         actor = await self._new_actor(ray, member_id)
         environment = {**forwarded_env(), **env}
         started = actor.start.remote(list(self.arguments), environment, str(log_path), self.start_s, HOST_ENV)
-        return _Actor(ray, actor, answer(started))
+        return _Actor(ray, actor, reply_of(started))
 
     async def find(self, record: Mapping[str, Any]) -> Member | None:
         ray = await self.backend.connect()

@@ -220,7 +220,7 @@ class RayBackend(Supervisor[_Replica]):
 
     async def _call(self, ref: Any, timeout: float | None) -> Any:
         """The answer of an actor call (its ObjectRef), within `timeout` seconds (None: no limit)."""
-        return await asyncio.wait_for(answer(ref), timeout)
+        return await asyncio.wait_for(reply_of(ref), timeout)
 
     # -- one replica's life -------------------------------------------------------------------------------------
     async def _supervise(self, r: _Replica) -> None:
@@ -413,7 +413,7 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("WHARF_") or k in _FORWARDED}
 
 
-def answer(ref: Any) -> asyncio.Future[Any]:
+def reply_of(ref: Any) -> asyncio.Future[Any]:
     """The answer of an actor call (its ObjectRef) as an asyncio future."""
     return asyncio.wrap_future(ref.future())
 
