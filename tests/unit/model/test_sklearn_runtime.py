@@ -1,4 +1,5 @@
-"""The scikit-learn runtime computes linear models directly, with exactly scikit-learn's results."""
+"""The scikit-learn runtime computes linear models directly, with exactly scikit-learn's results (the other
+estimators' direct computations: test_sklearn_direct.py)."""
 
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris, make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.linear_model import (
     HuberRegressor,
     LinearRegression,
@@ -17,7 +19,8 @@ from sklearn.linear_model import (
     SGDClassifier,
 )
 
-from wharf.model.runtimes.sklearn import SKLearnModel, _same
+from wharf.model.runtimes.sklearn import SKLearnModel
+from wharf.model.runtimes.sklearn_direct import _same
 
 IRIS_X, IRIS_Y = load_iris(return_X_y=True)
 BINARY_X, BINARY_Y = make_classification(200, 6, random_state=0)
@@ -83,7 +86,9 @@ def test_other_estimators_and_methods_keep_scikit_learn(tmp_path: Path) -> None:
     assert not _is_direct(ridge, "predict") and _is_direct(ridge, "decision_function")
     assert not _is_direct(_served(tmp_path, Ridge().fit(REGRESSION_X, REGRESSION_Y)), "predict")
     forest = _served(tmp_path, RandomForestClassifier(n_estimators=3, random_state=0).fit(IRIS_X, IRIS_Y))
-    assert not any(_is_direct(forest, method) for method in forest.methods)
+    assert not _is_direct(forest, "predict_log_proba")
+    neighbours = _served(tmp_path, KNeighborsClassifier().fit(IRIS_X, IRIS_Y))
+    assert not any(_is_direct(neighbours, method) for method in neighbours.methods)
 
 
 def test_the_probe_refuses_a_computation_that_differs() -> None:

@@ -6,18 +6,17 @@ fitted on a DataFrame (a pipeline selecting columns by name, say) gets one: name
 The metadata gives a column the datatype BYTES where an encoder of a `ColumnTransformer` learnt text categories for
 it, else FP64.
 
-scikit-learn checks its input on every call; on 1.9 that takes about 100 µs, fifty times the arithmetic of a linear
-model on a few rows. Wharf has already checked the matrix (2-D, numeric, the estimator's number of features), so
-for the linear models it computes the estimator's own expression directly (`_direct`), once a probe at load time
-has shown the results to be identical to the estimator's. Any other input (no rows, NaN or infinity, another
-dtype) still goes to scikit-learn, which rejects it with its own message or computes it as usual.
+scikit-learn checks its input on every call (about 100 µs on 1.9, fifty times the arithmetic of a linear model on a
+few rows). Wharf has already checked the matrix (2-D, numeric, the estimator's number of features), so for the
+estimators that `sklearn_direct` knows (linear models, trees, forests, gradient boosting, scalers, pipelines of them)
+each method runs that module's direct computation, once a probe at load time has shown the results to be identical
+to the estimator's. Any other input (no rows, NaN or infinity, another dtype) still goes to scikit-learn, which
+rejects it with its own message or computes it as usual.
 """
 
 from __future__ import annotations
 
 import pickle
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import joblib
 import numpy as np
 
 from wharf.errors import InvalidInput, ModelLoadError
+from wharf.model.runtimes.sklearn_direct import Compute, direct
 from wharf.model.runtimes.tabular import Method, TabularModel
 from wharf.protocol.tensors import datatype_of
 
@@ -80,7 +80,7 @@ def _method(estimator: Any, name: str, columns: list[str] | None) -> Method:
     checked = getattr(estimator, name)
     if columns is not None:
         checked = _framed(checked, columns)
-    run = _direct(estimator, name, checked) or checked
+    run = direct(estimator, name, checked) or checked
     if name == "predict":
         return Method(run, datatype_of(np.asarray(classes)) if classes is not None else "FP64", [-1])
     if name == "transform":
@@ -88,12 +88,6 @@ def _method(estimator: Any, name: str, columns: list[str] | None) -> Method:
     if name == "decision_function" and n_classes == 2:
         return Method(run, "FP64", [-1])
     return Method(run, "FP64", [-1, n_classes])
-
-
-# The feature matrices `_direct` computes itself; any other goes to scikit-learn.
-_DIRECT_DTYPES = frozenset(np.dtype(t) for t in ("float64", "float32", "int64", "int32"))
-
-Compute = Callable[[np.ndarray], np.ndarray]
 
 
 def _framed(method: Compute, columns: list[str]) -> Compute:
@@ -126,93 +120,6 @@ def _column_datatypes(estimator: Any) -> dict[str, str]:
             if isinstance(column, str) and np.asarray(learnt).dtype.kind in "OSU":
                 datatypes[column] = "BYTES"
     return datatypes
-
-
-def _direct(estimator: Any, name: str, checked: Compute) -> Compute | None:
-    """`estimator.name` (`checked`) without scikit-learn's per-call input checks, for a linear model whose class
-    uses scikit-learn's own implementation of that method, once a probe has shown the results to be identical."""
-    coef = getattr(estimator, "coef_", None)
-    if not isinstance(coef, np.ndarray) or getattr(estimator, "n_features_in_", None) is None:
-        return None  # sparse coefficients (after `sparsify()`), or no feature count to probe with
-    compute = _linear_classifier(estimator, name) or _linear_regressor(estimator, name)
-    if compute is None:
-        return None
-
-    def run(features: np.ndarray) -> np.ndarray:
-        direct = (
-            type(features) is np.ndarray
-            and features.shape[0] > 0
-            and features.dtype in _DIRECT_DTYPES
-            and (features.dtype.kind != "f" or bool(np.isfinite(features).all()))
-        )
-        return compute(features) if direct else checked(features)
-
-    return run if _same(run, checked, estimator.n_features_in_) else None
-
-
-def _linear_classifier(estimator: Any, name: str) -> Compute | None:
-    """What scikit-learn's `LinearClassifierMixin.predict` and `.decision_function` compute, once input is checked."""
-    try:
-        from sklearn.linear_model._base import LinearClassifierMixin
-    except ImportError:  # no scikit-learn, or one that moved it
-        return None
-    own = {"predict": LinearClassifierMixin.predict, "decision_function": LinearClassifierMixin.decision_function}
-    coef, intercept = estimator.coef_, getattr(estimator, "intercept_", None)
-    classes = getattr(estimator, "classes_", None)
-    if name not in own or getattr(type(estimator), name) is not own[name]:
-        return None
-    if not isinstance(estimator, LinearClassifierMixin) or not isinstance(classes, np.ndarray) or coef.ndim != 2:
-        return None
-
-    def scores(features: np.ndarray) -> np.ndarray:
-        result = features @ coef.T + intercept
-        return result.reshape(-1) if result.shape[1] == 1 else result
-
-    def predict(features: np.ndarray) -> np.ndarray:
-        found = scores(features)
-        indices = (found > 0).astype(np.intp) if found.ndim == 1 else found.argmax(axis=1)
-        return classes.take(indices, axis=0)
-
-    return predict if name == "predict" else scores
-
-
-def _linear_regressor(estimator: Any, name: str) -> Compute | None:
-    """What scikit-learn's `LinearModel.predict` computes, once input is checked."""
-    try:
-        from sklearn.linear_model._base import LinearModel, MultiOutputLinearModel
-    except ImportError:
-        return None
-    kind = type(estimator)
-    if name != "predict" or not isinstance(estimator, LinearModel):
-        return None
-    if kind.predict not in (LinearModel.predict, MultiOutputLinearModel.predict):
-        return None
-    if kind._decision_function is not LinearModel._decision_function:
-        return None
-    coef, intercept = estimator.coef_, getattr(estimator, "intercept_", None)
-    coef = coef.T if coef.ndim == 2 else coef
-
-    def predict(features: np.ndarray) -> np.ndarray:
-        return features @ coef + intercept
-
-    return predict
-
-
-def _same(direct: Compute, checked: Compute, n_features: int) -> bool:
-    """Whether `direct` gives exactly what `checked` gives, for a few rows of each dtype `_direct` computes."""
-    rng = np.random.default_rng(0)
-    probes = [rng.normal(scale=10, size=(5, n_features)).astype(t) for t in ("float64", "float32")]
-    probes += [rng.integers(-10, 10, size=(5, n_features)).astype(t) for t in ("int64", "int32")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. fitted with feature names, probed without
-        for probe in probes:
-            try:
-                expected, found = checked(probe), direct(probe)
-            except Exception:
-                return False
-            if found.dtype != expected.dtype or found.shape != expected.shape or not np.array_equal(found, expected):
-                return False
-    return True
 
 
 def create(name: str, artifact: Path, version: str | None = None) -> SKLearnModel:
