@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris, make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.linear_model import (
     HuberRegressor,
     LinearRegression,
@@ -18,6 +17,7 @@ from sklearn.linear_model import (
     RidgeClassifier,
     SGDClassifier,
 )
+from sklearn.neighbors import KNeighborsClassifier
 
 from wharf.model.runtimes.sklearn import SKLearnModel
 from wharf.model.runtimes.sklearn_direct import _same
