@@ -14,19 +14,40 @@ BUCKETS = (0.001, 0.0025, 0.01, 1, 60)
 VALUES = [0.0, 0.0005, 0.001, 0.0010001, 0.0025, 0.003, 0.01, 0.5, 1.0, 59.9, 60.0, 61.0, 1e9]
 
 
-def _rendered(fill: str) -> bytes:
+def _rendered(fill: str, values: dict[str, list[float]]) -> bytes:
     registry = CollectorRegistry()
-    histogram = Histogram("h", "h", ["model"], buckets=BUCKETS, registry=registry).labels("m")
+    histogram = Histogram("h", "h", ["model"], buckets=BUCKETS, registry=registry)
     if fill == "one by one":
-        for value in VALUES:
-            histogram.observe(value)
+        for model, observed in values.items():
+            for value in observed:
+                histogram.labels(model).observe(value)
     else:
-        _observe_all(histogram, VALUES)
+        _observe_all([(histogram.labels(model), observed) for model, observed in values.items()])
     return b"\n".join(line for line in generate_latest(registry).splitlines() if b"_created" not in line)
 
 
 def test_bulk_observation_matches_observing_one_at_a_time_on_and_between_the_bounds() -> None:
-    assert _rendered("in bulk") == _rendered("one by one")
+    assert _rendered("in bulk", {"m": VALUES}) == _rendered("one by one", {"m": VALUES})
+
+
+def test_bulk_observation_of_many_children_at_once_gives_each_its_own_values() -> None:
+    values = {"a": VALUES, "b": [0.002], "c": VALUES[::-1] + [0.0005] * 3, "d": [1e9, 0.0]}
+    assert _rendered("in bulk", values) == _rendered("one by one", values)
+
+
+def test_the_shared_threads_flush_publishes_every_models_figures() -> None:
+    metrics = ServerMetrics()
+    shared = metrics.shared_observer()
+    records = {name: metrics.model_observer(name).step("predict") for name in ("a", "b", "c")}
+    for i, name in enumerate(records):
+        for _ in range(i + 1):
+            records[name](0.002)
+    shared.group([Job(None, None, 1, time.perf_counter())], time.perf_counter(), 0)  # type: ignore[arg-type]
+    shared.flush()
+    for i, name in enumerate(records):
+        count = metrics.registry.get_sample_value("wharf_model_step_seconds_count", {"model": name, "step": "predict"})
+        assert count == i + 1
+    assert metrics.registry.get_sample_value("wharf_batch_size_count", {"model": "(shared)"}) == 1
 
 
 def _sample(metrics: ServerMetrics, line_start: str) -> float:
