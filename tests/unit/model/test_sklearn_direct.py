@@ -15,6 +15,7 @@ from sklearn.ensemble import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -64,6 +65,22 @@ CASES = [
     (GradientBoostingRegressor(n_estimators=15).fit(REGRESSION_X, REGRESSION_Y[:, 0]), REGRESSION_X, ["predict"]),
     (
         GradientBoostingRegressor(n_estimators=15, loss="huber").fit(REGRESSION_X, REGRESSION_Y[:, 1]),
+        REGRESSION_X,
+        ["predict"],
+    ),
+    (
+        HistGradientBoostingClassifier(max_iter=10).fit(IRIS_X, SPECIES[IRIS_Y]),
+        IRIS_X,
+        ["predict", "predict_proba", "decision_function"],
+    ),
+    (
+        HistGradientBoostingClassifier(max_iter=10).fit(BINARY_X, BINARY_Y),
+        BINARY_X,
+        ["predict", "predict_proba", "decision_function"],
+    ),
+    (HistGradientBoostingRegressor(max_iter=10).fit(REGRESSION_X, REGRESSION_Y[:, 0]), REGRESSION_X, ["predict"]),
+    (
+        HistGradientBoostingRegressor(max_iter=10, loss="poisson").fit(REGRESSION_X, np.abs(REGRESSION_Y[:, 0])),
         REGRESSION_X,
         ["predict"],
     ),
@@ -120,6 +137,7 @@ def test_direct_computations_give_exactly_scikit_learns_results(
         DecisionTreeClassifier(random_state=0).fit(IRIS_X, IRIS_Y),
         RandomForestClassifier(4, random_state=0).fit(IRIS_X, IRIS_Y),
         _gb_classifier().fit(IRIS_X, IRIS_Y),
+        HistGradientBoostingClassifier(max_iter=5).fit(IRIS_X, IRIS_Y),
         make_pipeline(StandardScaler(), DecisionTreeClassifier(random_state=0)).fit(IRIS_X, IRIS_Y),
     ],
     ids=lambda v: type(v).__name__,
@@ -195,5 +213,6 @@ def test_estimators_it_does_not_know_keep_scikit_learns(tmp_path: Path) -> None:
     assert not any(_is_direct(several, m) for m in several.methods)  # several outputs: lists of probabilities
     fitted_init = _gb_classifier(init=LogisticRegression(max_iter=1000)).fit(IRIS_X, IRIS_Y)
     assert not _is_direct(_served(tmp_path, fitted_init), "predict")  # its init's prediction varies by row
-    histogram = _served(tmp_path, HistGradientBoostingClassifier(max_iter=5).fit(IRIS_X, IRIS_Y))
-    assert not any(_is_direct(histogram, m) for m in histogram.methods)
+    categorical = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0])
+    histogram = _served(tmp_path, categorical.fit(np.column_stack([IRIS_Y % 2, IRIS_X[:, 1:]]), IRIS_Y))
+    assert not any(_is_direct(histogram, m) for m in histogram.methods)  # categories: its own preprocessing

@@ -11,6 +11,8 @@ the same NumPy and Cython routines in the same order, so that the results are th
   forest with other `n_jobs` adds its trees in the order its threads finish, so it is probed with `n_jobs=1`);
 - gradient boosting: `predict`, `predict_proba`, `decision_function` (scikit-learn's Cython `predict_stages` from
   the init estimator's prediction, made once at load where that estimator answers a constant, then the loss link);
+- histogram gradient boosting without categorical features: the same three (each tree's predictor in stage order,
+  the categories' bitsets made once at load, then the loss link);
 - scalers (Standard, MinMax, MaxAbs, Robust): `transform` (the same in-place arithmetic on a float copy);
 - pipelines whose every step has a direct computation: the composition, each step after the first guarded again.
 
@@ -67,7 +69,7 @@ def _guarded(compute: Compute, checked: Compute, n_features: int) -> Compute:
 
 def _compute(estimator: Any, name: str) -> Compute | None:
     """What `estimator.name` computes once its input is checked, where this module knows it."""
-    for known in (_linear_classifier, _linear_regressor, _tree, _forest, _boosting, _scaler, _pipeline):
+    for known in (_linear_classifier, _linear_regressor, _tree, _forest, _boosting, _histogram, _scaler, _pipeline):
         try:
             compute = known(estimator, name)
         except Exception:  # an optimisation only: no scikit-learn, one that moved what this module uses, an odd class
@@ -252,6 +254,58 @@ def _initial(estimator: Any) -> np.ndarray | None:
         return None
     row = np.zeros((1, estimator.n_features_in_), dtype=np.float32)
     return np.ascontiguousarray(_init_raw_predictions(row, init, estimator._loss, is_classifier(estimator)))
+
+
+def _histogram(estimator: Any, name: str) -> Compute | None:
+    """What scikit-learn's `HistGradientBoostingClassifier` and `HistGradientBoostingRegressor` compute, for one
+    fitted without categorical features (no preprocessor of its own): the float64 matrix through each tree's
+    predictor in stage order, from the baseline, then the loss link; the categories' bitsets and the thread count
+    are made once at load (one row's result does not depend on the thread count)."""
+    from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
+        BaseHistGradientBoosting,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+    )
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    methods = {HistGradientBoostingClassifier: ("predict", "predict_proba", "decision_function")}
+    methods[HistGradientBoostingRegressor] = ("predict",)
+    kind = next((k for k in methods if isinstance(estimator, k)), None)
+    if kind is None or name not in methods[kind] or not _owns(estimator, name, kind):
+        return None
+    inner = ("_raw_predict", "_predict_iterations", "_preprocess_X")
+    if not all(_owns(estimator, m, BaseHistGradientBoosting) for m in inner) or estimator._preprocessor is not None:
+        return None
+    known_categories, feature_index = estimator._bin_mapper.make_known_categories_bitsets()
+    threads = _openmp_effective_n_threads()
+    stages, baseline, loss = estimator._predictors, estimator._baseline_prediction, estimator._loss
+
+    def raw(features: np.ndarray) -> np.ndarray:
+        rows = np.asarray(features, dtype=np.float64)
+        result = np.zeros((len(rows), len(stages[0])), dtype=baseline.dtype, order="F")
+        result += baseline
+        for stage in stages:
+            for k, predictor in enumerate(stage):
+                result[:, k] += predictor.predict(rows, known_categories, feature_index, threads)
+        return result
+
+    def scores(features: np.ndarray) -> np.ndarray:
+        found = raw(features)
+        return found.ravel() if found.shape[1] == 1 else found
+
+    if kind is HistGradientBoostingRegressor:
+        return lambda features: loss.link.inverse(raw(features).ravel())
+    if name == "predict_proba":
+        return lambda features: loss.predict_proba(raw(features))
+    if name == "decision_function":
+        return scores
+    classes = estimator.classes_
+
+    def predict(features: np.ndarray) -> np.ndarray:
+        found = scores(features)
+        return classes[(found > 0).astype(int) if found.ndim == 1 else np.argmax(found, axis=1)]
+
+    return predict
 
 
 def _scaler(estimator: Any, name: str) -> Compute | None:
