@@ -83,3 +83,36 @@ asyncio.run(main())
     assert 'wharf_requests_total{model="m",protocol="v2-rest",status="400"} 1.0' in text
     assert 'wharf_request_duration_seconds_bucket{le="0.005",model="m",protocol="v2-rest",status="200"} 3.0' in text
     assert 'wharf_requests_in_flight{model="m"} 1.0' in text
+
+
+def test_the_tally_of_answers_renders_as_prometheus_clients_counter_and_histogram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from wharf.server.metrics import _ANSWER_LABELS, _LATENCY, _LATENCY_BUCKETS, _REQUESTS
+
+    answers = [(f"m{i % 40}", "v2-rest", 200 if i % 7 else 400, i * 0.0007) for i in range(300)]
+    answers += [("m0", "grpc", 200, 0.0005), ("m1", "grpc", 200, 1e9), ("m2", "v2-rest", 503, 0.0)]
+    registry = CollectorRegistry()
+    requests = Counter(*_REQUESTS, _ANSWER_LABELS, registry=registry)
+    latency = Histogram(*_LATENCY, _ANSWER_LABELS, buckets=_LATENCY_BUCKETS, registry=registry)
+    for model, protocol, status, seconds in answers:
+        requests.labels(model, protocol, str(status)).inc()
+        latency.labels(model, protocol, str(status)).observe(seconds)
+    metrics = ServerMetrics()
+    metrics._answers.add(answers[:150])  # in two publishes, the second with label sets of both
+    metrics._answers.add(answers[150:])
+
+    def samples(text: bytes) -> tuple[set[bytes], dict[bytes, float]]:
+        """The lines of the answers' metrics but sums and `_created`; the sums (added in another order: rounding)."""
+        lines = [line for line in text.splitlines() if b"_created" not in line and b"wharf_request" in line]
+        lines = [line for line in lines if b"in_flight" not in line]
+        sums = {line.split()[0]: float(line.split()[1]) for line in lines if b"_sum{" in line}
+        return {line for line in lines if b"_sum{" not in line}, sums
+
+    expected, expected_sums = samples(generate_latest(registry))
+    assert len(expected) > 40 * 17
+    got, sums = samples(metrics.render())
+    assert got == expected
+    assert sums == pytest.approx(expected_sums)
