@@ -73,10 +73,13 @@ def _guarded(compute: Compute, checked: Compute, n_features: int) -> Compute:
 
 def _compute(estimator: Any, name: str) -> Compute | None:
     """What `estimator.name` computes once its input is checked, where this module knows it."""
-    for known in (_linear_classifier, _linear_regressor, _tree, _forest, _boosting, _histogram, _scaler, _pipeline):
+    families = {klass.__module__ for klass in type(estimator).__mro__}
+    for package, known in _KNOWN:
+        if not any(family.startswith(package) for family in families):
+            continue  # not of that package: its modules stay unimported (a model server imports what it needs)
         try:
             compute = known(estimator, name)
-        except Exception:  # an optimisation only: no scikit-learn, one that moved what this module uses, an odd class
+        except Exception:  # an optimisation only: a scikit-learn that moved what this module uses, an odd class
             return None
         if compute is not None:
             return compute
@@ -379,6 +382,19 @@ def _pipeline(estimator: Any, name: str) -> Compute | None:
         return result
 
     return compute
+
+
+# Each direct computation after the package its estimators' classes come from.
+_KNOWN: tuple[tuple[str, Callable[[Any, str], Compute | None]], ...] = (
+    ("sklearn.linear_model", _linear_classifier),
+    ("sklearn.linear_model", _linear_regressor),
+    ("sklearn.tree", _tree),
+    ("sklearn.ensemble._forest", _forest),
+    ("sklearn.ensemble._gb", _boosting),
+    ("sklearn.ensemble._hist_gradient_boosting", _histogram),
+    ("sklearn.preprocessing", _scaler),
+    ("sklearn.pipeline", _pipeline),
+)
 
 
 @contextmanager
