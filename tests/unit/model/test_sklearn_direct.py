@@ -2,6 +2,8 @@
 results; any other input, and any class with a method of its own, keeps scikit-learn's."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +218,14 @@ def test_estimators_it_does_not_know_keep_scikit_learns(tmp_path: Path) -> None:
     categorical = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0])
     histogram = _served(tmp_path, categorical.fit(np.column_stack([IRIS_Y % 2, IRIS_X[:, 1:]]), IRIS_Y))
     assert not any(_is_direct(histogram, m) for m in histogram.methods)  # categories: its own preprocessing
+
+
+def test_loading_a_model_imports_only_its_own_packages(tmp_path: Path) -> None:
+    joblib.dump(LogisticRegression(max_iter=1000).fit(IRIS_X, IRIS_Y), tmp_path / "model.joblib")
+    script = (
+        "import sys; from pathlib import Path; from wharf.model.runtimes.sklearn import SKLearnModel; "
+        f"m = SKLearnModel('m', Path({str(tmp_path / 'model.joblib')!r})); m.load(); "
+        "print(sorted(n for n in ('sklearn.ensemble', 'sklearn.tree', 'sklearn.pipeline') if n in sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert found.stdout.strip() == "[]"  # its predict_proba has no direct computation: none of these was tried
