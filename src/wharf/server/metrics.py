@@ -32,6 +32,7 @@ import asyncio
 import itertools
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -60,6 +61,7 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 _LOAD_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _FLUSH_S = 1.0  # figures noted reach the histograms at most this much later
 _ANSWERED_HELD = 4096  # answers noted before they are published at once, whatever the time
+_MAKING = threading.Lock()  # held while a model's worker threads make its group figures
 _ANSWER_LABELS = ("model", "protocol", "status")
 _REQUESTS = "wharf_requests", "Inference requests answered."
 _LATENCY = "wharf_request_duration_seconds", "Time from a request's arrival to its answer."
@@ -322,18 +324,34 @@ class ModelFigures:
     """A model's figures from its worker threads (see the module docstring); a `wharf.server.runner.ModelObserver`."""
 
     def __init__(self, metrics: ServerMetrics, model: str) -> None:
+        self._metrics = metrics
         self._model = model
         self._step_seconds = metrics.step_seconds
-        self._depth_gauge = metrics.queue_depth.labels(model)
-        self._sizes = _Pending(metrics.batch_size, metrics.batch_size.labels(model))
-        self._waits = _Pending(metrics.queue_wait, metrics.queue_wait.labels(model))
         self._steps: dict[str, _Pending] = {}  # those the model has
-        self._pending = [self._sizes, self._waits]  # and its steps': what `flush` flushes
+        self._pending: list[_Pending] = []  # its steps' and its groups': what `flush` flushes
         self._depth = self._depth_shown = 0
         self._flush_at = 0.0
+        # Made by the first group: a model served by the shared worker threads has none (its groups are the
+        # shared threads'), and a thousand such models would hold 9 kB of histogram children each for nothing.
+        self._sizes: _Pending | None = None
+        self._waits: _Pending
+        self._depth_gauge: Gauge
+
+    def _grouped(self) -> None:
+        """Make the figures of the model's own groups (rows per call, queue wait, queue depth), once."""
+        with _MAKING:
+            if self._sizes is None:
+                metrics, model = self._metrics, self._model
+                self._depth_gauge = metrics.queue_depth.labels(model)
+                self._waits = _Pending(metrics.queue_wait, metrics.queue_wait.labels(model))
+                sizes = _Pending(metrics.batch_size, metrics.batch_size.labels(model))
+                self._pending += [sizes, self._waits]
+                self._sizes = sizes
 
     def group(self, jobs: list[Job], now: float, waiting: int) -> None:
         """A group of `jobs` is about to run at `now` (`time.perf_counter`), `waiting` requests left in the queue."""
+        if self._sizes is None:
+            self._grouped()
         if len(jobs) == 1:
             job = jobs[0]
             self._sizes.append(job.size)

@@ -48,6 +48,8 @@ def test_the_shared_threads_flush_publishes_every_models_figures() -> None:
         count = metrics.registry.get_sample_value("wharf_model_step_seconds_count", {"model": name, "step": "predict"})
         assert count == i + 1
     assert metrics.registry.get_sample_value("wharf_batch_size_count", {"model": "(shared)"}) == 1
+    assert metrics.registry.get_sample_value("wharf_batch_size_count", {"model": "a"}) is None  # the shared's
+    assert metrics.registry.get_sample_value("wharf_queue_depth", {"model": "a"}) is None
 
 
 def _sample(metrics: ServerMetrics, line_start: str) -> float:
