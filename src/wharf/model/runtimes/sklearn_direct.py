@@ -58,7 +58,7 @@ def _guarded(compute: Compute, checked: Compute, n_features: int) -> Compute:
     """`compute` for the input it was made for, `checked` for any other."""
 
     def run(features: np.ndarray) -> np.ndarray:
-        direct = (
+        plain = (
             type(features) is np.ndarray
             and features.ndim == 2
             and features.shape[0] > 0
@@ -66,7 +66,7 @@ def _guarded(compute: Compute, checked: Compute, n_features: int) -> Compute:
             and features.dtype in _DIRECT_DTYPES
             and (features.dtype.kind != "f" or bool(np.isfinite(features).all()))
         )
-        return compute(features) if direct else checked(features)
+        return compute(features) if plain else checked(features)
 
     return run
 
@@ -399,8 +399,8 @@ _KNOWN: tuple[tuple[str, Callable[[Any, str], Compute | None]], ...] = (
 
 @contextmanager
 def _serial(estimator: Any) -> Iterator[None]:
-    """`estimator` with each of its (nested) `n_jobs` parameters set to 1 meanwhile: the order that direct
-    computations sum a forest's trees in."""
+    """`estimator` with each of its (nested) `n_jobs` parameters set to 1 meanwhile, so that a forest's checked
+    method sums its trees in tree order, as its direct computation does (threads add them as each finishes)."""
     try:
         parallel = {k: v for k, v in estimator.get_params(deep=True).items() if k.split("__")[-1] == "n_jobs"}
     except Exception:  # not a scikit-learn estimator's parameters
