@@ -3,7 +3,8 @@
 Points (each server alone, pinned to CPU 0 unless said; wrk on CPU 1 POSTs bench/post.lua's 1-row V2 JSON request
 over keep-alive connections, after a warm-up):
 - rest: `floor` (bench/rest_floor.py: a bare ASGI app on the same embedded uvicorn that parses the JSON body and
-  answers a fixed reply), `wharf` (`wharf serve` of iris, no batching), `wharf-batch` (`--max-batch-size 64`);
+  answers a fixed reply), `minimal-v2` (bench/rest_minimal_v2.py: the least any V2 server does for this request on
+  that stack: parse, array, the logistic arithmetic, encode; no checks, metrics or batching), `wharf` (`wharf serve` of iris, no batching), `wharf-batch` (`--max-batch-size 64`);
 - models: per scikit-learn model (iris LogisticRegression, a decision tree, gradient boosting, a scaler +
   logistic pipeline, all on iris's 4 features): `loop-MODEL` (bench/model_loop.py: decode the same JSON,
   predict, encode, in one process on CPU 0) and `wharf-MODEL` (`wharf serve` of it, no batching);
@@ -235,6 +236,10 @@ def rest_points(args: argparse.Namespace, models: dict[str, Path]) -> list[Point
     port = args.port
     floor = Server("floor", [PYTHON, "bench/rest_floor.py", str(port)], f"http://{HOST}:{port}/")
     points = [served("floor", floor, args, infer_url(port))]
+    minimal = Server(
+        "minimal-v2", [PYTHON, "bench/rest_minimal_v2.py", str(port), str(models["iris"])], f"http://{HOST}:{port}/"
+    )
+    points.append(served("minimal-v2", minimal, args, infer_url(port), "floor"))
     points.append(served("wharf", wharf_serve("wharf", models["iris"], port), args, infer_url(port), "floor"))
     batching = wharf_serve("wharf-batch", models["iris"], port, "--max-batch-size", "64")
     points.append(served("wharf-batch", batching, args, infer_url(port), "floor"))

@@ -35,8 +35,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": REPLY})
 
 
-async def serve(port: int) -> None:
-    server = EmbeddedServer(app)
+async def serve(port: int, asgi: Any = app) -> None:
+    """Serve `asgi` on 127.0.0.1:`port` until SIGTERM or SIGINT."""
+    server = EmbeddedServer(asgi)
     task = await server.start(listen("127.0.0.1", port))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
