@@ -22,13 +22,19 @@ REPLY = b'{"model_name":"iris","outputs":[{"name":"predict","shape":[1],"datatyp
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(REPLY)).encode())]
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def body_of(receive: Any) -> bytes:
+    """The request's whole body, from its ASGI messages."""
     body = b""
     more = True
     while more:
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
+    return body
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = await body_of(receive)
     if body:
         orjson.loads(body)
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})

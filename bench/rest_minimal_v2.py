@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import uvloop
 
-from rest_floor import serve  # type: ignore[import-not-found]  # bench/ is on sys.path when run as a script
+from rest_floor import body_of, serve  # type: ignore[import-not-found]  # bench/ is on sys.path when run as a script
 
 DTYPES = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64}
 model = joblib.load(sys.argv[2])
@@ -26,12 +26,7 @@ COEF, INTERCEPT, CLASSES = model.coef_.T, model.intercept_, model.classes_
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    body = b""
-    more = True
-    while more:
-        message = await receive()
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
+    body = await body_of(receive)
     if not body:  # a readiness probe
         await send({"type": "http.response.start", "status": 200, "headers": []})
         return await send({"type": "http.response.body", "body": b""})
