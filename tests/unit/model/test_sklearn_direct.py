@@ -10,7 +10,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris, make_classification, make_regression
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -26,24 +25,20 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
 
-from wharf.model.runtimes.sklearn import SKLearnModel
 
-IRIS_X, IRIS_Y = load_iris(return_X_y=True)
-SPECIES = np.array(["setosa", "versicolor", "virginica"])
-BINARY_X, BINARY_Y = make_classification(200, 6, random_state=0)
-REGRESSION_X, REGRESSION_Y = make_regression(200, 5, n_targets=2, random_state=0)
+from tests.unit.model.sklearn_models import (
+    BINARY_X,
+    BINARY_Y,
+    IRIS_X,
+    IRIS_Y,
+    REGRESSION_X,
+    REGRESSION_Y,
+    SPECIES,
+    is_direct,
+    served,
+)
+
 TWO_LABELS = np.column_stack([IRIS_Y, IRIS_Y % 2])
-
-
-def _served(tmp_path: Path, estimator: Any) -> SKLearnModel:
-    joblib.dump(estimator, tmp_path / "model.joblib")
-    model = SKLearnModel("m", tmp_path / "model.joblib")
-    model.load()
-    return model
-
-
-def _is_direct(model: SKLearnModel, method: str) -> bool:
-    return getattr(model.methods[method].run, "__self__", None) is None  # not the estimator's bound method
 
 
 def _gb_classifier(**options: Any) -> GradientBoostingClassifier:
@@ -121,12 +116,12 @@ CASES = [
 def test_direct_computations_give_exactly_scikit_learns_results(
     tmp_path: Path, estimator: Any, features: np.ndarray, methods: list[str]
 ) -> None:
-    model = _served(tmp_path, estimator)
+    model = served(tmp_path, estimator)
     if "n_jobs" in estimator.get_params():  # threads add a forest's trees in a varying order: the reference is serial
         estimator.set_params(n_jobs=1)
     noisy = features * 3 + np.random.default_rng(1).normal(size=features.shape)
     for method in methods:
-        assert _is_direct(model, method), method
+        assert is_direct(model, method), method
         for dtype in ("float64", "float32", "int64", "int32"):
             for rows in (features[:1], features, noisy, np.asfortranarray(noisy[::2])):
                 found = model.methods[method].run(rows.astype(dtype))
@@ -147,7 +142,7 @@ def test_direct_computations_give_exactly_scikit_learns_results(
     ids=lambda v: type(v).__name__,
 )
 def test_what_it_has_not_checked_goes_to_scikit_learn(tmp_path: Path, estimator: Any) -> None:
-    predict = _served(tmp_path, estimator).methods["predict"].run
+    predict = served(tmp_path, estimator).methods["predict"].run
     with pytest.raises(ValueError, match="0 sample"):
         predict(np.zeros((0, 4)))
     with pytest.raises(ValueError, match="features"):
@@ -195,31 +190,31 @@ class PlainTree(DecisionTreeClassifier):  # no method of its own
 
 
 def test_a_class_with_its_own_method_keeps_scikit_learns(tmp_path: Path) -> None:
-    tree = _served(tmp_path, OwnTree(random_state=0).fit(IRIS_X, IRIS_Y))
-    assert not _is_direct(tree, "predict") and _is_direct(tree, "predict_proba")
-    assert _is_direct(_served(tmp_path, PlainTree(random_state=0).fit(IRIS_X, IRIS_Y)), "predict")
-    forest = _served(tmp_path, OwnForest(4, random_state=0).fit(IRIS_X, IRIS_Y))
-    assert not _is_direct(forest, "predict_proba") and not _is_direct(forest, "predict")  # its predict uses it
-    boosting = _served(tmp_path, OwnBoosting(n_estimators=5).fit(IRIS_X, IRIS_Y))
-    assert not any(_is_direct(boosting, m) for m in ("predict", "predict_proba", "decision_function"))
-    assert not _is_direct(_served(tmp_path, OwnScaler().fit(IRIS_X)), "transform")
-    scaled = _served(tmp_path, make_pipeline(OwnScaler(), LogisticRegression(max_iter=1000)).fit(IRIS_X, IRIS_Y))
-    assert not _is_direct(scaled, "predict")
+    tree = served(tmp_path, OwnTree(random_state=0).fit(IRIS_X, IRIS_Y))
+    assert not is_direct(tree, "predict") and is_direct(tree, "predict_proba")
+    assert is_direct(served(tmp_path, PlainTree(random_state=0).fit(IRIS_X, IRIS_Y)), "predict")
+    forest = served(tmp_path, OwnForest(4, random_state=0).fit(IRIS_X, IRIS_Y))
+    assert not is_direct(forest, "predict_proba") and not is_direct(forest, "predict")  # its predict uses it
+    boosting = served(tmp_path, OwnBoosting(n_estimators=5).fit(IRIS_X, IRIS_Y))
+    assert not any(is_direct(boosting, m) for m in ("predict", "predict_proba", "decision_function"))
+    assert not is_direct(served(tmp_path, OwnScaler().fit(IRIS_X)), "transform")
+    scaled = served(tmp_path, make_pipeline(OwnScaler(), LogisticRegression(max_iter=1000)).fit(IRIS_X, IRIS_Y))
+    assert not is_direct(scaled, "predict")
     own = OwnPipeline([("scale", StandardScaler()), ("tree", DecisionTreeClassifier())]).fit(IRIS_X, IRIS_Y)
-    served = _served(tmp_path, own)
-    assert not _is_direct(served, "predict") and _is_direct(served, "predict_proba")
+    pipeline = served(tmp_path, own)
+    assert not is_direct(pipeline, "predict") and is_direct(pipeline, "predict_proba")
 
 
 def test_estimators_it_does_not_know_keep_scikit_learns(tmp_path: Path) -> None:
-    tree = _served(tmp_path, DecisionTreeClassifier(random_state=0).fit(IRIS_X, IRIS_Y))
-    assert not _is_direct(tree, "predict_log_proba")
-    several = _served(tmp_path, RandomForestClassifier(4, random_state=0).fit(IRIS_X, TWO_LABELS))
-    assert not any(_is_direct(several, m) for m in several.methods)  # several outputs: lists of probabilities
+    tree = served(tmp_path, DecisionTreeClassifier(random_state=0).fit(IRIS_X, IRIS_Y))
+    assert not is_direct(tree, "predict_log_proba")
+    several = served(tmp_path, RandomForestClassifier(4, random_state=0).fit(IRIS_X, TWO_LABELS))
+    assert not any(is_direct(several, m) for m in several.methods)  # several outputs: lists of probabilities
     fitted_init = _gb_classifier(init=LogisticRegression(max_iter=1000)).fit(IRIS_X, IRIS_Y)
-    assert not _is_direct(_served(tmp_path, fitted_init), "predict")  # its init's prediction varies by row
+    assert not is_direct(served(tmp_path, fitted_init), "predict")  # its init's prediction varies by row
     categorical = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0])
-    histogram = _served(tmp_path, categorical.fit(np.column_stack([IRIS_Y % 2, IRIS_X[:, 1:]]), IRIS_Y))
-    assert not any(_is_direct(histogram, m) for m in histogram.methods)  # categories: its own preprocessing
+    histogram = served(tmp_path, categorical.fit(np.column_stack([IRIS_Y % 2, IRIS_X[:, 1:]]), IRIS_Y))
+    assert not any(is_direct(histogram, m) for m in histogram.methods)  # categories: its own preprocessing
 
 
 def test_loading_a_model_imports_only_its_own_packages(tmp_path: Path) -> None:

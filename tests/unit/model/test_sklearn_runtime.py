@@ -4,10 +4,8 @@ estimators' direct computations: test_sklearn_direct.py)."""
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris, make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import (
     HuberRegressor,
@@ -19,24 +17,19 @@ from sklearn.linear_model import (
 )
 from sklearn.neighbors import KNeighborsClassifier
 
-from wharf.model.runtimes.sklearn import SKLearnModel
+
+from tests.unit.model.sklearn_models import (
+    BINARY_X,
+    BINARY_Y,
+    IRIS_X,
+    IRIS_Y,
+    REGRESSION_X,
+    REGRESSION_Y,
+    SPECIES,
+    is_direct,
+    served,
+)
 from wharf.model.runtimes.sklearn_direct import _same
-
-IRIS_X, IRIS_Y = load_iris(return_X_y=True)
-BINARY_X, BINARY_Y = make_classification(200, 6, random_state=0)
-REGRESSION_X, REGRESSION_Y = make_regression(200, 5, n_targets=2, random_state=0)
-SPECIES = np.array(["setosa", "versicolor", "virginica"])
-
-
-def _served(tmp_path: Path, estimator: Any) -> SKLearnModel:
-    joblib.dump(estimator, tmp_path / "model.joblib")
-    model = SKLearnModel("m", tmp_path / "model.joblib")
-    model.load()
-    return model
-
-
-def _is_direct(model: SKLearnModel, method: str) -> bool:
-    return getattr(model.methods[method].run, "__self__", None) is None  # not the estimator's bound method
 
 
 LINEAR = [
@@ -53,10 +46,10 @@ LINEAR = [
 def test_linear_models_are_computed_directly_and_exactly(
     tmp_path: Path, estimator: Any, features: np.ndarray, methods: list[str]
 ) -> None:
-    model = _served(tmp_path, estimator)
+    model = served(tmp_path, estimator)
     noisy = features * 3 + np.random.default_rng(1).normal(size=features.shape)
     for method in methods:
-        assert _is_direct(model, method)
+        assert is_direct(model, method)
         for dtype in ("float64", "float32", "int64", "int32"):
             for rows in (features[:1], features, noisy):
                 found = model.methods[method].run(rows.astype(dtype))
@@ -67,7 +60,7 @@ def test_linear_models_are_computed_directly_and_exactly(
 
 def test_what_it_has_not_checked_goes_to_scikit_learn(tmp_path: Path) -> None:
     estimator = LogisticRegression(max_iter=1000).fit(IRIS_X, IRIS_Y)
-    model = _served(tmp_path, estimator)
+    model = served(tmp_path, estimator)
     predict = model.methods["predict"].run
     with pytest.raises(ValueError, match="NaN"):
         predict(np.array([[np.nan, 1.0, 2.0, 3.0]]))
@@ -80,15 +73,15 @@ def test_what_it_has_not_checked_goes_to_scikit_learn(tmp_path: Path) -> None:
 
 
 def test_other_estimators_and_methods_keep_scikit_learn(tmp_path: Path) -> None:
-    logistic = _served(tmp_path, LogisticRegression(max_iter=1000).fit(IRIS_X, IRIS_Y))
-    assert not _is_direct(logistic, "predict_proba")
-    ridge = _served(tmp_path, RidgeClassifier().fit(IRIS_X, IRIS_Y))  # its own predict
-    assert not _is_direct(ridge, "predict") and _is_direct(ridge, "decision_function")
-    assert not _is_direct(_served(tmp_path, Ridge().fit(REGRESSION_X, REGRESSION_Y)), "predict")
-    forest = _served(tmp_path, RandomForestClassifier(n_estimators=3, random_state=0).fit(IRIS_X, IRIS_Y))
-    assert not _is_direct(forest, "predict_log_proba")
-    neighbours = _served(tmp_path, KNeighborsClassifier().fit(IRIS_X, IRIS_Y))
-    assert not any(_is_direct(neighbours, method) for method in neighbours.methods)
+    logistic = served(tmp_path, LogisticRegression(max_iter=1000).fit(IRIS_X, IRIS_Y))
+    assert not is_direct(logistic, "predict_proba")
+    ridge = served(tmp_path, RidgeClassifier().fit(IRIS_X, IRIS_Y))  # its own predict
+    assert not is_direct(ridge, "predict") and is_direct(ridge, "decision_function")
+    assert not is_direct(served(tmp_path, Ridge().fit(REGRESSION_X, REGRESSION_Y)), "predict")
+    forest = served(tmp_path, RandomForestClassifier(n_estimators=3, random_state=0).fit(IRIS_X, IRIS_Y))
+    assert not is_direct(forest, "predict_log_proba")
+    neighbours = served(tmp_path, KNeighborsClassifier().fit(IRIS_X, IRIS_Y))
+    assert not any(is_direct(neighbours, method) for method in neighbours.methods)
 
 
 def test_the_probe_refuses_a_computation_that_differs() -> None:
