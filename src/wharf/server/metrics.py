@@ -2,22 +2,22 @@
 
 Per request: answers by model, protocol and status, their latency, and the requests in flight. In one process the
 event loop only counts a request in flight in a dict and notes its answer in a list (about 0.2 µs per request in
-all); the notes are added to the counters and histograms in bulk at every scrape and within a second (a timer).
-Updating prometheus-client's counter, histogram and gauge children per request cost several µs more, most of it on
-their locks and per-model objects (a child per model: requests spread over a thousand models found them out of
-cache; bench/mms.py). With several processes, see below. Per model, from its worker threads (`ModelFigures`): how
-long each request waited for a worker, the rows of each call, and the time of each step of a call (preprocess,
-predict, postprocess: a batch is one call). The worker threads only append those figures to deques (thread-safe,
-about 40 ns each: about 0.2 µs per request in all); they are added to the histograms in bulk at every scrape, and
-by the worker threads about once a second, busy or idle (so that with several worker processes the one scraped
-shows every process's figures a second later). Models loaded on demand share worker threads (dataplane.py): their
-queue wait and rows per call are those of model `(shared)`.
-
-Publishing in bulk costs the same whatever the number of label sets noted: the values of all the children of one
-histogram are put in buckets by one numpy pass (`_observe_all`), and each child then takes one locked increment per
-bucket it has values in, plus its sum. Requests spread over a thousand models note a few values for each of
-hundreds of models a second; a numpy pass per child cost about 10 µs each, 10 ms a second for the answers and as
-much for the models' step times (bench/mms.py's cache hits: several µs per request at 2,500 requests a second).
+all); the notes are tallied in bulk at every scrape and within a second (a timer) into numpy arrays, a row of bucket
+counts and a latency sum per label set (`_Answers`), which a scrape renders as the counter and the histogram: a dict
+lookup per answer and one numpy pass, whatever the number of label sets. Updating prometheus-client's children per
+request cost several µs more, most of it on their locks and per-model objects (requests spread over a thousand
+models found them out of cache), and publishing to them in bulk still cost a numpy pass and a few locked increments
+per label set each second (5.5 ms each 0.25 s for a Zipf spread over 1,000 models: bench/diagnosis/mms_cpu.py).
+With several processes, see below. Per model, from its worker threads (`ModelFigures`): how long each request
+waited for a worker, the rows of each call, and the time of each step of a call (preprocess, predict, postprocess:
+a batch is one call). The worker threads only append those figures to deques (thread-safe, about 40 ns each: about
+0.2 µs per request in all); they are added to the histograms in bulk at every scrape, and by the worker threads
+about once a second, busy or idle (so that with several worker processes the one scraped shows every process's
+figures a second later): the values of all the children of one histogram are put in buckets by one numpy pass
+(`_observe_all`), then each child takes one locked increment per bucket it has values in, plus its sum (a numpy
+pass per child cost about 10 µs each: 5.8 ms per flush of the shared threads under that spread). Models loaded on
+demand share worker threads (dataplane.py): their queue wait and rows per call are those of model `(shared)`, and
+they have no children of their own for those.
 
 With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set before start), every process writes its samples
 to that directory and any of them renders the aggregate. A scrape reaches one process only, so there each answer
