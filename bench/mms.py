@@ -1,6 +1,7 @@
 """Multi-model serving at density: 1,000 small scikit-learn models in `wharf serve` replicas, Zipf requests.
 
     .venv/bin/python bench/mms.py [--models 1000] [--connections 64] [--duration 10s] [--rounds 2] [--fits 200]
+        [--hits-only]
 
 Every model is the iris LogisticRegression answering 100 x its number + the iris class (so a wrong model's answer
 shows), written with joblib to its own directory. Each round measures (`--rounds` times):
@@ -12,6 +13,7 @@ shows), written with joblib to its own directory. Each round measures (`--rounds
    load on their first request and the least recently used are evicted;
 4. `two`: two replicas as in 3, half the connections on each (the issue's InferenceService with two replicas,
    without the gateway: each replica sees the Zipf spread over every model).
+`--hits-only` measures points 1 and 2 only (the cache-hit bar).
 Servers run on CPU 0 and wrk on CPU 1 (as bench/lib.sh pins them); every request is a 1-row V2 JSON infer request,
 chosen per request by a wrk Lua script (the same script, with one model, drives point 1). Before measuring, the
 answers are checked (in point 2 every model's, which also makes its first request, before the warm-up; in points 3
@@ -247,6 +249,8 @@ def one_round(models_dir: Path, args: argparse.Namespace, script: Path, round_no
     finally:
         single.stop()
         hits.stop()
+    if args.hits_only:
+        return results
     budget = int(args.fits * results["sizes"]["median"])
     results["budget"] = {"bytes": budget}
     for name, ports in (("zipf", PORTS[:1]), ("two", PORTS)):
@@ -267,17 +271,22 @@ def one_round(models_dir: Path, args: argparse.Namespace, script: Path, round_no
 
 def table(rounds: list[dict[str, dict]], args: argparse.Namespace) -> str:
     mib = 2**20
+    budget = (
+        "points zipf/two not run (--hits-only)"
+        if args.hits_only
+        else f"budget of points zipf/two: {args.fits} models' measured median size each "
+        f"({rounds[0]['budget']['bytes']} bytes)"
+    )
     lines = [
         f"{args.models} models, {args.connections} connections, Zipf exponent {args.zipf}, {args.duration} per point "
-        f"after {args.warmup} warm-up; budget of points zipf/two: {args.fits} models' measured median size each "
-        f"({rounds[0]['budget']['bytes']} bytes). Load average before: {os.getloadavg()[0]:.1f}.",
+        f"after {args.warmup} warm-up; {budget}. Load average before: {os.getloadavg()[0]:.1f}.",
         "",
         "| round | point | requests/s | p50 ms | p99 ms | errors | server CPU us/request | hit ratio | evictions | "
         "models loaded | measured MiB | servers' RSS MiB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r, results in enumerate(rounds, 1):
-        for point in ("single", "hits", "zipf", "two"):
+        for point in ("single", "hits", "zipf", "two")[: 2 if args.hits_only else 4]:
             f = results[point]
             ratio = "" if f["hit_ratio"] is None else f"{f['hit_ratio']:.3f}"
             used = "" if f["used"] is None else f"{f['used'] / mib:.1f}"
@@ -307,6 +316,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--fits", type=int, default=200, help="models the budget of points zipf and two fits")
     parser.add_argument("--zipf", type=float, default=1.1, help="the Zipf distribution's exponent")
+    parser.add_argument("--hits-only", action="store_true", help="points single and hits only (the cache-hit bar)")
     args = parser.parse_args()
     for directory in (RESULTS / "logs", RESULTS / "raw" / "mms"):
         directory.mkdir(parents=True, exist_ok=True)
