@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.processes import ROOT, start
+from wharf.client.control import ControlClient
 
 MODELS = ROOT / "tests/integration/models"
 START_TIMEOUT_S = 60.0
@@ -65,8 +66,14 @@ class Daemon:
             raise AssertionError(f"wharf {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}")
         return run
 
+    def get(self, kind: str, name: str, namespace: str = "default") -> dict:
+        """The resource `kind`/`name`, as `wharf get KIND NAME -o json` prints it, read through the control client
+        in this process (a CLI process per poll cost about 0.9 s of CPU; the CLI has tests of its own)."""
+        with ControlClient(self.control_url, token=self.token) as client:
+            return client.get(kind, name, namespace)
+
     def isvc(self, name: str) -> dict:
-        return json.loads(self.wharf("get", "isvc", name, "-o", "json").stdout)
+        return self.get("isvc", name)
 
     def wait(self, name: str, condition: Callable[[dict], bool], timeout: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -74,6 +81,7 @@ class Daemon:
             service = self.isvc(name)
             if condition(service):
                 return service
+            time.sleep(0.1)
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"{name} did not reach the expected state:\n{json.dumps(service, indent=1)}\n{''.join(self.log[-30:])}"

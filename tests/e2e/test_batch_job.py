@@ -42,7 +42,7 @@ def holding(batch_job: dict[str, Any]) -> str | None:
 def wait_for(daemon: Daemon, name: str, states: set[str], timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        found = json.loads(daemon.wharf("get", "bj", name, "-o", "json").stdout)
+        found = daemon.get("bj", name)
         if holding(found) in states:
             return found
         if time.monotonic() > deadline:

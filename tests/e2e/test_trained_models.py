@@ -86,16 +86,12 @@ def daemon(models: dict[str, tuple[Path, list[int]]], tmp_path_factory: pytest.T
         running.stop()
 
 
-def get(daemon: Daemon, kind: str, name: str) -> dict[str, Any]:
-    return json.loads(daemon.wharf("get", kind, name, "-o", "json").stdout)
-
-
 def wait_for(
     daemon: Daemon, name: str, met: Callable[[dict[str, Any]], bool], kind: str = "tm", timeout: float = TIMEOUT_S
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        found = get(daemon, kind, name)
+        found = daemon.get(kind, name)
         if met(found):
             return found
         if time.monotonic() > deadline:
@@ -120,7 +116,7 @@ def predictions(daemon: Daemon, host: str, model: str) -> list[int]:
 
 def held(daemon: Daemon, parent: str) -> dict[str, Any]:
     """The parent's `multiModel` status: each replica's models."""
-    return get(daemon, "isvc", parent).get("status", {}).get("multiModel") or {"replicas": {}}
+    return daemon.isvc(parent).get("status", {}).get("multiModel") or {"replicas": {}}
 
 
 def test_models_are_served_over_v1_v2_and_grpc_each_from_the_replica_that_loaded_it(
