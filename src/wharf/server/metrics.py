@@ -260,12 +260,11 @@ class _Answers(Collector):
             if row is None:
                 row = self._new_row(model, protocol, status)
             owners.append(row)
-        used, width = len(self._labels), len(self._bounds)
-        owner = np.array(owners)
+        used = len(self._labels)
         seconds = np.fromiter((answer[3] for answer in answered), np.float64, len(answered))
-        cells = owner * width + np.searchsorted(self._bounds, seconds, side="left")  # as `observe`: value <= bound
-        self._counts[:used] += np.bincount(cells, minlength=used * width).reshape(used, width)
-        self._sums[:used] += np.bincount(owner, weights=seconds, minlength=used)
+        counts, sums = _bucketed(self._bounds, np.array(owners), seconds, used)
+        self._counts[:used] += counts
+        self._sums[:used] += sums
 
     def _new_row(self, model: str, protocol: str, status: int) -> int:
         row = self._rows[model, protocol, status] = len(self._labels)
@@ -435,16 +434,20 @@ def _observe_all(observed: list[tuple[Histogram, list[float]]]) -> None:
     """What `child.observe` of each of its values does, for each (child, values) of `observed`, children of one
     histogram (the same buckets): prometheus-client (pinned) has no bulk observe, so this adds to each child's
     bucket counts and sum as `observe` does one at a time, after one numpy pass over every child's values."""
-    bounds = observed[0][0]._upper_bounds  # the last is +inf
-    width = len(bounds)
     sizes = [len(values) for _, values in observed]
     amounts = np.fromiter(itertools.chain.from_iterable(values for _, values in observed), np.float64, sum(sizes))
     owners = np.repeat(np.arange(len(observed)), sizes)
-    cells = owners * width + np.searchsorted(bounds, amounts, side="left")
-    counts = np.bincount(cells, minlength=len(observed) * width)
-    sums = np.bincount(owners, weights=amounts, minlength=len(observed))
-    filled = np.flatnonzero(counts)
-    for cell, count in zip(filled.tolist(), counts[filled].tolist()):
-        observed[cell // width][0]._buckets[cell % width].inc(count)
+    counts, sums = _bucketed(observed[0][0]._upper_bounds, owners, amounts, len(observed))
+    for row, bucket in zip(*(index.tolist() for index in np.nonzero(counts))):
+        observed[row][0]._buckets[bucket].inc(int(counts[row, bucket]))
     for (child, _), total in zip(observed, sums.tolist()):
         child._sum.inc(total)
+
+
+def _bucketed(bounds: np.ndarray, owners: np.ndarray, amounts: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per owner row (`rows` of them), how many of its `amounts` fall in each bucket of upper `bounds` (the last
+    +inf; a value equal to a bound counts in that bucket, as `Histogram.observe` counts it), and their sum."""
+    width = len(bounds)
+    cells = owners * width + np.searchsorted(bounds, amounts, side="left")
+    counts = np.bincount(cells, minlength=rows * width).reshape(rows, width)
+    return counts, np.bincount(owners, weights=amounts, minlength=rows)
