@@ -81,6 +81,9 @@ def daemon(models: dict[str, tuple[Path, list[int]]], tmp_path_factory: pytest.T
         running.wharf("apply", "-f", "-", stdin="\n---\n".join(documents))
         for name in ("a", "b", "s0", "s1", "s2"):
             wait_for(running, name, ready)
+        # Every replica of mms has both registered, so their placement is made before the first request (a request
+        # that comes before it may go to either replica and load its model there too).
+        wait_for(running, "mms", lambda isvc: _registered_everywhere(isvc, 2, 2), kind="isvc")
         yield running
     finally:
         running.stop()
@@ -170,6 +173,11 @@ def test_a_small_budget_evicts_and_reloads_with_the_answers_unchanged(
 
 def held_in(isvc: dict[str, Any]) -> dict[str, Any]:
     return (isvc.get("status", {}).get("multiModel") or {}).get("replicas") or {}
+
+
+def _registered_everywhere(isvc: dict[str, Any], replicas: int, models: int) -> bool:
+    held = held_in(isvc)
+    return len(held) == replicas and all((replica.get("registered") or 0) >= models for replica in held.values())
 
 
 def test_wrong_trained_models_are_refused_or_reported_and_the_others_unaffected(
