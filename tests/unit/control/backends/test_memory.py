@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import subprocess
 import sys
@@ -35,9 +36,12 @@ def test_a_session_is_over_its_limit_by_the_private_memory_of_all_its_processes(
 
 
 def test_resident_bytes_count_what_a_process_touched_and_zero_for_one_gone() -> None:
-    before = resident_bytes(os.getpid())
-    block = b"\x01" * (64 << 20)  # every page written (a zeroed bytearray may map untouched zero pages)
-    assert resident_bytes(os.getpid()) >= before + (48 << 20)
-    del block
+    # Fresh anonymous pages, each written: a heap allocation may reuse pages already resident (freed by earlier
+    # tests in this worker), and a zeroed one may leave them unmapped; either keeps the resident size unchanged.
+    with mmap.mmap(-1, 64 * MIB) as block:
+        before = resident_bytes(os.getpid())
+        for offset in range(0, 64 * MIB, mmap.PAGESIZE):
+            block[offset] = 1
+        assert resident_bytes(os.getpid()) >= before + 48 * MIB
     assert resident_bytes(2**22 + 1) == 0  # above the kernel's pid_max: never a process
     assert 0 < available_bytes() < 1 << 62
