@@ -168,11 +168,12 @@ def test_logs_follow_a_replica_through_its_restart(daemon: Daemon) -> None:
     path = daemon.home / "logs" / replica["revision"] / f"{replica['id']}.log"
     assert path.read_text() == everything  # where the README says they are
 
-    with running(daemon, "logs", "isvc/who", "-f", "--tail", "0") as follow:
-        time.sleep(1.0)  # following
+    with running(daemon, "logs", "isvc/who", "-f", "--tail", "1") as follow:
+        # Its last line shown: the stream is open at the file's end. (A fixed sleep instead lost the race on a loaded
+        # machine: the command connected after the restart had written its line, and `--tail 0` began after it.)
+        assert follow.until('"event":"serving"') == tail
         os.kill(replica["pid"], signal.SIGKILL)
-        # the new process, in the same file (after the restart's backoff; CI's loaded machine once took over 30 s)
-        restarted = follow.until('"event":"serving"', timeout=90)
+        restarted = follow.until('"event":"serving"', timeout=60)  # the new process, in the same file
         assert json.loads(restarted)["http_port"] != replica["http_port"]
         assert follow.interrupt() == 0
     [state] = daemon.wait("who", lambda s: ready(s) and s["status"]["replicaStates"][0]["restarts"] == 1)["status"][
