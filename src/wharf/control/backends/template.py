@@ -200,7 +200,10 @@ class ReplicaTemplate:
 
 
 def _kill_unwanted(exchange: asyncio.Future[ReplicaProcess]) -> None:
-    """Kill the replica an abandoned request started."""
+    """Kill the replica an abandoned request started: the forked process itself (the template answers right after
+    the fork, so it may not lead its own session yet, and a signal to that group would miss it) and its group."""
     if not exchange.cancelled() and exchange.exception() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(exchange.result().pid, signal.SIGKILL)
+        pid = exchange.result().pid
+        for kill in (os.kill, os.killpg):
+            with suppress(ProcessLookupError):
+                kill(pid, signal.SIGKILL)

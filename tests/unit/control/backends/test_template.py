@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +14,8 @@ from unittest import mock
 
 import pytest
 
-from wharf.control.backends.template import ReplicaTemplate, _TemplateChild
+from wharf.control.backends.process import ReplicaProcess
+from wharf.control.backends.template import ReplicaTemplate, _TemplateChild, _kill_unwanted
 
 NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
 
@@ -57,3 +62,18 @@ def test_a_forked_replica_ends_when_the_template_reports_it_and_then_is_watched_
     assert not orphan.exited()  # the template is gone, and this pid is alive
     gone = _TemplateChild(2**22 + 1, _zygote(running=False))  # above any pid_max
     assert gone.exited() and gone.returncode is None
+
+
+@pytest.mark.anyio
+async def test_a_replica_forked_for_an_abandoned_request_is_killed_even_before_it_leads_its_session() -> None:
+    """The template answers with the pid right after the fork: a caller cancelled meanwhile must kill that process
+    even when it has not yet made its own session (its pid names no process group then)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # in this test's process group
+    try:
+        exchange: asyncio.Future[ReplicaProcess] = asyncio.get_running_loop().create_future()
+        exchange.set_result(ReplicaProcess(child.pid))
+        _kill_unwanted(exchange)
+        assert child.wait(10) == -signal.SIGKILL
+    finally:
+        child.kill()
+        child.wait(10)
