@@ -75,18 +75,25 @@ class Daemon:
     def isvc(self, name: str) -> dict:
         return self.get("isvc", name)
 
-    def wait(self, name: str, condition: Callable[[dict], bool], timeout: float = 60.0) -> dict:
+    def wait(
+        self,
+        name: str,
+        condition: Callable[[dict], bool],
+        timeout: float = 60.0,
+        kind: str = "isvc",
+        namespace: str = "default",
+    ) -> dict:
+        """The resource `kind`/`name` once `condition` holds of it (polled every 0.25 s); after `timeout` seconds,
+        an AssertionError showing how it stood and the daemon's last log lines."""
         deadline = time.monotonic() + timeout
-        while True:
-            service = self.isvc(name)
-            if condition(service):
-                return service
-            time.sleep(0.1)
+        while not condition(found := self.get(kind, name, namespace)):
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"{name} did not reach the expected state:\n{json.dumps(service, indent=1)}\n{''.join(self.log[-30:])}"
+                    f"{kind} {namespace}/{name} did not reach the expected state:\n{json.dumps(found, indent=1)}\n"
+                    f"{''.join(self.log[-30:])}"
                 )
             time.sleep(0.25)
+        return found
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:

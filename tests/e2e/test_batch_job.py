@@ -40,14 +40,7 @@ def holding(batch_job: dict[str, Any]) -> str | None:
 
 
 def wait_for(daemon: Daemon, name: str, states: set[str], timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = daemon.get("bj", name)
-        if holding(found) in states:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name} is not {states}:\n{json.dumps(found, indent=1)}\n{''.join(daemon.log[-20:])}")
-        time.sleep(0.3)
+    return daemon.wait(name, lambda found: holding(found) in states, timeout, kind="bj")
 
 
 def batch_pids(home: Path) -> list[int]:

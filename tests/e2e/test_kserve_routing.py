@@ -5,7 +5,6 @@ gRPC routed by host across two namespaces serving a model of one name, and Infer
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -96,10 +95,7 @@ def test_grpc_by_host_keeps_clients_of_one_namespace_when_another_serves_the_mod
 
 
 def _wait_ready_in(daemon: Daemon, namespace: str, name: str, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready(daemon.get("isvc", name, namespace)):
-        assert time.monotonic() < deadline, f"{namespace}/{name} did not get ready:\n{''.join(daemon.log[-30:])}"
-        time.sleep(0.25)
+    daemon.wait(name, ready, timeout_s, namespace=namespace)
 
 
 def test_graph_steps_call_v2_services_over_v2(daemon: Daemon) -> None:

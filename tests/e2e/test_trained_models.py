@@ -6,7 +6,6 @@ wrong TrainedModels refused or reported with their reasons. One daemon for the m
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -92,14 +91,7 @@ def daemon(models: dict[str, tuple[Path, list[int]]], tmp_path_factory: pytest.T
 def wait_for(
     daemon: Daemon, name: str, met: Callable[[dict[str, Any]], bool], kind: str = "tm", timeout: float = TIMEOUT_S
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = daemon.get(kind, name)
-        if met(found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{kind} {name}:\n{json.dumps(found, indent=1)}\n{''.join(daemon.log[-20:])}")
-        time.sleep(0.3)
+    return daemon.wait(name, met, timeout, kind=kind)
 
 
 def condition(item: dict[str, Any], kind: str) -> dict[str, Any]:
